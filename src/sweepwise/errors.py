@@ -1,0 +1,42 @@
+"""Exceptions and warnings sweepwise raises on purpose."""
+
+from __future__ import annotations
+
+
+class SweepwiseError(Exception):
+    """Base class of every error sweepwise raises on purpose."""
+
+
+class ConfigError(SweepwiseError, ValueError):
+    """Bad user input: a spec field, a CLI word, a parameter spec.
+
+    The message is one line that names the field and says how to fix it.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class StoreError(SweepwiseError):
+    """The store could not complete an operation (after retries)."""
+
+
+class LeaseHeldError(SweepwiseError):
+    """Another controller holds the experiment's lease."""
+
+
+class DispatchError(SweepwiseError):
+    """A dispatcher could not start, find or cancel a job."""
+
+
+class MissingExtraError(SweepwiseError, ImportError):
+    """An optional integration was used without its extra installed."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(f'{module} is not installed: run pip install "sweepwise[{extra}]"')
+
+
+class SweepwiseWarning(UserWarning):
+    """Warnings of our own (tests turn them into errors)."""

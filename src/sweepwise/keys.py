@@ -1,0 +1,48 @@
+"""Standard summary keys: the one place their spelling lives.
+
+Schedulers and hooks read and write run summaries only through these names, so an
+experiment can be understood from its summaries alone.
+"""
+
+from __future__ import annotations
+
+# Observation fields, written by the post-eval hook (suggestion: at training dispatch).
+OBSERVATION_SCORE = "observation/score"
+OBSERVATION_COST = "observation/cost"
+OBSERVATION_SUGGESTION = "observation/suggestion"
+OBSERVATION_IS_FAILURE = "observation/is_failure"
+
+# Controller-managed flags, namespaced so user metrics never collide with them.
+POST_EVAL_PROCESSED = "adaptive/post_eval_processed"
+POST_EVAL_PROCESSED_AT = "adaptive/post_eval_processed_at"
+POST_TRAINING_PROCESSED = "adaptive/post_training_processed"
+POST_TRAINING_PROCESSED_AT = "adaptive/post_training_processed_at"
+
+# What the jobs themselves reported.
+TRAIN_RESULT = "train/result"
+TRAIN_RUNTIME = "train/runtime"
+TRAIN_EXIT_CODE = "train/exit_code"
+EVAL_RESULT = "eval/result"
+EVAL_RUNTIME = "eval/runtime"
+EVAL_EXIT_CODE = "eval/exit_code"
+
+# Where an eval job finds the trained artefact (the seed's `policy_uri`).
+POLICY_URI = "train/policy_uri"
+
+__all__ = [
+    "EVAL_EXIT_CODE",
+    "EVAL_RESULT",
+    "EVAL_RUNTIME",
+    "OBSERVATION_COST",
+    "OBSERVATION_IS_FAILURE",
+    "OBSERVATION_SCORE",
+    "OBSERVATION_SUGGESTION",
+    "POLICY_URI",
+    "POST_EVAL_PROCESSED",
+    "POST_EVAL_PROCESSED_AT",
+    "POST_TRAINING_PROCESSED",
+    "POST_TRAINING_PROCESSED_AT",
+    "TRAIN_EXIT_CODE",
+    "TRAIN_RESULT",
+    "TRAIN_RUNTIME",
+]

@@ -1,0 +1,209 @@
+"""Data models shared by every part: jobs, statuses, runs and job events."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JobTypes(enum.StrEnum):
+    """What a job does for its run."""
+
+    LAUNCH_TRAINING = "launch_training"
+    LAUNCH_EVAL = "launch_eval"
+
+    @property
+    def short(self) -> str:
+        """`train` or `eval`: the name used in file names and on the command line."""
+        return "train" if self is JobTypes.LAUNCH_TRAINING else "eval"
+
+    @classmethod
+    def from_short(cls, name: str) -> JobTypes:
+        """Parse `train` / `eval` (or the full value)."""
+        for member in cls:
+            if name in (member.short, member.value):
+                return member
+        raise ValueError(f"unknown job type {name!r}: use train or eval")
+
+
+class JobStatus(enum.StrEnum):
+    """A run's status, derived from its flags (see `RunInfo.status`)."""
+
+    PENDING = "PENDING"
+    IN_TRAINING = "IN TRAINING"
+    TRAINING_DONE_NO_EVAL = "TRAINING DONE (NO EVAL)"
+    IN_EVAL = "IN EVAL"
+    COMPLETED = "COMPLETED"
+    STALE = "STALE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    def is_finished(self) -> bool:
+        """True when the run will not change any more."""
+        return self in _FINISHED
+
+    def is_failure(self) -> bool:
+        """True for the statuses the optimizer sees as failed observations."""
+        return self in (JobStatus.FAILED, JobStatus.STALE)
+
+
+_FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.STALE, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class ArgStyle(enum.StrEnum):
+    """How hyperparameters are appended to a job's command."""
+
+    KEY_VALUE = "key=value"
+    DASHDASH = "--key value"
+    TEMPLATE = "template"  # `{key}` placeholders inside the command; nothing appended
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class JobDefinition(BaseModel):
+    """One job to run for one run: the single source of truth of what is launched.
+
+    `args` are function/script arguments (training gets `run`/`group`, eval the
+    artefact reference); `overrides` are config overrides, including the
+    optimizer's suggestion. Dispatchers never invent arguments.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    cmd: str | list[str]
+    gpus: int = 0
+    nodes: int = 1
+    args: dict[str, Any] = Field(default_factory=dict)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    type: JobTypes = JobTypes.LAUNCH_TRAINING
+    created_at: datetime = Field(default_factory=utcnow)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    arg_style: ArgStyle = ArgStyle.KEY_VALUE
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Everything the job receives as hyperparameters: args, then overrides."""
+        return {**self.args, **self.overrides}
+
+
+@dataclass(slots=True)
+class Observation:
+    """What an optimizer learns from one finished run."""
+
+    score: float
+    cost: float
+    suggestion: dict[str, Any]
+    is_failure: bool = False
+
+
+@dataclass(slots=True)
+class RunInfo:
+    """A run as the store returns it; `status` is derived from the flags."""
+
+    run_id: str
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    last_updated_at: datetime | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    has_started_training: bool = False
+    has_completed_training: bool = False
+    has_started_eval: bool = False
+    has_been_evaluated: bool = False
+    has_failed: bool = False
+    is_stale: bool = False
+    is_cancelled: bool = False
+    cost: float = 0.0
+    runtime: float = 0.0
+    error: str | None = None
+    train_job: JobDefinition | None = None
+    eval_job: JobDefinition | None = None
+    train_dispatch_id: str | None = None
+    eval_dispatch_id: str | None = None
+    seq: int = 0
+
+    @property
+    def status(self) -> JobStatus:
+        """The run's status, from its flags (failure and cancellation win)."""
+        if self.has_failed:
+            return JobStatus.FAILED
+        if self.is_cancelled:
+            return JobStatus.CANCELLED
+        if self.is_stale:
+            return JobStatus.STALE
+        if not self.has_started_training:
+            return JobStatus.PENDING
+        if not self.has_completed_training:
+            return JobStatus.IN_TRAINING
+        if not self.has_started_eval:
+            return JobStatus.TRAINING_DONE_NO_EVAL
+        if not self.has_been_evaluated:
+            return JobStatus.IN_EVAL
+        return JobStatus.COMPLETED
+
+    @property
+    def suggestion(self) -> dict[str, Any]:
+        """The hyperparameters suggested for this run (empty when none)."""
+        value = self.summary.get("observation/suggestion")
+        return dict(value) if isinstance(value, dict) else {}
+
+
+class EventKind(enum.StrEnum):
+    """What a dispatcher saw happen to a job."""
+
+    STARTED = "started"
+    HEARTBEAT = "heartbeat"
+    METRICS = "metrics"
+    FINISHED = "finished"
+    LOST = "lost"  # the job vanished without a final status
+
+
+@dataclass(slots=True)
+class JobEvent:
+    """One thing that happened to a job, as `Dispatcher.poll()` reports it.
+
+    `at` is in seconds since the epoch of the dispatcher's clock. A FINISHED event
+    carries the exit code and the parsed result (`None` when the job gave none);
+    `error` says why a job failed or why its result was rejected.
+    """
+
+    run_id: str
+    job_type: JobTypes
+    kind: EventKind
+    at: float
+    dispatch_id: str = ""
+    exit_code: int | None = None
+    result: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    error: str | None = None
+    started_at: float | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """True for a FINISHED event with exit code 0 and no error."""
+        return self.kind is EventKind.FINISHED and self.exit_code == 0 and self.error is None
+
+
+__all__ = [
+    "ArgStyle",
+    "EventKind",
+    "JobDefinition",
+    "JobEvent",
+    "JobStatus",
+    "JobTypes",
+    "Observation",
+    "RunInfo",
+    "utcnow",
+]

@@ -1,0 +1,163 @@
+"""The contracts between sweepwise's parts, as runtime-checkable protocols.
+
+Each protocol holds only what a new implementation must write. Optional
+capabilities are separate protocols checked with `isinstance`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from sweepwise.models import JobDefinition, JobEvent, JobTypes, Observation, RunInfo
+
+
+@runtime_checkable
+class ExperimentScheduler(Protocol):
+    """Experiment logic: given the runs, decide which jobs to start next."""
+
+    def schedule(self, runs: list[RunInfo], available_training_slots: int) -> list[JobDefinition]:
+        """Return the jobs to dispatch now.
+
+        Args:
+            runs: every run of the experiment (finished, running, failed).
+            available_training_slots: how many LAUNCH_TRAINING jobs may start now;
+                LAUNCH_EVAL jobs do not count against it.
+        """
+        ...
+
+    def is_experiment_complete(self, runs: list[RunInfo]) -> bool:
+        """True when the experiment needs no more jobs."""
+        ...
+
+
+@runtime_checkable
+class SchedulerWithState(Protocol):
+    """A scheduler whose `state` is saved every tick and restored on restart."""
+
+    state: Any
+
+    def load_state(self, data: dict[str, Any]) -> None:
+        """Restore `state` from what `state.model_dump()` returned."""
+        ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The single source of truth for runs (the seed's three calls)."""
+
+    def init_run(
+        self,
+        run_id: str,
+        group: str | None = None,
+        tags: list[str] | None = None,
+        initial_summary: dict[str, Any] | None = None,
+    ) -> None:
+        """Create a PENDING run."""
+        ...
+
+    def fetch_runs(self, filters: dict[str, Any]) -> list[RunInfo]:
+        """Runs matching `filters` (`group`, `run_id`, `since_seq`)."""
+        ...
+
+    def update_run_summary(self, run_id: str, summary_update: dict[str, Any]) -> bool:
+        """Merge `summary_update` into the run's summary; False if no such run."""
+        ...
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Where a scheduler's state is kept between ticks and restarts."""
+
+    def save_state(self, experiment: str, state: dict[str, Any]) -> None:
+        """Persist the state of `experiment`'s scheduler."""
+        ...
+
+    def load_state(self, experiment: str) -> dict[str, Any] | None:
+        """The last saved state, or None."""
+        ...
+
+
+@runtime_checkable
+class Dispatcher(Protocol):
+    """Starts jobs on some compute and reports what happens to them."""
+
+    def dispatch(self, job: JobDefinition) -> str:
+        """Start `job` and return its dispatch id (idempotent per run id and job type)."""
+        ...
+
+    def poll(self) -> list[JobEvent]:
+        """Events since the last poll, for the jobs this dispatcher watches."""
+        ...
+
+    def cancel(self, dispatch_id: str) -> None:
+        """Stop a job (no error if it has already ended)."""
+        ...
+
+
+@runtime_checkable
+class Reattachable(Protocol):
+    """A dispatcher that can find and watch jobs started before a restart."""
+
+    def find(self, run_id: str, job_type: JobTypes) -> str | None:
+        """The dispatch id of an existing job for (run_id, job_type), or None."""
+        ...
+
+    def reattach(self, dispatch_id: str, run_id: str, job_type: JobTypes) -> None:
+        """Watch an existing job again; its events come from `poll()`."""
+        ...
+
+
+@runtime_checkable
+class Waitable(Protocol):
+    """A dispatcher that can wake the controller as soon as a job event happens."""
+
+    def wait(self, timeout: float) -> None:
+        """Return after `timeout` seconds, or earlier when a job event is ready."""
+        ...
+
+
+@runtime_checkable
+class Optimizer(Protocol):
+    """Suggests hyperparameters; stateless: rebuilt from what it is given."""
+
+    def suggest(
+        self,
+        observations: list[Observation],
+        n_suggestions: int = 1,
+        pending: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return `n_suggestions` flat `{dot.path: value}` dicts.
+
+        Args:
+            observations: finished runs (failed ones with `is_failure=True`).
+            n_suggestions: how many suggestions to return.
+            pending: suggestions still running, so new ones avoid them.
+        """
+        ...
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where the controller takes its time from (real or virtual)."""
+
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Let `seconds` pass."""
+        ...
+
+
+__all__ = [
+    "Clock",
+    "Dispatcher",
+    "ExperimentScheduler",
+    "Optimizer",
+    "Reattachable",
+    "SchedulerWithState",
+    "StateStore",
+    "Store",
+    "Waitable",
+]
