@@ -117,6 +117,7 @@ class RunInfo:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     last_updated_at: datetime | None = None
+    last_heartbeat_at: datetime | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     has_started_training: bool = False
     has_completed_training: bool = False
@@ -136,11 +137,11 @@ class RunInfo:
 
     @property
     def status(self) -> JobStatus:
-        """The run's status, from its flags (failure and cancellation win)."""
-        if self.has_failed:
-            return JobStatus.FAILED
+        """The run's status, from its flags (cancellation, then failure, win)."""
         if self.is_cancelled:
             return JobStatus.CANCELLED
+        if self.has_failed:
+            return JobStatus.FAILED
         if self.is_stale:
             return JobStatus.STALE
         if not self.has_started_training:

@@ -1,0 +1,175 @@
+"""Optimizers and the registry that builds one from an `OptimizerSpec`.
+
+Each optimizer lives in its own module and registers a factory under its name with
+`register_optimizer`. Built-in modules are imported only when their optimizer is
+asked for, so `import sweepwise.optimizers` stays cheap (no numpy, no extras).
+
+Example:
+    >>> from sweepwise.optimizers import OptimizerSpec, make_optimizer
+    >>> from sweepwise.space import SearchSpace
+    >>> space = SearchSpace.from_dict({"x": {"distribution": "uniform", "min": 0, "max": 1}})
+    >>> optimizer = make_optimizer(OptimizerSpec(type="random", seed=0), space)
+    >>> len(optimizer.suggest([], n_suggestions=2))
+    2
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sweepwise.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sweepwise.protocols import Optimizer
+    from sweepwise.space import SearchSpace
+
+
+class Goal(enum.StrEnum):
+    """Whether a higher or a lower score is better."""
+
+    MAXIMIZE = "maximize"
+    MINIMIZE = "minimize"
+
+
+class OptimizerSpec(BaseModel):
+    """Which optimizer to use; fields other than `type` and `seed` are its own settings.
+
+    Attributes:
+        type: the registered name, e.g. `random`.
+        seed: seeds the optimizer's random state; None draws a fresh seed.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "random"
+    seed: int | None = None
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The optimizer-specific settings: every field besides `type` and `seed`."""
+        return dict(self.model_extra or {})
+
+
+class OptimizerFactory(Protocol):
+    """Builds an optimizer; what `register_optimizer` decorates."""
+
+    def __call__(self, spec: OptimizerSpec, space: SearchSpace, *, goal: Goal) -> Optimizer:
+        """Build the optimizer `spec` describes for `space`.
+
+        Raises:
+            ConfigError: a setting in `spec` is invalid (field `optimizer.<setting>`).
+        """
+        ...
+
+
+_F = TypeVar("_F", bound=OptimizerFactory)
+_M = TypeVar("_M", bound=BaseModel)
+
+_REGISTRY: dict[str, OptimizerFactory] = {}
+
+# Built-in optimizers: name -> module that registers it when imported.
+_BUILTIN_MODULES: dict[str, str] = {
+    "random": "sweepwise.optimizers.random",
+}
+
+
+def _qualified(obj: object) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def register_optimizer(name: str) -> Callable[[_F], _F]:
+    """Register a factory (or a class with the same call signature) under `name`.
+
+    Args:
+        name: the value of `optimizer.type` that selects it.
+
+    Raises:
+        ValueError: another factory already has this name.
+    """
+    if not name or not isinstance(name, str):
+        raise ValueError(f"optimizer name must be a non-empty string, got {name!r}")
+
+    def decorate(factory: _F) -> _F:
+        existing = _REGISTRY.get(name)
+        # Re-registering the same definition (a module reload) is harmless.
+        if existing is not None and _qualified(existing) != _qualified(factory):
+            raise ValueError(f"optimizer {name!r} is already registered by {_qualified(existing)}")
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorate
+
+
+def available_optimizers() -> list[str]:
+    """Names `optimizer.type` accepts: the built-ins and everything registered, sorted."""
+    return sorted({*_REGISTRY, *_BUILTIN_MODULES})
+
+
+def _factory(name: str) -> OptimizerFactory:
+    if name not in _REGISTRY and name in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[name])
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        choices = ", ".join(available_optimizers())
+        raise ConfigError("optimizer.type", f"unknown optimizer {name!r}; choose one of: {choices}")
+    return factory
+
+
+def make_optimizer(spec: OptimizerSpec, space: SearchSpace, *, goal: Goal | str = Goal.MAXIMIZE) -> Optimizer:
+    """Build the optimizer that `spec` names.
+
+    Args:
+        spec: the optimizer's type, seed and settings.
+        space: the search space it suggests in.
+        goal: `maximize` or `minimize` the score.
+
+    Raises:
+        ConfigError: unknown type (field `optimizer.type`), unknown goal (field `goal`)
+            or a bad setting (field `optimizer.<setting>`).
+    """
+    factory = _factory(spec.type)
+    try:
+        goal = Goal(goal)
+    except ValueError:
+        raise ConfigError("goal", f"unknown goal {goal!r}; use maximize or minimize") from None
+    return factory(spec, space, goal=goal)
+
+
+def parse_settings(spec: OptimizerSpec, model: type[_M], *, field: str = "optimizer") -> _M:
+    """Validate `spec.settings` with an optimizer's settings model (for factories).
+
+    Args:
+        spec: the optimizer spec whose extra fields are the settings.
+        model: a pydantic model, usually with `extra="forbid"`.
+        field: the path of the spec in the user's config, for error messages.
+
+    Raises:
+        ConfigError: the first invalid setting, with field `optimizer.<setting>`.
+    """
+    try:
+        return model.model_validate(spec.settings)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            valid = ", ".join(["type", "seed", *sorted(model.model_fields)])
+            message = f"unknown setting for optimizer '{spec.type}'; valid settings are: {valid}"
+        else:
+            message = f"{error['msg']} (got {error['input']!r})"
+        raise ConfigError(f"{field}.{loc}" if loc else field, " ".join(message.split())) from None
+
+
+__all__ = [
+    "Goal",
+    "OptimizerFactory",
+    "OptimizerSpec",
+    "available_optimizers",
+    "make_optimizer",
+    "parse_settings",
+    "register_optimizer",
+]

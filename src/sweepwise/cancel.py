@@ -1,0 +1,60 @@
+"""Cancelling runs and experiments from outside the controller (`sweepwise cancel`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sweepwise.errors import SweepwiseError
+from sweepwise.models import RunInfo
+from sweepwise.stores.sql import SQLStore
+
+
+def _dispatch_ids(run: RunInfo) -> list[str]:
+    ids = []
+    if run.train_dispatch_id and not run.has_completed_training:
+        ids.append(run.train_dispatch_id)
+    if run.eval_dispatch_id and not run.has_been_evaluated:
+        ids.append(run.eval_dispatch_id)
+    return ids
+
+
+def _stop_jobs(record_spec: dict[str, Any], experiment: str, runs: list[RunInfo]) -> None:
+    spec = record_spec.get("spec", {})
+    dispatcher = spec.get("dispatcher", {}).get("type", "local")
+    if dispatcher != "local":
+        return
+    from sweepwise.dispatchers.local import LocalDispatcher
+
+    local = LocalDispatcher(Path(record_spec.get("runs_root", "runs")), experiment, grace_period=5.0)
+    for run in runs:
+        for dispatch_id in _dispatch_ids(run):
+            local.cancel(dispatch_id)
+
+
+def cancel_target(store: SQLStore, target: str) -> str:
+    """Cancel the experiment named `target`, or else the run with that id; say what was done.
+
+    Raises:
+        SweepwiseError: nothing is called `target`.
+    """
+    record = store.get_experiment(target)
+    if record is not None:
+        active = [run for run in store.fetch_runs({"group": target}) if not run.status.is_finished()]
+        store.set_experiment_status(target, "cancelled")
+        cancelled = [run for run in active if store.cancel_run(run.run_id)]
+        _stop_jobs(record.spec, target, cancelled)
+        return f"cancelled experiment {target!r} ({len(cancelled)} unfinished run(s) stopped)"
+    runs = store.fetch_runs({"run_id": target})
+    if not runs:
+        raise SweepwiseError(f"no experiment or run named {target!r}; see `sweepwise status`")
+    run = runs[0]
+    if not store.cancel_run(run.run_id):
+        return f"run {target!r} had already finished ({run.status.value}); nothing to cancel"
+    owner = store.get_experiment(run.group or "")
+    if owner is not None:
+        _stop_jobs(owner.spec, owner.name, [run])
+    return f"cancelled run {target!r}"
+
+
+__all__ = ["cancel_target"]

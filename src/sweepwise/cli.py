@@ -1,0 +1,220 @@
+"""The `sweepwise` command line: run, status, logs, cancel, best.
+
+Read-only commands (`status`, `best`, `logs`) import neither the numeric stack nor
+the controller, so they start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from sweepwise.errors import ConfigError, LeaseHeldError, SweepwiseError
+
+if TYPE_CHECKING:
+    from sweepwise.stores.sql import SQLStore
+
+app = typer.Typer(
+    name="sweepwise",
+    help="Adaptive experiments: hyperparameter sweeps and train->eval pipelines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option("--store", help="SQLAlchemy URL of the store [default: $SWEEPWISE_STORE or ./sweepwise.db]"),
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _open_store(url_option: str | None, *, must_exist: bool = True) -> SQLStore:
+    from sweepwise.experiment import resolve_store_url
+    from sweepwise.stores.sql import SQLStore
+
+    store = SQLStore(resolve_store_url(url_option))
+    if must_exist and not store.exists():
+        raise _fail(f"no sweepwise store at {store.url}; run a sweep first or pass --store URL", 1)
+    return store
+
+
+def _experiment_record(store: SQLStore, name: str) -> Any:
+    record = store.get_experiment(name)
+    if record is None:
+        names = ", ".join(e.name for e in store.list_experiments()) or "none"
+        raise _fail(f"no experiment named {name!r} in {store.url} (experiments: {names})", 1)
+    return record
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def run(
+    target: Annotated[str, typer.Argument(help="a spec file (sweep.yaml)")],
+    words: Annotated[list[str] | None, typer.Argument(help="key=value overrides", show_default=False)] = None,
+    store: StoreOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="log lines only, no live table")] = False,
+) -> None:
+    """Run (or resume) an experiment until it is complete."""
+    from sweepwise.experiment import Experiment
+
+    path = Path(target)
+    if not path.exists():
+        raise _fail(f"{target}: no such spec file; give the path of a YAML spec (e.g. sweep.yaml)")
+    try:
+        experiment = Experiment.from_file(path, words or [])
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    from sweepwise.display import LiveDisplay
+    from sweepwise.stores.sql import SQLStore
+
+    if quiet:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    sql = SQLStore(experiment.store_url(store))
+    existing = sql.get_experiment(experiment.name) if sql.exists() else None
+    sql.ensure_experiment(experiment.name, experiment.record())
+    experiment.write_adaptive_config()
+    display = LiveDisplay(experiment, enabled=not quiet)
+    controller = experiment.build_controller(sql, on_tick=display.update)
+    if existing is not None:
+        typer.echo(f"resuming experiment {experiment.name!r} from {sql.url}", err=True)
+    try:
+        with display:
+            runs = controller.run()
+    except LeaseHeldError as exc:
+        raise _fail(str(exc), 3) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: jobs keep running; run the same command again to resume", err=True)
+        raise typer.Exit(130) from None
+    display.print_summary(runs)
+
+
+@app.command()
+def status(
+    experiment: Annotated[str | None, typer.Argument(help="experiment name; all when omitted")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    store: StoreOption = None,
+) -> None:
+    """Show the runs of an experiment (or every experiment)."""
+    from sweepwise.views import run_row, status_counts
+
+    sql = _open_store(store)
+    if experiment is None:
+        rows = []
+        for record in sql.list_experiments():
+            rows.append({"experiment": record.name, "status": record.status, "counts": sql.count_by_status(record.name)})
+        if as_json:
+            typer.echo(json.dumps({"experiments": rows}, indent=2))
+        else:
+            from sweepwise.display import print_experiments
+
+            print_experiments(rows)
+        return
+    record = _experiment_record(sql, experiment)
+    runs = sql.fetch_runs({"group": experiment})
+    payload = {
+        "experiment": experiment,
+        "status": record.status,
+        "counts": status_counts(runs),
+        "runs": [run_row(run) for run in runs],
+    }
+    if as_json:
+        typer.echo(json.dumps(payload, indent=2, default=str))
+    else:
+        from sweepwise.display import print_status
+
+        print_status(payload)
+
+
+@app.command()
+def best(
+    experiment: Annotated[str, typer.Argument(help="experiment name")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    store: StoreOption = None,
+) -> None:
+    """Show the best completed run of an experiment and its parameters."""
+    from sweepwise.views import best_row, best_run
+
+    sql = _open_store(store)
+    record = _experiment_record(sql, experiment)
+    spec = record.spec.get("spec", {})
+    metric, goal = spec.get("metric", "score"), spec.get("goal", "maximize")
+    run = best_run(sql.fetch_runs({"group": experiment, "status": "COMPLETED"}), goal)
+    if run is None:
+        if as_json:
+            typer.echo(json.dumps({"experiment": experiment, "best": None}))
+            return
+        raise _fail(f"experiment {experiment!r} has no completed run with a score yet", 1)
+    row = {"experiment": experiment, **best_row(run, metric, goal)}
+    if as_json:
+        typer.echo(json.dumps(row, indent=2, default=str))
+    else:
+        from sweepwise.display import print_best
+
+        print_best(row)
+
+
+@app.command()
+def logs(
+    run_id: Annotated[str, typer.Argument(help="the run's id (see `sweepwise status`)")],
+    job: Annotated[str, typer.Option("--job", help="train or eval")] = "train",
+    lines: Annotated[int, typer.Option("--lines", "-n", help="last N lines; 0 for all")] = 0,
+    store: StoreOption = None,
+) -> None:
+    """Print a job's output, and why it failed if it did."""
+    from sweepwise.models import JobTypes
+
+    if job not in ("train", "eval"):
+        raise _fail(f"--job: unknown job {job!r}; use train or eval")
+    sql = _open_store(store)
+    found = sql.fetch_runs({"run_id": run_id})
+    if not found:
+        raise _fail(f"no run {run_id!r} in {sql.url}; see `sweepwise status` for run ids", 1)
+    run = found[0]
+    record = _experiment_record(sql, run.group or "")
+    runs_root = Path(record.spec.get("runs_root", "runs"))
+    log_path = runs_root / (run.group or "") / run_id / f"{JobTypes.from_short(job).short}.log"
+    if not log_path.exists():
+        raise _fail(f"no {job} log for run {run_id} yet ({log_path})", 1)
+    text_lines = log_path.read_text(errors="replace").splitlines()
+    for line in text_lines[-lines:] if lines > 0 else text_lines:
+        typer.echo(line)
+    code = run.summary.get(f"{job}/exit_code")
+    if run.error or (code not in (None, 0)):
+        typer.echo(f"--- {job} job of {run_id}: {run.status.value}, exit code {code}: {run.error}", err=True)
+
+
+@app.command()
+def cancel(
+    target: Annotated[str, typer.Argument(help="a run id or an experiment name")],
+    store: StoreOption = None,
+) -> None:
+    """Cancel a run, or every unfinished run of an experiment (jobs get SIGTERM)."""
+    from sweepwise.cancel import cancel_target
+
+    sql = _open_store(store)
+    try:
+        message = cancel_target(sql, target)
+    except SweepwiseError as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(message)
+
+
+def run_app() -> None:
+    """Run the typer app, turning our errors into one line and exit code 2."""
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except SweepwiseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,408 @@
+"""The controller: the only place that sequences poll -> hooks -> schedule -> dispatch.
+
+One controller runs an experiment at a time (a lease in the store). Every state
+change is committed before the action that depends on it (DESIGN §4), so the
+controller can be killed at any point and a new one resumes without losing or
+repeating a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from tenacity import Retrying, stop_after_attempt, wait_exponential
+
+from sweepwise import keys
+from sweepwise._faults import crash_point
+from sweepwise.clock import RealClock
+from sweepwise.errors import DispatchError, LeaseHeldError
+from sweepwise.hooks import HookFn, MissingMetricError, ObservationHook, no_op_hook
+from sweepwise.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes, RunInfo
+from sweepwise.protocols import (
+    Clock,
+    Dispatcher,
+    ExperimentScheduler,
+    Reattachable,
+    SchedulerWithState,
+    Waitable,
+)
+from sweepwise.stores.sql import SQLStore
+
+logger = logging.getLogger(__name__)
+
+_TRAINING_SLOTS = (JobStatus.PENDING, JobStatus.IN_TRAINING)
+_RUNNING = (JobStatus.PENDING, JobStatus.IN_TRAINING, JobStatus.IN_EVAL)
+
+
+class ControllerSettings(BaseModel):
+    """How the controller paces itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_parallel: int = Field(default=4, ge=1, description="training jobs running at once")
+    monitoring_interval: float = Field(default=5.0, gt=0, description="longest wait between ticks (s)")
+    stale_after: float = Field(default=3600.0, gt=0, description="a job silent this long is STALE (s)")
+    lease_ttl: float = Field(default=60.0, gt=0, description="the experiment lease's lifetime (s)")
+    hook_retries: int = Field(default=3, ge=1)
+
+
+@dataclass
+class ControllerHooks:
+    """The seed's hooks. Each returns a summary update (or None) written with its flag."""
+
+    on_training_completed: HookFn = no_op_hook
+    on_eval_completed: HookFn | None = None
+    on_job_dispatch: Callable[[JobDefinition, str], None] | None = None
+
+
+@dataclass
+class TickReport:
+    """What one tick did (for progress displays and tests)."""
+
+    events: int = 0
+    dispatched: list[JobDefinition] = field(default_factory=list)
+    complete: bool = False
+
+
+def _owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class AdaptiveController:
+    """Runs one experiment to completion.
+
+    Args:
+        experiment: the experiment's name (the store's group).
+        scheduler: the experiment logic.
+        dispatcher: where jobs run.
+        store: the single source of truth.
+        settings: pacing and slots.
+        hooks: post-training / post-eval / dispatch hooks; the post-eval default is
+            `ObservationHook(metric)`.
+        metric: the result key the default post-eval hook reads.
+        clock: real time by default; a `VirtualClock` with the simulated dispatcher.
+        on_tick: called after every tick with the controller and the tick's report.
+    """
+
+    def __init__(
+        self,
+        experiment: str,
+        scheduler: ExperimentScheduler,
+        dispatcher: Dispatcher,
+        store: SQLStore,
+        *,
+        settings: ControllerSettings | None = None,
+        hooks: ControllerHooks | None = None,
+        metric: str = "score",
+        clock: Clock | None = None,
+        on_tick: Callable[[AdaptiveController, TickReport], None] | None = None,
+    ) -> None:
+        self.experiment = experiment
+        self.scheduler = scheduler
+        self.dispatcher = dispatcher
+        self.store = store
+        self.settings = settings or ControllerSettings()
+        self.hooks = hooks or ControllerHooks()
+        if self.hooks.on_eval_completed is None:
+            self.hooks.on_eval_completed = ObservationHook(metric)
+        self.clock: Clock = clock or RealClock()
+        self.on_tick = on_tick
+        self.owner = _owner_id()
+        self.runs: dict[str, RunInfo] = {}
+        self._active: set[str] = set()
+        self._seq = 0
+        self._saved_state: Any = None
+        self._lease_renewed_at = 0.0
+        self._stale_checked_at = 0.0
+
+    # -- public --------------------------------------------------------------------------
+
+    def run(self) -> list[RunInfo]:
+        """Run the experiment until the scheduler says it is complete; return every run.
+
+        Raises:
+            LeaseHeldError: another live controller runs this experiment.
+        """
+        self._acquire_lease()
+        try:
+            self._refresh()
+            self._restore_state()
+            self._recover()
+            self._run_hooks(list(self.runs.values()))  # hooks a dead controller left undone
+            while True:
+                report = self.tick()
+                if self.on_tick is not None:
+                    self.on_tick(self, report)
+                if report.complete:
+                    break
+                if report.events == 0 and not report.dispatched:
+                    self._wait(self.settings.monitoring_interval)
+            self.store.set_experiment_status(self.experiment, "complete")
+        finally:
+            self.store.release_lease(self.experiment, self.owner)
+        return list(self.runs.values())
+
+    def tick(self) -> TickReport:
+        """One pass of the loop: poll, apply, hooks, schedule, dispatch, save state."""
+        report = TickReport()
+        now = self.clock.now()
+        self._renew_lease(now)
+        events = self.dispatcher.poll()
+        report.events = len(events)
+        crash_point("after_poll")
+        if events:
+            self.store.apply_events(events)
+        changed = self._refresh()
+        self._run_hooks(changed)
+        self._check_stale(now)
+        runs = list(self.runs.values())
+        if self._cancelled():
+            report.complete = not self._active
+            return report
+        if self.scheduler.is_experiment_complete(runs):
+            report.complete = not any(self.runs[r].status in _RUNNING for r in self._active)
+            self._save_state()
+            return report
+        slots = self.settings.max_parallel - sum(
+            1 for run_id in self._active if self.runs[run_id].status in _TRAINING_SLOTS
+        )
+        jobs = self.scheduler.schedule(runs, max(0, slots))
+        report.dispatched = self._dispatch(jobs, slots)
+        self._save_state()
+        return report
+
+    @property
+    def active_runs(self) -> list[RunInfo]:
+        """Runs that have not finished yet."""
+        return [self.runs[run_id] for run_id in self._active]
+
+    # -- lease ---------------------------------------------------------------------------
+
+    def _acquire_lease(self) -> None:
+        now = self.clock.now()
+        ttl = self.settings.lease_ttl
+        if self.store.acquire_lease(self.experiment, self.owner, ttl, now):
+            self._lease_renewed_at = now
+            return
+        holder = self.store.lease_holder(self.experiment)
+        if holder is not None and self._holder_is_dead(holder[0]):
+            self.store.release_lease(self.experiment, holder[0])
+            if self.store.acquire_lease(self.experiment, self.owner, ttl, now):
+                logger.info("took over the lease of %s, whose controller is gone", holder[0])
+                self._lease_renewed_at = now
+                return
+            holder = self.store.lease_holder(self.experiment)
+        who = holder[0] if holder else "another controller"
+        raise LeaseHeldError(
+            f"experiment {self.experiment!r} is already being run by {who}; "
+            "wait for it to finish, or stop it with `sweepwise cancel` first"
+        )
+
+    @staticmethod
+    def _holder_is_dead(owner: str) -> bool:
+        host, _, rest = owner.partition(":")
+        pid_text = rest.split(":", 1)[0]
+        if host != socket.gethostname() or not pid_text.isdigit():
+            return False
+        return int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
+
+    def _renew_lease(self, now: float) -> None:
+        if now - self._lease_renewed_at < self.settings.lease_ttl / 3:
+            return
+        if not self.store.renew_lease(self.experiment, self.owner, self.settings.lease_ttl, now):
+            raise LeaseHeldError(f"lost the lease of experiment {self.experiment!r} to another controller")
+        self._lease_renewed_at = now
+
+    # -- reading the store -------------------------------------------------------------------
+
+    def _refresh(self) -> list[RunInfo]:
+        changed, self._seq = self.store.fetch_changed(self.experiment, self._seq)
+        for run in changed:
+            self.runs[run.run_id] = run
+            if run.status.is_finished():
+                self._active.discard(run.run_id)
+            else:
+                self._active.add(run.run_id)
+        return changed
+
+    def _cancelled(self) -> bool:
+        record = self.store.get_experiment(self.experiment)
+        return record is not None and record.status == "cancelled"
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    def _run_hooks(self, changed: list[RunInfo]) -> None:
+        for run in changed:
+            if run.has_completed_training and not run.summary.get(keys.POST_TRAINING_PROCESSED):
+                if run.status not in (JobStatus.CANCELLED, JobStatus.FAILED):
+                    self._run_hook(run, self.hooks.on_training_completed, keys.POST_TRAINING_PROCESSED)
+            if run.status is JobStatus.COMPLETED and not run.summary.get(keys.POST_EVAL_PROCESSED):
+                assert self.hooks.on_eval_completed is not None
+                self._run_hook(run, self.hooks.on_eval_completed, keys.POST_EVAL_PROCESSED)
+        if changed:
+            self._refresh()
+
+    def _run_hook(self, run: RunInfo, hook: HookFn, flag: str) -> None:
+        now = self.clock.now()
+        try:
+            for attempt in Retrying(
+                stop=stop_after_attempt(self.settings.hook_retries),
+                wait=wait_exponential(multiplier=0.05, max=1.0),
+                reraise=True,
+            ):
+                with attempt:
+                    update = hook(run) or {}
+        except MissingMetricError as exc:
+            logger.warning("run %s: %s", run.run_id, exc)
+            self.store.mark_failed(run.run_id, str(exc))
+            update = {keys.OBSERVATION_IS_FAILURE: True}
+        except Exception:
+            logger.exception("hook %s failed for run %s; it will run again next tick", flag, run.run_id)
+            return
+        update[flag] = True
+        update[f"{flag}_at"] = datetime.fromtimestamp(now).isoformat()
+        crash_point("in_hook")
+        self.store.update_run_summary(run.run_id, update)
+
+    # -- stale jobs ----------------------------------------------------------------------------
+
+    def _check_stale(self, now: float) -> None:
+        if now - self._stale_checked_at < self.settings.monitoring_interval:
+            return
+        self._stale_checked_at = now
+        limit = self.settings.stale_after
+        for run_id in list(self._active):
+            run = self.runs[run_id]
+            if run.status not in (JobStatus.IN_TRAINING, JobStatus.IN_EVAL):
+                continue
+            seen = run.last_heartbeat_at or run.started_at
+            if seen is None or now - seen.timestamp() <= limit:
+                continue
+            dispatch_id = run.eval_dispatch_id if run.status is JobStatus.IN_EVAL else run.train_dispatch_id
+            logger.warning("run %s sent no heartbeat for %.0f s: marking it STALE", run_id, limit)
+            self.store.mark_stale(run_id, f"no heartbeat for {limit:.0f} s")
+            if dispatch_id:
+                self.dispatcher.cancel(dispatch_id)
+
+    # -- dispatching ---------------------------------------------------------------------------
+
+    def _dispatch(self, jobs: list[JobDefinition], slots: int) -> list[JobDefinition]:
+        trainings = [job for job in jobs if job.type is JobTypes.LAUNCH_TRAINING]
+        evals = [job for job in jobs if job.type is JobTypes.LAUNCH_EVAL]
+        if len(trainings) > max(0, slots):
+            logger.warning(
+                "scheduler asked for %d trainings with %d free slots; starting %d",
+                len(trainings), slots, max(0, slots),
+            )
+            trainings = trainings[: max(0, slots)]
+        jobs = [*evals, *trainings]
+        if not jobs:
+            return []
+        next_index = len(self.runs)
+        with self.store.transaction() as tx:  # DESIGN §4.1: intent before dispatch
+            for job in evals:
+                tx.record_eval_intent(job)
+            for offset, job in enumerate(trainings):
+                suggestion = job.metadata.get("adaptive/suggestion", job.overrides)
+                tx.record_training_intent(self.experiment, job, suggestion, next_index + offset + 1)
+        crash_point("after_intent")
+        started: list[tuple[JobDefinition, str]] = []
+        for job in jobs:
+            dispatch_id = self._start(job)
+            if dispatch_id is not None:
+                started.append((job, dispatch_id))
+            crash_point("mid_dispatch")
+        with self.store.transaction() as tx:  # DESIGN §4.2: then the dispatch id
+            for job, dispatch_id in started:
+                tx.record_dispatch_id(job.run_id, job.type, dispatch_id)
+        if self.hooks.on_job_dispatch is not None:
+            for job, dispatch_id in started:
+                self.hooks.on_job_dispatch(job, dispatch_id)
+        return [job for job, _ in started]
+
+    def _start(self, job: JobDefinition) -> str | None:
+        try:
+            return self.dispatcher.dispatch(job)
+        except DispatchError as exc:
+            logger.error("could not start %s job of run %s: %s", job.type.short, job.run_id, exc)
+            self.store.mark_failed(job.run_id, f"dispatch failed: {exc}")
+            return None
+
+    def _recover(self) -> None:
+        """DESIGN §4.3: reattach or (re)start every job an earlier controller left behind."""
+        recorded: list[tuple[str, JobTypes, str]] = []
+        lost: list[JobEvent] = []
+        for run_id in list(self._active):
+            run = self.runs[run_id]
+            for job, dispatch_id, wanted in (
+                (run.train_job, run.train_dispatch_id, not run.has_completed_training),
+                (run.eval_job, run.eval_dispatch_id, run.has_started_eval and not run.has_been_evaluated),
+            ):
+                if job is None or not wanted:
+                    continue
+                if isinstance(self.dispatcher, Reattachable):
+                    found = dispatch_id or self.dispatcher.find(run_id, job.type)
+                    if found is not None:
+                        self.dispatcher.reattach(found, run_id, job.type)
+                        if dispatch_id is None:
+                            recorded.append((run_id, job.type, found))
+                        continue
+                elif dispatch_id is not None:
+                    lost.append(JobEvent(run_id, job.type, EventKind.LOST, self.clock.now(), dispatch_id))
+                    continue
+                new_id = self._start(job)
+                if new_id is not None:
+                    recorded.append((run_id, job.type, new_id))
+        if recorded:
+            with self.store.transaction() as tx:
+                for run_id, job_type, dispatch_id in recorded:
+                    tx.record_dispatch_id(run_id, job_type, dispatch_id)
+        if lost:
+            self.store.apply_events(lost)
+        self._refresh()
+
+    # -- state and waiting ---------------------------------------------------------------------
+
+    def _restore_state(self) -> None:
+        if not isinstance(self.scheduler, SchedulerWithState):
+            return
+        data = self.store.load_state(self.experiment)
+        if data is not None:
+            self.scheduler.load_state(data)
+            self._saved_state = data
+
+    def _save_state(self) -> None:
+        state = getattr(self.scheduler, "state", None)
+        if state is None or not hasattr(state, "model_dump"):
+            return
+        data = state.model_dump()
+        if data != self._saved_state:
+            self.store.save_state(self.experiment, data)
+            self._saved_state = data
+
+    def _wait(self, seconds: float) -> None:
+        if isinstance(self.dispatcher, Waitable):
+            self.dispatcher.wait(seconds)
+        else:
+            self.clock.sleep(seconds)
+
+
+__all__ = ["AdaptiveController", "ControllerHooks", "ControllerSettings", "TickReport"]

@@ -1,0 +1,182 @@
+"""A dispatcher in virtual time: each job's duration and result come from a Python function.
+
+It runs a whole sweep through the real controller in milliseconds, so scheduler
+and controller tests never sleep, and the orchestration benchmark measures the
+controller and store alone.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweepwise.clock import VirtualClock
+from sweepwise.dispatchers import register_dispatcher
+from sweepwise.models import EventKind, JobDefinition, JobEvent, JobTypes
+
+
+@dataclass(frozen=True, slots=True)
+class SimOutcome:
+    """What a simulated job does: how long it takes and how it ends."""
+
+    duration: float = 0.0
+    result: dict[str, Any] | None = None
+    exit_code: int = 0
+    error: str | None = None
+
+
+JobBehaviour = Callable[[JobDefinition], SimOutcome]
+
+
+def _zero_length(job: JobDefinition) -> SimOutcome:
+    return SimOutcome()
+
+
+@dataclass(slots=True)
+class _SimJob:
+    job: JobDefinition
+    dispatch_id: str
+    started_at: float
+    ends_at: float
+    outcome: SimOutcome
+    watched: bool = True
+    finished: bool = False
+    started_reported: bool = False
+
+
+@dataclass(slots=True)
+class DispatchRecord:
+    """One call that really started a simulated job (for assertions)."""
+
+    run_id: str
+    job_type: JobTypes
+    at: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@register_dispatcher("simulated")
+class SimulatedDispatcher:
+    """Runs jobs in virtual time.
+
+    Args:
+        clock: the virtual clock shared with the controller; `wait` advances it.
+        behaviour: maps a job to its `SimOutcome`; default: zero-length, empty result.
+    """
+
+    def __init__(self, clock: VirtualClock, behaviour: JobBehaviour | None = None) -> None:
+        self.clock = clock
+        self.behaviour = behaviour or _zero_length
+        self.started: list[DispatchRecord] = []
+        self._jobs: dict[tuple[str, JobTypes], _SimJob] = {}
+        self._by_id: dict[str, _SimJob] = {}
+        self._ends: list[tuple[float, int, str]] = []
+        self._counter = 0
+
+    def dispatch(self, job: JobDefinition) -> str:
+        """Start `job` now; a second dispatch of the same run and type starts nothing."""
+        key = (job.run_id, job.type)
+        existing = self._jobs.get(key)
+        if existing is not None:
+            existing.watched = True
+            return existing.dispatch_id
+        now = self.clock.now()
+        outcome = self.behaviour(job)
+        dispatch_id = f"sim:{job.run_id}:{job.type.short}"
+        sim = _SimJob(job, dispatch_id, now, now + max(0.0, outcome.duration), outcome)
+        self._jobs[key] = sim
+        self._by_id[dispatch_id] = sim
+        self._counter += 1
+        heapq.heappush(self._ends, (sim.ends_at, self._counter, dispatch_id))
+        self.started.append(DispatchRecord(job.run_id, job.type, now, job.params))
+        return dispatch_id
+
+    def poll(self) -> list[JobEvent]:
+        """STARTED for new watched jobs, FINISHED for those whose time has come."""
+        now = self.clock.now()
+        events: list[JobEvent] = []
+        while self._ends and self._ends[0][0] <= now:
+            _, _, dispatch_id = heapq.heappop(self._ends)
+            sim = self._by_id[dispatch_id]
+            if sim.finished:
+                continue
+            sim.finished = True
+            if sim.watched:
+                events.extend(self._report(sim, finished=True))
+        for sim in self._by_id.values():
+            if sim.watched and not sim.started_reported and not sim.finished:
+                events.extend(self._report(sim, finished=False))
+        return events
+
+    def _report(self, sim: _SimJob, *, finished: bool) -> list[JobEvent]:
+        events: list[JobEvent] = []
+        job = sim.job
+        if not sim.started_reported:
+            sim.started_reported = True
+            events.append(
+                JobEvent(job.run_id, job.type, EventKind.STARTED, sim.started_at, sim.dispatch_id)
+            )
+        if finished:
+            out = sim.outcome
+            events.append(
+                JobEvent(
+                    job.run_id,
+                    job.type,
+                    EventKind.FINISHED,
+                    sim.ends_at,
+                    sim.dispatch_id,
+                    exit_code=out.exit_code,
+                    result=out.result,
+                    error=out.error
+                    if out.error or out.exit_code == 0
+                    else f"exit code {out.exit_code}",
+                    started_at=sim.started_at,
+                )
+            )
+        return events
+
+    def cancel(self, dispatch_id: str) -> None:
+        """End a job now, as if it were killed by SIGTERM."""
+        sim = self._by_id.get(dispatch_id)
+        if sim is None or sim.finished:
+            return
+        sim.outcome = SimOutcome(exit_code=-15, error="cancelled")
+        sim.ends_at = self.clock.now()
+        self._counter += 1
+        heapq.heappush(self._ends, (sim.ends_at, self._counter, dispatch_id))
+
+    def find(self, run_id: str, job_type: JobTypes) -> str | None:
+        """The dispatch id of the job for (run_id, job_type), if it was ever started."""
+        sim = self._jobs.get((run_id, job_type))
+        return sim.dispatch_id if sim else None
+
+    def reattach(self, dispatch_id: str, run_id: str, job_type: JobTypes) -> None:
+        """Watch a job again; its pending events (including a past FINISHED) are reported."""
+        sim = self._by_id.get(dispatch_id)
+        if sim is None:
+            return
+        sim.watched = True
+        if sim.finished:
+            sim.finished = False
+            self._counter += 1
+            heapq.heappush(self._ends, (sim.ends_at, self._counter, dispatch_id))
+
+    def forget_watchers(self) -> None:
+        """Simulate a controller crash: nothing is watched until reattached."""
+        for sim in self._by_id.values():
+            sim.watched = False
+            sim.started_reported = False
+
+    def wait(self, timeout: float) -> None:
+        """Advance virtual time to the next job end, or by `timeout` if none comes sooner."""
+        deadline = self.clock.now() + max(0.0, timeout)
+        while self._ends and self._by_id[self._ends[0][2]].finished:
+            heapq.heappop(self._ends)
+        if self._ends and self._ends[0][0] < deadline:
+            self.clock.advance_to(self._ends[0][0])
+        else:
+            self.clock.advance_to(deadline)
+
+
+__all__ = ["DispatchRecord", "JobBehaviour", "SimOutcome", "SimulatedDispatcher"]

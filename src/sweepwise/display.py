@@ -1,0 +1,146 @@
+"""Rich output for the CLI: the live table while a sweep runs, and the status/best tables."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from sweepwise.views import best_row, best_run, run_row
+
+if TYPE_CHECKING:
+    from sweepwise.controller import AdaptiveController, TickReport
+    from sweepwise.experiment import Experiment
+    from sweepwise.models import RunInfo
+
+_STYLES = {
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "STALE": "red",
+    "CANCELLED": "yellow",
+    "IN TRAINING": "cyan",
+    "IN EVAL": "magenta",
+}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _runs_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
+    table = Table(title=title, expand=False)
+    for column in ("run", "status", "progress", "score", "cost", "parameters"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(row["suggestion"].items()))
+        progress = row.get("progress")
+        table.add_row(
+            row["run_id"],
+            Text(row["status"], style=_STYLES.get(row["status"], "")),
+            f"{progress:.0%}" if isinstance(progress, int | float) else "-",
+            _fmt(row["score"]),
+            _fmt(row["cost"]),
+            params or "-",
+        )
+    return table
+
+
+class LiveDisplay:
+    """The live table of a running sweep (no background thread: refreshed from the tick)."""
+
+    def __init__(self, experiment: Experiment, *, enabled: bool = True, console: Console | None = None) -> None:
+        self.experiment = experiment
+        self.enabled = enabled
+        self.console = console or Console(stderr=True)
+        self.max_trials = int(getattr(experiment.scheduler_config, "max_trials", 0) or 0)
+        self._live: Live | None = None
+        self._last = 0.0
+
+    def __enter__(self) -> LiveDisplay:
+        if self.enabled:
+            self._live = Live(console=self.console, auto_refresh=False, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    def update(self, controller: AdaptiveController, report: TickReport) -> None:
+        """Redraw at most a few times a second, and always on the last tick."""
+        if self._live is None:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.25 and not report.complete:
+            return
+        self._last = now
+        runs = list(controller.runs.values())
+        finished = [run for run in runs if run.status.is_finished()]
+        shown = controller.active_runs + finished[-max(0, 12 - len(controller.active_runs)) :]
+        total = max(self.max_trials, len(runs), 1)
+        bar = Group(
+            ProgressBar(total=total, completed=len(finished), width=40),
+            Text(f"{len(finished)}/{total} trials finished, {len(controller.active_runs)} running"),
+        )
+        table = _runs_table([run_row(run) for run in shown], title=f"sweepwise · {self.experiment.name}")
+        self._live.update(Group(table, bar), refresh=True)
+
+    def print_summary(self, runs: list[RunInfo]) -> None:
+        """The closing lines: counts and the best trial (always printed, to stdout)."""
+        out = Console()
+        spec = self.experiment.spec
+        counts: dict[str, int] = {}
+        for run in runs:
+            counts[run.status.value] = counts.get(run.status.value, 0) + 1
+        out.print(f"experiment {spec.name}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())))
+        best = best_run(runs, spec.goal)
+        if best is None:
+            out.print("no completed trial with a score")
+            return
+        print_best({"experiment": spec.name, **best_row(best, spec.metric, spec.goal)}, out)
+
+
+def print_status(payload: dict[str, Any]) -> None:
+    """`sweepwise status EXPERIMENT` as a table."""
+    console = Console()
+    console.print(_runs_table(payload["runs"], title=f"{payload['experiment']} ({payload['status']})"))
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in payload["counts"].items() if n)
+    console.print(counts or "no runs yet")
+    for row in payload["runs"]:
+        if row["error"]:
+            console.print(f"[red]{row['run_id']}[/red]: {row['error']}")
+
+
+def print_experiments(rows: list[dict[str, Any]]) -> None:
+    """`sweepwise status` (no experiment) as a table."""
+    table = Table(title="experiments")
+    for column in ("experiment", "status", "runs"):
+        table.add_column(column)
+    for row in rows:
+        counts = ", ".join(f"{n} {s.lower()}" for s, n in row["counts"].items() if n)
+        table.add_row(row["experiment"], row["status"], counts or "-")
+    Console().print(table)
+
+
+def print_best(row: dict[str, Any], console: Console | None = None) -> None:
+    """The best run and its parameters."""
+    console = console or Console()
+    console.print(
+        f"best trial: [bold]{row['run_id']}[/bold]  {row['metric']}={_fmt(row['score'])}"
+        f" ({row['goal']})  cost={_fmt(row['cost'])}"
+    )
+    for key, value in sorted(row["parameters"].items()):
+        console.print(f"  {key} = {value}")
+
+
+__all__ = ["LiveDisplay", "print_best", "print_experiments", "print_status"]

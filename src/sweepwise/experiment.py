@@ -1,0 +1,200 @@
+"""From a validated spec to a running controller: the wiring of store, dispatcher and scheduler."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from sweepwise.config import (
+    DEFAULT_STORE,
+    ExperimentSpec,
+    apply_overrides,
+    check_command,
+    config_error,
+    load_spec_data,
+)
+from sweepwise.dispatchers import available_dispatchers
+from sweepwise.errors import ConfigError
+from sweepwise.schedulers import scheduler_classes
+from sweepwise.schedulers.base import JobSpec
+
+if TYPE_CHECKING:
+    from sweepwise.controller import AdaptiveController, TickReport
+    from sweepwise.protocols import Dispatcher
+    from sweepwise.stores.sql import SQLStore
+
+
+
+def resolve_store_url(cli_value: str | None, spec_value: str | None = None) -> str:
+    """The store URL: `--store`, else `$SWEEPWISE_STORE`, else the spec's, else ./sweepwise.db."""
+    return cli_value or os.environ.get("SWEEPWISE_STORE") or spec_value or DEFAULT_STORE
+
+
+@dataclass
+class Experiment:
+    """A validated experiment: its spec, its scheduler config and where things live."""
+
+    spec: ExperimentSpec
+    base_dir: Path
+    scheduler_config: BaseModel
+    scheduler_cls: Callable[..., Any]
+
+    @classmethod
+    def from_file(cls, path: Path, words: list[str] | None = None) -> Experiment:
+        """Load and validate a YAML spec plus `key=value` overrides; raise `ConfigError`."""
+        data = load_spec_data(path)
+        return cls.from_dict(data, base_dir=path.resolve().parent, words=words)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, base_dir: Path, words: list[str] | None = None) -> Experiment:
+        """Validate a spec mapping (see `from_file`)."""
+        scheduler = data.get("scheduler") or {}
+        sched_type = scheduler if isinstance(scheduler, str) else scheduler.get("type", "batched_synced")
+        config_cls, scheduler_cls = scheduler_classes(str(sched_type))
+        data = apply_overrides(dict(data), words or [], [f for f in config_cls.model_fields if f != "type"])
+        try:
+            spec = ExperimentSpec.model_validate(data)
+        except ValidationError as exc:
+            raise config_error(exc, fields=list(ExperimentSpec.model_fields)) from None
+        if spec.dispatcher.type not in available_dispatchers():
+            raise ConfigError(
+                "dispatcher",
+                f"unknown dispatcher {spec.dispatcher.type!r}; choose one of: {', '.join(available_dispatchers())}",
+            )
+        jobs = {name: _job_spec(getattr(spec, name), name, base_dir) for name in ("train", "eval")}
+        if jobs["train"] is None and "recipe_module" not in (spec.scheduler.model_extra or {}):
+            raise ConfigError("train", "is required; add train: {cmd: [python, train.py]}")
+        _check_space_and_optimizer(spec)
+        fields = config_cls.model_fields
+        values: dict[str, Any] = {"experiment_id": spec.name, **jobs}
+        for key, value in (("parameters", spec.parameters), ("optimizer", spec.optimizer), ("goal", spec.goal)):
+            if key in fields:
+                values[key] = value
+        values.update(spec.scheduler.model_extra or {})
+        try:
+            config = config_cls.model_validate(values)
+        except ValidationError as exc:
+            raise config_error(exc, "scheduler", fields=[f for f in fields if f not in values]) from None
+        return cls(spec, base_dir, config, scheduler_cls)
+
+    @property
+    def name(self) -> str:
+        """The experiment's name."""
+        return self.spec.name
+
+    @property
+    def runs_root(self) -> Path:
+        """Where run directories go (relative to the current directory)."""
+        return Path(self.spec.runs_dir).resolve()
+
+    def store_url(self, cli_value: str | None = None) -> str:
+        """The store this experiment uses."""
+        return resolve_store_url(cli_value, self.spec.store)
+
+    def record(self) -> dict[str, Any]:
+        """The spec as stored with the experiment and written to `adaptive_config.json`."""
+        return {
+            "spec": self.spec.model_dump(mode="json"),
+            "scheduler_config": json.loads(self.scheduler_config.model_dump_json()),
+            "runs_root": str(self.runs_root),
+            "base_dir": str(self.base_dir),
+        }
+
+    def write_adaptive_config(self) -> Path:
+        """Write `adaptive_config.json` to the experiment's run dir, for reproducibility."""
+        target = self.runs_root / self.name / "adaptive_config.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.record(), indent=2, sort_keys=True))
+        tmp.replace(target)
+        return target
+
+    def make_dispatcher(self) -> tuple[Dispatcher, Any]:
+        """The dispatcher and the clock that goes with it."""
+        options = dict(self.spec.dispatcher.model_extra or {})
+        if self.spec.dispatcher.type == "simulated":
+            from sweepwise.clock import VirtualClock
+            from sweepwise.dispatchers.simulated import SimulatedDispatcher
+
+            clock = VirtualClock()
+            behaviour = options.pop("behaviour", None)
+            fn = _import_object(str(behaviour), "dispatcher.behaviour") if behaviour else None
+            return SimulatedDispatcher(clock, fn), clock
+        from sweepwise.clock import RealClock
+        from sweepwise.dispatchers.local import LocalDispatcher
+
+        return LocalDispatcher(self.runs_root, self.name, **options), RealClock()
+
+    def build_controller(
+        self,
+        store: SQLStore,
+        *,
+        on_tick: Callable[[AdaptiveController, TickReport], None] | None = None,
+    ) -> AdaptiveController:
+        """A controller wired to `store`, ready to `run()`."""
+        from sweepwise.controller import AdaptiveController, ControllerSettings
+
+        dispatcher, clock = self.make_dispatcher()
+        settings = ControllerSettings(
+            max_parallel=self.spec.max_parallel,
+            monitoring_interval=self.spec.monitoring_interval,
+            stale_after=self.spec.stale_after,
+        )
+        scheduler = self.scheduler_cls(self.scheduler_config)
+        return AdaptiveController(
+            self.name,
+            scheduler,
+            dispatcher,
+            store,
+            settings=settings,
+            metric=self.spec.metric,
+            clock=clock,
+            on_tick=on_tick,
+        )
+
+
+def _job_spec(raw: dict[str, Any] | None, field: str, base_dir: Path) -> JobSpec | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str | list):
+        raw = {"cmd": raw}
+    try:
+        job = JobSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise config_error(exc, field, fields=list(JobSpec.model_fields)) from None
+    cwd = (base_dir / job.cwd).resolve() if job.cwd else base_dir
+    check_command(job.cmd, cwd, f"{field}.cmd")
+    return job.model_copy(update={"cwd": str(cwd)})
+
+
+def _check_space_and_optimizer(spec: ExperimentSpec) -> None:
+    from sweepwise.optimizers import OptimizerSpec, available_optimizers
+    from sweepwise.space import SearchSpace
+
+    SearchSpace.from_dict(spec.parameters)
+    try:
+        opt = OptimizerSpec.model_validate(spec.optimizer)
+    except ValidationError as exc:
+        raise config_error(exc, "optimizer") from None
+    if opt.type not in available_optimizers():
+        raise ConfigError(
+            "optimizer.type", f"unknown optimizer {opt.type!r}; choose one of: {', '.join(available_optimizers())}"
+        )
+
+
+def _import_object(path: str, field: str) -> Any:
+    module_name, _, attr = path.replace(":", ".").rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError):
+        raise ConfigError(field, f"cannot import {path!r}; give module.function") from None
+
+
+__all__ = ["Experiment", "resolve_store_url"]

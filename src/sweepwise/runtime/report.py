@@ -1,0 +1,110 @@
+"""The report client, imported inside user jobs: `sweepwise.report(...)`, `sweepwise.report_result(...)`.
+
+Standard library only, and cheap to import. Outside sweepwise (no `SWEEPWISE_*`
+variables) both calls do nothing and warn once, so a training script runs unchanged
+on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+
+TYPE_CHECKING = False  # not `from typing import ...`: typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+_warned = False
+
+
+def _to_json(value: Any) -> Any:
+    """Make numpy / torch scalars and other odd values serialisable."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            pass
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    return str(value)
+
+
+def _target(variable: str, file_name: str) -> str | None:
+    path = os.environ.get(variable)
+    if path:
+        return path
+    run_dir = os.environ.get("SWEEPWISE_RUN_DIR")
+    if run_dir:
+        return os.path.join(run_dir, file_name)
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(
+            "sweepwise.report: not running under sweepwise (no SWEEPWISE_RUN_DIR); metrics are dropped",
+            stacklevel=3,
+        )
+    return None
+
+
+def report(step: int | None = None, **metrics: Any) -> None:
+    """Append one row of metrics to the job's metrics file (`$SWEEPWISE_METRICS_FILE`).
+
+    Each call writes one JSON line `{"step": step, "time": <epoch seconds>, **metrics}`;
+    the dispatcher turns the newest row into a METRICS event, and the last row is the
+    job's result when it reports no other.
+
+    Args:
+        step: the training step (or epoch) the metrics belong to.
+        **metrics: metric names and JSON-serialisable values (numpy scalars are fine).
+    """
+    path = _target("SWEEPWISE_METRICS_FILE", "metrics.jsonl")
+    if path is None:
+        return
+    row = {"step": step, "time": time.time(), **metrics}
+    line = (json.dumps(row, default=_to_json, separators=(",", ":")) + "\n").encode()
+    # One write on an O_APPEND descriptor: concurrent writers never interleave a line.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def report_result(**metrics: Any) -> None:
+    """Write the job's final result (`$SWEEPWISE_RESULT_FILE`), replacing an earlier one.
+
+    The file is written atomically, so a job killed mid-write leaves the previous
+    result (or none), never half of one.
+
+    Args:
+        **metrics: the result's metric names and JSON-serialisable values,
+            e.g. `report_result(score=0.9, cost=12.0)`.
+    """
+    path = _target("SWEEPWISE_RESULT_FILE", "result.json")
+    if path is None:
+        return
+    import tempfile  # only here: it is not cheap, and most jobs never call this
+
+    payload = json.dumps(metrics, default=_to_json, indent=1).encode()
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".result.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+__all__ = ["report", "report_result"]

@@ -1,0 +1,224 @@
+"""Reading what a job left in its run dir: its result, its status, the end of its log.
+
+Readers only look at the ends of files (results and log tails), so their cost does not
+grow with how much a job printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from sweepwise.runtime import LOG, METRICS, RESULT, RESULT_LINE_PREFIX, job_file
+
+_TAIL_BYTES = 64 * 1024
+_RESULT_EXAMPLE = '{"score": 0.9}'
+
+
+def _read_tail(path: Path, max_bytes: int) -> tuple[bytes, bool]:
+    """The last `max_bytes` of `path` and whether that is the whole file."""
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        start = max(0, size - max_bytes)
+        handle.seek(start)
+        return handle.read(size - start), start == 0
+
+
+def _tail_text_lines(path: Path, max_bytes: int = _TAIL_BYTES) -> list[str]:
+    """Complete lines in the last `max_bytes` of `path` (a cut first line is dropped)."""
+    try:
+        data, whole = _read_tail(path, max_bytes)
+    except OSError:
+        return []
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    if not whole:
+        lines = lines[1:]
+    return [line.rstrip("\r") for line in lines]
+
+
+def tail_lines(path: Path, n: int = 20) -> list[str]:
+    """The last `n` lines of a text file, reading only its end.
+
+    Args:
+        path: the file (a missing file gives `[]`).
+        n: how many lines.
+
+    Returns:
+        Up to `n` lines without their line endings; a final empty line is not counted.
+    """
+    if n <= 0:
+        return []
+    try:
+        handle = open(path, "rb")
+    except OSError:
+        return []
+    with handle:
+        end = handle.seek(0, os.SEEK_END)
+        pos, data = end, b""
+        while pos > 0 and data.count(b"\n") <= n:
+            step = min(8192, pos)
+            pos -= step
+            handle.seek(pos)
+            data = handle.read(step) + data
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if pos > 0:
+        lines = lines[1:]
+    return [line.rstrip("\r") for line in lines[-n:]]
+
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
+
+def _json_error(exc: json.JSONDecodeError) -> str:
+    return f"line {exc.lineno} column {exc.colno}: {exc.msg}"
+
+
+def _parse_object(text: str, where: str, how: str) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"{where} is not valid JSON ({_json_error(exc)}); {how}"
+    if not isinstance(value, dict):
+        kind = _JSON_TYPES.get(type(value), "null")
+        return None, f"{where} holds {kind}, not a JSON object of metrics; {how}"
+    return value, None
+
+
+def _from_result_file(path: Path, job_name: str) -> tuple[dict[str, Any] | None, str | None]:
+    how = f"write one JSON object, e.g. {_RESULT_EXAMPLE}"
+    where = f"{job_name}.{RESULT}"
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return None, f"{where} is not UTF-8 text; {how}"
+    except OSError as exc:
+        return None, f"{where} cannot be read ({exc.strerror}); {how}"
+    return _parse_object(text, where, how)
+
+
+def _from_log(path: Path, job_name: str) -> tuple[dict[str, Any] | None, str | None] | None:
+    for line in reversed(_tail_text_lines(path)):
+        if line.startswith(RESULT_LINE_PREFIX):
+            how = f"print one JSON object on one line, e.g. {RESULT_LINE_PREFIX}{_RESULT_EXAMPLE}"
+            where = f"the last {RESULT_LINE_PREFIX.strip()} line of {job_name}.{LOG}"
+            return _parse_object(line[len(RESULT_LINE_PREFIX) :], where, how)
+    return None
+
+
+def _from_metrics(path: Path) -> dict[str, Any] | None:
+    row = last_metrics_row(path)
+    if row is None:
+        return None
+    metrics = {key: value for key, value in row.items() if key not in ("step", "time")}
+    return metrics or None
+
+
+def last_metrics_row(path: Path) -> dict[str, Any] | None:
+    """The last complete, valid JSON-object row of a metrics file, or None."""
+    for line in reversed(_tail_text_lines(path)):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line being written right now, or garbage
+        if isinstance(row, dict):
+            return row
+    return None
+
+
+def read_new_metrics(path: Path, offset: int) -> tuple[dict[str, Any] | None, int]:
+    """The newest row appended to a metrics file since byte `offset`.
+
+    Reads only the new bytes (at most the last 64 KiB of them); a line still being
+    written is left for the next call.
+
+    Args:
+        path: the metrics file.
+        offset: where the previous call stopped (0 at first).
+
+    Returns:
+        `(row or None, new offset)`; the offset restarts at 0 if the file shrank.
+    """
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        return None, offset
+    if size < offset:  # rewritten from scratch
+        offset = 0
+    if size == offset:
+        return None, offset
+    start = max(offset, size - _TAIL_BYTES)
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(size - start)
+    end = data.rfind(b"\n")
+    skipped = start > offset  # the first line may be cut
+    if end < 0:
+        return None, start if skipped else offset
+    lines = data[: end + 1].split(b"\n")[1 if skipped else 0 :]
+    for line in reversed(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            return row, start + end + 1
+    return None, start + end + 1
+
+
+def last_output(log: Path, max_chars: int = 500) -> str | None:
+    """The last non-empty line of a job's log (shortened to `max_chars`), or None."""
+    for line in reversed(tail_lines(log, 20)):
+        text = line.strip()
+        if text:
+            return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
+    return None
+
+
+def read_job_result(run_dir: Path, job_name: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The result a job reported, and why it was rejected if it was.
+
+    Precedence: `<job>.result.json` (`report_result` or a renamed `result.json`); else
+    the last `SWEEPWISE_RESULT {json}` line in the last 64 KiB of `<job>.log`; else
+    the last row of `<job>.metrics.jsonl` without its `step` / `time`.
+
+    Args:
+        run_dir: the run directory.
+        job_name: `train` or `eval`.
+
+    Returns:
+        `(result, error)`: `(dict, None)` for a result; `(None, "one-line reason")`
+        when the job gave a result that is not a JSON object; `(None, None)` when it
+        gave none.
+    """
+    result_path = Path(job_file(run_dir, job_name, RESULT))
+    if result_path.exists():
+        return _from_result_file(result_path, job_name)
+    found = _from_log(Path(job_file(run_dir, job_name, LOG)), job_name)
+    if found is not None:
+        return found
+    return _from_metrics(Path(job_file(run_dir, job_name, METRICS))), None
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    """A status file's contents; None if it is missing, unreadable or not a JSON object."""
+    try:
+        value = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+__all__ = [
+    "last_metrics_row",
+    "last_output",
+    "read_job_result",
+    "read_new_metrics",
+    "read_status",
+    "tail_lines",
+]

@@ -1,0 +1,435 @@
+"""The supervisor: runs one job, records its life in `<job>.status.json`, forwards signals.
+
+The supervisor is the parent of the job process. It writes the status file atomically
+(temp file + `os.replace`) when the job starts, refreshes `heartbeat_at` while it runs,
+and writes the final status (exit code, end time, whether it was cancelled) when it
+ends, so a controller that was down meanwhile can still tell what happened.
+
+Process layout: the job runs in its own process group (pgid = job pid) inside the
+supervisor's session. SIGTERM / SIGINT / SIGHUP sent to the supervisor are forwarded
+once to the job's whole group and mark the job cancelled; a dispatcher can escalate
+with SIGKILL to the job's group and still get a final status saying "cancelled". When
+the job's main process exits, what is left of its process group is killed, so a job's
+background processes do not outlive it (a process that must, starts its own session).
+
+Only the standard library is imported: this module is on every job's path.
+"""
+
+from __future__ import annotations
+
+import enum
+import faulthandler
+import gc
+import json
+import os
+import select
+import signal
+import subprocess
+import time
+
+from sweepwise.runtime import RESULT, RESULT_FILE, job_file
+
+TYPE_CHECKING = False  # not `from typing import ...`: typing costs milliseconds at start-up
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from types import FrameType
+    from typing import Any
+
+_FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_HAS_PROC = os.path.isdir("/proc/self")
+
+
+class RunState(enum.StrEnum):
+    """The `state` field of a status file."""
+
+    RUNNING = "running"
+    EXITED = "exited"
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
+    """Write `data` as JSON to `path` so readers see the old or the new file, never half.
+
+    Args:
+        path: the destination file; its directory must exist.
+        data: a JSON-serialisable dict.
+    """
+    target = os.fspath(path)
+    tmp = f"{target}.{os.getpid()}.tmp"
+    payload = json.dumps(data, separators=(",", ":")).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks since boot) from /proc, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            data = stat_file.read()
+        fields = data[data.rindex(b")") + 2 :].split()
+        return fields[0].decode(), int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def proc_start_time(pid: int) -> int | None:
+    """The start time of process `pid` (clock ticks since boot), None when unknown.
+
+    Together with the pid it identifies a process even after its pid is reused.
+    """
+    stat = _proc_stat(pid)
+    return None if stat is None else stat[1]
+
+
+def process_alive(pid: int | None, start_time: int | None = None) -> bool:
+    """True if process `pid` exists, is not a zombie, and (if given) started at `start_time`.
+
+    Args:
+        pid: the process id (None or <= 0 is never alive).
+        start_time: what `proc_start_time` returned for it when it was recorded; a
+            different value means the pid was reused by another process.
+    """
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    if not _HAS_PROC:
+        return True
+    stat = _proc_stat(pid)
+    if stat is None or stat[0] in ("Z", "X"):
+        return False
+    return start_time is None or stat[1] == start_time
+
+
+def exit_status(code: int) -> int:
+    """Map a returncode (negative = killed by that signal) to a process exit status."""
+    if code < 0:
+        return 128 - code
+    return code if code <= 255 else 255
+
+
+def signal_group(pgid: int, signum: int) -> bool:
+    """Send `signum` to process group `pgid`; False if the group no longer exists.
+
+    A `pgid` <= 0 is refused (`killpg(0)` would signal the caller's own group).
+    """
+    if pgid <= 0:
+        return False
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    return True
+
+
+def _exited(pid: int) -> bool:
+    """Whether child `pid` has exited, leaving it unreaped."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+class _Supervisor:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        cwd: str,
+        env: Mapping[str, str],
+        log_path: str,
+        status_path: str,
+        run_dir: str,
+        job_name: str,
+        heartbeat_interval: float,
+    ) -> None:
+        self.argv = list(argv)
+        self.cwd = cwd
+        self.env = env
+        self.log_path = log_path
+        self.status_path = status_path
+        self.run_dir = run_dir
+        self.job_name = job_name
+        self.heartbeat_interval = heartbeat_interval
+        self.child: subprocess.Popen[bytes] | None = None
+        self.cancel_signal: int | None = None
+        self.done = False
+        pid = os.getpid()
+        self.status: dict[str, Any] = {
+            "job": job_name,
+            "supervisor_pid": pid,
+            "supervisor_start": proc_start_time(pid),
+            "pid": None,
+        }
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.done:
+            return
+        self.cancel_signal = signum
+        if self.child is not None:
+            signal_group(self.child.pid, signum)
+
+    def run(self) -> int:
+        loose = os.path.join(self.run_dir, RESULT_FILE)
+        if os.path.exists(loose):  # left by an earlier job whose supervisor died: not ours
+            try:
+                os.replace(loose, f"{loose}.before-{self.job_name}")
+            except OSError:
+                pass
+        if self.cancel_signal is not None:
+            return self.finish(-self.cancel_signal, started_at=time.time())
+        try:
+            with open(self.log_path, "ab") as log:
+                child = subprocess.Popen(
+                    self.argv,
+                    cwd=self.cwd,
+                    env={**os.environ, **self.env},
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    process_group=0,
+                )
+        except OSError as exc:
+            with open(self.log_path, "ab") as log:
+                log.write(f"sweepwise: cannot start {self.argv[0]!r}: {exc}\n".encode())
+            code = 127 if isinstance(exc, FileNotFoundError) else 126
+            return self.finish(code, started_at=time.time())
+        self.child = child
+        if self.cancel_signal is not None:  # arrived while the job was being started
+            signal_group(child.pid, self.cancel_signal)
+        started_at = time.time()
+        self.status.update(
+            pid=child.pid,
+            pid_start=proc_start_time(child.pid),
+            started_at=started_at,
+            heartbeat_at=started_at,
+            state=RunState.RUNNING.value,
+        )
+        self.write_status()
+        self.wait(child)
+        # The job's main process has exited but is not reaped yet, so its pid (= its process
+        # group id) cannot be reused: kill what is left of the group, then reap.
+        signal_group(child.pid, signal.SIGKILL)
+        code = child.wait()
+        self.child = None
+        return self.finish(code, started_at=started_at)
+
+    def wait(self, child: subprocess.Popen[bytes]) -> None:
+        """Return once the job has exited (without reaping it), heartbeating meanwhile."""
+        poller: select.poll | None = None
+        pidfd = -1
+        try:
+            pidfd = os.pidfd_open(child.pid)
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+        except (AttributeError, OSError):
+            poller = None
+        try:
+            next_beat = time.monotonic() + self.heartbeat_interval
+            while not _exited(child.pid):
+                remaining = next_beat - time.monotonic()
+                if remaining <= 0:
+                    self.status["heartbeat_at"] = time.time()
+                    self.write_status()
+                    next_beat = time.monotonic() + self.heartbeat_interval
+                elif poller is not None:
+                    poller.poll(max(1, int(remaining * 1000)))
+                else:
+                    time.sleep(min(remaining, 0.05))
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+
+    def finish(self, code: int, *, started_at: float) -> int:
+        self.done = True
+        loose = os.path.join(self.run_dir, RESULT_FILE)
+        if os.path.exists(loose):
+            try:
+                os.replace(loose, job_file(self.run_dir, self.job_name, RESULT))
+            except OSError:
+                pass
+        now = time.time()
+        self.status.setdefault("started_at", started_at)
+        self.status.setdefault("heartbeat_at", now)
+        self.status.update(
+            state=RunState.EXITED.value,
+            exit_code=code,
+            ended_at=now,
+            cancelled=self.cancel_signal is not None,
+        )
+        self.write_status()
+        return code
+
+    def write_status(self) -> None:
+        try:
+            write_json_atomic(self.status_path, self.status)
+        except OSError:
+            pass  # a full disk must not kill the job; the next heartbeat retries
+
+
+def supervise(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str],
+    log_path: str | os.PathLike[str],
+    status_path: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    job_name: str,
+    heartbeat_interval: float = 5.0,
+) -> int:
+    """Run one job to its end, recording its life in `status_path`.
+
+    Args:
+        argv: the job's command (never passed through a shell).
+        cwd: the job's working directory.
+        env: variables added to this process's environment for the job.
+        log_path: the job's stdout and stderr are appended here.
+        status_path: the status file (`{"supervisor_pid", "pid", "started_at",
+            "heartbeat_at", "state"}`, plus `"exit_code"`, `"ended_at"` and
+            `"cancelled"` once the job has exited).
+        run_dir: the run directory; a `result.json` the job left there is renamed to
+            `<job_name>.result.json` when the job exits.
+        job_name: `train` or `eval`.
+        heartbeat_interval: seconds between `heartbeat_at` refreshes.
+
+    Returns:
+        The job's exit code; negative (-N) when it was killed by signal N. 127 / 126
+        when the command could not be started (the reason is in the log).
+
+    Raises:
+        RuntimeError: on a system without POSIX process groups.
+        ValueError: if `heartbeat_interval` is not positive or `argv` is empty.
+    """
+    if os.name != "posix":
+        raise RuntimeError("sweepwise supervise / exec needs a POSIX system (Linux or macOS)")
+    if heartbeat_interval <= 0:
+        raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval}")
+    if not argv:
+        raise ValueError("the job's command is empty")
+    supervisor = _Supervisor(
+        argv,
+        os.fspath(cwd),
+        env,
+        os.fspath(log_path),
+        os.fspath(status_path),
+        os.fspath(run_dir),
+        job_name,
+        heartbeat_interval,
+    )
+    previous: dict[int, Any] = {}
+    for forwarded in _FORWARDED_SIGNALS:
+        try:
+            previous[forwarded] = signal.signal(forwarded, supervisor.on_signal)
+        except ValueError:  # not the main thread: signals stay with the caller
+            break
+    # A dispatcher may fork us with these blocked, so none is lost before our handlers exist.
+    old_mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, previous) if previous else None
+    try:
+        return supervisor.run()
+    finally:
+        if old_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _detach_forked_child(log_path: str) -> None:
+    """In a forked supervisor: drop everything inherited from the parent but memory.
+
+    The parent's descriptors (store connections, lock files, pipes to a terminal) are
+    closed in this process only; the parent's stay open. Garbage collection is off so
+    no inherited object's finaliser runs here on a reused descriptor number.
+    """
+    gc.disable()
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
+    if faulthandler.is_enabled():
+        faulthandler.disable()
+    null = os.open(os.devnull, os.O_RDONLY)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.closerange(3, max(os.sysconf("SC_OPEN_MAX"), 3))
+
+
+def fork_supervisor(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str],
+    log_path: str | os.PathLike[str],
+    status_path: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    job_name: str,
+    heartbeat_interval: float = 5.0,
+) -> int:
+    """Fork a supervisor running `supervise(...)` in a new session; return its pid.
+
+    The child never returns into the caller: it calls `os.setsid()`, points its
+    stdin at /dev/null and stdout/stderr at the job's log, closes its copies of every
+    other descriptor, runs `supervise` and leaves with `os._exit`. Nothing shared with
+    the parent is closed or finalised, and nothing is logged. Fork only from a
+    single-threaded process. The caller must reap the child (`os.waitpid`).
+    Arguments are those of `supervise`.
+    """
+    log = os.fspath(log_path)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED_SIGNALS)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        raise
+    if pid != 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        return pid
+    code = 70  # EX_SOFTWARE: the supervisor itself failed
+    try:
+        os.setsid()
+        _detach_forked_child(log)
+        code = exit_status(
+            supervise(
+                argv,
+                cwd=cwd,
+                env=env,
+                log_path=log,
+                status_path=status_path,
+                run_dir=run_dir,
+                job_name=job_name,
+                heartbeat_interval=heartbeat_interval,
+            )
+        )
+    except BaseException:
+        try:
+            import traceback
+
+            os.write(2, f"sweepwise supervisor failed:\n{traceback.format_exc()}".encode())
+        except BaseException:
+            pass
+    finally:
+        os._exit(code)
+
+
+__all__ = [
+    "RunState",
+    "exit_status",
+    "fork_supervisor",
+    "process_alive",
+    "proc_start_time",
+    "signal_group",
+    "supervise",
+    "write_json_atomic",
+]

@@ -1,0 +1,144 @@
+"""What every scheduler shares: the job templates of its config and how jobs are built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sweepwise import keys
+from sweepwise.models import ArgStyle, JobDefinition, JobTypes, Observation, RunInfo
+
+
+class JobSpec(BaseModel):
+    """How to run one kind of job: its command and resources.
+
+    `cmd` is an argv list or a string split like a shell would (the command comes
+    from the spec; hyperparameters are appended as separate argv words and never
+    pass through a shell).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    cmd: str | list[str]
+    gpus: int = Field(default=0, ge=0)
+    nodes: int = Field(default=1, ge=1)
+    arg_style: ArgStyle = ArgStyle.KEY_VALUE
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+
+
+class TrainAndEvalConfig(BaseModel):
+    """Seed 002's `TrainAndEvalConfig`: train a series of runs, evaluate each.
+
+    A job runs either a command (`train` / `eval`) or, when those are not given,
+    the entrypoint `recipe_module.train_entrypoint` / `recipe_module.eval_entrypoint`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipe_module: str | None = None
+    train_entrypoint: str = "train"
+    eval_entrypoint: str = "evaluate"
+    max_trials: int = Field(default=1, ge=1)
+    gpus: int = Field(default=0, ge=0)
+    nodes: int = Field(default=1, ge=1)
+    experiment_id: str = "train_and_eval"
+    train_overrides: dict[str, Any] = Field(default_factory=dict)
+    eval_overrides: dict[str, Any] = Field(default_factory=dict)
+    train: JobSpec | None = None
+    eval: JobSpec | None = None
+
+
+def generate_run_id(experiment_id: str, trial_num: int) -> str:
+    """The run id of trial `trial_num` (1-based) of an experiment."""
+    return f"{experiment_id}_trial_{trial_num:04d}"
+
+
+def _job_template(config: TrainAndEvalConfig, job_type: JobTypes) -> tuple[str | list[str], JobSpec | None]:
+    spec = config.train if job_type is JobTypes.LAUNCH_TRAINING else config.eval
+    if spec is not None:
+        return spec.cmd, spec
+    entry = config.train_entrypoint if job_type is JobTypes.LAUNCH_TRAINING else config.eval_entrypoint
+    return f"{config.recipe_module}.{entry}", None
+
+
+def create_training_job(
+    config: TrainAndEvalConfig, run_id: str, suggestion: dict[str, Any] | None = None
+) -> JobDefinition:
+    """A training job: the shared train overrides with the suggestion merged on top."""
+    cmd, spec = _job_template(config, JobTypes.LAUNCH_TRAINING)
+    overrides = {**config.train_overrides, **(suggestion or {})}
+    args: dict[str, Any] = {}
+    if spec is None:  # entrypoint jobs get the seed's run/group arguments
+        args = {"run": run_id, "group": config.experiment_id}
+    job = JobDefinition(
+        run_id=run_id,
+        cmd=cmd,
+        gpus=spec.gpus if spec else config.gpus,
+        nodes=spec.nodes if spec else config.nodes,
+        args=args,
+        overrides=overrides,
+        type=JobTypes.LAUNCH_TRAINING,
+        arg_style=spec.arg_style if spec else ArgStyle.KEY_VALUE,
+        env=dict(spec.env) if spec else {},
+        cwd=spec.cwd if spec else None,
+    )
+    if suggestion is not None:
+        job.metadata["adaptive/suggestion"] = dict(suggestion)
+    return job
+
+
+def create_eval_job(config: TrainAndEvalConfig, run: RunInfo) -> JobDefinition:
+    """An eval job for `run`, pointing at its trained artefact (`policy_uri`)."""
+    cmd, spec = _job_template(config, JobTypes.LAUNCH_EVAL)
+    train_result = run.summary.get(keys.TRAIN_RESULT) or {}
+    policy_uri = train_result.get("policy_uri") if isinstance(train_result, dict) else None
+    args: dict[str, Any] = {}
+    if policy_uri is not None:
+        args["policy_uri"] = policy_uri
+    elif spec is None:
+        args["policy_uri"] = run.run_id
+    return JobDefinition(
+        run_id=run.run_id,
+        cmd=cmd,
+        gpus=spec.gpus if spec else config.gpus,
+        nodes=spec.nodes if spec else config.nodes,
+        args=args,
+        overrides=dict(config.eval_overrides),
+        type=JobTypes.LAUNCH_EVAL,
+        arg_style=spec.arg_style if spec else ArgStyle.KEY_VALUE,
+        env=dict(spec.env) if spec else {},
+        cwd=spec.cwd if spec else None,
+    )
+
+
+def collect_observations(runs: list[RunInfo]) -> list[Observation]:
+    """Observations for an optimizer: scores of COMPLETED runs, failures of FAILED/STALE ones.
+
+    A COMPLETED run counts only once its post-eval hook wrote `observation/score`.
+    """
+    observations: list[Observation] = []
+    for run in runs:
+        status = run.status
+        if status.value == "COMPLETED":
+            score = run.summary.get(keys.OBSERVATION_SCORE)
+            if score is None or run.summary.get(keys.OBSERVATION_IS_FAILURE):
+                continue
+            cost = run.summary.get(keys.OBSERVATION_COST)
+            observations.append(
+                Observation(float(score), float(cost) if cost is not None else run.runtime, run.suggestion)
+            )
+        elif status.is_failure() and run.suggestion:
+            observations.append(Observation(float("nan"), run.runtime, run.suggestion, is_failure=True))
+    return observations
+
+
+__all__ = [
+    "JobSpec",
+    "TrainAndEvalConfig",
+    "collect_observations",
+    "create_eval_job",
+    "create_training_job",
+    "generate_run_id",
+]

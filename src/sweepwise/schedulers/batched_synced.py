@@ -1,0 +1,159 @@
+"""Seed 000's batched synchronized optimizing scheduler.
+
+No new batch starts until every run of the experiment, evals included, has
+finished; then the optimizer suggests up to `min(batch_size, remaining, slots)`
+new trainings from the observations of the finished runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sweepwise.models import JobDefinition, JobStatus, RunInfo
+from sweepwise.optimizers import OptimizerSpec, make_optimizer
+from sweepwise.protocols import Optimizer
+from sweepwise.schedulers.base import (
+    TrainAndEvalConfig,
+    collect_observations,
+    create_eval_job,
+    create_training_job,
+    generate_run_id,
+)
+from sweepwise.space import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+
+class BatchedSyncedSchedulerConfig(TrainAndEvalConfig):
+    """Configuration for the batched synchronized scheduler (seed field names)."""
+
+    experiment_id: str = "batched_synced"
+    max_trials: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=4, ge=1)
+    stats_server_uri: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    goal: Literal["maximize", "minimize"] = "maximize"
+    protein_config: Any = None
+    force_eval: bool = Field(
+        default=False,
+        description="schedule an eval for every trained run the store shows without one, "
+        "even when the saved state believes it already started",
+    )
+
+
+class SchedulerState(BaseModel):
+    """Which runs are in training, in evaluation and finished.
+
+    It keeps the scheduler from dispatching a job twice between the moment it is
+    scheduled and the moment the store shows it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    runs_in_training: set[str] = Field(default_factory=set)
+    runs_in_eval: set[str] = Field(default_factory=set)
+    runs_completed: set[str] = Field(default_factory=set)
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        """Serialize state to a JSON-ready dictionary (sets become sorted lists)."""
+        data = super().model_dump(**kwargs)
+        return {key: sorted(value) for key, value in data.items()}
+
+    @classmethod
+    def from_runs(cls, runs: list[RunInfo]) -> SchedulerState:
+        """Rebuild the state from run statuses (the restart rule)."""
+        state = cls()
+        state.update(runs)
+        return state
+
+    def update(self, runs: list[RunInfo]) -> None:
+        """Move each run to the set its status says."""
+        for run in runs:
+            status = run.status
+            run_id = run.run_id
+            if status in (JobStatus.PENDING, JobStatus.IN_TRAINING, JobStatus.TRAINING_DONE_NO_EVAL):
+                self.runs_in_training.add(run_id)
+            elif status is JobStatus.IN_EVAL:
+                self.runs_in_training.discard(run_id)
+                self.runs_in_eval.add(run_id)
+            else:
+                self.runs_in_training.discard(run_id)
+                self.runs_in_eval.discard(run_id)
+                self.runs_completed.add(run_id)
+
+
+class BatchedSyncedOptimizingScheduler:
+    """Scheduler that generates batches of suggestions synchronously.
+
+    Args:
+        config: the typed config.
+        state: a saved `SchedulerState` (or its dict); rebuilt from the runs when None.
+        optimizer: the optimizer to ask; built from `config.optimizer` when None.
+    """
+
+    def __init__(
+        self,
+        config: BatchedSyncedSchedulerConfig,
+        state: SchedulerState | dict[str, Any] | None = None,
+        optimizer: Optimizer | None = None,
+    ) -> None:
+        self.config = config
+        self.state: SchedulerState | None = (
+            SchedulerState.model_validate(state) if isinstance(state, dict) else state
+        )
+        if optimizer is None:
+            space = SearchSpace.from_dict(config.parameters)
+            optimizer = make_optimizer(config.optimizer, space, goal=config.goal)
+        self.optimizer = optimizer
+
+    def load_state(self, data: dict[str, Any]) -> None:
+        """Restore the state saved by a previous controller."""
+        self.state = SchedulerState.model_validate(data)
+
+    def schedule(self, runs: list[RunInfo], available_training_slots: int) -> list[JobDefinition]:
+        """Evals for trained runs first; a new batch only once every run has finished."""
+        if self.state is None:
+            self.state = SchedulerState.from_runs(runs)
+        else:
+            self.state.update(runs)
+        evals = [
+            create_eval_job(self.config, run)
+            for run in runs
+            if run.status is JobStatus.TRAINING_DONE_NO_EVAL
+            and (self.config.force_eval or run.run_id not in self.state.runs_in_eval)
+        ]
+        if evals:
+            for job in evals:
+                self.state.runs_in_eval.add(job.run_id)
+            return evals
+
+        total_created = len(runs)
+        if total_created >= self.config.max_trials:
+            return []
+        if any(not run.status.is_finished() for run in runs):
+            return []  # the barrier
+        to_launch = min(self.config.batch_size, self.config.max_trials - total_created, available_training_slots)
+        if to_launch <= 0:
+            return []
+        observations = collect_observations(runs)
+        suggestions = self.optimizer.suggest(observations, n_suggestions=to_launch)
+        jobs = []
+        for i, suggestion in enumerate(suggestions[:to_launch]):
+            run_id = generate_run_id(self.config.experiment_id, total_created + i + 1)
+            jobs.append(create_training_job(self.config, run_id, suggestion))
+            self.state.runs_in_training.add(run_id)
+        logger.info("batch of %d trainings from %d observations", len(jobs), len(observations))
+        return jobs
+
+    def is_experiment_complete(self, runs: list[RunInfo]) -> bool:
+        """True once `max_trials` runs are COMPLETED, FAILED, STALE or CANCELLED."""
+        if self.state is not None:
+            self.state.update(runs)
+        return sum(1 for run in runs if run.status.is_finished()) >= self.config.max_trials
+
+
+__all__ = ["BatchedSyncedOptimizingScheduler", "BatchedSyncedSchedulerConfig", "SchedulerState"]

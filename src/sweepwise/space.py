@@ -1,0 +1,536 @@
+"""The search space: parameter specs, their validation, and the map to [-1, 1] and back.
+
+Every parameter has one normalised dimension. A value is first moved into its
+distribution's natural space (linear, log10, log2 for powers of two, logit, or the
+index of a choice) and then mapped linearly so that the range's ends sit at -1 and 1.
+Optimizers work in that box; `SearchSpace.denormalize` turns a point back into a
+suggestion of plain Python scalars.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any, Literal, TypeAlias, TypeGuard
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from sweepwise.errors import ConfigError
+
+Scalar: TypeAlias = str | int | float | bool | None
+"""A JSON scalar: what a suggestion's values and a categorical's choices may be."""
+
+AUTO_SCALE = 0.5
+"""What `scale: auto` means: half-width of the search box, in normalised units."""
+
+
+class Distribution(enum.StrEnum):
+    """How a parameter's values are spread, and so how it is normalised."""
+
+    UNIFORM = "uniform"
+    INT_UNIFORM = "int_uniform"
+    UNIFORM_POW2 = "uniform_pow2"
+    LOG_NORMAL = "log_normal"
+    LOGIT_NORMAL = "logit_normal"
+    CATEGORICAL = "categorical"
+
+
+_DISTRIBUTIONS = ", ".join(d.value for d in Distribution)
+_FIELDS = "distribution, min, max, mean, scale, choices"
+_INTEGRAL = (Distribution.INT_UNIFORM, Distribution.UNIFORM_POW2)
+
+
+def _is_number(value: object) -> TypeGuard[numbers.Real]:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _as_float(value: object) -> float | None:
+    """`value` as a finite float (numbers and numeric strings), else None."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    return float(value) if _is_number(value) and math.isfinite(value) else None
+
+
+def _fmt(x: float) -> str:
+    """A number for an error message: `10`, `0.0001`, never rounded to fewer digits."""
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
+
+
+def _round_half_up(x: float) -> int:
+    return math.floor(x + 0.5)
+
+
+def _same_choice(a: object, b: object) -> bool:
+    # 1 and True compare equal in Python but are different JSON values.
+    return isinstance(a, bool) == isinstance(b, bool) and (a is None) == (b is None) and a == b
+
+
+def _logit(p: float) -> float:
+    return math.log(p) - math.log1p(-p)
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+class ParameterSpec(BaseModel):
+    """One parameter: how it is drawn, its range and its search centre.
+
+    After validation `mean` always holds a valid value of the parameter (the default
+    centre when none was given; snapped to an int / power of two where needed; the
+    first choice for a categorical).
+
+    Attributes:
+        distribution: how values are spread (see `Distribution`).
+        min: lowest value (numeric distributions only).
+        max: highest value (numeric distributions only).
+        mean: the search centre.
+        scale: half-width of the search box in normalised units, or "auto" (0.5).
+        choices: the values of a categorical parameter.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    distribution: Distribution
+    min: float | None = None
+    max: float | None = None
+    mean: Scalar = None
+    scale: float | Literal["auto"] = "auto"
+    choices: list[Scalar] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prepare(cls, data: Any) -> Any:
+        # Checks run here so that errors name the field, not a pydantic union member.
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        dist = data.get("distribution")
+        if dist is None and "choices" not in data:
+            raise ConfigError("distribution", f"required; set one of: {_DISTRIBUTIONS}")
+        if dist is None:
+            data["distribution"] = Distribution.CATEGORICAL.value
+        elif not isinstance(dist, str) or dist not in {d.value for d in Distribution}:
+            raise ConfigError("distribution", f"unknown distribution {dist!r}; use one of: {_DISTRIBUTIONS}")
+        scale = data.get("scale", "auto")
+        if not (isinstance(scale, str) and scale == "auto"):
+            number = _as_float(scale)
+            if number is None or number <= 0:
+                raise ConfigError("scale", f"must be a number above 0 or 'auto' (got {scale!r}); auto = 0.5")
+            data["scale"] = number
+        mean = data.get("mean")
+        if mean is not None and not isinstance(mean, str | numbers.Real):
+            raise ConfigError("mean", f"must be a single value (got {mean!r})")
+        choices = data.get("choices")
+        if choices is not None:
+            if not isinstance(choices, list | tuple):
+                raise ConfigError("choices", f"must be a list (got {choices!r}); write choices: [a, b]")
+            for item in choices:
+                if not (item is None or isinstance(item, str | bool) or _as_float(item) is not None):
+                    raise ConfigError("choices", f"each choice must be a finite JSON scalar (got {item!r})")
+            data["choices"] = list(choices)
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> ParameterSpec:
+        if self.distribution is Distribution.CATEGORICAL:
+            self._check_categorical()
+        else:
+            self._check_numeric()
+        return self
+
+    def _check_categorical(self) -> None:
+        for bound in ("min", "max"):
+            if getattr(self, bound) is not None:
+                raise ConfigError(bound, f"categorical parameters take no {bound}; remove it")
+        if not self.choices:
+            raise ConfigError("choices", "must list at least one value; write choices: [a, b]")
+        for i, choice in enumerate(self.choices):
+            if any(_same_choice(choice, earlier) for earlier in self.choices[:i]):
+                raise ConfigError("choices", f"duplicate value {choice!r}; list each choice once")
+        if self.mean is None:
+            self.mean = self.choices[0]
+        else:
+            index = self._index_of(self.mean)
+            if index is None:
+                raise ConfigError("mean", f"must be one of the choices {self.choices!r} (got {self.mean!r})")
+            self.mean = self.choices[index]
+
+    def _check_numeric(self) -> None:
+        dist = self.distribution.value
+        if self.choices is not None:
+            raise ConfigError("choices", f"only categorical parameters take choices; remove them from {dist}")
+        for bound, hint in (("min", "lowest"), ("max", "highest")):
+            value = getattr(self, bound)
+            if value is None:
+                raise ConfigError(bound, f"required for distribution '{dist}'; add {bound}: <{hint} value>")
+            if not math.isfinite(value):
+                raise ConfigError(bound, f"must be a finite number (got {value!r})")
+        lo, hi = self._lo, self._hi
+        got = f"(got min={_fmt(lo)}, max={_fmt(hi)})"
+        if lo >= hi:
+            raise ConfigError("min", f"must be below max {got}; swap them or fix the range")
+        if self.distribution is Distribution.LOG_NORMAL and lo <= 0:
+            raise ConfigError("min", f"must be above 0 for log_normal {got}; use a positive lower bound")
+        if self.distribution is Distribution.LOGIT_NORMAL:
+            if lo <= 0:
+                raise ConfigError("min", f"must be above 0 for logit_normal {got}; use 0 < min < max < 1")
+            if hi >= 1:
+                raise ConfigError("max", f"must be below 1 for logit_normal {got}; use 0 < min < max < 1")
+        if self.distribution is Distribution.INT_UNIFORM:
+            for bound, value in (("min", lo), ("max", hi)):
+                if not value.is_integer():
+                    raise ConfigError(bound, f"must be a whole number for int_uniform {got}; round it")
+        if self.distribution is Distribution.UNIFORM_POW2:
+            if lo < 1:
+                raise ConfigError("min", f"must be at least 1 for uniform_pow2 {got}; use min >= 1")
+            e_lo, e_hi = self._exponents()
+            if e_lo > e_hi:
+                raise ConfigError("max", f"no power of two lies in [min, max] {got}; widen the range")
+        self._resolve_mean(lo, hi)
+
+    def _resolve_mean(self, lo: float, hi: float) -> None:
+        if self.mean is None:
+            self.mean = self.from_unit(0.0)
+            return
+        mean = _as_float(self.mean)
+        if mean is None:
+            raise ConfigError("mean", f"must be a number (got {self.mean!r})")
+        if not lo <= mean <= hi:
+            bounds = f"[{_fmt(lo)}, {_fmt(hi)}]"
+            raise ConfigError("mean", f"must lie within {bounds} (got {_fmt(mean)}); move it or remove it")
+        self.mean = self.from_unit(self.to_unit(mean)) if self.distribution in _INTEGRAL else mean
+
+    # --- derived properties -------------------------------------------------------------
+
+    @property
+    def resolved_scale(self) -> float:
+        """`scale` as a number (`auto` is `AUTO_SCALE`)."""
+        return AUTO_SCALE if self.scale == "auto" else float(self.scale)
+
+    @property
+    def levels(self) -> int | None:
+        """How many distinct values the parameter has, or None when continuous."""
+        if self.distribution not in (*_INTEGRAL, Distribution.CATEGORICAL):
+            return None
+        a, b = self._natural_bounds()
+        return int(b - a) + 1
+
+    def discrete_values(self) -> list[Scalar] | None:
+        """Every value of a discrete parameter in order, or None when continuous."""
+        if self.distribution is Distribution.CATEGORICAL:
+            return list(self.choices or [])
+        if self.distribution is Distribution.INT_UNIFORM:
+            return list(range(int(self._lo), int(self._hi) + 1))
+        if self.distribution is Distribution.UNIFORM_POW2:
+            e_lo, e_hi = self._exponents()
+            return [2**e for e in range(e_lo, e_hi + 1)]
+        return None
+
+    def _exponents(self) -> tuple[int, int]:
+        """Lowest and highest exponent e with min <= 2**e <= max."""
+        lo, hi = float(self.min or 1.0), float(self.max or 1.0)
+        e_lo = math.ceil(math.log2(lo))
+        e_lo += 1 if 2.0**e_lo < lo else 0
+        e_hi = math.floor(math.log2(hi))
+        e_hi -= 1 if 2.0**e_hi > hi else 0
+        return e_lo, e_hi
+
+    @property
+    def _lo(self) -> float:
+        return float(self.min) if self.min is not None else 0.0
+
+    @property
+    def _hi(self) -> float:
+        return float(self.max) if self.max is not None else 0.0
+
+    def _natural_bounds(self) -> tuple[float, float]:
+        """The range's ends in the distribution's natural space."""
+        match self.distribution:
+            case Distribution.LOG_NORMAL:
+                return math.log10(self._lo), math.log10(self._hi)
+            case Distribution.LOGIT_NORMAL:
+                return _logit(self._lo), _logit(self._hi)
+            case Distribution.UNIFORM_POW2:
+                e_lo, e_hi = self._exponents()
+                return float(e_lo), float(e_hi)
+            case Distribution.CATEGORICAL:
+                return 0.0, float(len(self.choices or []) - 1)
+            case _:
+                return self._lo, self._hi
+
+    # --- normalisation ------------------------------------------------------------------
+
+    def _index_of(self, value: object) -> int | None:
+        for i, choice in enumerate(self.choices or []):
+            if _same_choice(choice, value):
+                return i
+        return None
+
+    def check_value(self, value: object) -> None:
+        """Raise ValueError (with a one-line reason) unless `value` is valid for this parameter."""
+        if self.distribution is Distribution.CATEGORICAL:
+            if self._index_of(value) is None:
+                raise ValueError(f"{value!r} is not one of the choices {self.choices!r}")
+            return
+        if not _is_number(value):
+            raise ValueError(f"must be a number (got {value!r})")
+        number = float(value)
+        if not self._lo <= number <= self._hi:
+            raise ValueError(f"must lie within [{_fmt(self._lo)}, {_fmt(self._hi)}] (got {_fmt(number)})")
+        if self.distribution in _INTEGRAL and not number.is_integer():
+            raise ValueError(f"must be a whole number (got {_fmt(number)})")
+        if self.distribution is Distribution.UNIFORM_POW2 and not math.log2(number).is_integer():
+            raise ValueError(f"must be a power of two (got {_fmt(number)})")
+
+    def to_unit(self, value: object) -> float:
+        """Map a value to [-1, 1]; numbers outside the range are clipped to it first.
+
+        Raises:
+            ValueError: `value` is not a number (numeric) or not a choice (categorical).
+        """
+        if self.distribution is Distribution.CATEGORICAL:
+            index = self._index_of(value)
+            if index is None:
+                raise ValueError(f"{value!r} is not one of the choices {self.choices!r}")
+            natural = float(index)
+        else:
+            if not _is_number(value):
+                raise ValueError(f"must be a number (got {value!r})")
+            number = min(max(float(value), self._lo), self._hi)
+            match self.distribution:
+                case Distribution.LOG_NORMAL:
+                    natural = math.log10(number)
+                case Distribution.LOGIT_NORMAL:
+                    natural = _logit(number)
+                case Distribution.UNIFORM_POW2:
+                    natural = math.log2(number)
+                case _:
+                    natural = number
+        a, b = self._natural_bounds()
+        if b <= a:
+            return 0.0
+        return min(max(2.0 * (natural - a) / (b - a) - 1.0, -1.0), 1.0)
+
+    def from_unit(self, u: float) -> Scalar:
+        """Map a point of [-1, 1] (clipped first) back to a valid value."""
+        u = min(max(float(u), -1.0), 1.0)
+        a, b = self._natural_bounds()
+        natural = a + (u + 1.0) / 2.0 * (b - a)
+        match self.distribution:
+            case Distribution.CATEGORICAL:
+                choices = self.choices or []
+                return choices[min(max(_round_half_up(natural), 0), len(choices) - 1)]
+            case Distribution.UNIFORM_POW2:
+                return int(2 ** min(max(_round_half_up(natural), int(a)), int(b)))
+            case Distribution.INT_UNIFORM:
+                return min(max(_round_half_up(natural), int(a)), int(b))
+            case Distribution.LOG_NORMAL:
+                value = 10.0**natural
+            case Distribution.LOGIT_NORMAL:
+                value = _sigmoid(natural)
+            case _:
+                value = natural
+        if abs(u) == 1.0:  # the box's faces are the range's ends exactly, without rounding error
+            value = self._lo if u < 0 else self._hi
+        return float(min(max(value, self._lo), self._hi))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as a plain mapping that `SearchSpace.from_dict` reads back."""
+        out: dict[str, Any] = {"distribution": self.distribution.value}
+        if self.distribution is Distribution.CATEGORICAL:
+            out["choices"] = list(self.choices or [])
+        else:
+            as_int = self.distribution in _INTEGRAL
+            for key in ("min", "max"):
+                value = float(getattr(self, key))
+                out[key] = int(value) if as_int and value.is_integer() else value
+        out["mean"] = self.mean
+        out["scale"] = self.scale
+        return out
+
+
+def _is_spec(value: object) -> bool:
+    """A mapping is a spec when it names a distribution or choices, or holds a non-mapping."""
+    if not isinstance(value, Mapping) or not value:
+        return False
+    if "distribution" in value or "choices" in value:
+        return True
+    return any(not isinstance(v, Mapping) for v in value.values())
+
+
+def _flatten(mapping: Mapping[Any, Any], field: str, prefix: str, out: dict[str, tuple[str, Any]]) -> None:
+    for key, value in mapping.items():
+        if not isinstance(key, str) or not all(key.split(".")):
+            raise ConfigError(field, f"parameter name {key!r} is not a dot path like 'trainer.lr'; rename it")
+        name, path = (f"{prefix}.{key}" if prefix else key), f"{field}.{key}"
+        if _is_spec(value):
+            if name in out:
+                raise ConfigError(path, f"parameter '{name}' is defined twice; keep one definition")
+            out[name] = (path, value)
+        elif isinstance(value, Mapping) and value:
+            _flatten(value, path, name, out)
+        else:
+            raise ConfigError(
+                path, f"expected a parameter spec (a mapping with 'distribution' or 'choices'), got {value!r}"
+            )
+
+
+def _config_error(path: str, exc: ValidationError) -> ConfigError:
+    """The first problem of a spec's ValidationError, as a one-line ConfigError."""
+    error = exc.errors()[0]
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):
+        field = f"{path}.{cause.field}" if cause.field else path
+        return ConfigError(field, cause.message)
+    loc = ".".join(str(part) for part in error["loc"])
+    field = f"{path}.{loc}" if loc else path
+    if error["type"] == "extra_forbidden":
+        message = f"unknown field {error['loc'][-1]!r}; valid fields are: {_FIELDS}"
+    elif error["type"].startswith("float"):
+        message = f"must be a number (got {error['input']!r})"
+    elif error["type"] == "model_type":
+        message = f"expected a mapping with 'distribution' or 'choices', got {error['input']!r}"
+    else:
+        message = f"{error['msg']} (got {error['input']!r})"
+    return ConfigError(field, " ".join(message.split()))
+
+
+class SearchSpace(BaseModel):
+    """Named parameters and the map between suggestions and the box [-1, 1]^dim.
+
+    Dimension i of a normalised point is parameter `names[i]`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    specs: dict[str, ParameterSpec]
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any], *, field: str = "parameters") -> SearchSpace:
+        """Build a space from flat dot-path names or nested groups of specs.
+
+        Args:
+            mapping: `{"trainer.lr": {...}}` or `{"trainer": {"lr": {...}}}` (or a mix).
+            field: the path of `mapping` in the user's config, used in error messages.
+
+        Raises:
+            ConfigError: a spec is invalid; `field` names it, e.g. `parameters.trainer.lr.min`.
+        """
+        if not isinstance(mapping, Mapping) or not mapping:
+            raise ConfigError(field, f"expected a mapping of parameter names to specs, got {mapping!r}")
+        raw: dict[str, tuple[str, Any]] = {}
+        _flatten(mapping, field, "", raw)
+        specs: dict[str, ParameterSpec] = {}
+        for name in sorted(raw):
+            path, value = raw[name]
+            try:
+                specs[name] = ParameterSpec.model_validate(value)
+            except ValidationError as exc:
+                raise _config_error(path, exc) from None
+        return cls(specs=specs)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Flat `{name: spec}` that `from_dict` reads back to an equal space."""
+        return {name: self.specs[name].to_dict() for name in self.names}
+
+    @property
+    def names(self) -> list[str]:
+        """The parameters' dot paths, sorted: the order of the normalised dimensions."""
+        return sorted(self.specs)
+
+    @property
+    def dim(self) -> int:
+        """Number of normalised dimensions (one per parameter)."""
+        return len(self.specs)
+
+    @property
+    def cardinality(self) -> int | None:
+        """How many distinct suggestions exist, or None when any parameter is continuous."""
+        total = 1
+        for spec in self.specs.values():
+            levels = spec.levels
+            if levels is None:
+                return None
+            total *= levels
+        return total
+
+    def normalize(self, suggestion: Mapping[str, Any]) -> np.ndarray:
+        """A suggestion as a point of [-1, 1]^dim, shape `(dim,)`; extra keys are ignored.
+
+        Raises:
+            ConfigError: a parameter is missing or its value is not a number / not a choice.
+        """
+        out = np.empty(self.dim, dtype=float)
+        for i, name in enumerate(self.names):
+            if name not in suggestion:
+                raise ConfigError(name, "missing from the suggestion; every parameter needs a value")
+            try:
+                out[i] = self.specs[name].to_unit(suggestion[name])
+            except ValueError as exc:
+                raise ConfigError(name, str(exc)) from None
+        return out
+
+    def denormalize(self, x: np.ndarray | list[float]) -> dict[str, Any]:
+        """A point of [-1, 1]^dim (clipped first) as a suggestion of plain Python scalars."""
+        point = np.asarray(x, dtype=float).reshape(-1)
+        if point.shape != (self.dim,):
+            raise ValueError(f"expected a point of shape ({self.dim},), got {np.shape(x)}")
+        return {name: self.specs[name].from_unit(float(u)) for name, u in zip(self.names, point, strict=True)}
+
+    def center(self) -> dict[str, Any]:
+        """Every parameter at its `mean`."""
+        return {name: self.specs[name].mean for name in self.names}
+
+    def sample_uniform(self, rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
+        """`n` suggestions drawn uniformly in normalised space.
+
+        Continuous parameters are uniform in their natural space (log-uniform for
+        log_normal); discrete ones (ints, powers of two, choices) give each value the
+        same chance.
+
+        Args:
+            rng: the random state to draw from.
+            n: how many suggestions (>= 0).
+        """
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        points = np.empty((n, self.dim), dtype=float)
+        for j, name in enumerate(self.names):
+            levels = self.specs[name].levels
+            if levels is None:
+                points[:, j] = rng.uniform(-1.0, 1.0, size=n)
+            elif levels == 1:
+                points[:, j] = 0.0
+            else:
+                points[:, j] = -1.0 + 2.0 * rng.integers(0, levels, size=n) / (levels - 1)
+        return [self.denormalize(row) for row in points]
+
+    def validate_suggestion(self, suggestion: Mapping[str, Any]) -> None:
+        """Check that `suggestion` has exactly the space's names, each with a valid value.
+
+        Raises:
+            ConfigError: the field is the offending parameter's name.
+        """
+        unknown = sorted(set(suggestion) - set(self.specs))
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown parameter; the space has: {', '.join(self.names)}")
+        for name in self.names:
+            if name not in suggestion:
+                raise ConfigError(name, "missing from the suggestion; every parameter needs a value")
+            try:
+                self.specs[name].check_value(suggestion[name])
+            except ValueError as exc:
+                raise ConfigError(name, str(exc)) from None
+
+
+__all__ = ["AUTO_SCALE", "Distribution", "ParameterSpec", "Scalar", "SearchSpace"]

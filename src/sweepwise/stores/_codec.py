@@ -1,0 +1,228 @@
+"""Conversions between Python values and the store's columns: JSON text, epoch times, rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any
+
+from sweepwise import keys
+from sweepwise.models import JobDefinition, JobStatus, RunInfo
+
+UTC = dt.UTC
+
+
+def _json_default(value: Any) -> Any:
+    """What `json.dumps` cannot encode by itself but state and summaries often hold."""
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, PurePath):
+        return str(value)
+    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays, without importing numpy
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable: {value!r}")
+
+
+def to_json(value: Any, *, what: str) -> str:
+    """Encode `value` as JSON text.
+
+    Raises:
+        TypeError: `value` holds something JSON cannot represent; `what` names it.
+    """
+    try:
+        return json.dumps(value, default=_json_default, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} must be JSON-serialisable: {exc}") from None
+
+
+def from_json(text: str | None) -> Any:
+    """Decode JSON text (None stays None)."""
+    return None if text is None else json.loads(text)
+
+
+def to_epoch(value: dt.datetime | None) -> float | None:
+    """A datetime as UTC epoch seconds (naive datetimes are taken as UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def to_datetime(value: float | None) -> dt.datetime | None:
+    """UTC epoch seconds as a timezone-aware UTC datetime."""
+    return None if value is None else dt.datetime.fromtimestamp(value, UTC)
+
+
+def cost_of(summary: Mapping[str, Any]) -> float | None:
+    """The summary's `observation/cost` when it is a finite number, else None."""
+    value = summary.get(keys.OBSERVATION_COST)
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def status_of(
+    *,
+    has_started_training: bool,
+    has_completed_training: bool,
+    has_started_eval: bool,
+    has_been_evaluated: bool,
+    has_failed: bool,
+    is_stale: bool,
+    is_cancelled: bool,
+) -> JobStatus:
+    """The status `RunInfo.status` derives from these flags (one rule, one place)."""
+    return RunInfo(
+        run_id="",
+        has_started_training=has_started_training,
+        has_completed_training=has_completed_training,
+        has_started_eval=has_started_eval,
+        has_been_evaluated=has_been_evaluated,
+        has_failed=has_failed,
+        is_stale=is_stale,
+        is_cancelled=is_cancelled,
+    ).status
+
+
+_from_epoch = dt.datetime.fromtimestamp
+_parse_job = JobDefinition.model_validate_json
+
+
+RUN_FIELDS = (
+    "run_id",
+    "experiment",
+    "tags",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "updated_at",
+    "last_heartbeat_at",
+    "summary",
+    "has_started_training",
+    "has_completed_training",
+    "has_started_eval",
+    "has_been_evaluated",
+    "has_failed",
+    "is_stale",
+    "is_cancelled",
+    "cost",
+    "runtime",
+    "error",
+    "train_job",
+    "eval_job",
+    "train_dispatch_id",
+    "eval_dispatch_id",
+    "seq",
+    "trial_index",
+)
+"""The `runs` columns `run_from_row` reads, in the order it unpacks them."""
+
+
+def run_from_row(row: Sequence[Any]) -> RunInfo:
+    """A `RunInfo` from a row of the `RUN_FIELDS` columns, in that order.
+
+    Rows are unpacked by position: this runs once per run read, 10^4 times for a
+    large experiment, and named access costs more than everything else here.
+    """
+    (
+        run_id,
+        experiment,
+        tags,
+        created_at,
+        started_at,
+        completed_at,
+        updated_at,
+        last_heartbeat_at,
+        summary,
+        has_started_training,
+        has_completed_training,
+        has_started_eval,
+        has_been_evaluated,
+        has_failed,
+        is_stale,
+        is_cancelled,
+        cost,
+        runtime,
+        error,
+        train_job,
+        eval_job,
+        train_dispatch_id,
+        eval_dispatch_id,
+        seq,
+        _trial_index,
+    ) = row
+    return RunInfo(
+        run_id=run_id,
+        group=experiment,
+        tags=json.loads(tags),
+        created_at=_from_epoch(created_at, UTC),
+        started_at=None if started_at is None else _from_epoch(started_at, UTC),
+        completed_at=None if completed_at is None else _from_epoch(completed_at, UTC),
+        last_updated_at=_from_epoch(updated_at, UTC),
+        last_heartbeat_at=None if last_heartbeat_at is None else _from_epoch(last_heartbeat_at, UTC),
+        summary=json.loads(summary),
+        has_started_training=bool(has_started_training),
+        has_completed_training=bool(has_completed_training),
+        has_started_eval=bool(has_started_eval),
+        has_been_evaluated=bool(has_been_evaluated),
+        has_failed=bool(has_failed),
+        is_stale=bool(is_stale),
+        is_cancelled=bool(is_cancelled),
+        cost=cost,
+        runtime=runtime,
+        error=error,
+        train_job=None if train_job is None else _parse_job(train_job),
+        eval_job=None if eval_job is None else _parse_job(eval_job),
+        train_dispatch_id=train_dispatch_id,
+        eval_dispatch_id=eval_dispatch_id,
+        seq=seq,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentRecord:
+    """An experiment as the store keeps it.
+
+    Attributes:
+        name: the experiment's name (the runs' `group`).
+        spec: the spec it was created with (JSON-serialisable).
+        status: `running`, `complete`, `cancelled`, ...
+        created_at: when it was created (UTC).
+        updated_at: when it last changed, runs included (UTC).
+        last_seq: its update sequence: the `seq` of its most recently changed runs.
+    """
+
+    name: str
+    spec: dict[str, Any]
+    status: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    last_seq: int
+
+
+EXPERIMENT_FIELDS = ("name", "spec", "status", "created_at", "updated_at", "last_seq")
+"""The `experiments` columns `experiment_from_row` reads, in the order it unpacks them."""
+
+
+def experiment_from_row(row: Sequence[Any]) -> ExperimentRecord:
+    """An `ExperimentRecord` from a row of the `EXPERIMENT_FIELDS` columns, in that order."""
+    name, spec, status, created_at, updated_at, last_seq = row
+    return ExperimentRecord(
+        name=name,
+        spec=json.loads(spec),
+        status=status,
+        created_at=_from_epoch(created_at, UTC),
+        updated_at=_from_epoch(updated_at, UTC),
+        last_seq=last_seq,
+    )

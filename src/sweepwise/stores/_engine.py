@@ -1,0 +1,149 @@
+"""Engine set-up and driver-error handling for the SQL store.
+
+SQLite gets WAL, a configurable `synchronous`, a 10 s busy timeout and foreign
+keys on every new connection. pysqlite's own transaction handling is switched
+off so that we emit `BEGIN` ourselves (`begin`): write transactions start with
+`BEGIN IMMEDIATE`, taking the write lock up front (a deferred transaction that
+reads and then writes cannot wait for the lock and fails at once), read ones
+with a plain `BEGIN`, which gives them one consistent snapshot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, RootTransaction, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from sweepwise.errors import ConfigError
+
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+BUSY_TIMEOUT_MS = 10_000
+
+# Words of SQLite errors that go away when tried again (another writer held the lock).
+_SQLITE_TRANSIENT = ("locked", "busy")
+
+
+def parse_url(url: str) -> URL:
+    """Parse a SQLAlchemy URL.
+
+    Raises:
+        ConfigError: the URL cannot be parsed.
+    """
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(
+            "store", f"{url!r} is not a database URL ({exc}); e.g. sqlite:///sweepwise.db"
+        ) from None
+
+
+def check_synchronous(mode: str) -> str:
+    """Validate SQLite's `synchronous` setting.
+
+    Raises:
+        ConfigError: not one of OFF, NORMAL, FULL, EXTRA.
+    """
+    upper = mode.upper()
+    if upper not in SYNCHRONOUS_MODES:
+        raise ConfigError("sqlite_synchronous", f"{mode!r} is not one of {', '.join(SYNCHRONOUS_MODES)}")
+    return upper
+
+
+def is_sqlite(url: URL) -> bool:
+    """True for SQLite URLs, whatever the driver."""
+    return url.get_backend_name() == "sqlite"
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The database file of a SQLite URL; None for in-memory databases and other backends."""
+    if not is_sqlite(url) or url.database in (None, "", ":memory:"):
+        return None
+    database = str(url.database)
+    if database.startswith("file:"):  # URI filename: sqlite:///file:path?uri=true
+        database = database[len("file:") :]
+    return Path(database)
+
+
+def create_store_engine(url: URL, synchronous: str) -> Engine:
+    """An engine for `url` (no connection is opened yet)."""
+    engine = create_engine(url)
+    if is_sqlite(url):
+        _configure_sqlite(engine, synchronous)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+
+def begin(connection: Connection, *, write: bool) -> RootTransaction:
+    """Begin a transaction on `connection`; on SQLite, `BEGIN IMMEDIATE` when `write`.
+
+    Raises:
+        sqlalchemy.exc.DBAPIError: the database refused (e.g. locked past the busy timeout).
+    """
+    transaction = connection.begin()
+    if connection.dialect.name != "sqlite":
+        return transaction
+    statement = "BEGIN IMMEDIATE" if write else "BEGIN"
+    try:
+        # Straight to the driver: SQLAlchemy's bookkeeping is done and this runs on every call.
+        connection.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+    except Exception as exc:
+        transaction.rollback()
+        dbapi = connection.dialect.loaded_dbapi
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
+    return transaction
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for driver errors worth another attempt: locks, busy servers, lost connections."""
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    module = type(exc.orig).__module__ if exc.orig is not None else ""
+    if "sqlite" in module:
+        message = str(exc.orig).lower()
+        return any(word in message for word in _SQLITE_TRANSIENT)
+    return True  # PostgreSQL & co. raise OperationalError for connection-level trouble
+
+
+def one_line(exc: SQLAlchemyError) -> str:
+    """The driver's message of `exc`, on one line, without SQLAlchemy's statement dump."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig) if orig is not None else str(exc)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "SYNCHRONOUS_MODES",
+    "begin",
+    "check_synchronous",
+    "create_store_engine",
+    "is_sqlite",
+    "is_transient",
+    "one_line",
+    "parse_url",
+    "sqlite_file",
+]

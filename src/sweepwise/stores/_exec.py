@@ -1,0 +1,145 @@
+"""Prebuilt statements run straight on the driver's cursor.
+
+The store runs a handful of fixed statements thousands of times per experiment,
+one or two rows at a time. Through `Connection.execute` each costs 10-20 µs of
+SQLAlchemy bookkeeping against 2-5 µs in SQLite itself, so the controller's tick
+paid mostly for the bookkeeping. A `Prepared` statement is still built with
+SQLAlchemy (`select()`, `update()`, ...) and compiled by SQLAlchemy for the
+connection's dialect, once per dialect and set of parameter names; it is then
+executed on the DBAPI cursor of the same connection, inside the transaction
+that SQLAlchemy begins and commits. Driver errors are wrapped as SQLAlchemy
+would wrap them (and a lost connection is invalidated), so retries and the
+mapping to `StoreError` see the same exceptions.
+
+What this skips is type processing, which the store's column types do not need:
+its values are str, int, float, bool and None, which every driver binds as they
+are; booleans read back from SQLite as 0/1 are converted by the callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from sqlalchemy import Connection, Dialect
+from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor
+from sqlalchemy.exc import DBAPIError, ResourceClosedError
+from sqlalchemy.sql.expression import ClauseElement
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    positions: tuple[str, ...] | None  # parameter names in order, for positional paramstyles
+    defaults: dict[str, Any]  # values SQLAlchemy bound itself (literals inside the statement)
+
+    def arguments(self, params: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+        if self.positions is None:
+            return {**self.defaults, **params} if self.defaults else params
+        if self.defaults:
+            params = {**self.defaults, **params}
+        return tuple([params[name] for name in self.positions])
+
+
+class Prepared:
+    """A statement compiled once per dialect and parameter shape, run on the driver's cursor.
+
+    Args:
+        statement: a Core statement whose parameters are `bindparam()`s; for
+            INSERT and UPDATE, keys of the parameters that name columns become
+            the VALUES / SET clause (as with `Connection.execute`).
+    """
+
+    __slots__ = ("_compiled", "statement")
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
+
+    def _compile(self, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
+        cache_key = (dialect.name, keys)
+        found = self._compiled.get(cache_key)
+        if found is None:
+            compiled: Any = self.statement.compile(dialect=dialect, column_keys=list(keys))
+            defaults = {
+                name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+            }
+            positions = tuple(compiled.positiontup) if dialect.positional else None
+            found = self._compiled[cache_key] = _Compiled(compiled.string, positions, defaults)
+        return found
+
+    def _cursor(self, conn: Connection, params: Mapping[str, Any]) -> DBAPICursor:
+        compiled = self._compile(conn.dialect, tuple(params))
+        arguments = compiled.arguments(params)
+        cursor: DBAPICursor = _dbapi_connection(conn).cursor()
+        try:
+            cursor.execute(compiled.sql, arguments)
+        except Exception as exc:
+            cursor.close()
+            _reraise(conn, compiled.sql, arguments, exc)
+        return cursor
+
+    def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Every row (tuples, in the statement's column order)."""
+        cursor = self._cursor(conn, params or {})
+        try:
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def first(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
+        """The first row, or None (all rows are read, which SQLite's RETURNING needs)."""
+        rows = self.rows(conn, params)
+        return rows[0] if rows else None
+
+    def scalar(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None."""
+        row = self.first(conn, params)
+        return None if row is None else row[0]
+
+    def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> int:
+        """Execute a statement without result rows; return the number of rows it matched."""
+        cursor = self._cursor(conn, params or {})
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def run_many(self, conn: Connection, params: Sequence[Mapping[str, Any]]) -> None:
+        """Execute the statement once per parameter set (all sets share their keys)."""
+        if not params:
+            return
+        compiled = self._compile(conn.dialect, tuple(params[0]))
+        arguments: Any = [compiled.arguments(one) for one in params]
+        cursor = _dbapi_connection(conn).cursor()
+        try:
+            cursor.executemany(compiled.sql, arguments)
+        except Exception as exc:
+            _reraise(conn, compiled.sql, arguments, exc)
+        finally:
+            cursor.close()
+
+
+def _dbapi_connection(conn: Connection) -> DBAPIConnection:
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection is None:  # only after invalidation, which discards the connection
+        raise ResourceClosedError("the connection was invalidated")
+    return dbapi_connection
+
+
+def _reraise(conn: Connection, sql: str, arguments: Any, exc: Exception) -> NoReturn:
+    """Raise `exc` as SQLAlchemy would have; a lost connection is invalidated."""
+    dialect = conn.dialect
+    dbapi_error = dialect.loaded_dbapi.Error
+    if not isinstance(exc, dbapi_error):
+        raise exc
+    lost = dialect.is_disconnect(exc, _dbapi_connection(conn), None)
+    if lost:
+        conn.invalidate(exc)
+    raise DBAPIError.instance(
+        sql, arguments, exc, dbapi_error, connection_invalidated=lost, dialect=dialect
+    ) from exc
+
+
+__all__ = ["Prepared"]

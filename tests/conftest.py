@@ -1,0 +1,104 @@
+"""Fixtures shared by the end-to-end tests: the real `sweepwise` command in a scratch directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `sweepwise ARGS...` as a real process in `cwd`."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("SWEEPWISE_STORE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "sweepwise", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def status_json(cwd: Path, experiment: str) -> dict[str, Any]:
+    """`sweepwise status EXPERIMENT --json`, parsed."""
+    result = cli("status", experiment, "--json", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+# A train job that counts itself in a marker file, fails on request and reports a result;
+# and an eval job that counts itself and scores the run from what the train job left.
+TRAIN = textwrap.dedent(
+    """
+    import json, os, sys, time
+    params = dict(word.split("=", 1) for word in sys.argv[1:])
+    run_dir = os.environ["SWEEPWISE_RUN_DIR"]
+    with open(os.path.join(os.environ["MARKERS"], "train.txt"), "a") as f:
+        f.write(os.environ["SWEEPWISE_RUN_ID"] + "\\n")
+    time.sleep(float(os.environ.get("TRAIN_SLEEP", "0")))
+    x = float(params["x"])
+    if x > float(os.environ.get("FAIL_ABOVE", "2")):
+        print("training diverged: loss is nan")
+        sys.exit(3)
+    with open(os.path.join(run_dir, "model.json"), "w") as f:
+        json.dump({"x": x}, f)
+    print("SWEEPWISE_RESULT " + json.dumps({"train_loss": 1 - x}))
+    """
+)
+EVAL = textwrap.dedent(
+    """
+    import json, os
+    run_dir = os.environ["SWEEPWISE_RUN_DIR"]
+    with open(os.path.join(os.environ["MARKERS"], "eval.txt"), "a") as f:
+        f.write(os.environ["SWEEPWISE_RUN_ID"] + "\\n")
+    model = json.load(open(os.path.join(run_dir, "model.json")))
+    json.dump({"score": model["x"] * 10}, open(os.path.join(run_dir, "result.json"), "w"))
+    """
+)
+
+
+@pytest.fixture
+def make_sweep(tmp_path: Path) -> Callable[..., Path]:
+    """Write a spec (plus train.py / eval.py) into tmp_path and return the spec's path."""
+
+    def write(name: str = "exp", **overrides: Any) -> Path:
+        (tmp_path / "train.py").write_text(TRAIN)
+        (tmp_path / "eval.py").write_text(EVAL)
+        (tmp_path / "markers").mkdir(exist_ok=True)
+        spec: dict[str, Any] = {
+            "name": name,
+            "max_parallel": 3,
+            "monitoring_interval": 2,
+            "scheduler": {"type": "batched_synced", "max_trials": 6, "batch_size": 3},
+            "optimizer": {"type": "random", "seed": 1},
+            "train": {"cmd": ["python", "train.py"], "env": {"MARKERS": str(tmp_path / "markers")}},
+            "eval": {"cmd": ["python", "eval.py"], "env": {"MARKERS": str(tmp_path / "markers")}},
+            "parameters": {"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}},
+        }
+        for key, value in overrides.items():
+            spec[key] = value
+        path = tmp_path / "sweep.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        return path
+
+    return write
+
+
+def markers(directory: Path, job: str) -> list[str]:
+    """The run ids a marker file recorded, one per job start."""
+    path = directory / "markers" / f"{job}.txt"
+    return path.read_text().split() if path.exists() else []

@@ -1,0 +1,343 @@
+"""The local dispatcher against real processes, with both start methods."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sweepwise.dispatchers import make_dispatcher
+from sweepwise.dispatchers.local import LocalDispatcher, parse_dispatch_id
+from sweepwise.errors import ConfigError, DispatchError
+from sweepwise.models import EventKind, JobDefinition, JobEvent, JobTypes
+from sweepwise.protocols import Dispatcher, Reattachable, Waitable
+from sweepwise.runtime.results import read_status
+from sweepwise.runtime.supervise import process_alive
+
+TRAIN = JobTypes.LAUNCH_TRAINING
+
+# A job that waits for `<run_dir>/go` (at most 120 s) before finishing.
+WAIT_FOR_GO = (
+    "import os, time\n"
+    "go = os.path.join(os.environ['SWEEPWISE_RUN_DIR'], 'go')\n"
+    "deadline = time.time() + 120\n"
+    "while not os.path.exists(go) and time.time() < deadline:\n"
+    "    time.sleep(0.01)\n"
+)
+
+
+def _py(code: str) -> list[str]:
+    return ["python", "-c", textwrap.dedent(code)]
+
+
+def _wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _gone(pid: int) -> bool:
+    return not process_alive(pid)
+
+
+def _drain(
+    dispatcher: LocalDispatcher, until: EventKind, run_id: str, timeout: float = 60.0
+) -> list[JobEvent]:
+    """Poll until an event of kind `until` for `run_id`; return every event seen for it."""
+    events: list[JobEvent] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dispatcher.wait(0.2)
+        events += [event for event in dispatcher.poll() if event.run_id == run_id]
+        if any(event.kind is until for event in events):
+            return events
+    raise AssertionError(f"no {until} event for {run_id}; got {[e.kind for e in events]}")
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def method(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def runs_root(tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "runs"
+    yield root
+    # Never leave a job or supervisor behind, whatever the test did.
+    for status_path in root.glob("*/*/*.status.json"):
+        status = read_status(status_path) or {}
+        for key, start in (("pid", "pid_start"), ("supervisor_pid", "supervisor_start")):
+            pid = status.get(key)
+            if isinstance(pid, int) and process_alive(pid, status.get(start)):
+                os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def make(runs_root: Path, method: str) -> Iterator[Callable[..., LocalDispatcher]]:
+    made: list[LocalDispatcher] = []
+
+    def factory(**kwargs: Any) -> LocalDispatcher:
+        kwargs.setdefault("start_method", method)
+        kwargs.setdefault("heartbeat_interval", 0.2)
+        dispatcher = LocalDispatcher(runs_root, "exp", **kwargs)
+        made.append(dispatcher)
+        return dispatcher
+
+    yield factory
+    for dispatcher in made:
+        dispatcher.close()
+
+
+def _status(runs_root: Path, run_id: str, job: str = "train") -> dict[str, Any]:
+    status = read_status(runs_root / "exp" / run_id / f"{job}.status.json")
+    assert status is not None
+    return status
+
+
+def test_protocols_and_registry(runs_root: Path) -> None:
+    dispatcher = make_dispatcher("local", runs_root=runs_root, experiment="exp")
+    assert isinstance(dispatcher, LocalDispatcher)
+    assert all(isinstance(dispatcher, p) for p in (Dispatcher, Reattachable, Waitable))
+    with pytest.raises(ConfigError) as info:
+        make_dispatcher("nope")
+    assert info.value.field == "dispatcher"
+    assert "unknown dispatcher 'nope'; choose one of: local" in str(info.value)
+    with pytest.raises(ConfigError):
+        LocalDispatcher(runs_root, "exp", start_method="thread")
+
+
+def test_job_runs_to_finished_with_result(make: Callable[..., LocalDispatcher], runs_root: Path) -> None:
+    dispatcher = make()
+    job = JobDefinition(
+        run_id="ok",
+        cmd=_py(
+            """
+            import sys, sweepwise
+            sweepwise.report(step=1, loss=0.5)
+            argv = __import__("json").dumps(sys.argv[1:])
+            print("SWEEPWISE_RESULT " + '{"score": 0.75, "argv": %s}' % argv)
+            """
+        ),
+        overrides={"lr": 1e-05, "evil": "$(touch pwned); `x`"},
+    )
+    dispatch_id = dispatcher.dispatch(job)
+    run_id, job_name, pid = parse_dispatch_id(dispatch_id)
+    assert (run_id, job_name) == ("ok", "train") and pid > 0
+    events = _drain(dispatcher, EventKind.FINISHED, "ok")
+    kinds = [event.kind for event in events]
+    assert kinds[0] is EventKind.STARTED and kinds[-1] is EventKind.FINISHED
+    assert kinds.count(EventKind.STARTED) == 1
+    finished = events[-1]
+    assert finished.succeeded and finished.exit_code == 0 and finished.error is None
+    assert finished.result == {"score": 0.75, "argv": ["lr=1e-05", "evil=$(touch pwned); `x`"]}
+    assert finished.dispatch_id == dispatch_id and finished.job_type is TRAIN
+    status = _status(runs_root, "ok")
+    assert finished.at == status["ended_at"] and finished.started_at == status["started_at"]
+    assert not (runs_root / "exp" / "ok" / "pwned").exists()
+    assert dispatcher.poll() == []  # nothing more once finished
+
+
+def test_metrics_and_heartbeat_events(make: Callable[..., LocalDispatcher]) -> None:
+    dispatcher = make(heartbeat_interval=0.05)
+    code = (
+        "import sweepwise\nsweepwise.report(step=1, loss=0.5)\n"
+        + WAIT_FOR_GO
+        + "sweepwise.report(step=2, loss=0.25)\n"
+    )
+    dispatcher.dispatch(JobDefinition(run_id="m", cmd=["python", "-c", code]))
+    events: list[JobEvent] = []
+
+    def seen(kind: EventKind) -> bool:
+        events.extend(dispatcher.poll())
+        return any(event.kind is kind for event in events)
+
+    _wait_for(lambda: seen(EventKind.METRICS), "a METRICS event")
+    _wait_for(lambda: seen(EventKind.HEARTBEAT), "a HEARTBEAT event")
+    metrics = [event for event in events if event.kind is EventKind.METRICS]
+    assert metrics[0].metrics == {"step": 1, "loss": 0.5}
+    (dispatcher._run_dir("m") / "go").touch()
+    events += _drain(dispatcher, EventKind.FINISHED, "m")
+    assert [e.metrics for e in events if e.kind is EventKind.METRICS][-1] == {"step": 2, "loss": 0.25}
+    assert events[-1].result == {"loss": 0.25}
+
+
+def test_failing_job_reports_exit_code_and_last_output(make: Callable[..., LocalDispatcher]) -> None:
+    dispatcher = make()
+    code = "import sys\nprint('working')\nprint('boom: bad value', file=sys.stderr)\nprint()\nsys.exit(3)\n"
+    dispatcher.dispatch(JobDefinition(run_id="bad", cmd=["python", "-c", code]))
+    finished = _drain(dispatcher, EventKind.FINISHED, "bad")[-1]
+    assert finished.exit_code == 3 and not finished.succeeded
+    assert finished.error == "exit code 3; last output: boom: bad value"
+
+
+def test_zero_exit_with_malformed_result(make: Callable[..., LocalDispatcher]) -> None:
+    dispatcher = make()
+    dispatcher.dispatch(JobDefinition(run_id="mal", cmd=_py("print('SWEEPWISE_RESULT {oops}')")))
+    finished = _drain(dispatcher, EventKind.FINISHED, "mal")[-1]
+    assert finished.exit_code == 0 and finished.result is None and not finished.succeeded
+    assert finished.error is not None and "is not valid JSON" in finished.error
+
+
+def test_dispatch_is_idempotent(make: Callable[..., LocalDispatcher], runs_root: Path) -> None:
+    marker = runs_root.parent / "marker"
+    job = JobDefinition(run_id="once", cmd=_py(f"open({str(marker)!r}, 'a').write('x\\n')"))
+    first = make()
+    dispatch_id = first.dispatch(job)
+    assert first.dispatch(job) == dispatch_id
+    assert make().dispatch(job) == dispatch_id  # a fresh dispatcher (after a restart)
+    assert first.find("once", TRAIN) == dispatch_id
+    assert first.find("once", JobTypes.LAUNCH_EVAL) is None
+    assert first.find("never", TRAIN) is None
+    _drain(first, EventKind.FINISHED, "once")
+    assert first.dispatch(job) == dispatch_id
+    assert make().dispatch(job) == dispatch_id
+    assert marker.read_text() == "x\n"
+
+
+def test_job_survives_the_death_of_the_dispatching_process(
+    make: Callable[..., LocalDispatcher], runs_root: Path, method: str
+) -> None:
+    controller = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from sweepwise.dispatchers.local import LocalDispatcher
+        from sweepwise.models import JobDefinition
+        code = {WAIT_FOR_GO!r} + "print('SWEEPWISE_RESULT {{\\"survived\\": true}}')"
+        d = LocalDispatcher(Path({str(runs_root)!r}), "exp", start_method={method!r})
+        print(d.dispatch(JobDefinition(run_id="orphan", cmd=["python", "-c", code])), flush=True)
+        time.sleep(600)
+        """
+    )
+    with subprocess.Popen([sys.executable, "-c", controller], stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            dispatch_id = proc.stdout.readline().strip()
+            _wait_for(
+                lambda: (runs_root / "exp" / "orphan" / "train.status.json").exists(), "the job to start"
+            )
+        finally:
+            proc.kill()  # SIGKILL: no cleanup in the controller
+    status = _status(runs_root, "orphan")
+    assert status["state"] == "running" and process_alive(status["pid"], status["pid_start"])
+
+    dispatcher = make()
+    assert dispatcher.find("orphan", TRAIN) == dispatch_id
+    dispatcher.reattach(dispatch_id, "orphan", TRAIN)
+    (runs_root / "exp" / "orphan" / "go").touch()
+    finished = _drain(dispatcher, EventKind.FINISHED, "orphan")[-1]
+    assert finished.succeeded and finished.result == {"survived": True}
+
+
+def test_cancel_kills_the_job_and_its_children(make: Callable[..., LocalDispatcher], runs_root: Path) -> None:
+    dispatcher = make()
+    pids = runs_root.parent / "pids"
+    code = f"""
+        import os, subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        open({str(pids)!r} + ".tmp", "w").write(f"{{os.getpid()}} {{child.pid}}")
+        os.rename({str(pids)!r} + ".tmp", {str(pids)!r})
+        time.sleep(600)
+        """
+    dispatch_id = dispatcher.dispatch(JobDefinition(run_id="c", cmd=_py(code)))
+    job_pid, child_pid = map(int, _wait_for(lambda: pids.exists() and pids.read_text(), "pids").split())
+    dispatcher.cancel(dispatch_id)
+    finished = _drain(dispatcher, EventKind.FINISHED, "c")[-1]
+    assert finished.exit_code == -signal.SIGTERM
+    assert finished.error is not None and finished.error.startswith("cancelled; exit code -15")
+    assert _status(runs_root, "c")["cancelled"] is True
+    _wait_for(lambda: _gone(job_pid) and _gone(child_pid), "the job and its child to be gone")
+    dispatcher.cancel(dispatch_id)  # already ended: no error
+    make().cancel(dispatch_id)  # from a fresh dispatcher, by id alone
+
+
+def test_cancel_escalates_to_sigkill(make: Callable[..., LocalDispatcher], runs_root: Path) -> None:
+    dispatcher = make(grace_period=0.3)
+    ready = runs_root.parent / "ready"
+    code = f"""
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        open({str(ready)!r}, "w").close()
+        time.sleep(600)
+        """
+    dispatch_id = dispatcher.dispatch(JobDefinition(run_id="stubborn", cmd=_py(code)))
+    _wait_for(ready.exists, "the job to ignore SIGTERM")
+    dispatcher.cancel(dispatch_id)
+    finished = _drain(dispatcher, EventKind.FINISHED, "stubborn")[-1]
+    assert finished.exit_code == -signal.SIGKILL
+    status = _status(runs_root, "stubborn")
+    assert status["cancelled"] is True and status["state"] == "exited"
+
+
+def test_lost_when_the_supervisor_is_killed(make: Callable[..., LocalDispatcher], runs_root: Path) -> None:
+    dispatcher = make()
+    dispatch_id = dispatcher.dispatch(
+        JobDefinition(run_id="l", cmd=_py("print('still here', flush=True)\nimport time\ntime.sleep(600)"))
+    )
+    _drain(dispatcher, EventKind.STARTED, "l")
+    status = _status(runs_root, "l")
+    _wait_for(lambda: "still here" in (runs_root / "exp" / "l" / "train.log").read_text(), "output")
+    os.kill(status["supervisor_pid"], signal.SIGKILL)
+    lost = _drain(dispatcher, EventKind.LOST, "l")[-1]
+    assert lost.error is not None and "without writing a final status" in lost.error
+    assert lost.error.endswith("last output: still here")
+    assert process_alive(status["pid"], status["pid_start"])  # the job itself was not touched
+    dispatcher.cancel(dispatch_id)  # a lost job is signalled directly
+    _wait_for(lambda: _gone(status["pid"]), "the orphaned job to be gone")
+
+
+def test_wait_returns_when_a_job_ends(make: Callable[..., LocalDispatcher], runs_root: Path) -> None:
+    dispatcher = make()
+    dispatcher.dispatch(JobDefinition(run_id="w", cmd=["python", "-c", WAIT_FOR_GO]))
+    _drain(dispatcher, EventKind.STARTED, "w")
+    (runs_root / "exp" / "w" / "go").touch()
+    dispatcher.wait(60)  # returns when the supervisor exits, long before the timeout
+    assert EventKind.FINISHED in [event.kind for event in dispatcher.poll()]
+
+
+def test_job_files_in_the_run_dir(make: Callable[..., LocalDispatcher], runs_root: Path) -> None:
+    dispatcher = make()
+    code = "import json, os; print(json.load(open(os.environ['JOB_PARAMS_FILE'])))"
+    train = JobDefinition(run_id="f", cmd=["python", "-c", code], overrides={"lr": 0.5})
+    dispatcher.dispatch(train)
+    assert _drain(dispatcher, EventKind.FINISHED, "f")[-1].succeeded
+    evaluation = JobDefinition(
+        run_id="f", cmd=["python", "-c", code], type=JobTypes.LAUNCH_EVAL, args={"k": 1}
+    )
+    dispatcher.dispatch(evaluation)
+    assert _drain(dispatcher, EventKind.FINISHED, "f")[-1].job_type is JobTypes.LAUNCH_EVAL
+    run_dir = runs_root / "exp" / "f"
+    assert json.loads((run_dir / "params.json").read_text()) == {"k": 1}
+    assert json.loads((run_dir / "train.params.json").read_text()) == {"lr": 0.5}
+    assert (run_dir / "train.log").read_text() == "{'lr': 0.5}\n"
+    assert (run_dir / "eval.log").read_text() == "{'k': 1}\n"
+    for job in ("train", "eval"):
+        assert (run_dir / f"{job}.dispatch.json").exists() and (run_dir / f"{job}.status.json").exists()
+
+
+def test_bad_jobs_are_refused_before_anything_is_written(
+    make: Callable[..., LocalDispatcher], runs_root: Path
+) -> None:
+    dispatcher = make()
+    with pytest.raises(ConfigError):
+        dispatcher.dispatch(JobDefinition(run_id="x", cmd="no-such-program-xyz"))
+    with pytest.raises(DispatchError):
+        dispatcher.dispatch(JobDefinition(run_id="x", cmd="python -c pass", nodes=2))
+    assert dispatcher.find("x", TRAIN) is None and not (runs_root / "exp" / "x").exists()
+    with pytest.raises(DispatchError):
+        dispatcher.reattach("x:train:12", "y", TRAIN)
+    with pytest.raises(DispatchError):
+        dispatcher.cancel("not-an-id")

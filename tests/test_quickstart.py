@@ -1,0 +1,70 @@
+"""Acceptance: the README's quickstart runs a real sweep, resumes as a no-op, and reports in JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REPO, cli, markers, status_json
+
+
+def test_quickstart_completes_and_a_second_run_does_nothing(tmp_path: Path) -> None:
+    spec = REPO / "examples" / "quickstart" / "sweep.yaml"
+    first = cli("run", str(spec), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "best trial: quickstart_trial_" in first.stdout
+    assert (tmp_path / "sweepwise.db").exists()
+    assert (tmp_path / "runs" / "quickstart" / "adaptive_config.json").exists()
+
+    status = status_json(tmp_path, "quickstart")
+    assert status["status"] == "complete"
+    assert [row["status"] for row in status["runs"]] == ["COMPLETED"] * 8
+    for row in status["runs"]:
+        run_dir = tmp_path / "runs" / "quickstart" / row["run_id"]
+        assert (run_dir / "model.npz").exists() and (run_dir / "eval.log").exists()
+        assert 0.0 <= row["score"] <= 1.0 and row["cost"] > 0
+        assert set(row["suggestion"]) == {"lr", "steps", "width", "l2"}
+
+    best = json.loads(cli("best", "quickstart", "--json", cwd=tmp_path).stdout)
+    assert best["score"] == max(row["score"] for row in status["runs"])
+    assert best["parameters"] == next(r["suggestion"] for r in status["runs"] if r["run_id"] == best["run_id"])
+
+    logs_before = sorted(p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.log"))
+    again = cli("run", str(spec), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "resuming" in again.stderr
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.log")) == logs_before
+    assert len(status_json(tmp_path, "quickstart")["runs"]) == 8
+
+
+def test_status_and_best_read_a_sweep_running_in_another_process(tmp_path: Path, make_sweep) -> None:  # type: ignore[no-untyped-def]
+    spec = make_sweep("live", scheduler={"type": "batched_synced", "max_trials": 3, "batch_size": 3})
+    env = {"TRAIN_SLEEP": "3"}
+    import os
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
+        cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        seen_running = False
+        while time.monotonic() < deadline and not seen_running:
+            if (tmp_path / "sweepwise.db").exists():
+                result = cli("status", "live", "--json", cwd=tmp_path)
+                if result.returncode == 0:
+                    rows = json.loads(result.stdout)["runs"]
+                    seen_running = any(row["status"] == "IN TRAINING" for row in rows)
+                    if seen_running:
+                        assert all(set(row["suggestion"]) == {"x"} for row in rows)
+                        best = cli("best", "live", "--json", cwd=tmp_path)
+                        assert best.returncode == 0 and json.loads(best.stdout)["best"] is None
+            time.sleep(0.2)
+        assert seen_running
+    finally:
+        out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert sorted(markers(tmp_path, "train")) == sorted(markers(tmp_path, "eval"))

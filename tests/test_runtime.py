@@ -1,0 +1,320 @@
+"""The runtime: supervisor, exec wrapper, result readers and the report client, with real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sweepwise.runtime.exec import main as exec_main
+from sweepwise.runtime.results import (
+    last_output,
+    read_job_result,
+    read_new_metrics,
+    read_status,
+    tail_lines,
+)
+from sweepwise.runtime.supervise import exit_status, process_alive, supervise
+
+PY = sys.executable
+
+
+def _wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _supervise(run_dir: Path, code: str, *, job: str = "train", **kwargs: Any) -> int:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        "SWEEPWISE_RUN_DIR": str(run_dir),
+        "SWEEPWISE_METRICS_FILE": str(run_dir / f"{job}.metrics.jsonl"),
+        "SWEEPWISE_RESULT_FILE": str(run_dir / f"{job}.result.json"),
+    }
+    return supervise(
+        [PY, "-c", code],
+        cwd=run_dir,
+        env=env,
+        log_path=run_dir / f"{job}.log",
+        status_path=run_dir / f"{job}.status.json",
+        run_dir=run_dir,
+        job_name=job,
+        **kwargs,
+    )
+
+
+def _status(run_dir: Path, job: str = "train") -> dict[str, Any]:
+    status = read_status(run_dir / f"{job}.status.json")
+    assert status is not None
+    return status
+
+
+# -- supervise ---------------------------------------------------------------------------
+
+
+def test_supervise_exit_zero(tmp_path: Path) -> None:
+    code = _supervise(tmp_path, "import sys; print('hello'); print('err', file=sys.stderr)")
+    assert code == 0
+    status = _status(tmp_path)
+    assert status["state"] == "exited" and status["exit_code"] == 0 and status["cancelled"] is False
+    assert status["supervisor_pid"] == os.getpid() and isinstance(status["pid"], int)
+    assert status["started_at"] <= status["heartbeat_at"] <= status["ended_at"]
+    assert (tmp_path / "train.log").read_text().splitlines() == ["hello", "err"]
+
+
+def test_supervise_exit_three(tmp_path: Path) -> None:
+    assert _supervise(tmp_path, "raise SystemExit(3)") == 3
+    assert _status(tmp_path)["exit_code"] == 3
+
+
+def test_supervise_job_killed_by_signal(tmp_path: Path) -> None:
+    code = _supervise(tmp_path, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    assert code == -signal.SIGKILL
+    assert _status(tmp_path)["exit_code"] == -9
+    assert exit_status(code) == 137
+
+
+def test_supervise_refreshes_the_heartbeat(tmp_path: Path) -> None:
+    # The job itself waits until the supervisor has refreshed heartbeat_at.
+    job = (
+        "import json, os, sys, time\n"
+        "path = os.path.join(os.environ['SWEEPWISE_RUN_DIR'], 'train.status.json')\n"
+        "deadline = time.time() + 60\n"
+        "while time.time() < deadline:\n"
+        "    s = json.load(open(path))\n"
+        "    if s['heartbeat_at'] > s['started_at'] and s['state'] == 'running': sys.exit(0)\n"
+        "    time.sleep(0.01)\n"
+        "sys.exit(1)\n"
+    )
+    assert _supervise(tmp_path, job, heartbeat_interval=0.05) == 0
+
+
+def test_supervise_renames_result_json(tmp_path: Path) -> None:
+    job = (
+        "import os; path = os.path.join(os.environ['SWEEPWISE_RUN_DIR'], 'result.json'); "
+        "open(path, 'w').write('{\"s\": 1}')"
+    )
+    assert _supervise(tmp_path, job) == 0
+    assert not (tmp_path / "result.json").exists()
+    assert json.loads((tmp_path / "train.result.json").read_text()) == {"s": 1}
+    assert read_job_result(tmp_path, "train") == ({"s": 1}, None)
+    # The eval job of the same run starts without the train job's result.json.
+    assert _supervise(tmp_path, "pass", job="eval") == 0
+    assert read_job_result(tmp_path, "eval") == (None, None)
+
+
+def test_a_stale_result_json_is_not_taken_for_the_new_job(tmp_path: Path) -> None:
+    (tmp_path / "result.json").write_text('{"from": "a dead job"}')
+    assert _supervise(tmp_path, "pass", job="eval") == 0
+    assert read_job_result(tmp_path, "eval") == (None, None)
+    assert (tmp_path / "result.json.before-eval").exists()
+
+
+def test_supervise_command_that_cannot_start(tmp_path: Path) -> None:
+    code = supervise(
+        [str(tmp_path / "nope")],
+        cwd=tmp_path,
+        env={},
+        log_path=tmp_path / "train.log",
+        status_path=tmp_path / "train.status.json",
+        run_dir=tmp_path,
+        job_name="train",
+    )
+    assert code == 127
+    assert _status(tmp_path)["exit_code"] == 127
+    assert "cannot start" in (tmp_path / "train.log").read_text()
+
+
+# -- exec wrapper --------------------------------------------------------------------------
+
+
+def test_python_m_exec_runs_a_job(tmp_path: Path) -> None:
+    job = "import os; print('SWEEPWISE_RESULT {\"score\": 0.5}'); print(os.environ['SWEEPWISE_JOB_TYPE'])"
+    proc = subprocess.run(
+        [
+            PY,
+            "-m",
+            "sweepwise.runtime.exec",
+            "--run-dir",
+            str(tmp_path),
+            "--job",
+            "eval",
+            "--",
+            "python",
+            "-c",
+            job,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _status(tmp_path, "eval")["exit_code"] == 0
+    assert (tmp_path / "eval.log").read_text().splitlines()[-1] == "eval"
+    assert read_job_result(tmp_path, "eval") == ({"score": 0.5}, None)
+
+
+def test_exec_main_passes_the_exit_code_and_defaults_from_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWEEPWISE_RUN_DIR", str(tmp_path))
+    monkeypatch.delenv("SWEEPWISE_JOB_TYPE", raising=False)
+    assert exec_main(["--heartbeat", "0.5", "--", PY, "-c", "raise SystemExit(3)"]) == 3
+    assert _status(tmp_path)["exit_code"] == 3  # job defaults to train
+
+
+def test_exec_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert exec_main(["--run-dir", str(tmp_path), PY]) == 2
+    assert "after '--'" in capsys.readouterr().err
+    assert exec_main(["--run-dir", str(tmp_path), "--"]) == 2
+    assert exec_main(["--job", "test", "--", PY]) == 2
+
+
+def test_exec_forwards_sigterm_and_records_the_cancel(tmp_path: Path) -> None:
+    pid_file = tmp_path / "job.pid"
+    job = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+    proc = subprocess.Popen(
+        [PY, "-m", "sweepwise.runtime.exec", "--run-dir", str(tmp_path), "--", PY, "-c", job]
+    )
+    try:
+        _wait_for(lambda: pid_file.exists() and pid_file.read_text(), "the job to start")
+        job_pid = int(pid_file.read_text())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+    status = _status(tmp_path)
+    assert status["cancelled"] is True and status["exit_code"] == -signal.SIGTERM
+    assert not process_alive(job_pid)
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+def test_result_line_in_the_log_last_one_wins(tmp_path: Path) -> None:
+    (tmp_path / "train.log").write_text(
+        'noise\nSWEEPWISE_RESULT {"score": 1}\nmore\r\nSWEEPWISE_RESULT {"score": 2}\r\ntrailing\n'
+    )
+    assert read_job_result(tmp_path, "train") == ({"score": 2}, None)
+
+
+def test_malformed_result_line_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "train.log").write_text('SWEEPWISE_RESULT {"score": 1}\nSWEEPWISE_RESULT {score: 2}\n')
+    result, error = read_job_result(tmp_path, "train")
+    assert result is None and error is not None and "\n" not in error
+    assert "SWEEPWISE_RESULT line of train.log is not valid JSON (line 1 column 2" in error
+
+
+def test_malformed_result_json_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "train.result.json").write_text('{"score": 0.9,,\n}\n')
+    (tmp_path / "train.log").write_text('SWEEPWISE_RESULT {"score": 1}\n')  # result.json comes first
+    result, error = read_job_result(tmp_path, "train")
+    assert result is None and error is not None and "\n" not in error
+    assert error.startswith("train.result.json is not valid JSON (line 1 column 15: ")
+    assert error.endswith('write one JSON object, e.g. {"score": 0.9}')
+
+
+def test_result_json_that_is_not_an_object(tmp_path: Path) -> None:
+    (tmp_path / "eval.result.json").write_text("[0.9]")
+    result, error = read_job_result(tmp_path, "eval")
+    assert result is None and error is not None and "\n" not in error
+    assert "eval.result.json holds an array" in error
+
+
+def test_metrics_rows_are_the_last_resort(tmp_path: Path) -> None:
+    assert read_job_result(tmp_path, "train") == (None, None)
+    (tmp_path / "train.log").write_text("no result here\n")
+    (tmp_path / "train.metrics.jsonl").write_text(
+        '{"step": 1, "time": 1.0, "loss": 2}\n{"step": 2, "time": 2.0, "loss": 1}\n{"step": 3, "ti'
+    )
+    assert read_job_result(tmp_path, "train") == ({"loss": 1}, None)
+
+
+def test_read_new_metrics_reads_only_complete_new_rows(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    assert read_new_metrics(path, 0) == (None, 0)
+    path.write_text('{"step": 1}\n{"step": 2}\n{"st')
+    row, offset = read_new_metrics(path, 0)
+    assert row == {"step": 2} and offset == len('{"step": 1}\n{"step": 2}\n')
+    assert read_new_metrics(path, offset) == (None, offset)
+    with path.open("a") as handle:
+        handle.write('ep": 3}\n')
+    row, offset = read_new_metrics(path, offset)
+    assert row == {"step": 3} and offset == path.stat().st_size
+
+
+def test_tail_lines_and_last_output(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    assert tail_lines(path) == []
+    path.write_text("".join(f"line {i}\n" for i in range(10_000)) + "last\n\n  \n")
+    assert tail_lines(path, 3) == ["last", "", "  "]
+    assert tail_lines(path, 5)[:2] == ["line 9998", "line 9999"]
+    assert len(tail_lines(path)) == 20
+    assert last_output(path) == "last"
+    path.write_text("no newline at the end")
+    assert tail_lines(path) == ["no newline at the end"]
+
+
+def test_read_status_is_tolerant(tmp_path: Path) -> None:
+    assert read_status(tmp_path / "missing.json") is None
+    (tmp_path / "bad.json").write_text("{")
+    assert read_status(tmp_path / "bad.json") is None
+    (tmp_path / "list.json").write_text("[]")
+    assert read_status(tmp_path / "list.json") is None
+
+
+# -- report client ------------------------------------------------------------------------------
+
+
+def test_report_and_report_result_from_a_real_job(tmp_path: Path) -> None:
+    job = (
+        "import sweepwise\n"
+        "sweepwise.report(step=1, loss=0.5)\n"
+        "sweepwise.report(step=2, loss=0.25, acc=0.75)\n"
+        "sweepwise.report_result(score=0.5)\n"
+        "sweepwise.report_result(score=0.9, cost=3)\n"
+    )
+    assert _supervise(tmp_path, job) == 0
+    rows = [json.loads(line) for line in (tmp_path / "train.metrics.jsonl").read_text().splitlines()]
+    assert [(row["step"], row["loss"]) for row in rows] == [(1, 0.5), (2, 0.25)]
+    assert all(isinstance(row["time"], float) for row in rows)
+    assert read_job_result(tmp_path, "train") == ({"score": 0.9, "cost": 3}, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "train.log",
+        "train.metrics.jsonl",
+        "train.result.json",
+        "train.status.json",
+    ]
+
+
+def test_report_falls_back_to_the_run_dir(tmp_path: Path) -> None:
+    job = "import sweepwise; sweepwise.report(step=0, x=1); sweepwise.report_result(x=2)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPWISE_")}
+    subprocess.run([PY, "-c", job], env={**env, "SWEEPWISE_RUN_DIR": str(tmp_path)}, check=True)
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["x"] == 1
+    assert json.loads((tmp_path / "result.json").read_text()) == {"x": 2}
+
+
+def test_report_outside_sweepwise_warns_once_and_writes_nothing(tmp_path: Path) -> None:
+    job = "import sweepwise as s; s.report(step=0, x=1); s.report(x=2); s.report_result(x=3)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPWISE_")}
+    proc = subprocess.run(
+        [PY, "-W", "always", "-c", job], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert proc.stderr.count("not running under sweepwise") == 1
+    assert list(tmp_path.iterdir()) == []
