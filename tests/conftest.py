@@ -17,7 +17,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run `sweepwise ARGS...` as a real process in `cwd`."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("SWEEPWISE_STORE", None)

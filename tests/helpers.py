@@ -11,7 +11,11 @@ _FLAGS = {
     JobStatus.PENDING: {},
     JobStatus.IN_TRAINING: {"has_started_training": True},
     JobStatus.TRAINING_DONE_NO_EVAL: {"has_started_training": True, "has_completed_training": True},
-    JobStatus.IN_EVAL: {"has_started_training": True, "has_completed_training": True, "has_started_eval": True},
+    JobStatus.IN_EVAL: {
+        "has_started_training": True,
+        "has_completed_training": True,
+        "has_started_eval": True,
+    },
     JobStatus.COMPLETED: {
         "has_started_training": True,
         "has_completed_training": True,
@@ -43,7 +47,10 @@ class RecordingOptimizer:
         self._next = 0
 
     def suggest(
-        self, observations: list[Observation], n_suggestions: int = 1, pending: list[dict[str, Any]] | None = None
+        self,
+        observations: list[Observation],
+        n_suggestions: int = 1,
+        pending: list[dict[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         self.calls.append((list(observations), n_suggestions))
         out = [{"x": self._next + i} for i in range(n_suggestions)]

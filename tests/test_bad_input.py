@@ -13,8 +13,18 @@ from conftest import cli, markers
 CASES: list[tuple[str, dict[str, Any], list[str], str]] = [
     ("unknown scheduler", {"scheduler": {"type": "bogus"}}, [], "scheduler.type"),
     ("unknown dispatcher", {"dispatcher": "k8s"}, [], "dispatcher"),
-    ("min >= max", {"parameters": {"x": {"distribution": "uniform", "min": 1, "max": 0}}}, [], "parameters.x"),
-    ("log min <= 0", {"parameters": {"lr": {"distribution": "log_normal", "min": 0, "max": 1}}}, [], "parameters.lr"),
+    (
+        "min >= max",
+        {"parameters": {"x": {"distribution": "uniform", "min": 1, "max": 0}}},
+        [],
+        "parameters.x",
+    ),
+    (
+        "log min <= 0",
+        {"parameters": {"lr": {"distribution": "log_normal", "min": 0, "max": 1}}},
+        [],
+        "parameters.lr",
+    ),
     ("empty choices", {"parameters": {"act": {"choices": []}}}, [], "parameters.act"),
     ("missing command", {"train": {"cmd": ["no-such-program-xyz"]}}, [], "train.cmd"),
     ("missing script", {"eval": {"cmd": ["python", "nope.py"]}}, [], "eval.cmd"),
@@ -27,7 +37,12 @@ CASES: list[tuple[str, dict[str, Any], list[str], str]] = [
 
 @pytest.mark.parametrize(("case", "overrides", "words", "field"), CASES, ids=[c[0] for c in CASES])
 def test_bad_spec_is_one_line_exit_2_and_nothing_written(
-    tmp_path: Path, make_sweep: Callable[..., Path], case: str, overrides: dict[str, Any], words: list[str], field: str
+    tmp_path: Path,
+    make_sweep: Callable[..., Path],
+    case: str,
+    overrides: dict[str, Any],
+    words: list[str],
+    field: str,
 ) -> None:
     spec = make_sweep(**overrides)
     result = cli("run", str(spec), *words, cwd=tmp_path)
@@ -53,7 +68,9 @@ def test_unknown_cli_word_suggests_the_closest_key(tmp_path: Path, make_sweep: C
     assert result.returncode == 2 and "did you mean max_trials" in result.stderr
 
 
-def test_shell_metacharacters_reach_the_job_literally(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
+def test_shell_metacharacters_reach_the_job_literally(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
     nasty = "a; touch pwned $(touch pwned2) `touch pwned3` 'q\" | cat > pwned4 & x=1"
     spec = make_sweep(
         "meta",

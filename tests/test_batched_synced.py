@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from helpers import RecordingOptimizer, make_run
-
 from sweepwise.models import JobStatus, JobTypes
 from sweepwise.schedulers.base import JobSpec
 from sweepwise.schedulers.batched_synced import (
@@ -28,7 +27,9 @@ def make_scheduler(**overrides: object) -> tuple[BatchedSyncedOptimizingSchedule
     }
     values.update(overrides)
     optimizer = RecordingOptimizer()
-    return BatchedSyncedOptimizingScheduler(BatchedSyncedSchedulerConfig(**values), optimizer=optimizer), optimizer
+    return BatchedSyncedOptimizingScheduler(
+        BatchedSyncedSchedulerConfig(**values), optimizer=optimizer
+    ), optimizer
 
 
 def test_first_batch_is_batch_size_trainings_with_suggestions_merged_into_overrides() -> None:

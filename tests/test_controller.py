@@ -57,7 +57,11 @@ def store(tmp_path: Path) -> SQLStore:
 
 
 def controller(
-    store: SQLStore, dispatcher: SimulatedDispatcher, *, max_parallel: int = 4, hooks: ControllerHooks | None = None,
+    store: SQLStore,
+    dispatcher: SimulatedDispatcher,
+    *,
+    max_parallel: int = 4,
+    hooks: ControllerHooks | None = None,
     **kwargs: Any,
 ) -> AdaptiveController:
     return AdaptiveController(
@@ -99,7 +103,9 @@ def test_barrier_no_training_starts_before_the_previous_batch_is_evaluated(store
     trainings = [rec for rec in dispatcher.started if rec.job_type is JobTypes.LAUNCH_TRAINING]
     first, second = trainings[:4], trainings[4:]
     last_eval_end = max(
-        rec.at + 1.0 for rec in dispatcher.started if rec.job_type is JobTypes.LAUNCH_EVAL and rec.at < second[0].at
+        rec.at + 1.0
+        for rec in dispatcher.started
+        if rec.job_type is JobTypes.LAUNCH_EVAL and rec.at < second[0].at
     )
     assert {rec.at for rec in first} == {first[0].at}
     assert min(rec.at for rec in second) >= last_eval_end
@@ -108,8 +114,11 @@ def test_barrier_no_training_starts_before_the_previous_batch_is_evaluated(store
 def test_max_parallel_bounds_running_trainings(store: SQLStore) -> None:
     dispatcher = SimulatedDispatcher(VirtualClock(), behaviour)
     controller(store, dispatcher, max_parallel=2, batch_size=4).run()
-    spans = [(rec.at, rec.at + behaviour(JobDefinition(run_id="r", cmd="t", overrides=rec.params)).duration)
-             for rec in dispatcher.started if rec.job_type is JobTypes.LAUNCH_TRAINING]
+    spans = [
+        (rec.at, rec.at + behaviour(JobDefinition(run_id="r", cmd="t", overrides=rec.params)).duration)
+        for rec in dispatcher.started
+        if rec.job_type is JobTypes.LAUNCH_TRAINING
+    ]
     for start, _ in spans:
         assert sum(1 for s, e in spans if s <= start < e) <= 2
 
@@ -156,7 +165,9 @@ class CrashingDispatcher(SimulatedDispatcher):
 
 @pytest.mark.parametrize("nth", [1, 3, 6, 11])
 @pytest.mark.parametrize("after", [False, True], ids=["before-dispatch", "after-dispatch"])
-def test_crash_around_dispatch_resumes_without_loss_or_duplicates(store: SQLStore, nth: int, after: bool) -> None:
+def test_crash_around_dispatch_resumes_without_loss_or_duplicates(
+    store: SQLStore, nth: int, after: bool
+) -> None:
     dispatcher = CrashingDispatcher(VirtualClock(), nth, after)
     with pytest.raises(Crash):
         controller(store, dispatcher).run()

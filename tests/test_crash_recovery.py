@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import cli, markers, status_json
-
 from sweepwise.stores.sql import SQLStore
 
 CRASHES = [
@@ -34,7 +33,10 @@ CRASHES = [
 def kill_while_training(spec: Path, cwd: Path) -> int:
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
-        cwd=cwd, env={**os.environ, "TRAIN_SLEEP": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        env={**os.environ, "TRAIN_SLEEP": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     before = len(markers(cwd, "train"))
     deadline = time.monotonic() + 60
@@ -44,7 +46,9 @@ def kill_while_training(spec: Path, cwd: Path) -> int:
     return proc.wait()
 
 
-def test_sigkill_at_many_points_loses_and_duplicates_nothing(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
+def test_sigkill_at_many_points_loses_and_duplicates_nothing(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
     spec = make_sweep("crashy", scheduler={"type": "batched_synced", "max_trials": 9, "batch_size": 3})
     env = {"TRAIN_SLEEP": "0.3"}
     killed = 0
@@ -52,7 +56,9 @@ def test_sigkill_at_many_points_loses_and_duplicates_nothing(tmp_path: Path, mak
         if crash == "outside":
             code = kill_while_training(spec, tmp_path)
         else:
-            code = cli("run", str(spec), "--quiet", cwd=tmp_path, env={**env, "SWEEPWISE_CRASH_AT": crash}).returncode
+            code = cli(
+                "run", str(spec), "--quiet", cwd=tmp_path, env={**env, "SWEEPWISE_CRASH_AT": crash}
+            ).returncode
         killed += code == -signal.SIGKILL
     assert killed >= 5  # most crash points were reached before the sweep ended
 
@@ -72,11 +78,16 @@ def test_sigkill_at_many_points_loses_and_duplicates_nothing(tmp_path: Path, mak
         assert run.summary["observation/score"] == run.suggestion["x"] * 10
 
 
-def test_a_second_controller_is_refused_while_one_runs(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
+def test_a_second_controller_is_refused_while_one_runs(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
     spec = make_sweep("single", scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2})
     first = subprocess.Popen(
         [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
-        cwd=tmp_path, env={**os.environ, "TRAIN_SLEEP": "3"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env={**os.environ, "TRAIN_SLEEP": "3"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:

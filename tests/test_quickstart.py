@@ -30,7 +30,9 @@ def test_quickstart_completes_and_a_second_run_does_nothing(tmp_path: Path) -> N
 
     best = json.loads(cli("best", "quickstart", "--json", cwd=tmp_path).stdout)
     assert best["score"] == max(row["score"] for row in status["runs"])
-    assert best["parameters"] == next(r["suggestion"] for r in status["runs"] if r["run_id"] == best["run_id"])
+    assert best["parameters"] == next(
+        r["suggestion"] for r in status["runs"] if r["run_id"] == best["run_id"]
+    )
 
     logs_before = sorted(p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.log"))
     again = cli("run", str(spec), cwd=tmp_path)
@@ -47,7 +49,11 @@ def test_status_and_best_read_a_sweep_running_in_another_process(tmp_path: Path,
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
-        cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 120

@@ -1,4 +1,9 @@
-"""SQLStore against real databases (SQLite files in tmp_path; more URLs can join `STORE_URLS`)."""
+"""SQLStore against real databases: SQLite files in tmp_path, and PostgreSQL when
+$SWEEPWISE_TEST_POSTGRES_URL names a server (each test gets a fresh database there).
+
+Backend-independent tests take the `store` (or `store_url`) fixture, which runs them on
+every backend in `STORE_URLS`; SQLite-specific ones take `sqlite_url`.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +27,12 @@ from sqlalchemy import create_engine, text
 
 from sweepwise import keys
 from sweepwise.errors import ConfigError, StoreError
-from sweepwise.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes
+from sweepwise.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes, RunInfo
 from sweepwise.stores import ExperimentRecord, SQLStore
 
 TRAIN = JobTypes.LAUNCH_TRAINING
 EVAL = JobTypes.LAUNCH_EVAL
+POSTGRES_ENV = "SWEEPWISE_TEST_POSTGRES_URL"  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
 
 def _sqlite(tmp_path: Path) -> Iterator[str]:
@@ -48,7 +54,6 @@ def _postgresql(tmp_path: Path) -> Iterator[str]:
 
 
 # One factory per backend: tmp_path -> the URL of an empty database (cleaned up afterwards).
-POSTGRES_ENV = "SWEEPWISE_TEST_POSTGRES_URL"  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 STORE_URLS: dict[str, Callable[[Path], Iterator[str]]] = {"sqlite": _sqlite}
 if os.environ.get(POSTGRES_ENV):
     STORE_URLS["postgresql"] = _postgresql
@@ -91,7 +96,7 @@ def started_run(store: SQLStore, run_id: str = "r1", experiment: str = "exp", at
     store.apply_events([event(run_id, EventKind.STARTED, at)])
 
 
-def run(store: SQLStore, run_id: str) -> Any:
+def run(store: SQLStore, run_id: str) -> RunInfo:
     (found,) = store.fetch_runs({"run_id": run_id})
     return found
 
@@ -323,12 +328,13 @@ def test_training_intent_and_dispatch_id(store: SQLStore) -> None:
 def test_eval_intent(store: SQLStore) -> None:
     started_run(store)
     store.apply_events([event("r1", EventKind.FINISHED, 110.0, exit_code=0)])
-    store.record_eval_intent(eval_job("r1"))
+    job = eval_job("r1")
+    store.record_eval_intent(job)
     r1 = run(store, "r1")
     assert (r1.status, r1.has_started_eval, r1.eval_job, r1.eval_dispatch_id) == (
         JobStatus.IN_EVAL,
         True,
-        eval_job("r1").model_copy(update={"created_at": r1.eval_job.created_at}),
+        job,
         None,
     )
     store.record_dispatch_id("r1", EVAL, "pid-2")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from helpers import make_run
-
 from sweepwise import keys
 from sweepwise.models import JobStatus, JobTypes
 from sweepwise.schedulers.base import TrainAndEvalConfig

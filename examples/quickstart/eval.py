@@ -4,7 +4,6 @@ import json
 import os
 
 import numpy as np
-
 from data import make_spirals
 
 run_dir = os.environ.get("SWEEPWISE_RUN_DIR", ".")

@@ -10,9 +10,9 @@ import sys
 import time
 
 import numpy as np
+from data import make_spirals
 
 import sweepwise
-from data import make_spirals
 
 params = dict(word.split("=", 1) for word in sys.argv[1:])
 lr = float(params.get("lr", 0.1))

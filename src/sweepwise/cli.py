@@ -77,7 +77,9 @@ def run(
     from sweepwise.stores.sql import SQLStore
 
     if quiet:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+        )
     sql = SQLStore(experiment.store_url(store))
     existing = sql.get_experiment(experiment.name) if sql.exists() else None
     sql.ensure_experiment(experiment.name, experiment.record())
@@ -110,7 +112,13 @@ def status(
     if experiment is None:
         rows = []
         for record in sql.list_experiments():
-            rows.append({"experiment": record.name, "status": record.status, "counts": sql.count_by_status(record.name)})
+            rows.append(
+                {
+                    "experiment": record.name,
+                    "status": record.status,
+                    "counts": sql.count_by_status(record.name),
+                }
+            )
         if as_json:
             typer.echo(json.dumps({"experiments": rows}, indent=2))
         else:

@@ -310,7 +310,9 @@ class AdaptiveController:
         if len(trainings) > max(0, slots):
             logger.warning(
                 "scheduler asked for %d trainings with %d free slots; starting %d",
-                len(trainings), slots, max(0, slots),
+                len(trainings),
+                slots,
+                max(0, slots),
             )
             trainings = trainings[: max(0, slots)]
         jobs = [*evals, *trainings]

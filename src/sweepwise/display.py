@@ -57,7 +57,9 @@ def _runs_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
 class LiveDisplay:
     """The live table of a running sweep (no background thread: refreshed from the tick)."""
 
-    def __init__(self, experiment: Experiment, *, enabled: bool = True, console: Console | None = None) -> None:
+    def __init__(
+        self, experiment: Experiment, *, enabled: bool = True, console: Console | None = None
+    ) -> None:
         self.experiment = experiment
         self.enabled = enabled
         self.console = console or Console(stderr=True)
@@ -102,7 +104,9 @@ class LiveDisplay:
         counts: dict[str, int] = {}
         for run in runs:
             counts[run.status.value] = counts.get(run.status.value, 0) + 1
-        out.print(f"experiment {spec.name}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())))
+        out.print(
+            f"experiment {spec.name}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        )
         best = best_run(runs, spec.goal)
         if best is None:
             out.print("no completed trial with a score")

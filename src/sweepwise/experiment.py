@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from sweepwise.stores.sql import SQLStore
 
 
-
 def resolve_store_url(cli_value: str | None, spec_value: str | None = None) -> str:
     """The store URL: `--store`, else `$SWEEPWISE_STORE`, else the spec's, else ./sweepwise.db."""
     return cli_value or os.environ.get("SWEEPWISE_STORE") or spec_value or DEFAULT_STORE
@@ -63,18 +62,20 @@ class Experiment:
             spec = ExperimentSpec.model_validate(data)
         except ValidationError as exc:
             raise config_error(exc, fields=list(ExperimentSpec.model_fields)) from None
-        if spec.dispatcher.type not in available_dispatchers():
-            raise ConfigError(
-                "dispatcher",
-                f"unknown dispatcher {spec.dispatcher.type!r}; choose one of: {', '.join(available_dispatchers())}",
-            )
+        if spec.dispatcher.type not in (known := available_dispatchers()):
+            choices = ", ".join(known)
+            raise ConfigError("dispatcher", f"unknown dispatcher {spec.dispatcher.type!r}; choose one of: {choices}")
         jobs = {name: _job_spec(getattr(spec, name), name, base_dir) for name in ("train", "eval")}
         if jobs["train"] is None and "recipe_module" not in (spec.scheduler.model_extra or {}):
             raise ConfigError("train", "is required; add train: {cmd: [python, train.py]}")
         _check_space_and_optimizer(spec)
         fields = config_cls.model_fields
         values: dict[str, Any] = {"experiment_id": spec.name, **jobs}
-        for key, value in (("parameters", spec.parameters), ("optimizer", spec.optimizer), ("goal", spec.goal)):
+        for key, value in (
+            ("parameters", spec.parameters),
+            ("optimizer", spec.optimizer),
+            ("goal", spec.goal),
+        ):
             if key in fields:
                 values[key] = value
         values.update(spec.scheduler.model_extra or {})
@@ -185,7 +186,8 @@ def _check_space_and_optimizer(spec: ExperimentSpec) -> None:
         raise config_error(exc, "optimizer") from None
     if opt.type not in available_optimizers():
         raise ConfigError(
-            "optimizer.type", f"unknown optimizer {opt.type!r}; choose one of: {', '.join(available_optimizers())}"
+            "optimizer.type",
+            f"unknown optimizer {opt.type!r}; choose one of: {', '.join(available_optimizers())}",
         )
 
 

@@ -46,11 +46,14 @@ class ObservationHook:
     def __call__(self, run: RunInfo) -> dict[str, Any]:
         value = lookup_metric(run, self.metric)
         if value is None:
-            results = {**(run.summary.get(keys.TRAIN_RESULT) or {}), **(run.summary.get(keys.EVAL_RESULT) or {})}
+            results = {
+                **(run.summary.get(keys.TRAIN_RESULT) or {}),
+                **(run.summary.get(keys.EVAL_RESULT) or {}),
+            }
             found = ", ".join(sorted(results)) or "nothing"
             raise MissingMetricError(
                 f"the result has no {self.metric!r} (it reported: {found}); "
-                f"report it, e.g. SWEEPWISE_RESULT {{\"{self.metric}\": 0.9}}, or set metric: in the spec"
+                f'report it, e.g. SWEEPWISE_RESULT {{"{self.metric}": 0.9}}, or set metric: in the spec'
             )
         try:
             score = float(value)

@@ -114,9 +114,7 @@ class SimulatedDispatcher:
         job = sim.job
         if not sim.started_reported:
             sim.started_reported = True
-            events.append(
-                JobEvent(job.run_id, job.type, EventKind.STARTED, sim.started_at, sim.dispatch_id)
-            )
+            events.append(JobEvent(job.run_id, job.type, EventKind.STARTED, sim.started_at, sim.dispatch_id))
         if finished:
             out = sim.outcome
             events.append(
@@ -128,9 +126,7 @@ class SimulatedDispatcher:
                     sim.dispatch_id,
                     exit_code=out.exit_code,
                     result=out.result,
-                    error=out.error
-                    if out.error or out.exit_code == 0
-                    else f"exit code {out.exit_code}",
+                    error=out.error if out.error or out.exit_code == 0 else f"exit code {out.exit_code}",
                     started_at=sim.started_at,
                 )
             )

@@ -58,7 +58,7 @@ class SchedulerState(BaseModel):
     runs_in_eval: set[str] = Field(default_factory=set)
     runs_completed: set[str] = Field(default_factory=set)
 
-    def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
         """Serialize state to a JSON-ready dictionary (sets become sorted lists)."""
         data = super().model_dump(**kwargs)
         return {key: sorted(value) for key, value in data.items()}
@@ -136,7 +136,9 @@ class BatchedSyncedOptimizingScheduler:
             return []
         if any(not run.status.is_finished() for run in runs):
             return []  # the barrier
-        to_launch = min(self.config.batch_size, self.config.max_trials - total_created, available_training_slots)
+        to_launch = min(
+            self.config.batch_size, self.config.max_trials - total_created, available_training_slots
+        )
         if to_launch <= 0:
             return []
         observations = collect_observations(runs)

@@ -45,23 +45,11 @@ def to_json(value: Any, *, what: str) -> str:
         raise TypeError(f"{what} must be JSON-serialisable: {exc}") from None
 
 
-def from_json(text: str | None) -> Any:
-    """Decode JSON text (None stays None)."""
-    return None if text is None else json.loads(text)
-
-
-def to_epoch(value: dt.datetime | None) -> float | None:
+def to_epoch(value: dt.datetime) -> float:
     """A datetime as UTC epoch seconds (naive datetimes are taken as UTC)."""
-    if value is None:
-        return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
-
-
-def to_datetime(value: float | None) -> dt.datetime | None:
-    """UTC epoch seconds as a timezone-aware UTC datetime."""
-    return None if value is None else dt.datetime.fromtimestamp(value, UTC)
 
 
 def cost_of(summary: Mapping[str, Any]) -> float | None:

@@ -107,16 +107,21 @@ def next_seq(conn: Connection, experiment: str, now: float) -> int:
     seq = cache.get(experiment)
     if seq is not None:
         return seq
-    params = {"b_name": experiment, "b_now": now}
-    if conn.dialect.update_returning:
-        value = _BUMP_RETURNING.scalar(conn, params)
-    else:
-        value = LAST_SEQ.scalar(conn, params) if _BUMP.run(conn, params) == 1 else None
+    value = _bump(conn, experiment, now)
     if value is None:  # no such experiment: create it, then bump its fresh counter
         ensure_experiment_without_commit(conn, experiment, {}, now)
-        return next_seq(conn, experiment, now)
+        value = _bump(conn, experiment, now)
+    if value is None:
+        raise RuntimeError(f"experiment {experiment!r} vanished while its runs were written")
     cache[experiment] = seq = int(value)
     return seq
+
+
+def _bump(conn: Connection, experiment: str, now: float) -> Any:
+    params = {"b_name": experiment, "b_now": now}
+    if conn.dialect.update_returning:
+        return _BUMP_RETURNING.scalar(conn, params)
+    return LAST_SEQ.scalar(conn, params) if _BUMP.run(conn, params) == 1 else None
 
 
 def ensure_experiment_without_commit(
@@ -239,7 +244,7 @@ def record_training_intent_without_commit(
         run_id=job.run_id,
         experiment=experiment,
         trial_index=trial_index,
-        created_at=to_epoch(job.created_at) or now,
+        created_at=to_epoch(job.created_at),
         tags=[],
         summary={keys.OBSERVATION_SUGGESTION: suggestion},
         train_job=job.model_dump_json(),
