@@ -64,7 +64,9 @@ class Experiment:
             raise config_error(exc, fields=list(ExperimentSpec.model_fields)) from None
         if spec.dispatcher.type not in (known := available_dispatchers()):
             choices = ", ".join(known)
-            raise ConfigError("dispatcher", f"unknown dispatcher {spec.dispatcher.type!r}; choose one of: {choices}")
+            raise ConfigError(
+                "dispatcher", f"unknown dispatcher {spec.dispatcher.type!r}; choose one of: {choices}"
+            )
         jobs = {name: _job_spec(getattr(spec, name), name, base_dir) for name in ("train", "eval")}
         if jobs["train"] is None and "recipe_module" not in (spec.scheduler.model_extra or {}):
             raise ConfigError("train", "is required; add train: {cmd: [python, train.py]}")

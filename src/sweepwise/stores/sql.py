@@ -57,13 +57,15 @@ class SQLStore:
             (a relative SQLite path is taken from the current directory, now).
         sqlite_synchronous: SQLite's `synchronous` pragma: NORMAL (default; with WAL,
             a power cut may lose the last transactions but never corrupts the file)
-            or FULL (every commit reaches the disk), OFF or EXTRA.
+            or FULL (every commit reaches the disk), OFF or EXTRA; default
+            `$SWEEPWISE_SQLITE_SYNCHRONOUS`, else NORMAL.
 
     Raises:
         ConfigError: the URL cannot be parsed or `sqlite_synchronous` is unknown.
     """
 
-    def __init__(self, url: str | None = None, *, sqlite_synchronous: str = "NORMAL") -> None:
+    def __init__(self, url: str | None = None, *, sqlite_synchronous: str | None = None) -> None:
+        sqlite_synchronous = sqlite_synchronous or os.environ.get("SWEEPWISE_SQLITE_SYNCHRONOUS", "NORMAL")
         parsed = parse_url(url or os.environ.get(ENV_VAR) or DEFAULT_URL)
         path = sqlite_file(parsed)
         if path is not None and not path.is_absolute():
