@@ -21,8 +21,8 @@ def cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run `sweepwise ARGS...` as a real process in `cwd`."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("SWEEPWISE_STORE", None)
+    full_env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
+    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "sweepwise", *args],
         cwd=cwd,

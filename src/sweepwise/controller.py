@@ -155,7 +155,8 @@ class AdaptiveController:
                     break
                 if report.events == 0 and not report.dispatched:
                     self._wait(self.settings.monitoring_interval)
-            self.store.set_experiment_status(self.experiment, "complete")
+            if not self._cancelled():
+                self.store.set_experiment_status(self.experiment, "complete")
         finally:
             self.store.release_lease(self.experiment, self.owner)
         return list(self.runs.values())

@@ -198,7 +198,6 @@ def list_experiments(conn: Connection) -> list[ExperimentRecord]:
 __all__ = [
     "RUN_FILTERS",
     "RunQuery",
-    "runs_from_rows",
     "count_by_status",
     "fetch_changed",
     "fetch_job_events",
@@ -207,4 +206,5 @@ __all__ = [
     "last_seq",
     "list_experiments",
     "parse_filters",
+    "runs_from_rows",
 ]

@@ -1,0 +1,96 @@
+"""The smaller commands: exec, cancel, status of every experiment, --store, and help."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import cli, markers, status_json
+
+
+def test_exec_wraps_a_command_and_records_its_status(tmp_path: Path) -> None:
+    result = cli(
+        "exec",
+        "--run-dir",
+        str(tmp_path),
+        "--job",
+        "train",
+        "--",
+        sys.executable,
+        "-c",
+        "import sys; print('hello'); sys.exit(4)",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 4
+    status = json.loads((tmp_path / "train.status.json").read_text())
+    assert status["state"] == "exited" and status["exit_code"] == 4
+    assert "hello" in (tmp_path / "train.log").read_text()
+
+
+def test_cancel_an_experiment_stops_its_jobs(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
+    spec = make_sweep("stopme", scheduler={"type": "batched_synced", "max_trials": 4, "batch_size": 2})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
+        cwd=tmp_path,
+        env={**os.environ, "TRAIN_SLEEP": "60"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(markers(tmp_path, "train")) < 2:
+            time.sleep(0.05)
+        result = cli("cancel", "stopme", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "cancelled experiment 'stopme' (2 unfinished run(s) stopped)" in result.stdout
+    finally:
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    status = status_json(tmp_path, "stopme")
+    assert status["status"] == "cancelled"
+    assert [row["status"] for row in status["runs"]] == ["CANCELLED", "CANCELLED"]
+    again = cli("cancel", status["runs"][0]["run_id"], cwd=tmp_path)
+    assert "already finished" in again.stdout
+
+
+def test_status_of_all_experiments_and_an_explicit_store(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
+    spec = make_sweep("one", scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2})
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    assert cli("run", str(spec), "--quiet", "--store", url, cwd=tmp_path).returncode == 0
+    assert not (tmp_path / "sweepwise.db").exists()
+    listing = json.loads(cli("status", "--json", "--store", url, cwd=tmp_path).stdout)
+    assert listing["experiments"][0]["experiment"] == "one"
+    assert listing["experiments"][0]["counts"]["COMPLETED"] == 2
+    default_store = cli("status", "--json", cwd=tmp_path)  # ./sweepwise.db was never created
+    assert default_store.returncode == 1 and "no sweepwise store" in default_store.stderr
+    from_env = cli("status", "--json", cwd=tmp_path, env={"SWEEPWISE_STORE": url})
+    assert json.loads(from_env.stdout) == listing
+    assert not (tmp_path / "sweepwise.db").exists()
+
+
+def test_unknown_experiment_and_run_are_one_line_errors(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
+    spec = make_sweep("known", scheduler={"type": "batched_synced", "max_trials": 1, "batch_size": 1})
+    assert cli("run", str(spec), "--quiet", cwd=tmp_path).returncode == 0
+    for args in (("status", "unknown"), ("best", "unknown"), ("logs", "nope_trial_0001"), ("cancel", "nope")):
+        result = cli(*args, cwd=tmp_path)
+        assert result.returncode == 1, args
+        assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
+    bad_job = cli("logs", "known_trial_0001", "--job", "test", cwd=tmp_path)
+    assert bad_job.returncode == 2 and "--job" in bad_job.stderr
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    result = cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("run", "status", "best", "logs", "cancel"):
+        assert command in result.stdout
