@@ -213,3 +213,55 @@ def test_rerunning_a_complete_experiment_does_nothing(store: SQLStore) -> None:
     before = len(dispatcher.started)
     runs = controller(store, dispatcher).run()
     assert len(runs) == 8 and len(dispatcher.started) == before
+
+
+def test_a_job_silent_past_stale_after_becomes_stale_and_is_cancelled(store: SQLStore) -> None:
+    dispatcher = SimulatedDispatcher(VirtualClock(), lambda job: SimOutcome(duration=1000.0))
+    ctl = controller(store, dispatcher, max_trials=2, batch_size=2)
+    ctl.settings = ControllerSettings(max_parallel=2, monitoring_interval=30.0, stale_after=120.0)
+    runs = ctl.run()
+    assert [run.status for run in runs] == [JobStatus.STALE, JobStatus.STALE]
+    assert all("no heartbeat" in (run.error or "") for run in runs)
+    assert dispatcher.clock.now() - dispatcher.started[0].at < 1000.0  # cancelled, not waited out
+
+
+def test_on_job_dispatch_sees_every_job_with_its_dispatch_id(store: SQLStore) -> None:
+    seen: list[tuple[str, JobTypes, str]] = []
+    hooks = ControllerHooks(
+        on_job_dispatch=lambda job, dispatch_id: seen.append((job.run_id, job.type, dispatch_id))
+    )
+    dispatcher = SimulatedDispatcher(VirtualClock(), behaviour)
+    controller(store, dispatcher, hooks=hooks, max_trials=2, batch_size=2).run()
+    assert sorted(seen) == sorted(
+        (rec.run_id, rec.job_type, f"sim:{rec.run_id}:{rec.job_type.short}") for rec in dispatcher.started
+    )
+
+
+class GreedyScheduler:
+    """Asks for more trainings than there are slots."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def schedule(self, runs: list[Any], available_training_slots: int) -> list[JobDefinition]:
+        if runs:
+            return []
+        return [JobDefinition(run_id=f"g{i}", cmd="t") for i in range(5)]
+
+    def is_experiment_complete(self, runs: list[Any]) -> bool:
+        return len(runs) > 0 and all(run.status.is_finished() for run in runs)
+
+
+def test_over_slot_requests_are_cut_to_the_free_slots(store: SQLStore) -> None:
+    dispatcher = SimulatedDispatcher(VirtualClock(), lambda job: SimOutcome(duration=5.0))
+    ctl = AdaptiveController(
+        "exp",
+        GreedyScheduler(),
+        dispatcher,
+        store,
+        settings=ControllerSettings(max_parallel=2),
+        clock=dispatcher.clock,
+    )
+    ctl._acquire_lease()
+    report = ctl.tick()
+    assert [job.run_id for job in report.dispatched] == ["g0", "g1"]

@@ -77,6 +77,8 @@ class LiveDisplay:
         if self._live is not None:
             self._live.__exit__(None, None, None)
             self._live = None
+            if not self.console.is_terminal:
+                self.console.line()  # the last frame ends without a newline off a terminal
 
     def update(self, controller: AdaptiveController, report: TickReport) -> None:
         """Redraw at most a few times a second, and always on the last tick."""
@@ -90,7 +92,8 @@ class LiveDisplay:
         finished = [run for run in runs if run.status.is_finished()]
         shown = controller.active_runs + finished[-max(0, 12 - len(controller.active_runs)) :]
         total = max(self.max_trials, len(runs), 1)
-        bar = Group(
+        bar = Table.grid(padding=(0, 1))
+        bar.add_row(
             ProgressBar(total=total, completed=len(finished), width=40),
             Text(f"{len(finished)}/{total} trials finished, {len(controller.active_runs)} running"),
         )
