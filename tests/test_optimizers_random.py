@@ -55,8 +55,11 @@ def test_make_optimizer_builds_a_random_optimizer_that_meets_the_protocol(space:
     assert optimizer.seed == 3
 
 
-def test_default_spec_is_random(space: SearchSpace) -> None:
-    assert isinstance(make_optimizer(OptimizerSpec(), space, goal="minimize"), RandomOptimizer)
+def test_default_spec_is_protein(space: SearchSpace) -> None:
+    from sweepwise.optimizers.protein import ProteinOptimizer
+
+    assert isinstance(make_optimizer(OptimizerSpec(), space, goal="minimize"), ProteinOptimizer)
+    assert isinstance(make_optimizer(OptimizerSpec(type="random"), space, goal="minimize"), RandomOptimizer)
 
 
 def test_unknown_type_names_the_field_and_the_choices(space: SearchSpace) -> None:

@@ -82,7 +82,8 @@ def run(
         )
     sql = SQLStore(experiment.store_url(store))
     existing = sql.get_experiment(experiment.name) if sql.exists() else None
-    sql.ensure_experiment(experiment.name, experiment.record())
+    record = sql.ensure_experiment(experiment.name, experiment.record())
+    experiment = experiment.resume(record.spec)
     if existing is not None and existing.status == "cancelled":
         sql.set_experiment_status(experiment.name, "running")  # running it again resumes it
     experiment.write_adaptive_config()

@@ -49,7 +49,7 @@ class ExperimentSpec(BaseModel):
     metric: str = "score"
     goal: Literal["maximize", "minimize"] = "maximize"
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
-    optimizer: dict[str, Any] = Field(default_factory=lambda: {"type": "random"})
+    optimizer: dict[str, Any] = Field(default_factory=lambda: {"type": "protein"})
     train: dict[str, Any] | None = None
     eval: dict[str, Any] | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,9 +74,12 @@ class Experiment:
         _check_space_and_optimizer(spec)
         fields = config_cls.model_fields
         values: dict[str, Any] = {"experiment_id": spec.name, **jobs}
+        optimizer = dict(spec.optimizer)
+        if optimizer.get("seed") is None:  # drawn once and stored, so a resumed sweep continues identically
+            optimizer["seed"] = secrets.randbelow(2**31)
         for key, value in (
             ("parameters", spec.parameters),
-            ("optimizer", spec.optimizer),
+            ("optimizer", optimizer),
             ("goal", spec.goal),
         ):
             if key in fields:
@@ -86,6 +90,19 @@ class Experiment:
         except ValidationError as exc:
             raise config_error(exc, "scheduler", fields=[f for f in fields if f not in values]) from None
         return cls(spec, base_dir, config, scheduler_cls)
+
+    def resume(self, stored: dict[str, Any]) -> Experiment:
+        """This experiment continuing a stored one (keeps the stored optimizer seed if the spec has none)."""
+        seed = stored.get("scheduler_config", {}).get("optimizer", {}).get("seed")
+        if seed is None or self.spec.optimizer.get("seed") is not None:
+            return self
+        current = getattr(self.scheduler_config, "optimizer", None)
+        if current is None:
+            return self
+        config = self.scheduler_config.model_copy(
+            update={"optimizer": current.model_copy(update={"seed": seed})}
+        )
+        return Experiment(self.spec, self.base_dir, config, self.scheduler_cls)
 
     @property
     def name(self) -> str:

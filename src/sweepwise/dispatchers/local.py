@@ -26,38 +26,26 @@ import enum
 import json
 import logging
 import os
-import selectors
-import signal
-import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from sweepwise.dispatchers import register_dispatcher
+from sweepwise.dispatchers._local_cancel import cancel_watch
+from sweepwise.dispatchers._local_watch import UNREAPED, ExitSelector, Watch, load_watch, number
 from sweepwise.dispatchers.gpus import GpuPool
 from sweepwise.errors import ConfigError, DispatchError
 from sweepwise.launch import build_launch, run_dir_for, write_job_files
 from sweepwise.models import EventKind, JobDefinition, JobEvent, JobTypes
-from sweepwise.runtime import DISPATCH, JOB_NAMES, LOG, METRICS, STATUS, job_file
+from sweepwise.runtime import DISPATCH, JOB_NAMES, LOG, STATUS, job_file
 from sweepwise.runtime.exec import spawn_supervisor
-from sweepwise.runtime.results import last_output, read_job_result, read_new_metrics, read_status
-from sweepwise.runtime.supervise import (
-    RunState,
-    fork_supervisor,
-    proc_start_time,
-    process_alive,
-    signal_group,
-    write_json_atomic,
-)
+from sweepwise.runtime.results import last_output, read_status
+from sweepwise.runtime.supervise import RunState, fork_supervisor, proc_start_time, write_json_atomic
 
 logger = logging.getLogger(__name__)
-
-_CLAIM_TIMEOUT = 30.0  # a claim without a pid and without a status after this is LOST
-_SUPERVISOR_EXIT_WAIT = 5.0  # after the job is SIGKILLed, time for the final status
-_FALLBACK_STEP = 0.1
 
 
 class StartMethod(enum.StrEnum):
@@ -66,53 +54,6 @@ class StartMethod(enum.StrEnum):
     AUTO = "auto"  # fork on Linux when single-threaded, else spawn
     FORK = "fork"
     SPAWN = "spawn"
-
-
-@dataclass(slots=True)
-class _Watch:
-    """What the dispatcher knows about one watched job."""
-
-    run_id: str
-    job_type: JobTypes
-    run_dir: Path
-    pid: int  # the supervisor's; 0 while unknown
-    pid_start: int | None
-    claimed_at: float
-    proc: subprocess.Popen[bytes] | None = None  # spawned by us
-    forked: bool = False  # os.fork()ed by us
-    exited: bool = False
-    pidfd: int | None = None
-    started_at: float | None = None
-    heartbeat_at: float | None = None
-    next_status_read: float = 0.0
-    metrics_offset: int = 0
-    done: bool = False
-
-    @property
-    def job(self) -> str:
-        return self.job_type.short
-
-    @property
-    def dispatch_id(self) -> str:
-        return f"{self.run_id}:{self.job}:{self.pid}"
-
-    def path(self, kind: str) -> Path:
-        return Path(job_file(self.run_dir, self.job, kind))
-
-    def event(self, kind: EventKind, at: float | None, **fields: Any) -> JobEvent:
-        return JobEvent(
-            run_id=self.run_id,
-            job_type=self.job_type,
-            kind=kind,
-            at=time.time() if at is None else at,
-            dispatch_id=self.dispatch_id,
-            started_at=self.started_at,
-            **fields,
-        )
-
-
-# Per process, not per dispatcher: a closed dispatcher's children must still be reaped.
-_UNREAPED: list[_Watch] = []
 
 
 def parse_dispatch_id(dispatch_id: str) -> tuple[str, str, int]:
@@ -125,36 +66,6 @@ def parse_dispatch_id(dispatch_id: str) -> tuple[str, str, int]:
     if len(parts) == 3 and parts[1] in JOB_NAMES and parts[2].isdigit() and parts[0]:
         return parts[0], parts[1], int(parts[2])
     raise DispatchError(f"malformed local dispatch id {dispatch_id!r}; expected RUN_ID:train|eval:PID")
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"exit code {code} (killed by {signal.Signals(-code).name})"
-        except ValueError:
-            return f"exit code {code} (killed by signal {-code})"
-    return f"exit code {code}"
-
-
-def _job_identity(status: dict[str, Any] | None) -> tuple[int | None, int | None]:
-    """The job's (pid, start time) from its status, None where unknown."""
-    if status is None:
-        return None, None
-    pid, start = status.get("pid"), status.get("pid_start")
-    return (pid if isinstance(pid, int) else None), (start if isinstance(start, int) else None)
-
-
-def _kill(pid: int, signum: int) -> None:
-    if pid <= 0:  # never the caller's own process group
-        return
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 @register_dispatcher("local")
@@ -206,10 +117,10 @@ class LocalDispatcher:
         self._grace_period = grace_period
         self._gpu_pool = gpu_pool
         self._warned_no_gpus = False
-        self._watches: dict[tuple[str, str], _Watch] = {}
+        self._watches: dict[tuple[str, str], Watch] = {}
         self._finished: set[tuple[str, str]] = set()
-        self._unreaped = _UNREAPED  # supervisors we started and must reap once they exit
-        self._selector: selectors.BaseSelector | None = None
+        self._unreaped = UNREAPED  # supervisors we started and must reap once they exit
+        self._exits = ExitSelector()  # wakes `wait` when a watched supervisor exits
 
     # -- dispatching -------------------------------------------------------------------
 
@@ -253,7 +164,7 @@ class LocalDispatcher:
             json.dump({"run_id": job.run_id, "job": plan.job_name, "claimed_at": claimed_at}, handle)
         try:
             write_job_files(plan, job)
-            watch = _Watch(job.run_id, job.type, plan.run_dir, 0, None, claimed_at)
+            watch = Watch(job.run_id, job.type, plan.run_dir, 0, None, claimed_at)
             method = self._resolve_start_method()
             if method is StartMethod.FORK:
                 watch.forked = True
@@ -372,73 +283,19 @@ class LocalDispatcher:
             self._gpu_pool.reserve(f"{run_id}:{job}", gpus)
         self._watch(key, watch)
 
-    def _load_watch(self, run_id: str, job_type: JobTypes, pid: int) -> _Watch:
-        run_dir = self._run_dir(run_id)
-        watch = _Watch(run_id, job_type, run_dir, pid, None, time.time())
-        record = read_status(watch.path(DISPATCH)) or {}
-        status = read_status(watch.path(STATUS)) or {}
-        watch.claimed_at = _number(record.get("claimed_at")) or watch.claimed_at
-        for source in (record, status):
-            source_pid = source.get("supervisor_pid")
-            if isinstance(source_pid, int) and source_pid > 0 and watch.pid in (0, source_pid):
-                watch.pid = source_pid
-                start = source.get("supervisor_start")
-                watch.pid_start = start if isinstance(start, int) else watch.pid_start
-        return watch
+    def _load_watch(self, run_id: str, job_type: JobTypes, pid: int) -> Watch:
+        return load_watch(self._run_dir(run_id), run_id, job_type, pid)
 
-    def _watch(self, key: tuple[str, str], watch: _Watch) -> None:
+    def _watch(self, key: tuple[str, str], watch: Watch) -> None:
         self._watches[key] = watch
-        self._open_pidfd(watch)
+        self._exits.open(watch)
 
-    def _open_pidfd(self, watch: _Watch) -> None:
-        if watch.pid <= 0 or watch.pidfd is not None or not hasattr(os, "pidfd_open"):
-            return
-        try:
-            fd = os.pidfd_open(watch.pid)
-        except OSError:
-            return  # already gone, or no pidfds here: liveness checks take over
-        owned = watch.forked or watch.proc is not None
-        if not owned and watch.pid_start is not None and proc_start_time(watch.pid) != watch.pid_start:
-            os.close(fd)  # the pid was reused: our supervisor is gone
-            return
-        if self._selector is None:
-            self._selector = selectors.DefaultSelector()
-        self._selector.register(fd, selectors.EVENT_READ)
-        watch.pidfd = fd
-
-    def _learn_pid(self, watch: _Watch, status: dict[str, Any]) -> bool:
+    def _learn_pid(self, watch: Watch, status: dict[str, Any]) -> bool:
         """Take the supervisor's pid from its status when the claim had none."""
-        pid = status.get("supervisor_pid")
-        if watch.pid != 0 or not isinstance(pid, int) or pid <= 0:
+        if not watch.learn_pid(status):
             return False
-        start = status.get("supervisor_start")
-        watch.pid, watch.pid_start = pid, (start if isinstance(start, int) else None)
-        self._open_pidfd(watch)
+        self._exits.open(watch)
         return True
-
-    def _close_pidfd(self, watch: _Watch) -> None:
-        if watch.pidfd is not None:
-            if self._selector is not None:
-                self._selector.unregister(watch.pidfd)
-            os.close(watch.pidfd)
-            watch.pidfd = None
-
-    def _running(self, watch: _Watch) -> bool:
-        """Whether the supervisor still runs; reaps our own children."""
-        if watch.exited:
-            return False
-        if watch.proc is not None:
-            watch.exited = watch.proc.poll() is not None
-        elif watch.forked:
-            try:
-                watch.exited = os.waitpid(watch.pid, os.WNOHANG)[0] != 0
-            except ChildProcessError:
-                watch.exited = True
-        elif watch.pid > 0:
-            watch.exited = not process_alive(watch.pid, watch.pid_start)
-        else:  # claimed, pid never recorded: give the supervisor time to write its status
-            return time.time() - watch.claimed_at < _CLAIM_TIMEOUT
-        return not watch.exited
 
     # -- polling -----------------------------------------------------------------------
 
@@ -449,42 +306,42 @@ class LocalDispatcher:
         `stat` of its metrics file, and a read of its status file at most once per
         heartbeat interval (always once its supervisor has exited).
         """
-        self._unreaped[:] = [watch for watch in self._unreaped if self._running(watch)]
+        self._unreaped[:] = [watch for watch in self._unreaped if watch.running()]
         events: list[JobEvent] = []
         for key, watch in list(self._watches.items()):
             events.extend(self._poll_one(watch))
             if watch.done:
                 del self._watches[key]
                 self._finished.add(key)
-                self._close_pidfd(watch)
+                self._exits.close(watch)
                 self._release_gpus(f"{watch.run_id}:{watch.job}")
-                if self._running(watch):  # final status written, exit imminent: reap later
+                if watch.running():  # final status written, exit imminent: reap later
                     self._unreaped.append(watch)
         return events
 
-    def _poll_one(self, watch: _Watch) -> list[JobEvent]:
-        running = self._running(watch)
+    def _poll_one(self, watch: Watch) -> list[JobEvent]:
+        running = watch.running()
         now = time.monotonic()
         if running and watch.started_at is not None and now < watch.next_status_read:
-            return self._new_metrics(watch)
+            return watch.new_metrics()
         status = read_status(watch.path(STATUS))
         watch.next_status_read = now + self._heartbeat_interval
         if status is not None and self._learn_pid(watch, status):
-            running = self._running(watch)
+            running = watch.running()
         events: list[JobEvent] = []
         if status is not None:
-            heartbeat = _number(status.get("heartbeat_at"))
+            heartbeat = number(status.get("heartbeat_at"))
             if watch.started_at is None:
-                watch.started_at = _number(status.get("started_at")) or time.time()
+                watch.started_at = number(status.get("started_at")) or time.time()
                 watch.heartbeat_at = heartbeat
                 events.append(watch.event(EventKind.STARTED, watch.started_at))
             elif heartbeat is not None and (watch.heartbeat_at is None or heartbeat > watch.heartbeat_at):
                 watch.heartbeat_at = heartbeat
                 if status.get("state") == RunState.RUNNING:
                     events.append(watch.event(EventKind.HEARTBEAT, heartbeat))
-        events.extend(self._new_metrics(watch))
+        events.extend(watch.new_metrics())
         if status is not None and status.get("state") == RunState.EXITED:
-            events.append(self._finished_event(watch, status))
+            events.append(watch.finished_event(status))
             watch.done = True
         elif not running:
             last = last_output(watch.path(LOG))
@@ -496,25 +353,6 @@ class LocalDispatcher:
             watch.done = True
         return events
 
-    def _finished_event(self, watch: _Watch, status: dict[str, Any]) -> JobEvent:
-        code = status.get("exit_code")
-        exit_code = code if isinstance(code, int) else -1
-        result, error = read_job_result(watch.run_dir, watch.job)
-        if exit_code != 0:
-            last = last_output(watch.path(LOG))
-            error = _describe_exit(exit_code) + (f"; last output: {last}" if last else " (no output)")
-        if status.get("cancelled"):
-            error = f"cancelled; {error}" if error else "cancelled"
-        ended_at = _number(status.get("ended_at"))
-        return watch.event(EventKind.FINISHED, ended_at, exit_code=exit_code, result=result, error=error)
-
-    def _new_metrics(self, watch: _Watch) -> list[JobEvent]:
-        row, watch.metrics_offset = read_new_metrics(watch.path(METRICS), watch.metrics_offset)
-        if row is None:
-            return []
-        metrics = {name: value for name, value in row.items() if name != "time"}
-        return [watch.event(EventKind.METRICS, _number(row.get("time")), metrics=metrics)]
-
     # -- waiting -----------------------------------------------------------------------
 
     def wait(self, timeout: float) -> None:
@@ -523,18 +361,7 @@ class LocalDispatcher:
         Uses one pidfd per watched supervisor in an epoll selector; where pidfds are
         unavailable, checks liveness every 0.1 s.
         """
-        deadline = time.monotonic() + max(0.0, timeout)
-        watches = list(self._watches.values())
-        unobserved = [watch for watch in watches if watch.pidfd is None]
-        while (remaining := deadline - time.monotonic()) > 0:
-            if any(not self._running(watch) for watch in unobserved):
-                return
-            step = min(remaining, _FALLBACK_STEP) if unobserved else remaining
-            if self._selector is not None and self._selector.get_map():
-                if self._selector.select(step):
-                    return
-            else:
-                time.sleep(step)
+        self._exits.wait(list(self._watches.values()), timeout)
 
     # -- cancelling --------------------------------------------------------------------
 
@@ -550,38 +377,7 @@ class LocalDispatcher:
         """
         run_id, job, pid = parse_dispatch_id(dispatch_id)
         watch = self._watches.get((run_id, job)) or self._load_watch(run_id, JobTypes.from_short(job), pid)
-        deadline = time.monotonic() + self._grace_period
-        status = read_status(watch.path(STATUS))
-        while status is None and self._running(watch) and time.monotonic() < deadline:
-            time.sleep(0.02)  # the supervisor is starting: SIGTERM once it can forward it
-            status = read_status(watch.path(STATUS))
-        if status is not None:
-            if status.get("state") == RunState.EXITED:
-                return
-            self._learn_pid(watch, status)
-        job_pid, job_start = _job_identity(status)
-        supervised = watch.pid > 0 and self._running(watch)
-        if supervised:
-            _kill(watch.pid, signal.SIGTERM)  # the supervisor is alone in its group
-        elif process_alive(job_pid, job_start):
-            signal_group(job_pid or 0, signal.SIGTERM)
-        else:
-            return
-
-        def alive() -> bool:
-            return self._running(watch) if supervised else process_alive(job_pid, job_start)
-
-        while alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not alive():
-            return
-        if process_alive(job_pid, job_start):
-            signal_group(job_pid or 0, signal.SIGKILL)
-        until = time.monotonic() + _SUPERVISOR_EXIT_WAIT
-        while supervised and self._running(watch) and time.monotonic() < until:
-            time.sleep(0.05)
-        if supervised and self._running(watch):
-            _kill(watch.pid, signal.SIGKILL)
+        cancel_watch(watch, grace_period=self._grace_period, learn_pid=self._learn_pid)
 
     def close(self) -> None:
         """Stop watching and release descriptors; running jobs are left running.
@@ -591,13 +387,11 @@ class LocalDispatcher:
         zombies behind while the process lives.
         """
         for watch in self._watches.values():
-            self._close_pidfd(watch)
-            if self._running(watch):
+            self._exits.close(watch)
+            if watch.running():
                 self._unreaped.append(watch)
         self._watches.clear()
-        if self._selector is not None:
-            self._selector.close()
-            self._selector = None
+        self._exits.shutdown()
 
 
 __all__ = ["LocalDispatcher", "StartMethod", "parse_dispatch_id"]

@@ -40,13 +40,13 @@ class OptimizerSpec(BaseModel):
     """Which optimizer to use; fields other than `type` and `seed` are its own settings.
 
     Attributes:
-        type: the registered name, e.g. `random`.
+        type: the registered name: `protein` (the default), `random`, `sobol`, `grid`, ...
         seed: seeds the optimizer's random state; None draws a fresh seed.
     """
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = "random"
+    type: str = "protein"
     seed: int | None = None
 
     @property
@@ -74,7 +74,10 @@ _REGISTRY: dict[str, OptimizerFactory] = {}
 
 # Built-in optimizers: name -> module that registers it when imported.
 _BUILTIN_MODULES: dict[str, str] = {
+    "grid": "sweepwise.optimizers.grid",
+    "protein": "sweepwise.optimizers.protein",
     "random": "sweepwise.optimizers.random",
+    "sobol": "sweepwise.optimizers.sobol",
 }
 
 

@@ -18,8 +18,6 @@ Only the standard library is imported: this module is on every job's path.
 from __future__ import annotations
 
 import enum
-import faulthandler
-import gc
 import json
 import os
 import select
@@ -28,6 +26,7 @@ import subprocess
 import time
 
 from sweepwise.runtime import RESULT, RESULT_FILE, job_file
+from sweepwise.runtime._fork import fork_detached
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -344,28 +343,6 @@ def supervise(
             signal.signal(signum, handler)
 
 
-def _detach_forked_child(log_path: str) -> None:
-    """In a forked supervisor: drop everything inherited from the parent but memory.
-
-    The parent's descriptors (store connections, lock files, pipes to a terminal) are
-    closed in this process only; the parent's stay open. Garbage collection is off so
-    no inherited object's finaliser runs here on a reused descriptor number.
-    """
-    gc.disable()
-    try:
-        signal.set_wakeup_fd(-1)
-    except ValueError:
-        pass
-    if faulthandler.is_enabled():
-        faulthandler.disable()
-    null = os.open(os.devnull, os.O_RDONLY)
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(null, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.closerange(3, max(os.sysconf("SC_OPEN_MAX"), 3))
-
-
 def fork_supervisor(
     argv: Sequence[str],
     *,
@@ -387,20 +364,9 @@ def fork_supervisor(
     Arguments are those of `supervise`.
     """
     log = os.fspath(log_path)
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED_SIGNALS)
-    try:
-        pid = os.fork()
-    except BaseException:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        raise
-    if pid != 0:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        return pid
-    code = 70  # EX_SOFTWARE: the supervisor itself failed
-    try:
-        os.setsid()
-        _detach_forked_child(log)
-        code = exit_status(
+
+    def main() -> int:
+        return exit_status(
             supervise(
                 argv,
                 cwd=cwd,
@@ -412,15 +378,8 @@ def fork_supervisor(
                 heartbeat_interval=heartbeat_interval,
             )
         )
-    except BaseException:
-        try:
-            import traceback
 
-            os.write(2, f"sweepwise supervisor failed:\n{traceback.format_exc()}".encode())
-        except BaseException:
-            pass
-    finally:
-        os._exit(code)
+    return fork_detached(main, log_path=log, blocked=_FORWARDED_SIGNALS)
 
 
 __all__ = [

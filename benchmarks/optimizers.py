@@ -1,0 +1,411 @@
+"""Optimizer benchmark: sweepwise's optimizers against Optuna and Ax, in the same run.
+
+For every problem (Branin 30 evaluations; Hartmann-6, Rosenbrock-4, shifted Ackley-5
+and a cost-aware training problem 60 each), mode (sequential; batches of 4) and seed,
+each optimizer minimises the problem; the table gives the median and inter-quartile
+range of the final log10 simple regret, the cumulative cost each needs to reach the
+best peer's median score on the cost-aware problem, and seconds per suggestion.
+
+    pip install -e '.[bench]'        # optuna, ax-platform (install torch==2.13.0 first)
+    python benchmarks/optimizers.py --seeds 10 --workers 2 --out benchmarks/results/optimizers.json
+
+Every process runs its numeric libraries on one thread, so the workers do not fight
+over cores and the seconds per suggestion are comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from problems import PROBLEMS, Problem  # noqa: E402
+
+SWEEPWISE = {
+    "protein": {"type": "protein"},
+    "protein-ei": {"type": "protein", "acquisition_fn": "ei"},
+    "protein-ucb": {"type": "protein", "acquisition_fn": "ucb"},
+    "protein-naive": {"type": "protein", "acquisition_fn": "naive"},
+    "random": {"type": "random"},
+    "sobol": {"type": "sobol"},
+}
+PEERS = ["optuna-tpe", "optuna-gp", "ax"]
+BATCH = 4
+
+
+# -- one optimizer on one problem -------------------------------------------------------------
+
+
+def _vector(problem: Problem, params: dict[str, Any]) -> np.ndarray:
+    return np.array([float(params[f"x{i}"]) for i in range(problem.dim)])
+
+
+class _Run:
+    """Bookkeeping of one run: best-so-far regret and cumulative cost after each evaluation."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.regret: list[float] = []
+        self.cost: list[float] = []
+        self.seconds = 0.0
+        self.suggestions = 0
+        self.duplicates = 0
+
+    def record(self, params: dict[str, Any]) -> tuple[float, float]:
+        value, cost = self.problem.evaluate(_vector(self.problem, params))
+        best = min(self.regret[-1], self.problem.regret(value)) if self.regret else self.problem.regret(value)
+        self.regret.append(best)
+        self.cost.append((self.cost[-1] if self.cost else 0.0) + cost)
+        return value, cost
+
+    def batch_duplicates(self, batch: list[dict[str, Any]]) -> None:
+        keys = {tuple(round(float(p[f"x{i}"]), 9) for i in range(self.problem.dim)) for p in batch}
+        self.duplicates += len(batch) - len(keys)
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "regret": [float(np.log10(r)) for r in self.regret],
+            "cost": self.cost,
+            "seconds_per_suggestion": self.seconds / max(self.suggestions, 1),
+            "duplicates": self.duplicates,
+        }
+
+
+def run_sweepwise(name: str, problem: Problem, batch: int, seed: int) -> dict[str, Any]:
+    from sweepwise.models import Observation
+    from sweepwise.optimizers import OptimizerSpec, make_optimizer
+    from sweepwise.space import SearchSpace
+
+    optimizer = make_optimizer(
+        OptimizerSpec(**SWEEPWISE[name], seed=seed),
+        SearchSpace.from_dict(problem.parameters()),
+        goal="minimize",
+    )
+    run, observations = _Run(problem), []
+    while len(observations) < problem.budget:
+        k = min(batch, problem.budget - len(observations))
+        start = time.perf_counter()
+        suggestions = optimizer.suggest(observations, k)
+        run.seconds += time.perf_counter() - start
+        run.suggestions += k
+        run.batch_duplicates(suggestions)
+        for params in suggestions:
+            value, cost = run.record(params)
+            observations.append(Observation(value, cost, params))
+    return run.result()
+
+
+def run_optuna(name: str, problem: Problem, batch: int, seed: int) -> dict[str, Any]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    sampler = (
+        optuna.samplers.TPESampler(seed=seed)
+        if name == "optuna-tpe"
+        else optuna.samplers.GPSampler(seed=seed)
+    )
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    run = _Run(problem)
+    while len(run.regret) < problem.budget:
+        k = min(batch, problem.budget - len(run.regret))
+        start = time.perf_counter()
+        trials = [study.ask() for _ in range(k)]
+        batch_params = [_optuna_params(problem, trial) for trial in trials]
+        run.seconds += time.perf_counter() - start
+        run.suggestions += k
+        run.batch_duplicates(batch_params)
+        for trial, params in zip(trials, batch_params, strict=True):
+            study.tell(trial, run.record(params)[0])
+    return run.result()
+
+
+def _optuna_params(problem: Problem, trial: Any) -> dict[str, Any]:
+    params = {}
+    for i, (lo, hi) in enumerate(problem.bounds):
+        if problem.kind(i) == "pow2":
+            params[f"x{i}"] = 2 ** trial.suggest_int(f"x{i}", int(np.log2(lo)), int(np.log2(hi)))
+        else:
+            params[f"x{i}"] = trial.suggest_float(f"x{i}", lo, hi)
+    return params
+
+
+def run_ax(name: str, problem: Problem, batch: int, seed: int) -> dict[str, Any]:
+    import logging
+
+    import torch
+    from ax import Client, RangeParameterConfig
+
+    torch.set_num_threads(1)
+    logging.getLogger("ax").setLevel(logging.ERROR)
+    client = Client(random_seed=seed)
+    parameters = []
+    for i, (lo, hi) in enumerate(problem.bounds):
+        if problem.kind(i) == "pow2":
+            parameters.append(RangeParameterConfig(f"x{i}", (int(np.log2(lo)), int(np.log2(hi))), "int"))
+        else:
+            parameters.append(RangeParameterConfig(f"x{i}", (lo, hi), "float"))
+    client.configure_experiment(parameters=parameters)
+    client.configure_optimization(objective="-value")
+    run = _Run(problem)
+    while len(run.regret) < problem.budget:
+        k = min(batch, problem.budget - len(run.regret))
+        start = time.perf_counter()
+        trials = client.get_next_trials(max_trials=k)
+        run.seconds += time.perf_counter() - start
+        run.suggestions += len(trials)
+        batch_params = [
+            {
+                f"x{i}": (2 ** p[f"x{i}"] if problem.kind(i) == "pow2" else p[f"x{i}"])
+                for i in range(problem.dim)
+            }
+            for p in trials.values()
+        ]
+        run.batch_duplicates(batch_params)
+        for index, params in zip(trials, batch_params, strict=True):
+            client.complete_trial(trial_index=index, raw_data={"value": run.record(params)[0]})
+    return run.result()
+
+
+def run_task(task: tuple[str, str, str, int]) -> tuple[tuple[str, str, str, int], dict[str, Any]]:
+    name, problem_name, mode, seed = task
+    problem = PROBLEMS[problem_name]
+    batch = 1 if mode == "seq" else BATCH
+    runner: Callable[..., dict[str, Any]]
+    if name in SWEEPWISE:
+        runner = run_sweepwise
+    elif name.startswith("optuna"):
+        runner = run_optuna
+    else:
+        runner = run_ax
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return task, runner(name, problem, batch, seed)
+
+
+# -- time per suggestion at 100 observations in 6 dimensions ----------------------------------------
+
+
+def time_at_100(repeats: int = 3) -> dict[str, float]:
+    """Seconds for one suggestion given 100 observations of Hartmann-6 (median of `repeats`)."""
+    import logging
+    import warnings
+
+    from sweepwise.models import Observation
+    from sweepwise.optimizers import OptimizerSpec, make_optimizer
+    from sweepwise.space import SearchSpace
+
+    problem = PROBLEMS["hartmann6"]
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 1, (100, 6))
+    values = [problem.fn(p) for p in points]
+    observations = [
+        Observation(v, 1.0, {f"x{i}": float(p[i]) for i in range(6)})
+        for p, v in zip(points, values, strict=True)
+    ]
+    out = {}
+    for name in ("protein", "protein-ei", "protein-ucb", "protein-naive"):
+        optimizer = make_optimizer(
+            OptimizerSpec(**SWEEPWISE[name], seed=0),
+            SearchSpace.from_dict(problem.parameters()),
+            goal="minimize",
+        )
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            optimizer.suggest(observations, 1)
+            times.append(time.perf_counter() - start)
+        out[name] = float(np.median(times))
+    import torch
+    from ax import Client, RangeParameterConfig
+
+    torch.set_num_threads(1)
+    logging.getLogger("ax").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        client = Client(random_seed=0)
+        client.configure_experiment(
+            parameters=[RangeParameterConfig(f"x{i}", (0.0, 1.0), "float") for i in range(6)]
+        )
+        client.configure_optimization(objective="-value")
+        for obs in observations:
+            index = client.attach_trial(parameters=obs.suggestion)
+            client.complete_trial(trial_index=index, raw_data={"value": obs.score})
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            trials = client.get_next_trials(max_trials=1)
+            times.append(time.perf_counter() - start)
+            for index in trials:
+                client.mark_trial_abandoned(trial_index=index)
+        out["ax"] = float(np.median(times))
+    return out
+
+
+# -- the table -----------------------------------------------------------------------------------
+
+
+def summarise(results: dict[tuple[str, str, str, int], dict[str, Any]], timing: dict[str, float]) -> str:
+    names = sorted({k[0] for k in results}, key=lambda n: (n not in SWEEPWISE, n))
+    problems = [p for p in PROBLEMS if any(k[1] == p for k in results)]
+    modes = [m for m in ("seq", "batch") if any(k[2] == m for k in results)]
+    lines = ["## Final log10 simple regret: median [IQR] over seeds (lower is better)", ""]
+    lines.append("| optimizer | " + " | ".join(f"{p} {m}" for p in problems for m in modes) + " |")
+    lines.append("| --- " * (1 + len(problems) * len(modes)) + "|")
+    medians: dict[tuple[str, str, str], float] = {}
+    for name in names:
+        cells = []
+        for p in problems:
+            for m in modes:
+                finals = [r["regret"][-1] for k, r in results.items() if k[:3] == (name, p, m)]
+                if not finals:
+                    cells.append("—")
+                    continue
+                q1, med, q3 = np.percentile(finals, [25, 50, 75])
+                medians[(name, p, m)] = float(med)
+                cells.append(f"{med:.2f} [{q1:.2f}, {q3:.2f}]")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "## Protein against the peers", ""]
+    peers = [n for n in names if n not in SWEEPWISE]
+    wins = cells_total = 0
+    for p in problems:
+        for m in modes:
+            if ("protein", p, m) not in medians or not peers:
+                continue
+            ours = medians[("protein", p, m)]
+            tpe = medians.get(("optuna-tpe", p, m), float("inf"))
+            best_peer = min(medians.get((n, p, m), float("inf")) for n in peers)
+            cells_total += 1
+            wins += ours <= best_peer
+            lines.append(
+                f"- {p} {m}: protein {ours:.2f}, TPE {tpe:.2f} ({'ok' if ours <= tpe else 'WORSE'}), "
+                f"best peer {best_peer:.2f} ({'at or below' if ours <= best_peer else 'above'})"
+            )
+    lines.append(f"- at or below the best peer in {wins} of {cells_total} cells")
+    if "training" in problems:
+        lines += [
+            "",
+            "## Cost-aware problem: cumulative cost to reach the best peer's median final score",
+            "",
+        ]
+        for m in modes:
+            peer_scores = {n: medians[(n, "training", m)] for n in peers if (n, "training", m) in medians}
+            if not peer_scores:
+                continue
+            best = min(peer_scores, key=lambda n: peer_scores[n])
+            target = peer_scores[best]
+            peer_cost = float(
+                np.median([r["cost"][-1] for k, r in results.items() if k[:3] == (best, "training", m)])
+            )
+            lines.append(f"{m}: target log10 regret {target:.2f} ({best}, total cost {peer_cost:,.0f})")
+            lines.append("")
+            lines.append(
+                "| optimizer | median cost to reach target | seeds reaching it | / peer's total cost |"
+            )
+            lines.append("| --- | --- | --- | --- |")
+            for name in names:
+                spent = []
+                for k, r in results.items():
+                    if k[:3] != (name, "training", m):
+                        continue
+                    hit = next(
+                        (c for g, c in zip(r["regret"], r["cost"], strict=True) if g <= target), float("inf")
+                    )
+                    spent.append(hit)
+                if spent:
+                    med = float(np.median(spent))
+                    reached = sum(np.isfinite(spent))
+                    ratio = f"{med / peer_cost:.2f}" if np.isfinite(med) else "—"
+                    lines.append(f"| {name} | {med:,.0f} | {reached}/{len(spent)} | {ratio} |")
+            lines.append("")
+    lines += ["## Seconds per suggestion (mean over a run)", ""]
+    lines.append("| optimizer | " + " | ".join(f"{p} {m}" for p in problems for m in modes) + " |")
+    lines.append("| --- " * (1 + len(problems) * len(modes)) + "|")
+    for name in names:
+        cells = []
+        for p in problems:
+            for m in modes:
+                secs = [r["seconds_per_suggestion"] for k, r in results.items() if k[:3] == (name, p, m)]
+                cells.append(f"{np.mean(secs):.4f}" if secs else "—")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    duplicates = sum(
+        r["duplicates"] for k, r in results.items() if k[0].startswith("protein") and k[2] == "batch"
+    )
+    lines += ["", f"Duplicate suggestions within a batch (protein, all batch runs): {duplicates}"]
+    if timing:
+        lines += ["", "## One suggestion at 100 observations, 6 dimensions (Hartmann-6)", ""]
+        for name, secs in timing.items():
+            lines.append(f"- {name}: {secs:.3f} s")
+        if "ax" in timing and "protein" in timing:
+            lines.append(f"- protein / ax: {timing['protein'] / timing['ax']:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--problems", default=",".join(PROBLEMS))
+    parser.add_argument("--optimizers", default=",".join([*SWEEPWISE, *PEERS]))
+    parser.add_argument("--modes", default="seq,batch")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None, help="write every run's trace as JSON")
+    parser.add_argument("--no-timing", action="store_true", help="skip the 100-observation timing")
+    args = parser.parse_args(argv)
+    tasks = [
+        (name, problem, mode, seed)
+        for name in args.optimizers.split(",")
+        for problem in args.problems.split(",")
+        for mode in args.modes.split(",")
+        for seed in range(args.seeds)
+    ]
+    tasks.sort(key=lambda t: t[0] != "ax")  # the slowest first, so the pool ends together
+    results: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    start = time.time()
+    if args.workers > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+            for done, (task, result) in enumerate(pool.imap_unordered(run_task, tasks), 1):
+                results[task] = result
+                print(
+                    f"\r{done}/{len(tasks)} runs, {time.time() - start:.0f} s",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    else:
+        for done, task in enumerate(tasks, 1):
+            results[task] = run_task(task)[1]
+            print(
+                f"\r{done}/{len(tasks)} runs, {time.time() - start:.0f} s",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+    print(file=sys.stderr)
+    timing = {} if args.no_timing else time_at_100()
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(
+            json.dumps({"|".join(map(str, k)): v for k, v in results.items()} | {"timing": timing})
+        )
+    print(summarise(results, timing))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

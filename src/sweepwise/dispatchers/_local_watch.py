@@ -1,0 +1,208 @@
+"""The local dispatcher's bookkeeping for one job: its supervisor, its liveness, its events.
+
+A `Watch` holds what the dispatcher knows about one job (the supervisor's pid and
+start time, whether we started it, what was last read from its files) and turns what
+the job's files say into `JobEvent`s. `ExitSelector` keeps one pidfd per watched
+supervisor so that waiting wakes as soon as one exits.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sweepwise.models import EventKind, JobEvent, JobTypes
+from sweepwise.runtime import DISPATCH, LOG, METRICS, STATUS, job_file
+from sweepwise.runtime.results import last_output, read_job_result, read_new_metrics, read_status
+from sweepwise.runtime.supervise import proc_start_time, process_alive
+
+_CLAIM_TIMEOUT = 30.0  # a claim without a pid and without a status after this is LOST
+_FALLBACK_STEP = 0.1
+
+
+def number(value: Any) -> float | None:
+    """`value` as a float when it is an int or float (not a bool), else None."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"exit code {code} (killed by {signal.Signals(-code).name})"
+        except ValueError:
+            return f"exit code {code} (killed by signal {-code})"
+    return f"exit code {code}"
+
+
+@dataclass(slots=True)
+class Watch:
+    """What the dispatcher knows about one watched job."""
+
+    run_id: str
+    job_type: JobTypes
+    run_dir: Path
+    pid: int  # the supervisor's; 0 while unknown
+    pid_start: int | None
+    claimed_at: float
+    proc: subprocess.Popen[bytes] | None = None  # spawned by us
+    forked: bool = False  # os.fork()ed by us
+    exited: bool = False
+    pidfd: int | None = None
+    started_at: float | None = None
+    heartbeat_at: float | None = None
+    next_status_read: float = 0.0
+    metrics_offset: int = 0
+    done: bool = False
+
+    @property
+    def job(self) -> str:
+        return self.job_type.short
+
+    @property
+    def dispatch_id(self) -> str:
+        return f"{self.run_id}:{self.job}:{self.pid}"
+
+    def path(self, kind: str) -> Path:
+        return Path(job_file(self.run_dir, self.job, kind))
+
+    def event(self, kind: EventKind, at: float | None, **fields: Any) -> JobEvent:
+        return JobEvent(
+            run_id=self.run_id,
+            job_type=self.job_type,
+            kind=kind,
+            at=time.time() if at is None else at,
+            dispatch_id=self.dispatch_id,
+            started_at=self.started_at,
+            **fields,
+        )
+
+    def running(self) -> bool:
+        """Whether the supervisor still runs; reaps our own children."""
+        if self.exited:
+            return False
+        if self.proc is not None:
+            self.exited = self.proc.poll() is not None
+        elif self.forked:
+            try:
+                self.exited = os.waitpid(self.pid, os.WNOHANG)[0] != 0
+            except ChildProcessError:
+                self.exited = True
+        elif self.pid > 0:
+            self.exited = not process_alive(self.pid, self.pid_start)
+        else:  # claimed, pid never recorded: give the supervisor time to write its status
+            return time.time() - self.claimed_at < _CLAIM_TIMEOUT
+        return not self.exited
+
+    def learn_pid(self, status: dict[str, Any]) -> bool:
+        """Take the supervisor's pid from its status when the claim had none."""
+        pid = status.get("supervisor_pid")
+        if self.pid != 0 or not isinstance(pid, int) or pid <= 0:
+            return False
+        start = status.get("supervisor_start")
+        self.pid, self.pid_start = pid, (start if isinstance(start, int) else None)
+        return True
+
+    def finished_event(self, status: dict[str, Any]) -> JobEvent:
+        """The FINISHED event of a job whose final status is `status`."""
+        code = status.get("exit_code")
+        exit_code = code if isinstance(code, int) else -1
+        result, error = read_job_result(self.run_dir, self.job)
+        if exit_code != 0:
+            last = last_output(self.path(LOG))
+            error = _describe_exit(exit_code) + (f"; last output: {last}" if last else " (no output)")
+        if status.get("cancelled"):
+            error = f"cancelled; {error}" if error else "cancelled"
+        ended_at = number(status.get("ended_at"))
+        return self.event(EventKind.FINISHED, ended_at, exit_code=exit_code, result=result, error=error)
+
+    def new_metrics(self) -> list[JobEvent]:
+        """A METRICS event for the latest row the job appended since the last call, if any."""
+        row, self.metrics_offset = read_new_metrics(self.path(METRICS), self.metrics_offset)
+        if row is None:
+            return []
+        metrics = {name: value for name, value in row.items() if name != "time"}
+        return [self.event(EventKind.METRICS, number(row.get("time")), metrics=metrics)]
+
+
+def load_watch(run_dir: Path, run_id: str, job_type: JobTypes, pid: int) -> Watch:
+    """A watch of a job started before, from its dispatch and status files."""
+    watch = Watch(run_id, job_type, run_dir, pid, None, time.time())
+    record = read_status(watch.path(DISPATCH)) or {}
+    status = read_status(watch.path(STATUS)) or {}
+    watch.claimed_at = number(record.get("claimed_at")) or watch.claimed_at
+    for source in (record, status):
+        source_pid = source.get("supervisor_pid")
+        if isinstance(source_pid, int) and source_pid > 0 and watch.pid in (0, source_pid):
+            watch.pid = source_pid
+            start = source.get("supervisor_start")
+            watch.pid_start = start if isinstance(start, int) else watch.pid_start
+    return watch
+
+
+# Per process, not per dispatcher: a closed dispatcher's children must still be reaped.
+UNREAPED: list[Watch] = []
+
+
+class ExitSelector:
+    """One pidfd per watched supervisor, in an epoll selector that wakes when one exits."""
+
+    def __init__(self) -> None:
+        self._selector: selectors.BaseSelector | None = None
+
+    def open(self, watch: Watch) -> None:
+        """Register a pidfd for the watch's supervisor, where pidfds exist and it still runs."""
+        if watch.pid <= 0 or watch.pidfd is not None or not hasattr(os, "pidfd_open"):
+            return
+        try:
+            fd = os.pidfd_open(watch.pid)
+        except OSError:
+            return  # already gone, or no pidfds here: liveness checks take over
+        owned = watch.forked or watch.proc is not None
+        if not owned and watch.pid_start is not None and proc_start_time(watch.pid) != watch.pid_start:
+            os.close(fd)  # the pid was reused: our supervisor is gone
+            return
+        if self._selector is None:
+            self._selector = selectors.DefaultSelector()
+        self._selector.register(fd, selectors.EVENT_READ)
+        watch.pidfd = fd
+
+    def close(self, watch: Watch) -> None:
+        """Unregister and close the watch's pidfd, if it has one."""
+        if watch.pidfd is not None:
+            if self._selector is not None:
+                self._selector.unregister(watch.pidfd)
+            os.close(watch.pidfd)
+            watch.pidfd = None
+
+    def wait(self, watches: Iterable[Watch], timeout: float) -> None:
+        """Sleep up to `timeout` seconds; return as soon as one of `watches`' supervisors exits.
+
+        Watches without a pidfd have their liveness checked every 0.1 s.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        unobserved = [watch for watch in watches if watch.pidfd is None]
+        while (remaining := deadline - time.monotonic()) > 0:
+            if any(not watch.running() for watch in unobserved):
+                return
+            step = min(remaining, _FALLBACK_STEP) if unobserved else remaining
+            if self._selector is not None and self._selector.get_map():
+                if self._selector.select(step):
+                    return
+            else:
+                time.sleep(step)
+
+    def shutdown(self) -> None:
+        """Close the selector (pidfds are closed by `close`); `open` makes a new one."""
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
+
+
+__all__ = ["UNREAPED", "ExitSelector", "Watch", "load_watch", "number"]

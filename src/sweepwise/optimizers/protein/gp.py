@@ -1,0 +1,181 @@
+"""A small Gaussian process: ARD Matérn plus a linear kernel plus noise, fitted by MAP.
+
+Inputs live in [-1, 1]^d. Targets are standardised inside. Hyperparameters are fitted
+by maximising the marginal likelihood times weak log-normal priors (L-BFGS-B with
+analytic gradients and a few restarts), which keeps the fit sane with 1 point,
+duplicate points or constant targets.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.linalg import cho_solve, lapack, solve_triangular
+from scipy.optimize import minimize
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _matern(r: np.ndarray, nu: float) -> tuple[np.ndarray, np.ndarray]:
+    """The Matérn correlation at distances `r`, and g with dM/dlog(l_k) = g * (dx_k / l_k)^2."""
+    if nu == 1.5:
+        e = np.exp(-math.sqrt(3.0) * r)
+        return (1.0 + math.sqrt(3.0) * r) * e, 3.0 * e
+    s5r = math.sqrt(5.0) * r
+    e = np.exp(-s5r)
+    return (1.0 + s5r + 5.0 / 3.0 * r * r) * e, 5.0 / 3.0 * (1.0 + s5r) * e
+
+
+class GaussianProcess:
+    """GP regression with hyperparameters fitted on construction.
+
+    Args:
+        x: training inputs, shape (n, d), in [-1, 1].
+        y: training targets, shape (n,).
+        rng: draws the restart points of the hyperparameter fit.
+        nu: Matérn smoothness, 1.5 or 2.5.
+        restarts: extra random starts of the fit.
+        theta: fixed hyperparameters (log scale) instead of a fit.
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        nu: float = 2.5,
+        restarts: int = 2,
+        theta: np.ndarray | None = None,
+    ) -> None:
+        self.x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        self.nu = nu
+        n, d = self.x.shape
+        self.y_mean = float(y.mean()) if n else 0.0
+        std = float(y.std()) if n > 1 else 0.0
+        self.y_std = std if std > 1e-12 else 1.0
+        self.y = (y - self.y_mean) / self.y_std
+        # weak priors: length scales around the box's size (wider in more dimensions)
+        self._prior_mean = np.concatenate(
+            [
+                np.full(d, math.log(2.0) + 0.5 * math.log(max(d, 1)) - 0.3),
+                [0.0, math.log(1e-3), math.log(0.05)],
+            ]
+        )
+        self._prior_sd = np.concatenate([np.full(d, 1.0), [1.0, 2.0, 1.5]])
+        self._bounds = [(math.log(0.02), math.log(30.0))] * d + [
+            (math.log(0.05), math.log(20.0)),
+            (math.log(1e-6), math.log(2.0)),
+            (math.log(1e-6), math.log(10.0)),
+        ]
+        self._sq = ((self.x[:, None, :] - self.x[None, :, :]) ** 2).reshape(n * n, d)  # squared differences
+        self._gram = self.x @ self.x.T
+        if theta is None:
+            theta = self._fit(rng, restarts) if n > 1 else self._prior_mean.copy()
+        self.theta = theta
+        self._factor()
+
+    # -- kernel ------------------------------------------------------------------------------
+
+    def _unpack(self, theta: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+        d = self.x.shape[1]
+        return np.exp(theta[:d]), math.exp(theta[d]), math.exp(theta[d + 1]), math.exp(theta[d + 2])
+
+    def _cross(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ls, sf2, _, lin = self._unpack(self.theta)
+        diff = (a[:, None, :] - b[None, :, :]) / ls
+        r = np.sqrt(np.maximum((diff * diff).sum(-1), 0.0))
+        k: np.ndarray = sf2 * _matern(r, self.nu)[0] + lin * (a @ b.T)
+        return k
+
+    def _nll(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        ls, sf2, sn2, lin = self._unpack(theta)
+        n = self.y.shape[0]
+        inv_ls2 = 1.0 / (ls * ls)
+        r = np.sqrt(np.maximum(self._sq @ inv_ls2, 0.0)).reshape(n, n)
+        corr, g = _matern(r, self.nu)
+        k = sf2 * corr + lin * self._gram + (sn2 + 1e-8) * np.eye(n)
+        try:
+            chol = np.linalg.cholesky(k)
+        except np.linalg.LinAlgError:
+            return 1e10, np.zeros_like(theta)
+        alpha = cho_solve((chol, True), self.y)
+        kinv, info = lapack.dpotri(chol, lower=1)
+        if info != 0:
+            return 1e10, np.zeros_like(theta)
+        kinv = np.tril(kinv) + np.tril(kinv, -1).T
+        w = np.outer(alpha, alpha) - kinv
+        nll = 0.5 * float(self.y @ alpha) + float(np.log(np.diag(chol)).sum()) + 0.5 * n * _LOG_2PI
+        grad = np.empty_like(theta)
+        grad[:-3] = -0.5 * ((w * (sf2 * g)).reshape(-1) @ self._sq) * inv_ls2
+        grad[-3] = -0.5 * float((w * (sf2 * corr)).sum())
+        grad[-2] = -0.5 * sn2 * float(np.trace(w))
+        grad[-1] = -0.5 * lin * float((w * self._gram).sum())
+        z = (theta - self._prior_mean) / self._prior_sd
+        return nll + 0.5 * float(z @ z), grad + z / self._prior_sd
+
+    def _fit(self, rng: np.random.Generator, restarts: int) -> np.ndarray:
+        lo = np.array([b[0] for b in self._bounds])
+        hi = np.array([b[1] for b in self._bounds])
+        starts = [self._prior_mean.copy()]
+        for _ in range(restarts):
+            starts.append(np.clip(self._prior_mean + self._prior_sd * rng.standard_normal(len(lo)), lo, hi))
+        best, best_value = self._prior_mean.copy(), math.inf
+        for start in starts:
+            result = minimize(
+                self._nll,
+                np.clip(start, lo, hi),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=self._bounds,
+                options={"maxiter": 100, "ftol": 1e-7},
+            )
+            if np.isfinite(result.fun) and result.fun < best_value:
+                best, best_value = result.x, float(result.fun)
+        return np.asarray(best)
+
+    def _factor(self) -> None:
+        _, _, sn2, _ = self._unpack(self.theta)
+        n = self.x.shape[0]
+        k = self._cross(self.x, self.x) + (sn2 + 1e-8) * np.eye(n)
+        jitter = 1e-8
+        while True:
+            try:
+                self._chol = np.linalg.cholesky(k + jitter * np.eye(n))
+                break
+            except np.linalg.LinAlgError:
+                jitter *= 10.0
+                if jitter > 1.0:
+                    raise
+        self._alpha = cho_solve((self._chol, True), self.y)
+
+    # -- prediction ----------------------------------------------------------------------------
+
+    def predict(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and standard deviation at `xs` (shape (m, d)), in target units."""
+        xs = np.atleast_2d(xs)
+        ls, sf2, _, lin = self._unpack(self.theta)
+        if self.x.shape[0] == 0:
+            return np.full(len(xs), self.y_mean), np.full(len(xs), math.sqrt(sf2) * self.y_std)
+        ks = self._cross(xs, self.x)
+        mean = ks @ self._alpha
+        v = solve_triangular(self._chol, ks.T, lower=True, check_finite=False)
+        var = sf2 + lin * (xs * xs).sum(1) - (v * v).sum(0)
+        sd = np.sqrt(np.maximum(var, 1e-12))
+        return mean * self.y_std + self.y_mean, sd * self.y_std
+
+    def conditioned(self, x_new: np.ndarray, y_new: np.ndarray) -> GaussianProcess:
+        """The same GP (same hyperparameters) with extra points, e.g. fantasies of pending runs."""
+        x = np.vstack([self.x, np.atleast_2d(x_new)])
+        y = np.concatenate([self.y * self.y_std + self.y_mean, np.atleast_1d(y_new)])
+        other = GaussianProcess.__new__(GaussianProcess)
+        other.x, other.nu, other.theta = x, self.nu, self.theta
+        other.y_mean, other.y_std = self.y_mean, self.y_std
+        other.y = (y - self.y_mean) / self.y_std
+        other._factor()
+        return other
+
+
+__all__ = ["GaussianProcess"]

@@ -1,0 +1,272 @@
+"""Protein: cost-aware Bayesian optimisation over the Pareto front of score and cost.
+
+Stateless: each `suggest` rebuilds everything from the observations and pending
+suggestions it is given, with a generator seeded by (seed, #observations, #pending),
+so a restarted controller gets exactly the suggestions the old one would have.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import qmc, yeojohnson
+
+from sweepwise.errors import ConfigError
+from sweepwise.models import Observation
+from sweepwise.optimizers.protein import acquisition
+from sweepwise.optimizers.protein.encoding import Encoder
+from sweepwise.optimizers.protein.gp import GaussianProcess
+from sweepwise.optimizers.protein.pareto import pareto_front
+from sweepwise.optimizers.protein.settings import ProteinConfig, ProteinSettings
+from sweepwise.space import SearchSpace
+
+_ZOOM_ROUNDS = 2
+_ZOOM_KEEP = 8
+_ZOOM_DRAWS = 64
+_COST_VARIES = math.log(1.2)
+_PORTFOLIO = ("ei", "naive", "ucb")  # log-cost spread below this is treated as constant cost
+
+
+@dataclass
+class _Data:
+    """Observations as arrays: features, internal score (higher is better), log cost."""
+
+    x: np.ndarray  # (n, width), successes then failures
+    y: np.ndarray  # (n_ok,) internal scores of the successes
+    log_cost: np.ndarray  # (n,)
+    n_ok: int
+
+
+class ProteinOptimizer:
+    """Cost-aware GP search (DESIGN §5).
+
+    Args:
+        space: the search space.
+        goal: `maximize` or `minimize` the score.
+        settings: how to search.
+        seed: integer >= 0; None draws one at construction.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        goal: str = "maximize",
+        settings: ProteinSettings | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ConfigError("optimizer.seed", f"must be an integer >= 0 (got {seed!r}); or omit it")
+        self.space = space
+        self.sign = 1.0 if str(goal) == "maximize" else -1.0
+        self.settings = settings or ProteinSettings()
+        self.seed: int = secrets.randbits(63) if seed is None else seed
+        self.encoder = Encoder(space)
+        self._scale = (
+            np.array(
+                [
+                    min(1.0, 2.0 * space.specs[b.name].resolved_scale)
+                    for b in self.encoder.blocks
+                    for _ in range(b.width)
+                ]
+            )
+            * self.settings.global_search_scale
+        )
+        self._center = self.encoder.encode(space.center())
+
+    @classmethod
+    def from_config(cls, config: ProteinConfig, seed: int | None = None) -> ProteinOptimizer:
+        """Build from the seed's `ProteinConfig`."""
+        space = SearchSpace.from_dict(config.parameters)
+        return cls(space, goal=config.goal, settings=config.settings, seed=seed)
+
+    # -- the public call -------------------------------------------------------------------
+
+    def suggest(
+        self,
+        observations: list[Observation],
+        n_suggestions: int = 1,
+        pending: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return `n_suggestions` new suggestions, distinct from each other, the observed and the pending.
+
+        Args:
+            observations: finished runs; failures (`is_failure`) steer the search away.
+            n_suggestions: how many to return.
+            pending: suggestions still running (treated as fantasies: predicted, not yet seen).
+        """
+        pending = pending or []
+        rng = np.random.default_rng([self.seed, len(observations), len(pending)])
+        data = self._data(observations)
+        taken = {Encoder.key(row) for row in self.encoder.snap(data.x)} if len(data.x) else set()
+        chosen: list[np.ndarray] = [self.encoder.snap(self.encoder.encode(p)[None])[0] for p in pending]
+        taken.update(Encoder.key(row) for row in chosen)
+        n_random = self.settings.num_random_samples
+        if n_random is None:
+            n_random = max(4, self.encoder.width + 1)
+        model: _Model | None = None
+        out: list[dict[str, Any]] = []
+        for i in range(n_suggestions):
+            index = len(data.x) + len(chosen)
+            if index == 0 and self.settings.seed_with_search_center:
+                x = self.encoder.snap(self._center[None])[0]
+            elif index < n_random or data.n_ok < 2:
+                x = self._design_point(index, rng, taken)
+            else:
+                if model is None:
+                    model = _Model(self, data, rng)
+                resample = self.settings.resample_frequency
+                if resample and (index + 1) % resample == 0 and model.front.size:
+                    x = data.x[int(rng.choice(model.front))]
+                else:
+                    target = (i + rng.random()) / n_suggestions * (1.0 + self.settings.expansion_rate)
+                    kind: str = self.settings.acquisition_fn
+                    if kind == "auto":
+                        kind = _PORTFOLIO[index % len(_PORTFOLIO)]
+                    x = model.best_candidate(chosen, taken, target, rng, kind)
+            taken.add(Encoder.key(x))
+            chosen.append(x)
+            out.append(self.encoder.decode(x))
+        return out
+
+    # -- pieces ----------------------------------------------------------------------------
+
+    def _data(self, observations: list[Observation]) -> _Data:
+        latest: dict[tuple[float, ...], Observation] = {}
+        for obs in observations:  # an observation at the same point replaces the older one
+            key = Encoder.key(self.encoder.snap(self.encoder.encode(obs.suggestion)[None])[0])
+            latest.pop(key, None)
+            latest[key] = obs
+        ok = [o for o in latest.values() if not o.is_failure and math.isfinite(o.score)]
+        failed = [o for o in latest.values() if o.is_failure or not math.isfinite(o.score)]
+        rows = [self.encoder.encode(o.suggestion) for o in [*ok, *failed]]
+        x = np.array(rows) if rows else np.zeros((0, self.encoder.width))
+        costs = np.array(
+            [max(float(o.cost), 1e-12) if math.isfinite(o.cost) else 1.0 for o in [*ok, *failed]]
+        )
+        y = self.sign * np.array([float(o.score) for o in ok])
+        return _Data(x, y, np.log(costs) if len(costs) else costs, len(ok))
+
+    def _design_point(
+        self, index: int, rng: np.random.Generator, taken: set[tuple[float, ...]]
+    ) -> np.ndarray:
+        """Point `index` of a scrambled Sobol design in the box around the search centre."""
+        size = 1 << max(4, math.ceil(math.log2(index + 2)))
+        design = qmc.Sobol(self.encoder.width, scramble=True, seed=self.seed).random(size)
+        for u in (design[index % size], *rng.random((32, self.encoder.width))):
+            x = self._center + (2.0 * u - 1.0) * self._scale
+            for block in self.encoder.blocks:
+                if block.categorical:
+                    cols = slice(block.start, block.start + block.width)
+                    hot = min(int(u[block.start] * block.width), block.width - 1)
+                    x[cols] = 0.0
+                    x[block.start + hot] = 1.0
+            x = self.encoder.snap(x[None])[0]
+            if Encoder.key(x) not in taken:
+                break
+        result: np.ndarray = x
+        return result
+
+
+class _Model:
+    """The GPs of one `suggest` call and the candidate search built on them."""
+
+    def __init__(self, owner: ProteinOptimizer, data: _Data, rng: np.random.Generator) -> None:
+        self.owner = owner
+        self.settings = owner.settings
+        self.encoder = owner.encoder
+        self.data = data
+        s = self.settings
+        y = data.y
+        if len(y) > 2 and float(np.ptp(y)) > 0:
+            y = yeojohnson((y - y.mean()) / y.std())[0]
+        self.best = float(y.max())
+        n_fail = len(data.x) - data.n_ok
+        imputed = np.full(n_fail, float(y.min()) - 0.25 * float(np.ptp(y) or 1.0))
+        # restarts cost O(n^3) each: all of them while cheap, fewer as the data grows
+        restarts = (
+            s.gp_restarts if len(data.x) <= 64 else max(0, s.gp_restarts - 1) if len(data.x) <= 200 else 0
+        )
+        self.score_gp = GaussianProcess(
+            data.x, np.concatenate([y, imputed]), rng, nu=s.matern_nu, restarts=restarts
+        )
+        self.cost_lo = float(data.log_cost.min())
+        self.cost_span = float(np.ptp(data.log_cost))
+        self.cost_gp: GaussianProcess | None = None
+        if self.cost_span > _COST_VARIES:
+            self.cost_gp = GaussianProcess(data.x, data.log_cost, rng, nu=s.matern_nu, restarts=0)
+        ok_x = data.x[: data.n_ok]
+        self.front = (
+            pareto_front(y, data.log_cost[: data.n_ok]) if self.cost_gp is not None else np.array([], int)
+        )
+        top = np.argsort(-y)[:3]
+        self.anchors = ok_x[np.unique(np.concatenate([top, self.front]))]
+        self.fantasy_gp = self.score_gp
+
+    def _acquire(self, xs: np.ndarray, target: float, rng: np.random.Generator, kind: str) -> np.ndarray:
+        s = self.settings
+        mean, sd = self.fantasy_gp.predict(xs)
+        weight = np.ones(len(xs))
+        allowed = np.ones(len(xs), dtype=bool)
+        if self.cost_gp is not None:
+            log_cost = self.cost_gp.predict(xs)[0]
+            if s.cost_aware or kind == "naive":
+                weight = acquisition.cost_weight((log_cost - self.cost_lo) / self.cost_span, target)
+            if s.max_suggestion_cost is not None:
+                allowed = log_cost <= math.log(s.max_suggestion_cost)
+                if not allowed.any():  # nothing is cheap enough: the cheapest is the least bad
+                    allowed = log_cost <= log_cost.min()
+        if kind == "naive":
+            value = acquisition.naive(mean, weight)
+        elif kind == "ucb":
+            beta = rng.exponential(s.ucb_beta) if s.randomize_acquisition else s.ucb_beta
+            value = acquisition.upper_confidence_bound(mean, sd, beta)
+            value = (value - value.min()) * weight
+        else:
+            value = acquisition.log_expected_improvement(mean, sd, self.best) + np.log(
+                np.maximum(weight, 1e-6)
+            )
+        return np.where(allowed, value, -np.inf)
+
+    def _candidates(self, rng: np.random.Generator) -> np.ndarray:
+        s = self.settings
+        parts = [self.encoder.random(rng, s.random_suggestions)]
+        per = s.suggestions_per_pareto
+        centers = np.repeat(self.anchors, per, axis=0)
+        sigma = np.exp(rng.uniform(math.log(0.005), math.log(0.5), len(centers)))
+        parts.append(self.encoder.perturb(centers, sigma * self.owner.settings.global_search_scale, rng, 0.2))
+        return np.vstack(parts)
+
+    def best_candidate(
+        self,
+        chosen: list[np.ndarray],
+        taken: set[tuple[float, ...]],
+        target: float,
+        rng: np.random.Generator,
+        kind: str,
+    ) -> np.ndarray:
+        """The best new candidate for this cost target by acquisition `kind`; then a fantasy."""
+        if chosen:
+            fantasies = np.array(chosen)
+            self.fantasy_gp = self.score_gp.conditioned(fantasies, self.score_gp.predict(fantasies)[0])
+        xs = self.encoder.snap(self._candidates(rng))
+        values = self._acquire(xs, target, rng, kind)
+        for _ in range(_ZOOM_ROUNDS):  # refine around the leaders with ever smaller steps
+            lead = xs[np.argsort(-values)[:_ZOOM_KEEP]]
+            centers = np.repeat(lead, _ZOOM_DRAWS, axis=0)
+            sigma = np.exp(rng.uniform(math.log(1e-4), math.log(0.05), len(centers)))
+            local = self.encoder.snap(self.encoder.perturb(centers, sigma, rng, 0.0))
+            xs = np.vstack([xs, local])
+            values = np.concatenate([values, self._acquire(local, target, rng, kind)])
+        for index in np.argsort(-values):
+            if Encoder.key(xs[index]) not in taken:
+                best: np.ndarray = xs[index]
+                return best
+        return self.owner._design_point(len(taken), rng, taken)
+
+
+__all__ = ["ProteinOptimizer"]

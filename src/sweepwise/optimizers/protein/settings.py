@@ -1,0 +1,74 @@
+"""Protein's settings, and `ProteinConfig`, the seed's way to describe a Protein search."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ProteinSettings(BaseModel):
+    """How Protein searches (DESIGN §5). Defaults suit 10–500 observations.
+
+    Attributes:
+        max_suggestion_cost: candidates whose predicted cost exceeds this are not suggested.
+        global_search_scale: multiplies every parameter's `scale` (the search box and the
+            size of the steps taken around Pareto points).
+        random_suggestions: uniform candidates drawn over the whole box per suggestion.
+        suggestions_per_pareto: candidates drawn around each Pareto-front point.
+        resample_frequency: every Nth suggestion re-proposes a front point (0: never).
+        num_random_samples: suggestions drawn from a space-filling design before the GP is
+            used; None means `max(4, dims + 1)`.
+        seed_with_search_center: the very first suggestion is every parameter's `mean`.
+        expansion_rate: how far past the most expensive observation a cost target may reach.
+        acquisition_fn: `ei` (expected improvement), `ucb` (upper confidence bound),
+            `naive` (the original Protein's predicted score times a cost-target weight), or
+            `auto` (the default: the three in turn, suggestion by suggestion — exploitation,
+            balance and exploration, so no single acquisition's blind spot decides a sweep).
+        ucb_beta: UCB's exploration weight.
+        randomize_acquisition: draw the exploration weight afresh for each suggestion.
+        cost_aware: when observed costs differ, give each suggestion a cost target along the
+            score/cost frontier, so cheap configurations are learnt before expensive ones.
+        matern_nu: smoothness of the GP's Matérn kernel (1.5 or 2.5).
+        gp_restarts: extra starts of the GP's marginal-likelihood fit (one fewer past 64
+            observations, none past 200).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_suggestion_cost: float | None = Field(default=None, gt=0)
+    global_search_scale: float = Field(default=1.0, gt=0)
+    random_suggestions: int = Field(default=512, ge=0)
+    suggestions_per_pareto: int = Field(default=128, ge=1)
+    resample_frequency: int = Field(default=0, ge=0)
+    num_random_samples: int | None = Field(default=None, ge=0)
+    seed_with_search_center: bool = True
+    expansion_rate: float = Field(default=0.25, ge=0)
+    acquisition_fn: Literal["auto", "naive", "ei", "ucb"] = "auto"
+    ucb_beta: float = Field(default=2.0, gt=0)
+    randomize_acquisition: bool = False
+    cost_aware: bool = True
+    matern_nu: float = 2.5
+    gp_restarts: int = Field(default=2, ge=0)
+
+    @field_validator("matern_nu")
+    @classmethod
+    def _known_nu(cls, value: float) -> float:
+        if value not in (1.5, 2.5):
+            raise ValueError("must be 1.5 or 2.5")
+        return value
+
+
+class ProteinConfig(BaseModel):
+    """A Protein search as the seeds describe it: metric, goal, parameters, settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = "score"
+    goal: Literal["maximize", "minimize"] = "maximize"
+    method: Literal["bayes"] = "bayes"
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    settings: ProteinSettings = Field(default_factory=ProteinSettings)
+
+
+__all__ = ["ProteinConfig", "ProteinSettings"]

@@ -1,0 +1,174 @@
+"""The search space: named parameter specs and the map between suggestions and [-1, 1]^dim.
+
+Every parameter has one normalised dimension; optimizers work in that box and
+`SearchSpace.denormalize` turns a point back into a suggestion of plain Python scalars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sweepwise.errors import ConfigError
+from sweepwise.space._errors import config_error
+from sweepwise.space.spec import ParameterSpec
+
+
+def _is_spec(value: object) -> bool:
+    """A mapping is a spec when it names a distribution or choices, or holds a non-mapping."""
+    if not isinstance(value, Mapping) or not value:
+        return False
+    if "distribution" in value or "choices" in value:
+        return True
+    return any(not isinstance(v, Mapping) for v in value.values())
+
+
+def _flatten(mapping: Mapping[Any, Any], field: str, prefix: str, out: dict[str, tuple[str, Any]]) -> None:
+    for key, value in mapping.items():
+        if not isinstance(key, str) or not all(key.split(".")):
+            raise ConfigError(field, f"parameter name {key!r} is not a dot path like 'trainer.lr'; rename it")
+        name, path = (f"{prefix}.{key}" if prefix else key), f"{field}.{key}"
+        if _is_spec(value):
+            if name in out:
+                raise ConfigError(path, f"parameter '{name}' is defined twice; keep one definition")
+            out[name] = (path, value)
+        elif isinstance(value, Mapping) and value:
+            _flatten(value, path, name, out)
+        else:
+            raise ConfigError(
+                path, f"expected a parameter spec (a mapping with 'distribution' or 'choices'), got {value!r}"
+            )
+
+
+class SearchSpace(BaseModel):
+    """Named parameters and the map between suggestions and the box [-1, 1]^dim.
+
+    Dimension i of a normalised point is parameter `names[i]`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    specs: dict[str, ParameterSpec]
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any], *, field: str = "parameters") -> SearchSpace:
+        """Build a space from flat dot-path names or nested groups of specs.
+
+        Args:
+            mapping: `{"trainer.lr": {...}}` or `{"trainer": {"lr": {...}}}` (or a mix).
+            field: the path of `mapping` in the user's config, used in error messages.
+
+        Raises:
+            ConfigError: a spec is invalid; `field` names it, e.g. `parameters.trainer.lr.min`.
+        """
+        if not isinstance(mapping, Mapping) or not mapping:
+            raise ConfigError(field, f"expected a mapping of parameter names to specs, got {mapping!r}")
+        raw: dict[str, tuple[str, Any]] = {}
+        _flatten(mapping, field, "", raw)
+        specs: dict[str, ParameterSpec] = {}
+        for name in sorted(raw):
+            path, value = raw[name]
+            try:
+                specs[name] = ParameterSpec.model_validate(value)
+            except ValidationError as exc:
+                raise config_error(path, exc) from None
+        return cls(specs=specs)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Flat `{name: spec}` that `from_dict` reads back to an equal space."""
+        return {name: self.specs[name].to_dict() for name in self.names}
+
+    @property
+    def names(self) -> list[str]:
+        """The parameters' dot paths, sorted: the order of the normalised dimensions."""
+        return sorted(self.specs)
+
+    @property
+    def dim(self) -> int:
+        """Number of normalised dimensions (one per parameter)."""
+        return len(self.specs)
+
+    @property
+    def cardinality(self) -> int | None:
+        """How many distinct suggestions exist, or None when any parameter is continuous."""
+        total = 1
+        for spec in self.specs.values():
+            levels = spec.levels
+            if levels is None:
+                return None
+            total *= levels
+        return total
+
+    def normalize(self, suggestion: Mapping[str, Any]) -> np.ndarray:
+        """A suggestion as a point of [-1, 1]^dim, shape `(dim,)`; extra keys are ignored.
+
+        Raises:
+            ConfigError: a parameter is missing or its value is not a number / not a choice.
+        """
+        out = np.empty(self.dim, dtype=float)
+        for i, name in enumerate(self.names):
+            if name not in suggestion:
+                raise ConfigError(name, "missing from the suggestion; every parameter needs a value")
+            try:
+                out[i] = self.specs[name].to_unit(suggestion[name])
+            except ValueError as exc:
+                raise ConfigError(name, str(exc)) from None
+        return out
+
+    def denormalize(self, x: np.ndarray | list[float]) -> dict[str, Any]:
+        """A point of [-1, 1]^dim (clipped first) as a suggestion of plain Python scalars."""
+        point = np.asarray(x, dtype=float).reshape(-1)
+        if point.shape != (self.dim,):
+            raise ValueError(f"expected a point of shape ({self.dim},), got {np.shape(x)}")
+        return {name: self.specs[name].from_unit(float(u)) for name, u in zip(self.names, point, strict=True)}
+
+    def center(self) -> dict[str, Any]:
+        """Every parameter at its `mean`."""
+        return {name: self.specs[name].mean for name in self.names}
+
+    def sample_uniform(self, rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
+        """`n` suggestions drawn uniformly in normalised space.
+
+        Continuous parameters are uniform in their natural space (log-uniform for
+        log_normal); discrete ones (ints, powers of two, choices) give each value the
+        same chance.
+
+        Args:
+            rng: the random state to draw from.
+            n: how many suggestions (>= 0).
+        """
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        points = np.empty((n, self.dim), dtype=float)
+        for j, name in enumerate(self.names):
+            levels = self.specs[name].levels
+            if levels is None:
+                points[:, j] = rng.uniform(-1.0, 1.0, size=n)
+            elif levels == 1:
+                points[:, j] = 0.0
+            else:
+                points[:, j] = -1.0 + 2.0 * rng.integers(0, levels, size=n) / (levels - 1)
+        return [self.denormalize(row) for row in points]
+
+    def validate_suggestion(self, suggestion: Mapping[str, Any]) -> None:
+        """Check that `suggestion` has exactly the space's names, each with a valid value.
+
+        Raises:
+            ConfigError: the field is the offending parameter's name.
+        """
+        unknown = sorted(set(suggestion) - set(self.specs))
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown parameter; the space has: {', '.join(self.names)}")
+        for name in self.names:
+            if name not in suggestion:
+                raise ConfigError(name, "missing from the suggestion; every parameter needs a value")
+            try:
+                self.specs[name].check_value(suggestion[name])
+            except ValueError as exc:
+                raise ConfigError(name, str(exc)) from None
+
+
+__all__ = ["SearchSpace"]

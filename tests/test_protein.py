@@ -1,0 +1,227 @@
+"""Protein, the default optimizer: its building blocks and its behaviour on small problems."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sweepwise.models import Observation
+from sweepwise.optimizers import OptimizerSpec, make_optimizer
+from sweepwise.optimizers.protein import ProteinConfig, ProteinOptimizer, ProteinSettings
+from sweepwise.optimizers.protein.acquisition import cost_weight, log_expected_improvement, naive
+from sweepwise.optimizers.protein.encoding import Encoder
+from sweepwise.optimizers.protein.gp import GaussianProcess
+from sweepwise.optimizers.protein.pareto import pareto_front
+from sweepwise.protocols import Optimizer
+from sweepwise.space import SearchSpace
+
+MIXED = {
+    "lr": {"distribution": "log_normal", "min": 1e-4, "max": 1e-1, "mean": 1e-2},
+    "dropout": {"distribution": "logit_normal", "min": 0.01, "max": 0.5},
+    "steps": {"distribution": "int_uniform", "min": 10, "max": 20},
+    "width": {"distribution": "uniform_pow2", "min": 8, "max": 64},
+    "act": {"choices": ["relu", "tanh", "gelu"]},
+    "x": {"distribution": "uniform", "min": -2.0, "max": 3.0},
+}
+
+
+def protein(parameters: dict[str, Any] | None = None, goal: str = "maximize", seed: int = 0, **settings: Any):  # type: ignore[no-untyped-def]
+    space = SearchSpace.from_dict(parameters or MIXED)
+    return ProteinOptimizer(space, goal=goal, settings=ProteinSettings(**settings), seed=seed)
+
+
+def quadratic(s: dict[str, Any]) -> float:
+    return -((math.log10(s["lr"]) + 2.5) ** 2) - (s["x"] - 1.0) ** 2 - (0.3 if s["act"] != "gelu" else 0.0)
+
+
+def observe(
+    opt: ProteinOptimizer, n: int, fn=quadratic, batch: int = 1, cost=lambda s: 1.0
+) -> list[Observation]:  # type: ignore[no-untyped-def]
+    observations: list[Observation] = []
+    while len(observations) < n:
+        for s in opt.suggest(observations, batch):
+            observations.append(Observation(fn(s), cost(s), s))
+    return observations
+
+
+# -- building blocks ---------------------------------------------------------------------------
+
+
+def test_encoding_round_trips_every_distribution() -> None:
+    space = SearchSpace.from_dict(MIXED)
+    encoder = Encoder(space)
+    rng = np.random.default_rng(1)
+    for suggestion in space.sample_uniform(rng, 50):
+        x = encoder.encode(suggestion)
+        back = encoder.decode(x)
+        assert back["steps"] == suggestion["steps"] and back["width"] == suggestion["width"]
+        assert back["act"] == suggestion["act"]
+        for name in ("lr", "dropout", "x"):
+            assert back[name] == pytest.approx(suggestion[name], rel=1e-9)
+        assert np.allclose(encoder.snap(x[None])[0], x)  # suggestable points are fixed points of snap
+    assert encoder.width == 5 + 3  # one-hot block for the categorical
+
+
+def test_snapping_puts_integers_and_powers_of_two_on_their_grid() -> None:
+    encoder = Encoder(SearchSpace.from_dict(MIXED))
+    for row in encoder.snap(np.random.default_rng(0).uniform(-1, 1, (200, encoder.width))):
+        s = encoder.decode(row)
+        assert isinstance(s["steps"], int) and 10 <= s["steps"] <= 20
+        assert s["width"] in (8, 16, 32, 64)
+        assert np.allclose(encoder.encode(s), row)
+
+
+def test_pareto_front_keeps_only_undominated_points_cheapest_first() -> None:
+    score = np.array([1.0, 3.0, 2.0, 3.0, 0.5])
+    cost = np.array([1.0, 5.0, 2.0, 6.0, 0.5])
+    assert pareto_front(score, cost).tolist() == [4, 0, 2, 1]
+
+
+def test_cost_weight_and_naive_are_higher_is_better() -> None:
+    assert cost_weight(np.array([0.5, 0.0, 2.0]), 0.5).tolist() == [1.0, 0.5, 0.0]
+    # the original's trap: negative predicted scores must not favour candidates far from the target
+    values = naive(np.array([-10.0, -1.0]), np.array([1.0, 0.0]))
+    assert values[1] == 0.0 and values[0] == 0.0
+    assert naive(np.array([-10.0, -1.0]), np.array([1.0, 1.0])).argmax() == 1
+
+
+def test_log_ei_is_finite_far_in_the_tail_and_increasing() -> None:
+    mean = np.array([-50.0, -10.0, 0.0, 1.0])
+    values = log_expected_improvement(mean, np.ones(4), best=0.0)
+    assert np.all(np.isfinite(values)) and np.all(np.diff(values) > 0)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_gp_handles_tiny_duplicate_and_constant_data(n: int) -> None:
+    rng = np.random.default_rng(0)
+    x = np.zeros((n, 3))
+    gp = GaussianProcess(x, np.ones(n), rng)
+    mean, sd = gp.predict(np.zeros((2, 3)))
+    assert np.all(np.isfinite(mean)) and np.all(sd > 0)
+    x = np.vstack([rng.uniform(-1, 1, (5, 3))] * 3)  # every point three times
+    gp = GaussianProcess(x, rng.normal(size=15), rng)
+    assert np.all(np.isfinite(gp.predict(x)[0]))
+
+
+# -- the optimizer -------------------------------------------------------------------------------
+
+
+def test_registered_as_protein_and_satisfies_the_protocol() -> None:
+    opt = make_optimizer(
+        OptimizerSpec(type="protein", seed=1, acquisition_fn="ucb"), SearchSpace.from_dict(MIXED)
+    )
+    assert isinstance(opt, Optimizer) and isinstance(opt, ProteinOptimizer)
+    assert opt.settings.acquisition_fn == "ucb"
+    config = ProteinConfig(metric="loss", goal="minimize", parameters=MIXED)
+    assert ProteinOptimizer.from_config(config, seed=1).sign == -1.0
+
+
+def test_first_suggestion_is_the_search_centre() -> None:
+    (first,) = protein().suggest([], 1)
+    assert first["lr"] == pytest.approx(1e-2) and first["x"] == pytest.approx(0.5)
+    assert first["act"] == "relu" and first["steps"] == 15
+    off = protein(seed_with_search_center=False).suggest([], 1)[0]
+    assert off != first
+
+
+def test_reproducible_under_a_seed_and_different_across_seeds() -> None:
+    assert observe(protein(seed=3), 12)[-1].suggestion == observe(protein(seed=3), 12)[-1].suggestion
+    assert observe(protein(seed=3), 12)[-1].suggestion != observe(protein(seed=4), 12)[-1].suggestion
+
+
+def test_stateless_a_new_optimizer_continues_identically() -> None:
+    observations = observe(protein(seed=5), 10)
+    assert protein(seed=5).suggest(observations, 2) == protein(seed=5).suggest(observations, 2)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_finds_a_good_region_of_a_quadratic(batch: int) -> None:
+    observations = observe(protein(seed=0), 32, batch=batch)
+    best = max(observations, key=lambda o: o.score)
+    assert best.score > -0.1
+    assert best.suggestion["act"] == "gelu"
+
+
+def test_minimize_goal_is_respected() -> None:
+    observations = observe(protein(goal="minimize", seed=0), 24, fn=lambda s: -quadratic(s))
+    assert min(o.score for o in observations) < 0.1
+
+
+def test_batches_and_pending_never_repeat_a_point_even_on_small_grids() -> None:
+    params = {
+        "steps": {"distribution": "int_uniform", "min": 1, "max": 4},
+        "width": {"distribution": "uniform_pow2", "min": 1, "max": 8},
+    }  # 16 points in all
+    opt = protein(params, seed=2)
+    observations = observe(opt, 8, fn=lambda s: -abs(s["steps"] - 3) - abs(s["width"] - 4), batch=4)
+    keys = [(o.suggestion["steps"], o.suggestion["width"]) for o in observations]
+    assert len(set(keys)) == len(keys)
+    pending = opt.suggest(observations, 4)
+    more = opt.suggest(observations, 4, pending=pending)
+    all_keys = keys + [(s["steps"], s["width"]) for s in pending + more]
+    assert len(set(all_keys)) == 16
+
+
+def test_failures_steer_the_search_away_from_a_crashing_region() -> None:
+    params = {
+        "x": {"distribution": "uniform", "min": 0.0, "max": 1.0},
+        "y": {"distribution": "uniform", "min": 0.0, "max": 1.0},
+    }
+
+    def run(s: dict[str, Any]) -> float:
+        return float("nan") if s["x"] > 0.6 else s["x"] + 0.1 * s["y"]
+
+    opt = protein(params, seed=1)
+    observations: list[Observation] = []
+    for _ in range(30):
+        (s,) = opt.suggest(observations, 1)
+        value = run(s)
+        observations.append(Observation(value, 1.0, s, is_failure=math.isnan(value)))
+    late = observations[15:]
+    assert sum(o.is_failure for o in late) <= 5
+    assert max(o.score for o in observations if not o.is_failure) > 0.55
+
+
+def test_expensive_candidates_are_masked_by_max_suggestion_cost() -> None:
+    params = {
+        "x": {"distribution": "uniform", "min": 0.0, "max": 1.0},
+        "size": {"distribution": "uniform_pow2", "min": 1, "max": 64},
+    }
+    opt = protein(params, seed=0, max_suggestion_cost=10.0)
+    observations = observe(
+        opt, 30, fn=lambda s: s["x"] + math.log2(s["size"]), cost=lambda s: float(s["size"])
+    )
+    late = [o.suggestion["size"] for o in observations[12:]]
+    assert max(late) <= 16  # predicted cost above 10 is never chosen once the cost model exists
+
+
+def test_constant_and_duplicate_observations_do_not_break_it() -> None:
+    s = {"lr": 0.01, "dropout": 0.1, "steps": 12, "width": 16, "act": "tanh", "x": 0.0}
+    observations = [Observation(1.0, 1.0, dict(s)) for _ in range(6)]
+    observations += [
+        Observation(1.0, 1.0, sample)
+        for sample in SearchSpace.from_dict(MIXED).sample_uniform(np.random.default_rng(0), 6)
+    ]
+    out = protein(seed=0).suggest(observations, 3)
+    assert len(out) == 3 and len({tuple(sorted(o.items())) for o in out}) == 3
+
+
+def test_all_failures_still_suggest() -> None:
+    space = SearchSpace.from_dict(MIXED)
+    observations = [
+        Observation(float("nan"), 1.0, s, is_failure=True)
+        for s in space.sample_uniform(np.random.default_rng(0), 8)
+    ]
+    assert len(protein().suggest(observations, 2)) == 2
+
+
+def test_five_hundred_observations() -> None:
+    params = {f"x{i}": {"distribution": "uniform", "min": 0.0, "max": 1.0} for i in range(3)}
+    space = SearchSpace.from_dict(params)
+    samples = space.sample_uniform(np.random.default_rng(0), 500)
+    observations = [Observation(-sum((v - 0.3) ** 2 for v in s.values()), 1.0, s) for s in samples]
+    (s,) = protein(params).suggest(observations, 1)
+    assert set(s) == set(params)
