@@ -195,19 +195,16 @@ def _job_spec(raw: dict[str, Any] | None, field: str, base_dir: Path) -> JobSpec
 
 
 def _check_space_and_optimizer(spec: ExperimentSpec) -> None:
-    from sweepwise.optimizers import OptimizerSpec, available_optimizers
+    """Build the search space and the optimizer once, so every bad setting fails at load time."""
+    from sweepwise.optimizers import OptimizerSpec, make_optimizer
     from sweepwise.space import SearchSpace
 
-    SearchSpace.from_dict(spec.parameters)
+    space = SearchSpace.from_dict(spec.parameters)
     try:
         opt = OptimizerSpec.model_validate(spec.optimizer)
     except ValidationError as exc:
         raise config_error(exc, "optimizer") from None
-    if opt.type not in available_optimizers():
-        raise ConfigError(
-            "optimizer.type",
-            f"unknown optimizer {opt.type!r}; choose one of: {', '.join(available_optimizers())}",
-        )
+    make_optimizer(opt, space, goal=spec.goal)
 
 
 def _import_object(path: str, field: str) -> Any:

@@ -1,0 +1,46 @@
+"""Specs become experiments: defaults, the stored optimizer seed, overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sweepwise.errors import ConfigError
+from sweepwise.experiment import Experiment
+
+SPEC: dict[str, Any] = {
+    "name": "demo",
+    "train": {"cmd": ["python", "-c", "pass"]},
+    "parameters": {"x": {"distribution": "uniform", "min": 0, "max": 1}},
+}
+
+
+def test_protein_is_the_default_and_a_seed_is_drawn_and_kept_on_resume(tmp_path: Path) -> None:
+    first = Experiment.from_dict(dict(SPEC), base_dir=tmp_path)
+    optimizer = first.scheduler_config.optimizer  # type: ignore[attr-defined]
+    assert optimizer.type == "protein" and isinstance(optimizer.seed, int)
+    stored = first.record()
+    again = Experiment.from_dict(dict(SPEC), base_dir=tmp_path).resume(stored)
+    assert again.scheduler_config.optimizer.seed == optimizer.seed  # type: ignore[attr-defined]
+    pinned = Experiment.from_dict({**SPEC, "optimizer": {"type": "protein", "seed": 7}}, base_dir=tmp_path)
+    assert pinned.resume(stored).scheduler_config.optimizer.seed == 7  # type: ignore[attr-defined]
+
+
+def test_words_override_spec_and_scheduler_fields(tmp_path: Path) -> None:
+    experiment = Experiment.from_dict(
+        dict(SPEC),
+        base_dir=tmp_path,
+        words=["max_trials=5", "scheduler.batch_size=2", "max_parallel=3", "goal=minimize"],
+    )
+    assert experiment.scheduler_config.max_trials == 5  # type: ignore[attr-defined]
+    assert experiment.scheduler_config.batch_size == 2  # type: ignore[attr-defined]
+    assert experiment.spec.max_parallel == 3 and experiment.spec.goal == "minimize"
+
+
+def test_optimizer_settings_are_validated_at_load(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="optimizer.acquisition_fn"):
+        Experiment.from_dict(
+            {**SPEC, "optimizer": {"type": "protein", "acquisition_fn": "magic"}}, base_dir=tmp_path
+        )
