@@ -40,6 +40,11 @@ class ExperimentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    imports: list[str] = Field(
+        default_factory=list,
+        description="modules imported before the scheduler is looked up, e.g. ones that "
+        "register a custom scheduler with @register_scheduler",
+    )
     store: str | None = None
     dispatcher: DispatcherSpec = Field(default_factory=DispatcherSpec)
     max_parallel: int = Field(default=4, ge=1)

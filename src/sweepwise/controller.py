@@ -32,8 +32,10 @@ from sweepwise.protocols import (
     ExperimentScheduler,
     Reattachable,
     SchedulerWithState,
+    StateStore,
     Waitable,
 )
+from sweepwise.runs import UNFINISHED, RunList
 from sweepwise.stores.sql import SQLStore
 
 logger = logging.getLogger(__name__)
@@ -126,8 +128,7 @@ class AdaptiveController:
         self.clock: Clock = clock or RealClock()
         self.on_tick = on_tick
         self.owner = _owner_id()
-        self.runs: dict[str, RunInfo] = {}
-        self._active: set[str] = set()
+        self.runs = RunList()
         self._seq = 0
         self._saved_state: Any = None
         self._lease_renewed_at = 0.0
@@ -146,7 +147,7 @@ class AdaptiveController:
             self._refresh()
             self._restore_state()
             self._recover()
-            self._run_hooks(list(self.runs.values()))  # hooks a dead controller left undone
+            self._run_hooks(list(self.runs))  # hooks a dead controller left undone
             while True:
                 report = self.tick()
                 if self.on_tick is not None:
@@ -159,7 +160,7 @@ class AdaptiveController:
                 self.store.set_experiment_status(self.experiment, "complete")
         finally:
             self.store.release_lease(self.experiment, self.owner)
-        return list(self.runs.values())
+        return list(self.runs)
 
     def tick(self) -> TickReport:
         """One pass of the loop: poll, apply, hooks, schedule, dispatch, save state."""
@@ -174,26 +175,25 @@ class AdaptiveController:
         changed = self._refresh()
         self._run_hooks(changed)
         self._check_stale(now)
-        runs = list(self.runs.values())
+        runs = self.runs
         if self._cancelled():
-            report.complete = not self._active
+            report.complete = not runs.how_many(*UNFINISHED)
             return report
         if self.scheduler.is_experiment_complete(runs):
-            report.complete = not any(self.runs[r].status in _RUNNING for r in self._active)
-            self._save_state()
+            report.complete = not runs.how_many(*_RUNNING)
+            self._save_state(self.store)
             return report
-        slots = self.settings.max_parallel - sum(
-            1 for run_id in self._active if self.runs[run_id].status in _TRAINING_SLOTS
-        )
+        slots = self.settings.max_parallel - runs.how_many(*_TRAINING_SLOTS)
         jobs = self.scheduler.schedule(runs, max(0, slots))
         report.dispatched = self._dispatch(jobs, slots)
-        self._save_state()
+        if not report.dispatched:
+            self._save_state(self.store)
         return report
 
     @property
     def active_runs(self) -> list[RunInfo]:
         """Runs that have not finished yet."""
-        return [self.runs[run_id] for run_id in self._active]
+        return self.runs.in_status(*UNFINISHED)
 
     # -- lease ---------------------------------------------------------------------------
 
@@ -237,11 +237,7 @@ class AdaptiveController:
     def _refresh(self) -> list[RunInfo]:
         changed, self._seq = self.store.fetch_changed(self.experiment, self._seq)
         for run in changed:
-            self.runs[run.run_id] = run
-            if run.status.is_finished():
-                self._active.discard(run.run_id)
-            else:
-                self._active.add(run.run_id)
+            self.runs.upsert(run)
         return changed
 
     def _cancelled(self) -> bool:
@@ -251,18 +247,36 @@ class AdaptiveController:
     # -- hooks -------------------------------------------------------------------------------
 
     def _run_hooks(self, changed: list[RunInfo]) -> None:
+        """Run due hooks; write every hook's update with its processed flag in one transaction."""
+        updates: list[tuple[str, dict[str, Any]]] = []
+        failures: list[tuple[str, str]] = []
         for run in changed:
             if run.has_completed_training and not run.summary.get(keys.POST_TRAINING_PROCESSED):
                 if run.status not in (JobStatus.CANCELLED, JobStatus.FAILED):
-                    self._run_hook(run, self.hooks.on_training_completed, keys.POST_TRAINING_PROCESSED)
+                    self._run_hook(
+                        run, self.hooks.on_training_completed, keys.POST_TRAINING_PROCESSED, updates, failures
+                    )
             if run.status is JobStatus.COMPLETED and not run.summary.get(keys.POST_EVAL_PROCESSED):
-                assert self.hooks.on_eval_completed is not None
-                self._run_hook(run, self.hooks.on_eval_completed, keys.POST_EVAL_PROCESSED)
-        if changed:
-            self._refresh()
+                hook = self.hooks.on_eval_completed or ObservationHook("score")
+                self._run_hook(run, hook, keys.POST_EVAL_PROCESSED, updates, failures)
+        if not updates:
+            return
+        crash_point("in_hook")
+        with self.store.transaction() as tx:
+            for run_id, reason in failures:
+                tx.mark_failed(run_id, reason)
+            for run_id, update in updates:
+                tx.update_run_summary(run_id, update)
+        self._refresh()
 
-    def _run_hook(self, run: RunInfo, hook: HookFn, flag: str) -> None:
-        now = self.clock.now()
+    def _run_hook(
+        self,
+        run: RunInfo,
+        hook: HookFn,
+        flag: str,
+        updates: list[tuple[str, dict[str, Any]]],
+        failures: list[tuple[str, str]],
+    ) -> None:
         try:
             for attempt in Retrying(
                 stop=stop_after_attempt(self.settings.hook_retries),
@@ -273,15 +287,14 @@ class AdaptiveController:
                     update = hook(run) or {}
         except MissingMetricError as exc:
             logger.warning("run %s: %s", run.run_id, exc)
-            self.store.mark_failed(run.run_id, str(exc))
+            failures.append((run.run_id, str(exc)))
             update = {keys.OBSERVATION_IS_FAILURE: True}
         except Exception:
             logger.exception("hook %s failed for run %s; it will run again next tick", flag, run.run_id)
             return
         update[flag] = True
-        update[f"{flag}_at"] = datetime.fromtimestamp(now).isoformat()
-        crash_point("in_hook")
-        self.store.update_run_summary(run.run_id, update)
+        update[f"{flag}_at"] = datetime.fromtimestamp(self.clock.now()).isoformat()
+        updates.append((run.run_id, update))
 
     # -- stale jobs ----------------------------------------------------------------------------
 
@@ -290,10 +303,8 @@ class AdaptiveController:
             return
         self._stale_checked_at = now
         limit = self.settings.stale_after
-        for run_id in list(self._active):
-            run = self.runs[run_id]
-            if run.status not in (JobStatus.IN_TRAINING, JobStatus.IN_EVAL):
-                continue
+        for run in self.runs.in_status(JobStatus.IN_TRAINING, JobStatus.IN_EVAL):
+            run_id = run.run_id
             seen = run.last_heartbeat_at or run.started_at
             if seen is None or now - seen.timestamp() <= limit:
                 continue
@@ -333,9 +344,10 @@ class AdaptiveController:
             if dispatch_id is not None:
                 started.append((job, dispatch_id))
             crash_point("mid_dispatch")
-        with self.store.transaction() as tx:  # DESIGN §4.2: then the dispatch id
+        with self.store.transaction() as tx:  # DESIGN §4.2: then the dispatch id (and the state)
             for job, dispatch_id in started:
                 tx.record_dispatch_id(job.run_id, job.type, dispatch_id)
+            self._save_state(tx)
         if self.hooks.on_job_dispatch is not None:
             for job, dispatch_id in started:
                 self.hooks.on_job_dispatch(job, dispatch_id)
@@ -353,8 +365,8 @@ class AdaptiveController:
         """DESIGN §4.3: reattach or (re)start every job an earlier controller left behind."""
         recorded: list[tuple[str, JobTypes, str]] = []
         lost: list[JobEvent] = []
-        for run_id in list(self._active):
-            run = self.runs[run_id]
+        for run in self.runs.in_status(*UNFINISHED):
+            run_id = run.run_id
             for job, dispatch_id, wanted in (
                 (run.train_job, run.train_dispatch_id, not run.has_completed_training),
                 (run.eval_job, run.eval_dispatch_id, run.has_started_eval and not run.has_been_evaluated),
@@ -392,13 +404,13 @@ class AdaptiveController:
             self.scheduler.load_state(data)
             self._saved_state = data
 
-    def _save_state(self) -> None:
+    def _save_state(self, target: StateStore) -> None:
         state = getattr(self.scheduler, "state", None)
         if state is None or not hasattr(state, "model_dump"):
             return
         data = state.model_dump()
         if data != self._saved_state:
-            self.store.save_state(self.experiment, data)
+            target.save_state(self.experiment, data)
             self._saved_state = data
 
     def _wait(self, seconds: float) -> None:

@@ -88,7 +88,7 @@ class LiveDisplay:
         if now - self._last < 0.25 and not report.complete:
             return
         self._last = now
-        runs = list(controller.runs.values())
+        runs = controller.runs
         finished = [run for run in runs if run.status.is_finished()]
         shown = controller.active_runs + finished[-max(0, 12 - len(controller.active_runs)) :]
         total = max(self.max_trials, len(runs), 1)

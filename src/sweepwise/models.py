@@ -134,10 +134,21 @@ class RunInfo:
     train_dispatch_id: str | None = None
     eval_dispatch_id: str | None = None
     seq: int = 0
+    _status: JobStatus = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._status = self._derive_status()
 
     @property
     def status(self) -> JobStatus:
-        """The run's status, from its flags (cancellation, then failure, win)."""
+        """The run's status, from its flags (cancellation, then failure, win).
+
+        Derived once, when the run is built: a `RunInfo` is a snapshot the store
+        returns, never changed in place.
+        """
+        return self._status
+
+    def _derive_status(self) -> JobStatus:
         if self.is_cancelled:
             return JobStatus.CANCELLED
         if self.has_failed:

@@ -45,6 +45,7 @@ class RandomOptimizer:
             raise ConfigError("optimizer.seed", f"must be an integer >= 0 (got {seed!r}); or omit it")
         self.space = space
         self.seed: int = secrets.randbits(63) if seed is None else seed
+        self._continuous = all(spec.levels is None for spec in space.specs.values())
 
     def suggest(
         self,
@@ -67,6 +68,8 @@ class RandomOptimizer:
             raise ValueError(f"n_suggestions must be >= 0, got {n_suggestions}")
         pending = list(pending or [])
         rng = np.random.default_rng([self.seed, len(observations), len(pending)])
+        if self._continuous:  # two uniform draws never coincide: no need to look at the past
+            return [self.space.sample_uniform(rng, 1)[0] for _ in range(n_suggestions)]
         seen = [obs.suggestion for obs in observations] + pending
         taken = {key for key in map(self._key, seen) if key is not None}
         size = self.space.cardinality

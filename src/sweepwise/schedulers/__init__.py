@@ -19,6 +19,12 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
         "BatchedSyncedSchedulerConfig",
         "BatchedSyncedOptimizingScheduler",
     ),
+    "async_capped": (
+        "sweepwise.schedulers.async_capped",
+        "AsyncCappedSchedulerConfig",
+        "AsyncCappedOptimizingScheduler",
+    ),
+    "grid_search": ("sweepwise.schedulers.grid_search", "GridSearchConfig", "GridSearchScheduler"),
 }
 _CUSTOM: dict[str, tuple[type[BaseModel], Callable[..., Any]]] = {}
 

@@ -7,7 +7,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sweepwise import keys
-from sweepwise.models import ArgStyle, JobDefinition, JobTypes, Observation, RunInfo
+from sweepwise.models import ArgStyle, JobDefinition, JobStatus, JobTypes, Observation, RunInfo
+from sweepwise.runs import changed_since
 
 
 class JobSpec(BaseModel):
@@ -113,32 +114,55 @@ def create_eval_job(config: TrainAndEvalConfig, run: RunInfo) -> JobDefinition:
     )
 
 
-def collect_observations(runs: list[RunInfo]) -> list[Observation]:
-    """Observations for an optimizer: scores of COMPLETED runs, failures of FAILED/STALE ones.
+def observation_of(run: RunInfo) -> Observation | None:
+    """What an optimizer learns from `run`: its score if COMPLETED, a failure if FAILED/STALE.
 
     A COMPLETED run counts only once its post-eval hook wrote `observation/score`.
     """
-    observations: list[Observation] = []
-    for run in runs:
-        status = run.status
-        if status.value == "COMPLETED":
-            score = run.summary.get(keys.OBSERVATION_SCORE)
-            if score is None or run.summary.get(keys.OBSERVATION_IS_FAILURE):
+    status = run.status
+    if status is JobStatus.COMPLETED:
+        score = run.summary.get(keys.OBSERVATION_SCORE)
+        if score is None or run.summary.get(keys.OBSERVATION_IS_FAILURE):
+            return None
+        cost = run.summary.get(keys.OBSERVATION_COST)
+        return Observation(float(score), float(cost) if cost is not None else run.runtime, run.suggestion)
+    if status.is_failure() and run.suggestion:
+        return Observation(float("nan"), run.runtime, run.suggestion, is_failure=True)
+    return None
+
+
+def collect_observations(runs: list[RunInfo]) -> list[Observation]:
+    """Observations of every run that has one (see `observation_of`)."""
+    return [obs for obs in map(observation_of, runs) if obs is not None]
+
+
+class ObservationLog:
+    """`collect_observations`, incrementally: a finished run's observation is read once."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, Observation | None] = {}
+        self._seen = 0
+
+    def collect(self, runs: list[RunInfo]) -> list[Observation]:
+        """Observations of every run that has one, in the order they were first seen."""
+        changed, self._seen = changed_since(runs, self._seen)
+        for run in changed:
+            if run.run_id in self._done:
                 continue
-            cost = run.summary.get(keys.OBSERVATION_COST)
-            observations.append(
-                Observation(float(score), float(cost) if cost is not None else run.runtime, run.suggestion)
-            )
-        elif status.is_failure() and run.suggestion:
-            observations.append(Observation(float("nan"), run.runtime, run.suggestion, is_failure=True))
-    return observations
+            obs = observation_of(run)
+            if obs is not None or run.status.is_finished():  # final: never look at it again
+                if obs is not None or run.status is not JobStatus.COMPLETED:
+                    self._done[run.run_id] = obs
+        return [obs for obs in self._done.values() if obs is not None]
 
 
 __all__ = [
     "JobSpec",
+    "ObservationLog",
     "TrainAndEvalConfig",
     "collect_observations",
     "create_eval_job",
     "create_training_job",
     "generate_run_id",
+    "observation_of",
 ]

@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from sweepwise.models import JobDefinition, JobStatus, RunInfo
 from sweepwise.optimizers import OptimizerSpec, make_optimizer
 from sweepwise.protocols import Optimizer
+from sweepwise.runs import FINISHED, UNFINISHED, changed_since, count_status, with_status
 from sweepwise.schedulers.base import (
+    ObservationLog,
     TrainAndEvalConfig,
-    collect_observations,
     create_eval_job,
     create_training_job,
     generate_run_id,
@@ -57,6 +58,7 @@ class SchedulerState(BaseModel):
     runs_in_training: set[str] = Field(default_factory=set)
     runs_in_eval: set[str] = Field(default_factory=set)
     runs_completed: set[str] = Field(default_factory=set)
+    _seen: int = PrivateAttr(default=0)  # the RunList version already applied
 
     def model_dump(self, **kwargs: Any) -> dict[str, Any]:
         """Serialize state to a JSON-ready dictionary (sets become sorted lists)."""
@@ -72,9 +74,12 @@ class SchedulerState(BaseModel):
 
     def update(self, runs: list[RunInfo]) -> None:
         """Move each run to the set its status says."""
-        for run in runs:
-            status = run.status
+        changed, self._seen = changed_since(runs, self._seen)
+        for run in changed:
             run_id = run.run_id
+            if run_id in self.runs_completed:  # finished runs never change again
+                continue
+            status = run.status
             if status in (JobStatus.PENDING, JobStatus.IN_TRAINING, JobStatus.TRAINING_DONE_NO_EVAL):
                 self.runs_in_training.add(run_id)
             elif status is JobStatus.IN_EVAL:
@@ -109,6 +114,7 @@ class BatchedSyncedOptimizingScheduler:
             space = SearchSpace.from_dict(config.parameters)
             optimizer = make_optimizer(config.optimizer, space, goal=config.goal)
         self.optimizer = optimizer
+        self._observations = ObservationLog()
 
     def load_state(self, data: dict[str, Any]) -> None:
         """Restore the state saved by a previous controller."""
@@ -122,9 +128,8 @@ class BatchedSyncedOptimizingScheduler:
             self.state.update(runs)
         evals = [
             create_eval_job(self.config, run)
-            for run in runs
-            if run.status is JobStatus.TRAINING_DONE_NO_EVAL
-            and (self.config.force_eval or run.run_id not in self.state.runs_in_eval)
+            for run in with_status(runs, JobStatus.TRAINING_DONE_NO_EVAL)
+            if self.config.force_eval or run.run_id not in self.state.runs_in_eval
         ]
         if evals:
             for job in evals:
@@ -134,14 +139,14 @@ class BatchedSyncedOptimizingScheduler:
         total_created = len(runs)
         if total_created >= self.config.max_trials:
             return []
-        if any(not run.status.is_finished() for run in runs):
+        if count_status(runs, *UNFINISHED):
             return []  # the barrier
         to_launch = min(
             self.config.batch_size, self.config.max_trials - total_created, available_training_slots
         )
         if to_launch <= 0:
             return []
-        observations = collect_observations(runs)
+        observations = self._observations.collect(runs)
         suggestions = self.optimizer.suggest(observations, n_suggestions=to_launch)
         jobs = []
         for i, suggestion in enumerate(suggestions[:to_launch]):
@@ -155,7 +160,7 @@ class BatchedSyncedOptimizingScheduler:
         """True once `max_trials` runs are COMPLETED, FAILED, STALE or CANCELLED."""
         if self.state is not None:
             self.state.update(runs)
-        return sum(1 for run in runs if run.status.is_finished()) >= self.config.max_trials
+        return count_status(runs, *FINISHED) >= self.config.max_trials
 
 
 __all__ = ["BatchedSyncedOptimizingScheduler", "BatchedSyncedSchedulerConfig", "SchedulerState"]

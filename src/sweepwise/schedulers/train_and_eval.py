@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from sweepwise.models import JobDefinition, JobStatus, RunInfo
+from sweepwise.runs import FINISHED, count_status, with_status
 from sweepwise.schedulers.base import (
     TrainAndEvalConfig,
     create_eval_job,
@@ -28,7 +29,7 @@ class TrainAndEvalScheduler:
     def schedule(self, runs: list[RunInfo], available_training_slots: int) -> list[JobDefinition]:
         """Evals for runs with training done; new trainings bounded by slots and `max_trials`."""
         jobs = [
-            create_eval_job(self.config, run) for run in runs if run.status is JobStatus.TRAINING_DONE_NO_EVAL
+            create_eval_job(self.config, run) for run in with_status(runs, JobStatus.TRAINING_DONE_NO_EVAL)
         ]
         to_launch = min(self.config.max_trials - len(runs), max(0, available_training_slots))
         for i in range(to_launch):
@@ -39,7 +40,7 @@ class TrainAndEvalScheduler:
 
     def is_experiment_complete(self, runs: list[RunInfo]) -> bool:
         """True once `max_trials` runs have finished (completed, failed, stale or cancelled)."""
-        return sum(1 for run in runs if run.status.is_finished()) >= self.config.max_trials
+        return count_status(runs, *FINISHED) >= self.config.max_trials
 
 
 __all__ = ["TrainAndEvalScheduler"]

@@ -1,0 +1,247 @@
+"""`AdaptiveTool`: what a recipe function returns — a typed scheduler config plus how to run it.
+
+A recipe is a plain function (`examples.recipes.sweeps.batched_synced`) that builds a
+typed scheduler config and returns an `AdaptiveTool`. `sweepwise run pkg.mod.func k=v`
+classifies the words against the function, calls it, applies the remaining words as
+overrides of the returned tool, and runs `tool.to_experiment()` exactly like a YAML
+spec.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from sweepwise.config import DispatcherSpec, ExperimentSpec, SchedulerSpec, config_error
+from sweepwise.errors import ConfigError
+from sweepwise.recipes.classify import (
+    classify,
+    load_function,
+    override_model,
+    require_arguments,
+    suggest,
+)
+
+if TYPE_CHECKING:
+    from sweepwise.experiment import Experiment
+
+
+class AdaptiveTool(BaseModel):
+    """Seed 002's `AdaptiveTool`: a typed scheduler config and the settings to run it.
+
+    `scheduler` is validated against the config class registered for
+    `scheduler_type` (`register_scheduler`), so a dict becomes that class and an
+    instance of another class is an error; it serialises with all of its own fields
+    (`model_dump_json()` round-trips through `model_validate_json()`).
+
+    Attributes:
+        scheduler_type: the registered scheduler name (`train_and_eval`,
+            `batched_synced`, or one registered with `register_scheduler`).
+        scheduler: the scheduler's typed config (e.g. `BatchedSyncedSchedulerConfig`);
+            its `experiment_id` names the experiment.
+        dispatcher_type: the dispatcher that runs the jobs (`local`, `simulated`, ...).
+        max_parallel: training jobs running at once, at most.
+        monitoring_interval: seconds between controller ticks (jobs' events wake it early).
+        stale_after: seconds without a heartbeat before a job is STALE.
+        store: the store URL (`--store` and `$SWEEPWISE_STORE` win over it).
+        runs_dir: the root of the run directories, relative to the current directory.
+        metric: the result key holding the score.
+        goal: `maximize` or `minimize`; None keeps the scheduler config's own `goal`
+            (else `maximize`). When set, it is also written into the config's `goal`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    scheduler_type: str
+    scheduler: SerializeAsAny[BaseModel]
+    dispatcher_type: str = "local"
+    max_parallel: int = Field(default=4, ge=1)
+    monitoring_interval: float = Field(default=5.0, gt=0)
+    stale_after: float = Field(default=3600.0, gt=0)
+    store: str | None = None
+    runs_dir: str = "runs"
+    metric: str = "score"
+    goal: Literal["maximize", "minimize"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_scheduler(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "scheduler" not in data:
+            return {**data, "scheduler": {}}  # the registered config with its defaults
+        return data
+
+    @field_validator("scheduler_type")
+    @classmethod
+    def _known_scheduler(cls, value: str) -> str:
+        from sweepwise.schedulers import scheduler_classes
+
+        try:
+            scheduler_classes(value)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("dispatcher_type")
+    @classmethod
+    def _known_dispatcher(cls, value: str) -> str:
+        from sweepwise.dispatchers import available_dispatchers
+
+        if value not in (known := available_dispatchers()):
+            raise ValueError(f"unknown dispatcher {value!r}; choose one of: {', '.join(known)}")
+        return value
+
+    @field_validator("scheduler", mode="before")
+    @classmethod
+    def _typed_scheduler(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.data.get("scheduler_type")
+        if name is None:
+            return value  # scheduler_type itself failed; that error is reported
+        from sweepwise.schedulers import scheduler_classes
+
+        config_cls, _ = scheduler_classes(name)
+        if isinstance(value, config_cls):
+            return value
+        if isinstance(value, BaseModel):
+            raise ValueError(
+                f"scheduler_type {name!r} takes a {config_cls.__name__}, not a {type(value).__name__}"
+            )
+        return config_cls.model_validate(value)
+
+    def experiment_spec(self) -> ExperimentSpec:
+        """The experiment spec this tool stands for (name = the config's `experiment_id`).
+
+        Raises:
+            ConfigError: the experiment id cannot name an experiment.
+        """
+        config = self.scheduler
+        optimizer = getattr(config, "optimizer", None)
+        data = {
+            "name": getattr(config, "experiment_id", None) or self.scheduler_type,
+            "store": self.store,
+            "dispatcher": DispatcherSpec(type=self.dispatcher_type),
+            "max_parallel": self.max_parallel,
+            "monitoring_interval": self.monitoring_interval,
+            "stale_after": self.stale_after,
+            "runs_dir": self.runs_dir,
+            "metric": self.metric,
+            "goal": self.goal or getattr(config, "goal", None) or "maximize",
+            "scheduler": SchedulerSpec(type=self.scheduler_type),
+            "parameters": dict(getattr(config, "parameters", None) or {}),
+        }
+        if isinstance(optimizer, BaseModel):
+            data["optimizer"] = optimizer.model_dump(mode="json")
+        try:
+            return ExperimentSpec.model_validate(data)
+        except ValidationError as exc:
+            error = config_error(exc)
+            if error.field == "name":
+                raise ConfigError("scheduler.experiment_id", error.message) from None
+            raise error from None
+
+    def to_experiment(self, base_dir: str | os.PathLike[str] | None = None) -> Experiment:
+        """The validated experiment that `sweepwise run` runs for this tool.
+
+        Args:
+            base_dir: the directory that relative job paths (`train.cwd`, scripts) are
+                resolved against; default: the current directory.
+
+        Raises:
+            ConfigError: a setting fails the same load-time checks as a YAML spec
+                (commands, entrypoints, search space, optimizer).
+        """
+        from sweepwise.experiment import Experiment
+
+        config = self.scheduler
+        if self.goal is not None and "goal" in type(config).model_fields:
+            config = config.model_copy(update={"goal": self.goal})
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        return Experiment.from_config(self.experiment_spec(), config, base_dir=base.resolve())
+
+
+def override_tool(
+    tool: AdaptiveTool, overrides: Mapping[str, str], *, other_keys: Iterable[str] = ()
+) -> AdaptiveTool:
+    """Apply `{dot.path: raw}` overrides to a tool, validated.
+
+    A first segment that is a tool field sets the tool (`max_parallel=2`,
+    `scheduler.batch_size=8`); one that is a field of the scheduler config sets the
+    config (`batch_size=8`, `train_overrides.trainer.lr=0.01` sets the key
+    `trainer.lr` of `train_overrides`).
+
+    Args:
+        tool: the tool a recipe returned.
+        overrides: raw override words by key.
+        other_keys: keys valid elsewhere (the recipe's parameters), offered as
+            suggestions for an unknown key.
+
+    Raises:
+        ConfigError: an unknown key (with the closest valid ones) or a bad value.
+    """
+    tool_fields = list(AdaptiveTool.model_fields)
+    config_fields = list(type(tool.scheduler).model_fields)
+    items: list[tuple[str, list[str], str]] = []
+    for key, raw in overrides.items():
+        path = key.split(".")
+        if path[0] in tool_fields:
+            items.append((key, path, raw))
+        elif path[0] in config_fields:
+            items.append((key, ["scheduler", *path], raw))
+        else:
+            choices = [*tool_fields, *config_fields, *(f"scheduler.{f}" for f in config_fields), *other_keys]
+            raise ConfigError(key, f"unknown key; {suggest(key, choices)}")
+    return override_model(tool, items) if items else tool
+
+
+def call_recipe(fn: Callable[..., Any], words: Iterable[str], *, name: str | None = None) -> AdaptiveTool:
+    """Classify `words` against a recipe function, call it, and override the tool it returns.
+
+    Args:
+        fn: the recipe function (returns an `AdaptiveTool`).
+        words: `key=value` words: the function's parameters, then tool overrides.
+        name: how errors name the recipe (default: the function's name).
+
+    Raises:
+        ConfigError: a bad word, a pydantic error raised while the recipe built its
+            config, or a recipe that does not return an `AdaptiveTool`.
+    """
+    label = name or getattr(fn, "__qualname__", repr(fn))
+    words = list(words)
+    classified = classify(fn, words)
+    require_arguments(fn, classified.args)
+    try:
+        tool = fn(**classified.args)
+    except ValidationError as exc:
+        raise config_error(exc) from None
+    if not isinstance(tool, AdaptiveTool):
+        raise ConfigError(
+            label,
+            f"returned {type(tool).__name__}, not an AdaptiveTool; "
+            "return AdaptiveTool(scheduler_type=..., scheduler=<typed config>)",
+        )
+    return override_tool(tool, classified.overrides, other_keys=inspect.signature(fn).parameters)
+
+
+def load_recipe(target: str) -> Callable[..., Any]:
+    """Import a recipe function from `package.module.function`.
+
+    Raises:
+        ConfigError: naming `target` when the module does not import or has no such function.
+    """
+    return load_function(target)
+
+
+__all__ = ["AdaptiveTool", "call_recipe", "load_recipe", "override_tool"]

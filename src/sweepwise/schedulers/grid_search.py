@@ -1,0 +1,222 @@
+"""Grid search: every point of a parameter grid trained and evaluated exactly once.
+
+The grid is the cartesian product of each parameter's values: every choice of a
+categorical parameter, and `points` values evenly spaced across a numeric range in
+the parameter's own normalisation (in log space for `log_normal`, whole numbers for
+`int_uniform`, powers of two for `uniform_pow2`; values that round to the same
+number count once). Points go out in a fixed order, and which ones are taken is read
+from the suggestion stored on every run, so a restarted controller never trains a
+point twice and never skips one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import numbers
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pydantic import Field
+
+from sweepwise.errors import ConfigError
+from sweepwise.models import JobDefinition, JobStatus, RunInfo
+from sweepwise.schedulers.base import (
+    TrainAndEvalConfig,
+    create_eval_job,
+    create_training_job,
+    generate_run_id,
+)
+from sweepwise.space import Distribution, ParameterSpec, Scalar, SearchSpace
+
+logger = logging.getLogger(__name__)
+
+_POINTS = "points"
+
+
+class GridSearchConfig(TrainAndEvalConfig):
+    """Configuration of a grid search.
+
+    A numeric parameter may set its own number of values with `points: N` inside its
+    spec (e.g. `lr: {distribution: log_normal, min: 1e-4, max: 1e-1, points: 4}`).
+
+    Attributes:
+        parameters: the search space (see `SearchSpace.from_dict`), plus optional `points`.
+        max_trials: how many grid points to run, in grid order; None runs the whole grid.
+        points: values per numeric parameter that does not give its own `points`.
+    """
+
+    experiment_id: str = "grid_search"
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    max_trials: int | None = Field(default=None, ge=1)  # type: ignore[assignment]
+    points: int = Field(default=5, ge=2, description="values per numeric parameter")
+
+
+def _looks_like_spec(value: object) -> bool:
+    # The same rule as `SearchSpace.from_dict`: a spec names a distribution or choices,
+    # or holds a value that is not a mapping; any other mapping is a group of specs.
+    if not isinstance(value, Mapping) or not value:
+        return False
+    if "distribution" in value or "choices" in value:
+        return True
+    return any(not isinstance(v, Mapping) for v in value.values())
+
+
+def _split_points(mapping: Mapping[str, Any], prefix: str, points: dict[str, object]) -> dict[str, Any]:
+    """`mapping` without the `points` keys of its specs, which go to `points` by dot path."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if _looks_like_spec(value):
+            spec = dict(value)
+            if _POINTS in spec:
+                points[name] = spec.pop(_POINTS)
+            out[key] = spec
+        elif isinstance(value, Mapping) and value:
+            out[key] = _split_points(value, name, points)
+        else:
+            out[key] = value
+    return out
+
+
+def _axis(spec: ParameterSpec, points: int) -> list[Scalar]:
+    """A parameter's grid values, in increasing order (choices in their given order)."""
+    if spec.distribution is Distribution.CATEGORICAL:
+        return list(spec.choices or [])
+    steps = [-1.0 + 2.0 * i / (points - 1) for i in range(points)]
+    return list(dict.fromkeys(spec.from_unit(u) for u in steps))
+
+
+def _canonical(value: object) -> str:
+    # JSON text tells 1, 1.0 and true apart, and is what the store keeps.
+    return json.dumps(value, sort_keys=True)
+
+
+class Grid:
+    """The grid of a search space: its axes, its points in order, and point lookup.
+
+    Points are never all held in memory: a grid can be far larger than the number of
+    trials run from it.
+
+    Args:
+        parameters: parameter specs as in `SearchSpace.from_dict`, each numeric one with
+            an optional `points`.
+        points: values per numeric parameter without its own `points` (>= 2).
+
+    Raises:
+        ConfigError: a bad spec, or a bad `points` (field `parameters.<name>.points`).
+    """
+
+    def __init__(self, parameters: Mapping[str, Any], points: int = 5) -> None:
+        own_points: dict[str, object] = {}
+        clean = _split_points(parameters, "", own_points) if isinstance(parameters, Mapping) else parameters
+        self.space = SearchSpace.from_dict(clean)
+        self.axes: list[tuple[str, list[Scalar]]] = []
+        for name in self.space.names:
+            spec = self.space.specs[name]
+            count = _check_points(name, spec, own_points.get(name, points), name in own_points)
+            self.axes.append((name, _axis(spec, count)))
+        self._index = [{_canonical(value): i for i, value in enumerate(values)} for _, values in self.axes]
+
+    def __len__(self) -> int:
+        size = 1
+        for _, values in self.axes:
+            size *= len(values)
+        return size
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """The points in grid order (the last parameter, by name, varies fastest)."""
+        names = [name for name, _ in self.axes]
+        for combo in itertools.product(*(values for _, values in self.axes)):
+            yield dict(zip(names, combo, strict=True))
+
+    def key(self, suggestion: Mapping[str, Any]) -> tuple[int, ...] | None:
+        """The point's index on each axis, or None when `suggestion` is not a grid point."""
+        out: list[int] = []
+        for (name, _), index in zip(self.axes, self._index, strict=True):
+            if name not in suggestion:
+                return None
+            position = index.get(_canonical(suggestion[name]))
+            if position is None:
+                return None
+            out.append(position)
+        return tuple(out)
+
+
+def _check_points(name: str, spec: ParameterSpec, value: object, own: bool) -> int:
+    field = f"parameters.{name}.{_POINTS}"
+    if own and spec.distribution is Distribution.CATEGORICAL:
+        raise ConfigError(field, "a categorical parameter uses every choice; remove points")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 2:
+        raise ConfigError(field, f"must be a whole number of at least 2 (got {value!r})")
+    return int(value)
+
+
+class GridSearchScheduler:
+    """Trains every grid point once (the first `max_trials` when set) and evaluates each.
+
+    Stateless: which points are taken is read from the runs' stored suggestions
+    (`observation/suggestion`), written with each run before its training starts.
+
+    Args:
+        config: the typed config.
+
+    Raises:
+        ConfigError: a bad parameter spec or `points`.
+    """
+
+    def __init__(self, config: GridSearchConfig) -> None:
+        self.config = config
+        self.grid = Grid(config.parameters, config.points)
+        size = len(self.grid)
+        self.target = size if config.max_trials is None else min(config.max_trials, size)
+        self._keys: dict[str, tuple[int, ...] | None] = {}  # a run's suggestion never changes
+        if config.max_trials is not None and config.max_trials > size:
+            logger.info(
+                "max_trials=%d exceeds the grid's %d points: running the grid", config.max_trials, size
+            )
+
+    def schedule(self, runs: list[RunInfo], available_training_slots: int) -> list[JobDefinition]:
+        """Evals for every trained run; the next grid points not yet taken, bounded by slots.
+
+        Args:
+            runs: every run of the experiment.
+            available_training_slots: how many trainings may start now.
+
+        Returns:
+            The eval jobs first, then the training jobs.
+        """
+        jobs = [
+            create_eval_job(self.config, run) for run in runs if run.status is JobStatus.TRAINING_DONE_NO_EVAL
+        ]
+        taken = {key for run in runs if (key := self._key(run)) is not None}
+        to_launch = min(max(0, available_training_slots), self.target - len(taken))
+        if to_launch <= 0:
+            return jobs
+        trial = len(runs)
+        for point in self.grid:
+            if to_launch == 0:
+                break
+            if self.grid.key(point) in taken:
+                continue
+            trial += 1
+            to_launch -= 1
+            jobs.append(
+                create_training_job(self.config, generate_run_id(self.config.experiment_id, trial), point)
+            )
+            logger.info("scheduling grid point %s as trial %d", point, trial)
+        return jobs
+
+    def is_experiment_complete(self, runs: list[RunInfo]) -> bool:
+        """True once `max_trials` grid points (or every point) have a finished run."""
+        done = {key for run in runs if run.status.is_finished() and (key := self._key(run)) is not None}
+        return len(done) >= self.target
+
+    def _key(self, run: RunInfo) -> tuple[int, ...] | None:
+        if run.run_id not in self._keys:
+            self._keys[run.run_id] = self.grid.key(run.suggestion)
+        return self._keys[run.run_id]
+
+
+__all__ = ["Grid", "GridSearchConfig", "GridSearchScheduler"]
