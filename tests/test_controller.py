@@ -265,3 +265,23 @@ def test_over_slot_requests_are_cut_to_the_free_slots(store: SQLStore) -> None:
     ctl._acquire_lease()
     report = ctl.tick()
     assert [job.run_id for job in report.dispatched] == ["g0", "g1"]
+
+
+def test_a_spec_without_eval_completes_runs_from_their_training_result(store: SQLStore) -> None:
+    config = BatchedSyncedSchedulerConfig(
+        experiment_id="exp",
+        max_trials=3,
+        batch_size=3,
+        train=JobSpec(cmd=["train"]),
+        parameters={"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}},
+        optimizer={"type": "random", "seed": 1},
+    )
+    dispatcher = SimulatedDispatcher(
+        VirtualClock(), lambda job: SimOutcome(duration=2.0, result={"score": 0.5})
+    )
+    runs = AdaptiveController(
+        "exp", BatchedSyncedOptimizingScheduler(config), dispatcher, store, clock=dispatcher.clock
+    ).run()
+    assert [run.status for run in runs] == [JobStatus.COMPLETED] * 3
+    assert all(run.summary[keys.OBSERVATION_SCORE] == 0.5 for run in runs)
+    assert {rec.job_type for rec in dispatcher.started} == {JobTypes.LAUNCH_TRAINING}

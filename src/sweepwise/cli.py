@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from sweepwise.errors import ConfigError, LeaseHeldError, SweepwiseError
 
 if TYPE_CHECKING:
+    from sweepwise.experiment import Experiment
     from sweepwise.stores.sql import SQLStore
+    from sweepwise.views import RunReader
+
+_T = TypeVar("_T")
+
+_RECIPE_TARGET = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
 app = typer.Typer(
     name="sweepwise",
@@ -39,13 +48,29 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _open_store(url_option: str | None, *, must_exist: bool = True) -> SQLStore:
-    from sweepwise.experiment import resolve_store_url
+    from sweepwise.stores.location import resolve_store_url
     from sweepwise.stores.sql import SQLStore
 
     store = SQLStore(resolve_store_url(url_option))
     if must_exist and not store.exists():
         raise _fail(f"no sweepwise store at {store.url}; run a sweep first or pass --store URL", 1)
     return store
+
+
+def _open_reader(url_option: str | None) -> RunReader:
+    from sweepwise.stores.location import open_reader, resolve_store_url
+
+    reader = open_reader(resolve_store_url(url_option))
+    if not reader.exists():
+        raise _fail(f"no sweepwise store at {reader.url}; run a sweep first or pass --store URL", 1)
+    return reader
+
+
+def _or_fail(read: Callable[[], _T]) -> _T:
+    try:
+        return read()
+    except SweepwiseError as exc:
+        raise _fail(str(exc), 1) from None
 
 
 def _experiment_record(store: SQLStore, name: str) -> Any:
@@ -58,21 +83,30 @@ def _experiment_record(store: SQLStore, name: str) -> Any:
 
 @app.command(context_settings={"allow_extra_args": False})
 def run(
-    target: Annotated[str, typer.Argument(help="a spec file (sweep.yaml)")],
-    words: Annotated[list[str] | None, typer.Argument(help="key=value overrides", show_default=False)] = None,
+    target: Annotated[
+        str, typer.Argument(help="a spec file (sweep.yaml) or a recipe function (package.module.function)")
+    ],
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(help="key=value words: recipe parameters and overrides", show_default=False),
+    ] = None,
     store: StoreOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="log lines only, no live table")] = False,
+    help_recipe: Annotated[
+        bool,
+        typer.Option("--help-recipe", help="show a recipe's parameters and overridable fields, then exit"),
+    ] = False,
 ) -> None:
-    """Run (or resume) an experiment until it is complete."""
-    from sweepwise.experiment import Experiment
+    """Run (or resume) an experiment until it is complete.
 
-    path = Path(target)
-    if not path.exists():
-        raise _fail(f"{target}: no such spec file; give the path of a YAML spec (e.g. sweep.yaml)")
-    try:
-        experiment = Experiment.from_file(path, words or [])
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
+    TARGET is a YAML spec, or a recipe: a function `package.module.function`
+    (importable from the current directory) that returns an AdaptiveTool. Words
+    naming the function's parameters are passed to it; the others override the
+    returned tool (`max_parallel=2`, `scheduler.batch_size=8`, `batch_size=8`).
+    """
+    experiment = _load_experiment(target, words or [], help_recipe)
+    if experiment is None:
+        return
     from sweepwise.display import LiveDisplay
     from sweepwise.stores.sql import SQLStore
 
@@ -102,6 +136,56 @@ def run(
     display.print_summary(runs)
 
 
+def _is_recipe_target(target: str) -> bool:
+    """A dotted `package.module.function` that is not a file (and not a spec file name)."""
+    return (
+        _RECIPE_TARGET.fullmatch(target) is not None
+        and not target.endswith(_SPEC_SUFFIXES)
+        and not Path(target).exists()
+    )
+
+
+def _load_experiment(target: str, words: list[str], help_recipe: bool) -> Experiment | None:
+    """The validated experiment TARGET names; None when `--help-recipe` printed help instead."""
+    from sweepwise.experiment import Experiment
+
+    if _is_recipe_target(target):
+        return _recipe_experiment(target, words, help_recipe)
+    if help_recipe:
+        raise _fail(f"--help-recipe: {target} is not a recipe; give package.module.function")
+    path = Path(target)
+    if not path.exists():
+        raise _fail(
+            f"{target}: no such spec file; give the path of a YAML spec (e.g. sweep.yaml) "
+            "or a recipe function (package.module.function)"
+        )
+    try:
+        return Experiment.from_file(path, words)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _recipe_experiment(target: str, words: list[str], help_recipe: bool) -> Experiment | None:
+    from sweepwise.recipes.loading import ensure_on_path, load_function
+    from sweepwise.recipes.tool import call_recipe
+
+    ensure_on_path()  # recipes import from the current directory, like `python -m`
+    try:
+        fn = load_function(target)
+        if help_recipe:
+            from sweepwise.recipes.describe import describe_recipe
+
+            try:
+                tool, note = call_recipe(fn, words, name=target), None
+            except ConfigError as exc:
+                tool, note = None, f"(its tool's fields are listed once the recipe can be called: {exc})"
+            typer.echo(describe_recipe(fn, target, tool, note), nl=False)
+            return None
+        return call_recipe(fn, words, name=target).to_experiment(Path.cwd())
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command()
 def status(
     experiment: Annotated[str | None, typer.Argument(help="experiment name; all when omitted")] = None,
@@ -109,34 +193,19 @@ def status(
     store: StoreOption = None,
 ) -> None:
     """Show the runs of an experiment (or every experiment)."""
-    from sweepwise.views import run_row, status_counts
+    from sweepwise.views import experiments_payload, status_payload
 
-    sql = _open_store(store)
+    reader = _open_reader(store)
     if experiment is None:
-        rows = []
-        for record in sql.list_experiments():
-            rows.append(
-                {
-                    "experiment": record.name,
-                    "status": record.status,
-                    "counts": sql.count_by_status(record.name),
-                }
-            )
+        listing = experiments_payload(reader)
         if as_json:
-            typer.echo(json.dumps({"experiments": rows}, indent=2))
+            typer.echo(json.dumps(listing, indent=2))
         else:
             from sweepwise.display import print_experiments
 
-            print_experiments(rows)
+            print_experiments(listing["experiments"])
         return
-    record = _experiment_record(sql, experiment)
-    runs = sql.fetch_runs({"group": experiment})
-    payload = {
-        "experiment": experiment,
-        "status": record.status,
-        "counts": status_counts(runs),
-        "runs": [run_row(run) for run in runs],
-    }
+    payload = _or_fail(lambda: status_payload(reader, experiment))
     if as_json:
         typer.echo(json.dumps(payload, indent=2, default=str))
     else:
@@ -152,19 +221,14 @@ def best(
     store: StoreOption = None,
 ) -> None:
     """Show the best completed run of an experiment and its parameters."""
-    from sweepwise.views import best_row, best_run
+    from sweepwise.views import best_payload
 
-    sql = _open_store(store)
-    record = _experiment_record(sql, experiment)
-    spec = record.spec.get("spec", {})
-    metric, goal = spec.get("metric", "score"), spec.get("goal", "maximize")
-    run = best_run(sql.fetch_runs({"group": experiment, "status": "COMPLETED"}), goal)
-    if run is None:
+    row = _or_fail(lambda: best_payload(_open_reader(store), experiment))
+    if row is None:
         if as_json:
             typer.echo(json.dumps({"experiment": experiment, "best": None}))
             return
         raise _fail(f"experiment {experiment!r} has no completed run with a score yet", 1)
-    row = {"experiment": experiment, **best_row(run, metric, goal)}
     if as_json:
         typer.echo(json.dumps(row, indent=2, default=str))
     else:

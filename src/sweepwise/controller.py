@@ -36,6 +36,7 @@ from sweepwise.protocols import (
     Waitable,
 )
 from sweepwise.runs import UNFINISHED, RunList
+from sweepwise.schedulers.base import TrainAndEvalConfig
 from sweepwise.stores.sql import SQLStore
 
 logger = logging.getLogger(__name__)
@@ -174,6 +175,8 @@ class AdaptiveController:
             self.store.apply_events(events)
         changed = self._refresh()
         self._run_hooks(changed)
+        if not self._evaluates:
+            self._complete_without_eval(now)
         self._check_stale(now)
         runs = self.runs
         if self._cancelled():
@@ -295,6 +298,37 @@ class AdaptiveController:
         update[flag] = True
         update[f"{flag}_at"] = datetime.fromtimestamp(self.clock.now()).isoformat()
         updates.append((run.run_id, update))
+
+    @property
+    def _evaluates(self) -> bool:
+        """False when the scheduler's config names no eval job: training alone completes a run."""
+        config = getattr(self.scheduler, "config", None)
+        if not isinstance(config, TrainAndEvalConfig):
+            return True
+        return config.eval is not None or config.recipe_module is not None
+
+    def _complete_without_eval(self, now: float) -> None:
+        trained = self.runs.in_status(JobStatus.TRAINING_DONE_NO_EVAL)
+        if not trained:
+            return
+        with self.store.transaction() as tx:
+            for run in trained:  # an empty eval, recorded like any other so restarts see it
+                tx.record_eval_intent(JobDefinition(run_id=run.run_id, cmd=[], type=JobTypes.LAUNCH_EVAL))
+            tx.apply_events(
+                [
+                    JobEvent(
+                        run.run_id,
+                        JobTypes.LAUNCH_EVAL,
+                        EventKind.FINISHED,
+                        now,
+                        "none",
+                        exit_code=0,
+                        started_at=now,
+                    )
+                    for run in trained
+                ]
+            )
+        self._run_hooks(self._refresh())
 
     # -- stale jobs ----------------------------------------------------------------------------
 

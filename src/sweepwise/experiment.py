@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from sweepwise.config import (
-    DEFAULT_STORE,
     ExperimentSpec,
     apply_overrides,
     check_command,
@@ -23,18 +21,16 @@ from sweepwise.config import (
 )
 from sweepwise.dispatchers import available_dispatchers
 from sweepwise.errors import ConfigError
+from sweepwise.optimizers import Goal, OptimizerSpec
+from sweepwise.recipes.loading import ensure_on_path, import_module, module_function
 from sweepwise.schedulers import scheduler_classes
 from sweepwise.schedulers.base import JobSpec
+from sweepwise.stores.location import resolve_store_url
 
 if TYPE_CHECKING:
     from sweepwise.controller import AdaptiveController, TickReport
     from sweepwise.protocols import Dispatcher
     from sweepwise.stores.sql import SQLStore
-
-
-def resolve_store_url(cli_value: str | None, spec_value: str | None = None) -> str:
-    """The store URL: `--store`, else `$SWEEPWISE_STORE`, else the spec's, else ./sweepwise.db."""
-    return cli_value or os.environ.get("SWEEPWISE_STORE") or spec_value or DEFAULT_STORE
 
 
 @dataclass
@@ -54,7 +50,12 @@ class Experiment:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, base_dir: Path, words: list[str] | None = None) -> Experiment:
-        """Validate a spec mapping (see `from_file`)."""
+        """Validate a spec mapping (see `from_file`).
+
+        The modules listed under `imports:` are imported first (from the current
+        directory or installed packages), so they can register custom schedulers.
+        """
+        import_modules(data.get("imports"))
         scheduler = data.get("scheduler") or {}
         sched_type = scheduler if isinstance(scheduler, str) else scheduler.get("type", "batched_synced")
         config_cls, scheduler_cls = scheduler_classes(str(sched_type))
@@ -63,16 +64,13 @@ class Experiment:
             spec = ExperimentSpec.model_validate(data)
         except ValidationError as exc:
             raise config_error(exc, fields=list(ExperimentSpec.model_fields)) from None
-        if spec.dispatcher.type not in (known := available_dispatchers()):
-            choices = ", ".join(known)
-            raise ConfigError(
-                "dispatcher", f"unknown dispatcher {spec.dispatcher.type!r}; choose one of: {choices}"
-            )
+        _check_dispatcher(spec)
         jobs = {name: _job_spec(getattr(spec, name), name, base_dir) for name in ("train", "eval")}
         if jobs["train"] is None and "recipe_module" not in (spec.scheduler.model_extra or {}):
             raise ConfigError("train", "is required; add train: {cmd: [python, train.py]}")
-        _check_space_and_optimizer(spec)
         fields = config_cls.model_fields
+        if "parameters" in fields and "optimizer" in fields:
+            _check_space_and_optimizer(spec.parameters, spec.optimizer, spec.goal)
         values: dict[str, Any] = {"experiment_id": spec.name, **jobs}
         optimizer = dict(spec.optimizer)
         if optimizer.get("seed") is None:  # drawn once and stored, so a resumed sweep continues identically
@@ -89,6 +87,58 @@ class Experiment:
             config = config_cls.model_validate(values)
         except ValidationError as exc:
             raise config_error(exc, "scheduler", fields=[f for f in fields if f not in values]) from None
+        _check_entrypoints(config)
+        scheduler_cls(
+            config
+        )  # building it once checks the rest (a grid's axes, ...) before anything is written
+        return cls(spec, base_dir, config, scheduler_cls)
+
+    @classmethod
+    def from_config(cls, spec: ExperimentSpec, config: BaseModel, *, base_dir: Path) -> Experiment:
+        """An experiment from a spec and an already typed scheduler config (how recipes build one).
+
+        The scheduler config is authoritative: `spec.scheduler.type` picks the scheduler
+        class, and `config` must be an instance of its registered config class. The same
+        load-time checks as `from_dict` run: dispatcher, job commands (resolved against
+        `base_dir`), entrypoint functions, search space and optimizer. An optimizer
+        without a seed gets one drawn here, stored with the experiment.
+
+        Args:
+            spec: the experiment's settings (name, store, dispatcher, runs dir, ...).
+            config: the scheduler's typed config.
+            base_dir: the directory relative job paths are resolved against.
+
+        Raises:
+            ConfigError: a check fails; the field is named relative to the scheduler
+                config (`scheduler.train.cmd`, `scheduler.recipe_module`, ...).
+        """
+        import_modules(spec.imports)
+        config_cls, scheduler_cls = scheduler_classes(spec.scheduler.type)
+        if not isinstance(config, config_cls):
+            raise ConfigError(
+                "scheduler",
+                f"scheduler {spec.scheduler.type!r} takes a {config_cls.__name__}, "
+                f"not a {type(config).__name__}",
+            )
+        _check_dispatcher(spec)
+        updates: dict[str, Any] = {}
+        for name in ("train", "eval"):
+            job = getattr(config, name, None)
+            if isinstance(job, JobSpec):
+                updates[name] = _resolve_job(job, f"scheduler.{name}", base_dir)
+        optimizer = getattr(config, "optimizer", None)
+        if "parameters" in type(config).model_fields and optimizer is not None:
+            settings = optimizer.model_dump() if isinstance(optimizer, BaseModel) else {}
+            goal = getattr(config, "goal", spec.goal)
+            parameters = dict(getattr(config, "parameters", None) or {})
+            _check_space_and_optimizer(parameters, settings, goal, prefix="scheduler.")
+        if isinstance(optimizer, OptimizerSpec) and optimizer.seed is None:
+            updates["optimizer"] = optimizer.model_copy(update={"seed": secrets.randbelow(2**31)})
+        config = config.model_copy(update=updates) if updates else config
+        _check_entrypoints(config)
+        scheduler_cls(
+            config
+        )  # building it once checks the rest (a grid's axes, ...) before anything is written
         return cls(spec, base_dir, config, scheduler_cls)
 
     def resume(self, stored: dict[str, Any]) -> Experiment:
@@ -180,6 +230,14 @@ class Experiment:
         )
 
 
+def _check_dispatcher(spec: ExperimentSpec) -> None:
+    if spec.dispatcher.type not in (known := available_dispatchers()):
+        choices = ", ".join(known)
+        raise ConfigError(
+            "dispatcher", f"unknown dispatcher {spec.dispatcher.type!r}; choose one of: {choices}"
+        )
+
+
 def _job_spec(raw: dict[str, Any] | None, field: str, base_dir: Path) -> JobSpec | None:
     if raw is None:
         return None
@@ -189,22 +247,75 @@ def _job_spec(raw: dict[str, Any] | None, field: str, base_dir: Path) -> JobSpec
         job = JobSpec.model_validate(raw)
     except ValidationError as exc:
         raise config_error(exc, field, fields=list(JobSpec.model_fields)) from None
+    return _resolve_job(job, field, base_dir)
+
+
+def _resolve_job(job: JobSpec, field: str, base_dir: Path) -> JobSpec:
+    """The job with its cwd made absolute, once its command is known to exist."""
     cwd = (base_dir / job.cwd).resolve() if job.cwd else base_dir
     check_command(job.cmd, cwd, f"{field}.cmd")
     return job.model_copy(update={"cwd": str(cwd)})
 
 
-def _check_space_and_optimizer(spec: ExperimentSpec) -> None:
+def _check_entrypoints(config: BaseModel) -> None:
+    """Entrypoint jobs: `recipe_module` imports and has the train / eval functions.
+
+    A job without a command runs `recipe_module.<train|eval>_entrypoint` in the
+    controller's current directory, so that directory goes first on `sys.path`
+    here, as it does in the job.
+    """
+    if "recipe_module" not in type(config).model_fields:
+        return
+    module_name = getattr(config, "recipe_module", None)
+    module = None
+    for job_field, entry_field in (("train", "train_entrypoint"), ("eval", "eval_entrypoint")):
+        if getattr(config, job_field, None) is not None:
+            continue
+        if not module_name:
+            if job_field == "train":
+                raise ConfigError(
+                    "scheduler.recipe_module",
+                    "is required when there is no train command; set it to the module holding "
+                    "the train / evaluate functions, or give scheduler.train: {cmd: [python, train.py]}",
+                )
+            continue
+        if module is None:
+            ensure_on_path()
+            module = import_module(module_name, field="scheduler.recipe_module")
+        module_function(module, str(getattr(config, entry_field)), field=f"scheduler.{entry_field}")
+
+
+def import_modules(names: Any) -> None:
+    """Import the spec's `imports:` (e.g. modules that register custom schedulers).
+
+    Like recipe functions and entrypoint jobs, they are imported from the current
+    directory (put first on `sys.path`) or from installed packages / `PYTHONPATH`.
+
+    Raises:
+        ConfigError: `imports` is not a list of module names, or one fails to import.
+    """
+    if not names:
+        return
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError("imports", f"expected a list of module names, got {names!r}")
+    ensure_on_path()
+    for index, name in enumerate(names):
+        import_module(name, field=f"imports[{index}]")
+
+
+def _check_space_and_optimizer(
+    parameters: dict[str, Any], optimizer: dict[str, Any], goal: str, *, prefix: str = ""
+) -> None:
     """Build the search space and the optimizer once, so every bad setting fails at load time."""
-    from sweepwise.optimizers import OptimizerSpec, make_optimizer
+    from sweepwise.optimizers import make_optimizer
     from sweepwise.space import SearchSpace
 
-    space = SearchSpace.from_dict(spec.parameters)
+    space = SearchSpace.from_dict(parameters, field=f"{prefix}parameters")
     try:
-        opt = OptimizerSpec.model_validate(spec.optimizer)
+        opt = OptimizerSpec.model_validate(optimizer)
     except ValidationError as exc:
-        raise config_error(exc, "optimizer") from None
-    make_optimizer(opt, space, goal=spec.goal)
+        raise config_error(exc, f"{prefix}optimizer") from None
+    make_optimizer(opt, space, goal=Goal(goal))
 
 
 def _import_object(path: str, field: str) -> Any:
@@ -215,4 +326,4 @@ def _import_object(path: str, field: str) -> Any:
         raise ConfigError(field, f"cannot import {path!r}; give module.function") from None
 
 
-__all__ = ["Experiment", "resolve_store_url"]
+__all__ = ["Experiment", "import_modules", "resolve_store_url"]

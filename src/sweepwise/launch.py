@@ -18,18 +18,22 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sweepwise.errors import ConfigError
-from sweepwise.models import ArgStyle, JobDefinition
+from sweepwise.models import ArgStyle, JobDefinition, JobTypes
 from sweepwise.runtime import LOG, METRICS, PARAMS, PARAMS_FILE, RESULT, STATUS, job_file
 
 _PYTHON_NAMES = frozenset({"python", "python3"})
 # `{name}` with a parameter-like name (`lr`, `trainer.optimizer.lr`); `{{name}}` is a literal
 # `{name}`. Other braces (JSON, Python dicts in `python -c`) are left alone.
 _PLACEHOLDER = re.compile(r"\{\{([A-Za-z_][\w.\-/]*)\}\}|\{([A-Za-z_][\w.\-/]*)\}")
+# `package.module.function`: at least two dotted Python identifiers, nothing else.
+_ENTRYPOINT = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+ENTRYPOINT_RUNNER = "sweepwise.runtime.call"
+"""The module that runs an entrypoint job: `python -m sweepwise.runtime.call module.function k=v ...`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,8 @@ class LaunchPlan:
         log_path: `<run_dir>/<job>.log`, the job's stdout and stderr.
         status_path: `<run_dir>/<job>.status.json`, written by the supervisor.
         params_path: `<run_dir>/params.json`, the current job's hyperparameters.
+        params: what the job receives: its args and overrides, plus for an entrypoint
+            eval job without a reported artefact `policy_uri` = the run dir.
     """
 
     argv: list[str]
@@ -55,6 +61,7 @@ class LaunchPlan:
     log_path: Path
     status_path: Path
     params_path: Path
+    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def result_path(self) -> Path:
@@ -185,6 +192,22 @@ def check_command(
     return argv
 
 
+def entrypoint_target(cmd: str | list[str], cwd: str | os.PathLike[str] | None = None) -> str | None:
+    """The `module.function` a job's `cmd` names, or None when `cmd` is a command to run.
+
+    An entrypoint is one string of dotted Python identifiers with at least one dot
+    (`examples.recipes.jobs.train`), as `create_training_job` makes from
+    `recipe_module`. A string that is also an existing file in `cwd` or a program on
+    PATH (`train.sh`, `run.py`) stays a command.
+    """
+    if not isinstance(cmd, str) or not _ENTRYPOINT.fullmatch(cmd):
+        return None
+    base = os.fspath(cwd) if cwd is not None else os.getcwd()
+    if os.path.exists(os.path.join(base, cmd)) or shutil.which(cmd) is not None:
+        return None
+    return cmd
+
+
 def _fill_template(argv: list[str], params: Mapping[str, Any], field: str) -> list[str]:
     """Replace `{name}` placeholders in the arguments (never in the program itself).
 
@@ -217,6 +240,11 @@ def build_launch(job: JobDefinition, *, experiment: str, runs_root: Path) -> Lau
         experiment: the experiment's name (a directory under `runs_root`).
         runs_root: the root of all run directories.
 
+    A job whose `cmd` is an entrypoint (`package.module.function`, see
+    `entrypoint_target`) runs as `python -m sweepwise.runtime.call module.function
+    key=value ...` with this interpreter; an entrypoint eval job without a
+    `policy_uri` argument gets the run dir as its `policy_uri`.
+
     Returns:
         The plan: argv with the hyperparameters in `job.arg_style`, the variables to
         add to the environment (`SWEEPWISE_PARAMS`, `SWEEPWISE_RUN_ID`,
@@ -233,17 +261,27 @@ def build_launch(job: JobDefinition, *, experiment: str, runs_root: Path) -> Lau
     if not os.path.isdir(cwd):
         raise ConfigError(f"{job_name}.cwd", f"directory {cwd!r} does not exist; create it or fix cwd")
     field = f"{job_name}.cmd"
-    argv = check_command(job.cmd, cwd, field, path=job.env.get("PATH"))
-    params = job.params
-    if job.arg_style is ArgStyle.TEMPLATE:
-        argv = _fill_template(argv, params, field)
-    elif job.arg_style is ArgStyle.DASHDASH:
-        for key, value in params.items():
-            argv += [f"--{key}", format_value(value)]
-    else:
-        argv += [f"{key}={format_value(value)}" for key, value in params.items()]
-
     run_dir = run_dir_for(runs_root, experiment, job.run_id)
+    params = job.params
+    target = entrypoint_target(job.cmd, cwd)
+    if target is not None:
+        # A Python function, run in the job's process by the entrypoint runner; it
+        # takes key=value words only. An eval job whose training reported no
+        # `policy_uri` evaluates what training left in the run dir.
+        if job.type is JobTypes.LAUNCH_EVAL and "policy_uri" not in params:
+            params = {"policy_uri": str(run_dir), **params}
+        argv = [sys.executable, "-m", ENTRYPOINT_RUNNER, target]
+        argv += [f"{key}={format_value(value)}" for key, value in params.items()]
+    else:
+        argv = check_command(job.cmd, cwd, field, path=job.env.get("PATH"))
+        if job.arg_style is ArgStyle.TEMPLATE:
+            argv = _fill_template(argv, params, field)
+        elif job.arg_style is ArgStyle.DASHDASH:
+            for key, value in params.items():
+                argv += [f"--{key}", format_value(value)]
+        else:
+            argv += [f"{key}={format_value(value)}" for key, value in params.items()]
+
     params_path = run_dir / PARAMS_FILE
     env = dict(job.env)
     env.update(
@@ -265,6 +303,7 @@ def build_launch(job: JobDefinition, *, experiment: str, runs_root: Path) -> Lau
         log_path=Path(job_file(run_dir, job_name, LOG)),
         status_path=Path(job_file(run_dir, job_name, STATUS)),
         params_path=params_path,
+        params=dict(params),
     )
 
 
@@ -288,9 +327,19 @@ def write_job_files(plan: LaunchPlan, job: JobDefinition) -> None:
         job: the job whose hyperparameters are written.
     """
     plan.run_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(job.params, default=_json_default, indent=2) + "\n"
+    params = plan.params or job.params  # a plan built by hand may leave `params` empty
+    text = json.dumps(params, default=_json_default, indent=2) + "\n"
     _write_atomic(Path(job_file(plan.run_dir, plan.job_name, PARAMS)), text)
     _write_atomic(plan.params_path, text)
 
 
-__all__ = ["LaunchPlan", "build_launch", "check_command", "format_value", "run_dir_for", "write_job_files"]
+__all__ = [
+    "ENTRYPOINT_RUNNER",
+    "LaunchPlan",
+    "build_launch",
+    "check_command",
+    "entrypoint_target",
+    "format_value",
+    "run_dir_for",
+    "write_job_files",
+]

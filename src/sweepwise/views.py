@@ -4,10 +4,28 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any
+from typing import Any, Protocol
 
 from sweepwise import keys
+from sweepwise.errors import SweepwiseError
 from sweepwise.models import JobStatus, RunInfo
+
+
+class RunReader(Protocol):
+    """What the views read: `SQLStore` or the lean `SQLiteReader`."""
+
+    @property
+    def url(self) -> Any: ...
+
+    def exists(self) -> bool: ...
+
+    def get_experiment(self, name: str) -> Any: ...
+
+    def list_experiments(self) -> list[Any]: ...
+
+    def fetch_runs(self, filters: dict[str, Any]) -> list[RunInfo]: ...
+
+    def count_by_status(self, experiment: str) -> dict[str, int]: ...
 
 
 def run_row(run: RunInfo) -> dict[str, Any]:
@@ -66,4 +84,57 @@ def best_row(run: RunInfo, metric: str, goal: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["best_row", "best_run", "run_row", "status_counts"]
+def experiment_record(reader: RunReader, name: str) -> Any:
+    """The stored experiment `name`.
+
+    Raises:
+        SweepwiseError: there is none; the message lists the experiments there are.
+    """
+    record = reader.get_experiment(name)
+    if record is None:
+        names = ", ".join(e.name for e in reader.list_experiments()) or "none"
+        raise SweepwiseError(f"no experiment named {name!r} in {reader.url} (experiments: {names})")
+    return record
+
+
+def experiments_payload(reader: RunReader) -> dict[str, Any]:
+    """`status --json` without an experiment: every experiment with its counts."""
+    rows = [
+        {"experiment": r.name, "status": r.status, "counts": reader.count_by_status(r.name)}
+        for r in reader.list_experiments()
+    ]
+    return {"experiments": rows}
+
+
+def status_payload(reader: RunReader, experiment: str) -> dict[str, Any]:
+    """`status EXPERIMENT --json`: the experiment, its counts and every run."""
+    record = experiment_record(reader, experiment)
+    runs = reader.fetch_runs({"group": experiment})
+    return {
+        "experiment": experiment,
+        "status": record.status,
+        "counts": status_counts(runs),
+        "runs": [run_row(run) for run in runs],
+    }
+
+
+def best_payload(reader: RunReader, experiment: str) -> dict[str, Any] | None:
+    """`best EXPERIMENT --json`: the best completed run with its parameters, or None."""
+    record = experiment_record(reader, experiment)
+    spec = record.spec.get("spec", {})
+    metric, goal = spec.get("metric", "score"), spec.get("goal", "maximize")
+    run = best_run(reader.fetch_runs({"group": experiment, "status": "COMPLETED"}), goal)
+    return None if run is None else {"experiment": experiment, **best_row(run, metric, goal)}
+
+
+__all__ = [
+    "RunReader",
+    "best_payload",
+    "best_row",
+    "best_run",
+    "experiment_record",
+    "experiments_payload",
+    "run_row",
+    "status_counts",
+    "status_payload",
+]

@@ -1,6 +1,9 @@
 """Python recipes: functions that return an `AdaptiveTool`, run with `sweepwise run pkg.mod.func k=v`.
 
-Names load lazily: the in-job runner needs only `classify`, not the scheduler stack.
+`classify` is imported eagerly: it shares its name with its module, and binding the
+function here keeps `sweepwise.recipes.classify` the function however the module was
+first imported. The other names load lazily, so the in-job runner does not import the
+scheduler stack.
 """
 
 from __future__ import annotations
@@ -8,20 +11,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from sweepwise.recipes.classify import Classification, classify
+
 if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` imports on first use
-    from sweepwise.recipes.classify import Classification as Classification
-    from sweepwise.recipes.classify import classify as classify
     from sweepwise.recipes.describe import describe_recipe as describe_recipe
     from sweepwise.recipes.tool import AdaptiveTool as AdaptiveTool
     from sweepwise.recipes.tool import call_recipe as call_recipe
     from sweepwise.recipes.tool import load_recipe as load_recipe
     from sweepwise.recipes.tool import override_tool as override_tool
 
-_EXPORTS: dict[str, str] = {
+_LAZY: dict[str, str] = {
     "AdaptiveTool": "sweepwise.recipes.tool",
-    "Classification": "sweepwise.recipes.classify",
     "call_recipe": "sweepwise.recipes.tool",
-    "classify": "sweepwise.recipes.classify",
     "describe_recipe": "sweepwise.recipes.describe",
     "load_recipe": "sweepwise.recipes.tool",
     "override_tool": "sweepwise.recipes.tool",
@@ -29,7 +30,7 @@ _EXPORTS: dict[str, str] = {
 
 
 def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
+    module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sweepwise.recipes' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
@@ -38,7 +39,15 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_LAZY])
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AdaptiveTool",
+    "Classification",
+    "call_recipe",
+    "classify",
+    "describe_recipe",
+    "load_recipe",
+    "override_tool",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import types
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,6 +23,10 @@ def type_name(annotation: Any) -> str:
         return "-"
     if isinstance(annotation, str):
         return annotation
+    if annotation is type(None):
+        return "None"
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " | ".join(type_name(arg) for arg in typing.get_args(annotation))
     if isinstance(annotation, type) and not typing.get_args(annotation):
         return annotation.__name__
     return _QUALIFIED.sub(r"\1", repr(annotation))

@@ -26,15 +26,11 @@ from pydantic import (
     model_validator,
 )
 
-from sweepwise.config import DispatcherSpec, ExperimentSpec, SchedulerSpec, config_error
+from sweepwise.config import DispatcherSpec, ExperimentSpec, SchedulerSpec
 from sweepwise.errors import ConfigError
-from sweepwise.recipes.classify import (
-    classify,
-    load_function,
-    override_model,
-    require_arguments,
-    suggest,
-)
+from sweepwise.recipes.classify import classify, require_arguments
+from sweepwise.recipes.loading import load_function
+from sweepwise.recipes.values import override_model, suggest, validation_config_error
 
 if TYPE_CHECKING:
     from sweepwise.experiment import Experiment
@@ -147,7 +143,7 @@ class AdaptiveTool(BaseModel):
         try:
             return ExperimentSpec.model_validate(data)
         except ValidationError as exc:
-            error = config_error(exc)
+            error = validation_config_error(exc)
             if error.field == "name":
                 raise ConfigError("scheduler.experiment_id", error.message) from None
             raise error from None
@@ -218,14 +214,14 @@ def call_recipe(fn: Callable[..., Any], words: Iterable[str], *, name: str | Non
         ConfigError: a bad word, a pydantic error raised while the recipe built its
             config, or a recipe that does not return an `AdaptiveTool`.
     """
-    label = name or getattr(fn, "__qualname__", repr(fn))
+    label = name or str(getattr(fn, "__qualname__", fn))
     words = list(words)
     classified = classify(fn, words)
     require_arguments(fn, classified.args)
     try:
         tool = fn(**classified.args)
-    except ValidationError as exc:
-        raise config_error(exc) from None
+    except ValidationError as exc:  # the recipe built a config from a bad value
+        raise validation_config_error(exc) from None
     if not isinstance(tool, AdaptiveTool):
         raise ConfigError(
             label,

@@ -17,9 +17,10 @@ from pydantic import Field
 from sweepwise.models import JobDefinition, JobStatus, RunInfo
 from sweepwise.optimizers import OptimizerSpec, make_optimizer
 from sweepwise.protocols import Optimizer
+from sweepwise.runs import FINISHED, UNFINISHED, count_status, with_status
 from sweepwise.schedulers.base import (
+    ObservationLog,
     TrainAndEvalConfig,
-    collect_observations,
     create_eval_job,
     create_training_job,
     generate_run_id,
@@ -86,6 +87,7 @@ class AsyncCappedOptimizingScheduler:
             space = SearchSpace.from_dict(config.parameters)
             optimizer = make_optimizer(config.optimizer, space, goal=config.goal)
         self.optimizer = optimizer
+        self._observations = ObservationLog()
 
     def load_state(self, data: dict[str, Any]) -> None:
         """Restore the state saved by a previous controller."""
@@ -111,7 +113,7 @@ class AsyncCappedOptimizingScheduler:
         """True once `max_trials` runs are COMPLETED, FAILED, STALE or CANCELLED."""
         if self.state is not None:
             self.state.update(runs)
-        return sum(1 for run in runs if run.status.is_finished()) >= self.config.max_trials
+        return count_status(runs, *FINISHED) >= self.config.max_trials
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -121,23 +123,21 @@ class AsyncCappedOptimizingScheduler:
             return self.state
         if self._reconcile:
             self._reconcile = False
-            for run in runs:
-                if run.status is JobStatus.TRAINING_DONE_NO_EVAL:
-                    self.state.runs_in_eval.discard(run.run_id)
+            for run in with_status(runs, JobStatus.TRAINING_DONE_NO_EVAL):
+                self.state.runs_in_eval.discard(run.run_id)
         self.state.update(runs)
         return self.state
 
     def _evals(self, runs: list[RunInfo], state: SchedulerState) -> list[JobDefinition]:
         # After `update`, `runs_in_eval` holds the runs IN EVAL plus the evals scheduled
         # earlier whose intent the store does not show yet.
-        running = sum(1 for run in runs if run.run_id in state.runs_in_eval)
-        free = self.config.max_concurrent_evals - running
+        free = self.config.max_concurrent_evals - len(state.runs_in_eval)
         if free <= 0:
             return []
         waiting = [
             run
-            for run in runs
-            if run.status is JobStatus.TRAINING_DONE_NO_EVAL and run.run_id not in state.runs_in_eval
+            for run in with_status(runs, JobStatus.TRAINING_DONE_NO_EVAL)
+            if run.run_id not in state.runs_in_eval
         ]
         waiting.sort(key=_training_done_at)  # stable: ties keep the runs' creation order
         jobs = [create_eval_job(self.config, run) for run in waiting[:free]]
@@ -153,8 +153,8 @@ class AsyncCappedOptimizingScheduler:
         to_launch = min(max(0, available_training_slots), self.config.max_trials - len(runs))
         if to_launch <= 0:
             return []
-        observations = collect_observations(runs)
-        pending = [run.suggestion for run in runs if not run.status.is_finished() and run.suggestion]
+        observations = self._observations.collect(runs)
+        pending = [run.suggestion for run in with_status(runs, *UNFINISHED) if run.suggestion]
         jobs: list[JobDefinition] = []
         for i in range(to_launch):
             # One at a time, each new suggestion pending for the next: any optimizer spreads out.

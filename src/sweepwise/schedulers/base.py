@@ -91,15 +91,18 @@ def create_training_job(
 
 
 def create_eval_job(config: TrainAndEvalConfig, run: RunInfo) -> JobDefinition:
-    """An eval job for `run`, pointing at its trained artefact (`policy_uri`)."""
+    """An eval job for `run`, pointing at its trained artefact (`policy_uri`).
+
+    `policy_uri` is what the training job reported under that name; when it reported
+    none, an entrypoint eval job gets the run directory from the launcher (which is
+    the one part that knows where run directories live).
+    """
     cmd, spec = _job_template(config, JobTypes.LAUNCH_EVAL)
     train_result = run.summary.get(keys.TRAIN_RESULT) or {}
     policy_uri = train_result.get("policy_uri") if isinstance(train_result, dict) else None
     args: dict[str, Any] = {}
     if policy_uri is not None:
         args["policy_uri"] = policy_uri
-    elif spec is None:
-        args["policy_uri"] = run.run_id
     return JobDefinition(
         run_id=run.run_id,
         cmd=cmd,

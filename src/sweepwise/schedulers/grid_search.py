@@ -22,6 +22,7 @@ from pydantic import Field
 
 from sweepwise.errors import ConfigError
 from sweepwise.models import JobDefinition, JobStatus, RunInfo
+from sweepwise.runs import RunList, changed_since, with_status
 from sweepwise.schedulers.base import (
     TrainAndEvalConfig,
     create_eval_job,
@@ -131,6 +132,18 @@ class Grid:
         for combo in itertools.product(*(values for _, values in self.axes)):
             yield dict(zip(names, combo, strict=True))
 
+    def key_at(self, position: int) -> tuple[int, ...]:
+        """The key of the point at `position` (0-based) in grid order."""
+        digits: list[int] = []
+        for _, values in reversed(self.axes):
+            position, digit = divmod(position, len(values))
+            digits.append(digit)
+        return tuple(reversed(digits))
+
+    def point(self, key: tuple[int, ...]) -> dict[str, Any]:
+        """The suggestion of the point with this key."""
+        return {name: values[i] for (name, values), i in zip(self.axes, key, strict=True)}
+
     def key(self, suggestion: Mapping[str, Any]) -> tuple[int, ...] | None:
         """The point's index on each axis, or None when `suggestion` is not a grid point."""
         out: list[int] = []
@@ -156,8 +169,11 @@ def _check_points(name: str, spec: ParameterSpec, value: object, own: bool) -> i
 class GridSearchScheduler:
     """Trains every grid point once (the first `max_trials` when set) and evaluates each.
 
-    Stateless: which points are taken is read from the runs' stored suggestions
-    (`observation/suggestion`), written with each run before its training starts.
+    Which points are taken is read from the runs' stored suggestions
+    (`observation/suggestion`, written with each run before its training starts), never
+    from what this object scheduled, so a new scheduler after a restart picks up exactly
+    where the old one stopped. With the controller's `RunList` only the runs changed
+    since the last call are read.
 
     Args:
         config: the typed config.
@@ -169,13 +185,17 @@ class GridSearchScheduler:
     def __init__(self, config: GridSearchConfig) -> None:
         self.config = config
         self.grid = Grid(config.parameters, config.points)
-        size = len(self.grid)
-        self.target = size if config.max_trials is None else min(config.max_trials, size)
-        self._keys: dict[str, tuple[int, ...] | None] = {}  # a run's suggestion never changes
-        if config.max_trials is not None and config.max_trials > size:
+        self.size = len(self.grid)
+        self.target = self.size if config.max_trials is None else min(config.max_trials, self.size)
+        if config.max_trials is not None and config.max_trials > self.size:
             logger.info(
-                "max_trials=%d exceeds the grid's %d points: running the grid", config.max_trials, size
+                "max_trials=%d exceeds the grid's %d points: running the grid", config.max_trials, self.size
             )
+        self._source: RunList | None = None
+        self._seen = 0
+        self._taken: set[tuple[int, ...]] = set()  # grid points with a run
+        self._done: set[tuple[int, ...]] = set()  # grid points with a finished run
+        self._cursor = 0  # every point before it is taken
 
     def schedule(self, runs: list[RunInfo], available_training_slots: int) -> list[JobDefinition]:
         """Evals for every trained run; the next grid points not yet taken, bounded by slots.
@@ -187,21 +207,24 @@ class GridSearchScheduler:
         Returns:
             The eval jobs first, then the training jobs.
         """
+        self._sync(runs)
         jobs = [
-            create_eval_job(self.config, run) for run in runs if run.status is JobStatus.TRAINING_DONE_NO_EVAL
+            create_eval_job(self.config, run) for run in with_status(runs, JobStatus.TRAINING_DONE_NO_EVAL)
         ]
-        taken = {key for run in runs if (key := self._key(run)) is not None}
-        to_launch = min(max(0, available_training_slots), self.target - len(taken))
+        to_launch = min(max(0, available_training_slots), self.target - len(self._taken))
         if to_launch <= 0:
             return jobs
-        trial = len(runs)
-        for point in self.grid:
-            if to_launch == 0:
-                break
-            if self.grid.key(point) in taken:
+        while self._cursor < self.size and self.grid.key_at(self._cursor) in self._taken:
+            self._cursor += 1
+        trial, position = len(runs), self._cursor
+        while to_launch > 0 and position < self.size:
+            key = self.grid.key_at(position)
+            position += 1
+            if key in self._taken:
                 continue
             trial += 1
             to_launch -= 1
+            point = self.grid.point(key)
             jobs.append(
                 create_training_job(self.config, generate_run_id(self.config.experiment_id, trial), point)
             )
@@ -210,13 +233,24 @@ class GridSearchScheduler:
 
     def is_experiment_complete(self, runs: list[RunInfo]) -> bool:
         """True once `max_trials` grid points (or every point) have a finished run."""
-        done = {key for run in runs if run.status.is_finished() and (key := self._key(run)) is not None}
-        return len(done) >= self.target
+        self._sync(runs)
+        return len(self._done) >= self.target
 
-    def _key(self, run: RunInfo) -> tuple[int, ...] | None:
-        if run.run_id not in self._keys:
-            self._keys[run.run_id] = self.grid.key(run.suggestion)
-        return self._keys[run.run_id]
+    def _sync(self, runs: list[RunInfo]) -> None:
+        if not isinstance(runs, RunList) or runs is not self._source:
+            # A plain list carries no change log: read it whole.
+            self._source = runs if isinstance(runs, RunList) else None
+            self._seen, self._cursor = 0, 0
+            self._taken.clear()
+            self._done.clear()
+        changed, self._seen = changed_since(runs, self._seen)
+        for run in changed:
+            key = self.grid.key(run.suggestion)
+            if key is None:
+                continue
+            self._taken.add(key)
+            if run.status.is_finished():
+                self._done.add(key)
 
 
 __all__ = ["Grid", "GridSearchConfig", "GridSearchScheduler"]

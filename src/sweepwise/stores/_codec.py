@@ -117,8 +117,11 @@ RUN_FIELDS = (
 """The `runs` columns `run_from_row` reads, in the order it unpacks them."""
 
 
-def run_from_row(row: Sequence[Any]) -> RunInfo:
+def run_from_row(row: Sequence[Any], *, with_jobs: bool = True) -> RunInfo:
     """A `RunInfo` from a row of the `RUN_FIELDS` columns, in that order.
+
+    `with_jobs=False` leaves `train_job` / `eval_job` empty: read-only commands skip
+    validating two job definitions per run.
 
     Rows are unpacked by position: this runs once per run read, 10^4 times for a
     large experiment, and named access costs more than everything else here.
@@ -170,8 +173,8 @@ def run_from_row(row: Sequence[Any]) -> RunInfo:
         cost=cost,
         runtime=runtime,
         error=error,
-        train_job=None if train_job is None else _parse_job(train_job),
-        eval_job=None if eval_job is None else _parse_job(eval_job),
+        train_job=None if train_job is None or not with_jobs else _parse_job(train_job),
+        eval_job=None if eval_job is None or not with_jobs else _parse_job(eval_job),
         train_dispatch_id=train_dispatch_id,
         eval_dispatch_id=eval_dispatch_id,
         seq=seq,

@@ -1,0 +1,1 @@
+"""Runnable examples; `examples.recipes` is importable from the repository root."""

@@ -1,0 +1,58 @@
+"""`status --json` and `best --json` on a SQLite store, without the CLI framework.
+
+Scripts poll these two commands; a whole process must answer in well under a second
+on a 10,000-run experiment. This path parses the few options they take with
+argparse and reads the file with `sqlite3`; anything else (help, tables, another
+database) goes to the full CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv: list[str]) -> int | None:
+    """Answer `status [EXPERIMENT] --json` / `best EXPERIMENT --json`; None when it is not one of them."""
+    if not argv or argv[0] not in ("status", "best") or "--json" not in argv:
+        return None
+    if any(arg in ("-h", "--help") for arg in argv):
+        return None
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("experiment", nargs="?" if argv[0] == "status" else None)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--store")
+    args, unknown = parser.parse_known_args(argv[1:])
+    if unknown or args.experiment is None and argv[0] == "best":
+        return None  # let the full CLI word the usage error
+    from sweepwise.stores.location import resolve_store_url
+    from sweepwise.stores.sqlite_reader import SQLiteReader, sqlite_path
+
+    url = resolve_store_url(args.store)
+    path = sqlite_path(url)
+    if path is None:
+        return None
+    from sweepwise.errors import SweepwiseError
+    from sweepwise.views import best_payload, experiments_payload, status_payload
+
+    reader = SQLiteReader(path.absolute())
+    if not reader.exists():
+        print(
+            f"error: no sweepwise store at {reader.url}; run a sweep first or pass --store URL",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        if argv[0] == "status":
+            payload = (
+                status_payload(reader, args.experiment) if args.experiment else experiments_payload(reader)
+            )
+        else:
+            payload = best_payload(reader, args.experiment) or {"experiment": args.experiment, "best": None}
+    except SweepwiseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    indent = None if argv[0] == "best" and "best" in payload else 2
+    sys.stdout.write(json.dumps(payload, indent=indent, default=str) + "\n")
+    return 0
