@@ -198,7 +198,7 @@ def run_task(task: tuple[str, str, str, int]) -> tuple[tuple[str, str, str, int]
 # -- time per suggestion at 100 observations in 6 dimensions ----------------------------------------
 
 
-def time_at_100(repeats: int = 3) -> dict[str, float]:
+def time_at_100(repeats: int = 5) -> dict[str, float]:
     """Seconds for one suggestion given 100 observations of Hartmann-6 (median of `repeats`)."""
     import logging
     import warnings
@@ -364,7 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="write every run's trace as JSON")
     parser.add_argument("--no-timing", action="store_true", help="skip the 100-observation timing")
+    parser.add_argument("--timing-only", action="store_true", help="only the 100-observation timing")
     args = parser.parse_args(argv)
+    if args.timing_only:
+        print(summarise({}, time_at_100()))
+        return 0
     tasks = [
         (name, problem, mode, seed)
         for name in args.optimizers.split(",")

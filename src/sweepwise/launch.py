@@ -307,12 +307,16 @@ def build_launch(job: JobDefinition, *, experiment: str, runs_root: Path) -> Lau
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str, *, also: Path | None = None) -> None:
+    """Write `text` to `path` through a temporary file and a rename; `also` gets a hard link."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        if also is not None:
+            also.unlink(missing_ok=True)
+            os.link(tmp, also)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -320,7 +324,10 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def write_job_files(plan: LaunchPlan, job: JobDefinition) -> None:
-    """Create the run dir and write `params.json` and `<job>.params.json` atomically.
+    """Create the run dir and write the job's `params.json` and `<job>.params.json` atomically.
+
+    `<job>.params.json` is a hard link to the same file, so the train job's copy stays
+    when the eval job's `params.json` replaces it (one write, not two).
 
     Args:
         plan: the plan `build_launch` returned for `job`.
@@ -329,8 +336,7 @@ def write_job_files(plan: LaunchPlan, job: JobDefinition) -> None:
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     params = plan.params or job.params  # a plan built by hand may leave `params` empty
     text = json.dumps(params, default=_json_default, indent=2) + "\n"
-    _write_atomic(Path(job_file(plan.run_dir, plan.job_name, PARAMS)), text)
-    _write_atomic(plan.params_path, text)
+    _write_atomic(plan.params_path, text, also=Path(job_file(plan.run_dir, plan.job_name, PARAMS)))
 
 
 __all__ = [

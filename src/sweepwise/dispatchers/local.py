@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +41,7 @@ from sweepwise.launch import build_launch, run_dir_for, write_job_files
 from sweepwise.models import EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.runtime import DISPATCH, JOB_NAMES, LOG, STATUS, job_file
 from sweepwise.runtime.exec import spawn_supervisor
+from sweepwise.runtime.forkserver import ForkServer
 from sweepwise.runtime.results import last_output, read_status
 from sweepwise.runtime.supervise import RunState, fork_supervisor, proc_start_time, write_json_atomic
 
@@ -51,9 +51,10 @@ logger = logging.getLogger(__name__)
 class StartMethod(enum.StrEnum):
     """How the supervisor process is started."""
 
-    AUTO = "auto"  # fork on Linux when single-threaded, else spawn
-    FORK = "fork"
-    SPAWN = "spawn"
+    AUTO = "auto"  # the fork server on Linux, else spawn
+    FORKSERVER = "forkserver"  # a small helper process forks each supervisor (cheapest)
+    FORK = "fork"  # this process forks (costs a page-table copy of the controller)
+    SPAWN = "spawn"  # a new Python process per supervisor
 
 
 def parse_dispatch_id(dispatch_id: str) -> tuple[str, str, int]:
@@ -121,6 +122,7 @@ class LocalDispatcher:
         self._finished: set[tuple[str, str]] = set()
         self._unreaped = UNREAPED  # supervisors we started and must reap once they exit
         self._exits = ExitSelector()  # wakes `wait` when a watched supervisor exits
+        self._forkserver: ForkServer | None = None
 
     # -- dispatching -------------------------------------------------------------------
 
@@ -140,11 +142,6 @@ class LocalDispatcher:
                 retry later); the supervisor could not be started.
         """
         key = (job.run_id, job.type.short)
-        existing = self.find(job.run_id, job.type)
-        if existing is not None:
-            if key not in self._watches and key not in self._finished:
-                self.reattach(existing, job.run_id, job.type)
-            return existing
         if job.nodes != 1:
             raise DispatchError(f"run {job.run_id}: local jobs run on one node, not nodes={job.nodes}")
         plan = build_launch(job, experiment=self._experiment, runs_root=self._runs_root)
@@ -156,9 +153,12 @@ class LocalDispatcher:
         try:
             plan.run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:  # another dispatcher won the race
+        except FileExistsError:  # started before (the claim is the idempotency key): watch it
             self._release_gpus(owner)
-            return self.find(job.run_id, job.type) or f"{job.run_id}:{plan.job_name}:0"
+            existing = self.find(job.run_id, job.type) or f"{job.run_id}:{plan.job_name}:0"
+            if key not in self._watches and key not in self._finished:
+                self.reattach(existing, job.run_id, job.type)
+            return existing
         claimed_at = time.time()
         with os.fdopen(fd, "w") as handle:
             json.dump({"run_id": job.run_id, "job": plan.job_name, "claimed_at": claimed_at}, handle)
@@ -166,7 +166,22 @@ class LocalDispatcher:
             write_job_files(plan, job)
             watch = Watch(job.run_id, job.type, plan.run_dir, 0, None, claimed_at)
             method = self._resolve_start_method()
-            if method is StartMethod.FORK:
+            if method is StartMethod.FORKSERVER:
+                if self._forkserver is None:
+                    self._forkserver = ForkServer()
+                watch.pid = self._forkserver.start_supervisor(
+                    {
+                        "argv": plan.argv,
+                        "cwd": plan.cwd,
+                        "env": plan.env,
+                        "log_path": str(plan.log_path),
+                        "status_path": str(plan.status_path),
+                        "run_dir": str(plan.run_dir),
+                        "job_name": plan.job_name,
+                        "heartbeat_interval": self._heartbeat_interval,
+                    }
+                )
+            elif method is StartMethod.FORK:
                 watch.forked = True
                 watch.pid = fork_supervisor(
                     plan.argv,
@@ -212,8 +227,8 @@ class LocalDispatcher:
     def _resolve_start_method(self) -> StartMethod:
         if self._start_method is not StartMethod.AUTO:
             return self._start_method
-        if sys.platform.startswith("linux") and threading.active_count() == 1:
-            return StartMethod.FORK
+        if sys.platform.startswith("linux"):
+            return StartMethod.FORKSERVER
         return StartMethod.SPAWN
 
     # -- GPUs --------------------------------------------------------------------------
@@ -392,6 +407,9 @@ class LocalDispatcher:
                 self._unreaped.append(watch)
         self._watches.clear()
         self._exits.shutdown()
+        if self._forkserver is not None:
+            self._forkserver.close()
+            self._forkserver = None
 
 
 __all__ = ["LocalDispatcher", "StartMethod", "parse_dispatch_id"]

@@ -30,7 +30,7 @@ from sweepwise.runtime._fork import fork_detached
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs milliseconds at start-up
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from types import FrameType
     from typing import Any
 
@@ -353,6 +353,7 @@ def fork_supervisor(
     run_dir: str | os.PathLike[str],
     job_name: str,
     heartbeat_interval: float = 5.0,
+    child_setup: Callable[[], None] | None = None,
 ) -> int:
     """Fork a supervisor running `supervise(...)` in a new session; return its pid.
 
@@ -361,11 +362,13 @@ def fork_supervisor(
     other descriptor, runs `supervise` and leaves with `os._exit`. Nothing shared with
     the parent is closed or finalised, and nothing is logged. Fork only from a
     single-threaded process. The caller must reap the child (`os.waitpid`).
-    Arguments are those of `supervise`.
+    Arguments are those of `supervise`, plus `child_setup`, run first in the child.
     """
     log = os.fspath(log_path)
 
     def main() -> int:
+        if child_setup is not None:
+            child_setup()
         return exit_status(
             supervise(
                 argv,

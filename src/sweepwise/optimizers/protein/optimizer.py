@@ -187,10 +187,8 @@ class _Model:
         self.best = float(y.max())
         n_fail = len(data.x) - data.n_ok
         imputed = np.full(n_fail, float(y.min()) - 0.25 * float(np.ptp(y) or 1.0))
-        # restarts cost O(n^3) each: all of them while cheap, fewer as the data grows
-        restarts = (
-            s.gp_restarts if len(data.x) <= 64 else max(0, s.gp_restarts - 1) if len(data.x) <= 200 else 0
-        )
+        # restarts cost O(n^3) each: use them while the data is small, where the fit is least settled
+        restarts = s.gp_restarts if len(data.x) <= 64 else 0
         self.score_gp = GaussianProcess(
             data.x, np.concatenate([y, imputed]), rng, nu=s.matern_nu, restarts=restarts
         )

@@ -30,8 +30,8 @@ class ProteinSettings(BaseModel):
         cost_aware: when observed costs differ, give each suggestion a cost target along the
             score/cost frontier, so cheap configurations are learnt before expensive ones.
         matern_nu: smoothness of the GP's Matérn kernel (1.5 or 2.5).
-        gp_restarts: extra starts of the GP's marginal-likelihood fit (one fewer past 64
-            observations, none past 200).
+        gp_restarts: extra starts of the GP's marginal-likelihood fit, up to 64
+            observations (past that the fit starts once, from the prior's mode).
     """
 
     model_config = ConfigDict(extra="forbid")
