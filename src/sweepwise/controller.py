@@ -8,6 +8,7 @@ repeating a job.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -174,9 +175,9 @@ class AdaptiveController:
         if events:
             self.store.apply_events(events)
         changed = self._refresh()
-        self._run_hooks(changed)
         if not self._evaluates:
-            self._complete_without_eval(now)
+            changed += self._complete_without_eval(now)
+        self._run_hooks(list({run.run_id: run for run in changed}.values()))  # each run's latest snapshot
         self._check_stale(now)
         runs = self.runs
         if self._cancelled():
@@ -240,7 +241,11 @@ class AdaptiveController:
     def _refresh(self) -> list[RunInfo]:
         changed, self._seq = self.store.fetch_changed(self.experiment, self._seq)
         for run in changed:
-            self.runs.upsert(run)
+            if run.status.is_finished() and (run.train_job is not None or run.eval_job is not None):
+                # a finished run's job definitions are never needed again: keep memory flat
+                self.runs.upsert(dataclasses.replace(run, train_job=None, eval_job=None))
+            else:
+                self.runs.upsert(run)
         return changed
 
     def _cancelled(self) -> bool:
@@ -254,7 +259,11 @@ class AdaptiveController:
         updates: list[tuple[str, dict[str, Any]]] = []
         failures: list[tuple[str, str]] = []
         for run in changed:
-            if run.has_completed_training and not run.summary.get(keys.POST_TRAINING_PROCESSED):
+            if (
+                self.hooks.on_training_completed is not no_op_hook
+                and run.has_completed_training
+                and not run.summary.get(keys.POST_TRAINING_PROCESSED)
+            ):
                 if run.status not in (JobStatus.CANCELLED, JobStatus.FAILED):
                     self._run_hook(
                         run, self.hooks.on_training_completed, keys.POST_TRAINING_PROCESSED, updates, failures
@@ -307,10 +316,10 @@ class AdaptiveController:
             return True
         return config.eval is not None or config.recipe_module is not None
 
-    def _complete_without_eval(self, now: float) -> None:
+    def _complete_without_eval(self, now: float) -> list[RunInfo]:
         trained = self.runs.in_status(JobStatus.TRAINING_DONE_NO_EVAL)
         if not trained:
-            return
+            return []
         with self.store.transaction() as tx:
             for run in trained:  # an empty eval, recorded like any other so restarts see it
                 tx.record_eval_intent(JobDefinition(run_id=run.run_id, cmd=[], type=JobTypes.LAUNCH_EVAL))
@@ -328,7 +337,7 @@ class AdaptiveController:
                     for run in trained
                 ]
             )
-        self._run_hooks(self._refresh())
+        return self._refresh()
 
     # -- stale jobs ----------------------------------------------------------------------------
 

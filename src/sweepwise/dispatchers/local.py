@@ -48,6 +48,9 @@ from sweepwise.runtime.supervise import RunState, fork_supervisor, proc_start_ti
 logger = logging.getLogger(__name__)
 
 
+CLAIM_GRACE = 10.0  # seconds a supervisor may take to write its first status after the claim
+
+
 class StartMethod(enum.StrEnum):
     """How the supervisor process is started."""
 
@@ -155,7 +158,9 @@ class LocalDispatcher:
             fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:  # started before (the claim is the idempotency key): watch it
             self._release_gpus(owner)
-            existing = self.find(job.run_id, job.type) or f"{job.run_id}:{plan.job_name}:0"
+            existing = self.find(job.run_id, job.type)
+            if existing is None:  # a claim for a job that never started was cleared: start it now
+                return self.dispatch(job)
             if key not in self._watches and key not in self._finished:
                 self.reattach(existing, job.run_id, job.type)
             return existing
@@ -274,7 +279,29 @@ class LocalDispatcher:
         record = read_status(claim)
         if record is not None and isinstance(record.get("supervisor_pid"), int):
             return f"{run_id}:{job}:{record['supervisor_pid']}"
-        return f"{run_id}:{job}:0" if claim.exists() else None
+        if not claim.exists():
+            return None
+        return self._settle_claim(run_id, job, claim, record)
+
+    def _settle_claim(self, run_id: str, job: str, claim: Path, record: dict[str, Any] | None) -> str | None:
+        """A claim without a pid: the controller died between claiming and starting the job.
+
+        If a supervisor was started, it writes its status within moments; wait for that
+        (up to `CLAIM_GRACE` after the claim). If none appears, the job never started:
+        the claim is removed, so the job can be dispatched now, once.
+        """
+        status_path = Path(job_file(claim.parent, job, STATUS))
+        claimed_at = number((record or {}).get("claimed_at")) or claim.stat().st_mtime
+        while time.time() < claimed_at + CLAIM_GRACE:
+            if status_path.exists():
+                break
+            time.sleep(0.05)
+        status = read_status(status_path)
+        if status is not None and isinstance(status.get("supervisor_pid"), int):
+            return f"{run_id}:{job}:{status['supervisor_pid']}"
+        logger.info("run %s: the %s job was claimed but never started; it will be started now", run_id, job)
+        claim.unlink(missing_ok=True)
+        return None
 
     def reattach(self, dispatch_id: str, run_id: str, job_type: JobTypes) -> None:
         """Watch a job started before (by this or an earlier controller process).

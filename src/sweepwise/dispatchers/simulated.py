@@ -36,7 +36,8 @@ def _zero_length(job: JobDefinition) -> SimOutcome:
 
 @dataclass(slots=True)
 class _SimJob:
-    job: JobDefinition
+    run_id: str
+    job_type: JobTypes
     dispatch_id: str
     started_at: float
     ends_at: float
@@ -84,7 +85,7 @@ class SimulatedDispatcher:
         now = self.clock.now()
         outcome = self.behaviour(job)
         dispatch_id = f"sim:{job.run_id}:{job.type.short}"
-        sim = _SimJob(job, dispatch_id, now, now + max(0.0, outcome.duration), outcome)
+        sim = _SimJob(job.run_id, job.type, dispatch_id, now, now + max(0.0, outcome.duration), outcome)
         self._jobs[key] = sim
         self._by_id[dispatch_id] = sim
         self._counter += 1
@@ -111,16 +112,17 @@ class SimulatedDispatcher:
 
     def _report(self, sim: _SimJob, *, finished: bool) -> list[JobEvent]:
         events: list[JobEvent] = []
-        job = sim.job
         if not sim.started_reported:
             sim.started_reported = True
-            events.append(JobEvent(job.run_id, job.type, EventKind.STARTED, sim.started_at, sim.dispatch_id))
+            events.append(
+                JobEvent(sim.run_id, sim.job_type, EventKind.STARTED, sim.started_at, sim.dispatch_id)
+            )
         if finished:
             out = sim.outcome
             events.append(
                 JobEvent(
-                    job.run_id,
-                    job.type,
+                    sim.run_id,
+                    sim.job_type,
                     EventKind.FINISHED,
                     sim.ends_at,
                     sim.dispatch_id,
