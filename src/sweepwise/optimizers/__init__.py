@@ -143,6 +143,21 @@ def make_optimizer(spec: OptimizerSpec, space: SearchSpace, *, goal: Goal | str 
     return factory(spec, space, goal=goal)
 
 
+def resolve_seed(seed: object) -> int:
+    """A validated seed, or a fresh random one for None.
+
+    Raises:
+        ConfigError: `seed` is negative or not an integer (field `optimizer.seed`).
+    """
+    if seed is None:
+        import secrets
+
+        return secrets.randbits(63)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError("optimizer.seed", f"must be an integer >= 0 (got {seed!r}); or omit it")
+    return seed
+
+
 def parse_settings(spec: OptimizerSpec, model: type[_M], *, field: str = "optimizer") -> _M:
     """Validate `spec.settings` with an optimizer's settings model (for factories).
 
@@ -175,4 +190,5 @@ __all__ = [
     "make_optimizer",
     "parse_settings",
     "register_optimizer",
+    "resolve_seed",
 ]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import secrets
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from sweepwise.errors import ConfigError
-from sweepwise.optimizers import Goal, OptimizerSpec, parse_settings, register_optimizer
+from sweepwise.optimizers import Goal, OptimizerSpec, parse_settings, register_optimizer, resolve_seed
 
 if TYPE_CHECKING:
     from sweepwise.models import Observation
@@ -41,10 +40,8 @@ class RandomOptimizer:
     """
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None) -> None:
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ConfigError("optimizer.seed", f"must be an integer >= 0 (got {seed!r}); or omit it")
         self.space = space
-        self.seed: int = secrets.randbits(63) if seed is None else seed
+        self.seed = resolve_seed(seed)
         self._continuous = all(spec.levels is None for spec in space.specs.values())
 
     def suggest(

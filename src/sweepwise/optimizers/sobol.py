@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-import secrets
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 from scipy.stats import qmc
 
-from sweepwise.errors import ConfigError
-from sweepwise.optimizers import Goal, OptimizerSpec, parse_settings, register_optimizer
+from sweepwise.optimizers import Goal, OptimizerSpec, parse_settings, register_optimizer, resolve_seed
 
 if TYPE_CHECKING:
     from sweepwise.models import Observation
@@ -31,10 +29,8 @@ class SobolOptimizer:
     """
 
     def __init__(self, space: SearchSpace, *, seed: int | None = None) -> None:
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ConfigError("optimizer.seed", f"must be an integer >= 0 (got {seed!r}); or omit it")
         self.space = space
-        self.seed: int = secrets.randbits(63) if seed is None else seed
+        self.seed = resolve_seed(seed)
 
     def suggest(
         self,

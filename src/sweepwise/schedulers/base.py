@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sweepwise import keys
 from sweepwise.models import ArgStyle, JobDefinition, JobStatus, JobTypes, Observation, RunInfo
+from sweepwise.protocols import Optimizer
 from sweepwise.runs import changed_since
 
 
@@ -49,6 +50,16 @@ class TrainAndEvalConfig(BaseModel):
     eval_overrides: dict[str, Any] = Field(default_factory=dict)
     train: JobSpec | None = None
     eval: JobSpec | None = None
+
+
+def build_optimizer(config: Any, optimizer: Optimizer | None = None) -> Optimizer:
+    """`optimizer`, or the one `config.optimizer` names over `config.parameters` for `config.goal`."""
+    if optimizer is not None:
+        return optimizer
+    from sweepwise.optimizers import make_optimizer
+    from sweepwise.space import SearchSpace
+
+    return make_optimizer(config.optimizer, SearchSpace.from_dict(config.parameters), goal=config.goal)
 
 
 def generate_run_id(experiment_id: str, trial_num: int) -> str:
@@ -163,6 +174,7 @@ __all__ = [
     "JobSpec",
     "ObservationLog",
     "TrainAndEvalConfig",
+    "build_optimizer",
     "collect_observations",
     "create_eval_job",
     "create_training_job",

@@ -13,17 +13,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from sweepwise.models import JobDefinition, JobStatus, RunInfo
-from sweepwise.optimizers import OptimizerSpec, make_optimizer
+from sweepwise.optimizers import OptimizerSpec
 from sweepwise.protocols import Optimizer
 from sweepwise.runs import FINISHED, UNFINISHED, changed_since, count_status, with_status
 from sweepwise.schedulers.base import (
     ObservationLog,
     TrainAndEvalConfig,
+    build_optimizer,
     create_eval_job,
     create_training_job,
     generate_run_id,
 )
-from sweepwise.space import SearchSpace
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +110,7 @@ class BatchedSyncedOptimizingScheduler:
         self.state: SchedulerState | None = (
             SchedulerState.model_validate(state) if isinstance(state, dict) else state
         )
-        if optimizer is None:
-            space = SearchSpace.from_dict(config.parameters)
-            optimizer = make_optimizer(config.optimizer, space, goal=config.goal)
-        self.optimizer = optimizer
+        self.optimizer = build_optimizer(config, optimizer)
         self._observations = ObservationLog()
 
     def load_state(self, data: dict[str, Any]) -> None:

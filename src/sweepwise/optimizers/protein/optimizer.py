@@ -8,15 +8,14 @@ so a restarted controller gets exactly the suggestions the old one would have.
 from __future__ import annotations
 
 import math
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.stats import qmc, yeojohnson
 
-from sweepwise.errors import ConfigError
 from sweepwise.models import Observation
+from sweepwise.optimizers import resolve_seed
 from sweepwise.optimizers.protein import acquisition
 from sweepwise.optimizers.protein.encoding import Encoder
 from sweepwise.optimizers.protein.gp import GaussianProcess
@@ -59,12 +58,10 @@ class ProteinOptimizer:
         settings: ProteinSettings | None = None,
         seed: int | None = None,
     ) -> None:
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ConfigError("optimizer.seed", f"must be an integer >= 0 (got {seed!r}); or omit it")
         self.space = space
         self.sign = 1.0 if str(goal) == "maximize" else -1.0
         self.settings = settings or ProteinSettings()
-        self.seed: int = secrets.randbits(63) if seed is None else seed
+        self.seed = resolve_seed(seed)
         self.encoder = Encoder(space)
         self._scale = (
             np.array(
