@@ -74,7 +74,9 @@ _REGISTRY: dict[str, OptimizerFactory] = {}
 
 # Built-in optimizers: name -> module that registers it when imported.
 _BUILTIN_MODULES: dict[str, str] = {
+    "ax": "sweepwise.optimizers.ax_adapter",
     "grid": "sweepwise.optimizers.grid",
+    "optuna": "sweepwise.optimizers.optuna_adapter",
     "protein": "sweepwise.optimizers.protein",
     "random": "sweepwise.optimizers.random",
     "sobol": "sweepwise.optimizers.sobol",

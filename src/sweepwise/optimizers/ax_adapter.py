@@ -1,0 +1,194 @@
+"""Ax (BoTorch) as a sweepwise optimizer: `optimizer: {type: ax}`.
+
+Stateless, like every sweepwise optimizer: each `suggest` builds a fresh Ax `Client`,
+attaches every observation (failures marked failed, pending suggestions left running)
+and asks for new trials. Continuous parameters are searched in sweepwise's normalised
+box [-1, 1] (so log and logit scales carry over); discrete ones as the index of their
+value. Ax sees the parameters as `p0, p1, ...`, because sweepwise names may hold dots.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sweepwise.errors import ConfigError, MissingExtraError
+from sweepwise.optimizers import Goal, OptimizerSpec, parse_settings, register_optimizer, resolve_seed
+
+if TYPE_CHECKING:
+    from sweepwise.models import Observation
+    from sweepwise.space import SearchSpace
+
+_METRIC = "score"
+
+
+def import_ax() -> Any:
+    """The `ax` package (ax-platform).
+
+    Raises:
+        MissingExtraError: ax-platform is not installed.
+    """
+    try:
+        import ax
+    except ImportError:
+        raise MissingExtraError("ax-platform", "ax") from None
+    return ax
+
+
+class AxOptimizer:
+    """Suggests with Ax's generation strategy (Sobol, then BoTorch), rebuilt at each call.
+
+    Args:
+        space: the search space.
+        goal: whether a higher or a lower score is better.
+        method: Ax's generation strategy: `fast`, `quality` or `random_search`.
+        initialization_budget: Sobol trials before BoTorch takes over (None: Ax's default).
+        seed: integer >= 0; None draws one at construction.
+
+    Raises:
+        ConfigError: `seed` is negative or not an integer (field `optimizer.seed`).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        goal: Goal = Goal.MAXIMIZE,
+        method: Literal["fast", "quality", "random_search"] = "fast",
+        initialization_budget: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.space = space
+        self.goal = goal
+        self.method = method
+        self.initialization_budget = initialization_budget
+        self.seed = resolve_seed(seed)
+        self._names = {name: f"p{i}" for i, name in enumerate(space.names)}
+
+    def suggest(
+        self,
+        observations: list[Observation],
+        n_suggestions: int = 1,
+        pending: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return `n_suggestions` points from Ax, told everything seen so far.
+
+        Args:
+            observations: finished runs; failed ones (or non-finite scores) are marked failed.
+            n_suggestions: how many suggestions to return (>= 0).
+            pending: suggestions still running, attached as running trials.
+
+        Returns:
+            Flat `{dot.path: value}` dicts of plain Python scalars.
+        """
+        if n_suggestions < 0:
+            raise ValueError(f"n_suggestions must be >= 0, got {n_suggestions}")
+        if n_suggestions == 0:
+            return []
+        ax = import_ax()
+        client = ax.Client(random_seed=self.seed % 2**31)
+        client.configure_experiment(parameters=self._parameters(ax))
+        client.configure_optimization(objective=_METRIC if self.goal is Goal.MAXIMIZE else f"-{_METRIC}")
+        client.configure_generation_strategy(
+            method=self.method,
+            initialization_budget=self.initialization_budget,
+            initialization_random_seed=self.seed % 2**31,
+        )
+        for obs in observations:
+            params = self._encode(obs.suggestion)
+            if params is None:
+                continue
+            index = client.attach_trial(parameters=params)
+            if obs.is_failure or not math.isfinite(obs.score):
+                client.mark_trial_failed(index, failed_reason="failed run")
+            else:
+                client.complete_trial(index, raw_data={_METRIC: float(obs.score)})
+        for suggestion in pending or []:
+            params = self._encode(suggestion)
+            if params is not None:
+                client.attach_trial(parameters=params)
+        trials = client.get_next_trials(max_trials=n_suggestions)
+        out = [self._decode(params) for _, params in sorted(trials.items())]
+        while len(out) < n_suggestions:  # Ax may return fewer (e.g. a tiny discrete space)
+            out.append(self.space.sample_uniform(_rng(self.seed, len(observations), len(out)), 1)[0])
+        return out
+
+    def _parameters(self, ax: Any) -> list[Any]:
+        out: list[Any] = []
+        for name, safe in self._names.items():
+            levels = self.space.specs[name].levels
+            if levels is None:
+                out.append(ax.RangeParameterConfig(name=safe, bounds=(-1.0, 1.0), parameter_type="float"))
+            elif levels == 1:
+                out.append(ax.ChoiceParameterConfig(name=safe, values=[0], parameter_type="int"))
+            else:
+                ordered = self.space.specs[name].choices is None
+                out.append(
+                    ax.ChoiceParameterConfig(
+                        name=safe, values=list(range(levels)), parameter_type="int", is_ordered=ordered
+                    )
+                )
+        return out
+
+    def _encode(self, suggestion: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            point = self.space.normalize(suggestion)
+        except ConfigError:
+            return None
+        out: dict[str, Any] = {}
+        for name, u in zip(self.space.names, point.tolist(), strict=True):
+            levels = self.space.specs[name].levels
+            out[self._names[name]] = u if levels is None else int(round((u + 1.0) / 2.0 * max(levels - 1, 0)))
+        return out
+
+    def _decode(self, params: Any) -> dict[str, Any]:
+        point = []
+        for name, safe in self._names.items():
+            levels = self.space.specs[name].levels
+            value = float(params[safe])
+            point.append(value if levels is None else (-1.0 + 2.0 * value / (levels - 1) if levels > 1 else 0.0))
+        return self.space.denormalize(point)
+
+
+def _rng(seed: int, n_observations: int, n_done: int) -> Any:
+    import numpy as np
+
+    return np.random.default_rng([seed, n_observations, n_done])
+
+
+class AxSettings(BaseModel):
+    """Settings of the ax optimizer.
+
+    Attributes:
+        method: Ax's generation strategy: fast (the default), quality or random_search.
+        initialization_budget: Sobol trials before BoTorch (None: Ax's default).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["fast", "quality", "random_search"] = "fast"
+    initialization_budget: int | None = Field(default=None, ge=1)
+
+
+@register_optimizer("ax")
+def make_ax(spec: OptimizerSpec, space: SearchSpace, *, goal: Goal) -> AxOptimizer:
+    """Build an `AxOptimizer` from its spec.
+
+    Raises:
+        ConfigError: an unknown or invalid setting (field `optimizer.<setting>`).
+        MissingExtraError: ax-platform is not installed.
+    """
+    settings = parse_settings(spec, AxSettings)
+    import_ax()
+    return AxOptimizer(
+        space,
+        goal=goal,
+        method=settings.method,
+        initialization_budget=settings.initialization_budget,
+        seed=spec.seed,
+    )
+
+
+__all__ = ["AxOptimizer", "AxSettings", "import_ax", "make_ax"]
