@@ -317,9 +317,19 @@ class AdaptiveController:
         return config.eval is not None or config.recipe_module is not None
 
     def _complete_without_eval(self, now: float) -> list[RunInfo]:
+        """Complete trained runs of a spec with no eval job, hooks included, in one transaction."""
         trained = self.runs.in_status(JobStatus.TRAINING_DONE_NO_EVAL)
         if not trained:
             return []
+        updates: list[tuple[str, dict[str, Any]]] = []
+        failures: list[tuple[str, str]] = []
+        hook = self.hooks.on_eval_completed or ObservationHook("score")
+        for run in trained:  # the metric comes from the training result: run the hooks now
+            if self.hooks.on_training_completed is not no_op_hook:
+                self._run_hook(
+                    run, self.hooks.on_training_completed, keys.POST_TRAINING_PROCESSED, updates, failures
+                )
+            self._run_hook(run, hook, keys.POST_EVAL_PROCESSED, updates, failures)
         with self.store.transaction() as tx:
             for run in trained:  # an empty eval, recorded like any other so restarts see it
                 tx.record_eval_intent(JobDefinition(run_id=run.run_id, cmd=[], type=JobTypes.LAUNCH_EVAL))
@@ -337,6 +347,10 @@ class AdaptiveController:
                     for run in trained
                 ]
             )
+            for run_id, reason in failures:
+                tx.mark_failed(run_id, reason)
+            for run_id, update in updates:
+                tx.update_run_summary(run_id, update)
         return self._refresh()
 
     # -- stale jobs ----------------------------------------------------------------------------
