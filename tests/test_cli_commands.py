@@ -94,3 +94,24 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("run", "status", "best", "logs", "cancel"):
         assert command in result.stdout
+
+
+def test_human_status_shows_the_newest_runs_and_all_with_a_flag(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
+    from sweepwise.display import print_status
+
+    rows = [
+        {"run_id": f"r{i}", "status": "COMPLETED", "suggestion": {}, "score": 1.0, "cost": 1.0, "error": None}
+        for i in range(40)
+    ]
+    payload = {"experiment": "big", "status": "complete", "counts": {"COMPLETED": 40}, "runs": rows}
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_status(payload)
+    assert (
+        "newest 30 of 40 runs" in out.getvalue() and "r39" in out.getvalue() and "r9 " not in out.getvalue()
+    )

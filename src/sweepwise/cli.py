@@ -191,6 +191,7 @@ def status(
     experiment: Annotated[str | None, typer.Argument(help="experiment name; all when omitted")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     store: StoreOption = None,
+    show_all: Annotated[bool, typer.Option("--all", help="every run, not only the newest 30")] = False,
 ) -> None:
     """Show the runs of an experiment (or every experiment)."""
     from sweepwise.views import experiments_payload, status_payload
@@ -211,7 +212,7 @@ def status(
     else:
         from sweepwise.display import print_status
 
-        print_status(payload)
+        print_status(payload, limit=None if show_all else 30)
 
 
 @app.command()

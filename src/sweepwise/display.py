@@ -117,15 +117,20 @@ class LiveDisplay:
         print_best({"experiment": spec.name, **best_row(best, spec.metric, spec.goal)}, out)
 
 
-def print_status(payload: dict[str, Any]) -> None:
-    """`sweepwise status EXPERIMENT` as a table."""
+def print_status(payload: dict[str, Any], *, limit: int | None = 30) -> None:
+    """`status EXPERIMENT` as a table: the newest `limit` runs (all when None), then the failures."""
     console = Console()
-    console.print(_runs_table(payload["runs"], title=f"{payload['experiment']} ({payload['status']})"))
+    runs = payload["runs"]
+    shown = runs if limit is None or len(runs) <= limit else runs[-limit:]
+    title = f"{payload['experiment']} ({payload['status']})"
+    if len(shown) < len(runs):
+        title += f" — newest {len(shown)} of {len(runs)} runs (--all for every run)"
+    console.print(_runs_table(shown, title=title))
     counts = ", ".join(f"{n} {s.lower()}" for s, n in payload["counts"].items() if n)
     console.print(counts or "no runs yet")
-    for row in payload["runs"]:
-        if row["error"]:
-            console.print(f"[red]{row['run_id']}[/red]: {row['error']}")
+    failed = [row for row in runs if row["error"]]
+    for row in failed if limit is None else failed[-limit:]:
+        console.print(f"[red]{row['run_id']}[/red]: {row['error']}")
 
 
 def print_experiments(rows: list[dict[str, Any]]) -> None:
