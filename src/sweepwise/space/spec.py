@@ -338,6 +338,7 @@ class ParameterSpec(BaseModel):
                 value = natural
         if abs(u) == 1.0:  # the box's faces are the range's ends exactly, without rounding error
             value = self._lo if u < 0 else self._hi
+        value = float(f"{value:.12g}")  # 0.3, not 0.29999999999999993, after a log round trip
         return float(min(max(value, self._lo), self._hi))
 
     def to_dict(self) -> dict[str, Any]:
