@@ -227,7 +227,11 @@ def test_job_survives_the_death_of_the_dispatching_process(
             assert proc.stdout is not None
             dispatch_id = proc.stdout.readline().strip()
             _wait_for(
-                lambda: (runs_root / "exp" / "orphan" / "train.status.json").exists(), "the job to start"
+                lambda: (
+                    (runs_root / "exp" / "orphan" / "train.status.json").exists()
+                    and _status(runs_root, "orphan")["state"] == "running"
+                ),
+                "the job to start",
             )
         finally:
             proc.kill()  # SIGKILL: no cleanup in the controller

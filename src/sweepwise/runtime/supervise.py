@@ -41,6 +41,7 @@ _HAS_PROC = os.path.isdir("/proc/self")
 class RunState(enum.StrEnum):
     """The `state` field of a status file."""
 
+    STARTING = "starting"  # the supervisor runs; its job is being started
     RUNNING = "running"
     EXITED = "exited"
 
@@ -187,6 +188,10 @@ class _Supervisor:
                 pass
         if self.cancel_signal is not None:
             return self.finish(-self.cancel_signal, started_at=time.time())
+        # Recorded before the job can start: a claim with no status at all then means the job
+        # never started (the dispatcher may start it), never "it may be running".
+        self.status["state"] = RunState.STARTING.value
+        self.write_status()
         try:
             with open(self.log_path, "ab") as log:
                 child = subprocess.Popen(
