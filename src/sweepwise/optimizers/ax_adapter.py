@@ -88,13 +88,15 @@ class AxOptimizer:
         if n_suggestions == 0:
             return []
         ax = import_ax()
-        client = ax.Client(random_seed=self.seed % 2**31)
+        # A seed per call: a rebuilt client with a fixed Sobol seed would repeat its first points.
+        seed = int(_rng(self.seed, len(observations), len(pending or [])).integers(2**31))
+        client = ax.Client(random_seed=seed)
         client.configure_experiment(parameters=self._parameters(ax))
         client.configure_optimization(objective=_METRIC if self.goal is Goal.MAXIMIZE else f"-{_METRIC}")
         client.configure_generation_strategy(
             method=self.method,
             initialization_budget=self.initialization_budget,
-            initialization_random_seed=self.seed % 2**31,
+            initialization_random_seed=seed,
         )
         for obs in observations:
             params = self._encode(obs.suggestion)
@@ -112,7 +114,7 @@ class AxOptimizer:
         trials = client.get_next_trials(max_trials=n_suggestions)
         out = [self._decode(params) for _, params in sorted(trials.items())]
         while len(out) < n_suggestions:  # Ax may return fewer (e.g. a tiny discrete space)
-            out.append(self.space.sample_uniform(_rng(self.seed, len(observations), len(out)), 1)[0])
+            out.append(self.space.sample_uniform(_rng(self.seed, len(observations), len(out), 1), 1)[0])
         return out
 
     def _parameters(self, ax: Any) -> list[Any]:
@@ -148,14 +150,17 @@ class AxOptimizer:
         for name, safe in self._names.items():
             levels = self.space.specs[name].levels
             value = float(params[safe])
-            point.append(value if levels is None else (-1.0 + 2.0 * value / (levels - 1) if levels > 1 else 0.0))
+            point.append(
+                value if levels is None else (-1.0 + 2.0 * value / (levels - 1) if levels > 1 else 0.0)
+            )
         return self.space.denormalize(point)
 
 
-def _rng(seed: int, n_observations: int, n_done: int) -> Any:
+def _rng(*keys: int) -> Any:
+    """A generator seeded by the optimizer's seed and what the call was given."""
     import numpy as np
 
-    return np.random.default_rng([seed, n_observations, n_done])
+    return np.random.default_rng(list(keys))
 
 
 class AxSettings(BaseModel):

@@ -117,7 +117,9 @@ class OptunaOptimizer:
                 params = self._encode(suggestion)
                 if params is not None:
                     study.add_trial(
-                        optuna.trial.create_trial(params=params, distributions=distributions, state=state.RUNNING)
+                        optuna.trial.create_trial(
+                            params=params, distributions=distributions, state=state.RUNNING
+                        )
                     )
             # Asked trials stay RUNNING, so each later ask in this batch knows of the earlier ones.
             return [self._decode(study.ask(distributions).params) for _ in range(n_suggestions)]
@@ -167,7 +169,9 @@ class OptunaOptimizer:
         for name in self.space.names:
             levels = self.space.specs[name].levels
             value = float(params[name])
-            point.append(value if levels is None else (-1.0 + 2.0 * value / (levels - 1) if levels > 1 else 0.0))
+            point.append(
+                value if levels is None else (-1.0 + 2.0 * value / (levels - 1) if levels > 1 else 0.0)
+            )
         return self.space.denormalize(point)
 
 

@@ -1,0 +1,171 @@
+"""What an `AxScheduler` trial runs: a Python function, a script, or a container.
+
+A function receives the trial's parameters and returns `{metric: value}` or
+`{metric: (mean, sem)}`. A script or a container finds the parameters in
+`params.json` (its path also in `$JOB_PARAMS_FILE`) in its working directory and
+writes `result.json` there, holding the same mapping (a pair as a two-item list).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sweepwise.errors import ConfigError
+
+# Where a container sees the trial's working directory.
+CONTAINER_WORKDIR = "/work"
+CONTAINER_ENGINES = ("podman", "docker", "apptainer", "singularity")
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionObjective:
+    """A Python callable `params -> {metric: value | (mean, sem)}`."""
+
+    fn: Callable[[dict[str, Any]], Mapping[str, Any]]
+
+    def describe(self) -> str:
+        """A one-line description for the store."""
+        return f"{getattr(self.fn, '__module__', '?')}.{getattr(self.fn, '__qualname__', repr(self.fn))}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptObjective:
+    """A script run with the current Python interpreter (or directly, if not a `.py` file)."""
+
+    script_path: str
+
+    def command(self) -> list[str]:
+        """The argv that runs the script (absolute paths)."""
+        path = os.path.abspath(self.script_path)
+        return [sys.executable, path] if path.endswith(".py") else [path]
+
+    def describe(self) -> str:
+        """A one-line description for the store."""
+        return shlex.join(self.command())
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerObjective:
+    """A container image run with the trial's working directory mounted at `/work`.
+
+    Attributes:
+        image: the image (`python:3.12-slim`, or an `.sif` file for apptainer).
+        command: what to run in it (a shell-style string); None runs the image's default.
+        engine: podman, docker, apptainer or singularity.
+    """
+
+    image: str
+    command: str | None
+    engine: str
+
+    def argv(self, workdir: str) -> list[str]:
+        """The full command line that runs one trial whose files are in `workdir`."""
+        inside = shlex.split(self.command) if self.command else []
+        params = f"JOB_PARAMS_FILE={CONTAINER_WORKDIR}/params.json"
+        mount = f"{os.path.abspath(workdir)}:{CONTAINER_WORKDIR}"
+        if self.engine in ("apptainer", "singularity"):
+            verb = "exec" if inside else "run"
+            return [
+                self.engine,
+                verb,
+                "--bind",
+                mount,
+                "--pwd",
+                CONTAINER_WORKDIR,
+                "--env",
+                params,
+                self.image,
+                *inside,
+            ]
+        return [
+            self.engine,
+            "run",
+            "--rm",
+            "-v",
+            mount,
+            "-w",
+            CONTAINER_WORKDIR,
+            "-e",
+            params,
+            self.image,
+            *inside,
+        ]
+
+    def describe(self) -> str:
+        """A one-line description for the store."""
+        return f"{self.engine} {self.image} {self.command or ''}".strip()
+
+
+Objective = FunctionObjective | ScriptObjective | ContainerObjective
+
+
+def find_container_engine(preferred: str | None = None) -> str:
+    """The container engine to use: `preferred`, else the first of podman, docker, apptainer found.
+
+    Raises:
+        ConfigError: `preferred` is not a known engine, or none is installed (field `container_engine`).
+    """
+    if preferred is not None:
+        if preferred not in CONTAINER_ENGINES:
+            choices = ", ".join(CONTAINER_ENGINES)
+            raise ConfigError("container_engine", f"unknown engine {preferred!r}; use one of: {choices}")
+        return preferred
+    for engine in CONTAINER_ENGINES:
+        if shutil.which(engine):
+            return engine
+    raise ConfigError("container_engine", "no podman, docker or apptainer on PATH; install one or set it")
+
+
+def _number(value: Any, metric: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise ValueError(f"metric {metric!r} must be a finite number (got {value!r})")
+    return float(value)
+
+
+def parse_raw_data(result: Any, metrics: list[str] | None = None) -> dict[str, float | tuple[float, float]]:
+    """Check an objective's result and turn it into Ax raw data.
+
+    Args:
+        result: `{metric: value}` or `{metric: (mean, sem)}` (a list pair is accepted too).
+        metrics: metrics that must be present (the experiment's objectives), if known.
+
+    Returns:
+        `{metric: float | (mean, sem)}`.
+
+    Raises:
+        ValueError: the result is not such a mapping, a value is not finite, or a metric is missing.
+    """
+    if not isinstance(result, Mapping):
+        raise ValueError(f"the result must be a JSON object {{metric: value}} (got {type(result).__name__})")
+    out: dict[str, float | tuple[float, float]] = {}
+    for metric, value in result.items():
+        if isinstance(value, list | tuple):
+            if len(value) != 2:
+                raise ValueError(f"metric {metric!r} must be a value or a (mean, sem) pair (got {value!r})")
+            out[str(metric)] = (_number(value[0], metric), _number(value[1], metric))
+        else:
+            out[str(metric)] = _number(value, metric)
+    missing = [metric for metric in metrics or [] if metric not in out]
+    if missing:
+        raise ValueError(f"the result has no value for {', '.join(missing)} (got {sorted(out)})")
+    return out
+
+
+__all__ = [
+    "CONTAINER_ENGINES",
+    "CONTAINER_WORKDIR",
+    "ContainerObjective",
+    "FunctionObjective",
+    "Objective",
+    "ScriptObjective",
+    "find_container_engine",
+    "parse_raw_data",
+]

@@ -1,0 +1,105 @@
+"""The optuna and ax optimizer adapters: valid suggestions, failures told, whole sweeps through the CLI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import cli, status_json
+from sweepwise.errors import ConfigError, MissingExtraError
+from sweepwise.models import Observation
+from sweepwise.optimizers import OptimizerSpec, available_optimizers, make_optimizer
+from sweepwise.space import SearchSpace
+
+SPACE = SearchSpace.from_dict(
+    {
+        "model.x": {"distribution": "uniform", "min": 0.0, "max": 1.0},
+        "lr": {"distribution": "log_normal", "min": 1e-4, "max": 1e-1},
+        "layers": {"distribution": "int_uniform", "min": 1, "max": 4},
+        "act": {"choices": ["relu", "tanh", "gelu"]},
+    }
+)
+
+
+def _observe(suggestions: list[dict[str, Any]], fail_first: bool = True) -> list[Observation]:
+    return [
+        Observation(score=-abs(s["model.x"] - 0.3), cost=1.0, suggestion=s, is_failure=fail_first and i == 0)
+        for i, s in enumerate(suggestions)
+    ]
+
+
+def test_both_are_registered() -> None:
+    assert {"ax", "optuna"} <= set(available_optimizers())
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "gp", "nsga2", "random"])
+def test_optuna_samplers_give_valid_suggestions_with_failures_and_pending(sampler: str) -> None:
+    optimizer = make_optimizer(OptimizerSpec(type="optuna", seed=3, sampler=sampler), SPACE, goal="minimize")
+    observations: list[Observation] = []
+    for _ in range(3):
+        batch = optimizer.suggest(observations, n_suggestions=3, pending=[SPACE.center()])
+        assert len(batch) == 3
+        for suggestion in batch:
+            SPACE.validate_suggestion(suggestion)
+        observations += _observe(batch)
+    # Stateless: the same inputs give the same suggestions.
+    again = make_optimizer(OptimizerSpec(type="optuna", seed=3, sampler=sampler), SPACE, goal="minimize")
+    assert again.suggest(observations, 2) == optimizer.suggest(observations, 2)
+
+
+def test_optuna_rejects_an_unknown_sampler_and_setting() -> None:
+    with pytest.raises(ConfigError) as info:
+        make_optimizer(OptimizerSpec(type="optuna", sampler="magic"), SPACE)
+    assert info.value.field == "optimizer.sampler"
+    with pytest.raises(ConfigError) as info:
+        make_optimizer(OptimizerSpec(type="optuna", bogus=1), SPACE)
+    assert "valid settings are" in str(info.value)
+
+
+def test_ax_gives_valid_suggestions_with_failures_and_pending() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    optimizer = make_optimizer(OptimizerSpec(type="ax", seed=0, initialization_budget=3), SPACE)
+    observations = _observe(optimizer.suggest([], n_suggestions=3))
+    batch = optimizer.suggest(observations, n_suggestions=2, pending=[SPACE.center()])
+    assert len(batch) == 2
+    for suggestion in batch:
+        SPACE.validate_suggestion(suggestion)
+    # Rebuilt at each call, it must not replay the same initial points.
+    xs = [obs.suggestion["model.x"] for obs in observations] + [s["model.x"] for s in batch]
+    assert len(set(xs)) == len(xs)
+    assert optimizer.suggest(observations, 0) == []
+    with pytest.raises(ConfigError) as info:
+        make_optimizer(OptimizerSpec(type="ax", method="best"), SPACE)
+    assert info.value.field == "optimizer.method"
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [{"type": "optuna", "sampler": "tpe", "seed": 1}, {"type": "ax", "seed": 1}],
+    ids=["optuna", "ax"],
+)
+def test_quickstart_sweep_end_to_end(tmp_path: Path, make_sweep, optimizer: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    name = f"sweep-{optimizer['type']}"
+    spec = make_sweep(name, optimizer=optimizer)
+    result = cli("run", str(spec), "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = status_json(tmp_path, name)["runs"]
+    assert len(rows) == 6
+    assert all(row["status"] == "COMPLETED" for row in rows)
+    xs = [row["suggestion"]["x"] for row in rows]
+    assert all(0.0 <= x <= 1.0 for x in xs) and len(set(xs)) == 6
+
+
+@pytest.mark.parametrize(("name", "module"), [("optuna", "optuna"), ("ax", "ax")])
+def test_a_missing_extra_names_the_install_command(
+    monkeypatch: pytest.MonkeyPatch, name: str, module: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    with pytest.raises(MissingExtraError) as info:
+        make_optimizer(OptimizerSpec(type=name), SPACE)
+    assert f"sweepwise[{name}]" in str(info.value)
