@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sweepwise.errors import ConfigError, MissingExtraError
+from sweepwise.errors import MissingExtraError
 from sweepwise.optimizers import Goal, OptimizerSpec, parse_settings, register_optimizer, resolve_seed
+from sweepwise.optimizers._box import from_box, to_box
 
 if TYPE_CHECKING:
     from sweepwise.models import Observation
@@ -135,25 +136,11 @@ class AxOptimizer:
         return out
 
     def _encode(self, suggestion: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            point = self.space.normalize(suggestion)
-        except ConfigError:
-            return None
-        out: dict[str, Any] = {}
-        for name, u in zip(self.space.names, point.tolist(), strict=True):
-            levels = self.space.specs[name].levels
-            out[self._names[name]] = u if levels is None else int(round((u + 1.0) / 2.0 * max(levels - 1, 0)))
-        return out
+        coords = to_box(self.space, suggestion)
+        return None if coords is None else {self._names[name]: value for name, value in coords.items()}
 
     def _decode(self, params: Any) -> dict[str, Any]:
-        point = []
-        for name, safe in self._names.items():
-            levels = self.space.specs[name].levels
-            value = float(params[safe])
-            point.append(
-                value if levels is None else (-1.0 + 2.0 * value / (levels - 1) if levels > 1 else 0.0)
-            )
-        return self.space.denormalize(point)
+        return from_box(self.space, {name: params[safe] for name, safe in self._names.items()})
 
 
 def _rng(*keys: int) -> Any:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sweepwise.errors import ConfigError, MissingExtraError
 from sweepwise.optimizers import Goal, OptimizerSpec, parse_settings, register_optimizer, resolve_seed
+from sweepwise.optimizers._box import from_box, to_box
 
 if TYPE_CHECKING:
     from sweepwise.models import Observation
@@ -154,25 +155,10 @@ class OptunaOptimizer:
 
     def _encode(self, suggestion: dict[str, Any]) -> dict[str, Any] | None:
         """Sampler coordinates of `suggestion`, or None if it does not fit the space."""
-        try:
-            point = self.space.normalize(suggestion)
-        except ConfigError:
-            return None
-        out: dict[str, Any] = {}
-        for name, u in zip(self.space.names, point.tolist(), strict=True):
-            levels = self.space.specs[name].levels
-            out[name] = u if levels is None else int(round((u + 1.0) / 2.0 * max(levels - 1, 0)))
-        return out
+        return to_box(self.space, suggestion)
 
     def _decode(self, params: dict[str, Any]) -> dict[str, Any]:
-        point = []
-        for name in self.space.names:
-            levels = self.space.specs[name].levels
-            value = float(params[name])
-            point.append(
-                value if levels is None else (-1.0 + 2.0 * value / (levels - 1) if levels > 1 else 0.0)
-            )
-        return self.space.denormalize(point)
+        return from_box(self.space, params)
 
 
 class OptunaSettings(BaseModel):
