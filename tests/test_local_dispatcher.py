@@ -67,7 +67,7 @@ def _drain(
     raise AssertionError(f"no {until} event for {run_id}; got {[e.kind for e in events]}")
 
 
-@pytest.fixture(params=["forkserver", "fork", "spawn"])
+@pytest.fixture(params=["host", "fork", "spawn"])
 def method(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

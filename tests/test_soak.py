@@ -1,7 +1,8 @@
 """Soak: 300 real process trials, the controller SIGKILLed at 30 random moments, nothing lost or doubled.
 
-Bounded to a few minutes: trivial train and eval scripts, `max_parallel` 4, and kills
-at seeded random moments between 0.1 and 1 s after each start.
+Bounded to a few minutes: train jobs that sleep 0.2 s and trivial evals, `max_parallel` 4,
+and kills at seeded random moments between 0.1 and 1 s after each start (the sleep
+keeps the sweep from finishing before the 30th kill, however fast the controller is).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def test_soak_300_trials_30_kills(tmp_path: Path, make_sweep: Callable[..., Path
         monitoring_interval=1,
         scheduler={"type": "async_capped", "max_trials": TRIALS, "max_concurrent_evals": 4},
         optimizer={"type": "random", "seed": 7},
+        train={
+            "cmd": ["python", "train.py"],
+            "env": {"MARKERS": str(tmp_path / "markers"), "TRAIN_SLEEP": "0.2"},
+        },
     )
     rng = random.Random(2026)
     env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}

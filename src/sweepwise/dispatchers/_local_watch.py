@@ -3,7 +3,8 @@
 A `Watch` holds what the dispatcher knows about one job (the supervisor's pid and
 start time, whether we started it, what was last read from its files) and turns what
 the job's files say into `JobEvent`s. `ExitSelector` keeps one pidfd per watched
-supervisor so that waiting wakes as soon as one exits.
+supervisor (or, for a job under another controller's job host, per job) and the job
+host's reply pipe, so that waiting wakes as soon as a job has ended.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from sweepwise.runtime.supervise import proc_start_time, process_alive
 
 _CLAIM_TIMEOUT = 30.0  # a claim without a pid and without a status after this is LOST
 _FALLBACK_STEP = 0.1
+_ENDING_STEP = 0.01
 
 
 def number(value: Any) -> float | None:
@@ -48,11 +50,15 @@ class Watch:
     run_id: str
     job_type: JobTypes
     run_dir: Path
-    pid: int  # the supervisor's; 0 while unknown
+    pid: int  # the supervisor's (or job host's); 0 while unknown
     pid_start: int | None
     claimed_at: float
-    proc: subprocess.Popen[bytes] | None = None  # spawned by us
+    proc: subprocess.Popen[bytes] | None = None  # the supervisor or job host we spawned
     forked: bool = False  # os.fork()ed by us
+    hosted: bool = False  # supervised by a job host, which outlives the job
+    job_pid: int | None = None  # the job's own pid, watched when another host runs it
+    job_start: int | None = None
+    ended: bool = False  # the job was seen to end: read its status at the next poll
     exited: bool = False
     pidfd: int | None = None
     started_at: float | None = None
@@ -100,8 +106,29 @@ class Watch:
             return time.time() - self.claimed_at < _CLAIM_TIMEOUT
         return not self.exited
 
+    def wake_target(self) -> tuple[int, int | None] | None:
+        """The (pid, start time) whose exit means the job has ended; None if none to watch.
+
+        A job under our own job host has none: the host's reply pipe tells when it ends.
+        """
+        if self.hosted:
+            if self.proc is not None:
+                return None
+            if self.job_pid:
+                return self.job_pid, self.job_start
+        return (self.pid, self.pid_start) if self.pid > 0 else None
+
+    def learn_job_pid(self, status: dict[str, Any]) -> bool:
+        """Take the job's pid from its status, for a job under another process's host."""
+        pid, start = status.get("pid"), status.get("pid_start")
+        if not self.hosted or self.proc is not None or self.job_pid or not isinstance(pid, int) or pid <= 0:
+            return False
+        self.job_pid, self.job_start = pid, (start if isinstance(start, int) else None)
+        return True
+
     def learn_pid(self, status: dict[str, Any]) -> bool:
         """Take the supervisor's pid from its status when the claim had none."""
+        self.hosted = self.hosted or status.get("host") is True
         pid = status.get("supervisor_pid")
         if self.pid != 0 or not isinstance(pid, int) or pid <= 0:
             return False
@@ -137,6 +164,8 @@ def load_watch(run_dir: Path, run_id: str, job_type: JobTypes, pid: int) -> Watc
     record = read_status(watch.path(DISPATCH)) or {}
     status = read_status(watch.path(STATUS)) or {}
     watch.claimed_at = number(record.get("claimed_at")) or watch.claimed_at
+    watch.hosted = record.get("start_method") == "host" or status.get("host") is True
+    watch.learn_job_pid(status)
     for source in (record, status):
         source_pid = source.get("supervisor_pid")
         if isinstance(source_pid, int) and source_pid > 0 and watch.pid in (0, source_pid):
@@ -151,26 +180,37 @@ UNREAPED: list[Watch] = []
 
 
 class ExitSelector:
-    """One pidfd per watched supervisor, in an epoll selector that wakes when one exits."""
+    """Pidfds of watched supervisors (or jobs) and the job host's pipe, in one epoll selector."""
 
     def __init__(self) -> None:
         self._selector: selectors.BaseSelector | None = None
+        self._host_fd = -1
 
-    def open(self, watch: Watch) -> None:
-        """Register a pidfd for the watch's supervisor, where pidfds exist and it still runs."""
-        if watch.pid <= 0 or watch.pidfd is not None or not hasattr(os, "pidfd_open"):
-            return
-        try:
-            fd = os.pidfd_open(watch.pid)
-        except OSError:
-            return  # already gone, or no pidfds here: liveness checks take over
-        owned = watch.forked or watch.proc is not None
-        if not owned and watch.pid_start is not None and proc_start_time(watch.pid) != watch.pid_start:
-            os.close(fd)  # the pid was reused: our supervisor is gone
-            return
+    def _ensure(self) -> selectors.BaseSelector:
         if self._selector is None:
             self._selector = selectors.DefaultSelector()
-        self._selector.register(fd, selectors.EVENT_READ)
+        return self._selector
+
+    def open(self, watch: Watch) -> None:
+        """Register a pidfd for what the watch waits on, where pidfds exist and it still runs.
+
+        A hosted job that has already ended (or whose pid was reused) is marked `ended`.
+        """
+        target = watch.wake_target()
+        if target is None or watch.pidfd is not None or not hasattr(os, "pidfd_open"):
+            return
+        pid, start = target
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            watch.ended = watch.hosted  # already gone (else: liveness checks take over)
+            return
+        owned = watch.forked or watch.proc is not None
+        if not owned and start is not None and proc_start_time(pid) != start:
+            os.close(fd)  # the pid was reused: what we watched is gone
+            watch.ended = watch.hosted
+            return
+        self._ensure().register(fd, selectors.EVENT_READ, watch)
         watch.pidfd = fd
 
     def close(self, watch: Watch) -> None:
@@ -181,19 +221,47 @@ class ExitSelector:
             os.close(watch.pidfd)
             watch.pidfd = None
 
-    def wait(self, watches: Iterable[Watch], timeout: float) -> None:
-        """Sleep up to `timeout` seconds; return as soon as one of `watches`' supervisors exits.
+    def watch_host(self, fd: int, on_ready: Callable[[], None]) -> None:
+        """Wake on the job host's pipe `fd` and call `on_ready` (replaces an earlier host's)."""
+        if fd == self._host_fd:
+            return
+        self.unwatch_host()
+        self._ensure().register(fd, selectors.EVENT_READ, on_ready)
+        self._host_fd = fd
 
-        Watches without a pidfd have their liveness checked every 0.1 s.
+    def unwatch_host(self) -> None:
+        """Stop waking on the job host's pipe (call before the pipe is closed)."""
+        if self._host_fd >= 0 and self._selector is not None:
+            self._selector.unregister(self._host_fd)
+        self._host_fd = -1
+
+    def wait(self, watches: Iterable[Watch], timeout: float) -> None:
+        """Sleep up to `timeout` seconds; return as soon as one of `watches`' jobs has ended.
+
+        A watch whose pidfd fires is marked `ended` (its pidfd closed); the host's
+        callback marks the jobs it reports. Watches with nothing to wake on (no pidfds
+        here) have their liveness checked every 0.1 s. While a job seen to end has no
+        final status yet (its host is writing it), this returns within `_ENDING_STEP`.
         """
         deadline = time.monotonic() + max(0.0, timeout)
-        unobserved = [watch for watch in watches if watch.pidfd is None]
+        watches = list(watches)
+        if any(watch.ended for watch in watches):
+            time.sleep(min(max(0.0, timeout), _ENDING_STEP))
+            return
+        unobserved = [w for w in watches if w.pidfd is None and not (w.hosted and w.proc is not None)]
         while (remaining := deadline - time.monotonic()) > 0:
             if any(not watch.running() for watch in unobserved):
                 return
             step = min(remaining, _FALLBACK_STEP) if unobserved else remaining
             if self._selector is not None and self._selector.get_map():
-                if self._selector.select(step):
+                ready = self._selector.select(step)
+                for key, _ in ready:
+                    if isinstance(key.data, Watch):
+                        key.data.ended = True
+                        self.close(key.data)
+                    else:
+                        key.data()
+                if ready:
                     return
             else:
                 time.sleep(step)
@@ -203,6 +271,7 @@ class ExitSelector:
         if self._selector is not None:
             self._selector.close()
             self._selector = None
+        self._host_fd = -1
 
 
 __all__ = ["UNREAPED", "ExitSelector", "Watch", "load_watch", "number"]

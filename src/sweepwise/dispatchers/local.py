@@ -1,20 +1,22 @@
 """The local dispatcher: jobs as processes on this machine, surviving a controller crash.
 
-Each job runs under a supervisor (`sweepwise.runtime.supervise`) started in its own
-session, so killing the controller (even with SIGKILL) leaves the job running; the
-supervisor records the job's life in `<run_dir>/<job>.status.json`, from which a new
-controller learns what happened while it was down.
+Each job runs in its own session under a supervisor — on Linux one job host
+(`sweepwise.runtime.jobhost`) for all of a controller's jobs, elsewhere a supervisor
+per job (`sweepwise.runtime.supervise`) — so killing the controller (even with
+SIGKILL) leaves the jobs running; the supervisor records each job's life in
+`<run_dir>/<job>.status.json`, from which a new controller learns what happened while
+it was down.
 
 Files per job (see `sweepwise.runtime`): `<job>.dispatch.json` is claimed with
 `O_EXCL` before anything starts and holds the supervisor's pid (and start time, to
 survive pid reuse) before `dispatch` returns, so a crash at any point never leads to a
 second start of the same (run id, job type).
 
-Process layout: supervisor = session and process-group leader, alone in its group;
-the job = its own process group in that session. `cancel` sends SIGTERM to the
-supervisor, which forwards it once to the job's group and marks the job cancelled; a
-job still alive after `grace_period` gets SIGKILL on its group, and the supervisor
-still writes a final status saying "cancelled".
+Process layout: the job host and each job lead their own sessions; a per-job
+supervisor leads its session and runs its job in a process group of its own. `cancel`
+marks the job cancelled (a `<job>.cancel` file for the host; SIGTERM to a per-job
+supervisor, which forwards it) and sends SIGTERM to the job's group; a job still alive
+after `grace_period` gets SIGKILL on its group, and the final status says "cancelled".
 
 POSIX only (Linux first: `/proc` start times and pidfds; elsewhere liveness falls
 back to `kill(pid, 0)` and polling).
@@ -34,6 +36,7 @@ from typing import Any
 
 from sweepwise.dispatchers import register_dispatcher
 from sweepwise.dispatchers._local_cancel import cancel_watch
+from sweepwise.dispatchers._local_host import JobHostClient, reap_lingering_hosts
 from sweepwise.dispatchers._local_watch import UNREAPED, ExitSelector, Watch, load_watch, number
 from sweepwise.dispatchers.gpus import GpuPool
 from sweepwise.errors import ConfigError, DispatchError
@@ -41,7 +44,6 @@ from sweepwise.launch import build_launch, run_dir_for, write_job_files
 from sweepwise.models import EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.runtime import DISPATCH, JOB_NAMES, LOG, STATUS, job_file
 from sweepwise.runtime.exec import spawn_supervisor
-from sweepwise.runtime.forkserver import ForkServer
 from sweepwise.runtime.results import last_output, read_status
 from sweepwise.runtime.supervise import RunState, fork_supervisor, proc_start_time, write_json_atomic
 
@@ -54,10 +56,10 @@ CLAIM_GRACE = 10.0  # seconds a supervisor may take to write its first status af
 class StartMethod(enum.StrEnum):
     """How the supervisor process is started."""
 
-    AUTO = "auto"  # the fork server on Linux, else spawn
-    FORKSERVER = "forkserver"  # a small helper process forks each supervisor (cheapest)
-    FORK = "fork"  # this process forks (costs a page-table copy of the controller)
-    SPAWN = "spawn"  # a new Python process per supervisor
+    AUTO = "auto"  # the job host on Linux, else spawn
+    HOST = "host"  # one job host process starts and supervises every job (cheapest; Linux)
+    FORK = "fork"  # this process forks a supervisor per job (copies the controller's page tables)
+    SPAWN = "spawn"  # a new Python process supervises each job
 
 
 def parse_dispatch_id(dispatch_id: str) -> tuple[str, str, int]:
@@ -86,8 +88,8 @@ class LocalDispatcher:
         grace_period: seconds `cancel` waits after SIGTERM before SIGKILL.
         gpu_pool: the GPUs to hand out to jobs with `gpus > 0` (default: detected
             from `CUDA_VISIBLE_DEVICES` / `nvidia-smi` on first need).
-        start_method: `fork`, `spawn` or `auto` (fork on Linux when this process has
-            one thread, since forking a multi-threaded process is unsafe; else spawn).
+        start_method: `host`, `fork`, `spawn` or `auto` (the job host on Linux,
+            else spawn).
 
     Raises:
         DispatchError: on a non-POSIX system.
@@ -110,7 +112,8 @@ class LocalDispatcher:
             self._start_method = StartMethod(start_method)
         except ValueError:
             raise ConfigError(
-                "dispatcher.start_method", f"unknown start method {start_method!r}; use auto, fork or spawn"
+                "dispatcher.start_method",
+                f"unknown start method {start_method!r}; use auto, host, fork or spawn",
             ) from None
         if heartbeat_interval <= 0 or grace_period < 0:
             raise ConfigError("dispatcher", "heartbeat_interval must be > 0 and grace_period >= 0 seconds")
@@ -125,7 +128,7 @@ class LocalDispatcher:
         self._finished: set[tuple[str, str]] = set()
         self._unreaped = UNREAPED  # supervisors we started and must reap once they exit
         self._exits = ExitSelector()  # wakes `wait` when a watched supervisor exits
-        self._forkserver: ForkServer | None = None
+        self._host: JobHostClient | None = None
 
     # -- dispatching -------------------------------------------------------------------
 
@@ -171,11 +174,10 @@ class LocalDispatcher:
             write_job_files(plan, job)
             watch = Watch(job.run_id, job.type, plan.run_dir, 0, None, claimed_at)
             method = self._resolve_start_method()
-            if method is StartMethod.FORKSERVER:
-                if self._forkserver is None:
-                    self._forkserver = ForkServer()
-                watch.pid = self._forkserver.start_supervisor(
+            if method is StartMethod.HOST:
+                host = self._submit(
                     {
+                        "key": owner,
                         "argv": plan.argv,
                         "cwd": plan.cwd,
                         "env": plan.env,
@@ -186,6 +188,8 @@ class LocalDispatcher:
                         "heartbeat_interval": self._heartbeat_interval,
                     }
                 )
+                watch.hosted, watch.proc = True, host.proc
+                watch.pid, watch.pid_start = host.pid, host.pid_start
             elif method is StartMethod.FORK:
                 watch.forked = True
                 watch.pid = fork_supervisor(
@@ -214,7 +218,8 @@ class LocalDispatcher:
             if isinstance(exc, OSError):
                 raise DispatchError(f"run {job.run_id}: cannot start the {plan.job_name} job: {exc}") from exc
             raise
-        watch.pid_start = proc_start_time(watch.pid)
+        if not watch.hosted:
+            watch.pid_start = proc_start_time(watch.pid)
         record = {
             "run_id": job.run_id,
             "job": plan.job_name,
@@ -232,9 +237,34 @@ class LocalDispatcher:
     def _resolve_start_method(self) -> StartMethod:
         if self._start_method is not StartMethod.AUTO:
             return self._start_method
-        if sys.platform.startswith("linux"):
-            return StartMethod.FORKSERVER
+        if sys.platform.startswith("linux") and hasattr(os, "pidfd_open"):
+            return StartMethod.HOST
         return StartMethod.SPAWN
+
+    def _submit(self, request: dict[str, Any]) -> JobHostClient:
+        """Send a job to the job host (started on first use, restarted if it died)."""
+        if self._host is None:
+            self._host = JobHostClient()
+        if not self._host.alive():
+            self._exits.unwatch_host()
+        self._host.submit(request)
+        self._exits.watch_host(self._host.fileno(), self._on_host_ready)
+        return self._host
+
+    def _on_host_ready(self) -> None:
+        """The host reported ended jobs (or ended itself): read their statuses at the next poll."""
+        assert self._host is not None
+        keys, gone = self._host.ended_keys()
+        for key in keys:
+            run_id, _, job = key.rpartition(":")
+            watch = self._watches.get((run_id, job))
+            if watch is not None:
+                watch.ended = True
+        if gone:
+            self._exits.unwatch_host()
+            for watch in self._watches.values():
+                if watch.hosted and watch.proc is self._host.proc:
+                    watch.ended = True
 
     # -- GPUs --------------------------------------------------------------------------
 
@@ -333,11 +363,17 @@ class LocalDispatcher:
         self._exits.open(watch)
 
     def _learn_pid(self, watch: Watch, status: dict[str, Any]) -> bool:
-        """Take the supervisor's pid from its status when the claim had none."""
-        if not watch.learn_pid(status):
-            return False
-        self._exits.open(watch)
-        return True
+        """Take the supervisor's pid from its status when the claim had none.
+
+        For a job under another controller's job host, take the job's own pid to watch.
+        """
+        learnt = watch.learn_pid(status)
+        job_learnt = watch.learn_job_pid(status)
+        if job_learnt:
+            self._exits.close(watch)  # it watched the host; the job's own exit is what counts
+        if learnt or job_learnt:
+            self._exits.open(watch)
+        return learnt
 
     # -- polling -----------------------------------------------------------------------
 
@@ -349,6 +385,7 @@ class LocalDispatcher:
         heartbeat interval (always once its supervisor has exited).
         """
         self._unreaped[:] = [watch for watch in self._unreaped if watch.running()]
+        reap_lingering_hosts()
         events: list[JobEvent] = []
         for key, watch in list(self._watches.items()):
             events.extend(self._poll_one(watch))
@@ -357,14 +394,14 @@ class LocalDispatcher:
                 self._finished.add(key)
                 self._exits.close(watch)
                 self._release_gpus(f"{watch.run_id}:{watch.job}")
-                if watch.running():  # final status written, exit imminent: reap later
+                if not watch.hosted and watch.running():  # final status written, exit imminent: reap later
                     self._unreaped.append(watch)
         return events
 
     def _poll_one(self, watch: Watch) -> list[JobEvent]:
         running = watch.running()
         now = time.monotonic()
-        if running and watch.started_at is not None and now < watch.next_status_read:
+        if not watch.ended and running and watch.started_at is not None and now < watch.next_status_read:
             return watch.new_metrics()
         status = read_status(watch.path(STATUS))
         watch.next_status_read = now + self._heartbeat_interval
@@ -430,13 +467,14 @@ class LocalDispatcher:
         """
         for watch in self._watches.values():
             self._exits.close(watch)
-            if watch.running():
+            if not watch.hosted and watch.running():
                 self._unreaped.append(watch)
         self._watches.clear()
+        self._exits.unwatch_host()
         self._exits.shutdown()
-        if self._forkserver is not None:
-            self._forkserver.close()
-            self._forkserver = None
+        if self._host is not None:
+            self._host.close()
+            self._host = None
 
 
 __all__ = ["LocalDispatcher", "StartMethod", "parse_dispatch_id"]
