@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,12 +39,14 @@ from sweepwise.protocols import (
 )
 from sweepwise.runs import UNFINISHED, RunList
 from sweepwise.schedulers.base import TrainAndEvalConfig
+from sweepwise.stores._transaction import StoreTransaction
 from sweepwise.stores.sql import SQLStore
 
 logger = logging.getLogger(__name__)
 
 _TRAINING_SLOTS = (JobStatus.PENDING, JobStatus.IN_TRAINING)
 _RUNNING = (JobStatus.PENDING, JobStatus.IN_TRAINING, JobStatus.IN_EVAL)
+_CANCEL_CHECK_INTERVAL = 0.2  # real seconds between reads of the experiment's cancelled status
 
 
 class ControllerSettings(BaseModel):
@@ -74,6 +77,7 @@ class TickReport:
     events: int = 0
     dispatched: list[JobDefinition] = field(default_factory=list)
     complete: bool = False
+    free_slots: int = 0  # training slots still free after this tick's dispatches
 
 
 def _owner_id() -> str:
@@ -135,6 +139,9 @@ class AdaptiveController:
         self._saved_state: Any = None
         self._lease_renewed_at = 0.0
         self._stale_checked_at = 0.0
+        self._cancel_checked_at = -_CANCEL_CHECK_INTERVAL
+        self._is_cancelled = False
+        self._unrecorded: list[tuple[str, JobTypes, str]] = []  # dispatch ids for the next commit
 
     # -- public --------------------------------------------------------------------------
 
@@ -156,8 +163,10 @@ class AdaptiveController:
                     self.on_tick(self, report)
                 if report.complete:
                     break
-                if report.events == 0 and not report.dispatched:
+                if not (report.dispatched and report.free_slots > 0):
+                    # Nothing more to do until a job changes: the wait returns at once if one has.
                     self._wait(self.settings.monitoring_interval)
+            self._flush_dispatch_ids()
             if not self._cancelled():
                 self.store.set_experiment_status(self.experiment, "complete")
         finally:
@@ -172,15 +181,12 @@ class AdaptiveController:
         events = self.dispatcher.poll()
         report.events = len(events)
         crash_point("after_poll")
-        if events:
-            self.store.apply_events(events)
-        changed = self._refresh()
-        if not self._evaluates:
-            changed += self._complete_without_eval(now)
+        changed = self._apply(events, now)
         self._run_hooks(list({run.run_id: run for run in changed}.values()))  # each run's latest snapshot
         self._check_stale(now)
         runs = self.runs
         if self._cancelled():
+            self._stop_unfinished()
             report.complete = not runs.how_many(*UNFINISHED)
             return report
         if self.scheduler.is_experiment_complete(runs):
@@ -190,6 +196,8 @@ class AdaptiveController:
         slots = self.settings.max_parallel - runs.how_many(*_TRAINING_SLOTS)
         jobs = self.scheduler.schedule(runs, max(0, slots))
         report.dispatched = self._dispatch(jobs, slots)
+        trainings = sum(job.type is JobTypes.LAUNCH_TRAINING for job in report.dispatched)
+        report.free_slots = max(0, slots) - trainings
         if not report.dispatched:
             self._save_state(self.store)
         return report
@@ -240,6 +248,12 @@ class AdaptiveController:
 
     def _refresh(self) -> list[RunInfo]:
         changed, self._seq = self.store.fetch_changed(self.experiment, self._seq)
+        cancelled = {run.run_id for run in changed if run.status is JobStatus.CANCELLED}
+        if cancelled:
+            self._cancel_checked_at = -_CANCEL_CHECK_INTERVAL  # `sweepwise cancel` may be at work
+            for run_id, _, dispatch_id in self._unrecorded:  # jobs it could not see to stop
+                if run_id in cancelled:
+                    self.dispatcher.cancel(dispatch_id)
         for run in changed:
             if run.status.is_finished() and (run.train_job is not None or run.eval_job is not None):
                 # a finished run's job definitions are never needed again: keep memory flat
@@ -249,8 +263,28 @@ class AdaptiveController:
         return changed
 
     def _cancelled(self) -> bool:
+        """Whether `sweepwise cancel` cancelled the experiment (read at most every 0.2 s)."""
+        if self._is_cancelled:
+            return True
+        now = time.monotonic()
+        if now - self._cancel_checked_at < _CANCEL_CHECK_INTERVAL:
+            return False
+        self._cancel_checked_at = now
         record = self.store.get_experiment(self.experiment)
-        return record is not None and record.status == "cancelled"
+        self._is_cancelled = record is not None and record.status == "cancelled"
+        return self._is_cancelled
+
+    def _stop_unfinished(self) -> None:
+        """Cancel the runs the experiment's cancellation did not reach (started meanwhile)."""
+        unfinished = self.runs.in_status(*UNFINISHED)
+        if not unfinished:
+            return
+        for run in unfinished:
+            if self.store.cancel_run(run.run_id):
+                for dispatch_id in (run.train_dispatch_id, run.eval_dispatch_id):
+                    if dispatch_id:
+                        self.dispatcher.cancel(dispatch_id)
+        self._refresh()
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -290,13 +324,7 @@ class AdaptiveController:
         failures: list[tuple[str, str]],
     ) -> None:
         try:
-            for attempt in Retrying(
-                stop=stop_after_attempt(self.settings.hook_retries),
-                wait=wait_exponential(multiplier=0.05, max=1.0),
-                reraise=True,
-            ):
-                with attempt:
-                    update = hook(run) or {}
+            update = self._call_hook(hook, run)
         except MissingMetricError as exc:
             logger.warning("run %s: %s", run.run_id, exc)
             failures.append((run.run_id, str(exc)))
@@ -308,6 +336,24 @@ class AdaptiveController:
         update[f"{flag}_at"] = datetime.fromtimestamp(self.clock.now()).isoformat()
         updates.append((run.run_id, update))
 
+    def _call_hook(self, hook: HookFn, run: RunInfo) -> dict[str, Any]:
+        """`hook(run)`, tried up to `hook_retries` times with backoff; raises the last failure."""
+        try:
+            return hook(run) or {}  # the common case, without the retry machinery's overhead
+        except Exception:
+            if self.settings.hook_retries <= 1:
+                raise
+        update: dict[str, Any] = {}
+        self.clock.sleep(0.05)
+        for attempt in Retrying(
+            stop=stop_after_attempt(self.settings.hook_retries - 1),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            reraise=True,
+        ):
+            with attempt:
+                update = hook(run) or {}
+        return update
+
     @property
     def _evaluates(self) -> bool:
         """False when the scheduler's config names no eval job: training alone completes a run."""
@@ -316,11 +362,30 @@ class AdaptiveController:
             return True
         return config.eval is not None or config.recipe_module is not None
 
-    def _complete_without_eval(self, now: float) -> list[RunInfo]:
-        """Complete trained runs of a spec with no eval job, hooks included, in one transaction."""
-        trained = self.runs.in_status(JobStatus.TRAINING_DONE_NO_EVAL)
+    def _apply(self, events: list[JobEvent], now: float) -> list[RunInfo]:
+        """Write the jobs' events, and complete the runs they leave with no eval to run, in one commit.
+
+        Returns the runs changed since the last read of the store.
+        """
+        completing = not self._evaluates
+        if not events and not (completing and self.runs.how_many(JobStatus.TRAINING_DONE_NO_EVAL)):
+            return self._refresh()
+        with self.store.transaction() as tx:
+            self._record_dispatch_ids(tx)
+            if events:
+                tx.apply_events(events)
+            if completing:
+                fresh, _ = tx.fetch_changed(self.experiment, self._seq)
+                latest = {run.run_id: run for run in self.runs.in_status(JobStatus.TRAINING_DONE_NO_EVAL)}
+                latest.update((run.run_id, run) for run in fresh)
+                trained = [run for run in latest.values() if run.status is JobStatus.TRAINING_DONE_NO_EVAL]
+                self._complete_without_eval(trained, now, tx)
+        return self._refresh()
+
+    def _complete_without_eval(self, trained: list[RunInfo], now: float, tx: StoreTransaction) -> None:
+        """Complete trained runs of a spec with no eval job, hooks included, inside `tx`."""
         if not trained:
-            return []
+            return
         updates: list[tuple[str, dict[str, Any]]] = []
         failures: list[tuple[str, str]] = []
         hook = self.hooks.on_eval_completed or ObservationHook("score")
@@ -330,28 +395,26 @@ class AdaptiveController:
                     run, self.hooks.on_training_completed, keys.POST_TRAINING_PROCESSED, updates, failures
                 )
             self._run_hook(run, hook, keys.POST_EVAL_PROCESSED, updates, failures)
-        with self.store.transaction() as tx:
-            for run in trained:  # an empty eval, recorded like any other so restarts see it
-                tx.record_eval_intent(JobDefinition(run_id=run.run_id, cmd=[], type=JobTypes.LAUNCH_EVAL))
-            tx.apply_events(
-                [
-                    JobEvent(
-                        run.run_id,
-                        JobTypes.LAUNCH_EVAL,
-                        EventKind.FINISHED,
-                        now,
-                        "none",
-                        exit_code=0,
-                        started_at=now,
-                    )
-                    for run in trained
-                ]
-            )
-            for run_id, reason in failures:
-                tx.mark_failed(run_id, reason)
-            for run_id, update in updates:
-                tx.update_run_summary(run_id, update)
-        return self._refresh()
+        for run in trained:  # an empty eval, recorded like any other so restarts see it
+            tx.record_eval_intent(JobDefinition(run_id=run.run_id, cmd=[], type=JobTypes.LAUNCH_EVAL))
+        tx.apply_events(
+            [
+                JobEvent(
+                    run.run_id,
+                    JobTypes.LAUNCH_EVAL,
+                    EventKind.FINISHED,
+                    now,
+                    "none",
+                    exit_code=0,
+                    started_at=now,
+                )
+                for run in trained
+            ]
+        )
+        for run_id, reason in failures:
+            tx.mark_failed(run_id, reason)
+        for run_id, update in updates:
+            tx.update_run_summary(run_id, update)
 
     # -- stale jobs ----------------------------------------------------------------------------
 
@@ -389,6 +452,8 @@ class AdaptiveController:
             return []
         next_index = len(self.runs)
         with self.store.transaction() as tx:  # DESIGN §4.1: intent before dispatch
+            self._record_dispatch_ids(tx)
+            self._save_state(tx)
             for job in evals:
                 tx.record_eval_intent(job)
             for offset, job in enumerate(trainings):
@@ -401,14 +466,23 @@ class AdaptiveController:
             if dispatch_id is not None:
                 started.append((job, dispatch_id))
             crash_point("mid_dispatch")
-        with self.store.transaction() as tx:  # DESIGN §4.2: then the dispatch id (and the state)
-            for job, dispatch_id in started:
-                tx.record_dispatch_id(job.run_id, job.type, dispatch_id)
-            self._save_state(tx)
+        # DESIGN §4.2: then the dispatch id, committed with the next transaction (the job's first
+        # event at the latest); until then a restarted controller finds the job with `find`.
+        self._unrecorded += [(job.run_id, job.type, dispatch_id) for job, dispatch_id in started]
         if self.hooks.on_job_dispatch is not None:
             for job, dispatch_id in started:
                 self.hooks.on_job_dispatch(job, dispatch_id)
         return [job for job, _ in started]
+
+    def _record_dispatch_ids(self, tx: StoreTransaction) -> None:
+        for run_id, job_type, dispatch_id in self._unrecorded:
+            tx.record_dispatch_id(run_id, job_type, dispatch_id)
+        self._unrecorded = []
+
+    def _flush_dispatch_ids(self) -> None:
+        if self._unrecorded:
+            with self.store.transaction() as tx:
+                self._record_dispatch_ids(tx)
 
     def _start(self, job: JobDefinition) -> str | None:
         try:

@@ -16,7 +16,7 @@ import re
 import shlex
 import shutil
 import sys
-import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Any
 from sweepwise.errors import ConfigError
 from sweepwise.models import ArgStyle, JobDefinition, JobTypes
 from sweepwise.runtime import LOG, METRICS, PARAMS, PARAMS_FILE, RESULT, STATUS, job_file
+from sweepwise.runtime.supervise import preallocate
 
 _PYTHON_NAMES = frozenset({"python", "python3"})
 # `{name}` with a parameter-like name (`lr`, `trainer.optimizer.lr`); `{{name}}` is a literal
@@ -309,11 +310,17 @@ def build_launch(job: JobDefinition, *, experiment: str, runs_root: Path) -> Lau
 
 def _write_atomic(path: Path, text: str, *, also: Path | None = None) -> None:
     """Write `text` to `path` through a temporary file and a rename; `also` gets a hard link."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = f"{path.parent}/.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            data = text.encode()
+            preallocate(fd, len(data))
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         if also is not None:
             also.unlink(missing_ok=True)
             os.link(tmp, also)

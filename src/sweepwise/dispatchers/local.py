@@ -8,9 +8,10 @@ SIGKILL) leaves the jobs running; the supervisor records each job's life in
 it was down.
 
 Files per job (see `sweepwise.runtime`): `<job>.dispatch.json` is claimed with
-`O_EXCL` before anything starts and holds the supervisor's pid (and start time, to
-survive pid reuse) before `dispatch` returns, so a crash at any point never leads to a
-second start of the same (run id, job type).
+`O_EXCL` before anything starts, so a crash at any point never leads to a second start
+of the same (run id, job type). Before the job can start, its supervisor's pid (and
+start time, to survive pid reuse) is recorded: the job host writes it in the job's
+status; a per-job supervisor's is added to the claim before `dispatch` returns.
 
 Process layout: the job host and each job lead their own sessions; a per-job
 supervisor leads its session and runs its job in a process group of its own. `cancel`
@@ -51,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 
 CLAIM_GRACE = 10.0  # seconds a supervisor may take to write its first status after the claim
+FIRST_STATUS_READ = 0.25  # seconds after a hosted job's dispatch its status is first read
+_STARTING_READ_STEP = 0.05  # seconds between reads of a status that says the job is starting
 
 
 class StartMethod(enum.StrEnum):
@@ -167,13 +170,20 @@ class LocalDispatcher:
             if key not in self._watches and key not in self._finished:
                 self.reattach(existing, job.run_id, job.type)
             return existing
-        claimed_at = time.time()
+        method = self._resolve_start_method()
+        record: dict[str, Any] = {
+            "run_id": job.run_id,
+            "job": plan.job_name,
+            "claimed_at": time.time(),
+            "start_method": method.value,
+            "gpus": gpus,
+            "argv": plan.argv,
+        }
         with os.fdopen(fd, "w") as handle:
-            json.dump({"run_id": job.run_id, "job": plan.job_name, "claimed_at": claimed_at}, handle)
+            json.dump(record, handle)
         try:
             write_job_files(plan, job)
-            watch = Watch(job.run_id, job.type, plan.run_dir, 0, None, claimed_at)
-            method = self._resolve_start_method()
+            watch = Watch(job.run_id, job.type, plan.run_dir, 0, None, record["claimed_at"])
             if method is StartMethod.HOST:
                 host = self._submit(
                     {
@@ -190,6 +200,8 @@ class LocalDispatcher:
                 )
                 watch.hosted, watch.proc = True, host.proc
                 watch.pid, watch.pid_start = host.pid, host.pid_start
+                # The host says when the job ends; a job that ends this soon is never read twice.
+                watch.next_status_read = time.monotonic() + FIRST_STATUS_READ
             elif method is StartMethod.FORK:
                 watch.forked = True
                 watch.pid = fork_supervisor(
@@ -218,19 +230,11 @@ class LocalDispatcher:
             if isinstance(exc, OSError):
                 raise DispatchError(f"run {job.run_id}: cannot start the {plan.job_name} job: {exc}") from exc
             raise
-        if not watch.hosted:
+        if not watch.hosted:  # the host records itself in the job's status before it starts the job
             watch.pid_start = proc_start_time(watch.pid)
-        record = {
-            "run_id": job.run_id,
-            "job": plan.job_name,
-            "supervisor_pid": watch.pid,
-            "supervisor_start": watch.pid_start,
-            "claimed_at": claimed_at,
-            "start_method": method.value,
-            "gpus": gpus,
-            "argv": plan.argv,
-        }
-        write_json_atomic(claim, record)
+            write_json_atomic(
+                claim, {**record, "supervisor_pid": watch.pid, "supervisor_start": watch.pid_start}
+            )
         self._watch(key, watch)
         return watch.dispatch_id
 
@@ -401,14 +405,16 @@ class LocalDispatcher:
     def _poll_one(self, watch: Watch) -> list[JobEvent]:
         running = watch.running()
         now = time.monotonic()
-        if not watch.ended and running and watch.started_at is not None and now < watch.next_status_read:
+        if not watch.ended and running and now < watch.next_status_read:
             return watch.new_metrics()
         status = read_status(watch.path(STATUS))
-        watch.next_status_read = now + self._heartbeat_interval
+        starting = status is None or status.get("state") == RunState.STARTING
+        # A job not started yet is read again soon; a running one once per heartbeat.
+        watch.next_status_read = now + (_STARTING_READ_STEP if starting else self._heartbeat_interval)
         if status is not None and self._learn_pid(watch, status):
             running = watch.running()
         events: list[JobEvent] = []
-        if status is not None:
+        if status is not None and not starting:
             heartbeat = number(status.get("heartbeat_at"))
             if watch.started_at is None:
                 watch.started_at = number(status.get("started_at")) or time.time()
@@ -437,10 +443,15 @@ class LocalDispatcher:
     def wait(self, timeout: float) -> None:
         """Sleep up to `timeout` seconds; return as soon as a watched supervisor exits.
 
-        Uses one pidfd per watched supervisor in an epoll selector; where pidfds are
-        unavailable, checks liveness every 0.1 s.
+        Uses one pidfd per watched supervisor (and the job host's reply pipe) in an
+        epoll selector; where pidfds are unavailable, checks liveness every 0.1 s. Returns
+        in time for the first status read of a job that has not been seen to start.
         """
-        self._exits.wait(list(self._watches.values()), timeout)
+        watches = list(self._watches.values())
+        first_reads = [watch.next_status_read for watch in watches if watch.started_at is None]
+        if first_reads:
+            timeout = min(timeout, max(0.0, min(first_reads) - time.monotonic()))
+        self._exits.wait(watches, timeout)
 
     # -- cancelling --------------------------------------------------------------------
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from sweepwise.errors import StoreError
 from sweepwise.models import JobDefinition, JobEvent, JobTypes, RunInfo
@@ -45,6 +46,11 @@ T = TypeVar("T")
 DEFAULT_URL = "sqlite:///sweepwise.db"
 ENV_VAR = "SWEEPWISE_STORE"
 ATTEMPTS = 5
+
+
+def _pause_before_first_retry(state: RetryCallState) -> None:
+    if state.attempt_number == 1:
+        time.sleep(0.05)
 
 
 class SQLStore:
@@ -73,10 +79,11 @@ class SQLStore:
         self._url = parsed
         self._engine = create_store_engine(parsed, check_synchronous(sqlite_synchronous))
         self._connections = ThreadConnections(self._engine)
-        self._retrying = Retrying(
-            stop=stop_after_attempt(ATTEMPTS),
+        self._retrying = Retrying(  # after a first attempt failed with a transient error
+            stop=stop_after_attempt(ATTEMPTS - 1),
             wait=wait_exponential(multiplier=0.05, max=2.0),
             retry=retry_if_exception(is_transient),
+            before=_pause_before_first_retry,
             reraise=True,
         )
         self._ready = False
@@ -137,7 +144,7 @@ class SQLStore:
         """
         self._ensure_ready()
         try:
-            opened = self._retrying(self._connections.begin, True)
+            opened = self._retried(self._connections.begin, True)
         except SQLAlchemyError as exc:
             raise self._error("starting a transaction", exc) from exc
         try:
@@ -345,7 +352,7 @@ class SQLStore:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._retrying(ensure_schema, self._engine, self.url)
+                self._retried(ensure_schema, self._engine, self.url)
             except SQLAlchemyError as exc:
                 raise self._error("creating the schema", exc) from exc
             self._ready = True
@@ -363,9 +370,19 @@ class SQLStore:
     def _call(self, what: str, fn: Callable[[StoreTransaction], T], *, write: bool = True) -> T:
         self._ensure_ready()
         try:
-            result: T = self._retrying(self._attempt, fn, write)
+            result: T = self._retried(self._attempt, fn, write)
         except SQLAlchemyError as exc:
             raise self._error(what, exc) from exc
+        return result
+
+    def _retried(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)`, retried with backoff while it fails with a transient error (a locked database)."""
+        try:
+            return fn(*args)  # the common case, without the retry machinery's overhead
+        except SQLAlchemyError as exc:
+            if not is_transient(exc):
+                raise
+        result: T = self._retrying(fn, *args)
         return result
 
     def _error(self, what: str, exc: SQLAlchemyError) -> StoreError:
