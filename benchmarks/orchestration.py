@@ -7,13 +7,16 @@ One run prints one table:
    SQLite file) running a trivial objective;
 2. process trials: a trivial Python script as real processes through the local
    dispatcher, against spawning the same script with `subprocess` at the same width;
-   and 1-second sleep jobs at width 8 against the ideal time;
+   1-second sleep jobs at width 8 against the ideal time; and Ray Tune running a
+   function trainable that reports at once, 2 at a time (when `ray[tune]` is installed:
+   `pip install -e '.[bench]'`);
 3. scale: `status --json` / `best --json` on 10,000 finished runs (whole processes), one
    controller tick with 1,000 live runs, and the controller's RSS through a 10,000-trial
    simulated sweep.
 
-    python benchmarks/orchestration.py            # about three minutes on 2 cores
+    python benchmarks/orchestration.py            # about seven minutes on 2 cores (Ray: 3.5)
     python benchmarks/orchestration.py --quick    # smaller counts, for a smoke test
+    python benchmarks/orchestration.py --no-ray   # leave Ray Tune out
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from _ray_tune import ray_tune_trials
 
 from sweepwise.clock import VirtualClock
 from sweepwise.controller import AdaptiveController, ControllerSettings
@@ -343,10 +348,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="smaller counts (a smoke test, not the figures)")
+    parser.add_argument("--no-ray", action="store_true", help="leave out Ray Tune (its row takes minutes)")
     args = parser.parse_args(argv)
     q = args.quick
-    n_sim, n_optuna_db, n_proc, n_sleep, n_big, n_live, n_rss = (
-        (200, 100, 40, 16, 1000, 100, 2000) if q else (2000, 1000, 500, 200, 10_000, 1000, 10_000)
+    n_sim, n_optuna_db, n_proc, n_sleep, n_big, n_live, n_rss, n_ray = (
+        (200, 100, 40, 16, 1000, 100, 2000, 10) if q else (2000, 1000, 500, 200, 10_000, 1000, 10_000, 200)
     )
     work = Path(tempfile.mkdtemp(prefix="sweepwise-bench-"))
     print(f"working in {work}", file=sys.stderr)
@@ -387,6 +393,14 @@ def main(argv: list[str] | None = None) -> int:
         "subprocess floor, same script, 2 at a time",
         f"{floor / n_proc * 1000:.1f} ms/trial (sweepwise / floor = {ours / floor:.2f})",
     )
+    ray = None if args.no_ray else ray_tune_trials(n_ray, 2)
+    if ray is not None:
+        row(
+            "processes",
+            f"Ray Tune, {n_ray} function trials reporting at once, 2 at a time (per-trial loggers off)",
+            f"{ray['per_trial_ms']:.0f} ms/trial (`ray.init` {ray['init_s']:.1f} s); "
+            f"sweepwise's process trials are {ray['per_trial_ms'] / (ours / n_proc * 1000):.0f}x cheaper",
+        )
     sleep_wall = sweepwise_processes(work, SLEEPER, n_sleep, 8, "sleepers")
     ideal = n_sleep / 8 * 1.0
     row(

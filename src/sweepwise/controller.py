@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 _TRAINING_SLOTS = (JobStatus.PENDING, JobStatus.IN_TRAINING)
 _RUNNING = (JobStatus.PENDING, JobStatus.IN_TRAINING, JobStatus.IN_EVAL)
 _CANCEL_CHECK_INTERVAL = 0.2  # real seconds between reads of the experiment's cancelled status
+_STATE_SAVE_INTERVAL = 1.0  # real seconds between saves of a changing scheduler state
 
 
 class ControllerSettings(BaseModel):
@@ -142,6 +143,7 @@ class AdaptiveController:
         self._cancel_checked_at = -_CANCEL_CHECK_INTERVAL
         self._is_cancelled = False
         self._unrecorded: list[tuple[str, JobTypes, str]] = []  # dispatch ids for the next commit
+        self._state_saved_at = -_STATE_SAVE_INTERVAL
 
     # -- public --------------------------------------------------------------------------
 
@@ -191,7 +193,7 @@ class AdaptiveController:
             return report
         if self.scheduler.is_experiment_complete(runs):
             report.complete = not runs.how_many(*_RUNNING)
-            self._save_state(self.store)
+            self._save_state(self.store, force=True)
             return report
         slots = self.settings.max_parallel - runs.how_many(*_TRAINING_SLOTS)
         jobs = self.scheduler.schedule(runs, max(0, slots))
@@ -535,10 +537,20 @@ class AdaptiveController:
             self.scheduler.load_state(data)
             self._saved_state = data
 
-    def _save_state(self, target: StateStore) -> None:
+    def _save_state(self, target: StateStore, *, force: bool = False) -> None:
+        """Save the scheduler's state if it changed, at most once per `_STATE_SAVE_INTERVAL`.
+
+        A state that lists every run costs time in proportion to the runs to save, so it
+        is not saved every tick; a stale saved state costs nothing on restart, because
+        schedulers bring their state up to date from the runs' statuses (DESIGN §4.6).
+        """
         state = getattr(self.scheduler, "state", None)
         if state is None or not hasattr(state, "model_dump"):
             return
+        now = time.monotonic()
+        if not force and now - self._state_saved_at < _STATE_SAVE_INTERVAL:
+            return
+        self._state_saved_at = now
         data = state.model_dump()
         if data != self._saved_state:
             target.save_state(self.experiment, data)

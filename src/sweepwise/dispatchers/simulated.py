@@ -72,6 +72,7 @@ class SimulatedDispatcher:
         self.started: list[DispatchRecord] = []
         self._jobs: dict[tuple[str, JobTypes], _SimJob] = {}
         self._by_id: dict[str, _SimJob] = {}
+        self._unreported: dict[str, _SimJob] = {}  # watched jobs whose STARTED is not reported yet
         self._ends: list[tuple[float, int, str]] = []
         self._counter = 0
 
@@ -81,6 +82,7 @@ class SimulatedDispatcher:
         existing = self._jobs.get(key)
         if existing is not None:
             existing.watched = True
+            self._track(existing)
             return existing.dispatch_id
         now = self.clock.now()
         outcome = self.behaviour(job)
@@ -88,6 +90,7 @@ class SimulatedDispatcher:
         sim = _SimJob(job.run_id, job.type, dispatch_id, now, now + max(0.0, outcome.duration), outcome)
         self._jobs[key] = sim
         self._by_id[dispatch_id] = sim
+        self._unreported[dispatch_id] = sim
         self._counter += 1
         heapq.heappush(self._ends, (sim.ends_at, self._counter, dispatch_id))
         self.started.append(DispatchRecord(job.run_id, job.type, now, job.params))
@@ -105,10 +108,15 @@ class SimulatedDispatcher:
             sim.finished = True
             if sim.watched:
                 events.extend(self._report(sim, finished=True))
-        for sim in self._by_id.values():
+        for sim in list(self._unreported.values()):  # not every job ever dispatched: this stays cheap
             if sim.watched and not sim.started_reported and not sim.finished:
                 events.extend(self._report(sim, finished=False))
+            del self._unreported[sim.dispatch_id]
         return events
+
+    def _track(self, sim: _SimJob) -> None:
+        if sim.watched and not sim.started_reported:
+            self._unreported[sim.dispatch_id] = sim
 
     def _report(self, sim: _SimJob, *, finished: bool) -> list[JobEvent]:
         events: list[JobEvent] = []
@@ -159,12 +167,14 @@ class SimulatedDispatcher:
             sim.finished = False
             self._counter += 1
             heapq.heappush(self._ends, (sim.ends_at, self._counter, dispatch_id))
+        self._track(sim)
 
     def forget_watchers(self) -> None:
         """Simulate a controller crash: nothing is watched until reattached."""
         for sim in self._by_id.values():
             sim.watched = False
             sim.started_reported = False
+        self._unreported.clear()
 
     def wait(self, timeout: float) -> None:
         """Advance virtual time to the next job end, or by `timeout` if none comes sooner."""

@@ -154,11 +154,12 @@ class ObservationLog:
     """`collect_observations`, incrementally: a finished run's observation is read once."""
 
     def __init__(self) -> None:
-        self._done: dict[str, Observation | None] = {}
+        self._done: set[str] = set()
+        self._observations: list[Observation] = []
         self._seen = 0
 
     def collect(self, runs: list[RunInfo]) -> list[Observation]:
-        """Observations of every run that has one, in the order they were first seen."""
+        """Observations of every run that has one, in the order they were first seen (a new list)."""
         changed, self._seen = changed_since(runs, self._seen)
         for run in changed:
             if run.run_id in self._done:
@@ -166,8 +167,10 @@ class ObservationLog:
             obs = observation_of(run)
             if obs is not None or run.status.is_finished():  # final: never look at it again
                 if obs is not None or run.status is not JobStatus.COMPLETED:
-                    self._done[run.run_id] = obs
-        return [obs for obs in self._done.values() if obs is not None]
+                    self._done.add(run.run_id)
+                    if obs is not None:
+                        self._observations.append(obs)
+        return list(self._observations)
 
 
 __all__ = [
