@@ -83,7 +83,7 @@ def sweepwise_simulated(n: int, workdir: Path, *, with_eval: bool = True) -> tup
         optimizer={"type": "random", "seed": 0},
     )
     clock = VirtualClock()
-    dispatcher = SimulatedDispatcher(clock, lambda job: SimOutcome(result={"score": 1.0}))
+    dispatcher = SimulatedDispatcher(clock, lambda job: SimOutcome(result={"score": 1.0}), keep_history=False)
     stamps: list[tuple[float, int]] = [(time.perf_counter(), 0)]
 
     def on_tick(controller: AdaptiveController, _: Any) -> None:
@@ -329,7 +329,7 @@ def rss_sweep(n: int, workdir: str) -> dict[str, Any]:
     AdaptiveController(
         "rss",
         BatchedSyncedOptimizingScheduler(config),
-        SimulatedDispatcher(clock, lambda job: SimOutcome(result={"score": 1.0})),
+        SimulatedDispatcher(clock, lambda job: SimOutcome(result={"score": 1.0}), keep_history=False),
         store,
         settings=ControllerSettings(max_parallel=16),
         clock=clock,

@@ -64,11 +64,17 @@ class SimulatedDispatcher:
     Args:
         clock: the virtual clock shared with the controller; `wait` advances it.
         behaviour: maps a job to its `SimOutcome`; default: zero-length, empty result.
+        keep_history: record every dispatch in `started` and remember finished jobs (for
+            `find` / `reattach` after a simulated crash); False keeps memory flat over long
+            simulations that restart no controller.
     """
 
-    def __init__(self, clock: VirtualClock, behaviour: JobBehaviour | None = None) -> None:
+    def __init__(
+        self, clock: VirtualClock, behaviour: JobBehaviour | None = None, *, keep_history: bool = True
+    ) -> None:
         self.clock = clock
         self.behaviour = behaviour or _zero_length
+        self.keep_history = keep_history
         self.started: list[DispatchRecord] = []
         self._jobs: dict[tuple[str, JobTypes], _SimJob] = {}
         self._by_id: dict[str, _SimJob] = {}
@@ -93,7 +99,8 @@ class SimulatedDispatcher:
         self._unreported[dispatch_id] = sim
         self._counter += 1
         heapq.heappush(self._ends, (sim.ends_at, self._counter, dispatch_id))
-        self.started.append(DispatchRecord(job.run_id, job.type, now, job.params))
+        if self.keep_history:
+            self.started.append(DispatchRecord(job.run_id, job.type, now, job.params))
         return dispatch_id
 
     def poll(self) -> list[JobEvent]:
@@ -102,12 +109,15 @@ class SimulatedDispatcher:
         events: list[JobEvent] = []
         while self._ends and self._ends[0][0] <= now:
             _, _, dispatch_id = heapq.heappop(self._ends)
-            sim = self._by_id[dispatch_id]
-            if sim.finished:
+            sim = self._by_id.get(dispatch_id)
+            if sim is None or sim.finished:
                 continue
             sim.finished = True
             if sim.watched:
                 events.extend(self._report(sim, finished=True))
+                if not self.keep_history:  # reported: nothing will ask about it again
+                    del self._by_id[dispatch_id], self._jobs[(sim.run_id, sim.job_type)]
+                    self._unreported.pop(dispatch_id, None)
         for sim in list(self._unreported.values()):  # not every job ever dispatched: this stays cheap
             if sim.watched and not sim.started_reported and not sim.finished:
                 events.extend(self._report(sim, finished=False))
@@ -179,7 +189,7 @@ class SimulatedDispatcher:
     def wait(self, timeout: float) -> None:
         """Advance virtual time to the next job end, or by `timeout` if none comes sooner."""
         deadline = self.clock.now() + max(0.0, timeout)
-        while self._ends and self._by_id[self._ends[0][2]].finished:
+        while self._ends and getattr(self._by_id.get(self._ends[0][2]), "finished", True):
             heapq.heappop(self._ends)
         if self._ends and self._ends[0][0] < deadline:
             self.clock.advance_to(self._ends[0][0])

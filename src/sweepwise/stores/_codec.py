@@ -6,6 +6,7 @@ import datetime as dt
 import enum
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -117,6 +118,14 @@ RUN_FIELDS = (
 """The `runs` columns `run_from_row` reads, in the order it unpacks them."""
 
 
+def _summary_from_json(text: str) -> dict[str, Any]:
+    """A run's summary; its keys are interned, so 10^4 runs share one copy of each key."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        return {}
+    return {sys.intern(key): value for key, value in data.items()}
+
+
 def run_from_row(row: Sequence[Any], *, with_jobs: bool = True) -> RunInfo:
     """A `RunInfo` from a row of the `RUN_FIELDS` columns, in that order.
 
@@ -155,14 +164,14 @@ def run_from_row(row: Sequence[Any], *, with_jobs: bool = True) -> RunInfo:
     ) = row
     return RunInfo(
         run_id=run_id,
-        group=experiment,
+        group=None if experiment is None else sys.intern(experiment),
         tags=json.loads(tags),
         created_at=_from_epoch(created_at, UTC),
         started_at=None if started_at is None else _from_epoch(started_at, UTC),
         completed_at=None if completed_at is None else _from_epoch(completed_at, UTC),
         last_updated_at=_from_epoch(updated_at, UTC),
         last_heartbeat_at=None if last_heartbeat_at is None else _from_epoch(last_heartbeat_at, UTC),
-        summary=json.loads(summary),
+        summary=_summary_from_json(summary),
         has_started_training=bool(has_started_training),
         has_completed_training=bool(has_completed_training),
         has_started_eval=bool(has_started_eval),
