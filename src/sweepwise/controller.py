@@ -346,7 +346,7 @@ class AdaptiveController:
             if self.settings.hook_retries <= 1:
                 raise
         update: dict[str, Any] = {}
-        self.clock.sleep(0.05)
+        time.sleep(0.05)  # the backoff before the first retry, as tenacity would wait
         for attempt in Retrying(
             stop=stop_after_attempt(self.settings.hook_retries - 1),
             wait=wait_exponential(multiplier=0.05, max=1.0),

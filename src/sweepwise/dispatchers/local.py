@@ -180,7 +180,7 @@ class LocalDispatcher:
             "argv": plan.argv,
         }
         with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle)
+            handle.write(json.dumps(record))
         try:
             write_job_files(plan, job)
             watch = Watch(job.run_id, job.type, plan.run_dir, 0, None, record["claimed_at"])

@@ -32,8 +32,16 @@ import signal
 import sys
 import time
 
-from sweepwise.runtime import RESULT, RESULT_FILE, job_file
-from sweepwise.runtime.supervise import RunState, proc_start_time, signal_group, write_json_atomic
+from sweepwise.runtime import job_file
+from sweepwise.runtime.supervise import (
+    RunState,
+    mark_exited,
+    mark_running,
+    proc_start_time,
+    set_aside_stale_result,
+    signal_group,
+    write_json_atomic,
+)
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -112,13 +120,7 @@ class JobHost:
     def start(self, request: dict[str, Any]) -> None:
         """Start the job `request` describes (or record why it could not start)."""
         job = _Job(request, self._pid, self._start)
-        run_dir = request["run_dir"]
-        loose = os.path.join(run_dir, RESULT_FILE)
-        if os.path.exists(loose):  # left by an earlier job whose supervisor died: not ours
-            try:
-                os.replace(loose, f"{loose}.before-{request['job_name']}")
-            except OSError:
-                pass
+        set_aside_stale_result(request["run_dir"], request["job_name"])
         if self._cancel_all or job.cancel_requested():
             job.cancelled = True
             self._finish(job, -signal.SIGTERM, started_at=time.time())
@@ -134,14 +136,7 @@ class JobHost:
             code = 127 if isinstance(exc, FileNotFoundError) else 126
             self._finish(job, code, started_at=time.time())
             return
-        started_at = time.time()
-        job.status.update(
-            pid=job.pid,
-            pid_start=proc_start_time(job.pid),
-            started_at=started_at,
-            heartbeat_at=started_at,
-            state=RunState.RUNNING.value,
-        )
+        mark_running(job.status, job.pid)
         job.write_status()
         job.next_beat = time.monotonic() + float(request["heartbeat_interval"])
         try:
@@ -200,20 +195,13 @@ class JobHost:
         self._finish(job, code, started_at=job.status.get("started_at") or time.time())
 
     def _finish(self, job: _Job, code: int, *, started_at: float) -> None:
-        run_dir, name = job.request["run_dir"], job.request["job_name"]
-        loose = os.path.join(run_dir, RESULT_FILE)
-        if os.path.exists(loose):
-            try:
-                os.replace(loose, job_file(run_dir, name, RESULT))
-            except OSError:
-                pass
-        now = time.time()
-        job.status.setdefault("started_at", started_at)
-        job.status.setdefault("heartbeat_at", now)
-        job.status.update(
-            state=RunState.EXITED.value,
-            exit_code=code,
-            ended_at=now,
+        request = job.request
+        mark_exited(
+            job.status,
+            request["run_dir"],
+            request["job_name"],
+            code,
+            started_at=started_at,
             cancelled=job.cancel_requested(),
         )
         job.write_status()

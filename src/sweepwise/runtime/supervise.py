@@ -157,6 +157,45 @@ def _exited(pid: int) -> bool:
         return True
 
 
+def set_aside_stale_result(run_dir: str, job_name: str) -> None:
+    """Rename a `result.json` left in the run dir by an earlier job whose supervisor died: not ours."""
+    loose = os.path.join(run_dir, RESULT_FILE)
+    if os.path.exists(loose):
+        try:
+            os.replace(loose, f"{loose}.before-{job_name}")
+        except OSError:
+            pass
+
+
+def mark_running(status: dict[str, Any], pid: int) -> float:
+    """Record in `status` that job `pid` runs from now; return the start time."""
+    started_at = time.time()
+    status.update(
+        pid=pid,
+        pid_start=proc_start_time(pid),
+        started_at=started_at,
+        heartbeat_at=started_at,
+        state=RunState.RUNNING.value,
+    )
+    return started_at
+
+
+def mark_exited(
+    status: dict[str, Any], run_dir: str, job_name: str, code: int, *, started_at: float, cancelled: bool
+) -> None:
+    """Record in `status` that the job ended with `code`; its `result.json` becomes `<job>.result.json`."""
+    loose = os.path.join(run_dir, RESULT_FILE)
+    if os.path.exists(loose):
+        try:
+            os.replace(loose, job_file(run_dir, job_name, RESULT))
+        except OSError:
+            pass
+    now = time.time()
+    status.setdefault("started_at", started_at)
+    status.setdefault("heartbeat_at", now)
+    status.update(state=RunState.EXITED.value, exit_code=code, ended_at=now, cancelled=cancelled)
+
+
 class _Supervisor:
     def __init__(
         self,
@@ -196,12 +235,7 @@ class _Supervisor:
             signal_group(self.child.pid, signum)
 
     def run(self) -> int:
-        loose = os.path.join(self.run_dir, RESULT_FILE)
-        if os.path.exists(loose):  # left by an earlier job whose supervisor died: not ours
-            try:
-                os.replace(loose, f"{loose}.before-{self.job_name}")
-            except OSError:
-                pass
+        set_aside_stale_result(self.run_dir, self.job_name)
         if self.cancel_signal is not None:
             return self.finish(-self.cancel_signal, started_at=time.time())
         # Recorded before the job can start: a claim with no status at all then means the job
@@ -227,14 +261,7 @@ class _Supervisor:
         self.child = child
         if self.cancel_signal is not None:  # arrived while the job was being started
             signal_group(child.pid, self.cancel_signal)
-        started_at = time.time()
-        self.status.update(
-            pid=child.pid,
-            pid_start=proc_start_time(child.pid),
-            started_at=started_at,
-            heartbeat_at=started_at,
-            state=RunState.RUNNING.value,
-        )
+        started_at = mark_running(self.status, child.pid)
         self.write_status()
         self.wait(child)
         # The job's main process has exited but is not reaped yet, so its pid (= its process
@@ -272,19 +299,12 @@ class _Supervisor:
 
     def finish(self, code: int, *, started_at: float) -> int:
         self.done = True
-        loose = os.path.join(self.run_dir, RESULT_FILE)
-        if os.path.exists(loose):
-            try:
-                os.replace(loose, job_file(self.run_dir, self.job_name, RESULT))
-            except OSError:
-                pass
-        now = time.time()
-        self.status.setdefault("started_at", started_at)
-        self.status.setdefault("heartbeat_at", now)
-        self.status.update(
-            state=RunState.EXITED.value,
-            exit_code=code,
-            ended_at=now,
+        mark_exited(
+            self.status,
+            self.run_dir,
+            self.job_name,
+            code,
+            started_at=started_at,
             cancelled=self.cancel_signal is not None,
         )
         self.write_status()
@@ -410,9 +430,12 @@ __all__ = [
     "RunState",
     "exit_status",
     "fork_supervisor",
+    "mark_exited",
+    "mark_running",
     "preallocate",
     "proc_start_time",
     "process_alive",
+    "set_aside_stale_result",
     "signal_group",
     "supervise",
     "write_json_atomic",
