@@ -21,6 +21,13 @@ from sweepwise.errors import ConfigError, DispatchError
 from sweepwise.models import EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.protocols import Dispatcher, Reattachable, Waitable
 from sweepwise.runtime.results import read_status
+from sweepwise.runtime.slices import (
+    SLICE_NS,
+    current_slice_ns,
+    request_short_slices,
+    restore_slices,
+    short_slices,
+)
 from sweepwise.runtime.supervise import process_alive
 
 TRAIN = JobTypes.LAUNCH_TRAINING
@@ -345,3 +352,35 @@ def test_bad_jobs_are_refused_before_anything_is_written(
         dispatcher.reattach("x:train:12", "y", TRAIN)
     with pytest.raises(DispatchError):
         dispatcher.cancel("not-an-id")
+
+
+def test_the_job_host_asks_for_short_slices_and_its_jobs_do_not(runs_root: Path) -> None:
+    default = current_slice_ns()
+    supported = request_short_slices()
+    restore_slices(supported)
+    dispatcher = LocalDispatcher(runs_root, "exp", start_method="host")
+    try:
+        code = (
+            "import json\nprint('SWEEPWISE_RESULT', json.dumps({'slice': open('/proc/self/sched').read()}))"
+        )
+        dispatcher.dispatch(JobDefinition(run_id="s", cmd=["python", "-c", code]))
+        finished = _drain(dispatcher, EventKind.FINISHED, "s")[-1]
+        assert finished.result is not None
+        job_slice = next(
+            int(line.rsplit(":", 1)[1])
+            for line in finished.result["slice"].splitlines()
+            if "se.slice" in line
+        )
+        assert job_slice == default  # the job runs as any process of this machine would
+        host_slice = current_slice_ns(_status(runs_root, "s")["supervisor_pid"])
+        assert host_slice == (SLICE_NS if supported is not None else default)
+    finally:
+        dispatcher.close()
+
+
+def test_short_slices_are_given_back() -> None:
+    before = current_slice_ns()
+    with short_slices():
+        inside = current_slice_ns()
+    assert current_slice_ns() == before
+    assert inside in (SLICE_NS, before)

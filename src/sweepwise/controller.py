@@ -38,6 +38,7 @@ from sweepwise.protocols import (
     Waitable,
 )
 from sweepwise.runs import UNFINISHED, RunList
+from sweepwise.runtime.slices import short_slices
 from sweepwise.schedulers.base import TrainAndEvalConfig
 from sweepwise.stores._transaction import StoreTransaction
 from sweepwise.stores.sql import SQLStore
@@ -135,7 +136,7 @@ class AdaptiveController:
         self.clock: Clock = clock or RealClock()
         self.on_tick = on_tick
         self.owner = _owner_id()
-        self.runs = RunList()
+        self.runs = RunList(load=self._load_runs)
         self._seq = 0
         self._saved_state: Any = None
         self._lease_renewed_at = 0.0
@@ -143,6 +144,7 @@ class AdaptiveController:
         self._cancel_checked_at = -_CANCEL_CHECK_INTERVAL
         self._is_cancelled = False
         self._unrecorded: list[tuple[str, JobTypes, str]] = []  # dispatch ids for the next commit
+        self._just_recorded: list[tuple[str, JobTypes, str]] = []  # ids committed since the last read
         self._state_saved_at = -_STATE_SAVE_INTERVAL
 
     # -- public --------------------------------------------------------------------------
@@ -150,30 +152,37 @@ class AdaptiveController:
     def run(self) -> list[RunInfo]:
         """Run the experiment until the scheduler says it is complete; return every run.
 
+        The runs come as the controller's `RunList`: runs finished long ago are read
+        back from the store when the list is read, so keep the store open until then.
+
         Raises:
             LeaseHeldError: another live controller runs this experiment.
         """
         self._acquire_lease()
         try:
-            self._refresh()
-            self._restore_state()
-            self._recover()
-            self._run_hooks(list(self.runs))  # hooks a dead controller left undone
-            while True:
-                report = self.tick()
-                if self.on_tick is not None:
-                    self.on_tick(self, report)
-                if report.complete:
-                    break
-                if not (report.dispatched and report.free_slots > 0):
-                    # Nothing more to do until a job changes: the wait returns at once if one has.
-                    self._wait(self.settings.monitoring_interval)
-            self._flush_dispatch_ids()
-            if not self._cancelled():
-                self.store.set_experiment_status(self.experiment, "complete")
+            with short_slices():  # start the next job soon after one ends, even on busy cores
+                every_run = self._refresh()
+                self._restore_state()
+                self._recover()
+                # hooks a dead controller left undone, on each run's latest snapshot
+                left = [self.runs.get(run.run_id) for run in every_run if self._hooks_due(run)]
+                del every_run
+                self._run_hooks([run for run in left if run is not None])
+                while True:
+                    report = self.tick()
+                    if self.on_tick is not None:
+                        self.on_tick(self, report)
+                    if report.complete:
+                        break
+                    if not (report.dispatched and report.free_slots > 0):
+                        # Nothing more to do until a job changes: the wait returns at once if one has.
+                        self._wait(self.settings.monitoring_interval)
+                self._flush_dispatch_ids()
+                if not self._cancelled():
+                    self.store.set_experiment_status(self.experiment, "complete")
         finally:
             self.store.release_lease(self.experiment, self.owner)
-        return list(self.runs)
+        return self.runs
 
     def tick(self) -> TickReport:
         """One pass of the loop: poll, apply, hooks, schedule, dispatch, save state."""
@@ -249,13 +258,19 @@ class AdaptiveController:
     # -- reading the store -------------------------------------------------------------------
 
     def _refresh(self) -> list[RunInfo]:
-        changed, self._seq = self.store.fetch_changed(self.experiment, self._seq)
+        changed, seq = self.store.fetch_changed(self.experiment, self._seq)
+        return self._absorb(changed, seq)
+
+    def _absorb(self, changed: list[RunInfo], seq: int) -> list[RunInfo]:
+        """Take the runs changed up to update `seq` into `self.runs`; return them."""
+        self._seq = seq
         cancelled = {run.run_id for run in changed if run.status is JobStatus.CANCELLED}
         if cancelled:
             self._cancel_checked_at = -_CANCEL_CHECK_INTERVAL  # `sweepwise cancel` may be at work
-            for run_id, _, dispatch_id in self._unrecorded:  # jobs it could not see to stop
-                if run_id in cancelled:
+            for run_id, _, dispatch_id in self._unrecorded + self._just_recorded:
+                if run_id in cancelled:  # `sweepwise cancel` read the run before its job's id
                     self.dispatcher.cancel(dispatch_id)
+        self._just_recorded = []
         for run in changed:
             if run.status.is_finished() and (run.train_job is not None or run.eval_job is not None):
                 # a finished run's job definitions are never needed again: keep memory flat
@@ -290,21 +305,38 @@ class AdaptiveController:
 
     # -- hooks -------------------------------------------------------------------------------
 
+    def _post_training_due(self, run: RunInfo) -> bool:
+        return (
+            self.hooks.on_training_completed is not no_op_hook
+            and run.has_completed_training
+            and not run.summary.get(keys.POST_TRAINING_PROCESSED)
+            and run.status not in (JobStatus.CANCELLED, JobStatus.FAILED)
+        )
+
+    @staticmethod
+    def _post_eval_due(run: RunInfo) -> bool:
+        return run.status is JobStatus.COMPLETED and not run.summary.get(keys.POST_EVAL_PROCESSED)
+
+    def _hooks_due(self, run: RunInfo) -> bool:
+        return self._post_training_due(run) or self._post_eval_due(run)
+
+    def _load_runs(self, run_ids: list[str]) -> list[RunInfo]:
+        """Runs read back from the store (finished ones without their job definitions)."""
+        return [
+            dataclasses.replace(run, train_job=None, eval_job=None) if run.status.is_finished() else run
+            for run in self.store.fetch_runs({"run_id": run_ids})
+        ]
+
     def _run_hooks(self, changed: list[RunInfo]) -> None:
         """Run due hooks; write every hook's update with its processed flag in one transaction."""
         updates: list[tuple[str, dict[str, Any]]] = []
         failures: list[tuple[str, str]] = []
         for run in changed:
-            if (
-                self.hooks.on_training_completed is not no_op_hook
-                and run.has_completed_training
-                and not run.summary.get(keys.POST_TRAINING_PROCESSED)
-            ):
-                if run.status not in (JobStatus.CANCELLED, JobStatus.FAILED):
-                    self._run_hook(
-                        run, self.hooks.on_training_completed, keys.POST_TRAINING_PROCESSED, updates, failures
-                    )
-            if run.status is JobStatus.COMPLETED and not run.summary.get(keys.POST_EVAL_PROCESSED):
+            if self._post_training_due(run):
+                self._run_hook(
+                    run, self.hooks.on_training_completed, keys.POST_TRAINING_PROCESSED, updates, failures
+                )
+            if self._post_eval_due(run):
                 hook = self.hooks.on_eval_completed or ObservationHook("score")
                 self._run_hook(run, hook, keys.POST_EVAL_PROCESSED, updates, failures)
         if not updates:
@@ -376,13 +408,18 @@ class AdaptiveController:
             self._record_dispatch_ids(tx)
             if events:
                 tx.apply_events(events)
+            changed, seq = tx.fetch_changed(self.experiment, self._seq)
             if completing:
-                fresh, _ = tx.fetch_changed(self.experiment, self._seq)
                 latest = {run.run_id: run for run in self.runs.in_status(JobStatus.TRAINING_DONE_NO_EVAL)}
-                latest.update((run.run_id, run) for run in fresh)
+                latest.update((run.run_id, run) for run in changed)
                 trained = [run for run in latest.values() if run.status is JobStatus.TRAINING_DONE_NO_EVAL]
-                self._complete_without_eval(trained, now, tx)
-        return self._refresh()
+                if trained:
+                    self._complete_without_eval(trained, now, tx)
+                    # a transaction's writes share one update number: read the completed runs by id
+                    completed = tx.fetch_runs({"run_id": [run.run_id for run in trained]})
+                    changed = list({run.run_id: run for run in (*changed, *completed)}.values())
+        # read inside the transaction: exactly what it commits, without a second read after it
+        return self._absorb(changed, seq)
 
     def _complete_without_eval(self, trained: list[RunInfo], now: float, tx: StoreTransaction) -> None:
         """Complete trained runs of a spec with no eval job, hooks included, inside `tx`."""
@@ -479,6 +516,7 @@ class AdaptiveController:
     def _record_dispatch_ids(self, tx: StoreTransaction) -> None:
         for run_id, job_type, dispatch_id in self._unrecorded:
             tx.record_dispatch_id(run_id, job_type, dispatch_id)
+        self._just_recorded += self._unrecorded
         self._unrecorded = []
 
     def _flush_dispatch_ids(self) -> None:

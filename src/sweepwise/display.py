@@ -11,6 +11,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from sweepwise.runs import FINISHED
 from sweepwise.views import best_row, best_run, run_row
 
 if TYPE_CHECKING:
@@ -89,13 +90,14 @@ class LiveDisplay:
             return
         self._last = now
         runs = controller.runs
-        finished = [run for run in runs if run.status.is_finished()]
-        shown = controller.active_runs + finished[-max(0, 12 - len(controller.active_runs)) :]
+        active = controller.active_runs
+        finished = runs.how_many(*FINISHED)
+        shown = active + runs.recently_finished(12 - len(active))
         total = max(self.max_trials, len(runs), 1)
         bar = Table.grid(padding=(0, 1))
         bar.add_row(
-            ProgressBar(total=total, completed=len(finished), width=40),
-            Text(f"{len(finished)}/{total} trials finished, {len(controller.active_runs)} running"),
+            ProgressBar(total=total, completed=finished, width=40),
+            Text(f"{finished}/{total} trials finished, {len(active)} running"),
         )
         table = _runs_table([run_row(run) for run in shown], title=f"sweepwise · {self.experiment.name}")
         self._live.update(Group(table, bar), refresh=True)

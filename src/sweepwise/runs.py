@@ -4,69 +4,234 @@ Schedulers take `runs: list[RunInfo]` (the seeds' signature). The controller pas
 a `RunList`, a list that also knows which runs are in which status, so the questions
 a scheduler asks every tick ("which runs are trained but not evaluated?", "how many
 have finished?") cost the size of the answer, not the size of the experiment.
-Schedulers ask through `with_status` / `count_status`, which fall back to a scan for
-a plain list.
+Schedulers ask through `with_status` / `count_status` / `changed_since`, which fall
+back to a scan for a plain list.
+
+A `RunList` given a `load` function keeps only the newest `keep_finished` finished
+runs in memory; older ones are dropped and read back from the store when asked for,
+so a long sweep's memory stays flat. Asking for one run (`runs[i]`, `get`) or for the
+runs changed since a version reads just those. Reading all of them (iterating,
+slicing, `in_status` of a finished status, comparing) brings every run back and
+keeps them all from then on: a scheduler that reads old runs every tick pays for it
+once, not every tick.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, SupportsIndex, cast, overload
 
 from sweepwise.models import JobStatus, RunInfo
 
+logger = logging.getLogger(__name__)
+
 FINISHED = (JobStatus.COMPLETED, JobStatus.STALE, JobStatus.FAILED, JobStatus.CANCELLED)
 UNFINISHED = tuple(status for status in JobStatus if status not in FINISHED)
+KEEP_FINISHED = 1000
+"""How many finished runs a `RunList` with a `load` function keeps in memory."""
+
+RunLoader = Callable[[list[str]], list[RunInfo]]
+"""Reads runs by id from the store (in any order)."""
+
+
+def _reads_all(name: str) -> Any:
+    """A `list` method that first brings every dropped run back."""
+    method = getattr(list, name)
+
+    def reading_all(self: RunList, *args: Any, **kwargs: Any) -> Any:
+        for runs in (self, *args):
+            if isinstance(runs, RunList):
+                runs._bring_all_back()
+        return method(self, *args, **kwargs)
+
+    reading_all.__name__ = name
+    reading_all.__doc__ = method.__doc__
+    return reading_all
 
 
 class RunList(list[RunInfo]):
-    """A list of runs in creation order, plus an index from status to runs."""
+    """A list of runs in creation order, plus an index from status to runs.
 
-    def __init__(self, runs: Iterable[RunInfo] = ()) -> None:
+    Args:
+        runs: the runs to start with.
+        load: reads runs by id from the store; without it every run stays in memory.
+        keep_finished: how many finished runs to keep in memory when `load` is given.
+    """
+
+    def __init__(
+        self,
+        runs: Iterable[RunInfo] = (),
+        *,
+        load: RunLoader | None = None,
+        keep_finished: int = KEEP_FINISHED,
+    ) -> None:
         super().__init__()
-        self._log: list[str] = []  # run ids in the order they changed
+        self._log = array("q")  # positions of the runs, in the order they changed
         self._position: dict[str, int] = {}
-        self._by_status: dict[JobStatus, dict[str, RunInfo]] = {status: {} for status in JobStatus}
+        # run id -> run, or None for a run dropped from memory (finished statuses only)
+        self._by_status: dict[JobStatus, dict[str, RunInfo | None]] = {status: {} for status in JobStatus}
+        self._load = load
+        self._keep_finished = keep_finished
+        self._finished_in_memory: dict[str, None] = {}  # oldest-finished first
+        self._dropped = 0
         for run in runs:
             self.upsert(run)
 
+    # -- the stored items: a run, or the id of a run dropped from memory ------------------
+
+    def _item(self, index: int) -> RunInfo | str:
+        return cast("RunInfo | str", list.__getitem__(self, index))
+
+    def _set_item(self, index: int, item: RunInfo | str) -> None:
+        list.__setitem__(self, index, cast(RunInfo, item))
+
+    # -- changing ------------------------------------------------------------------------
+
     def upsert(self, run: RunInfo) -> None:
         """Add a new run at the end, or replace the stored snapshot of a known one."""
-        index = self._position.get(run.run_id)
+        run_id = run.run_id
+        index = self._position.get(run_id)
         if index is None:
-            self._position[run.run_id] = len(self)
-            self.append(run)
+            index = self._position[run_id] = len(self)
+            list.append(self, run)
         else:
-            old = self[index]
-            del self._by_status[old.status][old.run_id]
-            self[index] = run
-        self._by_status[run.status][run.run_id] = run
-        self._log.append(run.run_id)
+            old = self._item(index)
+            if isinstance(old, str):  # a dropped (finished) run
+                self._dropped -= 1
+                for status in FINISHED:
+                    self._by_status[status].pop(run_id, None)
+            else:
+                del self._by_status[old.status][run_id]
+            self._set_item(index, run)
+        self._by_status[run.status][run_id] = run
+        self._log.append(index)
+        kept = self._finished_in_memory
+        kept.pop(run_id, None)
+        if run.status.is_finished() and self._load is not None:
+            kept[run_id] = None
+            if len(kept) > self._keep_finished:
+                self._drop(next(iter(kept)))
+
+    def _drop(self, run_id: str) -> None:
+        del self._finished_in_memory[run_id]
+        index = self._position[run_id]
+        run = self._item(index)
+        assert isinstance(run, RunInfo)
+        self._by_status[run.status][run_id] = None
+        self._set_item(index, run_id)
+        self._dropped += 1
+
+    # -- reading -------------------------------------------------------------------------
 
     @property
     def version(self) -> int:
         """Grows by one with every `upsert`."""
         return len(self._log)
 
+    @property
+    def in_memory(self) -> int:
+        """How many runs are held in memory (the others are read from the store when asked for)."""
+        return len(self) - self._dropped
+
     def changed_since(self, version: int) -> list[RunInfo]:
         """The current snapshot of every run changed after `version` (each once)."""
-        ids = dict.fromkeys(self._log[version:])
-        return [self[self._position[run_id]] for run_id in ids]
+        positions = dict.fromkeys(self._log[version:])
+        return self._read([self._item(index) for index in positions])
 
     def get(self, run_id: str) -> RunInfo | None:
         """The run with this id, or None."""
         index = self._position.get(run_id)
-        return None if index is None else self[index]
+        return None if index is None else self._read([self._item(index)])[0]
 
     def in_status(self, *statuses: JobStatus) -> list[RunInfo]:
         """Runs in any of `statuses`, oldest first within each status."""
-        out: list[RunInfo] = []
+        out: list[RunInfo | None] = []
         for status in statuses:
             out.extend(self._by_status[status].values())
-        return out
+        if self._dropped and None in out:
+            self._bring_all_back()
+            return self.in_status(*statuses)
+        return out  # type: ignore[return-value]
 
     def how_many(self, *statuses: JobStatus) -> int:
         """How many runs are in any of `statuses`."""
         return sum(len(self._by_status[status]) for status in statuses)
+
+    def recently_finished(self, n: int) -> list[RunInfo]:
+        """Up to `n` of the runs that finished last, in the order they finished."""
+        ids = list(self._finished_in_memory)[-n:] if n > 0 else []
+        if self._load is None:  # no record of the order: creation order
+            finished = self.in_status(*FINISHED)
+            finished.sort(key=lambda run: self._position[run.run_id])
+            return finished[-n:] if n > 0 else []
+        return self._read([self._item(self._position[run_id]) for run_id in ids])
+
+    # -- reading dropped runs ------------------------------------------------------------
+
+    def _read(self, items: list[RunInfo | str]) -> list[RunInfo]:
+        """`items` with each dropped run (its id) read from the store, not kept in memory."""
+        dropped = [item for item in items if isinstance(item, str)]
+        if not dropped:
+            return cast(list[RunInfo], items)
+        loaded = {run.run_id: run for run in self._fetch(dropped)}
+        return [loaded[item] if isinstance(item, str) else item for item in items]
+
+    def _fetch(self, run_ids: list[str]) -> list[RunInfo]:
+        assert self._load is not None  # runs are dropped only when they can be loaded
+        runs = self._load(run_ids)
+        missing = set(run_ids) - {run.run_id for run in runs}
+        if missing:
+            raise LookupError(f"runs {sorted(missing)[:5]} are no longer in the store")
+        return runs
+
+    def _bring_all_back(self) -> None:
+        """Read every dropped run back and keep all runs in memory from now on."""
+        if not self._dropped:
+            return
+        dropped = [item for item in map(self._item, range(len(self))) if isinstance(item, str)]
+        logger.debug("a scheduler reads old runs: keeping all %d runs in memory", len(self))
+        self._keep_finished = 1 << 62
+        for run in self._fetch(dropped):
+            index = self._position[run.run_id]
+            for status in FINISHED:
+                self._by_status[status].pop(run.run_id, None)
+            self._set_item(index, run)
+            self._by_status[run.status][run.run_id] = run
+            self._dropped -= 1
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> RunInfo: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[RunInfo]: ...
+
+    def __getitem__(self, index: SupportsIndex | slice) -> RunInfo | list[RunInfo]:
+        if isinstance(index, slice):
+            self._bring_all_back()
+            return list.__getitem__(self, index)
+        return self._read([cast("RunInfo | str", list.__getitem__(self, index))])[0]
+
+    def __iter__(self) -> Iterator[RunInfo]:
+        self._bring_all_back()
+        return list.__iter__(self)
+
+    __reversed__ = _reads_all("__reversed__")
+    __contains__ = _reads_all("__contains__")
+    __eq__ = _reads_all("__eq__")
+    __ne__ = _reads_all("__ne__")
+    __lt__ = _reads_all("__lt__")
+    __le__ = _reads_all("__le__")
+    __gt__ = _reads_all("__gt__")
+    __ge__ = _reads_all("__ge__")
+    __add__ = _reads_all("__add__")
+    __mul__ = _reads_all("__mul__")
+    __rmul__ = _reads_all("__rmul__")
+    __repr__ = _reads_all("__repr__")
+    copy = _reads_all("copy")
+    count = _reads_all("count")
+    index = _reads_all("index")
 
 
 def with_status(runs: list[RunInfo], *statuses: JobStatus) -> list[RunInfo]:
@@ -95,4 +260,13 @@ def count_status(runs: list[RunInfo], *statuses: JobStatus) -> int:
     return sum(1 for run in runs if run.status in wanted)
 
 
-__all__ = ["FINISHED", "UNFINISHED", "RunList", "changed_since", "count_status", "with_status"]
+__all__ = [
+    "FINISHED",
+    "KEEP_FINISHED",
+    "UNFINISHED",
+    "RunList",
+    "RunLoader",
+    "changed_since",
+    "count_status",
+    "with_status",
+]

@@ -75,8 +75,8 @@ class Watch:
     def dispatch_id(self) -> str:
         return f"{self.run_id}:{self.job}:{self.pid}"
 
-    def path(self, kind: str) -> Path:
-        return Path(job_file(self.run_dir, self.job, kind))
+    def path(self, kind: str) -> str:
+        return job_file(self.run_dir, self.job, kind)
 
     def event(self, kind: EventKind, at: float | None, **fields: Any) -> JobEvent:
         return JobEvent(

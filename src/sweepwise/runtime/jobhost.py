@@ -33,6 +33,7 @@ import sys
 import time
 
 from sweepwise.runtime import job_file
+from sweepwise.runtime.slices import request_short_slices
 from sweepwise.runtime.supervise import (
     RunState,
     mark_exited,
@@ -275,6 +276,7 @@ class JobHost:
 
 def main() -> None:
     """Serve requests on stdin, replies on stdout."""
+    request_short_slices()  # answer a job's end at once, even when the jobs keep every core busy
     host = JobHost(sys.stdout.fileno())
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, host.on_signal)

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from sweepwise.runtime import LOG, METRICS, RESULT, RESULT_LINE_PREFIX, job_file
+
+StrPath = str | os.PathLike[str]
 
 _TAIL_BYTES = 64 * 1024
 _RESULT_EXAMPLE = '{"score": 0.9}'
 
 
-def _read_tail(path: Path, max_bytes: int) -> tuple[bytes, bool]:
+def _read_tail(path: StrPath, max_bytes: int) -> tuple[bytes, bool]:
     """The last `max_bytes` of `path` and whether that is the whole file."""
     with open(path, "rb") as handle:
         size = handle.seek(0, os.SEEK_END)
@@ -26,7 +27,7 @@ def _read_tail(path: Path, max_bytes: int) -> tuple[bytes, bool]:
         return handle.read(size - start), start == 0
 
 
-def _tail_text_lines(path: Path, max_bytes: int = _TAIL_BYTES) -> list[str]:
+def _tail_text_lines(path: StrPath, max_bytes: int = _TAIL_BYTES) -> list[str]:
     """Complete lines in the last `max_bytes` of `path` (a cut first line is dropped)."""
     try:
         data, whole = _read_tail(path, max_bytes)
@@ -38,7 +39,7 @@ def _tail_text_lines(path: Path, max_bytes: int = _TAIL_BYTES) -> list[str]:
     return [line.rstrip("\r") for line in lines]
 
 
-def tail_lines(path: Path, n: int = 20) -> list[str]:
+def tail_lines(path: StrPath, n: int = 20) -> list[str]:
     """The last `n` lines of a text file, reading only its end.
 
     Args:
@@ -88,11 +89,12 @@ def _parse_object(text: str, where: str, how: str) -> tuple[dict[str, Any] | Non
     return value, None
 
 
-def _from_result_file(path: Path, job_name: str) -> tuple[dict[str, Any] | None, str | None]:
+def _from_result_file(path: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str | None]:
     how = f"write one JSON object, e.g. {_RESULT_EXAMPLE}"
     where = f"{job_name}.{RESULT}"
     try:
-        text = path.read_bytes().decode("utf-8")
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
     except UnicodeDecodeError:
         return None, f"{where} is not UTF-8 text; {how}"
     except OSError as exc:
@@ -100,7 +102,7 @@ def _from_result_file(path: Path, job_name: str) -> tuple[dict[str, Any] | None,
     return _parse_object(text, where, how)
 
 
-def _from_log(path: Path, job_name: str) -> tuple[dict[str, Any] | None, str | None] | None:
+def _from_log(path: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str | None] | None:
     for line in reversed(_tail_text_lines(path)):
         if line.startswith(RESULT_LINE_PREFIX):
             how = f"print one JSON object on one line, e.g. {RESULT_LINE_PREFIX}{_RESULT_EXAMPLE}"
@@ -109,7 +111,7 @@ def _from_log(path: Path, job_name: str) -> tuple[dict[str, Any] | None, str | N
     return None
 
 
-def _from_metrics(path: Path) -> dict[str, Any] | None:
+def _from_metrics(path: StrPath) -> dict[str, Any] | None:
     row = last_metrics_row(path)
     if row is None:
         return None
@@ -117,7 +119,7 @@ def _from_metrics(path: Path) -> dict[str, Any] | None:
     return metrics or None
 
 
-def last_metrics_row(path: Path) -> dict[str, Any] | None:
+def last_metrics_row(path: StrPath) -> dict[str, Any] | None:
     """The last complete, valid JSON-object row of a metrics file, or None."""
     for line in reversed(_tail_text_lines(path)):
         if not line.strip():
@@ -131,7 +133,7 @@ def last_metrics_row(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def read_new_metrics(path: Path, offset: int) -> tuple[dict[str, Any] | None, int]:
+def read_new_metrics(path: StrPath, offset: int) -> tuple[dict[str, Any] | None, int]:
     """The newest row appended to a metrics file since byte `offset`.
 
     Reads only the new bytes (at most the last 64 KiB of them); a line still being
@@ -171,7 +173,7 @@ def read_new_metrics(path: Path, offset: int) -> tuple[dict[str, Any] | None, in
     return None, start + end + 1
 
 
-def last_output(log: Path, max_chars: int = 500) -> str | None:
+def last_output(log: StrPath, max_chars: int = 500) -> str | None:
     """The last non-empty line of a job's log (shortened to `max_chars`), or None."""
     for line in reversed(tail_lines(log, 20)):
         text = line.strip()
@@ -180,7 +182,7 @@ def last_output(log: Path, max_chars: int = 500) -> str | None:
     return None
 
 
-def read_job_result(run_dir: Path, job_name: str) -> tuple[dict[str, Any] | None, str | None]:
+def read_job_result(run_dir: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str | None]:
     """The result a job reported, and why it was rejected if it was.
 
     Precedence: `<job>.result.json` (`report_result` or a renamed `result.json`); else
@@ -196,19 +198,20 @@ def read_job_result(run_dir: Path, job_name: str) -> tuple[dict[str, Any] | None
         when the job gave a result that is not a JSON object; `(None, None)` when it
         gave none.
     """
-    result_path = Path(job_file(run_dir, job_name, RESULT))
-    if result_path.exists():
+    result_path = job_file(run_dir, job_name, RESULT)
+    if os.path.exists(result_path):
         return _from_result_file(result_path, job_name)
-    found = _from_log(Path(job_file(run_dir, job_name, LOG)), job_name)
+    found = _from_log(job_file(run_dir, job_name, LOG), job_name)
     if found is not None:
         return found
-    return _from_metrics(Path(job_file(run_dir, job_name, METRICS))), None
+    return _from_metrics(job_file(run_dir, job_name, METRICS)), None
 
 
-def read_status(path: Path) -> dict[str, Any] | None:
+def read_status(path: StrPath) -> dict[str, Any] | None:
     """A status file's contents; None if it is missing, unreadable or not a JSON object."""
     try:
-        value = json.loads(Path(path).read_bytes())
+        with open(path, "rb") as handle:
+            value = json.loads(handle.read())
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
