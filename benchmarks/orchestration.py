@@ -385,8 +385,11 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     print("2. process trials", file=sys.stderr)
+    # The floor is timed just before and just after sweepwise, and averaged: this machine's own
+    # speed drifts by several per cent over a minute, which would otherwise skew the ratio.
+    floor_before = subprocess_floor(work, TRIVIAL, n_proc, 2)
     ours = sweepwise_processes(work, TRIVIAL, n_proc, 2, "trivial")
-    floor = subprocess_floor(work, TRIVIAL, n_proc, 2)
+    floor = (floor_before + subprocess_floor(work, TRIVIAL, n_proc, 2)) / 2
     row(
         "processes",
         f"sweepwise local dispatcher, {n_proc} trivial Python trials, 2 at a time",
@@ -394,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     row(
         "processes",
-        "subprocess floor, same script, 2 at a time",
+        "subprocess floor, same script, 2 at a time (timed before and after sweepwise)",
         f"{floor / n_proc * 1000:.1f} ms/trial (sweepwise / floor = {ours / floor:.2f})",
     )
     ray = None if args.no_ray else ray_tune_trials(n_ray, 2)
@@ -432,10 +435,11 @@ def main(argv: list[str] | None = None) -> int:
     samples = {int(k): v for k, v in rss["samples"].items()}
     marks = sorted(samples)
     shown = ", ".join(f"{k // 1000}k: {samples[k]:.0f}" for k in marks)
+    slope = (samples[marks[-1]] - samples[marks[0]]) / max(1, (marks[-1] - marks[0]) // 1000)
     row(
         "scale",
         f"controller RSS through a {n_rss}-trial simulated sweep (MB)",
-        f"{shown}; peak {rss['peak_mb']:.0f} MB",
+        f"{shown}; peak {rss['peak_mb']:.0f} MB; after the first 1k: +{slope:.1f} MB per 1,000 trials",
     )
 
     print()

@@ -422,7 +422,11 @@ class AdaptiveController:
         return self._absorb(changed, seq)
 
     def _complete_without_eval(self, trained: list[RunInfo], now: float, tx: StoreTransaction) -> None:
-        """Complete trained runs of a spec with no eval job, hooks included, inside `tx`."""
+        """Complete trained runs of a spec with no eval job, hooks included, inside `tx`.
+
+        Each run gets an empty eval, finished at once, and its hooks' updates in one write:
+        a restart sees the run trained (and completes it then) or completed, never between.
+        """
         if not trained:
             return
         updates: list[tuple[str, dict[str, Any]]] = []
@@ -434,8 +438,9 @@ class AdaptiveController:
                     run, self.hooks.on_training_completed, keys.POST_TRAINING_PROCESSED, updates, failures
                 )
             self._run_hook(run, hook, keys.POST_EVAL_PROCESSED, updates, failures)
-        for run in trained:  # an empty eval, recorded like any other so restarts see it
-            tx.record_eval_intent(JobDefinition(run_id=run.run_id, cmd=[], type=JobTypes.LAUNCH_EVAL))
+        merged: dict[str, dict[str, Any]] = {}
+        for run_id, update in updates:
+            merged.setdefault(run_id, {}).update(update)
         tx.apply_events(
             [
                 JobEvent(
@@ -448,12 +453,11 @@ class AdaptiveController:
                     started_at=now,
                 )
                 for run in trained
-            ]
+            ],
+            merged,
         )
         for run_id, reason in failures:
             tx.mark_failed(run_id, reason)
-        for run_id, update in updates:
-            tx.update_run_summary(run_id, update)
 
     # -- stale jobs ----------------------------------------------------------------------------
 

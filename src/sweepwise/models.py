@@ -75,7 +75,7 @@ class JobDefinition(BaseModel):
     optimizer's suggestion. Dispatchers never invent arguments.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", cache_strings="keys")
 
     run_id: str
     cmd: str | list[str]

@@ -68,14 +68,15 @@ class RunList(list[RunInfo]):
         keep_finished: int = KEEP_FINISHED,
     ) -> None:
         super().__init__()
-        self._log = array("q")  # positions of the runs, in the order they changed
+        self._log = array("i")  # positions of the runs, in the order they changed
         self._position: dict[str, int] = {}
-        # run id -> run, or None for a run dropped from memory (finished statuses only)
-        self._by_status: dict[JobStatus, dict[str, RunInfo | None]] = {status: {} for status in JobStatus}
+        self._by_status: dict[JobStatus, dict[str, RunInfo]] = {status: {} for status in JobStatus}
         self._load = load
         self._keep_finished = keep_finished
         self._finished_in_memory: dict[str, None] = {}  # oldest-finished first
         self._dropped = 0
+        self._dropped_by_status = dict.fromkeys(FINISHED, 0)
+        self._dropped_status = bytearray()  # by position: the status a run was dropped in
         for run in runs:
             self.upsert(run)
 
@@ -96,12 +97,11 @@ class RunList(list[RunInfo]):
         if index is None:
             index = self._position[run_id] = len(self)
             list.append(self, run)
+            self._dropped_status.append(0)
         else:
             old = self._item(index)
             if isinstance(old, str):  # a dropped (finished) run
-                self._dropped -= 1
-                for status in FINISHED:
-                    self._by_status[status].pop(run_id, None)
+                self._forget_dropped(index)
             else:
                 del self._by_status[old.status][run_id]
             self._set_item(index, run)
@@ -119,9 +119,16 @@ class RunList(list[RunInfo]):
         index = self._position[run_id]
         run = self._item(index)
         assert isinstance(run, RunInfo)
-        self._by_status[run.status][run_id] = None
+        del self._by_status[run.status][run_id]
+        self._dropped_status[index] = FINISHED.index(run.status)
+        self._dropped_by_status[run.status] += 1
         self._set_item(index, run_id)
         self._dropped += 1
+
+    def _forget_dropped(self, index: int) -> None:
+        """The dropped run at `index` is about to be replaced by a run in memory."""
+        self._dropped_by_status[FINISHED[self._dropped_status[index]]] -= 1
+        self._dropped -= 1
 
     # -- reading -------------------------------------------------------------------------
 
@@ -147,17 +154,17 @@ class RunList(list[RunInfo]):
 
     def in_status(self, *statuses: JobStatus) -> list[RunInfo]:
         """Runs in any of `statuses`, oldest first within each status."""
-        out: list[RunInfo | None] = []
+        if self._dropped and any(self._dropped_by_status.get(status) for status in statuses):
+            self._bring_all_back()
+        out: list[RunInfo] = []
         for status in statuses:
             out.extend(self._by_status[status].values())
-        if self._dropped and None in out:
-            self._bring_all_back()
-            return self.in_status(*statuses)
-        return out  # type: ignore[return-value]
+        return out
 
     def how_many(self, *statuses: JobStatus) -> int:
         """How many runs are in any of `statuses`."""
-        return sum(len(self._by_status[status]) for status in statuses)
+        dropped = self._dropped_by_status
+        return sum(len(self._by_status[status]) + dropped.get(status, 0) for status in statuses)
 
     def recently_finished(self, n: int) -> list[RunInfo]:
         """Up to `n` of the runs that finished last, in the order they finished."""
@@ -195,11 +202,9 @@ class RunList(list[RunInfo]):
         self._keep_finished = 1 << 62
         for run in self._fetch(dropped):
             index = self._position[run.run_id]
-            for status in FINISHED:
-                self._by_status[status].pop(run.run_id, None)
+            self._forget_dropped(index)
             self._set_item(index, run)
             self._by_status[run.status][run.run_id] = run
-            self._dropped -= 1
 
     @overload
     def __getitem__(self, index: SupportsIndex) -> RunInfo: ...

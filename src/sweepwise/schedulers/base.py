@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -139,10 +140,18 @@ def observation_of(run: RunInfo) -> Observation | None:
         if score is None or run.summary.get(keys.OBSERVATION_IS_FAILURE):
             return None
         cost = run.summary.get(keys.OBSERVATION_COST)
-        return Observation(float(score), float(cost) if cost is not None else run.runtime, run.suggestion)
+        return Observation(float(score), float(cost) if cost is not None else run.runtime, _kept(run))
     if status.is_failure() and run.suggestion:
-        return Observation(float("nan"), run.runtime, run.suggestion, is_failure=True)
+        return Observation(float("nan"), run.runtime, _kept(run), is_failure=True)
     return None
+
+
+def _kept(run: RunInfo) -> dict[str, Any]:
+    """A run's suggestion as an optimizer keeps it for the whole sweep: one copy of each name."""
+    suggestion = run.summary.get(keys.OBSERVATION_SUGGESTION)
+    if not isinstance(suggestion, dict):
+        return {}
+    return {sys.intern(name): value for name, value in suggestion.items()}
 
 
 def collect_observations(runs: list[RunInfo]) -> list[Observation]:

@@ -163,7 +163,7 @@ def run_from_row(row: Sequence[Any], *, with_jobs: bool = True) -> RunInfo:
         _trial_index,
     ) = row
     return RunInfo(
-        run_id=run_id,
+        run_id=sys.intern(run_id),  # one copy of each id, however many sets and indexes hold it
         group=None if experiment is None else sys.intern(experiment),
         tags=json.loads(tags),
         created_at=_from_epoch(created_at, UTC),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,11 +208,19 @@ def _log_row(event: JobEvent) -> dict[str, Any]:
     }
 
 
-def apply_events_without_commit(conn: Connection, events: list[JobEvent]) -> list[str]:
-    """Apply `events` in order; return the ids of the runs they changed (in order of first event)."""
-    if not events:
+def apply_events_without_commit(
+    conn: Connection, events: list[JobEvent], summary_updates: Mapping[str, dict[str, Any]] | None = None
+) -> list[str]:
+    """Apply `events` in order, then merge `summary_updates` (by run id) into the runs' summaries.
+
+    Each run is read and written once, whatever it takes. Returns the ids of the runs
+    changed (in order of first event).
+    """
+    updates = summary_updates or {}
+    run_ids = list(dict.fromkeys([*(event.run_id for event in events), *updates]))
+    if not run_ids:
         return []
-    runs = _load(conn, list(dict.fromkeys(event.run_id for event in events)))
+    runs = _load(conn, run_ids)
     log: list[dict[str, Any]] = []
     for event in events:
         run = runs.get(event.run_id)
@@ -224,6 +233,11 @@ def apply_events_without_commit(conn: Connection, events: list[JobEvent]) -> lis
             continue
         if _apply(conn, run, event):
             log.append(_log_row(event))
+    for run_id, summary_update in updates.items():
+        if (run := runs.get(run_id)) is not None:
+            to_json(summary_update, what="summary_update")  # names the update, not the summary, if bad
+            run.summary.update(summary_update)
+            run.dirty = True
     changed = [run for run in runs.values() if run.dirty]
     now = time.time()
     if changed:

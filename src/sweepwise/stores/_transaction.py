@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection
@@ -82,9 +83,11 @@ class StoreTransaction:
         """See `SQLStore.record_dispatch_id`."""
         _runs.record_dispatch_id_without_commit(self.connection, run_id, job_type, dispatch_id)
 
-    def apply_events(self, events: list[JobEvent]) -> list[str]:
+    def apply_events(
+        self, events: list[JobEvent], summary_updates: Mapping[str, dict[str, Any]] | None = None
+    ) -> list[str]:
         """See `SQLStore.apply_events`."""
-        return apply_events_without_commit(self.connection, events)
+        return apply_events_without_commit(self.connection, events, summary_updates)
 
     def mark_stale(self, run_id: str, reason: str) -> bool:
         """See `SQLStore.mark_stale`."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
@@ -260,13 +260,17 @@ class SQLStore:
         """
         self._call("record_dispatch_id", lambda tx: tx.record_dispatch_id(run_id, job_type, dispatch_id))
 
-    def apply_events(self, events: list[JobEvent]) -> list[str]:
+    def apply_events(
+        self, events: list[JobEvent], summary_updates: Mapping[str, dict[str, Any]] | None = None
+    ) -> list[str]:
         """Apply job events to their runs in one transaction; return the ids of the runs changed.
 
         Idempotent: events for jobs (or runs) that have finished change nothing.
         STARTED, FINISHED and LOST events are also kept in `job_events`.
+        `summary_updates` (run id -> update) are merged into the runs' summaries after
+        the events, as `update_run_summary` would, in the same write of each run.
         """
-        return self._call("apply_events", lambda tx: tx.apply_events(events))
+        return self._call("apply_events", lambda tx: tx.apply_events(events, summary_updates))
 
     def mark_stale(self, run_id: str, reason: str) -> bool:
         """Mark an unfinished run STALE with `reason` as its error; False if finished or unknown."""
