@@ -28,7 +28,7 @@ from sweepwise.runtime.slices import (
     restore_slices,
     short_slices,
 )
-from sweepwise.runtime.supervise import process_alive
+from sweepwise.runtime.supervise import proc_start_time, process_alive
 
 TRAIN = JobTypes.LAUNCH_TRAINING
 
@@ -384,3 +384,19 @@ def test_short_slices_are_given_back() -> None:
         inside = current_slice_ns()
     assert current_slice_ns() == before
     assert inside in (SLICE_NS, before)
+
+
+def test_the_status_names_the_jobs_start_time_from_its_first_heartbeat(
+    make: Callable[..., LocalDispatcher], runs_root: Path
+) -> None:
+    dispatcher = make(heartbeat_interval=0.05)
+    dispatcher.dispatch(JobDefinition(run_id="p", cmd=["python", "-c", WAIT_FOR_GO]))
+    status = _wait_for(
+        lambda: (
+            (s := read_status(runs_root / "exp" / "p" / "train.status.json")) and s.get("pid_start") and s
+        ),
+        "a heartbeat with the job's start time",
+    )
+    assert status["state"] == "running" and status["pid_start"] == proc_start_time(status["pid"])
+    (runs_root / "exp" / "p" / "go").touch()
+    _drain(dispatcher, EventKind.FINISHED, "p")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,3 +119,57 @@ def test_a_long_sweep_keeps_a_bounded_number_of_runs_and_returns_them_all(tmp_pa
     assert len(scheduler._observations.collect(runs)) == 1300  # the optimizer saw every trial
     assert [run.status for run in runs] == [JobStatus.COMPLETED] * 1300
     assert runs[0].summary["observation/score"] == 1.0 and runs[0].train_job is None
+
+
+class Crash(BaseException):
+    """Stands for a kill -9 of the controller."""
+
+
+class CrashingDispatcher(SimulatedDispatcher):
+    def __init__(self, crash_at: int) -> None:
+        super().__init__(VirtualClock(), lambda job: SimOutcome(duration=1.0, result={"score": 1.0}))
+        self.crash_at, self.calls = crash_at, 0
+
+    def dispatch(self, job: Any) -> str:
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise Crash
+        return super().dispatch(job)
+
+
+def test_a_restarted_controller_with_few_runs_in_memory_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    sql = SQLStore(f"sqlite:///{tmp_path / 'sweepwise.db'}")
+    sql.ensure_experiment("exp", {})
+    config = BatchedSyncedSchedulerConfig(
+        experiment_id="exp",
+        max_trials=40,
+        batch_size=4,
+        train=JobSpec(cmd="t"),
+        eval=JobSpec(cmd="e"),
+        parameters={"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}},
+        optimizer={"type": "random", "seed": 0},
+    )
+    dispatcher = CrashingDispatcher(crash_at=50)
+
+    def controller() -> AdaptiveController:
+        made = AdaptiveController(
+            "exp",
+            BatchedSyncedOptimizingScheduler(config),
+            dispatcher,
+            sql,
+            settings=ControllerSettings(max_parallel=4),
+            clock=dispatcher.clock,
+        )
+        made.runs = RunList(load=made._load_runs, keep_finished=5)
+        return made
+
+    with pytest.raises(Crash):
+        controller().run()
+    dispatcher.forget_watchers()
+    second = controller()
+    runs = second.run()
+    assert runs.in_memory < 40
+    assert len(second.scheduler._observations.collect(runs)) == 40
+    started = Counter((record.run_id, record.job_type) for record in dispatcher.started)
+    assert len(started) == 80 and set(started.values()) == {1}
+    assert [run.status for run in runs] == [JobStatus.COMPLETED] * 40

@@ -330,7 +330,7 @@ def _write_atomic(path: Path, text: str, *, also: Path | None = None) -> None:
         raise
 
 
-def write_job_files(plan: LaunchPlan, job: JobDefinition) -> None:
+def write_job_files(plan: LaunchPlan, job: JobDefinition, *, make_run_dir: bool = True) -> None:
     """Create the run dir and write the job's `params.json` and `<job>.params.json` atomically.
 
     `<job>.params.json` is a hard link to the same file, so the train job's copy stays
@@ -339,8 +339,10 @@ def write_job_files(plan: LaunchPlan, job: JobDefinition) -> None:
     Args:
         plan: the plan `build_launch` returned for `job`.
         job: the job whose hyperparameters are written.
+        make_run_dir: False when the caller has just created the run dir.
     """
-    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    if make_run_dir:
+        plan.run_dir.mkdir(parents=True, exist_ok=True)
     params = plan.params or job.params  # a plan built by hand may leave `params` empty
     text = json.dumps(params, default=_json_default, indent=2) + "\n"
     _write_atomic(plan.params_path, text, also=Path(job_file(plan.run_dir, plan.job_name, PARAMS)))

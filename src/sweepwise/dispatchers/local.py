@@ -182,7 +182,7 @@ class LocalDispatcher:
         with os.fdopen(fd, "w") as handle:
             handle.write(json.dumps(record))
         try:
-            write_job_files(plan, job)
+            write_job_files(plan, job, make_run_dir=False)  # made above, for the claim
             watch = Watch(job.run_id, job.type, plan.run_dir, 0, None, record["claimed_at"])
             if method is StartMethod.HOST:
                 host = self._submit(

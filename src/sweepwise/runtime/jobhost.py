@@ -38,6 +38,7 @@ from sweepwise.runtime.supervise import (
     RunState,
     mark_exited,
     mark_running,
+    note_pid_start,
     proc_start_time,
     set_aside_stale_result,
     signal_group,
@@ -222,6 +223,7 @@ class JobHost:
         soonest = 3600.0
         for job in self._jobs.values():
             if job.next_beat <= now:
+                note_pid_start(job.status)
                 job.status["heartbeat_at"] = time.time()
                 job.write_status()
                 job.next_beat = now + float(job.request["heartbeat_interval"])

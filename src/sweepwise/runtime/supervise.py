@@ -168,16 +168,30 @@ def set_aside_stale_result(run_dir: str, job_name: str) -> None:
 
 
 def mark_running(status: dict[str, Any], pid: int) -> float:
-    """Record in `status` that job `pid` runs from now; return the start time."""
+    """Record in `status` that job `pid` runs from now; return the start time.
+
+    The job's `pid_start` is left for `note_pid_start` at its first heartbeat: reading
+    `/proc/<pid>/stat` while the job is still inside `execve` blocks until the new
+    program is loaded (milliseconds), and the one process that supervises every job
+    must not stall. Until then readers check the pid alone, which cannot have been
+    reused within a heartbeat of the job starting.
+    """
     started_at = time.time()
     status.update(
         pid=pid,
-        pid_start=proc_start_time(pid),
+        pid_start=None,
         started_at=started_at,
         heartbeat_at=started_at,
         state=RunState.RUNNING.value,
     )
     return started_at
+
+
+def note_pid_start(status: dict[str, Any]) -> None:
+    """Fill in the running job's `pid_start` (see `mark_running`), once."""
+    pid = status.get("pid")
+    if status.get("pid_start") is None and isinstance(pid, int) and pid > 0:
+        status["pid_start"] = proc_start_time(pid)
 
 
 def mark_exited(
@@ -286,6 +300,7 @@ class _Supervisor:
             while not _exited(child.pid):
                 remaining = next_beat - time.monotonic()
                 if remaining <= 0:
+                    note_pid_start(self.status)
                     self.status["heartbeat_at"] = time.time()
                     self.write_status()
                     next_beat = time.monotonic() + self.heartbeat_interval
@@ -432,6 +447,7 @@ __all__ = [
     "fork_supervisor",
     "mark_exited",
     "mark_running",
+    "note_pid_start",
     "preallocate",
     "proc_start_time",
     "process_alive",
