@@ -92,22 +92,28 @@ def test_slices_comparisons_and_membership_see_every_run(store: Store) -> None:
     assert store.runs["r2"] in runs and runs == [store.runs[f"r{i}"] for i in range(6)]
 
 
-def test_a_long_sweep_keeps_a_bounded_number_of_runs_and_returns_them_all(tmp_path: Path) -> None:
+def _sweep(tmp_path: Path, max_trials: int, batch_size: int) -> tuple[SQLStore, BatchedSyncedSchedulerConfig]:
+    """A store with experiment `exp`, and a random sweep of it with train and eval jobs."""
     sql = SQLStore(f"sqlite:///{tmp_path / 'sweepwise.db'}")
-    sql.ensure_experiment("long", {})
-    config = BatchedSyncedSchedulerConfig(
-        experiment_id="long",
-        max_trials=1300,
-        batch_size=16,
+    sql.ensure_experiment("exp", {})
+    space = {"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}}
+    return sql, BatchedSyncedSchedulerConfig(
+        experiment_id="exp",
+        max_trials=max_trials,
+        batch_size=batch_size,
         train=JobSpec(cmd="t"),
         eval=JobSpec(cmd="e"),
-        parameters={"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}},
+        parameters=space,
         optimizer={"type": "random", "seed": 0},
     )
+
+
+def test_a_long_sweep_keeps_a_bounded_number_of_runs_and_returns_them_all(tmp_path: Path) -> None:
+    sql, config = _sweep(tmp_path, 1300, 16)
     clock = VirtualClock()
     scheduler = BatchedSyncedOptimizingScheduler(config)
     controller = AdaptiveController(
-        "long",
+        "exp",
         scheduler,
         SimulatedDispatcher(clock, lambda job: SimOutcome(result={"score": 1.0})),
         sql,
@@ -138,17 +144,7 @@ class CrashingDispatcher(SimulatedDispatcher):
 
 
 def test_a_restarted_controller_with_few_runs_in_memory_loses_and_repeats_nothing(tmp_path: Path) -> None:
-    sql = SQLStore(f"sqlite:///{tmp_path / 'sweepwise.db'}")
-    sql.ensure_experiment("exp", {})
-    config = BatchedSyncedSchedulerConfig(
-        experiment_id="exp",
-        max_trials=40,
-        batch_size=4,
-        train=JobSpec(cmd="t"),
-        eval=JobSpec(cmd="e"),
-        parameters={"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}},
-        optimizer={"type": "random", "seed": 0},
-    )
+    sql, config = _sweep(tmp_path, 40, 4)
     dispatcher = CrashingDispatcher(crash_at=50)
 
     def controller() -> AdaptiveController:

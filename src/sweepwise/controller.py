@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from tenacity import Retrying, stop_after_attempt, wait_exponential
 
-from sweepwise import keys
 from sweepwise._faults import crash_point
 from sweepwise.clock import RealClock
-from sweepwise.errors import DispatchError, LeaseHeldError
-from sweepwise.hooks import HookFn, MissingMetricError, ObservationHook, no_op_hook
+from sweepwise.errors import DispatchError
+from sweepwise.hook_runner import ControllerHooks, HookRunner
+from sweepwise.hooks import ObservationHook
+from sweepwise.lease import ExperimentLease
 from sweepwise.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes, RunInfo
 from sweepwise.protocols import (
     Clock,
@@ -64,15 +60,6 @@ class ControllerSettings(BaseModel):
 
 
 @dataclass
-class ControllerHooks:
-    """The seed's hooks. Each returns a summary update (or None) written with its flag."""
-
-    on_training_completed: HookFn = no_op_hook
-    on_eval_completed: HookFn | None = None
-    on_job_dispatch: Callable[[JobDefinition, str], None] | None = None
-
-
-@dataclass
 class TickReport:
     """What one tick did (for progress displays and tests)."""
 
@@ -80,20 +67,6 @@ class TickReport:
     dispatched: list[JobDefinition] = field(default_factory=list)
     complete: bool = False
     free_slots: int = 0  # training slots still free after this tick's dispatches
-
-
-def _owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class AdaptiveController:
@@ -134,12 +107,12 @@ class AdaptiveController:
         if self.hooks.on_eval_completed is None:
             self.hooks.on_eval_completed = ObservationHook(metric)
         self.clock: Clock = clock or RealClock()
+        self._hook_runner = HookRunner(self.hooks, retries=self.settings.hook_retries, clock=self.clock)
         self.on_tick = on_tick
-        self.owner = _owner_id()
+        self.lease = ExperimentLease(store, experiment, self.settings.lease_ttl)
         self.runs = RunList(load=self._load_runs)
         self._seq = 0
         self._saved_state: Any = None
-        self._lease_renewed_at = 0.0
         self._stale_checked_at = 0.0
         self._cancel_checked_at = -_CANCEL_CHECK_INTERVAL
         self._is_cancelled = False
@@ -158,14 +131,14 @@ class AdaptiveController:
         Raises:
             LeaseHeldError: another live controller runs this experiment.
         """
-        self._acquire_lease()
+        self.lease.acquire(self.clock.now())
         try:
             with short_slices():  # start the next job soon after one ends, even on busy cores
                 every_run = self._refresh()
                 self._restore_state()
                 self._recover()
                 # hooks a dead controller left undone, on each run's latest snapshot
-                left = [self.runs.get(run.run_id) for run in every_run if self._hooks_due(run)]
+                left = [self.runs.get(run.run_id) for run in every_run if self._hook_runner.due(run)]
                 del every_run
                 self._run_hooks([run for run in left if run is not None])
                 while True:
@@ -181,14 +154,14 @@ class AdaptiveController:
                 if not self._cancelled():
                     self.store.set_experiment_status(self.experiment, "complete")
         finally:
-            self.store.release_lease(self.experiment, self.owner)
+            self.lease.release()
         return self.runs
 
     def tick(self) -> TickReport:
         """One pass of the loop: poll, apply, hooks, schedule, dispatch, save state."""
         report = TickReport()
         now = self.clock.now()
-        self._renew_lease(now)
+        self.lease.renew(now)
         events = self.dispatcher.poll()
         report.events = len(events)
         crash_point("after_poll")
@@ -214,46 +187,14 @@ class AdaptiveController:
         return report
 
     @property
+    def owner(self) -> str:
+        """Who holds the experiment's lease while this controller runs (host:pid:nonce)."""
+        return self.lease.owner
+
+    @property
     def active_runs(self) -> list[RunInfo]:
         """Runs that have not finished yet."""
         return self.runs.in_status(*UNFINISHED)
-
-    # -- lease ---------------------------------------------------------------------------
-
-    def _acquire_lease(self) -> None:
-        now = self.clock.now()
-        ttl = self.settings.lease_ttl
-        if self.store.acquire_lease(self.experiment, self.owner, ttl, now):
-            self._lease_renewed_at = now
-            return
-        holder = self.store.lease_holder(self.experiment)
-        if holder is not None and self._holder_is_dead(holder[0]):
-            self.store.release_lease(self.experiment, holder[0])
-            if self.store.acquire_lease(self.experiment, self.owner, ttl, now):
-                logger.info("took over the lease of %s, whose controller is gone", holder[0])
-                self._lease_renewed_at = now
-                return
-            holder = self.store.lease_holder(self.experiment)
-        who = holder[0] if holder else "another controller"
-        raise LeaseHeldError(
-            f"experiment {self.experiment!r} is already being run by {who}; "
-            "wait for it to finish, or stop it with `sweepwise cancel` first"
-        )
-
-    @staticmethod
-    def _holder_is_dead(owner: str) -> bool:
-        host, _, rest = owner.partition(":")
-        pid_text = rest.split(":", 1)[0]
-        if host != socket.gethostname() or not pid_text.isdigit():
-            return False
-        return int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
-
-    def _renew_lease(self, now: float) -> None:
-        if now - self._lease_renewed_at < self.settings.lease_ttl / 3:
-            return
-        if not self.store.renew_lease(self.experiment, self.owner, self.settings.lease_ttl, now):
-            raise LeaseHeldError(f"lost the lease of experiment {self.experiment!r} to another controller")
-        self._lease_renewed_at = now
 
     # -- reading the store -------------------------------------------------------------------
 
@@ -305,21 +246,6 @@ class AdaptiveController:
 
     # -- hooks -------------------------------------------------------------------------------
 
-    def _post_training_due(self, run: RunInfo) -> bool:
-        return (
-            self.hooks.on_training_completed is not no_op_hook
-            and run.has_completed_training
-            and not run.summary.get(keys.POST_TRAINING_PROCESSED)
-            and run.status not in (JobStatus.CANCELLED, JobStatus.FAILED)
-        )
-
-    @staticmethod
-    def _post_eval_due(run: RunInfo) -> bool:
-        return run.status is JobStatus.COMPLETED and not run.summary.get(keys.POST_EVAL_PROCESSED)
-
-    def _hooks_due(self, run: RunInfo) -> bool:
-        return self._post_training_due(run) or self._post_eval_due(run)
-
     def _load_runs(self, run_ids: list[str]) -> list[RunInfo]:
         """Runs read back from the store (finished ones without their job definitions)."""
         return [
@@ -329,64 +255,16 @@ class AdaptiveController:
 
     def _run_hooks(self, changed: list[RunInfo]) -> None:
         """Run due hooks; write every hook's update with its processed flag in one transaction."""
-        updates: list[tuple[str, dict[str, Any]]] = []
-        failures: list[tuple[str, str]] = []
-        for run in changed:
-            if self._post_training_due(run):
-                self._run_hook(
-                    run, self.hooks.on_training_completed, keys.POST_TRAINING_PROCESSED, updates, failures
-                )
-            if self._post_eval_due(run):
-                hook = self.hooks.on_eval_completed or ObservationHook("score")
-                self._run_hook(run, hook, keys.POST_EVAL_PROCESSED, updates, failures)
-        if not updates:
+        results = self._hook_runner.run_due(changed)
+        if not results.updates:
             return
         crash_point("in_hook")
         with self.store.transaction() as tx:
-            for run_id, reason in failures:
+            for run_id, reason in results.failures:
                 tx.mark_failed(run_id, reason)
-            for run_id, update in updates:
+            for run_id, update in results.updates.items():
                 tx.update_run_summary(run_id, update)
         self._refresh()
-
-    def _run_hook(
-        self,
-        run: RunInfo,
-        hook: HookFn,
-        flag: str,
-        updates: list[tuple[str, dict[str, Any]]],
-        failures: list[tuple[str, str]],
-    ) -> None:
-        try:
-            update = self._call_hook(hook, run)
-        except MissingMetricError as exc:
-            logger.warning("run %s: %s", run.run_id, exc)
-            failures.append((run.run_id, str(exc)))
-            update = {keys.OBSERVATION_IS_FAILURE: True}
-        except Exception:
-            logger.exception("hook %s failed for run %s; it will run again next tick", flag, run.run_id)
-            return
-        update[flag] = True
-        update[f"{flag}_at"] = datetime.fromtimestamp(self.clock.now()).isoformat()
-        updates.append((run.run_id, update))
-
-    def _call_hook(self, hook: HookFn, run: RunInfo) -> dict[str, Any]:
-        """`hook(run)`, tried up to `hook_retries` times with backoff; raises the last failure."""
-        try:
-            return hook(run) or {}  # the common case, without the retry machinery's overhead
-        except Exception:
-            if self.settings.hook_retries <= 1:
-                raise
-        update: dict[str, Any] = {}
-        time.sleep(0.05)  # the backoff before the first retry, as tenacity would wait
-        for attempt in Retrying(
-            stop=stop_after_attempt(self.settings.hook_retries - 1),
-            wait=wait_exponential(multiplier=0.05, max=1.0),
-            reraise=True,
-        ):
-            with attempt:
-                update = hook(run) or {}
-        return update
 
     @property
     def _evaluates(self) -> bool:
@@ -429,18 +307,7 @@ class AdaptiveController:
         """
         if not trained:
             return
-        updates: list[tuple[str, dict[str, Any]]] = []
-        failures: list[tuple[str, str]] = []
-        hook = self.hooks.on_eval_completed or ObservationHook("score")
-        for run in trained:  # the metric comes from the training result: run the hooks now
-            if self.hooks.on_training_completed is not no_op_hook:
-                self._run_hook(
-                    run, self.hooks.on_training_completed, keys.POST_TRAINING_PROCESSED, updates, failures
-                )
-            self._run_hook(run, hook, keys.POST_EVAL_PROCESSED, updates, failures)
-        merged: dict[str, dict[str, Any]] = {}
-        for run_id, update in updates:
-            merged.setdefault(run_id, {}).update(update)
+        results = self._hook_runner.run_for_completion(trained)
         tx.apply_events(
             [
                 JobEvent(
@@ -454,9 +321,9 @@ class AdaptiveController:
                 )
                 for run in trained
             ],
-            merged,
+            results.updates,
         )
-        for run_id, reason in failures:
+        for run_id, reason in results.failures:
             tx.mark_failed(run_id, reason)
 
     # -- stale jobs ----------------------------------------------------------------------------
