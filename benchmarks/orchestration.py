@@ -109,6 +109,14 @@ def _finished() -> tuple[Any, ...]:
     return FINISHED
 
 
+def _has_optuna() -> bool:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def optuna_trials(n: int, storage: str | None) -> tuple[float, float, float] | None:
     try:
         import optuna
@@ -267,7 +275,7 @@ def tick_with_live_runs(url: str, n: int) -> tuple[float, float]:
         settings=ControllerSettings(max_parallel=n, lease_ttl=1e9),
         clock=clock,
     )
-    controller._acquire_lease()  # the benchmark drives ticks by hand
+    controller.lease.acquire(clock.now())  # the benchmark drives ticks by hand
     controller._refresh()
     for _ in range(3):
         controller.tick()  # dispatch n trainings, then see them start
@@ -294,6 +302,47 @@ RSS_PROBE = textwrap.dedent(
     print(json.dumps(rss_sweep({n}, {workdir!r})))
     """
 )
+
+
+OPTUNA_RSS_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, {bench!r})
+    from orchestration import optuna_rss
+    print(json.dumps(optuna_rss({n})))
+    """
+)
+
+
+def optuna_rss(n: int) -> dict[str, Any]:
+    """RSS after every 1,000 trials of an in-memory Optuna study (random sampler, one parameter)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    samples: dict[int, float] = {}
+
+    def sample(study: Any, trial: Any) -> None:
+        if (trial.number + 1) % 1000 == 0:
+            samples[trial.number + 1] = rss_mb()
+
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=n, callbacks=[sample])
+    return {"samples": samples, "peak_mb": _status_mb("VmHWM:")}
+
+
+def _rss_row(what: str, probe: str) -> None:
+    """Run `probe` in a fresh process and add its RSS samples, peak and slope as a row."""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    rss = json.loads(out.stdout.strip().splitlines()[-1])
+    samples = {int(k): v for k, v in rss["samples"].items()}
+    marks = sorted(samples)
+    shown = ", ".join(f"{k // 1000}k: {samples[k]:.0f}" for k in marks)
+    slope = (samples[marks[-1]] - samples[marks[0]]) / max(1, (marks[-1] - marks[0]) // 1000)
+    row(
+        "scale",
+        what,
+        f"{shown}; peak {rss['peak_mb']:.0f} MB; after the first 1k: +{slope:.1f} MB per 1,000 trials",
+    )
 
 
 def _status_mb(field: str) -> float:
@@ -429,18 +478,16 @@ def main(argv: list[str] | None = None) -> int:
         f"one controller tick, {n_live} live runs: nothing happened / 1 % of jobs ended",
         f"{quiet * 1000:.1f} ms / {busy * 1000:.1f} ms",
     )
-    probe = RSS_PROBE.format(bench=str(Path(__file__).parent), n=n_rss, workdir=str(work))
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    rss = json.loads(out.stdout.strip().splitlines()[-1])
-    samples = {int(k): v for k, v in rss["samples"].items()}
-    marks = sorted(samples)
-    shown = ", ".join(f"{k // 1000}k: {samples[k]:.0f}" for k in marks)
-    slope = (samples[marks[-1]] - samples[marks[0]]) / max(1, (marks[-1] - marks[0]) // 1000)
-    row(
-        "scale",
+    bench = str(Path(__file__).parent)
+    _rss_row(
         f"controller RSS through a {n_rss}-trial simulated sweep (MB)",
-        f"{shown}; peak {rss['peak_mb']:.0f} MB; after the first 1k: +{slope:.1f} MB per 1,000 trials",
+        RSS_PROBE.format(bench=bench, n=n_rss, workdir=str(work)),
     )
+    if _has_optuna():
+        _rss_row(
+            f"Optuna in-memory study RSS through {n_rss} trials, random sampler (MB)",
+            OPTUNA_RSS_PROBE.format(bench=bench, n=n_rss),
+        )
 
     print()
     print(
