@@ -1,0 +1,31 @@
+"""The orchestration benchmark runs end to end (in its quick mode) and prints its whole table.
+
+Only that it runs and what it prints are checked: its figures are the benchmark's to
+report, not the tests' to assert (times vary with the machine).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def test_orchestration_benchmark_prints_every_row() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "orchestration.py"), "--quick", "--no-ray"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    sections = [line.split(" | ")[0].removeprefix("| ") for line in table[2:]]
+    assert table[0] == "| section | what | figure |"
+    assert sections.count("overhead") >= 1 and sections.count("processes") == 3
+    assert any("controller RSS" in line for line in table) and any(
+        "status big --json" in line for line in table
+    )
