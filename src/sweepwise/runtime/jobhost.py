@@ -116,6 +116,7 @@ class JobHost:
         self._poller = select.poll()
         self._devnull = os.open(os.devnull, os.O_RDONLY)
         self._cancel_all = False
+        self._environ = dict(os.environ)  # copied once: `os.environ` decodes every item it hands out
 
     # -- starting ----------------------------------------------------------------------
 
@@ -150,7 +151,7 @@ class JobHost:
         self._poller.register(job.pidfd, select.POLLIN)
 
     def _spawn(self, request: dict[str, Any]) -> int:
-        env = {**os.environ, **request["env"]}
+        env = {**self._environ, **request["env"]}
         argv = list(request["argv"])
         os.chdir(request["cwd"])  # the host is single-threaded and uses absolute paths
         program = resolve_program(argv[0], env)
