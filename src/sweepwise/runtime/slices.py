@@ -45,11 +45,20 @@ def _libc_syscall() -> tuple[object, int, int] | None:
         return None
 
 
+def _call(syscall: object, number: int, *args: object) -> int:
+    """`syscall(number, *args)` with every integer passed as a C long, as the variadic call wants."""
+    import ctypes
+
+    longs = [ctypes.c_long(arg) if isinstance(arg, int) else arg for arg in args]
+    result: int = syscall(ctypes.c_long(number), *longs)  # type: ignore[operator]
+    return result
+
+
 def _get(syscall: object, number: int) -> bytes | None:
     import ctypes
 
     buffer = ctypes.create_string_buffer(_ATTR.size)
-    if syscall(number, 0, buffer, _ATTR.size, 0) != 0:  # type: ignore[operator]
+    if _call(syscall, number, 0, buffer, _ATTR.size, 0) != 0:  # this thread, no flags
         return None
     return buffer.raw
 
@@ -57,7 +66,7 @@ def _get(syscall: object, number: int) -> bytes | None:
 def _set(syscall: object, number: int, attr: bytes) -> bool:
     import ctypes
 
-    return syscall(number, 0, ctypes.create_string_buffer(attr, _ATTR.size), 0) == 0  # type: ignore[operator,no-any-return]
+    return _call(syscall, number, 0, ctypes.create_string_buffer(attr, _ATTR.size), 0) == 0
 
 
 def request_short_slices(slice_ns: int = SLICE_NS) -> bytes | None:
