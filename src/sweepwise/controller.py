@@ -103,11 +103,11 @@ class AdaptiveController:
         self.dispatcher = dispatcher
         self.store = store
         self.settings = settings or ControllerSettings()
-        self.hooks = hooks or ControllerHooks()
-        if self.hooks.on_eval_completed is None:
-            self.hooks.on_eval_completed = ObservationHook(metric)
+        hooks = hooks or ControllerHooks()
+        if hooks.on_eval_completed is None:
+            hooks.on_eval_completed = ObservationHook(metric)
         self.clock: Clock = clock or RealClock()
-        self._hook_runner = HookRunner(self.hooks, retries=self.settings.hook_retries, clock=self.clock)
+        self._hook_runner = HookRunner(hooks, retries=self.settings.hook_retries, clock=self.clock)
         self.on_tick = on_tick
         self.lease = ExperimentLease(store, experiment, self.settings.lease_ttl)
         self.runs = RunList(load=self._load_runs)
@@ -185,6 +185,15 @@ class AdaptiveController:
         if not report.dispatched:
             self._save_state(self.store)
         return report
+
+    @property
+    def hooks(self) -> ControllerHooks:
+        """The hooks this controller runs (replace them, or their fields, between runs)."""
+        return self._hook_runner.hooks
+
+    @hooks.setter
+    def hooks(self, hooks: ControllerHooks) -> None:
+        self._hook_runner.hooks = hooks
 
     @property
     def owner(self) -> str:
