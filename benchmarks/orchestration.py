@@ -30,6 +30,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -70,35 +71,46 @@ def per_trial_marks(stamps: list[tuple[float, int]], n: int) -> tuple[float, flo
 # -- 1. controller and store overhead ------------------------------------------------------------
 
 
-def sweepwise_simulated(n: int, workdir: Path, *, with_eval: bool = True) -> tuple[float, float, float]:
-    store = SQLStore(f"sqlite:///{workdir / 'overhead.db'}")
-    store.ensure_experiment("overhead", {})
+def run_simulated_sweep(
+    store: SQLStore,
+    name: str,
+    n: int,
+    width: int,
+    on_tick: Callable[[AdaptiveController, Any], None],
+    *,
+    with_eval: bool = True,
+) -> None:
+    """`n` trials of zero-length simulated jobs, in batches of `width`, random optimizer."""
     config = BatchedSyncedSchedulerConfig(
-        experiment_id="overhead",
+        experiment_id=name,
         max_trials=n,
-        batch_size=8,
+        batch_size=width,
         train=JobSpec(cmd="train"),
         eval=JobSpec(cmd="eval") if with_eval else None,
         parameters={"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}},
         optimizer={"type": "random", "seed": 0},
     )
     clock = VirtualClock()
-    dispatcher = SimulatedDispatcher(clock, lambda job: SimOutcome(result={"score": 1.0}), keep_history=False)
+    AdaptiveController(
+        name,
+        BatchedSyncedOptimizingScheduler(config),
+        SimulatedDispatcher(clock, lambda job: SimOutcome(result={"score": 1.0}), keep_history=False),
+        store,
+        settings=ControllerSettings(max_parallel=width),
+        clock=clock,
+        on_tick=on_tick,
+    ).run()
+
+
+def sweepwise_simulated(n: int, workdir: Path, *, with_eval: bool = True) -> tuple[float, float, float]:
+    store = SQLStore(f"sqlite:///{workdir / 'overhead.db'}")
+    store.ensure_experiment("overhead", {})
     stamps: list[tuple[float, int]] = [(time.perf_counter(), 0)]
 
     def on_tick(controller: AdaptiveController, _: Any) -> None:
         stamps.append((time.perf_counter(), controller.runs.how_many(*_finished())))
 
-    controller = AdaptiveController(
-        "overhead",
-        BatchedSyncedOptimizingScheduler(config),
-        dispatcher,
-        store,
-        settings=ControllerSettings(max_parallel=8),
-        clock=clock,
-        on_tick=on_tick,
-    )
-    controller.run()
+    run_simulated_sweep(store, "overhead", n, 8, on_tick, with_eval=with_eval)
     store.close()
     return per_trial_marks(stamps, n)
 
@@ -361,16 +373,6 @@ def rss_sweep(n: int, workdir: str) -> dict[str, Any]:
     """Run an n-trial simulated sweep in this process; RSS after every 1,000 finished trials."""
     store = SQLStore(f"sqlite:///{workdir}/rss.db")
     store.ensure_experiment("rss", {})
-    config = BatchedSyncedSchedulerConfig(
-        experiment_id="rss",
-        max_trials=n,
-        batch_size=16,
-        train=JobSpec(cmd="t"),
-        eval=JobSpec(cmd="e"),
-        parameters={"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}},
-        optimizer={"type": "random", "seed": 0},
-    )
-    clock = VirtualClock()
     samples: dict[int, float] = {}
 
     def on_tick(controller: AdaptiveController, _: Any) -> None:
@@ -379,15 +381,7 @@ def rss_sweep(n: int, workdir: str) -> dict[str, Any]:
         if mark and mark not in samples:
             samples[mark] = rss_mb()
 
-    AdaptiveController(
-        "rss",
-        BatchedSyncedOptimizingScheduler(config),
-        SimulatedDispatcher(clock, lambda job: SimOutcome(result={"score": 1.0}), keep_history=False),
-        store,
-        settings=ControllerSettings(max_parallel=16),
-        clock=clock,
-        on_tick=on_tick,
-    ).run()
+    run_simulated_sweep(store, "rss", n, 16, on_tick)
     # VmHWM, not getrusage's ru_maxrss: on Linux that keeps the peak of the process this one was
     # forked from (here the benchmark itself, with Optuna and Ray loaded).
     return {"samples": samples, "peak_mb": _status_mb("VmHWM:")}

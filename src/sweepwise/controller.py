@@ -211,6 +211,13 @@ class AdaptiveController:
         changed, seq = self.store.fetch_changed(self.experiment, self._seq)
         return self._absorb(changed, seq)
 
+    def _load_runs(self, run_ids: list[str]) -> list[RunInfo]:
+        """Runs read back from the store (finished ones without their job definitions)."""
+        return [
+            dataclasses.replace(run, train_job=None, eval_job=None) if run.status.is_finished() else run
+            for run in self.store.fetch_runs({"run_id": run_ids})
+        ]
+
     def _absorb(self, changed: list[RunInfo], seq: int) -> list[RunInfo]:
         """Take the runs changed up to update `seq` into `self.runs`; return them."""
         self._seq = seq
@@ -254,13 +261,6 @@ class AdaptiveController:
         self._refresh()
 
     # -- hooks -------------------------------------------------------------------------------
-
-    def _load_runs(self, run_ids: list[str]) -> list[RunInfo]:
-        """Runs read back from the store (finished ones without their job definitions)."""
-        return [
-            dataclasses.replace(run, train_job=None, eval_job=None) if run.status.is_finished() else run
-            for run in self.store.fetch_runs({"run_id": run_ids})
-        ]
 
     def _run_hooks(self, changed: list[RunInfo]) -> None:
         """Run due hooks; write every hook's update with its processed flag in one transaction."""

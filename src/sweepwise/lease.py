@@ -8,6 +8,7 @@ import socket
 import uuid
 
 from sweepwise.errors import LeaseHeldError
+from sweepwise.runtime.supervise import process_alive
 from sweepwise.stores.sql import SQLStore
 
 logger = logging.getLogger(__name__)
@@ -15,16 +16,6 @@ logger = logging.getLogger(__name__)
 
 def _owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ExperimentLease:
@@ -88,7 +79,7 @@ class ExperimentLease:
         pid_text = rest.split(":", 1)[0]
         if host != socket.gethostname() or not pid_text.isdigit():
             return False
-        return int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
+        return int(pid_text) != os.getpid() and not process_alive(int(pid_text))
 
 
 __all__ = ["ExperimentLease"]

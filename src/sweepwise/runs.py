@@ -74,7 +74,6 @@ class RunList(list[RunInfo]):
         self._load = load
         self._keep_finished = keep_finished
         self._finished_in_memory: dict[str, None] = {}  # oldest-finished first
-        self._dropped = 0
         self._dropped_by_status = dict.fromkeys(FINISHED, 0)
         self._dropped_status = bytearray()  # by position: the status a run was dropped in
         for run in runs:
@@ -123,12 +122,10 @@ class RunList(list[RunInfo]):
         self._dropped_status[index] = FINISHED.index(run.status)
         self._dropped_by_status[run.status] += 1
         self._set_item(index, run_id)
-        self._dropped += 1
 
     def _forget_dropped(self, index: int) -> None:
         """The dropped run at `index` is about to be replaced by a run in memory."""
         self._dropped_by_status[FINISHED[self._dropped_status[index]]] -= 1
-        self._dropped -= 1
 
     # -- reading -------------------------------------------------------------------------
 
@@ -142,6 +139,11 @@ class RunList(list[RunInfo]):
         """How many runs are held in memory (the others are read from the store when asked for)."""
         return len(self) - self._dropped
 
+    @property
+    def _dropped(self) -> int:
+        """How many runs are held as their id only."""
+        return sum(self._dropped_by_status.values())
+
     def changed_since(self, version: int) -> list[RunInfo]:
         """The current snapshot of every run changed after `version` (each once)."""
         positions = dict.fromkeys(self._log[version:])
@@ -154,7 +156,7 @@ class RunList(list[RunInfo]):
 
     def in_status(self, *statuses: JobStatus) -> list[RunInfo]:
         """Runs in any of `statuses`, oldest first within each status."""
-        if self._dropped and any(self._dropped_by_status.get(status) for status in statuses):
+        if any(self._dropped_by_status.get(status) for status in statuses):
             self._bring_all_back()
         out: list[RunInfo] = []
         for status in statuses:
