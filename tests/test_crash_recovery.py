@@ -95,7 +95,7 @@ def test_a_second_controller_is_refused_while_one_runs(
         while time.monotonic() < deadline and not markers(tmp_path, "train"):
             time.sleep(0.05)
         second = cli("run", str(spec), "--quiet", cwd=tmp_path)
-        assert second.returncode == 3
+        assert second.returncode == 3, second.stderr
         assert "already being run" in second.stderr
     finally:
         _, err = first.communicate(timeout=120)

@@ -204,12 +204,15 @@ def test_dispatch_is_idempotent(make: Callable[..., LocalDispatcher], runs_root:
     first = make()
     dispatch_id = first.dispatch(job)
     assert first.dispatch(job) == dispatch_id
-    assert make().dispatch(job) == dispatch_id  # a fresh dispatcher (after a restart)
-    assert first.find("once", TRAIN) == dispatch_id
-    assert first.find("once", JobTypes.LAUNCH_EVAL) is None
-    assert first.find("never", TRAIN) is None
-    _drain(first, EventKind.FINISHED, "once")
-    assert first.dispatch(job) == dispatch_id
+    # A fresh dispatcher (after a restart) finds the job, or takes its claim over if the first
+    # one's supervisor has not taken it yet: either way the job starts once.
+    second = make()
+    dispatch_id = second.dispatch(job)
+    assert second.find("once", TRAIN) == dispatch_id
+    assert second.find("once", JobTypes.LAUNCH_EVAL) is None
+    assert second.find("never", TRAIN) is None
+    _drain(second, EventKind.FINISHED, "once")
+    assert second.dispatch(job) == dispatch_id
     assert make().dispatch(job) == dispatch_id
     assert marker.read_text() == "x\n"
 
@@ -293,21 +296,28 @@ def test_cancel_escalates_to_sigkill(make: Callable[..., LocalDispatcher], runs_
     assert status["cancelled"] is True and status["state"] == "exited"
 
 
-def test_lost_when_the_supervisor_is_killed(make: Callable[..., LocalDispatcher], runs_root: Path) -> None:
+def test_a_job_outlives_its_killed_supervisor_and_is_judged_by_its_evidence(
+    make: Callable[..., LocalDispatcher], runs_root: Path
+) -> None:
     dispatcher = make()
-    dispatch_id = dispatcher.dispatch(
-        JobDefinition(run_id="l", cmd=_py("print('still here', flush=True)\nimport time\ntime.sleep(600)"))
-    )
+    code = "print('still here', flush=True)\nimport time\ntime.sleep(600)"
+    dispatch_id = dispatcher.dispatch(JobDefinition(run_id="l", cmd=_py(code)))
+    result_code = "import os, time\ntime.sleep(1.5)\nprint('SWEEPWISE_RESULT {\"score\": 7}')"
+    dispatcher.dispatch(JobDefinition(run_id="r", cmd=_py(result_code)))
     _drain(dispatcher, EventKind.STARTED, "l")
     status = _status(runs_root, "l")
     _wait_for(lambda: "still here" in (runs_root / "exp" / "l" / "train.log").read_text(), "output")
     os.kill(status["supervisor_pid"], signal.SIGKILL)
-    lost = _drain(dispatcher, EventKind.LOST, "l")[-1]
-    assert lost.error is not None and "without writing a final status" in lost.error
-    assert lost.error.endswith("last output: still here")
-    assert process_alive(status["pid"], status["pid_start"])  # the job itself was not touched
-    dispatcher.cancel(dispatch_id)  # a lost job is signalled directly
+    # The job runs on: it is not lost while its own process runs, and its result is taken.
+    finished = _drain(dispatcher, EventKind.FINISHED, "r")[-1]
+    assert finished.succeeded and finished.result == {"score": 7}
+    assert process_alive(status["pid"], status["pid_start"])
+    assert EventKind.LOST not in [event.kind for event in dispatcher.poll()]
+    dispatcher.cancel(dispatch_id)  # a job without its supervisor is signalled directly
     _wait_for(lambda: _gone(status["pid"]), "the orphaned job to be gone")
+    lost = _drain(dispatcher, EventKind.LOST, "l")[-1]  # ended, no result: lost
+    assert lost.error is not None and "without an exit status" in lost.error
+    assert lost.error.endswith("last output: still here")
 
 
 def test_wait_returns_when_a_job_ends(make: Callable[..., LocalDispatcher], runs_root: Path) -> None:

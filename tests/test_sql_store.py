@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, text
 
 from sweepwise import keys
 from sweepwise.errors import ConfigError, StoreError
+from sweepwise.lifecycle import RetryPolicy
 from sweepwise.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes, RunInfo
 from sweepwise.stores import ExperimentRecord, SQLStore
 
@@ -477,14 +478,21 @@ def test_finished_failure(store: SQLStore, exit_code: int, error: str | None, ex
     assert run(store, "r1").status is JobStatus.FAILED
 
 
-def test_lost_job_makes_the_run_stale(store: SQLStore) -> None:
+def test_lost_job_is_retried_then_makes_the_run_stale(store: SQLStore) -> None:
     started_run(store)
     assert store.apply_events([event("r1", EventKind.LOST, 150.0, dispatch_id="d")]) == ["r1"]
     r1 = run(store, "r1")
+    assert (r1.status, r1.train_attempt, r1.train_dispatch_id) == (JobStatus.PENDING, 2, None)
+    ledger = r1.summary[keys.ATTEMPTS]
+    assert [(e["job"], e["attempt"], e["reason"]) for e in ledger] == [("train", 1, "lost")]
+    late = event("r1", EventKind.FINISHED, 151.0, exit_code=0)  # of attempt 1: ignored
+    assert store.apply_events([late]) == []
+    store.apply_events([event("r1", EventKind.LOST, 160.0, dispatch_id="d2", attempt=2)], policy=RetryPolicy(max_attempts=2))
+    r1 = run(store, "r1")
     assert (r1.status, r1.is_stale) == (JobStatus.STALE, True)
     assert r1.error == "job lost: its process vanished without an exit status"
-    assert store.apply_events([event("r1", EventKind.FINISHED, 151.0, exit_code=0)]) == []
-    assert [e["kind"] for e in store.fetch_job_events("r1")] == ["started", "lost"]
+    assert store.apply_events([event("r1", EventKind.FINISHED, 171.0, exit_code=0, attempt=2)]) == []
+    assert [e["kind"] for e in store.fetch_job_events("r1")] == ["started", "lost", "lost"]
 
 
 def test_events_for_cancelled_or_unknown_runs_change_nothing(store: SQLStore) -> None:
@@ -502,7 +510,8 @@ def test_status_column_matches_runinfo_status(store: SQLStore) -> None:
     store.apply_events(
         [event(f"r{i}", EventKind.STARTED, 1.0) for i in range(1, 8)]
         + [event(f"r{i}", EventKind.FINISHED, 2.0, exit_code=0) for i in range(2, 6)]
-        + [event("r6", EventKind.FINISHED, 2.0, exit_code=1), event("r7", EventKind.LOST, 2.0)]
+        + [event("r6", EventKind.FINISHED, 2.0, exit_code=1), event("r7", EventKind.LOST, 2.0)],
+        policy=RetryPolicy(max_attempts=1),
     )
     for run_id in ("r3", "r4", "r5"):
         store.record_eval_intent(eval_job(run_id))

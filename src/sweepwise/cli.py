@@ -116,13 +116,21 @@ def run(
         )
     sql = SQLStore(experiment.store_url(store))
     existing = sql.get_experiment(experiment.name) if sql.exists() else None
+    try:
+        experiment.check_runs_dir(existing)  # before anything is written
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
     record = sql.ensure_experiment(experiment.name, experiment.record())
+    try:
+        experiment.mark_runs_dir(record.incarnation, sql.url)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
     experiment = experiment.resume(record.spec)
     if existing is not None and existing.status == "cancelled":
         sql.set_experiment_status(experiment.name, "running")  # running it again resumes it
     experiment.write_adaptive_config()
     display = LiveDisplay(experiment, enabled=not quiet)
-    controller = experiment.build_controller(sql, on_tick=display.update)
+    controller = experiment.build_controller(sql, on_tick=display.update, incarnation=record.incarnation)
     if existing is not None:
         typer.echo(f"resuming experiment {experiment.name!r} from {sql.url}", err=True)
     try:

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sweepwise.errors import ConfigError
+from sweepwise.lifecycle import RetryPolicy
 
 DEFAULT_STORE = "sqlite:///sweepwise.db"
 
@@ -50,6 +51,7 @@ class ExperimentSpec(BaseModel):
     max_parallel: int = Field(default=4, ge=1)
     monitoring_interval: float = Field(default=5.0, gt=0)
     stale_after: float = Field(default=3600.0, gt=0)
+    retries: RetryPolicy = Field(default_factory=RetryPolicy)
     runs_dir: str = "runs"
     metric: str = "score"
     goal: Literal["maximize", "minimize"] = "maximize"

@@ -23,21 +23,20 @@ from sweepwise.errors import DispatchError
 from sweepwise.hook_runner import ControllerHooks, HookRunner
 from sweepwise.hooks import ObservationHook
 from sweepwise.lease import ExperimentLease
+from sweepwise.lifecycle import DEFAULT_RETRIES, RetryPolicy, no_eval_event, retry_due
 from sweepwise.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes, RunInfo
 from sweepwise.protocols import (
     Clock,
     Dispatcher,
     ExperimentScheduler,
+    ExperimentStore,
     Reattachable,
+    RunWriter,
     SchedulerWithState,
-    StateStore,
     Waitable,
 )
 from sweepwise.runs import UNFINISHED, RunList
 from sweepwise.runtime.slices import short_slices
-from sweepwise.schedulers.base import TrainAndEvalConfig
-from sweepwise.stores._transaction import StoreTransaction
-from sweepwise.stores.sql import SQLStore
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +53,14 @@ class ControllerSettings(BaseModel):
 
     max_parallel: int = Field(default=4, ge=1, description="training jobs running at once")
     monitoring_interval: float = Field(default=5.0, gt=0, description="longest wait between ticks (s)")
-    stale_after: float = Field(default=3600.0, gt=0, description="a job silent this long is STALE (s)")
+    stale_after: float = Field(
+        default=3600.0,
+        gt=0,
+        description="a job silent this long (from its own start or heartbeat) is lost (s)",
+    )
     lease_ttl: float = Field(default=60.0, gt=0, description="the experiment lease's lifetime (s)")
     hook_retries: int = Field(default=3, ge=1)
+    retries: RetryPolicy = Field(default=DEFAULT_RETRIES, description="which lost or failed jobs run again")
 
 
 @dataclass
@@ -90,7 +94,7 @@ class AdaptiveController:
         experiment: str,
         scheduler: ExperimentScheduler,
         dispatcher: Dispatcher,
-        store: SQLStore,
+        store: ExperimentStore,
         *,
         settings: ControllerSettings | None = None,
         hooks: ControllerHooks | None = None,
@@ -119,6 +123,10 @@ class AdaptiveController:
         self._unrecorded: list[tuple[str, JobTypes, str]] = []  # dispatch ids for the next commit
         self._just_recorded: list[tuple[str, JobTypes, str]] = []  # ids committed since the last read
         self._state_saved_at = -_STATE_SAVE_INTERVAL
+        self._retries_due: dict[str, JobTypes] = {}  # runs whose lost or failed job runs again
+        # When this controller began watching each job: a job's silence is measured from its
+        # own start or heartbeat, never from before this controller could see it.
+        self._watched_since: dict[tuple[str, JobTypes], float] = {}
 
     # -- public --------------------------------------------------------------------------
 
@@ -167,7 +175,7 @@ class AdaptiveController:
         crash_point("after_poll")
         changed = self._apply(events, now)
         self._run_hooks(list({run.run_id: run for run in changed}.values()))  # each run's latest snapshot
-        self._check_stale(now)
+        self._check_silence(now)
         runs = self.runs
         if self._cancelled():
             self._stop_unfinished()
@@ -177,9 +185,10 @@ class AdaptiveController:
             report.complete = not runs.how_many(*_RUNNING)
             self._save_state(self.store, force=True)
             return report
+        retried = self._dispatch_retries()
         slots = self.settings.max_parallel - runs.how_many(*_TRAINING_SLOTS)
         jobs = self.scheduler.schedule(runs, max(0, slots))
-        report.dispatched = self._dispatch(jobs, slots)
+        report.dispatched = retried + self._dispatch(jobs, slots)
         trainings = sum(job.type is JobTypes.LAUNCH_TRAINING for job in report.dispatched)
         report.free_slots = max(0, slots) - trainings
         if not report.dispatched:
@@ -229,6 +238,11 @@ class AdaptiveController:
                     self.dispatcher.cancel(dispatch_id)
         self._just_recorded = []
         for run in changed:
+            due = retry_due(run)
+            if due is None:
+                self._retries_due.pop(run.run_id, None)
+            else:
+                self._retries_due[run.run_id] = due
             if run.status.is_finished() and (run.train_job is not None or run.eval_job is not None):
                 # a finished run's job definitions are never needed again: keep memory flat
                 self.runs.upsert(dataclasses.replace(run, train_job=None, eval_job=None))
@@ -277,11 +291,11 @@ class AdaptiveController:
 
     @property
     def _evaluates(self) -> bool:
-        """False when the scheduler's config names no eval job: training alone completes a run."""
-        config = getattr(self.scheduler, "config", None)
-        if not isinstance(config, TrainAndEvalConfig):
-            return True
-        return config.eval is not None or config.recipe_module is not None
+        """False when the scheduler declares that its runs need no eval (`needs_eval`)."""
+        declared = getattr(self.scheduler, "needs_eval", None)
+        if declared is None:  # the built-in schedulers declare it on their config
+            declared = getattr(getattr(self.scheduler, "config", None), "needs_eval", True)
+        return bool(declared)
 
     def _apply(self, events: list[JobEvent], now: float) -> list[RunInfo]:
         """Write the jobs' events, and complete the runs they leave with no eval to run, in one commit.
@@ -294,7 +308,7 @@ class AdaptiveController:
         with self.store.transaction() as tx:
             self._record_dispatch_ids(tx)
             if events:
-                tx.apply_events(events)
+                tx.apply_events(events, policy=self.settings.retries)
             changed, seq = tx.fetch_changed(self.experiment, self._seq)
             if completing:
                 latest = {run.run_id: run for run in self.runs.in_status(JobStatus.TRAINING_DONE_NO_EVAL)}
@@ -308,7 +322,7 @@ class AdaptiveController:
         # read inside the transaction: exactly what it commits, without a second read after it
         return self._absorb(changed, seq)
 
-    def _complete_without_eval(self, trained: list[RunInfo], now: float, tx: StoreTransaction) -> None:
+    def _complete_without_eval(self, trained: list[RunInfo], now: float, tx: RunWriter) -> None:
         """Complete trained runs of a spec with no eval job, hooks included, inside `tx`.
 
         Each run gets an empty eval, finished at once, and its hooks' updates in one write:
@@ -317,41 +331,61 @@ class AdaptiveController:
         if not trained:
             return
         results = self._hook_runner.run_for_completion(trained)
-        tx.apply_events(
-            [
-                JobEvent(
-                    run.run_id,
-                    JobTypes.LAUNCH_EVAL,
-                    EventKind.FINISHED,
-                    now,
-                    "none",
-                    exit_code=0,
-                    started_at=now,
-                )
-                for run in trained
-            ],
-            results.updates,
-        )
+        tx.apply_events([no_eval_event(run.run_id, now) for run in trained], results.updates)
         for run_id, reason in results.failures:
             tx.mark_failed(run_id, reason)
 
-    # -- stale jobs ----------------------------------------------------------------------------
+    # -- silent jobs ---------------------------------------------------------------------------
 
-    def _check_stale(self, now: float) -> None:
+    def _check_silence(self, now: float) -> None:
+        """Stop and retry jobs silent for `stale_after` (docs/design.md, "Liveness from evidence").
+
+        A job's silence runs from its last heartbeat, or from when this controller began
+        watching it (its dispatch, or this controller's start): a job waiting to start, an
+        eval queued behind others, or a controller that was away never counts against it.
+        """
         if now - self._stale_checked_at < self.settings.monitoring_interval:
             return
         self._stale_checked_at = now
         limit = self.settings.stale_after
-        for run in self.runs.in_status(JobStatus.IN_TRAINING, JobStatus.IN_EVAL):
-            run_id = run.run_id
-            seen = run.last_heartbeat_at or run.started_at
-            if seen is None or now - seen.timestamp() <= limit:
+        lost: list[JobEvent] = []
+        running = self.runs.in_status(JobStatus.IN_TRAINING, JobStatus.IN_EVAL)
+        watched = {(run.run_id, _current_job(run)) for run in running}
+        for key in [key for key in self._watched_since if key not in watched]:
+            del self._watched_since[key]
+        for run in running:
+            job_type = _current_job(run)
+            since = self._watched_since.setdefault((run.run_id, job_type), now)
+            heartbeat = run.last_heartbeat_at.timestamp() if run.last_heartbeat_at else 0.0
+            if now - max(since, heartbeat) <= limit:
                 continue
-            dispatch_id = run.eval_dispatch_id if run.status is JobStatus.IN_EVAL else run.train_dispatch_id
-            logger.warning("run %s sent no heartbeat for %.0f s: marking it STALE", run_id, limit)
-            self.store.mark_stale(run_id, f"no heartbeat for {limit:.0f} s")
+            dispatch_id = run.eval_dispatch_id if job_type is JobTypes.LAUNCH_EVAL else run.train_dispatch_id
+            logger.warning(
+                "run %s: its %s job sent no heartbeat for %.0f s; stopping it",
+                run.run_id,
+                job_type.short,
+                limit,
+            )
             if dispatch_id:
                 self.dispatcher.cancel(dispatch_id)
+            del self._watched_since[(run.run_id, job_type)]
+            error = f"job lost: no heartbeat for {limit:.0f} s (stopped)"
+            lost.append(
+                JobEvent(
+                    run.run_id,
+                    job_type,
+                    EventKind.LOST,
+                    now,
+                    dispatch_id or "",
+                    error=error,
+                    attempt=run.attempt(job_type),
+                )
+            )
+        if lost:
+            with self.store.transaction() as tx:
+                self._record_dispatch_ids(tx)
+                tx.apply_events(lost, policy=self.settings.retries)
+            self._refresh()
 
     # -- dispatching ---------------------------------------------------------------------------
 
@@ -393,7 +427,27 @@ class AdaptiveController:
                 self.hooks.on_job_dispatch(job, dispatch_id)
         return [job for job, _ in started]
 
-    def _record_dispatch_ids(self, tx: StoreTransaction) -> None:
+    def _dispatch_retries(self) -> list[JobDefinition]:
+        """Start the new attempt of every job the lifecycle put back to run again."""
+        started: list[JobDefinition] = []
+        for run_id, job_type in list(self._retries_due.items()):
+            del self._retries_due[run_id]
+            run = self.runs.get(run_id)
+            if run is None or retry_due(run) is not job_type:
+                continue
+            job = run.train_job if job_type is JobTypes.LAUNCH_TRAINING else run.eval_job
+            if job is None:
+                continue
+            job = job.model_copy(update={"attempt": run.attempt(job_type)})
+            logger.info("run %s: starting attempt %d of its %s job", run_id, job.attempt, job_type.short)
+            dispatch_id = self._start(job)
+            if dispatch_id is not None:
+                self._unrecorded.append((run_id, job_type, dispatch_id))
+                self._watched_since[(run_id, job_type)] = self.clock.now()
+                started.append(job)
+        return started
+
+    def _record_dispatch_ids(self, tx: RunWriter) -> None:
         for run_id, job_type, dispatch_id in self._unrecorded:
             tx.record_dispatch_id(run_id, job_type, dispatch_id)
         self._just_recorded += self._unrecorded
@@ -418,21 +472,26 @@ class AdaptiveController:
         lost: list[JobEvent] = []
         for run in self.runs.in_status(*UNFINISHED):
             run_id = run.run_id
+            self._retries_due.pop(run_id, None)  # handled here
             for job, dispatch_id, wanted in (
                 (run.train_job, run.train_dispatch_id, not run.has_completed_training),
                 (run.eval_job, run.eval_dispatch_id, run.has_started_eval and not run.has_been_evaluated),
             ):
                 if job is None or not wanted:
                     continue
+                attempt = run.attempt(job.type)
+                if attempt != job.attempt:
+                    job = job.model_copy(update={"attempt": attempt})
                 if isinstance(self.dispatcher, Reattachable):
-                    found = dispatch_id or self.dispatcher.find(run_id, job.type)
+                    found = dispatch_id or self.dispatcher.find(run_id, job.type, attempt)
                     if found is not None:
                         self.dispatcher.reattach(found, run_id, job.type)
                         if dispatch_id is None:
                             recorded.append((run_id, job.type, found))
                         continue
                 elif dispatch_id is not None:
-                    lost.append(JobEvent(run_id, job.type, EventKind.LOST, self.clock.now(), dispatch_id))
+                    now = self.clock.now()
+                    lost.append(JobEvent(run_id, job.type, EventKind.LOST, now, dispatch_id, attempt=attempt))
                     continue
                 new_id = self._start(job)
                 if new_id is not None:
@@ -442,7 +501,7 @@ class AdaptiveController:
                 for run_id, job_type, dispatch_id in recorded:
                     tx.record_dispatch_id(run_id, job_type, dispatch_id)
         if lost:
-            self.store.apply_events(lost)
+            self.store.apply_events(lost, policy=self.settings.retries)
         self._refresh()
 
     # -- state and waiting ---------------------------------------------------------------------
@@ -455,7 +514,7 @@ class AdaptiveController:
             self.scheduler.load_state(data)
             self._saved_state = data
 
-    def _save_state(self, target: StateStore, *, force: bool = False) -> None:
+    def _save_state(self, target: RunWriter, *, force: bool = False) -> None:
         """Save the scheduler's state if it changed, at most once per `_STATE_SAVE_INTERVAL`.
 
         A state that lists every run costs time in proportion to the runs to save, so it
@@ -479,6 +538,11 @@ class AdaptiveController:
             self.dispatcher.wait(seconds)
         else:
             self.clock.sleep(seconds)
+
+
+def _current_job(run: RunInfo) -> JobTypes:
+    """The job a running run waits on: its eval once the eval has started, else its training."""
+    return JobTypes.LAUNCH_EVAL if run.status is JobStatus.IN_EVAL else JobTypes.LAUNCH_TRAINING
 
 
 __all__ = ["AdaptiveController", "ControllerHooks", "ControllerSettings", "TickReport"]

@@ -31,6 +31,19 @@ class DispatchError(SweepwiseError):
     """A dispatcher could not start, find or cancel a job."""
 
 
+class RunFilesError(SweepwiseError):
+    """A run directory's files could not be written (a full disk, a read-only directory).
+
+    It stops the controller rather than failing the run: the trial is not at fault, and
+    running the same command again once the disk has room resumes it.
+    """
+
+    def __init__(self, what: str, cause: OSError) -> None:
+        self.cause = cause
+        reason = cause.strerror or str(cause)
+        super().__init__(f"{what}: {reason}; free some space and run the same command again")
+
+
 class MissingExtraError(SweepwiseError, ImportError):
     """An optional integration was used without its extra installed."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from sweepwise.stores.location import resolve_store_url
 if TYPE_CHECKING:
     from sweepwise.controller import AdaptiveController, TickReport
     from sweepwise.protocols import Dispatcher
+    from sweepwise.stores import ExperimentRecord
     from sweepwise.stores.sql import SQLStore
 
 
@@ -186,7 +188,67 @@ class Experiment:
         tmp.replace(target)
         return target
 
-    def make_dispatcher(self) -> tuple[Dispatcher, Any]:
+    @property
+    def marker_path(self) -> Path:
+        """The file that ties the experiment's run directories to one incarnation in one store."""
+        return self.runs_root / self.name / RUNS_MARKER
+
+    def check_runs_dir(self, stored: ExperimentRecord | None) -> None:
+        """Refuse a runs directory that holds runs of another experiment of the same name.
+
+        Call before the store records the experiment: `stored` is its record, None when
+        the store does not know it yet (docs/design.md, "Identity of a run directory").
+
+        Raises:
+            ConfigError: the directory's runs belong to another store's experiment (or to
+                one deleted since), whose claims and results must not be taken as ours.
+        """
+        directory = self.runs_root / self.name
+        marker = _read_marker(self.marker_path)
+        theirs = marker.get("incarnation") if marker else None
+        ours = stored.incarnation if stored is not None else None
+        if stored is None:
+            legacy = directory.is_dir() and any(child.is_dir() for child in directory.iterdir())
+            if marker is None and not legacy:
+                return
+        elif theirs is None or ours is None or theirs == ours:
+            return
+        where = marker.get("store") if marker else None
+        raise ConfigError(
+            "runs_dir",
+            f"{directory} holds the runs of another experiment named {self.name!r}"
+            + (f" (recorded in {where})" if where else "")
+            + "; set runs_dir to another directory, rename the experiment, or delete that directory",
+        )
+
+    def mark_runs_dir(self, incarnation: str | None, store_url: str) -> None:
+        """Record the experiment's incarnation in its runs directory (once; see `check_runs_dir`).
+
+        Raises:
+            ConfigError: another store marked the directory first (two sweeps started at once).
+        """
+        if incarnation is None:
+            return
+        path = self.marker_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps({"experiment": self.name, "incarnation": incarnation, "store": store_url})
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            marker = _read_marker(path)
+            if marker is not None and marker.get("incarnation") not in (None, incarnation):
+                raise ConfigError(
+                    "runs_dir",
+                    f"{path.parent} holds the runs of another experiment named {self.name!r}; "
+                    "set runs_dir to another directory, rename the experiment, or delete that directory",
+                ) from None
+            if marker is None or marker.get("incarnation") is None:  # unreadable or legacy: ours now
+                _write_text_atomic(path, data)
+            return
+        with os.fdopen(fd, "w") as handle:
+            handle.write(data)
+
+    def make_dispatcher(self, incarnation: str | None = None) -> tuple[Dispatcher, Any]:
         """The dispatcher and the clock that goes with it."""
         options = dict(self.spec.dispatcher.model_extra or {})
         if self.spec.dispatcher.type == "simulated":
@@ -200,22 +262,30 @@ class Experiment:
         from sweepwise.clock import RealClock
         from sweepwise.dispatchers.local import LocalDispatcher
 
-        return LocalDispatcher(self.runs_root, self.name, **options), RealClock()
+        return LocalDispatcher(self.runs_root, self.name, incarnation=incarnation, **options), RealClock()
 
     def build_controller(
         self,
         store: SQLStore,
         *,
         on_tick: Callable[[AdaptiveController, TickReport], None] | None = None,
+        incarnation: str | None = None,
     ) -> AdaptiveController:
-        """A controller wired to `store`, ready to `run()`."""
+        """A controller wired to `store`, ready to `run()`.
+
+        Args:
+            store: the store of the experiment.
+            on_tick: called after every tick (a live display).
+            incarnation: the experiment's incarnation id (see `check_runs_dir`).
+        """
         from sweepwise.controller import AdaptiveController, ControllerSettings
 
-        dispatcher, clock = self.make_dispatcher()
+        dispatcher, clock = self.make_dispatcher(incarnation)
         settings = ControllerSettings(
             max_parallel=self.spec.max_parallel,
             monitoring_interval=self.spec.monitoring_interval,
             stale_after=self.spec.stale_after,
+            retries=self.spec.retries,
         )
         scheduler = self.scheduler_cls(self.scheduler_config)
         return AdaptiveController(
@@ -228,6 +298,26 @@ class Experiment:
             clock=clock,
             on_tick=on_tick,
         )
+
+
+RUNS_MARKER = ".sweepwise-experiment.json"
+"""In `<runs_dir>/<experiment>/`: the experiment and incarnation its run directories belong to."""
+
+
+def _read_marker(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _check_dispatcher(spec: ExperimentSpec) -> None:

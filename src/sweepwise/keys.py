@@ -18,6 +18,9 @@ POST_EVAL_PROCESSED_AT = "adaptive/post_eval_processed_at"
 POST_TRAINING_PROCESSED = "adaptive/post_training_processed"
 POST_TRAINING_PROCESSED_AT = "adaptive/post_training_processed_at"
 
+# The ledger of a run's unsuccessful attempts: [{job, attempt, reason, error, at}, ...].
+ATTEMPTS = "adaptive/attempts"
+
 # What the jobs themselves reported.
 TRAIN_RESULT = "train/result"
 TRAIN_RUNTIME = "train/runtime"
@@ -25,14 +28,21 @@ TRAIN_EXIT_CODE = "train/exit_code"
 EVAL_RESULT = "eval/result"
 EVAL_RUNTIME = "eval/runtime"
 EVAL_EXIT_CODE = "eval/exit_code"
+TRAIN_METRICS = "train/metrics"  # the latest row a job reported with `sweepwise.report`
+TRAIN_STEP = "train/step"
+EVAL_METRICS = "eval/metrics"
+EVAL_STEP = "eval/step"
 
 # Where an eval job finds the trained artefact (the seed's `policy_uri`).
 POLICY_URI = "train/policy_uri"
 
 __all__ = [
+    "ATTEMPTS",
     "EVAL_EXIT_CODE",
+    "EVAL_METRICS",
     "EVAL_RESULT",
     "EVAL_RUNTIME",
+    "EVAL_STEP",
     "OBSERVATION_COST",
     "OBSERVATION_IS_FAILURE",
     "OBSERVATION_SCORE",
@@ -43,6 +53,8 @@ __all__ = [
     "POST_TRAINING_PROCESSED",
     "POST_TRAINING_PROCESSED_AT",
     "TRAIN_EXIT_CODE",
+    "TRAIN_METRICS",
     "TRAIN_RESULT",
     "TRAIN_RUNTIME",
+    "TRAIN_STEP",
 ]

@@ -24,7 +24,7 @@ from typing import Any
 
 from sweepwise.errors import ConfigError
 from sweepwise.models import ArgStyle, JobDefinition, JobTypes
-from sweepwise.runtime import LOG, METRICS, PARAMS, PARAMS_FILE, RESULT, STATUS, job_file
+from sweepwise.runtime import LOG, METRICS, PARAMS, PARAMS_FILE, RESULT, STATUS, job_file, job_stem
 from sweepwise.runtime.supervise import preallocate
 
 _PYTHON_NAMES = frozenset({"python", "python3"})
@@ -46,7 +46,7 @@ class LaunchPlan:
         env: only the variables to add to the launching process's environment.
         cwd: the job's working directory (absolute).
         run_dir: `<runs_root>/<experiment>/<run_id>` (absolute), shared by the run's jobs.
-        job_name: `train` or `eval`.
+        job_name: the name of the job's files: `train` or `eval` (`train.2` for a second attempt).
         log_path: `<run_dir>/<job>.log`, the job's stdout and stderr.
         status_path: `<run_dir>/<job>.status.json`, written by the supervisor.
         params_path: `<run_dir>/params.json`, the current job's hyperparameters.
@@ -249,7 +249,7 @@ def build_launch(job: JobDefinition, *, experiment: str, runs_root: Path) -> Lau
     Returns:
         The plan: argv with the hyperparameters in `job.arg_style`, the variables to
         add to the environment (`SWEEPWISE_PARAMS`, `SWEEPWISE_RUN_ID`,
-        `SWEEPWISE_EXPERIMENT`, `SWEEPWISE_JOB_TYPE`, `SWEEPWISE_RUN_DIR`,
+        `SWEEPWISE_EXPERIMENT`, `SWEEPWISE_JOB_TYPE`, `SWEEPWISE_ATTEMPT`, `SWEEPWISE_RUN_DIR`,
         `JOB_PARAMS_FILE`, `SWEEPWISE_METRICS_FILE`, `SWEEPWISE_RESULT_FILE`, on top
         of `job.env`, which cannot override them), the working directory and the
         job's file paths.
@@ -257,11 +257,12 @@ def build_launch(job: JobDefinition, *, experiment: str, runs_root: Path) -> Lau
     Raises:
         ConfigError: bad command, working directory, run id or template placeholder.
     """
-    job_name = job.type.short
+    short = job.type.short
+    job_name = job_stem(short, job.attempt)  # the name of this attempt's files
     cwd = os.path.abspath(job.cwd) if job.cwd else os.getcwd()
     if not os.path.isdir(cwd):
-        raise ConfigError(f"{job_name}.cwd", f"directory {cwd!r} does not exist; create it or fix cwd")
-    field = f"{job_name}.cmd"
+        raise ConfigError(f"{short}.cwd", f"directory {cwd!r} does not exist; create it or fix cwd")
+    field = f"{short}.cmd"
     run_dir = run_dir_for(runs_root, experiment, job.run_id)
     params = job.params
     target = entrypoint_target(job.cmd, cwd)
@@ -289,7 +290,8 @@ def build_launch(job: JobDefinition, *, experiment: str, runs_root: Path) -> Lau
         SWEEPWISE_PARAMS=_dumps(params),
         SWEEPWISE_RUN_ID=job.run_id,
         SWEEPWISE_EXPERIMENT=experiment,
-        SWEEPWISE_JOB_TYPE=job_name,
+        SWEEPWISE_JOB_TYPE=short,
+        SWEEPWISE_ATTEMPT=str(job.attempt),
         SWEEPWISE_RUN_DIR=str(run_dir),
         JOB_PARAMS_FILE=str(params_path),
         SWEEPWISE_METRICS_FILE=job_file(run_dir, job_name, METRICS),

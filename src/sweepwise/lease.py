@@ -8,8 +8,8 @@ import socket
 import uuid
 
 from sweepwise.errors import LeaseHeldError
+from sweepwise.protocols import ExperimentStore
 from sweepwise.runtime.supervise import process_alive
-from sweepwise.stores.sql import SQLStore
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class ExperimentLease:
         ttl: the lease's lifetime (s); a lease not renewed in time may be taken over.
     """
 
-    def __init__(self, store: SQLStore, experiment: str, ttl: float) -> None:
+    def __init__(self, store: ExperimentStore, experiment: str, ttl: float) -> None:
         self.store = store
         self.experiment = experiment
         self.ttl = ttl

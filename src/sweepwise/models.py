@@ -89,6 +89,7 @@ class JobDefinition(BaseModel):
     arg_style: ArgStyle = ArgStyle.KEY_VALUE
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
+    attempt: int = Field(default=1, ge=1)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -134,6 +135,8 @@ class RunInfo:
     train_dispatch_id: str | None = None
     eval_dispatch_id: str | None = None
     seq: int = 0
+    train_attempt: int = 1
+    eval_attempt: int = 1
     _status: JobStatus = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -149,21 +152,21 @@ class RunInfo:
         return self._status
 
     def _derive_status(self) -> JobStatus:
-        if self.is_cancelled:
-            return JobStatus.CANCELLED
-        if self.has_failed:
-            return JobStatus.FAILED
-        if self.is_stale:
-            return JobStatus.STALE
-        if not self.has_started_training:
-            return JobStatus.PENDING
-        if not self.has_completed_training:
-            return JobStatus.IN_TRAINING
-        if not self.has_started_eval:
-            return JobStatus.TRAINING_DONE_NO_EVAL
-        if not self.has_been_evaluated:
-            return JobStatus.IN_EVAL
-        return JobStatus.COMPLETED
+        from sweepwise.lifecycle import status_of  # the one rule; lifecycle imports this module
+
+        return status_of(
+            has_started_training=self.has_started_training,
+            has_completed_training=self.has_completed_training,
+            has_started_eval=self.has_started_eval,
+            has_been_evaluated=self.has_been_evaluated,
+            has_failed=self.has_failed,
+            is_stale=self.is_stale,
+            is_cancelled=self.is_cancelled,
+        )
+
+    def attempt(self, job_type: JobTypes) -> int:
+        """The current attempt of the run's job of `job_type` (1 for the first)."""
+        return self.train_attempt if job_type is JobTypes.LAUNCH_TRAINING else self.eval_attempt
 
     @property
     def suggestion(self) -> dict[str, Any]:
@@ -201,6 +204,7 @@ class JobEvent:
     metrics: dict[str, Any] | None = None
     error: str | None = None
     started_at: float | None = None
+    attempt: int = 1
 
     @property
     def succeeded(self) -> bool:

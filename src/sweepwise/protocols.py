@@ -6,9 +6,12 @@ capabilities are separate protocols checked with `isinstance`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from sweepwise.lifecycle import RetryPolicy
     from sweepwise.models import JobDefinition, JobEvent, JobTypes, Observation, RunInfo
 
 
@@ -78,6 +81,94 @@ class StateStore(Protocol):
         ...
 
 
+class RunWriter(Protocol):
+    """The writes a controller makes, inside one transaction or each in its own."""
+
+    def fetch_runs(self, filters: dict[str, Any]) -> list[RunInfo]:
+        """Runs matching `filters` (`group`, `run_id`, `since_seq`)."""
+        ...
+
+    def fetch_changed(self, experiment: str, since_seq: int) -> tuple[list[RunInfo], int]:
+        """The experiment's runs changed after update `since_seq`, and the latest update number."""
+        ...
+
+    def apply_events(
+        self,
+        events: list[JobEvent],
+        summary_updates: Mapping[str, dict[str, Any]] | None = None,
+        policy: RetryPolicy = ...,
+    ) -> list[str]:
+        """Apply job events (and summary updates) to their runs; the ids of the runs changed."""
+        ...
+
+    def update_run_summary(self, run_id: str, summary_update: dict[str, Any]) -> bool:
+        """Merge `summary_update` into the run's summary; False if no such run."""
+        ...
+
+    def record_training_intent(
+        self, experiment: str, job: JobDefinition, suggestion: dict[str, Any], trial_index: int
+    ) -> None:
+        """A PENDING run with its training job and suggestion, before the job starts."""
+        ...
+
+    def record_eval_intent(self, job: JobDefinition) -> None:
+        """The run's eval as started, with its job, before the job starts."""
+        ...
+
+    def record_dispatch_id(self, run_id: str, job_type: JobTypes, dispatch_id: str) -> None:
+        """Where the run's job of `job_type` runs."""
+        ...
+
+    def mark_failed(self, run_id: str, reason: str) -> bool:
+        """Mark a run FAILED with `reason`; False if it already failed or was cancelled."""
+        ...
+
+    def cancel_run(self, run_id: str) -> bool:
+        """Cancel an unfinished run; False if it has finished."""
+        ...
+
+    def save_state(self, experiment: str, state: dict[str, Any]) -> None:
+        """Persist the state of `experiment`'s scheduler."""
+        ...
+
+
+@runtime_checkable
+class ExperimentStore(RunWriter, Protocol):
+    """What a controller needs of its store: runs, transactions, the experiment and its lease."""
+
+    def transaction(self) -> AbstractContextManager[RunWriter]:
+        """One transaction: the writes made through it commit together or not at all."""
+        ...
+
+    def get_experiment(self, name: str) -> Any:
+        """The experiment's record (with `status`), or None."""
+        ...
+
+    def set_experiment_status(self, name: str, status: str) -> None:
+        """Set the experiment's status (`complete`, `cancelled`, ...)."""
+        ...
+
+    def load_state(self, experiment: str) -> dict[str, Any] | None:
+        """The scheduler's last saved state, or None."""
+        ...
+
+    def acquire_lease(self, experiment: str, owner: str, ttl: float, now: float) -> bool:
+        """Take the experiment's lease if free, expired or ours."""
+        ...
+
+    def renew_lease(self, experiment: str, owner: str, ttl: float, now: float) -> bool:
+        """Extend the lease if `owner` holds it."""
+        ...
+
+    def release_lease(self, experiment: str, owner: str) -> None:
+        """Give the lease up if `owner` holds it."""
+        ...
+
+    def lease_holder(self, experiment: str) -> tuple[str, float] | None:
+        """(owner, expires_at) of the lease; None when nobody holds it."""
+        ...
+
+
 @runtime_checkable
 class Dispatcher(Protocol):
     """Starts jobs on some compute and reports what happens to them."""
@@ -99,8 +190,8 @@ class Dispatcher(Protocol):
 class Reattachable(Protocol):
     """A dispatcher that can find and watch jobs started before a restart."""
 
-    def find(self, run_id: str, job_type: JobTypes) -> str | None:
-        """The dispatch id of an existing job for (run_id, job_type), or None."""
+    def find(self, run_id: str, job_type: JobTypes, attempt: int = 1) -> str | None:
+        """The dispatch id of an existing job for (run_id, job_type, attempt), or None."""
         ...
 
     def reattach(self, dispatch_id: str, run_id: str, job_type: JobTypes) -> None:
@@ -154,8 +245,10 @@ __all__ = [
     "Clock",
     "Dispatcher",
     "ExperimentScheduler",
+    "ExperimentStore",
     "Optimizer",
     "Reattachable",
+    "RunWriter",
     "SchedulerWithState",
     "StateStore",
     "Store",

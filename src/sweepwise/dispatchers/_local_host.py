@@ -48,7 +48,7 @@ class JobHostClient:
             OSError: the host could not be started or has stopped.
         """
         if not self.alive():
-            self._start()
+            self.start()
         assert self._proc is not None and self._proc.stdin is not None
         try:
             self._proc.stdin.write(json.dumps(request, separators=(",", ":")).encode() + b"\n")
@@ -56,7 +56,12 @@ class JobHostClient:
         except (BrokenPipeError, ValueError) as exc:
             raise OSError(f"the job host stopped: {exc}") from exc
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start a new host (an earlier one finishes its jobs and exits).
+
+        Raises:
+            OSError: the host could not be started.
+        """
         self._retire()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "sweepwise.runtime.jobhost"],

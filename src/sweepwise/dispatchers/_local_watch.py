@@ -20,9 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from sweepwise.models import EventKind, JobEvent, JobTypes
-from sweepwise.runtime import DISPATCH, LOG, METRICS, STATUS, job_file
-from sweepwise.runtime.results import last_output, read_job_result, read_new_metrics, read_status
-from sweepwise.runtime.supervise import proc_start_time, process_alive
+from sweepwise.runtime import DISPATCH, LOG, METRICS, RESULT_FILE, STATUS, job_file, job_stem
+from sweepwise.runtime.results import (
+    last_output,
+    read_job_result,
+    read_job_result_file,
+    read_new_metrics,
+    read_status,
+)
+from sweepwise.runtime.supervise import mark_exited, proc_start_time, process_alive, write_json_atomic
 
 _CLAIM_TIMEOUT = 30.0  # a claim without a pid and without a status after this is LOST
 _FALLBACK_STEP = 0.1
@@ -53,6 +59,7 @@ class Watch:
     pid: int  # the supervisor's (or job host's); 0 while unknown
     pid_start: int | None
     claimed_at: float
+    attempt: int = 1
     proc: subprocess.Popen[bytes] | None = None  # the supervisor or job host we spawned
     forked: bool = False  # os.fork()ed by us
     hosted: bool = False  # supervised by a job host, which outlives the job
@@ -69,7 +76,8 @@ class Watch:
 
     @property
     def job(self) -> str:
-        return self.job_type.short
+        """The name of this attempt's files and of its dispatch id (`train`, `train.2`)."""
+        return job_stem(self.job_type.short, self.attempt)
 
     @property
     def dispatch_id(self) -> str:
@@ -86,25 +94,44 @@ class Watch:
             at=time.time() if at is None else at,
             dispatch_id=self.dispatch_id,
             started_at=self.started_at,
+            attempt=self.attempt,
             **fields,
         )
 
     def running(self) -> bool:
-        """Whether the supervisor still runs; reaps our own children."""
+        """Whether the supervisor, or else the job's own process, still runs; reaps our children.
+
+        A job outlives a supervisor or job host that dies (docs/design.md, "Liveness from
+        evidence"): while its own process runs, it is running, and its files tell what it did.
+        """
         if self.exited:
             return False
         if self.proc is not None:
-            self.exited = self.proc.poll() is not None
+            supervised = self.proc.poll() is None
         elif self.forked:
             try:
-                self.exited = os.waitpid(self.pid, os.WNOHANG)[0] != 0
+                supervised = os.waitpid(self.pid, os.WNOHANG)[0] == 0
             except ChildProcessError:
-                self.exited = True
+                supervised = False
         elif self.pid > 0:
-            self.exited = not process_alive(self.pid, self.pid_start)
+            supervised = process_alive(self.pid, self.pid_start)
         else:  # claimed, pid never recorded: give the supervisor time to write its status
             return time.time() - self.claimed_at < _CLAIM_TIMEOUT
+        if supervised:
+            return True
+        if not self.job_pid:
+            status = read_status(self.path(STATUS)) or {}
+            pid, start = status.get("pid"), status.get("pid_start")
+            if isinstance(pid, int) and pid > 0 and status.get("state") == "running":
+                self.job_pid, self.job_start = pid, (start if isinstance(start, int) else None)
+        self.exited = not (self.job_pid and process_alive(self.job_pid, self.job_start))
         return not self.exited
+
+    def host_gone(self) -> None:
+        """Our job host has died: watch the job's own process from now on."""
+        self.proc = None
+        self.exited = False
+        self.ended = True
 
     def wake_target(self) -> tuple[int, int | None] | None:
         """The (pid, start time) whose exit means the job has ended; None if none to watch.
@@ -136,8 +163,48 @@ class Watch:
         self.pid, self.pid_start = pid, (start if isinstance(start, int) else None)
         return True
 
+    def unobserved_end(self) -> JobEvent:
+        """The event of a job whose supervisor and process are gone without a final status.
+
+        Judged by the evidence it left (docs/design.md, "Liveness from evidence"): a
+        result on disk means it finished; otherwise it is lost. The verdict is written
+        to the job's status file, so every later reader sees the same.
+        """
+        result, error = read_job_result(self.run_dir, self.job)
+        loose = os.path.join(self.run_dir, RESULT_FILE)
+        if result is None and error is None and os.path.exists(loose):
+            result, error = read_job_result_file(loose, self.job)
+        status = read_status(self.path(STATUS)) or {}
+        if result is None:
+            last = last_output(self.path(LOG))
+            return self.event(
+                EventKind.LOST,
+                None,
+                error=(
+                    f"job lost: its supervisor (pid {self.pid}) and its process ended without an exit "
+                    "status (killed, or the machine restarted?)" + (f"; last output: {last}" if last else "")
+                ),
+            )
+        mark_exited(
+            status,
+            os.fspath(self.run_dir),
+            self.job,
+            0,
+            started_at=number(status.get("started_at")) or time.time(),
+            cancelled=False,
+        )
+        status.update(exit_code=None, exit_unobserved=True)
+        try:
+            write_json_atomic(self.path(STATUS), status)
+        except OSError:
+            pass  # the same evidence is judged again next time
+        return self.event(EventKind.FINISHED, number(status.get("ended_at")), exit_code=0, result=result)
+
     def finished_event(self, status: dict[str, Any]) -> JobEvent:
         """The FINISHED event of a job whose final status is `status`."""
+        if status.get("exit_unobserved") and status.get("exit_code") is None:
+            result, _ = read_job_result(self.run_dir, self.job)
+            return self.event(EventKind.FINISHED, number(status.get("ended_at")), exit_code=0, result=result)
         code = status.get("exit_code")
         exit_code = code if isinstance(code, int) else -1
         result, error = read_job_result(self.run_dir, self.job)
@@ -158,9 +225,9 @@ class Watch:
         return [self.event(EventKind.METRICS, number(row.get("time")), metrics=metrics)]
 
 
-def load_watch(run_dir: Path, run_id: str, job_type: JobTypes, pid: int) -> Watch:
+def load_watch(run_dir: Path, run_id: str, job_type: JobTypes, pid: int, attempt: int = 1) -> Watch:
     """A watch of a job started before, from its dispatch and status files."""
-    watch = Watch(run_id, job_type, run_dir, pid, None, time.time())
+    watch = Watch(run_id, job_type, run_dir, pid, None, time.time(), attempt)
     record = read_status(watch.path(DISPATCH)) or {}
     status = read_status(watch.path(STATUS)) or {}
     watch.claimed_at = number(record.get("claimed_at")) or watch.claimed_at

@@ -31,6 +31,7 @@ import logging
 import os
 import sys
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,12 @@ from sweepwise.dispatchers._local_cancel import cancel_watch
 from sweepwise.dispatchers._local_host import JobHostClient, reap_lingering_hosts
 from sweepwise.dispatchers._local_watch import UNREAPED, ExitSelector, Watch, load_watch, number
 from sweepwise.dispatchers.gpus import GpuPool
-from sweepwise.errors import ConfigError, DispatchError
+from sweepwise.errors import ConfigError, DispatchError, RunFilesError
 from sweepwise.launch import build_launch, run_dir_for, write_job_files
 from sweepwise.models import EventKind, JobDefinition, JobEvent, JobTypes
-from sweepwise.runtime import DISPATCH, JOB_NAMES, LOG, STATUS, job_file
+from sweepwise.runtime import DISPATCH, STATUS, job_file, job_stem, parse_stem
 from sweepwise.runtime.exec import spawn_supervisor
-from sweepwise.runtime.results import last_output, read_status
+from sweepwise.runtime.results import read_status
 from sweepwise.runtime.supervise import RunState, fork_supervisor, proc_start_time, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -66,15 +67,20 @@ class StartMethod(enum.StrEnum):
 
 
 def parse_dispatch_id(dispatch_id: str) -> tuple[str, str, int]:
-    """Split `"{run_id}:{job}:{supervisor_pid}"` into its parts.
+    """Split `"{run_id}:{job}:{supervisor_pid}"` into its parts (`job`: `train`, `eval`, `train.2`...).
 
     Raises:
         DispatchError: if the id is not of that form.
     """
     parts = dispatch_id.rsplit(":", 2)
-    if len(parts) == 3 and parts[1] in JOB_NAMES and parts[2].isdigit() and parts[0]:
+    if len(parts) == 3 and parse_stem(parts[1]) is not None and parts[2].isdigit() and parts[0]:
         return parts[0], parts[1], int(parts[2])
     raise DispatchError(f"malformed local dispatch id {dispatch_id!r}; expected RUN_ID:train|eval:PID")
+
+
+def _token_path(claim: Path, claim_id: str) -> Path:
+    """Where a claim's token waits to be taken by the job's supervisor (see `accept_claim`)."""
+    return claim.with_name(f"{claim.name}.{claim_id}.token")
 
 
 @register_dispatcher("local")
@@ -93,6 +99,8 @@ class LocalDispatcher:
             from `CUDA_VISIBLE_DEVICES` / `nvidia-smi` on first need).
         start_method: `host`, `fork`, `spawn` or `auto` (the job host on Linux,
             else spawn).
+        incarnation: the experiment's incarnation id, written in every claim and status;
+            a job file of another incarnation is never taken as this run's.
 
     Raises:
         DispatchError: on a non-POSIX system.
@@ -108,6 +116,7 @@ class LocalDispatcher:
         grace_period: float = 10.0,
         gpu_pool: GpuPool | None = None,
         start_method: str = "auto",
+        incarnation: str | None = None,
     ) -> None:
         if os.name != "posix":
             raise DispatchError("the local dispatcher needs Linux (or another POSIX system)")
@@ -132,6 +141,8 @@ class LocalDispatcher:
         self._unreaped = UNREAPED  # supervisors we started and must reap once they exit
         self._exits = ExitSelector()  # wakes `wait` when a watched supervisor exits
         self._host: JobHostClient | None = None
+        self._incarnation = incarnation
+        self._claimant = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # -- dispatching -------------------------------------------------------------------
 
@@ -150,10 +161,13 @@ class LocalDispatcher:
             DispatchError: `nodes > 1`; not enough free GPUs (the controller should
                 retry later); the supervisor could not be started.
         """
-        key = (job.run_id, job.type.short)
         if job.nodes != 1:
             raise DispatchError(f"run {job.run_id}: local jobs run on one node, not nodes={job.nodes}")
         plan = build_launch(job, experiment=self._experiment, runs_root=self._runs_root)
+        key = (job.run_id, plan.job_name)
+        watched = self._watches.get(key)
+        if watched is not None:
+            return watched.dispatch_id
         owner = f"{job.run_id}:{plan.job_name}"
         gpus = self._assign_gpus(job, owner)
         if gpus:
@@ -164,26 +178,41 @@ class LocalDispatcher:
             fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:  # started before (the claim is the idempotency key): watch it
             self._release_gpus(owner)
-            existing = self.find(job.run_id, job.type)
-            if existing is None:  # a claim for a job that never started was cleared: start it now
+            existing = self.find(job.run_id, job.type, job.attempt)
+            if existing is None:  # an unstarted claim was taken over and set aside: start it now
                 return self.dispatch(job)
             if key not in self._watches and key not in self._finished:
                 self.reattach(existing, job.run_id, job.type)
             return existing
         method = self._resolve_start_method()
+        claim_id = uuid.uuid4().hex
         record: dict[str, Any] = {
             "run_id": job.run_id,
             "job": plan.job_name,
+            "attempt": job.attempt,
+            "claim_id": claim_id,
             "claimed_at": time.time(),
+            "claimant": self._claimant,
+            "incarnation": self._incarnation,
             "start_method": method.value,
             "gpus": gpus,
             "argv": plan.argv,
         }
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(record))
+        token = _token_path(claim, claim_id)
+        token_written = False
         try:
-            write_job_files(plan, job, make_run_dir=False)  # made above, for the claim
-            watch = Watch(job.run_id, job.type, plan.run_dir, 0, None, record["claimed_at"])
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(json.dumps(record))
+                write_job_files(plan, job, make_run_dir=False)  # made above, for the claim
+                # The token: the job's first status, taken (renamed) by its supervisor alone.
+                write_json_atomic(token, self._token_status(record, plan.job_name))
+                token_written = True
+            except OSError as exc:
+                raise RunFilesError(
+                    f"run {job.run_id}: cannot write the {plan.job_name} job's files", exc
+                ) from exc
+            watch = Watch(job.run_id, job.type, plan.run_dir, 0, None, record["claimed_at"], job.attempt)
             if method is StartMethod.HOST:
                 host = self._submit(
                     {
@@ -196,6 +225,7 @@ class LocalDispatcher:
                         "run_dir": str(plan.run_dir),
                         "job_name": plan.job_name,
                         "heartbeat_interval": self._heartbeat_interval,
+                        "claim_token": str(token),
                     }
                 )
                 watch.hosted, watch.proc = True, host.proc
@@ -213,6 +243,7 @@ class LocalDispatcher:
                     run_dir=plan.run_dir,
                     job_name=plan.job_name,
                     heartbeat_interval=self._heartbeat_interval,
+                    claim_token=str(token),
                 )
             else:
                 watch.proc = spawn_supervisor(
@@ -220,13 +251,24 @@ class LocalDispatcher:
                     cwd=plan.cwd,
                     env=plan.env,
                     run_dir=plan.run_dir,
-                    job_name=plan.job_name,
+                    job_name=job.type.short,
                     heartbeat_interval=self._heartbeat_interval,
+                    attempt=job.attempt,
+                    claim_token=str(token),
                 )
                 watch.pid = watch.proc.pid
         except BaseException as exc:
-            claim.unlink(missing_ok=True)
+            # Nothing may start from this claim: void its token first, then remove the claim.
+            try:
+                if token_written:
+                    token.unlink()
+            except FileNotFoundError:
+                pass  # taken: a supervisor has it, and the job is found by its status
+            else:
+                claim.unlink(missing_ok=True)
             self._release_gpus(owner)
+            if isinstance(exc, RunFilesError):
+                raise
             if isinstance(exc, OSError):
                 raise DispatchError(f"run {job.run_id}: cannot start the {plan.job_name} job: {exc}") from exc
             raise
@@ -237,6 +279,24 @@ class LocalDispatcher:
             )
         self._watch(key, watch)
         return watch.dispatch_id
+
+    def _token_status(self, record: dict[str, Any], stem: str) -> dict[str, Any]:
+        """The first status of a claimed job, as its supervisor will find it once it takes the claim."""
+        status: dict[str, Any] = {
+            "job": stem,
+            "state": RunState.STARTING.value,
+            "pid": None,
+            "run_id": record["run_id"],
+            "attempt": record["attempt"],
+            "claim_id": record["claim_id"],
+            "incarnation": self._incarnation,
+        }
+        if record["start_method"] == StartMethod.HOST.value:
+            if self._host is None or not self._host.alive():
+                self._host = self._host or JobHostClient()
+                self._host.start()
+            status.update(supervisor_pid=self._host.pid, supervisor_start=self._host.pid_start, host=True)
+        return status
 
     def _resolve_start_method(self) -> StartMethod:
         if self._start_method is not StartMethod.AUTO:
@@ -251,6 +311,11 @@ class LocalDispatcher:
             self._host = JobHostClient()
         if not self._host.alive():
             self._exits.unwatch_host()
+            # a new host: the token names the old one, whose jobs are watched by their own pids
+            status = read_status(request["claim_token"]) or {}
+            self._host.start()
+            status.update(supervisor_pid=self._host.pid, supervisor_start=self._host.pid_start)
+            write_json_atomic(request["claim_token"], status)
         self._host.submit(request)
         self._exits.watch_host(self._host.fileno(), self._on_host_ready)
         return self._host
@@ -264,11 +329,11 @@ class LocalDispatcher:
             watch = self._watches.get((run_id, job))
             if watch is not None:
                 watch.ended = True
-        if gone:
+        if gone:  # its jobs run on in sessions of their own: watch them by their own pids
             self._exits.unwatch_host()
             for watch in self._watches.values():
                 if watch.hosted and watch.proc is self._host.proc:
-                    watch.ended = True
+                    watch.host_gone()
 
     # -- GPUs --------------------------------------------------------------------------
 
@@ -302,39 +367,70 @@ class LocalDispatcher:
     def _run_dir(self, run_id: str) -> Path:
         return run_dir_for(self._runs_root, self._experiment, run_id)
 
-    def find(self, run_id: str, job_type: JobTypes) -> str | None:
-        """The dispatch id of the job if it was ever started (or claimed), else None."""
+    def find(self, run_id: str, job_type: JobTypes, attempt: int = 1) -> str | None:
+        """The dispatch id of the job if it was ever started (or claimed), else None.
+
+        An unstarted claim (its token still waiting) is taken over: its token is
+        voided and the claim set aside, so it can never start, and None is returned
+        for the job to be dispatched anew (docs/design.md, "No duplicate start").
+
+        Raises:
+            DispatchError: the run directory holds this job of another experiment
+                incarnation (another store's, or an earlier experiment of this name).
+        """
         run_dir = self._run_dir(run_id)
-        job = job_type.short
-        status = read_status(Path(job_file(run_dir, job, STATUS)))
-        if status is not None and isinstance(status.get("supervisor_pid"), int):
-            return f"{run_id}:{job}:{status['supervisor_pid']}"
-        claim = Path(job_file(run_dir, job, DISPATCH))
+        stem = job_stem(job_type.short, attempt)
+        watched = self._watches.get((run_id, stem))
+        if watched is not None:  # ours, started or on its way
+            return watched.dispatch_id
+        status = read_status(Path(job_file(run_dir, stem, STATUS)))
+        claim = Path(job_file(run_dir, stem, DISPATCH))
         record = read_status(claim)
+        for source in (status, record):
+            self._check_incarnation(source, run_id, stem)
+        if status is not None and isinstance(status.get("supervisor_pid"), int):
+            return f"{run_id}:{stem}:{status['supervisor_pid']}"
         if record is not None and isinstance(record.get("supervisor_pid"), int):
-            return f"{run_id}:{job}:{record['supervisor_pid']}"
+            return f"{run_id}:{stem}:{record['supervisor_pid']}"
         if not claim.exists():
             return None
-        return self._settle_claim(run_id, job, claim, record)
+        return self._settle_claim(run_id, stem, claim, record)
 
-    def _settle_claim(self, run_id: str, job: str, claim: Path, record: dict[str, Any] | None) -> str | None:
-        """A claim without a pid: the controller died between claiming and starting the job.
+    def _check_incarnation(self, source: dict[str, Any] | None, run_id: str, stem: str) -> None:
+        theirs = (source or {}).get("incarnation")
+        if self._incarnation is not None and theirs is not None and theirs != self._incarnation:
+            raise DispatchError(
+                f"run {run_id}: {stem} files in {self._run_dir(run_id)} belong to another experiment "
+                f"named {self._experiment!r} (another store, or one deleted since); use another runs_dir"
+            )
 
-        If a supervisor was started, it writes its status within moments; wait for that
-        (up to `CLAIM_GRACE` after the claim). If none appears, the job never started:
-        the claim is removed, so the job can be dispatched now, once.
+    def _settle_claim(self, run_id: str, stem: str, claim: Path, record: dict[str, Any] | None) -> str | None:
+        """A claim with no status: take it over unless a supervisor has taken its token meanwhile.
+
+        Voiding the token (an unlink) and a supervisor taking it (a rename) are atomic
+        and exclusive: exactly one succeeds, whatever the timing of a slow job host.
         """
-        status_path = Path(job_file(claim.parent, job, STATUS))
-        claimed_at = number((record or {}).get("claimed_at")) or claim.stat().st_mtime
-        while time.time() < claimed_at + CLAIM_GRACE:
-            if status_path.exists():
-                break
-            time.sleep(0.05)
-        status = read_status(status_path)
+        claim_id = (record or {}).get("claim_id")
+        tokens = (
+            [_token_path(claim, claim_id)]
+            if isinstance(claim_id, str)
+            else list(claim.parent.glob(f"{claim.name}.*.token"))  # an unreadable claim's
+        )
+        for token in tokens:
+            try:
+                token.unlink()
+            except FileNotFoundError:
+                status = read_status(Path(job_file(claim.parent, stem, STATUS)))
+                if status is not None and isinstance(status.get("supervisor_pid"), int):
+                    return f"{run_id}:{stem}:{status['supervisor_pid']}"
+        status = read_status(Path(job_file(claim.parent, stem, STATUS)))
         if status is not None and isinstance(status.get("supervisor_pid"), int):
-            return f"{run_id}:{job}:{status['supervisor_pid']}"
-        logger.info("run %s: the %s job was claimed but never started; it will be started now", run_id, job)
-        claim.unlink(missing_ok=True)
+            return f"{run_id}:{stem}:{status['supervisor_pid']}"
+        logger.info("run %s: the %s job was claimed but never started; it will be started now", run_id, stem)
+        try:
+            os.replace(claim, claim.with_name(f"{claim.name}.void-{uuid.uuid4().hex[:8]}"))
+        except FileNotFoundError:
+            pass
         return None
 
     def reattach(self, dispatch_id: str, run_id: str, job_type: JobTypes) -> None:
@@ -343,24 +439,25 @@ class LocalDispatcher:
         Raises:
             DispatchError: the id is malformed or belongs to another run or job type.
         """
-        id_run, job, pid = parse_dispatch_id(dispatch_id)
-        if (id_run, job) != (run_id, job_type.short):
+        id_run, stem, pid = parse_dispatch_id(dispatch_id)
+        parsed = parse_stem(stem)
+        if id_run != run_id or parsed is None or parsed[0] != job_type.short:
             raise DispatchError(f"dispatch id {dispatch_id!r} is not of run {run_id}'s {job_type.short} job")
-        key = (run_id, job)
+        key = (run_id, stem)
         if key in self._watches:
             return
         self._finished.discard(key)
-        watch = self._load_watch(run_id, job_type, pid)
+        watch = self._load_watch(run_id, job_type, pid, parsed[1])
         record = read_status(watch.path(DISPATCH)) or {}
         gpus = record.get("gpus")
         if gpus and isinstance(gpus, list):
             if self._gpu_pool is None:
                 self._gpu_pool = GpuPool.detect()
-            self._gpu_pool.reserve(f"{run_id}:{job}", gpus)
+            self._gpu_pool.reserve(f"{run_id}:{stem}", gpus)
         self._watch(key, watch)
 
-    def _load_watch(self, run_id: str, job_type: JobTypes, pid: int) -> Watch:
-        return load_watch(self._run_dir(run_id), run_id, job_type, pid)
+    def _load_watch(self, run_id: str, job_type: JobTypes, pid: int, attempt: int = 1) -> Watch:
+        return load_watch(self._run_dir(run_id), run_id, job_type, pid, attempt)
 
     def _watch(self, key: tuple[str, str], watch: Watch) -> None:
         self._watches[key] = watch
@@ -429,12 +526,7 @@ class LocalDispatcher:
             events.append(watch.finished_event(status))
             watch.done = True
         elif not running:
-            last = last_output(watch.path(LOG))
-            error = (
-                f"the supervisor (pid {watch.pid}) ended without writing a final status "
-                f"(killed, or the machine restarted?)" + (f"; last output: {last}" if last else "")
-            )
-            events.append(watch.event(EventKind.LOST, None, error=error))
+            events.append(watch.unobserved_end())
             watch.done = True
         return events
 
@@ -465,8 +557,11 @@ class LocalDispatcher:
         Raises:
             DispatchError: the id is malformed.
         """
-        run_id, job, pid = parse_dispatch_id(dispatch_id)
-        watch = self._watches.get((run_id, job)) or self._load_watch(run_id, JobTypes.from_short(job), pid)
+        run_id, stem, pid = parse_dispatch_id(dispatch_id)
+        job, attempt = parse_stem(stem) or (stem, 1)
+        watch = self._watches.get((run_id, stem)) or self._load_watch(
+            run_id, JobTypes.from_short(job), pid, attempt
+        )
         cancel_watch(watch, grace_period=self._grace_period, learn_pid=self._learn_pid)
 
     def close(self) -> None:

@@ -45,6 +45,7 @@ class _SimJob:
     watched: bool = True
     finished: bool = False
     started_reported: bool = False
+    attempt: int = 1
 
 
 @dataclass(slots=True)
@@ -76,15 +77,15 @@ class SimulatedDispatcher:
         self.behaviour = behaviour or _zero_length
         self.keep_history = keep_history
         self.started: list[DispatchRecord] = []
-        self._jobs: dict[tuple[str, JobTypes], _SimJob] = {}
+        self._jobs: dict[tuple[str, JobTypes, int], _SimJob] = {}
         self._by_id: dict[str, _SimJob] = {}
         self._unreported: dict[str, _SimJob] = {}  # watched jobs whose STARTED is not reported yet
         self._ends: list[tuple[float, int, str]] = []
         self._counter = 0
 
     def dispatch(self, job: JobDefinition) -> str:
-        """Start `job` now; a second dispatch of the same run and type starts nothing."""
-        key = (job.run_id, job.type)
+        """Start `job` now; a second dispatch of the same run, type and attempt starts nothing."""
+        key = (job.run_id, job.type, job.attempt)
         existing = self._jobs.get(key)
         if existing is not None:
             existing.watched = True
@@ -92,8 +93,10 @@ class SimulatedDispatcher:
             return existing.dispatch_id
         now = self.clock.now()
         outcome = self.behaviour(job)
-        dispatch_id = f"sim:{job.run_id}:{job.type.short}"
+        attempt = "" if job.attempt == 1 else f".{job.attempt}"
+        dispatch_id = f"sim:{job.run_id}:{job.type.short}{attempt}"
         sim = _SimJob(job.run_id, job.type, dispatch_id, now, now + max(0.0, outcome.duration), outcome)
+        sim.attempt = job.attempt
         self._jobs[key] = sim
         self._by_id[dispatch_id] = sim
         self._unreported[dispatch_id] = sim
@@ -116,7 +119,7 @@ class SimulatedDispatcher:
             if sim.watched:
                 events.extend(self._report(sim, finished=True))
                 if not self.keep_history:  # reported: nothing will ask about it again
-                    del self._by_id[dispatch_id], self._jobs[(sim.run_id, sim.job_type)]
+                    del self._by_id[dispatch_id], self._jobs[(sim.run_id, sim.job_type, sim.attempt)]
                     self._unreported.pop(dispatch_id, None)
         for sim in list(self._unreported.values()):  # not every job ever dispatched: this stays cheap
             if sim.watched and not sim.started_reported and not sim.finished:
@@ -133,7 +136,14 @@ class SimulatedDispatcher:
         if not sim.started_reported:
             sim.started_reported = True
             events.append(
-                JobEvent(sim.run_id, sim.job_type, EventKind.STARTED, sim.started_at, sim.dispatch_id)
+                JobEvent(
+                    sim.run_id,
+                    sim.job_type,
+                    EventKind.STARTED,
+                    sim.started_at,
+                    sim.dispatch_id,
+                    attempt=sim.attempt,
+                )
             )
         if finished:
             out = sim.outcome
@@ -148,6 +158,7 @@ class SimulatedDispatcher:
                     result=out.result,
                     error=out.error if out.error or out.exit_code == 0 else f"exit code {out.exit_code}",
                     started_at=sim.started_at,
+                    attempt=sim.attempt,
                 )
             )
         return events
@@ -162,9 +173,9 @@ class SimulatedDispatcher:
         self._counter += 1
         heapq.heappush(self._ends, (sim.ends_at, self._counter, dispatch_id))
 
-    def find(self, run_id: str, job_type: JobTypes) -> str | None:
-        """The dispatch id of the job for (run_id, job_type), if it was ever started."""
-        sim = self._jobs.get((run_id, job_type))
+    def find(self, run_id: str, job_type: JobTypes, attempt: int = 1) -> str | None:
+        """The dispatch id of the job for (run_id, job_type, attempt), if it was ever started."""
+        sim = self._jobs.get((run_id, job_type, attempt))
         return sim.dispatch_id if sim else None
 
     def reattach(self, dispatch_id: str, run_id: str, job_type: JobTypes) -> None:

@@ -28,6 +28,7 @@ from pydantic import (
 
 from sweepwise.config import DispatcherSpec, ExperimentSpec, SchedulerSpec
 from sweepwise.errors import ConfigError
+from sweepwise.lifecycle import RetryPolicy
 from sweepwise.recipes.classify import classify, require_arguments
 from sweepwise.recipes.loading import load_function
 from sweepwise.recipes.values import override_model, suggest, validation_config_error
@@ -52,7 +53,8 @@ class AdaptiveTool(BaseModel):
         dispatcher_type: the dispatcher that runs the jobs (`local`, `simulated`, ...).
         max_parallel: training jobs running at once, at most.
         monitoring_interval: seconds between controller ticks (jobs' events wake it early).
-        stale_after: seconds without a heartbeat before a job is STALE.
+        stale_after: seconds without a heartbeat before a job is lost (and retried).
+        retries: which lost, failed or timed-out jobs run again, and how often.
         store: the store URL (`--store` and `$SWEEPWISE_STORE` win over it).
         runs_dir: the root of the run directories, relative to the current directory.
         metric: the result key holding the score.
@@ -68,6 +70,7 @@ class AdaptiveTool(BaseModel):
     max_parallel: int = Field(default=4, ge=1)
     monitoring_interval: float = Field(default=5.0, gt=0)
     stale_after: float = Field(default=3600.0, gt=0)
+    retries: RetryPolicy = Field(default_factory=RetryPolicy)
     store: str | None = None
     runs_dir: str = "runs"
     metric: str = "score"
@@ -132,6 +135,7 @@ class AdaptiveTool(BaseModel):
             "max_parallel": self.max_parallel,
             "monitoring_interval": self.monitoring_interval,
             "stale_after": self.stale_after,
+            "retries": self.retries,
             "runs_dir": self.runs_dir,
             "metric": self.metric,
             "goal": self.goal or getattr(config, "goal", None) or "maximize",

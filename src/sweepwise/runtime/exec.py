@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from sweepwise.runtime import JOB_NAMES, LOG, METRICS, RESULT, STATUS, job_file
+from sweepwise.runtime import JOB_NAMES, LOG, METRICS, RESULT, STATUS, job_file, job_stem
 from sweepwise.runtime.supervise import exit_status, supervise
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs milliseconds at start-up
@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
         "--heartbeat", type=float, default=5.0, help="seconds between heartbeats (default: 5)"
     )
     parser.add_argument("--cwd", default=None, help="the job's working directory (default: current)")
+    parser.add_argument(
+        "--attempt", type=int, default=1, help="which attempt of the job this is (default: 1)"
+    )
+    parser.add_argument("--claim-token", default=None, help=argparse.SUPPRESS)  # the local dispatcher's
     return parser
 
 
@@ -63,6 +67,8 @@ def spawn_supervisor(
     run_dir: str | os.PathLike[str],
     job_name: str,
     heartbeat_interval: float = 5.0,
+    attempt: int = 1,
+    claim_token: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `python -m sweepwise.runtime.exec ... -- argv` in a new session.
 
@@ -76,6 +82,8 @@ def spawn_supervisor(
         run_dir: the run directory (also the supervisor's working directory).
         job_name: `train` or `eval`.
         heartbeat_interval: seconds between heartbeats.
+        attempt: which attempt of the job this is (its files are named by `job_stem`).
+        claim_token: the claim token the supervisor takes before it starts the job.
 
     Returns:
         The supervisor process.
@@ -93,10 +101,13 @@ def spawn_supervisor(
         repr(float(heartbeat_interval)),
         "--cwd",
         os.fspath(cwd),
+        "--attempt",
+        str(attempt),
+        *(["--claim-token", claim_token] if claim_token else []),
         "--",
         *argv,
     ]
-    with open(job_file(run_dir, job_name, LOG), "ab") as log:
+    with open(job_file(run_dir, job_stem(job_name, attempt), LOG), "ab") as log:
         return subprocess.Popen(
             command,
             cwd=run_dir,
@@ -142,23 +153,29 @@ def main(argv: list[str] | None = None) -> int:
     if job not in JOB_NAMES:
         sys.stderr.write(f"sweepwise exec: error: job type {job!r} is not one of train, eval\n")
         return 2
+    if options.attempt < 1:
+        sys.stderr.write("sweepwise exec: error: --attempt must be >= 1\n")
+        return 2
+    stem = job_stem(job, options.attempt)
     run_dir = os.path.abspath(options.run_dir or os.environ.get("SWEEPWISE_RUN_DIR") or os.getcwd())
     os.makedirs(run_dir, exist_ok=True)
     env = {
         "SWEEPWISE_RUN_DIR": run_dir,
         "SWEEPWISE_JOB_TYPE": job,
-        "SWEEPWISE_METRICS_FILE": job_file(run_dir, job, METRICS),
-        "SWEEPWISE_RESULT_FILE": job_file(run_dir, job, RESULT),
+        "SWEEPWISE_ATTEMPT": str(options.attempt),
+        "SWEEPWISE_METRICS_FILE": job_file(run_dir, stem, METRICS),
+        "SWEEPWISE_RESULT_FILE": job_file(run_dir, stem, RESULT),
     }
     code = supervise(
         command,
         cwd=options.cwd or os.getcwd(),
         env=env,
-        log_path=job_file(run_dir, job, LOG),
-        status_path=job_file(run_dir, job, STATUS),
+        log_path=job_file(run_dir, stem, LOG),
+        status_path=job_file(run_dir, stem, STATUS),
         run_dir=run_dir,
-        job_name=job,
+        job_name=stem,
         heartbeat_interval=options.heartbeat,
+        claim_token=options.claim_token,
     )
     return exit_status(code)
 

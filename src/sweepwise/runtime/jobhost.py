@@ -14,6 +14,14 @@ the controller. The host runs in its own session and so does each job: killing t
 controller leaves both running. When its stdin closes the host takes no new jobs and
 exits once the running ones have ended.
 
+Claims: a request names its claim token (`claim_token`, a "starting" status the
+dispatcher wrote beside the job's claim). The host takes the job by renaming the token
+to the job's status file; when the token is gone, a restarted controller has taken the
+claim over, and the host starts nothing (docs/design.md, "No duplicate start").
+
+A final status that cannot be written (a full disk) is retried every second; the job's
+key is written to stdout only once its final status is on disk.
+
 Cancelling: a canceller writes `<job>.cancel` in the run dir, then signals the job's
 process group; the host records a job that ends with that file present as cancelled
 (and does not start a job whose file exists). SIGTERM / SIGHUP to the host cancel all
@@ -36,6 +44,7 @@ from sweepwise.runtime import job_file
 from sweepwise.runtime.slices import request_short_slices
 from sweepwise.runtime.supervise import (
     RunState,
+    accept_claim,
     mark_exited,
     mark_running,
     note_pid_start,
@@ -75,7 +84,7 @@ def resolve_program(program: str, env: Mapping[str, str]) -> str:
 class _Job:
     """One job the host started: its request, its status and its pidfd."""
 
-    __slots__ = ("key", "request", "status", "pid", "pidfd", "next_beat", "cancelled")
+    __slots__ = ("key", "request", "status", "pid", "pidfd", "next_beat", "cancelled", "final")
 
     def __init__(self, request: dict[str, Any], host_pid: int, host_start: int | None) -> None:
         self.key = str(request.get("key", ""))
@@ -91,6 +100,7 @@ class _Job:
         self.pidfd = -1
         self.next_beat = 0.0
         self.cancelled = False
+        self.final = False  # the job has ended; its final status is still to be written
 
     def path(self, kind: str) -> str:
         return job_file(self.request["run_dir"], self.request["job_name"], kind)
@@ -98,11 +108,17 @@ class _Job:
     def cancel_requested(self) -> bool:
         return self.cancelled or os.path.exists(self.path(CANCEL))
 
-    def write_status(self) -> None:
+    def write_status(self) -> bool:
+        """Write the status file; False when it could not be written (a full disk)."""
         try:
             write_json_atomic(self.request["status_path"], self.status)
         except OSError:
-            pass  # a full disk must not end the job; the next heartbeat retries
+            return False  # a full disk must not end the job; the next heartbeat retries
+        return True
+
+    def accept(self) -> bool:
+        """Take the job's claim (see `accept_claim`); False if it was taken over."""
+        return accept_claim(self.request.get("claim_token"), self.request["status_path"], self.status)
 
 
 class JobHost:
@@ -117,21 +133,28 @@ class JobHost:
         self._devnull = os.open(os.devnull, os.O_RDONLY)
         self._cancel_all = False
         self._environ = dict(os.environ)  # copied once: `os.environ` decodes every item it hands out
+        self._unwritten: list[_Job] = []  # ended jobs whose final status could not be written yet
+        self._delay = float(os.environ.get("SWEEPWISE_TEST_HOST_DELAY") or 0)  # fault tests: a slow host
 
     # -- starting ----------------------------------------------------------------------
 
     def start(self, request: dict[str, Any]) -> None:
         """Start the job `request` describes (or record why it could not start)."""
         job = _Job(request, self._pid, self._start)
+        if not job.accept():
+            sys.stderr.write(f"sweepwise job host: {job.key}: its claim was taken over; not started\n")
+            return
         set_aside_stale_result(request["run_dir"], request["job_name"])
         if self._cancel_all or job.cancel_requested():
             job.cancelled = True
             self._finish(job, -signal.SIGTERM, started_at=time.time())
             return
-        # Recorded before the job can start: a claim with no status at all then means the job
-        # never started, never "it may be running".
+        # Recorded before the job can start (the accepted token says "starting" already): a job
+        # whose status cannot be written is not started, so a status always tells.
         job.status["state"] = RunState.STARTING.value
-        job.write_status()
+        if not job.write_status() and not request.get("claim_token"):
+            self._log(request, "sweepwise job host: cannot write the job's status; not started\n")
+            return
         try:
             job.pid = self._spawn(request)
         except OSError as exc:
@@ -207,8 +230,11 @@ class JobHost:
             started_at=started_at,
             cancelled=job.cancel_requested(),
         )
-        job.write_status()
-        self._reply(job.key)
+        job.final = True
+        if job.write_status():
+            self._reply(job.key)
+        else:
+            self._unwritten.append(job)  # retried every second until the disk has room
 
     def _reply(self, key: str) -> None:
         try:
@@ -218,10 +244,21 @@ class JobHost:
 
     # -- the loop ----------------------------------------------------------------------
 
+    def _retry_final_statuses(self) -> None:
+        """Write the final statuses a full disk refused before; tell the controller of each."""
+        unwritten, self._unwritten = self._unwritten, []
+        for job in unwritten:
+            if job.write_status():
+                self._reply(job.key)
+            else:
+                self._unwritten.append(job)
+
     def _beat(self) -> float:
         """Refresh due heartbeats; return seconds until the next one is due."""
+        if self._unwritten:
+            self._retry_final_statuses()
         now = time.monotonic()
-        soonest = 3600.0
+        soonest = 1.0 if self._unwritten else 3600.0
         for job in self._jobs.values():
             if job.next_beat <= now:
                 note_pid_start(job.status)
@@ -244,7 +281,7 @@ class JobHost:
         self._poller.register(requests_fd, select.POLLIN)
         reading = True
         pending = b""
-        while reading or self._jobs:
+        while reading or self._jobs or self._unwritten:
             timeout = self._beat()
             for fd, _ in self._poller.poll(max(1, int(timeout * 1000))):
                 if fd == requests_fd:
@@ -260,6 +297,8 @@ class JobHost:
                     self._end(job)
 
     def _take(self, line: bytes) -> None:
+        if self._delay:
+            time.sleep(self._delay)
         try:
             request = json.loads(line)
         except ValueError:

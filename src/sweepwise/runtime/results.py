@@ -207,6 +207,11 @@ def read_job_result(run_dir: StrPath, job_name: str) -> tuple[dict[str, Any] | N
     return _from_metrics(job_file(run_dir, job_name, METRICS)), None
 
 
+def read_job_result_file(path: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The result in a `result.json` the job wrote (`(result, error)` as `read_job_result`)."""
+    return _from_result_file(path, job_name)
+
+
 def read_status(path: StrPath) -> dict[str, Any] | None:
     """A status file's contents; None if it is missing, unreadable or not a JSON object."""
     try:
@@ -221,6 +226,7 @@ __all__ = [
     "last_metrics_row",
     "last_output",
     "read_job_result",
+    "read_job_result_file",
     "read_new_metrics",
     "read_status",
     "tail_lines",

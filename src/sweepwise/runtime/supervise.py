@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 _FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_CLAIM_TAKEN_OVER = 75  # EX_TEMPFAIL: the claim was taken over by a restarted controller; nothing ran
 _HAS_PROC = os.path.isdir("/proc/self")
 _FALLOCATE = getattr(os, "posix_fallocate", None) if os.uname().sysname == "Linux" else None
 
@@ -157,6 +158,36 @@ def _exited(pid: int) -> bool:
         return True
 
 
+def accept_claim(token: str | None, status_path: str, status: dict[str, Any]) -> bool:
+    """Take a job's claim by renaming its token (a "starting" status) to the job's status file.
+
+    The rename is the one atomic step a restarted controller races against when it
+    takes an unstarted claim over (it unlinks the token): exactly one of the two wins
+    (docs/design.md, "No duplicate start"). The token's fields (the experiment's
+    incarnation, the attempt, the claim id) are kept in `status` for later writes.
+
+    Returns:
+        True when the job is ours to start (or there is no token); False when the
+        claim was taken over and nothing may start.
+    """
+    if not token:
+        return True
+    try:
+        os.rename(token, status_path)
+    except FileNotFoundError:
+        return False
+    try:
+        with open(status_path, "rb") as handle:
+            fields = json.loads(handle.read())
+    except (OSError, ValueError):
+        return True
+    if isinstance(fields, dict):
+        for name in ("incarnation", "attempt", "claim_id", "run_id"):
+            if name in fields:
+                status[name] = fields[name]
+    return True
+
+
 def set_aside_stale_result(run_dir: str, job_name: str) -> None:
     """Rename a `result.json` left in the run dir by an earlier job whose supervisor died: not ours."""
     loose = os.path.join(run_dir, RESULT_FILE)
@@ -221,7 +252,9 @@ class _Supervisor:
         run_dir: str,
         job_name: str,
         heartbeat_interval: float,
+        claim_token: str | None = None,
     ) -> None:
+        self.claim_token = claim_token
         self.argv = list(argv)
         self.cwd = cwd
         self.env = env
@@ -249,6 +282,8 @@ class _Supervisor:
             signal_group(self.child.pid, signum)
 
     def run(self) -> int:
+        if not accept_claim(self.claim_token, self.status_path, self.status):
+            return _CLAIM_TAKEN_OVER
         set_aside_stale_result(self.run_dir, self.job_name)
         if self.cancel_signal is not None:
             return self.finish(-self.cancel_signal, started_at=time.time())
@@ -342,6 +377,7 @@ def supervise(
     run_dir: str | os.PathLike[str],
     job_name: str,
     heartbeat_interval: float = 5.0,
+    claim_token: str | None = None,
 ) -> int:
     """Run one job to its end, recording its life in `status_path`.
 
@@ -355,12 +391,14 @@ def supervise(
             `"cancelled"` once the job has exited).
         run_dir: the run directory; a `result.json` the job left there is renamed to
             `<job_name>.result.json` when the job exits.
-        job_name: `train` or `eval`.
+        job_name: `train` or `eval` (`train.2` for a second attempt): the files' name.
         heartbeat_interval: seconds between `heartbeat_at` refreshes.
+        claim_token: the claim token to take before anything starts (see `accept_claim`).
 
     Returns:
         The job's exit code; negative (-N) when it was killed by signal N. 127 / 126
-        when the command could not be started (the reason is in the log).
+        when the command could not be started (the reason is in the log); 75 when
+        the claim was taken over and nothing started.
 
     Raises:
         RuntimeError: on a system without POSIX process groups.
@@ -381,6 +419,7 @@ def supervise(
         os.fspath(run_dir),
         job_name,
         heartbeat_interval,
+        claim_token,
     )
     previous: dict[int, Any] = {}
     for forwarded in _FORWARDED_SIGNALS:
@@ -409,6 +448,7 @@ def fork_supervisor(
     run_dir: str | os.PathLike[str],
     job_name: str,
     heartbeat_interval: float = 5.0,
+    claim_token: str | None = None,
     child_setup: Callable[[], None] | None = None,
 ) -> int:
     """Fork a supervisor running `supervise(...)` in a new session; return its pid.
@@ -435,6 +475,7 @@ def fork_supervisor(
                 run_dir=run_dir,
                 job_name=job_name,
                 heartbeat_interval=heartbeat_interval,
+                claim_token=claim_token,
             )
         )
 
@@ -443,6 +484,7 @@ def fork_supervisor(
 
 __all__ = [
     "RunState",
+    "accept_claim",
     "exit_status",
     "fork_supervisor",
     "mark_exited",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sweepwise import keys
+from sweepwise.lifecycle import observation_of
 from sweepwise.models import ArgStyle, JobDefinition, JobStatus, JobTypes, Observation, RunInfo
 from sweepwise.protocols import Optimizer
 from sweepwise.runs import changed_since
@@ -51,6 +51,11 @@ class TrainAndEvalConfig(BaseModel):
     eval_overrides: dict[str, Any] = Field(default_factory=dict)
     train: JobSpec | None = None
     eval: JobSpec | None = None
+
+    @property
+    def needs_eval(self) -> bool:
+        """Whether runs have an eval job (a command or an entrypoint) after their training."""
+        return self.eval is not None or self.recipe_module is not None
 
 
 def build_optimizer(config: Any, optimizer: Optimizer | None = None) -> Optimizer:
@@ -127,31 +132,6 @@ def create_eval_job(config: TrainAndEvalConfig, run: RunInfo) -> JobDefinition:
         env=dict(spec.env) if spec else {},
         cwd=spec.cwd if spec else None,
     )
-
-
-def observation_of(run: RunInfo) -> Observation | None:
-    """What an optimizer learns from `run`: its score if COMPLETED, a failure if FAILED/STALE.
-
-    A COMPLETED run counts only once its post-eval hook wrote `observation/score`.
-    """
-    status = run.status
-    if status is JobStatus.COMPLETED:
-        score = run.summary.get(keys.OBSERVATION_SCORE)
-        if score is None or run.summary.get(keys.OBSERVATION_IS_FAILURE):
-            return None
-        cost = run.summary.get(keys.OBSERVATION_COST)
-        return Observation(float(score), float(cost) if cost is not None else run.runtime, _kept(run))
-    if status.is_failure() and run.suggestion:
-        return Observation(float("nan"), run.runtime, _kept(run), is_failure=True)
-    return None
-
-
-def _kept(run: RunInfo) -> dict[str, Any]:
-    """A run's suggestion as an optimizer keeps it for the whole sweep: one copy of each name."""
-    suggestion = run.summary.get(keys.OBSERVATION_SUGGESTION)
-    if not isinstance(suggestion, dict):
-        return {}
-    return {sys.intern(name): value for name, value in suggestion.items()}
 
 
 def collect_observations(runs: list[RunInfo]) -> list[Observation]:

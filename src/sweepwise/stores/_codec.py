@@ -13,7 +13,7 @@ from pathlib import PurePath
 from typing import Any
 
 from sweepwise import keys
-from sweepwise.models import JobDefinition, JobStatus, RunInfo
+from sweepwise.models import JobDefinition, RunInfo
 
 UTC = dt.UTC
 
@@ -61,29 +61,6 @@ def cost_of(summary: Mapping[str, Any]) -> float | None:
     return None
 
 
-def status_of(
-    *,
-    has_started_training: bool,
-    has_completed_training: bool,
-    has_started_eval: bool,
-    has_been_evaluated: bool,
-    has_failed: bool,
-    is_stale: bool,
-    is_cancelled: bool,
-) -> JobStatus:
-    """The status `RunInfo.status` derives from these flags (one rule, one place)."""
-    return RunInfo(
-        run_id="",
-        has_started_training=has_started_training,
-        has_completed_training=has_completed_training,
-        has_started_eval=has_started_eval,
-        has_been_evaluated=has_been_evaluated,
-        has_failed=has_failed,
-        is_stale=is_stale,
-        is_cancelled=is_cancelled,
-    ).status
-
-
 _from_epoch = dt.datetime.fromtimestamp
 _parse_job = JobDefinition.model_validate_json
 
@@ -114,6 +91,8 @@ RUN_FIELDS = (
     "eval_dispatch_id",
     "seq",
     "trial_index",
+    "train_attempt",
+    "eval_attempt",
 )
 """The `runs` columns `run_from_row` reads, in the order it unpacks them."""
 
@@ -161,6 +140,8 @@ def run_from_row(row: Sequence[Any], *, with_jobs: bool = True) -> RunInfo:
         eval_dispatch_id,
         seq,
         _trial_index,
+        train_attempt,
+        eval_attempt,
     ) = row
     return RunInfo(
         run_id=sys.intern(run_id),  # one copy of each id, however many sets and indexes hold it
@@ -187,6 +168,8 @@ def run_from_row(row: Sequence[Any], *, with_jobs: bool = True) -> RunInfo:
         train_dispatch_id=train_dispatch_id,
         eval_dispatch_id=eval_dispatch_id,
         seq=seq,
+        train_attempt=train_attempt,
+        eval_attempt=eval_attempt,
     )
 
 
@@ -201,6 +184,8 @@ class ExperimentRecord:
         created_at: when it was created (UTC).
         updated_at: when it last changed, runs included (UTC).
         last_seq: its update sequence: the `seq` of its most recently changed runs.
+        incarnation: a new id each time an experiment of this name is created (None
+            for one created before sweepwise recorded them, until it is run again).
     """
 
     name: str
@@ -209,15 +194,16 @@ class ExperimentRecord:
     created_at: dt.datetime
     updated_at: dt.datetime
     last_seq: int
+    incarnation: str | None = None
 
 
-EXPERIMENT_FIELDS = ("name", "spec", "status", "created_at", "updated_at", "last_seq")
+EXPERIMENT_FIELDS = ("name", "spec", "status", "created_at", "updated_at", "last_seq", "incarnation")
 """The `experiments` columns `experiment_from_row` reads, in the order it unpacks them."""
 
 
 def experiment_from_row(row: Sequence[Any]) -> ExperimentRecord:
     """An `ExperimentRecord` from a row of the `EXPERIMENT_FIELDS` columns, in that order."""
-    name, spec, status, created_at, updated_at, last_seq = row
+    name, spec, status, created_at, updated_at, last_seq, incarnation = row
     return ExperimentRecord(
         name=name,
         spec=json.loads(spec),
@@ -225,4 +211,5 @@ def experiment_from_row(row: Sequence[Any]) -> ExperimentRecord:
         created_at=_from_epoch(created_at, UTC),
         updated_at=_from_epoch(updated_at, UTC),
         last_seq=last_seq,
+        incarnation=incarnation,
     )

@@ -11,22 +11,19 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
-from sweepwise import keys
-from sweepwise.models import EventKind, JobEvent, JobStatus, JobTypes
-from sweepwise.stores._codec import cost_of, status_of, to_json
+from sweepwise.lifecycle import DEFAULT_RETRIES, LOST_ERROR, RetryPolicy, TrialRecord, apply_event
+from sweepwise.models import EventKind, JobEvent, JobTypes
+from sweepwise.stores._codec import cost_of, to_json
 from sweepwise.stores._exec import Prepared
 from sweepwise.stores._runs import FLAGS, next_seq
 from sweepwise.stores.schema import JOB_EVENTS, RUNS
 
 logger = logging.getLogger(__name__)
 
-LOST_ERROR = "job lost: its process vanished without an exit status"
-_LOGGED = frozenset({EventKind.STARTED, EventKind.FINISHED, EventKind.LOST})
 _WRITTEN = (
     "has_started_training",
     "has_completed_training",
@@ -40,6 +37,10 @@ _WRITTEN = (
     "cost",
     "runtime",
     "error",
+    "train_attempt",
+    "eval_attempt",
+    "train_dispatch_id",
+    "eval_dispatch_id",
 )
 
 _LOADED_FIELDS = ("run_id", "experiment", *_WRITTEN, "is_cancelled", "summary")
@@ -60,57 +61,10 @@ _WRITE_BACK = Prepared(
     .values({name: bindparam(f"b_{name}") for name in (*_WRITTEN, "summary", "status", "seq", "updated_at")})
 )
 _INSERT_EVENT = Prepared(insert(JOB_EVENTS))
-_RESULT_KEYS = {
-    JobTypes.LAUNCH_TRAINING: (keys.TRAIN_RESULT, keys.TRAIN_EXIT_CODE, keys.TRAIN_RUNTIME),
-    JobTypes.LAUNCH_EVAL: (keys.EVAL_RESULT, keys.EVAL_EXIT_CODE, keys.EVAL_RUNTIME),
-}
 
 
-@dataclass(slots=True)
-class _Run:
-    """The mutable part of a run while a batch of events is applied to it."""
-
-    run_id: str
-    experiment: str
-    has_started_training: bool
-    has_completed_training: bool
-    has_started_eval: bool
-    has_been_evaluated: bool
-    has_failed: bool
-    is_stale: bool
-    is_cancelled: bool
-    started_at: float | None
-    completed_at: float | None
-    last_heartbeat_at: float | None
-    cost: float
-    runtime: float
-    error: str | None
-    summary: dict[str, Any]
-    eval_started_at: float | None = None
-    dirty: bool = field(default=False)
-
-    @property
-    def status(self) -> JobStatus:
-        return status_of(
-            has_started_training=self.has_started_training,
-            has_completed_training=self.has_completed_training,
-            has_started_eval=self.has_started_eval,
-            has_been_evaluated=self.has_been_evaluated,
-            has_failed=self.has_failed,
-            is_stale=self.is_stale,
-            is_cancelled=self.is_cancelled,
-        )
-
-    def job_done(self, job_type: JobTypes) -> bool:
-        if self.status.is_finished():
-            return True
-        if job_type is JobTypes.LAUNCH_TRAINING:
-            return self.has_completed_training
-        return self.has_been_evaluated
-
-
-def _load(conn: Connection, run_ids: list[str]) -> dict[str, _Run]:
-    runs: dict[str, _Run] = {}
+def _load(conn: Connection, run_ids: list[str]) -> dict[str, TrialRecord]:
+    runs: dict[str, TrialRecord] = {}
     for run_id in run_ids:
         row = _LOAD.first(conn, {"b_run_id": run_id})
         if row is None:
@@ -119,71 +73,21 @@ def _load(conn: Connection, run_ids: list[str]) -> dict[str, _Run]:
         values["summary"] = json.loads(values["summary"])
         for flag in FLAGS:  # SQLite hands booleans back as 0 / 1
             values[flag] = bool(values[flag])
-        runs[values["run_id"]] = _Run(**values)
+        runs[values["run_id"]] = TrialRecord(**values)
     return runs
 
 
-def _eval_started_at(conn: Connection, run: _Run) -> float | None:
-    if run.eval_started_at is not None:
-        return run.eval_started_at
-    value = _EVAL_STARTED_AT.scalar(conn, {"b_run_id": run.run_id})
+def _eval_started_at(conn: Connection, event: JobEvent, record: TrialRecord) -> float | None:
+    """When the run's eval started, read from the event log only when the event needs it."""
+    if (
+        event.kind is not EventKind.FINISHED
+        or event.job_type is not JobTypes.LAUNCH_EVAL
+        or event.started_at is not None
+        or record.eval_started_at is not None
+    ):
+        return None
+    value = _EVAL_STARTED_AT.scalar(conn, {"b_run_id": record.run_id})
     return None if value is None else float(value)
-
-
-def _finish(conn: Connection, run: _Run, event: JobEvent) -> None:
-    short = event.job_type.short
-    result_key, exit_key, runtime_key = _RESULT_KEYS[event.job_type]
-    run.summary[exit_key] = event.exit_code
-    if not event.succeeded:
-        run.has_failed = True
-        run.error = event.error or f"{short} job exited with code {event.exit_code}"
-        return
-    if event.job_type is JobTypes.LAUNCH_TRAINING:
-        start = event.started_at if event.started_at is not None else run.started_at
-        start = event.at if start is None else start
-        run.has_started_training = True
-        run.has_completed_training = True
-        run.started_at = start if run.started_at is None else run.started_at
-        run.runtime = max(0.0, event.at - start)
-        run.summary[runtime_key] = run.runtime
-    else:
-        start = event.started_at if event.started_at is not None else _eval_started_at(conn, run)
-        run.has_started_eval = True
-        run.has_been_evaluated = True
-        run.completed_at = event.at
-        run.summary[runtime_key] = max(0.0, event.at - (event.at if start is None else start))
-    run.summary[result_key] = dict(event.result or {})
-
-
-def _apply(conn: Connection, run: _Run, event: JobEvent) -> bool:
-    """Apply one event to `run`; True if it is to be logged in `job_events`."""
-    kind = event.kind
-    if kind is EventKind.STARTED:
-        if event.job_type is JobTypes.LAUNCH_EVAL:
-            run.eval_started_at = event.at
-            return True
-        if run.has_started_training:
-            return False  # a replayed STARTED
-        run.has_started_training = True
-        run.started_at = event.at if run.started_at is None else run.started_at
-    elif kind is EventKind.HEARTBEAT:
-        if run.last_heartbeat_at is not None and event.at <= run.last_heartbeat_at:
-            return False
-        run.last_heartbeat_at = event.at
-    elif kind is EventKind.METRICS:
-        if event.metrics is None:
-            return False
-        short = event.job_type.short
-        run.summary[f"{short}/metrics"] = dict(event.metrics)
-        if "step" in event.metrics:
-            run.summary[f"{short}/step"] = event.metrics["step"]
-    elif kind is EventKind.FINISHED:
-        _finish(conn, run, event)
-    elif kind is EventKind.LOST:
-        run.is_stale = True
-        run.error = LOST_ERROR
-    run.dirty = True
-    return kind in _LOGGED
 
 
 def _log_row(event: JobEvent) -> dict[str, Any]:
@@ -195,6 +99,7 @@ def _log_row(event: JobEvent) -> dict[str, Any]:
             ("metrics", event.metrics),
             ("error", event.error),
             ("started_at", event.started_at),
+            ("attempt", event.attempt if event.attempt != 1 else None),
         )
         if value is not None
     }
@@ -209,12 +114,16 @@ def _log_row(event: JobEvent) -> dict[str, Any]:
 
 
 def apply_events_without_commit(
-    conn: Connection, events: list[JobEvent], summary_updates: Mapping[str, dict[str, Any]] | None = None
+    conn: Connection,
+    events: list[JobEvent],
+    summary_updates: Mapping[str, dict[str, Any]] | None = None,
+    policy: RetryPolicy = DEFAULT_RETRIES,
 ) -> list[str]:
     """Apply `events` in order, then merge `summary_updates` (by run id) into the runs' summaries.
 
-    Each run is read and written once, whatever it takes. Returns the ids of the runs
-    changed (in order of first event).
+    Each run is read and written once, whatever it takes; the rules are the
+    lifecycle's (`sweepwise.lifecycle.apply_event`), with `policy` deciding retries.
+    Returns the ids of the runs changed (in order of first event).
     """
     updates = summary_updates or {}
     run_ids = list(dict.fromkeys([*(event.run_id for event in events), *updates]))
@@ -229,9 +138,7 @@ def apply_events_without_commit(
                 "ignoring a %s event for run %r, which the store does not know", event.kind, event.run_id
             )
             continue
-        if run.job_done(event.job_type):
-            continue
-        if _apply(conn, run, event):
+        if apply_event(run, event, policy, eval_started_at=_eval_started_at(conn, event, run)):
             log.append(_log_row(event))
     for run_id, summary_update in updates.items():
         if (run := runs.get(run_id)) is not None:

@@ -12,21 +12,23 @@ compiled form instead of rebuilding a cache key from literal values on every cal
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+import uuid
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sweepwise import keys
+from sweepwise.lifecycle import status_of
 from sweepwise.models import JobDefinition, JobStatus, JobTypes
 from sweepwise.stores._codec import (
     EXPERIMENT_FIELDS,
     ExperimentRecord,
     cost_of,
     experiment_from_row,
-    status_of,
     to_epoch,
     to_json,
 )
@@ -127,10 +129,19 @@ def _bump(conn: Connection, experiment: str, now: float) -> Any:
 def ensure_experiment_without_commit(
     conn: Connection, name: str, spec: dict[str, Any], now: float | None = None
 ) -> ExperimentRecord:
-    """Create experiment `name` unless it exists; return it as stored."""
+    """Create experiment `name` unless it exists; return it as stored.
+
+    A new experiment gets a fresh incarnation id; one stored before incarnations
+    were recorded gets one now.
+    """
     row = EXPERIMENT.first(conn, {"b_name": name})
     if row is not None:
-        return experiment_from_row(row)
+        record = experiment_from_row(row)
+        if record.incarnation is not None:
+            return record
+        incarnation = uuid.uuid4().hex
+        _UPDATE_EXPERIMENT.run(conn, {"b_name": name, "incarnation": incarnation})
+        return dataclasses.replace(record, incarnation=incarnation)
     now = time.time() if now is None else now
     values = {
         "name": name,
@@ -139,6 +150,7 @@ def ensure_experiment_without_commit(
         "spec": to_json(spec, what="spec"),
         "status": "running",
         "last_seq": 0,
+        "incarnation": uuid.uuid4().hex,
     }
     try:
         # A savepoint: where writers do not lock each other out up front (PostgreSQL), another
@@ -195,6 +207,8 @@ def _insert_run(
         status=JobStatus.PENDING.value,
         created_at=created_at,
         updated_at=now,
+        train_attempt=1,
+        eval_attempt=1,
         cost=cost_of(summary) or 0.0,
         runtime=0.0,
         tags=to_json(tags, what="tags"),

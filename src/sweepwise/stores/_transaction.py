@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from sweepwise.lifecycle import DEFAULT_RETRIES, RetryPolicy
 from sweepwise.models import JobDefinition, JobEvent, JobTypes, RunInfo
 from sweepwise.stores import _leases, _reads, _runs
 from sweepwise.stores._codec import ExperimentRecord
@@ -84,10 +85,13 @@ class StoreTransaction:
         _runs.record_dispatch_id_without_commit(self.connection, run_id, job_type, dispatch_id)
 
     def apply_events(
-        self, events: list[JobEvent], summary_updates: Mapping[str, dict[str, Any]] | None = None
+        self,
+        events: list[JobEvent],
+        summary_updates: Mapping[str, dict[str, Any]] | None = None,
+        policy: RetryPolicy = DEFAULT_RETRIES,
     ) -> list[str]:
         """See `SQLStore.apply_events`."""
-        return apply_events_without_commit(self.connection, events, summary_updates)
+        return apply_events_without_commit(self.connection, events, summary_updates, policy)
 
     def mark_stale(self, run_id: str, reason: str) -> bool:
         """See `SQLStore.mark_stale`."""

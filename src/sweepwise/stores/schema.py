@@ -19,7 +19,7 @@ from typing import cast
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-HEAD_REVISION = "0001_initial"
+HEAD_REVISION = "0002_attempts"
 """The newest schema revision; a database already at it skips Alembic entirely."""
 
 
@@ -51,6 +51,9 @@ class ExperimentRow(Base):
     status: Mapped[str] = mapped_column(String(32))
     # Bumped once by every transaction that changes runs of this experiment.
     last_seq: Mapped[int] = mapped_column(Integer)
+    # A new id each time an experiment of this name is created: run directories carry it,
+    # so files of another store's (or an earlier) experiment are never taken as ours.
+    incarnation: Mapped[str | None] = mapped_column(String(64))
 
 
 class RunRow(Base):
@@ -92,6 +95,9 @@ class RunRow(Base):
     eval_job: Mapped[str | None] = mapped_column(Text)
     train_dispatch_id: Mapped[str | None] = mapped_column(String(255))
     eval_dispatch_id: Mapped[str | None] = mapped_column(String(255))
+    # The current attempt of the run's train / eval job (1 for the first; see lifecycle.py).
+    train_attempt: Mapped[int] = mapped_column(Integer, server_default="1")
+    eval_attempt: Mapped[int] = mapped_column(Integer, server_default="1")
 
 
 class JobEventRow(Base):

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from sweepwise.errors import StoreError
+from sweepwise.lifecycle import DEFAULT_RETRIES, RetryPolicy
 from sweepwise.models import JobDefinition, JobEvent, JobTypes, RunInfo
 from sweepwise.stores._codec import ExperimentRecord
 from sweepwise.stores._connections import ThreadConnections
@@ -261,16 +262,20 @@ class SQLStore:
         self._call("record_dispatch_id", lambda tx: tx.record_dispatch_id(run_id, job_type, dispatch_id))
 
     def apply_events(
-        self, events: list[JobEvent], summary_updates: Mapping[str, dict[str, Any]] | None = None
+        self,
+        events: list[JobEvent],
+        summary_updates: Mapping[str, dict[str, Any]] | None = None,
+        policy: RetryPolicy = DEFAULT_RETRIES,
     ) -> list[str]:
         """Apply job events to their runs in one transaction; return the ids of the runs changed.
 
         Idempotent: events for jobs (or runs) that have finished change nothing.
         STARTED, FINISHED and LOST events are also kept in `job_events`.
         `summary_updates` (run id -> update) are merged into the runs' summaries after
-        the events, as `update_run_summary` would, in the same write of each run.
+        the events, as `update_run_summary` would, in the same write of each run. A job
+        that is lost, fails or times out is retried as `policy` allows (`sweepwise.lifecycle`).
         """
-        return self._call("apply_events", lambda tx: tx.apply_events(events, summary_updates))
+        return self._call("apply_events", lambda tx: tx.apply_events(events, summary_updates, policy))
 
     def mark_stale(self, run_id: str, reason: str) -> bool:
         """Mark an unfinished run STALE with `reason` as its error; False if finished or unknown."""
