@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from sweepwise import keys
 from sweepwise.errors import ConfigError, LeaseHeldError, SweepwiseError
 
 if TYPE_CHECKING:
@@ -253,8 +254,9 @@ def logs(
     lines: Annotated[int, typer.Option("--lines", "-n", help="last N lines; 0 for all")] = 0,
     store: StoreOption = None,
 ) -> None:
-    """Print a job's output, and why it failed if it did."""
+    """Print a job's output (its latest attempt's), and why it failed if it did."""
     from sweepwise.models import JobTypes
+    from sweepwise.runtime import job_stem
 
     if job not in ("train", "eval"):
         raise _fail(f"--job: unknown job {job!r}; use train or eval")
@@ -265,13 +267,16 @@ def logs(
     run = found[0]
     record = _experiment_record(sql, run.group or "")
     runs_root = Path(record.spec.get("runs_root", "runs"))
-    log_path = runs_root / (run.group or "") / run_id / f"{JobTypes.from_short(job).short}.log"
+    attempt = run.attempt(JobTypes.from_short(job))
+    log_path = runs_root / (run.group or "") / run_id / f"{job_stem(job, attempt)}.log"
     if not log_path.exists():
         raise _fail(f"no {job} log for run {run_id} yet ({log_path})", 1)
     text_lines = log_path.read_text(errors="replace").splitlines()
     for line in text_lines[-lines:] if lines > 0 else text_lines:
         typer.echo(line)
-    code = run.summary.get(f"{job}/exit_code")
+    code = run.summary.get(keys.TRAIN_EXIT_CODE if job == "train" else keys.EVAL_EXIT_CODE)
+    if attempt > 1:
+        typer.echo(f"--- attempt {attempt} of the {job} job (earlier attempts: {job}.<N>.log)", err=True)
     if run.error or (code not in (None, 0)):
         typer.echo(f"--- {job} job of {run_id}: {run.status.value}, exit code {code}: {run.error}", err=True)
 

@@ -37,6 +37,12 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _status_cell(row: dict[str, Any]) -> str:
+    """The run's status, with its attempt once a job of it has been run again."""
+    attempt = row.get("attempt", 1)
+    return f"{row['status']} (attempt {attempt})" if attempt and attempt > 1 else str(row["status"])
+
+
 def _runs_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
     table = Table(title=title, expand=False)
     for column in ("run", "status", "progress", "score", "cost", "parameters"):
@@ -46,7 +52,7 @@ def _runs_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
         progress = row.get("progress")
         table.add_row(
             row["run_id"],
-            Text(row["status"], style=_STYLES.get(row["status"], "")),
+            Text(_status_cell(row), style=_STYLES.get(row["status"], "")),
             f"{progress:.0%}" if isinstance(progress, int | float) else "-",
             _fmt(row["score"]),
             _fmt(row["cost"]),

@@ -275,6 +275,38 @@ def no_eval_event(run_id: str, now: float) -> JobEvent:
     )
 
 
+def started_event(run_id: str, at: float, dispatch_id: str) -> JobEvent:
+    """A run's training job started (for callers that run jobs themselves, like the Ax facade)."""
+    return JobEvent(run_id, JobTypes.LAUNCH_TRAINING, EventKind.STARTED, at, dispatch_id)
+
+
+def completed_events(
+    run_id: str, result: dict[str, Any], started_at: float, ended_at: float
+) -> list[JobEvent]:
+    """A run whose one job both trained and scored it: its training and its eval finished at once."""
+    train = JobEvent(
+        run_id, JobTypes.LAUNCH_TRAINING, EventKind.FINISHED, ended_at, exit_code=0, result=result
+    )
+    train.started_at = started_at
+    evaluation = JobEvent(
+        run_id, JobTypes.LAUNCH_EVAL, EventKind.FINISHED, ended_at, exit_code=0, result=result
+    )
+    evaluation.started_at = ended_at
+    return [train, evaluation]
+
+
+def failed_event(
+    run_id: str, error: str, started_at: float, ended_at: float, exit_code: int | None
+) -> JobEvent:
+    """A run's training job failed with `error` (an exit code of 0 or None is recorded as 1)."""
+    code = 1 if exit_code in (None, 0) else exit_code
+    event = JobEvent(
+        run_id, JobTypes.LAUNCH_TRAINING, EventKind.FINISHED, ended_at, exit_code=code, error=error
+    )
+    event.started_at = started_at
+    return event
+
+
 def retry_due(run: RunInfo) -> JobTypes | None:
     """The job of `run` waiting for a new attempt (after a lost or retried one), if any."""
     status = run.status
@@ -317,9 +349,12 @@ __all__ = [
     "RetryPolicy",
     "TrialRecord",
     "apply_event",
+    "completed_events",
     "end_reason",
+    "failed_event",
     "no_eval_event",
     "observation_of",
     "retry_due",
+    "started_event",
     "status_of",
 ]

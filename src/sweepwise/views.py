@@ -32,7 +32,7 @@ def run_row(run: RunInfo) -> dict[str, Any]:
     """One run as `status --json` shows it."""
     summary = run.summary
     progress = None
-    metrics = summary.get("train/metrics")
+    metrics = summary.get(keys.TRAIN_METRICS)
     if isinstance(metrics, dict):
         progress = metrics.get("progress")
     return {
@@ -42,6 +42,8 @@ def run_row(run: RunInfo) -> dict[str, Any]:
         "score": summary.get(keys.OBSERVATION_SCORE),
         "cost": summary.get(keys.OBSERVATION_COST),
         "runtime": run.runtime,
+        "attempt": run.eval_attempt if run.has_started_eval else run.train_attempt,
+        "attempts": len(summary.get(keys.ATTEMPTS) or ()) + 1,
         "progress": progress,
         "train_exit_code": summary.get(keys.TRAIN_EXIT_CODE),
         "eval_exit_code": summary.get(keys.EVAL_EXIT_CODE),

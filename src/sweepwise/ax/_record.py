@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sweepwise.models import EventKind, JobDefinition, JobEvent, JobTypes
+from sweepwise.lifecycle import completed_events, failed_event, started_event
+from sweepwise.models import JobDefinition, JobTypes
 
 if TYPE_CHECKING:
     from sweepwise.stores.sql import SQLStore
@@ -37,9 +38,7 @@ class TrialRecorder:
         )
         self.store.record_training_intent(self.experiment, job, dict(params), trial_index)
         self.store.record_dispatch_id(run_id, JobTypes.LAUNCH_TRAINING, dispatch_id)
-        self.store.apply_events(
-            [JobEvent(run_id, JobTypes.LAUNCH_TRAINING, EventKind.STARTED, at, dispatch_id)]
-        )
+        self.store.apply_events([started_event(run_id, at, dispatch_id)])
 
     def attached(self, run_id: str, trial_index: int, params: dict[str, Any], at: float) -> None:
         """A trial whose data comes from `complete_trial` (no job of ours)."""
@@ -49,46 +48,13 @@ class TrialRecorder:
         """Ax accepted the trial's data."""
         score = _score(result)
         summary_result = {**result, **({"score": score} if score is not None else {})}
-        self.store.apply_events(
-            [
-                JobEvent(
-                    run_id,
-                    JobTypes.LAUNCH_TRAINING,
-                    EventKind.FINISHED,
-                    ended_at,
-                    exit_code=0,
-                    result=summary_result,
-                    started_at=started_at,
-                ),
-                JobEvent(
-                    run_id,
-                    JobTypes.LAUNCH_EVAL,
-                    EventKind.FINISHED,
-                    ended_at,
-                    exit_code=0,
-                    result=summary_result,
-                    started_at=ended_at,
-                ),
-            ]
-        )
+        self.store.apply_events(completed_events(run_id, summary_result, started_at, ended_at))
 
     def failed(
         self, run_id: str, error: str, started_at: float, ended_at: float, exit_code: int | None
     ) -> None:
         """The trial failed with `error`."""
-        self.store.apply_events(
-            [
-                JobEvent(
-                    run_id,
-                    JobTypes.LAUNCH_TRAINING,
-                    EventKind.FINISHED,
-                    ended_at,
-                    exit_code=1 if exit_code in (None, 0) else exit_code,
-                    error=error,
-                    started_at=started_at,
-                )
-            ]
-        )
+        self.store.apply_events([failed_event(run_id, error, started_at, ended_at, exit_code)])
 
     def finish(self) -> None:
         """Mark the experiment complete."""
