@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import cli
 from sweepwise.errors import ConfigError
 from sweepwise.experiment import Experiment
 
@@ -44,3 +46,25 @@ def test_optimizer_settings_are_validated_at_load(tmp_path: Path) -> None:
         Experiment.from_dict(
             {**SPEC, "optimizer": {"type": "protein", "acquisition_fn": "magic"}}, base_dir=tmp_path
         )
+
+
+@pytest.mark.parametrize(
+    ("settings", "minimum"),
+    [({"stale_after": 3}, "10"), ({"stale_after": 30, "dispatcher": {"heartbeat_interval": 20}}, "40")],
+)
+def test_stale_after_below_two_heartbeats_is_refused_before_anything_is_written(
+    tmp_path: Path, make_sweep: Callable[..., Path], settings: dict[str, Any], minimum: str
+) -> None:
+    spec = make_sweep(**{key: value for key, value in settings.items() if key != "dispatcher"})
+    words = [f"dispatcher.{key}={value}" for key, value in settings.get("dispatcher", {}).items()]
+    result = cli("run", str(spec), *words, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: stale_after"), result.stderr
+    assert f"set stale_after >= {minimum}" in lines[0]
+    assert not (tmp_path / "sweepwise.db").exists() and not (tmp_path / "runs").exists()
+
+
+def test_stale_after_of_two_heartbeats_runs_and_the_simulated_dispatcher_has_none(tmp_path: Path) -> None:
+    Experiment.from_dict({**SPEC, "stale_after": 10}, base_dir=tmp_path)
+    Experiment.from_dict({**SPEC, "stale_after": 1, "dispatcher": "simulated"}, base_dir=tmp_path)

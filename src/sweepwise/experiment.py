@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import secrets
@@ -67,6 +68,7 @@ class Experiment:
         except ValidationError as exc:
             raise config_error(exc, fields=list(ExperimentSpec.model_fields)) from None
         _check_dispatcher(spec)
+        _check_stale_after(spec)
         jobs = {name: _job_spec(getattr(spec, name), name, base_dir) for name in ("train", "eval")}
         if jobs["train"] is None and "recipe_module" not in (spec.scheduler.model_extra or {}):
             raise ConfigError("train", "is required; add train: {cmd: [python, train.py]}")
@@ -101,8 +103,8 @@ class Experiment:
 
         The scheduler config is authoritative: `spec.scheduler.type` picks the scheduler
         class, and `config` must be an instance of its registered config class. The same
-        load-time checks as `from_dict` run: dispatcher, job commands (resolved against
-        `base_dir`), entrypoint functions, search space and optimizer. An optimizer
+        load-time checks as `from_dict` run: dispatcher and `stale_after`, job commands
+        (resolved against `base_dir`), entrypoint functions, search space and optimizer. An optimizer
         without a seed gets one drawn here, stored with the experiment.
 
         Args:
@@ -123,6 +125,7 @@ class Experiment:
                 f"not a {type(config).__name__}",
             )
         _check_dispatcher(spec)
+        _check_stale_after(spec)
         updates: dict[str, Any] = {}
         for name in ("train", "eval"):
             job = getattr(config, name, None)
@@ -325,6 +328,30 @@ def _check_dispatcher(spec: ExperimentSpec) -> None:
         choices = ", ".join(known)
         raise ConfigError(
             "dispatcher", f"unknown dispatcher {spec.dispatcher.type!r}; choose one of: {choices}"
+        )
+
+
+def _check_stale_after(spec: ExperimentSpec) -> None:
+    """A healthy job must be able to miss a heartbeat before it is marked STALE.
+
+    Only the local dispatcher sends heartbeats (`dispatcher.heartbeat_interval`, by default
+    `LocalDispatcher`'s); `stale_after` must be at least twice that interval.
+    """
+    if spec.dispatcher.type != "local":
+        return
+    from sweepwise.dispatchers.local import LocalDispatcher
+
+    default = inspect.signature(LocalDispatcher).parameters["heartbeat_interval"].default
+    interval = (spec.dispatcher.model_extra or {}).get("heartbeat_interval", default)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+        raise ConfigError(
+            "dispatcher.heartbeat_interval", f"expected a number of seconds > 0, got {interval!r}"
+        )
+    if spec.stale_after < 2 * interval:
+        raise ConfigError(
+            "stale_after",
+            f"{spec.stale_after:g} s is below twice the dispatcher's heartbeat interval "
+            f"({interval:g} s), so healthy jobs would be marked STALE; set stale_after >= {2 * interval:g}",
         )
 
 

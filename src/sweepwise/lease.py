@@ -1,4 +1,14 @@
-"""`ExperimentLease`: the store row that lets one controller at a time run an experiment."""
+"""`ExperimentLease`: the store row that lets one controller at a time run an experiment.
+
+The lease's owner names the controller's process precisely enough to tell, without
+waiting for the lease to expire, that it is gone (docs/design.md, "The crash-safety
+protocol"): `host:pid=P:start=T:pidns=N:boot=B:nonce`, with the pid's start time (clock
+ticks since boot), the inode of its PID namespace and the boot id. Only a holder on the
+same host, boot and PID namespace whose pid is gone, a zombie or another process is taken
+over at once; any other holder (a container, another boot, an owner written by an older
+version) keeps the lease until it expires. Without /proc (not Linux) host and pid are
+all there is, as before.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +16,65 @@ import logging
 import os
 import socket
 import uuid
+from pathlib import Path
+from typing import NamedTuple
 
 from sweepwise.errors import LeaseHeldError
 from sweepwise.protocols import ExperimentStore
-from sweepwise.runtime.supervise import process_alive
+from sweepwise.runtime.supervise import proc_start_time, process_alive
 
 logger = logging.getLogger(__name__)
 
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+_FIELDS = frozenset({"pid", "start", "pidns", "boot"})
 
-def _owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+class _Process(NamedTuple):
+    """A process as a lease owner names it; None where it is unknown."""
+
+    host: str
+    pid: int
+    start: int | None
+    pidns: int | None
+    boot: str | None
+
+
+def _this_process() -> _Process:
+    pid = os.getpid()
+    try:
+        boot: str | None = Path(_BOOT_ID).read_text().strip() or None
+    except OSError:
+        boot = None
+    try:
+        pidns: int | None = os.stat("/proc/self/ns/pid").st_ino
+        # Only a /proc of our own PID namespace (not a container's host /proc) shows our pids.
+        own_proc = os.readlink("/proc/self") == str(pid)
+    except OSError:
+        pidns, own_proc = None, False
+    start = proc_start_time(pid) if own_proc else None
+    return _Process(socket.gethostname(), pid, start, pidns, boot)
+
+
+def _owner_id(me: _Process) -> str:
+    known = {"pid": me.pid, "start": me.start, "pidns": me.pidns, "boot": me.boot}
+    fields = [f"{key}={value}" for key, value in known.items() if value is not None]
+    return ":".join([me.host, *fields, uuid.uuid4().hex[:8]])
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None
+
+
+def _parse_owner(owner: str) -> _Process | None:
+    """The process an owner string names; None for a string in another format."""
+    host, *words, _nonce = owner.split(":") if owner.count(":") >= 2 else ["", ""]
+    values = dict(word.partition("=")[::2] for word in words)
+    if not host or len(values) != len(words) or not values.keys() <= _FIELDS:
+        return None
+    pid = _number(values.get("pid"))
+    if pid is None or any(_number(values[key]) is None for key in ("start", "pidns") if key in values):
+        return None
+    return _Process(host, pid, _number(values.get("start")), _number(values.get("pidns")), values.get("boot"))
 
 
 class ExperimentLease:
@@ -31,11 +90,12 @@ class ExperimentLease:
         self.store = store
         self.experiment = experiment
         self.ttl = ttl
-        self.owner = _owner_id()
+        self._me = _this_process()
+        self.owner = _owner_id(self._me)
         self._renewed_at = 0.0
 
     def acquire(self, now: float) -> None:
-        """Take the lease, or the lease of a controller whose process is gone (on this host).
+        """Take the lease, or the lease of a controller whose process is provably gone.
 
         Raises:
             LeaseHeldError: another live controller holds it.
@@ -73,13 +133,15 @@ class ExperimentLease:
         """Give the lease up (no error if it was lost)."""
         self.store.release_lease(self.experiment, self.owner)
 
-    @staticmethod
-    def _holder_is_dead(owner: str) -> bool:
-        host, _, rest = owner.partition(":")
-        pid_text = rest.split(":", 1)[0]
-        if host != socket.gethostname() or not pid_text.isdigit():
+    def _holder_is_dead(self, owner: str) -> bool:
+        holder, me = _parse_owner(owner), self._me
+        if holder is None or holder.host != me.host:
             return False
-        return int(pid_text) != os.getpid() and not process_alive(int(pid_text))
+        if (holder.boot, holder.pidns, me.boot, me.pidns) == (None, None, None, None):
+            return holder.pid != me.pid and not process_alive(holder.pid)  # no /proc: host and pid
+        if holder.start is None or me.start is None or (holder.boot, holder.pidns) != (me.boot, me.pidns):
+            return False  # another boot or PID namespace, or pids we cannot look up: wait for the ttl
+        return holder.pid != me.pid and not process_alive(holder.pid, holder.start)
 
 
 __all__ = ["ExperimentLease"]

@@ -118,6 +118,13 @@ def classify(
     return Classification(args, overrides)
 
 
+def takes(fn: Callable[..., Any], key: str) -> bool:
+    """True if `classify` binds a word with this key to `fn`: a parameter, or a field of a model parameter."""
+    params = _parameters(fn)
+    head, _, rest = key.partition(".")
+    return key in params or (bool(rest) and head in params and model_class(params[head][1]) is not None)
+
+
 def require_arguments(fn: Callable[..., Any], args: Mapping[str, Any]) -> None:
     """Check that `args` gives every parameter of `fn` without a default.
 
@@ -129,4 +136,4 @@ def require_arguments(fn: Callable[..., Any], args: Mapping[str, Any]) -> None:
             raise ConfigError(name, f"is required by {_function_name(fn)}; pass {name}=VALUE")
 
 
-__all__ = ["Classification", "classify", "require_arguments"]
+__all__ = ["Classification", "classify", "require_arguments", "takes"]

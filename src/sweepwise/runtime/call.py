@@ -8,6 +8,12 @@ sets a field of a pydantic-model parameter. Any other word is an error, unless t
 function takes `**kwargs` or an `overrides` parameter, which then receives those
 words as `{dot.path: value}`.
 
+Words whose keys `SWEEPWISE_OPTIONAL_KEYS` lists (a JSON list; an eval job gets the run's
+suggested hyperparameters this way) are passed only when the function takes them: an
+`evaluate(policy_uri)` runs in a sweep over `trainer.lr`, an `evaluate(policy_uri,
+trainer: TrainerConfig)` gets the suggested `trainer.lr`. Every job still finds all of
+them in `SWEEPWISE_PARAMS` and `params.json`.
+
 A returned dict (or pydantic model) of metrics becomes the job's result, written with
 `sweepwise.report_result`. Exit codes: 0 done, 1 the function raised (traceback
 printed), 2 bad words or an entrypoint that does not import.
@@ -19,12 +25,16 @@ entrypoint jobs, which import the user's (usually heavier) code anyway.
 from __future__ import annotations
 
 import inspect
+import json
+import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 USAGE = "usage: python -m sweepwise.runtime.call package.module.function [key=value ...]"
+OPTIONAL_KEYS_ENV = "SWEEPWISE_OPTIONAL_KEYS"
+"""Names the keys of words passed to the function only if it takes them (a JSON list)."""
 
 
 def _override_sink(fn: Callable[..., Any]) -> str | None:
@@ -40,12 +50,15 @@ def _override_sink(fn: Callable[..., Any]) -> str | None:
     return None
 
 
-def prepare_call(target: str, words: list[str]) -> tuple[Callable[..., Any], dict[str, Any]]:
+def prepare_call(
+    target: str, words: list[str], optional: Collection[str] = ()
+) -> tuple[Callable[..., Any], dict[str, Any]]:
     """Import the entrypoint and turn the words into its keyword arguments.
 
     Args:
         target: `package.module.function`.
         words: `key=value` words.
+        optional: keys whose words are dropped when the function does not take them.
 
     Returns:
         The function and its keyword arguments.
@@ -55,12 +68,14 @@ def prepare_call(target: str, words: list[str]) -> tuple[Callable[..., Any], dic
             type, or a required parameter is missing.
     """
     from sweepwise.config import parse_value
-    from sweepwise.recipes.classify import classify, require_arguments
+    from sweepwise.recipes.classify import classify, require_arguments, takes
     from sweepwise.recipes.loading import ensure_on_path, load_function
 
     ensure_on_path()  # the job's working directory, like `python -m` would
     fn = load_function(target)
     sink = _override_sink(fn)
+    if sink is None and optional:
+        words = [word for word in words if (key := word.partition("=")[0]) not in optional or takes(fn, key)]
     classified = classify(fn, words, known_overrides=None if sink else ())
     kwargs = dict(classified.args)
     extra = {key: parse_value(raw) for key, raw in classified.overrides.items()}
@@ -71,6 +86,15 @@ def prepare_call(target: str, words: list[str]) -> tuple[Callable[..., Any], dic
         kwargs["overrides"] = {**(given if isinstance(given, dict) else {}), **extra}
     require_arguments(fn, kwargs)
     return fn, kwargs
+
+
+def _optional_keys() -> list[str]:
+    """The keys `SWEEPWISE_OPTIONAL_KEYS` lists (none when it is unset or not a JSON list of names)."""
+    try:
+        keys = json.loads(os.environ.get(OPTIONAL_KEYS_ENV) or "[]")
+    except ValueError:
+        return []
+    return [key for key in keys if isinstance(key, str)] if isinstance(keys, list) else []
 
 
 def _metrics(value: Any) -> dict[str, Any] | None:
@@ -101,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args else 2
     target, words = args[0], args[1:]
     try:
-        fn, kwargs = prepare_call(target, words)
+        fn, kwargs = prepare_call(target, words, _optional_keys())
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -124,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["USAGE", "main", "prepare_call"]
+__all__ = ["OPTIONAL_KEYS_ENV", "USAGE", "main", "prepare_call"]
 
 
 if __name__ == "__main__":

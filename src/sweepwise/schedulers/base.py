@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +12,7 @@ from sweepwise.lifecycle import observation_of
 from sweepwise.models import ArgStyle, JobDefinition, JobStatus, JobTypes, Observation, RunInfo
 from sweepwise.protocols import Optimizer
 from sweepwise.runs import changed_since
+from sweepwise.runtime.call import OPTIONAL_KEYS_ENV
 
 
 class JobSpec(BaseModel):
@@ -108,11 +110,14 @@ def create_training_job(
 
 
 def create_eval_job(config: TrainAndEvalConfig, run: RunInfo) -> JobDefinition:
-    """An eval job for `run`, pointing at its trained artefact (`policy_uri`).
+    """An eval job for `run`: the run's suggestion, `eval_overrides` and its trained artefact.
 
-    `policy_uri` is what the training job reported under that name; when it reported
-    none, an entrypoint eval job gets the run directory from the launcher (which is
-    the one part that knows where run directories live).
+    Like its training job, the eval job receives the run's hyperparameters (the
+    optimizer's suggestion), with `eval_overrides` on top. `policy_uri` is what the
+    training job reported under that name; when it reported none, an entrypoint eval
+    job gets the run directory from the launcher (which is the one part that knows
+    where run directories live). An entrypoint eval function is passed only the
+    suggested keys it takes (see `sweepwise.runtime.call`).
     """
     cmd, spec = _job_template(config, JobTypes.LAUNCH_EVAL)
     train_result = run.summary.get(keys.TRAIN_RESULT) or {}
@@ -120,16 +125,20 @@ def create_eval_job(config: TrainAndEvalConfig, run: RunInfo) -> JobDefinition:
     args: dict[str, Any] = {}
     if policy_uri is not None:
         args["policy_uri"] = policy_uri
+    suggestion = {key: value for key, value in run.suggestion.items() if key not in args}
+    env = dict(spec.env) if spec else {}
+    if spec is None and suggestion:  # an entrypoint: it may take only some of them
+        env[OPTIONAL_KEYS_ENV] = json.dumps(sorted(suggestion))
     return JobDefinition(
         run_id=run.run_id,
         cmd=cmd,
         gpus=spec.gpus if spec else config.gpus,
         nodes=spec.nodes if spec else config.nodes,
         args=args,
-        overrides=dict(config.eval_overrides),
+        overrides={**suggestion, **config.eval_overrides},
         type=JobTypes.LAUNCH_EVAL,
         arg_style=spec.arg_style if spec else ArgStyle.KEY_VALUE,
-        env=dict(spec.env) if spec else {},
+        env=env,
         cwd=spec.cwd if spec else None,
     )
 

@@ -1,0 +1,108 @@
+"""The experiment lease: a live controller keeps it, one whose process is provably gone loses it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, markers, status_json
+from sweepwise.errors import LeaseHeldError
+from sweepwise.lease import ExperimentLease
+from sweepwise.stores.sql import SQLStore
+
+# Started as PID 1 of a new PID namespace: it makes the next pid there `pid`, then runs the
+# controller, so the controller's pid is one that no process has on the host.
+IN_CONTAINER = """
+import subprocess, sys
+with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+    f.write(str(int(sys.argv[1]) - 1))
+sys.exit(subprocess.call(sys.argv[2:]))
+"""
+
+
+def _can_unshare() -> bool:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    probe = ["unshare", "--pid", "--fork", "--mount-proc", "true"]
+    return subprocess.run(probe, capture_output=True).returncode == 0
+
+
+def _pid_free_on_host() -> int:
+    """A pid near the top of the range that no process on this host has."""
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    return next(pid for pid in range(pid_max - 50, 300, -1) if not Path(f"/proc/{pid}").exists())
+
+
+def _wait_for_training(cwd: Path, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not markers(cwd, "train") and proc.poll() is None:
+        time.sleep(0.05)
+    assert markers(cwd, "train"), "the first controller started no job"
+
+
+@pytest.mark.skipif(not _can_unshare(), reason="needs root and unshare --pid")
+def test_a_controller_in_another_pid_namespace_keeps_the_lease(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
+    spec = make_sweep("contained", scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2})
+    controller = [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"]
+    contained = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+        + [sys.executable, "-c", IN_CONTAINER, str(_pid_free_on_host()), *controller],
+        cwd=tmp_path,
+        env={**os.environ, "TRAIN_SLEEP": "600"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_training(tmp_path, contained)
+        outside = cli("run", str(spec), "--quiet", cwd=tmp_path)
+        assert outside.returncode == 3, outside.stderr
+        assert "'contained' is already being run by" in outside.stderr
+        assert contained.poll() is None  # the contained controller still runs its sweep
+    finally:
+        contained.kill()  # unshare's --kill-child ends the namespace, its jobs with it
+        contained.wait()
+
+
+def test_a_controller_whose_process_is_gone_is_taken_over_at_once(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
+    spec = make_sweep("orphaned", scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2})
+    first = subprocess.Popen(
+        [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
+        cwd=tmp_path,
+        env={**os.environ, "TRAIN_SLEEP": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for_training(tmp_path, first)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+
+    again = cli("run", str(spec), "--quiet", cwd=tmp_path)  # long before the 60 s lease expires
+    assert again.returncode == 0, again.stderr
+    rows = status_json(tmp_path, "orphaned")["runs"]
+    assert [row["status"] for row in rows] == ["COMPLETED", "COMPLETED"]
+    assert sorted(Counter(markers(tmp_path, "train")).values()) == [1, 1]
+
+
+def test_an_owner_in_an_older_format_keeps_the_lease_until_it_expires(tmp_path: Path) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path / 'sweepwise.db'}")
+    gone = _pid_free_on_host()
+    old_owner = f"{os.uname().nodename}:{gone}:0123abcd"  # host:pid:nonce, as older versions wrote it
+    assert store.acquire_lease("exp", old_owner, 60.0, now=1000.0)
+    lease = ExperimentLease(store, "exp", 60.0)
+    with pytest.raises(LeaseHeldError, match=f"already being run by {old_owner}"):
+        lease.acquire(1030.0)
+    lease.acquire(1061.0)  # expired: taken over
+    assert store.lease_holder("exp") == (lease.owner, 1121.0)
