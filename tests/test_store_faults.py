@@ -240,3 +240,19 @@ def test_a_full_disk_is_named_with_the_operation_and_the_store_works_again_once_
     reopened.close()
     with sqlite3.connect(small_disk / "sweepwise.db") as connection:
         assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def test_driver_messages_get_the_fix_the_user_can_make() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from sweepwise.stores._engine import failure_hint
+
+    def wrapped(message: str) -> OperationalError:
+        return OperationalError("COMMIT", {}, sqlite3.OperationalError(message))
+
+    free = "free some space and run the same command again"
+    assert failure_hint(wrapped("database or disk is full")) == free
+    assert failure_hint(wrapped('could not extend file "base/16384/2619": No space left on device')) == free
+    assert "writable" in (failure_hint(wrapped("attempt to write a readonly database")) or "")
+    assert "check the disk" in (failure_hint(wrapped("disk I/O error")) or "")
+    assert failure_hint(wrapped("no such table: runs")) is None

@@ -153,7 +153,7 @@ def is_transient(exc: BaseException) -> bool:
 def failure_hint(exc: SQLAlchemyError) -> str | None:
     """What the user can do about a driver error that retrying did not fix; None if we cannot tell."""
     orig = getattr(exc, "orig", None)
-    if getattr(orig, "sqlstate", None) == "53100":  # PostgreSQL's disk_full
+    if "53100" in (getattr(orig, "sqlstate", None), getattr(orig, "pgcode", None)):  # PostgreSQL's disk_full
         return _HINTS[0][1]
     message = str(orig if orig is not None else exc).lower()
     for words, hint in _HINTS:
