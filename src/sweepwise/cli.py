@@ -6,6 +6,7 @@ the controller, so they start fast.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -20,6 +21,8 @@ from sweepwise import keys
 from sweepwise.errors import ConfigError, LeaseHeldError, SweepwiseError
 
 if TYPE_CHECKING:
+    from sweepwise.controller import AdaptiveController
+    from sweepwise.display import LiveDisplay
     from sweepwise.experiment import Experiment
     from sweepwise.stores.sql import SQLStore
     from sweepwise.views import RunReader
@@ -135,14 +138,36 @@ def run(
     if existing is not None:
         typer.echo(f"resuming experiment {experiment.name!r} from {sql.url}", err=True)
     try:
-        with display:
-            runs = controller.run()
+        _run_and_close(controller, display, sql)
     except LeaseHeldError as exc:
         raise _fail(str(exc), 3) from None
     except KeyboardInterrupt:
         typer.echo("interrupted: jobs keep running; run the same command again to resume", err=True)
         raise typer.Exit(130) from None
-    display.print_summary(runs)
+
+
+def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQLStore) -> None:
+    """Run the sweep, print its summary, then close the dispatcher and the store.
+
+    After a failure the closing is quiet: a close that fails too (the same full disk)
+    is logged at debug level and the failure that stopped the sweep is the one raised.
+    """
+    closers = [getattr(controller.dispatcher, "close", None), sql.close]
+    try:
+        with display:
+            runs = controller.run()
+        display.print_summary(runs)
+    except BaseException:
+        for close in closers:
+            try:
+                if close is not None:
+                    close()
+            except Exception as exc:
+                logging.getLogger(__name__).debug("closing after a failed run: %s", exc)
+        raise
+    for close in closers:
+        if close is not None:
+            close()
 
 
 def _is_recipe_target(target: str) -> bool:
@@ -297,8 +322,22 @@ def cancel(
     typer.echo(message)
 
 
+# A file system's errors the user can fix, and how (errno -> hint).
+_DISK_ERRORS = {
+    errno.ENOSPC: "free some space and run the same command again",
+    errno.EDQUOT: "free some space and run the same command again",
+    errno.EROFS: "make the file system writable, then run the same command again",
+    errno.EIO: "check the disk, then run the same command again",
+}
+
+
 def run_app() -> None:
-    """Run the typer app, turning our errors into one line and exit code 2."""
+    """Run the typer app, turning our errors into one line on stderr.
+
+    Exit codes: 2 for bad input (`ConfigError`), 1 for any other failure we raise (the
+    store failed, its disk is full) and for a full or failing disk, 3 when another
+    controller runs the experiment, 130 on Ctrl-C.
+    """
     try:
         app()
     except ConfigError as exc:
@@ -306,4 +345,11 @@ def run_app() -> None:
         sys.exit(2)
     except SweepwiseError as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        hint = _DISK_ERRORS.get(exc.errno or 0)
+        if hint is None:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}; {hint}", err=True)
         sys.exit(1)

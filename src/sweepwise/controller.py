@@ -138,6 +138,8 @@ class AdaptiveController:
 
         Raises:
             LeaseHeldError: another live controller runs this experiment.
+            StoreError: the store failed (a full disk, its file deleted); the lease is released
+                if the store still can.
         """
         self.lease.acquire(self.clock.now())
         try:
@@ -161,8 +163,10 @@ class AdaptiveController:
                 self._flush_dispatch_ids()
                 if not self._cancelled():
                     self.store.set_experiment_status(self.experiment, "complete")
-        finally:
-            self.lease.release()
+        except BaseException:
+            self.lease.release(quiet=True)  # a release that fails too must not hide why we stopped
+            raise
+        self.lease.release()
         return self.runs
 
     def tick(self) -> TickReport:

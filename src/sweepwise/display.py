@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from sweepwise.controller import AdaptiveController, TickReport
     from sweepwise.experiment import Experiment
     from sweepwise.models import RunInfo
+
+logger = logging.getLogger(__name__)
 
 _STYLES = {
     "COMPLETED": "green",
@@ -80,12 +83,18 @@ class LiveDisplay:
             self._live.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._live is not None:
-            self._live.__exit__(None, None, None)
-            self._live = None
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        live, self._live = self._live, None
+        if live is None:
+            return
+        try:
+            live.__exit__(None, None, None)
             if not self.console.is_terminal:
                 self.console.line()  # the last frame ends without a newline off a terminal
+        except Exception as failure:  # stderr on a full disk, say
+            if exc is None:
+                raise
+            logger.debug("could not close the live display: %s", failure)  # keep `exc` the one reported
 
     def update(self, controller: AdaptiveController, report: TickReport) -> None:
         """Redraw at most a few times a second, and always on the last tick."""

@@ -129,9 +129,19 @@ class ExperimentLease:
             raise LeaseHeldError(f"lost the lease of experiment {self.experiment!r} to another controller")
         self._renewed_at = now
 
-    def release(self) -> None:
-        """Give the lease up (no error if it was lost)."""
-        self.store.release_lease(self.experiment, self.owner)
+    def release(self, *, quiet: bool = False) -> None:
+        """Give the lease up (no error if it was lost).
+
+        Args:
+            quiet: log a failure to release at debug level instead of raising it; for a
+                controller that is stopping on another error, which must stay the one reported.
+        """
+        try:
+            self.store.release_lease(self.experiment, self.owner)
+        except Exception as exc:
+            if not quiet:
+                raise
+            logger.debug("could not release the lease of %r: %s", self.experiment, exc)
 
     def _holder_is_dead(self, owner: str) -> bool:
         holder, me = _parse_owner(owner), self._me

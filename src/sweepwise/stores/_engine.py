@@ -10,6 +10,7 @@ with a plain `BEGIN`, which gives them one consistent snapshot.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,33 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from sweepwise.errors import ConfigError
 
+logger = logging.getLogger(__name__)
+
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 BUSY_TIMEOUT_MS = 10_000
 
 # Words of SQLite errors that go away when tried again (another writer held the lock).
 _SQLITE_TRANSIENT = ("locked", "busy")
+
+# Words of driver messages (SQLite's and PostgreSQL's) -> what the user can do about them.
+_HINTS = (
+    (
+        ("database or disk is full", "no space left", "disk full", "could not extend file", "quota"),
+        "free some space and run the same command again",
+    ),
+    (
+        ("readonly database", "read-only", "read only"),
+        "make the database file and its directory writable, then run the same command again",
+    ),
+    (
+        ("disk i/o error", "input/output error"),
+        "check the disk and that the database file is still there, then run the same command again",
+    ),
+    (
+        ("unable to open database file",),
+        "check that the database's directory exists and is writable, then run the same command again",
+    ),
+)
 
 
 def parse_url(url: str) -> URL:
@@ -127,6 +150,31 @@ def is_transient(exc: BaseException) -> bool:
     return True  # PostgreSQL & co. raise OperationalError for connection-level trouble
 
 
+def failure_hint(exc: SQLAlchemyError) -> str | None:
+    """What the user can do about a driver error that retrying did not fix; None if we cannot tell."""
+    orig = getattr(exc, "orig", None)
+    if "53100" in (getattr(orig, "sqlstate", None), getattr(orig, "pgcode", None)):  # PostgreSQL's disk_full
+        return _HINTS[0][1]
+    message = str(orig if orig is not None else exc).lower()
+    for words, hint in _HINTS:
+        if any(word in message for word in words):
+            return hint
+    return None
+
+
+def checkpoint(engine: Engine, mode: str) -> None:
+    """Copy SQLite's write-ahead log into the database file (`PRAGMA wal_checkpoint(MODE)`).
+
+    Quiet: a checkpoint that fails (a full disk, another process reading) leaves the log
+    in place, and the next connection replays it.
+    """
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})").close()
+    except SQLAlchemyError as exc:
+        logger.debug("checkpoint(%s) of %s failed: %s", mode, engine.url, one_line(exc))
+
+
 def one_line(exc: SQLAlchemyError) -> str:
     """The driver's message of `exc`, on one line, without SQLAlchemy's statement dump."""
     orig = getattr(exc, "orig", None)
@@ -140,7 +188,9 @@ __all__ = [
     "SYNCHRONOUS_MODES",
     "begin",
     "check_synchronous",
+    "checkpoint",
     "create_store_engine",
+    "failure_hint",
     "is_sqlite",
     "is_transient",
     "one_line",

@@ -8,8 +8,10 @@ Alembic, when the database is already at the head revision).
 
 Every public method is one transaction, retried on transient driver errors
 (a locked SQLite file, a dropped connection); what still fails becomes a
-`StoreError` with a one-line message. `transaction()` groups several
-operations into one.
+`StoreError` with a one-line message naming the operation, the driver's reason
+and, when known, the fix. `transaction()` groups several operations into one.
+A SQLite store also stops writing once its file was deleted or replaced, and
+checkpoints its write-ahead log when it opens and closes (docs/design.md, "Faults").
 """
 
 from __future__ import annotations
@@ -32,15 +34,18 @@ from sweepwise.stores._codec import ExperimentRecord
 from sweepwise.stores._connections import ThreadConnections
 from sweepwise.stores._engine import (
     check_synchronous,
+    checkpoint,
     create_store_engine,
+    failure_hint,
     is_transient,
     one_line,
     parse_url,
     sqlite_file,
 )
+from sweepwise.stores._file_watch import FileWatch
 from sweepwise.stores._migrate import current_revision, ensure_schema
 from sweepwise.stores._reads import parse_filters
-from sweepwise.stores._transaction import StoreTransaction
+from sweepwise.stores._transaction import StoreTransaction, describe
 
 T = TypeVar("T")
 
@@ -78,6 +83,7 @@ class SQLStore:
         if path is not None and not path.is_absolute():
             parsed = parsed.set(database=str(path.absolute()))
         self._url = parsed
+        self._file = FileWatch(path.absolute()) if path is not None else None
         self._engine = create_store_engine(parsed, check_synchronous(sqlite_synchronous))
         self._connections = ThreadConnections(self._engine)
         self._retrying = Retrying(  # after a first attempt failed with a transient error
@@ -115,11 +121,17 @@ class SQLStore:
             with self._engine.connect() as connection:
                 return current_revision(connection) is not None
         except SQLAlchemyError as exc:
-            raise self._error("reading the schema", exc) from exc
+            raise self._error("read the schema", exc) from exc
 
     def close(self) -> None:
-        """Close every connection (the store opens new ones if used again)."""
+        """Close every connection (the store opens new ones if used again).
+
+        A SQLite store first copies its write-ahead log into the database file and
+        empties it; if that fails (a full disk), the log stays for the next run to replay.
+        """
         self._connections.close()
+        if self._ready and self._file is not None and not self._file.vanished():
+            checkpoint(self._engine, "TRUNCATE")
         self._engine.dispose()
 
     def __enter__(self) -> SQLStore:
@@ -144,21 +156,24 @@ class SQLStore:
             StoreError: the database failed (the transaction was rolled back).
         """
         self._ensure_ready()
+        if self._file is not None:
+            self._file.check()
         try:
             opened = self._retried(self._connections.begin, True)
         except SQLAlchemyError as exc:
-            raise self._error("starting a transaction", exc) from exc
+            raise self._error("start a transaction", exc) from exc
+        tx = StoreTransaction(opened.connection)
         try:
-            yield StoreTransaction(opened.connection)
+            yield tx
         except BaseException as exc:
             opened.finish(exc)
             if isinstance(exc, SQLAlchemyError):
-                raise self._error("a transaction", exc) from exc
+                raise self._error(describe(tx.operations), exc) from exc
             raise
         try:
             opened.finish(None)
         except SQLAlchemyError as exc:
-            raise self._error("committing a transaction", exc) from exc
+            raise self._error(describe(tx.operations), exc) from exc
 
     # -- runs (the seed API) ------------------------------------------------------------
 
@@ -363,7 +378,10 @@ class SQLStore:
             try:
                 self._retried(ensure_schema, self._engine, self.url)
             except SQLAlchemyError as exc:
-                raise self._error("creating the schema", exc) from exc
+                raise self._error("create the schema", exc) from exc
+            if self._file is not None:
+                self._file.remember()
+                checkpoint(self._engine, "PASSIVE")  # a log an earlier run could not checkpoint
             self._ready = True
 
     def _attempt(self, fn: Callable[[StoreTransaction], T], write: bool) -> T:
@@ -378,10 +396,12 @@ class SQLStore:
 
     def _call(self, what: str, fn: Callable[[StoreTransaction], T], *, write: bool = True) -> T:
         self._ensure_ready()
+        if write and self._file is not None:
+            self._file.check()
         try:
             result: T = self._retried(self._attempt, fn, write)
         except SQLAlchemyError as exc:
-            raise self._error(what, exc) from exc
+            raise self._error(describe((what,)), exc) from exc
         return result
 
     def _retried(self, fn: Callable[..., T], *args: Any) -> T:
@@ -395,8 +415,18 @@ class SQLStore:
         return result
 
     def _error(self, what: str, exc: SQLAlchemyError) -> StoreError:
+        """One line: what could not be done, where, the driver's reason and what to do about it.
+
+        Args:
+            what: the operation, as words that end "could not ..." ("record job events").
+            exc: the driver's error.
+        """
+        if self._file is not None and self._file.vanished():
+            return self._file.error()  # the driver's words ("disk I/O error") would hide the cause
         retried = f" after {ATTEMPTS} attempts" if is_transient(exc) else ""
-        return StoreError(f"{what} failed on {self.url}{retried}: {one_line(exc)}")
+        hint = failure_hint(exc)
+        fix = f"; {hint}" if hint else ""
+        return StoreError(f"could not {what} in the store {self.url}{retried}: {one_line(exc)}{fix}")
 
 
 __all__ = ["DEFAULT_URL", "ENV_VAR", "SQLStore"]
