@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from conftest import cli
+
 # One script for train and eval jobs (SWEEPWISE_JOB_TYPE tells which). Behaviour, from the env:
 #   MARKERS          the markers directory (outside the runs dir, so a full disk cannot touch it)
 #   <JOB>_SLEEPS     comma list of seconds: the k-th job of that type to start sleeps the k-th value
@@ -209,6 +211,7 @@ class Controller:
         prefix: Iterable[str] = (),
     ) -> None:
         Controller.count += 1
+        self.cwd = cwd
         logs = cwd / "controller-logs"
         logs.mkdir(exist_ok=True)
         self.out_path = logs / f"{Controller.count}.out"
@@ -367,3 +370,19 @@ def summaries(db: Path, experiment: str) -> dict[str, dict[str, Any]]:
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT run_id, summary FROM runs WHERE experiment = ?", (experiment,))
         return {run_id: json.loads(summary) for run_id, summary in rows}
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+def rows_of(cwd: Path, experiment: str = "exp", *store: str) -> list[dict[str, Any]]:
+    """`sweepwise status EXPERIMENT --json`'s runs."""
+    result = cli("status", experiment, "--json", *store, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    rows: list[dict[str, Any]] = json.loads(result.stdout)["runs"]
+    return rows
+
+
+def statuses(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """run_id -> "STATUS (error)", for assertion messages."""
+    return {row["run_id"]: f"{row['status']} ({row['error']})" for row in rows}

@@ -31,9 +31,11 @@ from faults_helpers import (
     marker_lines,
     processes_under,
     reboot,
+    rows_of,
     runs_started,
     sigkill,
     started,
+    statuses,
     summaries,
     wait_for,
     write_sweep,
@@ -44,16 +46,6 @@ from faults_helpers import (
 def _no_process_left(tmp_path: Path) -> Iterator[None]:
     yield
     kill_everything_under(tmp_path)
-
-
-def rows_of(cwd: Path, experiment: str = "exp", *store: str) -> list[dict]:  # type: ignore[type-arg]
-    result = cli("status", experiment, "--json", *store, cwd=cwd)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["runs"]  # type: ignore[no-any-return]
-
-
-def statuses(rows: list[dict]) -> dict[str, str]:  # type: ignore[type-arg]
-    return {row["run_id"]: f"{row['status']} ({row['error']})" for row in rows}
 
 
 def assert_all_completed_once(cwd: Path, trials: int, experiment: str = "exp") -> list[dict]:  # type: ignore[type-arg]
