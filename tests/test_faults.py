@@ -78,8 +78,9 @@ def test_case_01_an_eval_waiting_for_its_slot_is_not_declared_dead(tmp_path: Pat
     """Evals queued behind `max_concurrent_evals: 1` wait longer than `stale_after`: still not STALE."""
     spec = write_sweep(
         tmp_path,
-        env={"TRAIN_SLEEPS": "0.2", "EVAL_SLEEPS": "2"},
+        env={"TRAIN_SLEEPS": "0.2", "EVAL_SLEEPS": "2"},  # the 3rd eval waits 4 s, the 4th 6 s
         stale_after=3,
+        monitoring_interval=0.25,  # a tick falls in the second between an eval's start and its heartbeat
         scheduler={"type": "async_capped", "max_trials": 4, "max_concurrent_evals": 1},
     )
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=180)
