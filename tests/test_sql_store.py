@@ -487,7 +487,9 @@ def test_lost_job_is_retried_then_makes_the_run_stale(store: SQLStore) -> None:
     assert [(e["job"], e["attempt"], e["reason"]) for e in ledger] == [("train", 1, "lost")]
     late = event("r1", EventKind.FINISHED, 151.0, exit_code=0)  # of attempt 1: ignored
     assert store.apply_events([late]) == []
-    store.apply_events([event("r1", EventKind.LOST, 160.0, dispatch_id="d2", attempt=2)], policy=RetryPolicy(max_attempts=2))
+    store.apply_events(
+        [event("r1", EventKind.LOST, 160.0, dispatch_id="d2", attempt=2)], policy=RetryPolicy(max_attempts=2)
+    )
     r1 = run(store, "r1")
     assert (r1.status, r1.is_stale) == (JobStatus.STALE, True)
     assert r1.error == "job lost: its process vanished without an exit status"
