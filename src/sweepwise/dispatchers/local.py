@@ -52,7 +52,6 @@ from sweepwise.runtime.supervise import RunState, fork_supervisor, proc_start_ti
 logger = logging.getLogger(__name__)
 
 
-CLAIM_GRACE = 10.0  # seconds a supervisor may take to write its first status after the claim
 FIRST_STATUS_READ = 0.25  # seconds after a hosted job's dispatch its status is first read
 _STARTING_READ_STEP = 0.05  # seconds between reads of a status that says the job is starting
 
