@@ -291,9 +291,8 @@ class LocalDispatcher:
             "incarnation": self._incarnation,
         }
         if record["start_method"] == StartMethod.HOST.value:
-            if self._host is None or not self._host.alive():
-                self._host = self._host or JobHostClient()
-                self._host.start()
+            self._ensure_host()
+            assert self._host is not None
             status.update(supervisor_pid=self._host.pid, supervisor_start=self._host.pid_start, host=True)
         return status
 
@@ -304,17 +303,31 @@ class LocalDispatcher:
             return StartMethod.HOST
         return StartMethod.SPAWN
 
-    def _submit(self, request: dict[str, Any]) -> JobHostClient:
-        """Send a job to the job host (started on first use, restarted if it died)."""
+    def _ensure_host(self) -> bool:
+        """Start the job host on first use, or a new one if it died; True when one was started.
+
+        The jobs of a host that died run on in sessions of their own, watched by their pids.
+        """
         if self._host is None:
             self._host = JobHostClient()
-        if not self._host.alive():
-            self._exits.unwatch_host()
-            # a new host: the token names the old one, whose jobs are watched by their own pids
+        if self._host.alive():
+            return False
+        self._exits.unwatch_host()
+        old = self._host.proc
+        for watch in self._watches.values():
+            if watch.hosted and old is not None and watch.proc is old:
+                watch.host_gone()
+        self._host.start()
+        return True
+
+    def _submit(self, request: dict[str, Any]) -> JobHostClient:
+        """Send a job to the job host (started on first use, restarted if it died)."""
+        if self._ensure_host():  # the host died since the token was written: the token names it
             status = read_status(request["claim_token"]) or {}
-            self._host.start()
+            assert self._host is not None
             status.update(supervisor_pid=self._host.pid, supervisor_start=self._host.pid_start)
             write_json_atomic(request["claim_token"], status)
+        assert self._host is not None
         self._host.submit(request)
         self._exits.watch_host(self._host.fileno(), self._on_host_ready)
         return self._host
