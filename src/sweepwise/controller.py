@@ -1,7 +1,7 @@
 """The controller: the only place that sequences poll -> hooks -> schedule -> dispatch.
 
 One controller runs an experiment at a time (a lease in the store). Every state
-change is committed before the action that depends on it (DESIGN §4), so the
+change is committed before the action that depends on it (docs/design.md, crash safety), so the
 controller can be killed at any point and a new one resumes without losing or
 repeating a job.
 """
@@ -210,7 +210,7 @@ class AdaptiveController:
 
     @property
     def owner(self) -> str:
-        """Who holds the experiment's lease while this controller runs (host:pid:nonce)."""
+        """Who holds the experiment's lease while this controller runs (host, pid, namespace, boot)."""
         return self.lease.owner
 
     @property
@@ -408,7 +408,9 @@ class AdaptiveController:
         if not jobs:
             return []
         next_index = len(self.runs)
-        with self.store.transaction() as tx:  # DESIGN §4.1: intent before dispatch
+        with (
+            self.store.transaction() as tx
+        ):  # docs/design.md, crash safety: intent before dispatch
             self._record_dispatch_ids(tx)
             self._save_state(tx)
             for job in evals:
@@ -423,8 +425,8 @@ class AdaptiveController:
             if dispatch_id is not None:
                 started.append((job, dispatch_id))
             crash_point("mid_dispatch")
-        # DESIGN §4.2: then the dispatch id, committed with the next transaction (the job's first
-        # event at the latest); until then a restarted controller finds the job with `find`.
+        # Then the dispatch id, committed with the next transaction (the job's first event at the
+        # latest); until then a restarted controller finds the job with `find` (docs/design.md).
         self._unrecorded += [(job.run_id, job.type, dispatch_id) for job, dispatch_id in started]
         if self.hooks.on_job_dispatch is not None:
             for job, dispatch_id in started:
@@ -471,7 +473,7 @@ class AdaptiveController:
             return None
 
     def _recover(self) -> None:
-        """DESIGN §4.3: reattach or (re)start every job an earlier controller left behind."""
+        """docs/design.md, crash safety: reattach or (re)start every job an earlier controller left behind."""
         recorded: list[tuple[str, JobTypes, str]] = []
         lost: list[JobEvent] = []
         for run in self.runs.in_status(*UNFINISHED):
@@ -523,7 +525,7 @@ class AdaptiveController:
 
         A state that lists every run costs time in proportion to the runs to save, so it
         is not saved every tick; a stale saved state costs nothing on restart, because
-        schedulers bring their state up to date from the runs' statuses (DESIGN §4.6).
+        schedulers bring their state up to date from the runs' statuses (docs/design.md, crash safety).
         """
         state = getattr(self.scheduler, "state", None)
         if state is None or not hasattr(state, "model_dump"):

@@ -1,7 +1,7 @@
 """The launcher: turns a `JobDefinition` into what a backend runs (argv, env, cwd, run dir).
 
 This is the only module that knows how a job receives its hyperparameters
-(DESIGN §3): as words appended to its command (`key=value` by default, `--key value`,
+(README, "How a job sees the world"): as words appended to its command (`key=value` by default, `--key value`,
 or `{key}` placeholders), as `SWEEPWISE_PARAMS` JSON in its environment, and as
 `params.json` in its run directory. Values never pass through a shell: they are argv
 elements, so `a; rm -rf / $(x)` reaches the job byte for byte.

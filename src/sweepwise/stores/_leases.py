@@ -1,4 +1,4 @@
-"""The experiment lease (DESIGN §4 step 7) and the scheduler state, inside a caller's transaction.
+"""The experiment lease (docs/design.md, crash safety) and the scheduler state, inside a caller's transaction.
 
 The lease is a compare-and-set on one row: a conditional UPDATE takes it over
 (when it is ours or has expired) and an INSERT creates it; two controllers

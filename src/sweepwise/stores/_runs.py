@@ -247,7 +247,7 @@ def init_run_without_commit(
 def record_training_intent_without_commit(
     conn: Connection, experiment: str, job: JobDefinition, suggestion: dict[str, Any], trial_index: int
 ) -> None:
-    """DESIGN §4 step 1: the PENDING run with its job and suggestion, no dispatch id yet."""
+    """docs/design.md, crash safety: the PENDING run with its job and suggestion, no dispatch id yet."""
     if job.type is not JobTypes.LAUNCH_TRAINING:
         raise ValueError(f"run {job.run_id!r}: a training intent needs a {JobTypes.LAUNCH_TRAINING} job")
     if _run_exists(conn, job.run_id):
@@ -306,7 +306,7 @@ def record_eval_intent_without_commit(conn: Connection, job: JobDefinition) -> N
 def record_dispatch_id_without_commit(
     conn: Connection, run_id: str, job_type: JobTypes, dispatch_id: str
 ) -> None:
-    """DESIGN §4 step 2: remember where the run's job of `job_type` runs."""
+    """docs/design.md, crash safety: remember where the run's job of `job_type` runs."""
     row = _run_state(conn, run_id)
     if row is None:
         raise _missing(run_id)

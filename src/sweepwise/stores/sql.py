@@ -247,7 +247,7 @@ class SQLStore:
     def record_training_intent(
         self, experiment: str, job: JobDefinition, suggestion: dict[str, Any], trial_index: int
     ) -> None:
-        """DESIGN §4 step 1: commit the PENDING run before its training job is dispatched.
+        """docs/design.md, crash safety: commit the PENDING run before its training job is dispatched.
 
         The run gets `job` as its training job, `{"observation/suggestion": suggestion}`
         as its summary and no dispatch id. A no-op if the run exists.
@@ -269,7 +269,7 @@ class SQLStore:
         self._call("record_eval_intent", lambda tx: tx.record_eval_intent(job))
 
     def record_dispatch_id(self, run_id: str, job_type: JobTypes, dispatch_id: str) -> None:
-        """DESIGN §4 step 2: remember the dispatch id of the run's job of `job_type`.
+        """docs/design.md, crash safety: remember the dispatch id of the run's job of `job_type`.
 
         Raises:
             ValueError: the run does not exist.
@@ -343,7 +343,7 @@ class SQLStore:
         """The last saved scheduler state of `experiment`, or None."""
         return self._call("load_state", lambda tx: tx.load_state(experiment), write=False)
 
-    # -- lease (DESIGN §4 step 7) ----------------------------------------------------------------
+    # -- lease (docs/design.md, crash safety) ----------------------------------------------------------------
 
     def acquire_lease(self, experiment: str, owner: str, ttl: float, now: float) -> bool:
         """Take the experiment's lease until `now + ttl` (s) if it is free, expired or `owner`'s.

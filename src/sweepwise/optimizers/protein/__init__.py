@@ -1,4 +1,4 @@
-"""Protein, sweepwise's default optimizer: cost-aware Bayesian search (DESIGN §5)."""
+"""Protein, sweepwise's default optimizer: cost-aware Bayesian search (README, "Protein")."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ class _Data:
 
 
 class ProteinOptimizer:
-    """Cost-aware GP search (DESIGN §5).
+    """Cost-aware GP search (README, "Protein").
 
     Args:
         space: the search space.

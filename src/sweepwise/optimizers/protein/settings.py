@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ProteinSettings(BaseModel):
-    """How Protein searches (DESIGN §5). Defaults suit 10–500 observations.
+    """How Protein searches (README, "Protein"). Defaults suit 10–500 observations.
 
     Attributes:
         max_suggestion_cost: candidates whose predicted cost exceeds this are not suggested.
