@@ -408,9 +408,7 @@ class AdaptiveController:
         if not jobs:
             return []
         next_index = len(self.runs)
-        with (
-            self.store.transaction() as tx
-        ):  # docs/design.md, crash safety: intent before dispatch
+        with self.store.transaction() as tx:  # docs/design.md, crash safety: intent before dispatch
             self._record_dispatch_ids(tx)
             self._save_state(tx)
             for job in evals:

@@ -155,7 +155,7 @@ def end_reason(event: JobEvent) -> EndReason | None:
         return EndReason.LOST
     if event.kind is not EventKind.FINISHED or event.succeeded:
         return None
-    if getattr(event, "timed_out", False):
+    if event.timed_out:
         return EndReason.TIMEOUT
     return EndReason.FAILED
 

@@ -90,6 +90,7 @@ class JobDefinition(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
     attempt: int = Field(default=1, ge=1)
+    timeout: float | None = None  # seconds the job may run; its supervisor stops it after that
 
     @property
     def params(self) -> dict[str, Any]:
@@ -191,7 +192,8 @@ class JobEvent:
 
     `at` is in seconds since the epoch of the dispatcher's clock. A FINISHED event
     carries the exit code and the parsed result (`None` when the job gave none);
-    `error` says why a job failed or why its result was rejected.
+    `error` says why a job failed or why its result was rejected; `timed_out` that
+    its supervisor stopped it for running longer than its `JobDefinition.timeout`.
     """
 
     run_id: str
@@ -205,6 +207,7 @@ class JobEvent:
     error: str | None = None
     started_at: float | None = None
     attempt: int = 1
+    timed_out: bool = False
 
     @property
     def succeeded(self) -> bool:

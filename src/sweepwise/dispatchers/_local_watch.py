@@ -49,6 +49,11 @@ def _describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
+def timeout_error(timeout: float | None) -> str:
+    """How a job stopped for running past `timeout` seconds is described."""
+    return f"timeout: ran longer than its {timeout:g} s limit" if timeout else "timeout: ran past its limit"
+
+
 @dataclass(slots=True)
 class Watch:
     """What the dispatcher knows about one watched job."""
@@ -205,16 +210,26 @@ class Watch:
         if status.get("exit_unobserved") and status.get("exit_code") is None:
             result, _ = read_job_result(self.run_dir, self.job)
             return self.event(EventKind.FINISHED, number(status.get("ended_at")), exit_code=0, result=result)
+        """The FINISHED event of a job whose final status is `status`.
+
+        A job stopped for its timeout fails with `timed_out` set, even if it exited 0;
+        a cancelled one says so first (and keeps `timed_out`).
+        """
         code = status.get("exit_code")
         exit_code = code if isinstance(code, int) else -1
+        timed_out = status.get("timed_out") is True
         result, error = read_job_result(self.run_dir, self.job)
-        if exit_code != 0:
+        if exit_code != 0 or timed_out:
             last = last_output(self.path(LOG))
             error = _describe_exit(exit_code) + (f"; last output: {last}" if last else " (no output)")
         if status.get("cancelled"):
             error = f"cancelled; {error}" if error else "cancelled"
+        elif timed_out:
+            error = f"{timeout_error(number(status.get('timeout')))}; {error}"
         ended_at = number(status.get("ended_at"))
-        return self.event(EventKind.FINISHED, ended_at, exit_code=exit_code, result=result, error=error)
+        return self.event(
+            EventKind.FINISHED, ended_at, exit_code=exit_code, result=result, error=error, timed_out=timed_out
+        )
 
     def new_metrics(self) -> list[JobEvent]:
         """A METRICS event for the latest row the job appended since the last call, if any."""
@@ -341,4 +356,4 @@ class ExitSelector:
         self._host_fd = -1
 
 
-__all__ = ["UNREAPED", "ExitSelector", "Watch", "load_watch", "number"]
+__all__ = ["UNREAPED", "ExitSelector", "Watch", "load_watch", "number", "timeout_error"]

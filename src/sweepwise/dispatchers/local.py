@@ -18,6 +18,7 @@ supervisor leads its session and runs its job in a process group of its own. `ca
 marks the job cancelled (a `<job>.cancel` file for the host; SIGTERM to a per-job
 supervisor, which forwards it) and sends SIGTERM to the job's group; a job still alive
 after `grace_period` gets SIGKILL on its group, and the final status says "cancelled".
+A job's `timeout` is enforced by its supervisor the same way, controller or not.
 
 POSIX only (Linux first: `/proc` start times and pidfds; elsewhere liveness falls
 back to `kill(pid, 0)` and polling).
@@ -93,7 +94,8 @@ class LocalDispatcher:
         experiment: the experiment's name; runs live in `<runs_root>/<experiment>/`.
         heartbeat_interval: seconds between a job's heartbeats (status file reads are
             throttled to one per interval per job).
-        grace_period: seconds `cancel` waits after SIGTERM before SIGKILL.
+        grace_period: seconds `cancel` waits after SIGTERM before SIGKILL; also the
+            grace a job past its `timeout` gets from its supervisor.
         gpu_pool: the GPUs to hand out to jobs with `gpus > 0` (default: detected
             from `CUDA_VISIBLE_DEVICES` / `nvidia-smi` on first need).
         start_method: `host`, `fork`, `spawn` or `auto` (the job host on Linux,
@@ -225,6 +227,8 @@ class LocalDispatcher:
                         "job_name": plan.job_name,
                         "heartbeat_interval": self._heartbeat_interval,
                         "claim_token": str(token),
+                        "timeout": job.timeout,
+                        "kill_grace": self._grace_period,
                     }
                 )
                 watch.hosted, watch.proc = True, host.proc
@@ -243,6 +247,8 @@ class LocalDispatcher:
                     job_name=plan.job_name,
                     heartbeat_interval=self._heartbeat_interval,
                     claim_token=str(token),
+                    timeout=job.timeout,
+                    kill_grace=self._grace_period,
                 )
             else:
                 watch.proc = spawn_supervisor(
@@ -254,6 +260,8 @@ class LocalDispatcher:
                     heartbeat_interval=self._heartbeat_interval,
                     attempt=job.attempt,
                     claim_token=str(token),
+                    timeout=job.timeout,
+                    kill_grace=self._grace_period,
                 )
                 watch.pid = watch.proc.pid
         except BaseException as exc:

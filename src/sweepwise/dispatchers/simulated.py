@@ -2,7 +2,8 @@
 
 It runs a whole sweep through the real controller in milliseconds, so scheduler
 and controller tests never sleep, and the orchestration benchmark measures the
-controller and store alone.
+controller and store alone. A job whose duration exceeds its `timeout` ends at its
+timeout, timed out, as a local job's supervisor would stop it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from sweepwise.clock import VirtualClock
 from sweepwise.dispatchers import register_dispatcher
+from sweepwise.dispatchers._local_watch import timeout_error
 from sweepwise.models import EventKind, JobDefinition, JobEvent, JobTypes
 
 
@@ -46,6 +48,7 @@ class _SimJob:
     finished: bool = False
     started_reported: bool = False
     attempt: int = 1
+    timed_out: bool = False
 
 
 @dataclass(slots=True)
@@ -94,9 +97,13 @@ class SimulatedDispatcher:
         now = self.clock.now()
         outcome = self.behaviour(job)
         attempt = "" if job.attempt == 1 else f".{job.attempt}"
+        timed_out = job.timeout is not None and outcome.duration > job.timeout
+        if timed_out and job.timeout is not None:  # stopped by SIGTERM at its timeout
+            outcome = SimOutcome(job.timeout, exit_code=-15, error=timeout_error(job.timeout))
         dispatch_id = f"sim:{job.run_id}:{job.type.short}{attempt}"
         sim = _SimJob(job.run_id, job.type, dispatch_id, now, now + max(0.0, outcome.duration), outcome)
         sim.attempt = job.attempt
+        sim.timed_out = timed_out
         self._jobs[key] = sim
         self._by_id[dispatch_id] = sim
         self._unreported[dispatch_id] = sim
@@ -159,6 +166,7 @@ class SimulatedDispatcher:
                     error=out.error if out.error or out.exit_code == 0 else f"exit code {out.exit_code}",
                     started_at=sim.started_at,
                     attempt=sim.attempt,
+                    timed_out=sim.timed_out,
                 )
             )
         return events
@@ -170,6 +178,7 @@ class SimulatedDispatcher:
             return
         sim.outcome = SimOutcome(exit_code=-15, error="cancelled")
         sim.ends_at = self.clock.now()
+        sim.timed_out = False  # stopped before its timeout
         self._counter += 1
         heapq.heappush(self._ends, (sim.ends_at, self._counter, dispatch_id))
 

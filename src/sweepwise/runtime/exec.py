@@ -1,4 +1,4 @@
-"""`sweepwise exec [--run-dir D] [--job train|eval] [--heartbeat S] [--cwd C] -- CMD...`.
+"""`sweepwise exec [--run-dir D] [--job train|eval] [--heartbeat S] [--timeout S] [--cwd C] -- CMD...`.
 
 Runs CMD under the supervisor (`sweepwise.runtime.supervise`), with the job's files
 named from the run dir, and exits with the job's exit status (128 + N when the job
@@ -20,7 +20,10 @@ TYPE_CHECKING = False  # not `from typing import ...`: typing costs milliseconds
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-_USAGE = "sweepwise exec [--run-dir DIR] [--job train|eval] [--heartbeat SECONDS] [--cwd DIR] -- CMD..."
+_USAGE = (
+    "sweepwise exec [--run-dir DIR] [--job train|eval] [--heartbeat SECONDS] [--timeout SECONDS] "
+    "[--kill-grace SECONDS] [--cwd DIR] -- CMD..."
+)
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -51,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--heartbeat", type=float, default=5.0, help="seconds between heartbeats (default: 5)"
     )
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="seconds the job may run (default: no limit)"
+    )
+    parser.add_argument(
+        "--kill-grace",
+        type=float,
+        default=10.0,
+        help="seconds from a timeout's SIGTERM to SIGKILL (default: 10)",
+    )
     parser.add_argument("--cwd", default=None, help="the job's working directory (default: current)")
     parser.add_argument(
         "--attempt", type=int, default=1, help="which attempt of the job this is (default: 1)"
@@ -69,6 +81,8 @@ def spawn_supervisor(
     heartbeat_interval: float = 5.0,
     attempt: int = 1,
     claim_token: str | None = None,
+    timeout: float | None = None,
+    kill_grace: float = 10.0,
 ) -> subprocess.Popen[bytes]:
     """Start `python -m sweepwise.runtime.exec ... -- argv` in a new session.
 
@@ -84,6 +98,8 @@ def spawn_supervisor(
         heartbeat_interval: seconds between heartbeats.
         attempt: which attempt of the job this is (its files are named by `job_stem`).
         claim_token: the claim token the supervisor takes before it starts the job.
+        timeout: seconds the job may run before it is stopped (None: no limit).
+        kill_grace: seconds from the timeout's SIGTERM to SIGKILL.
 
     Returns:
         The supervisor process.
@@ -99,11 +115,14 @@ def spawn_supervisor(
         job_name,
         "--heartbeat",
         repr(float(heartbeat_interval)),
+        "--kill-grace",
+        repr(float(kill_grace)),
         "--cwd",
         os.fspath(cwd),
         "--attempt",
         str(attempt),
         *(["--claim-token", claim_token] if claim_token else []),
+        *(["--timeout", repr(float(timeout))] if timeout is not None else []),
         "--",
         *argv,
     ]
@@ -149,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     if options.heartbeat <= 0:
         sys.stderr.write("sweepwise exec: error: --heartbeat must be > 0 seconds\n")
         return 2
+    if (options.timeout is not None and not options.timeout > 0) or not options.kill_grace >= 0:
+        sys.stderr.write("sweepwise exec: error: --timeout must be > 0 and --kill-grace >= 0 seconds\n")
+        return 2
     job = options.job or os.environ.get("SWEEPWISE_JOB_TYPE") or "train"
     if job not in JOB_NAMES:
         sys.stderr.write(f"sweepwise exec: error: job type {job!r} is not one of train, eval\n")
@@ -176,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         job_name=stem,
         heartbeat_interval=options.heartbeat,
         claim_token=options.claim_token,
+        timeout=options.timeout,
+        kill_grace=options.kill_grace,
     )
     return exit_status(code)
 

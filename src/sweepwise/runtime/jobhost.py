@@ -28,12 +28,18 @@ process group; the host records a job that ends with that file present as cancel
 of its jobs. When a job's main process exits, what is left of its process group is
 killed before it is reaped.
 
+Timeouts: a request's `timeout` is the seconds its job may run; past it the job's group
+gets SIGTERM, then SIGKILL `kill_grace` seconds later (default 10), and its final status
+says `timed_out` (docs/design.md, "The crash-safety protocol": this holds while the
+controller is down).
+
 Run as `python -m sweepwise.runtime.jobhost`. Only the standard library is imported.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import select
 import signal
@@ -44,6 +50,7 @@ from sweepwise.runtime import job_file
 from sweepwise.runtime.slices import request_short_slices
 from sweepwise.runtime.supervise import (
     RunState,
+    TimeLimit,
     accept_claim,
     mark_exited,
     mark_running,
@@ -84,7 +91,7 @@ def resolve_program(program: str, env: Mapping[str, str]) -> str:
 class _Job:
     """One job the host started: its request, its status and its pidfd."""
 
-    __slots__ = ("key", "request", "status", "pid", "pidfd", "next_beat", "cancelled", "final")
+    __slots__ = ("key", "request", "status", "pid", "pidfd", "next_beat", "cancelled", "final", "limit")
 
     def __init__(self, request: dict[str, Any], host_pid: int, host_start: int | None) -> None:
         self.key = str(request.get("key", ""))
@@ -101,6 +108,8 @@ class _Job:
         self.next_beat = 0.0
         self.cancelled = False
         self.final = False  # the job has ended; its final status is still to be written
+        # Counted from now: the job is spawned within moments, or never.
+        self.limit = TimeLimit(request.get("timeout"), request.get("kill_grace", 10.0))
 
     def path(self, kind: str) -> str:
         return job_file(self.request["run_dir"], self.request["job_name"], kind)
@@ -229,6 +238,7 @@ class JobHost:
             code,
             started_at=started_at,
             cancelled=job.cancel_requested(),
+            limit=job.limit,
         )
         job.final = True
         if job.write_status():
@@ -257,6 +267,7 @@ class JobHost:
         """Refresh due heartbeats; return seconds until the next one is due."""
         if self._unwritten:
             self._retry_final_statuses()
+        """Refresh due heartbeats, stop jobs past their timeout; return seconds until the next is due."""
         now = time.monotonic()
         soonest = 1.0 if self._unwritten else 3600.0
         for job in self._jobs.values():
@@ -265,7 +276,8 @@ class JobHost:
                 job.status["heartbeat_at"] = time.time()
                 job.write_status()
                 job.next_beat = now + float(job.request["heartbeat_interval"])
-            soonest = min(soonest, job.next_beat - now)
+            job.limit.enforce(job.pid, now)
+            soonest = min(soonest, job.next_beat - now, job.limit.remaining(now))
         return max(soonest, 0.0)
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -283,7 +295,7 @@ class JobHost:
         pending = b""
         while reading or self._jobs or self._unwritten:
             timeout = self._beat()
-            for fd, _ in self._poller.poll(max(1, int(timeout * 1000))):
+            for fd, _ in self._poller.poll(max(1, math.ceil(timeout * 1000))):
                 if fd == requests_fd:
                     chunk = os.read(requests_fd, 65536)
                     if not chunk:

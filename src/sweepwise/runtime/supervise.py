@@ -11,6 +11,8 @@ once to the job's whole group and mark the job cancelled; a dispatcher can escal
 with SIGKILL to the job's group and still get a final status saying "cancelled". When
 the job's main process exits, what is left of its process group is killed, so a job's
 background processes do not outlive it (a process that must, starts its own session).
+A job with a timeout that runs longer gets SIGTERM on its group, SIGKILL after a grace
+period, and a final status saying "timed_out" (`TimeLimit`).
 
 Only the standard library is imported: this module is on every job's path.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import os
 import select
 import signal
@@ -225,10 +228,57 @@ def note_pid_start(status: dict[str, Any]) -> None:
         status["pid_start"] = proc_start_time(pid)
 
 
+class TimeLimit:
+    """A job's time limit: SIGTERM to its group once it runs out, SIGKILL `grace` seconds later.
+
+    Its owner calls `enforce` whenever `remaining()` says an action is due, and looks
+    at `expired` when the job has ended. Times are `time.monotonic()` seconds.
+
+    Args:
+        timeout: the seconds the job may run from now; None or <= 0: no limit.
+        grace: seconds between SIGTERM and SIGKILL.
+    """
+
+    __slots__ = ("timeout", "grace", "expired", "_next")
+
+    def __init__(self, timeout: float | None, grace: float = 10.0) -> None:
+        number = (int, float)
+        self.timeout = float(timeout) if isinstance(timeout, number) and timeout > 0 else None
+        self.grace = max(0.0, float(grace)) if isinstance(grace, number) else 10.0
+        self.expired = False
+        self._next = time.monotonic() + self.timeout if self.timeout is not None else float("inf")
+
+    def remaining(self, now: float) -> float:
+        """Seconds from `now` until the next signal is due (inf when none is)."""
+        return self._next - now
+
+    def enforce(self, pgid: int, now: float) -> None:
+        """Signal the job's process group `pgid` if a signal is due at `now`."""
+        if now < self._next:
+            return
+        if not self.expired:
+            self.expired = True
+            signal_group(pgid, signal.SIGTERM)
+            self._next = now + self.grace
+        else:
+            signal_group(pgid, signal.SIGKILL)
+            self._next = float("inf")
+
+
 def mark_exited(
-    status: dict[str, Any], run_dir: str, job_name: str, code: int, *, started_at: float, cancelled: bool
+    status: dict[str, Any],
+    run_dir: str,
+    job_name: str,
+    code: int,
+    *,
+    started_at: float,
+    cancelled: bool,
+    limit: TimeLimit | None = None,
 ) -> None:
-    """Record in `status` that the job ended with `code`; its `result.json` becomes `<job>.result.json`."""
+    """Record in `status` that the job ended with `code`; its `result.json` becomes `<job>.result.json`.
+
+    A job stopped by its `limit` is recorded with `timed_out` and its `timeout`.
+    """
     loose = os.path.join(run_dir, RESULT_FILE)
     if os.path.exists(loose):
         try:
@@ -239,6 +289,10 @@ def mark_exited(
     status.setdefault("started_at", started_at)
     status.setdefault("heartbeat_at", now)
     status.update(state=RunState.EXITED.value, exit_code=code, ended_at=now, cancelled=cancelled)
+    timed_out = limit is not None and limit.expired
+    status["timed_out"] = timed_out
+    if timed_out and limit is not None:
+        status["timeout"] = limit.timeout
 
 
 class _Supervisor:
@@ -253,6 +307,8 @@ class _Supervisor:
         job_name: str,
         heartbeat_interval: float,
         claim_token: str | None = None,
+        timeout: float | None = None,
+        kill_grace: float = 10.0,
     ) -> None:
         self.claim_token = claim_token
         self.argv = list(argv)
@@ -263,6 +319,9 @@ class _Supervisor:
         self.run_dir = run_dir
         self.job_name = job_name
         self.heartbeat_interval = heartbeat_interval
+        self.timeout = timeout
+        self.kill_grace = kill_grace
+        self.limit: TimeLimit | None = None
         self.child: subprocess.Popen[bytes] | None = None
         self.cancel_signal: int | None = None
         self.done = False
@@ -308,6 +367,7 @@ class _Supervisor:
             code = 127 if isinstance(exc, FileNotFoundError) else 126
             return self.finish(code, started_at=time.time())
         self.child = child
+        self.limit = TimeLimit(self.timeout, self.kill_grace)
         if self.cancel_signal is not None:  # arrived while the job was being started
             signal_group(child.pid, self.cancel_signal)
         started_at = mark_running(self.status, child.pid)
@@ -321,7 +381,8 @@ class _Supervisor:
         return self.finish(code, started_at=started_at)
 
     def wait(self, child: subprocess.Popen[bytes]) -> None:
-        """Return once the job has exited (without reaping it), heartbeating meanwhile."""
+        """Return once the job has exited (without reaping it), heartbeating and enforcing its limit."""
+        limit = self.limit or TimeLimit(None)
         poller: select.poll | None = None
         pidfd = -1
         try:
@@ -333,14 +394,16 @@ class _Supervisor:
         try:
             next_beat = time.monotonic() + self.heartbeat_interval
             while not _exited(child.pid):
-                remaining = next_beat - time.monotonic()
-                if remaining <= 0:
+                now = time.monotonic()
+                limit.enforce(child.pid, now)
+                remaining = min(next_beat - now, limit.remaining(now))
+                if next_beat <= now:
                     note_pid_start(self.status)
                     self.status["heartbeat_at"] = time.time()
                     self.write_status()
                     next_beat = time.monotonic() + self.heartbeat_interval
                 elif poller is not None:
-                    poller.poll(max(1, int(remaining * 1000)))
+                    poller.poll(max(1, math.ceil(remaining * 1000)))
                 else:
                     time.sleep(min(remaining, 0.05))
         finally:
@@ -356,6 +419,7 @@ class _Supervisor:
             code,
             started_at=started_at,
             cancelled=self.cancel_signal is not None,
+            limit=self.limit,
         )
         self.write_status()
         return code
@@ -378,6 +442,8 @@ def supervise(
     job_name: str,
     heartbeat_interval: float = 5.0,
     claim_token: str | None = None,
+    timeout: float | None = None,
+    kill_grace: float = 10.0,
 ) -> int:
     """Run one job to its end, recording its life in `status_path`.
 
@@ -387,13 +453,15 @@ def supervise(
         env: variables added to this process's environment for the job.
         log_path: the job's stdout and stderr are appended here.
         status_path: the status file (`{"supervisor_pid", "pid", "started_at",
-            "heartbeat_at", "state"}`, plus `"exit_code"`, `"ended_at"` and
-            `"cancelled"` once the job has exited).
+            "heartbeat_at", "state"}`, plus `"exit_code"`, `"ended_at"`,
+            `"cancelled"` and `"timed_out"` once the job has exited).
         run_dir: the run directory; a `result.json` the job left there is renamed to
             `<job_name>.result.json` when the job exits.
         job_name: `train` or `eval` (`train.2` for a second attempt): the files' name.
         heartbeat_interval: seconds between `heartbeat_at` refreshes.
         claim_token: the claim token to take before anything starts (see `accept_claim`).
+        timeout: seconds the job may run before its group gets SIGTERM (None: no limit).
+        kill_grace: seconds after that SIGTERM before SIGKILL.
 
     Returns:
         The job's exit code; negative (-N) when it was killed by signal N. 127 / 126
@@ -420,6 +488,8 @@ def supervise(
         job_name,
         heartbeat_interval,
         claim_token,
+        timeout,
+        kill_grace,
     )
     previous: dict[int, Any] = {}
     for forwarded in _FORWARDED_SIGNALS:
@@ -449,6 +519,8 @@ def fork_supervisor(
     job_name: str,
     heartbeat_interval: float = 5.0,
     claim_token: str | None = None,
+    timeout: float | None = None,
+    kill_grace: float = 10.0,
     child_setup: Callable[[], None] | None = None,
 ) -> int:
     """Fork a supervisor running `supervise(...)` in a new session; return its pid.
@@ -476,6 +548,8 @@ def fork_supervisor(
                 job_name=job_name,
                 heartbeat_interval=heartbeat_interval,
                 claim_token=claim_token,
+                timeout=timeout,
+                kill_grace=kill_grace,
             )
         )
 
@@ -484,6 +558,7 @@ def fork_supervisor(
 
 __all__ = [
     "RunState",
+    "TimeLimit",
     "accept_claim",
     "exit_status",
     "fork_supervisor",

@@ -16,11 +16,12 @@ from sweepwise.runtime.call import OPTIONAL_KEYS_ENV
 
 
 class JobSpec(BaseModel):
-    """How to run one kind of job: its command and resources.
+    """How to run one kind of job: its command, resources and time limit.
 
     `cmd` is an argv list or a string split like a shell would (the command comes
     from the spec; hyperparameters are appended as separate argv words and never
-    pass through a shell).
+    pass through a shell). `timeout` is the seconds a job may run before it is
+    stopped and its run fails (none by default).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -31,6 +32,7 @@ class JobSpec(BaseModel):
     arg_style: ArgStyle = ArgStyle.KEY_VALUE
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 class TrainAndEvalConfig(BaseModel):
@@ -48,6 +50,7 @@ class TrainAndEvalConfig(BaseModel):
     max_trials: int = Field(default=1, ge=1)
     gpus: int = Field(default=0, ge=0)
     nodes: int = Field(default=1, ge=1)
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # of entrypoint jobs
     experiment_id: str = "train_and_eval"
     train_overrides: dict[str, Any] = Field(default_factory=dict)
     eval_overrides: dict[str, Any] = Field(default_factory=dict)
@@ -103,6 +106,7 @@ def create_training_job(
         arg_style=spec.arg_style if spec else ArgStyle.KEY_VALUE,
         env=dict(spec.env) if spec else {},
         cwd=spec.cwd if spec else None,
+        timeout=spec.timeout if spec else config.timeout,
     )
     if suggestion is not None:
         job.metadata["adaptive/suggestion"] = dict(suggestion)
@@ -140,6 +144,7 @@ def create_eval_job(config: TrainAndEvalConfig, run: RunInfo) -> JobDefinition:
         arg_style=spec.arg_style if spec else ArgStyle.KEY_VALUE,
         env=env,
         cwd=spec.cwd if spec else None,
+        timeout=spec.timeout if spec else config.timeout,
     )
 
 
