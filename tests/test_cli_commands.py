@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from conftest import cli, markers, status_json
 
 
@@ -32,6 +34,7 @@ def test_exec_wraps_a_command_and_records_its_status(tmp_path: Path) -> None:
     assert "hello" in (tmp_path / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_cancel_an_experiment_stops_its_jobs(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
     spec = make_sweep("stopme", scheduler={"type": "batched_synced", "max_trials": 4, "batch_size": 2})
     proc = subprocess.Popen(
@@ -59,6 +62,7 @@ def test_cancel_an_experiment_stops_its_jobs(tmp_path: Path, make_sweep: Callabl
     assert "already finished" in again.stdout
 
 
+@pytest.mark.slow
 def test_status_of_all_experiments_and_an_explicit_store(
     tmp_path: Path, make_sweep: Callable[..., Path]
 ) -> None:
@@ -76,6 +80,7 @@ def test_status_of_all_experiments_and_an_explicit_store(
     assert not (tmp_path / "sweepwise.db").exists()
 
 
+@pytest.mark.slow
 def test_unknown_experiment_and_run_are_one_line_errors(
     tmp_path: Path, make_sweep: Callable[..., Path]
 ) -> None:
