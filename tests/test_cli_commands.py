@@ -34,7 +34,6 @@ def test_exec_wraps_a_command_and_records_its_status(tmp_path: Path) -> None:
     assert "hello" in (tmp_path / "train.log").read_text()
 
 
-@pytest.mark.slow
 def test_cancel_an_experiment_stops_its_jobs(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
     spec = make_sweep("stopme", scheduler={"type": "batched_synced", "max_trials": 4, "batch_size": 2})
     proc = subprocess.Popen(
