@@ -82,6 +82,7 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
     return best
 
 
+@pytest.mark.slow
 def test_function_objective_with_an_ax_experiment(tmp_path: Path) -> None:
     from ax.core.experiment import Experiment
     from ax.core.objective import Objective
@@ -285,6 +286,7 @@ def test_container_objective_is_set_with_the_configured_engine(tmp_path: Path) -
 DOC_BLOCK = re.compile(r"(?:<!-- file: (?P<file>\S+) -->\n)?```(?P<lang>\w*)\n(?P<body>.*?)```", re.S)
 
 
+@pytest.mark.slow
 def test_docs_examples_run(tmp_path: Path) -> None:
     """docs/ax.md: file blocks are written, python blocks run in order, console lines checked."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}

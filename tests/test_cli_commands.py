@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from conftest import cli, markers, status_json
 
 
@@ -59,6 +61,7 @@ def test_cancel_an_experiment_stops_its_jobs(tmp_path: Path, make_sweep: Callabl
     assert "already finished" in again.stdout
 
 
+@pytest.mark.slow
 def test_status_of_all_experiments_and_an_explicit_store(
     tmp_path: Path, make_sweep: Callable[..., Path]
 ) -> None:
@@ -76,6 +79,7 @@ def test_status_of_all_experiments_and_an_explicit_store(
     assert not (tmp_path / "sweepwise.db").exists()
 
 
+@pytest.mark.slow
 def test_unknown_experiment_and_run_are_one_line_errors(
     tmp_path: Path, make_sweep: Callable[..., Path]
 ) -> None:

@@ -16,8 +16,12 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from conftest import cli, markers, status_json
 from sweepwise.stores.sql import SQLStore
+
+pytestmark = pytest.mark.slow
 
 CRASHES = [
     "after_intent:1",  # run rows written, nothing dispatched yet

@@ -38,6 +38,7 @@ def _xs_and_scores(workdir: Path, experiment: str) -> list[tuple[float, float]]:
     return [(row["suggestion"]["x"], row["score"]) for row in status["runs"]]
 
 
+@pytest.mark.slow
 def test_yaml_spec_imports_the_module_that_registers_the_scheduler(workdir: Path) -> None:
     spec = _spec(workdir, imports=["custom_scheduler_pkg.every_other"])
     result = cli("run", str(spec), "high=0.5", cwd=workdir)
@@ -58,6 +59,7 @@ def test_without_imports_the_scheduler_is_unknown(workdir: Path) -> None:
     assert not (workdir / "sweepwise.db").exists()
 
 
+@pytest.mark.slow
 def test_recipe_returns_a_tool_with_the_custom_scheduler(workdir: Path) -> None:
     target = "custom_scheduler_pkg.recipes.every_other"
     help_text = cli("run", target, "--help-recipe", cwd=workdir)

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, cli
 
 DOC = REPO / "docs" / "recipes.md"
@@ -64,6 +66,7 @@ def test_every_block_is_of_a_kind_the_test_runs() -> None:
             assert _commands(body), body
 
 
+@pytest.mark.slow
 def test_docs_recipes_run_in_order(tmp_path: Path) -> None:
     shutil.copytree(REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("__pycache__"))
     for file, lang, body in _blocks():

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import cli, markers, status_json
+
+pytestmark = pytest.mark.slow
 
 
 def test_failed_training_is_reported_and_the_sweep_goes_on(tmp_path: Path, make_sweep) -> None:  # type: ignore[no-untyped-def]

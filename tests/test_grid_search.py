@@ -283,6 +283,7 @@ def check_cli_sweep(tmp_path: Path, name: str) -> None:
     assert set(trained.values()) == set(evaluated.values()) == {1}, (trained, evaluated)
 
 
+@pytest.mark.slow
 def test_cli_grid_search_runs_every_point_once(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
     spec = grid_spec(make_sweep, "grid")
     result = cli("run", str(spec), "--quiet", cwd=tmp_path)
@@ -290,6 +291,7 @@ def test_cli_grid_search_runs_every_point_once(tmp_path: Path, make_sweep: Calla
     check_cli_sweep(tmp_path, "grid")
 
 
+@pytest.mark.slow
 def test_cli_grid_search_killed_mid_dispatch_resumes(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
     spec = grid_spec(make_sweep, "gridkill")
     killed = cli("run", str(spec), "--quiet", cwd=tmp_path, env={"SWEEPWISE_CRASH_AT": "mid_dispatch:3"})

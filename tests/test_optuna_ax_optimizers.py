@@ -80,8 +80,10 @@ def test_ax_gives_valid_suggestions_with_failures_and_pending() -> None:
 
 @pytest.mark.parametrize(
     "optimizer",
-    [{"type": "optuna", "sampler": "tpe", "seed": 1}, {"type": "ax", "seed": 1}],
-    ids=["optuna", "ax"],
+    [
+        pytest.param({"type": "optuna", "sampler": "tpe", "seed": 1}, id="optuna"),
+        pytest.param({"type": "ax", "seed": 1}, id="ax", marks=pytest.mark.slow),
+    ],
 )
 def test_quickstart_sweep_end_to_end(tmp_path: Path, make_sweep, optimizer: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
     name = f"sweep-{optimizer['type']}"

@@ -127,16 +127,19 @@ def test_first_suggestion_is_the_search_centre() -> None:
     assert off != first
 
 
+@pytest.mark.slow
 def test_reproducible_under_a_seed_and_different_across_seeds() -> None:
     assert observe(protein(seed=3), 12)[-1].suggestion == observe(protein(seed=3), 12)[-1].suggestion
     assert observe(protein(seed=3), 12)[-1].suggestion != observe(protein(seed=4), 12)[-1].suggestion
 
 
+@pytest.mark.slow
 def test_stateless_a_new_optimizer_continues_identically() -> None:
     observations = observe(protein(seed=5), 10)
     assert protein(seed=5).suggest(observations, 2) == protein(seed=5).suggest(observations, 2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 4])
 def test_finds_a_good_region_of_a_quadratic(batch: int) -> None:
     observations = observe(protein(seed=0), 32, batch=batch)
@@ -145,6 +148,7 @@ def test_finds_a_good_region_of_a_quadratic(batch: int) -> None:
     assert best.suggestion["act"] == "gelu"
 
 
+@pytest.mark.slow
 def test_minimize_goal_is_respected() -> None:
     observations = observe(protein(goal="minimize", seed=0), 24, fn=lambda s: -quadratic(s))
     assert min(o.score for o in observations) < 0.1
@@ -165,6 +169,7 @@ def test_batches_and_pending_never_repeat_a_point_even_on_small_grids() -> None:
     assert len(set(all_keys)) == 16
 
 
+@pytest.mark.slow
 def test_failures_steer_the_search_away_from_a_crashing_region() -> None:
     params = {
         "x": {"distribution": "uniform", "min": 0.0, "max": 1.0},
@@ -185,6 +190,7 @@ def test_failures_steer_the_search_away_from_a_crashing_region() -> None:
     assert max(o.score for o in observations if not o.is_failure) > 0.55
 
 
+@pytest.mark.slow
 def test_expensive_candidates_are_masked_by_max_suggestion_cost() -> None:
     params = {
         "x": {"distribution": "uniform", "min": 0.0, "max": 1.0},
@@ -218,6 +224,7 @@ def test_all_failures_still_suggest() -> None:
     assert len(protein().suggest(observations, 2)) == 2
 
 
+@pytest.mark.slow
 def test_five_hundred_observations() -> None:
     params = {f"x{i}": {"distribution": "uniform", "min": 0.0, "max": 1.0} for i in range(3)}
     space = SearchSpace.from_dict(params)

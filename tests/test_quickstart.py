@@ -8,7 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, cli, markers, status_json
+
+pytestmark = pytest.mark.slow
 
 
 def test_quickstart_completes_and_a_second_run_does_nothing(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ def _status(cwd: Path, experiment: str, store: str) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.slow
 def test_train_and_eval_recipe_runs_entrypoint_jobs_to_completion(workdir: Path) -> None:
     result = cli(
         "run",
@@ -60,6 +61,7 @@ def test_train_and_eval_recipe_runs_entrypoint_jobs_to_completion(workdir: Path)
     assert config["spec"]["scheduler"] == {"type": "train_and_eval"}
 
 
+@pytest.mark.slow
 def test_batched_synced_recipe_sweeps_with_overrides_a_store_and_a_runs_dir(workdir: Path) -> None:
     store = f"sqlite:///{workdir / 'elsewhere.db'}"
     words = ["batch_size=2", "scheduler.max_trials=4", "runs_dir=out", "--store", store]

@@ -19,8 +19,12 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from conftest import cli, markers, status_json
 from sweepwise.runtime.supervise import process_alive
+
+pytestmark = pytest.mark.slow
 
 TRIALS = 300
 KILLS = 30

@@ -595,6 +595,7 @@ def test_threads_share_a_store(store: SQLStore) -> None:
     assert experiment(store, "exp").last_seq == 200
 
 
+@pytest.mark.slow
 def test_ten_thousand_runs_in_one_transaction(store: SQLStore) -> None:
     n = 10_000
     with store.transaction() as tx:
