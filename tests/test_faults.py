@@ -74,6 +74,7 @@ def one_line(stderr: str) -> str:
 # -- 1 ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_case_01_an_eval_waiting_for_its_slot_is_not_declared_dead(tmp_path: Path) -> None:
     """Evals queued behind `max_concurrent_evals: 1` wait longer than `stale_after`: still not STALE."""
     spec = write_sweep(

@@ -296,6 +296,10 @@ def test_cancel_escalates_to_sigkill(make: Callable[..., LocalDispatcher], runs_
     assert status["cancelled"] is True and status["state"] == "exited"
 
 
+@pytest.mark.parametrize(  # the same evidence rules for each; the host is the default start method
+    "method",
+    ["host", pytest.param("fork", marks=pytest.mark.slow), pytest.param("spawn", marks=pytest.mark.slow)],
+)
 def test_a_job_outlives_its_killed_supervisor_and_is_judged_by_its_evidence(
     make: Callable[..., LocalDispatcher], runs_root: Path
 ) -> None:

@@ -116,6 +116,7 @@ def sweep(make_sweep: Callable[..., Path], tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_sweep_with_one_line_and_a_rerun_finishes_it(
     sweep: Path, small_disk: Path
 ) -> None:

@@ -62,7 +62,13 @@ def _kill_leftovers(root: Path) -> None:
                 os.killpg(pid, signal.SIGKILL)
 
 
-@pytest.fixture(params=["host", "fork", "spawn"])
+@pytest.fixture(
+    params=[
+        "host",
+        pytest.param("fork", marks=pytest.mark.slow),
+        pytest.param("spawn", marks=pytest.mark.slow),
+    ]
+)
 def method(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -302,6 +308,7 @@ def test_a_hung_eval_job_fails_its_run(tmp_path: Path, sweep: Callable[..., Path
     assert status["timed_out"] is True and not process_alive(status["pid"])
 
 
+@pytest.mark.slow
 def test_the_timeout_holds_while_the_controller_is_down(tmp_path: Path, sweep: Callable[..., Path]) -> None:
     spec = sweep(train={"cmd": ["python", "hang.py"], "timeout": 2})
     env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
