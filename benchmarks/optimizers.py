@@ -83,7 +83,7 @@ class _Run:
 
 
 def run_sweepwise(name: str, problem: Problem, batch: int, seed: int) -> dict[str, Any]:
-    from sweepwise.models import Observation
+    from sweepwise.core.models import Observation
     from sweepwise.optimizers import OptimizerSpec, make_optimizer
     from sweepwise.space import SearchSpace
 
@@ -203,7 +203,7 @@ def time_at_100(repeats: int = 5) -> dict[str, float]:
     import logging
     import warnings
 
-    from sweepwise.models import Observation
+    from sweepwise.core.models import Observation
     from sweepwise.optimizers import OptimizerSpec, make_optimizer
     from sweepwise.space import SearchSpace
 

@@ -37,11 +37,11 @@ from typing import Any
 
 from _ray_tune import ray_tune_trials
 
-from sweepwise.clock import VirtualClock
-from sweepwise.controller import AdaptiveController, ControllerSettings
+from sweepwise.app.experiment import Experiment
+from sweepwise.core.clock import VirtualClock
+from sweepwise.core.models import EventKind, JobEvent, JobTypes
 from sweepwise.dispatchers.simulated import SimOutcome, SimulatedDispatcher
-from sweepwise.experiment import Experiment
-from sweepwise.models import EventKind, JobEvent, JobTypes
+from sweepwise.engine.controller import AdaptiveController, ControllerSettings
 from sweepwise.schedulers.base import JobSpec, TrainAndEvalConfig, create_training_job
 from sweepwise.schedulers.batched_synced import BatchedSyncedOptimizingScheduler, BatchedSyncedSchedulerConfig
 from sweepwise.schedulers.train_and_eval import TrainAndEvalScheduler
@@ -116,7 +116,7 @@ def sweepwise_simulated(n: int, workdir: Path, *, with_eval: bool = True) -> tup
 
 
 def _finished() -> tuple[Any, ...]:
-    from sweepwise.runs import FINISHED
+    from sweepwise.core.runs import FINISHED
 
     return FINISHED
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sweepwise import keys
-from sweepwise.models import JobStatus, Observation, RunInfo
+from sweepwise.core import keys
+from sweepwise.core.models import JobStatus, Observation, RunInfo
 
 _FLAGS = {
     JobStatus.PENDING: {},

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from helpers import make_run
-from sweepwise.clock import VirtualClock
-from sweepwise.controller import AdaptiveController, ControllerSettings
+from sweepwise.core.clock import VirtualClock
+from sweepwise.core.models import JobDefinition, JobStatus, JobTypes, Observation, RunInfo
 from sweepwise.dispatchers.simulated import DispatchRecord, SimOutcome, SimulatedDispatcher
-from sweepwise.models import JobDefinition, JobStatus, JobTypes, Observation, RunInfo
+from sweepwise.engine.controller import AdaptiveController, ControllerSettings
 from sweepwise.schedulers import scheduler_classes
 from sweepwise.schedulers.async_capped import AsyncCappedOptimizingScheduler, AsyncCappedSchedulerConfig
 from sweepwise.schedulers.base import JobSpec

@@ -17,8 +17,8 @@ import pytest
 
 from conftest import REPO, cli
 from sweepwise.ax import AxScheduler, ContainerObjective, DispatcherRunner, LocalRunner, TrialStatus
-from sweepwise.errors import ConfigError
-from sweepwise.models import JobStatus
+from sweepwise.core.errors import ConfigError
+from sweepwise.core.models import JobStatus
 from sweepwise.stores.sql import SQLStore
 
 
@@ -319,9 +319,9 @@ def test_docs_examples_run(tmp_path: Path) -> None:
 
 
 def test_any_dispatcher_becomes_a_runner_in_virtual_time(tmp_path: Path) -> None:
-    from sweepwise.clock import VirtualClock
+    from sweepwise.core.clock import VirtualClock
+    from sweepwise.core.models import JobDefinition
     from sweepwise.dispatchers.simulated import SimOutcome, SimulatedDispatcher
-    from sweepwise.models import JobDefinition
 
     def behaviour(job: JobDefinition) -> SimOutcome:
         x = float(job.overrides["x"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from helpers import RecordingOptimizer, make_run
-from sweepwise.models import JobStatus, JobTypes
+from sweepwise.core.models import JobStatus, JobTypes
 from sweepwise.schedulers.base import JobSpec
 from sweepwise.schedulers.batched_synced import (
     BatchedSyncedOptimizingScheduler,

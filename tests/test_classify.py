@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from conftest import REPO
-from sweepwise.errors import ConfigError
+from sweepwise.core.errors import ConfigError
 from sweepwise.recipes import AdaptiveTool, classify
 from sweepwise.recipes.classify import require_arguments
 from sweepwise.recipes.loading import load_function

@@ -103,7 +103,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
 def test_human_status_shows_the_newest_runs_and_all_with_a_flag(
     tmp_path: Path, make_sweep: Callable[..., Path]
 ) -> None:
-    from sweepwise.display import print_status
+    from sweepwise.app.display import print_status
 
     rows = [
         {"run_id": f"r{i}", "status": "COMPLETED", "suggestion": {}, "score": 1.0, "cost": 1.0, "error": None}

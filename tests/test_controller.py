@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from sweepwise import keys
-from sweepwise.clock import VirtualClock
-from sweepwise.controller import AdaptiveController, ControllerHooks, ControllerSettings
+from sweepwise.core import keys
+from sweepwise.core.clock import VirtualClock
+from sweepwise.core.errors import LeaseHeldError
+from sweepwise.core.models import JobDefinition, JobStatus, JobTypes
 from sweepwise.dispatchers.simulated import SimOutcome, SimulatedDispatcher
-from sweepwise.errors import LeaseHeldError
-from sweepwise.models import JobDefinition, JobStatus, JobTypes
+from sweepwise.engine.controller import AdaptiveController, ControllerHooks, ControllerSettings
 from sweepwise.schedulers.base import JobSpec
 from sweepwise.schedulers.batched_synced import BatchedSyncedOptimizingScheduler, BatchedSyncedSchedulerConfig
 from sweepwise.stores.sql import SQLStore

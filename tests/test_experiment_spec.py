@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from conftest import cli
-from sweepwise.errors import ConfigError
-from sweepwise.experiment import Experiment
+from sweepwise.app.experiment import Experiment
+from sweepwise.core.errors import ConfigError
 
 SPEC: dict[str, Any] = {
     "name": "demo",

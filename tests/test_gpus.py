@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from sweepwise.core.errors import DispatchError
+from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.dispatchers.gpus import GpuPool
 from sweepwise.dispatchers.local import LocalDispatcher
-from sweepwise.errors import DispatchError
-from sweepwise.models import EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.runtime.results import read_status
 from sweepwise.runtime.supervise import process_alive
 

@@ -18,11 +18,11 @@ import pytest
 
 from conftest import cli, markers, status_json
 from helpers import make_run
-from sweepwise.clock import VirtualClock
-from sweepwise.controller import AdaptiveController, ControllerSettings
+from sweepwise.core.clock import VirtualClock
+from sweepwise.core.errors import ConfigError
+from sweepwise.core.models import JobDefinition, JobStatus, JobTypes, RunInfo
 from sweepwise.dispatchers.simulated import SimOutcome, SimulatedDispatcher
-from sweepwise.errors import ConfigError
-from sweepwise.models import JobDefinition, JobStatus, JobTypes, RunInfo
+from sweepwise.engine.controller import AdaptiveController, ControllerSettings
 from sweepwise.schedulers import scheduler_classes
 from sweepwise.schedulers.base import JobSpec
 from sweepwise.schedulers.grid_search import Grid, GridSearchConfig, GridSearchScheduler
@@ -303,7 +303,7 @@ def test_cli_grid_search_killed_mid_dispatch_resumes(tmp_path: Path, make_sweep:
 
 
 def test_per_parameter_points_in_a_yaml_spec(tmp_path: Path) -> None:
-    from sweepwise.experiment import Experiment
+    from sweepwise.app.experiment import Experiment
 
     spec = {
         "name": "grid_points",

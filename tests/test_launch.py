@@ -11,9 +11,15 @@ from typing import Any
 
 import pytest
 
-from sweepwise.errors import ConfigError
-from sweepwise.launch import LaunchPlan, build_launch, check_command, format_value, write_job_files
-from sweepwise.models import ArgStyle, JobDefinition, JobTypes
+from sweepwise.core.errors import ConfigError
+from sweepwise.core.models import ArgStyle, JobDefinition, JobTypes
+from sweepwise.dispatchers.launch import (
+    LaunchPlan,
+    build_launch,
+    check_command,
+    format_value,
+    write_job_files,
+)
 
 NASTY = "a; rm -rf / $(x) 'q\" `echo hi` | > out && \\ * ~ \n second line"
 

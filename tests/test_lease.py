@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, markers, status_json
-from sweepwise.errors import LeaseHeldError
-from sweepwise.lease import ExperimentLease
+from sweepwise.core.errors import LeaseHeldError
+from sweepwise.engine.lease import ExperimentLease
 from sweepwise.stores.sql import SQLStore
 
 # Started as PID 1 of a new PID namespace: it makes the next pid there `pid`, then runs the

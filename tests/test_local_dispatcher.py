@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from sweepwise.core.errors import ConfigError, DispatchError
+from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
+from sweepwise.core.protocols import Dispatcher, Reattachable, Waitable
 from sweepwise.dispatchers import make_dispatcher
 from sweepwise.dispatchers.local import LocalDispatcher, parse_dispatch_id
-from sweepwise.errors import ConfigError, DispatchError
-from sweepwise.models import EventKind, JobDefinition, JobEvent, JobTypes
-from sweepwise.protocols import Dispatcher, Reattachable, Waitable
 from sweepwise.runtime.results import read_status
 from sweepwise.runtime.slices import (
     SLICE_NS,
@@ -225,7 +225,7 @@ def test_job_survives_the_death_of_the_dispatching_process(
         import sys, time
         from pathlib import Path
         from sweepwise.dispatchers.local import LocalDispatcher
-        from sweepwise.models import JobDefinition
+        from sweepwise.core.models import JobDefinition
         code = {WAIT_FOR_GO!r} + "print('SWEEPWISE_RESULT {{\\"survived\\": true}}')"
         d = LocalDispatcher(Path({str(runs_root)!r}), "exp", start_method={method!r})
         print(d.dispatch(JobDefinition(run_id="orphan", cmd=["python", "-c", code])), flush=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweepwise.models import Observation
+from sweepwise.core.models import Observation
 from sweepwise.optimizers import OptimizerSpec, make_optimizer
 from sweepwise.optimizers.grid import GridOptimizer
 from sweepwise.space import SearchSpace

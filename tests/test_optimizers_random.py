@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from sweepwise.errors import ConfigError
-from sweepwise.models import Observation
+from sweepwise.core.errors import ConfigError
+from sweepwise.core.models import Observation
+from sweepwise.core.protocols import Optimizer
 from sweepwise.optimizers import (
     Goal,
     OptimizerSpec,
@@ -18,7 +19,6 @@ from sweepwise.optimizers import (
     register_optimizer,
 )
 from sweepwise.optimizers.random import RandomOptimizer
-from sweepwise.protocols import Optimizer
 from sweepwise.space import SearchSpace
 
 PARAMETERS: dict[str, Any] = {

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from conftest import cli, status_json
-from sweepwise.errors import ConfigError, MissingExtraError
-from sweepwise.models import Observation
+from sweepwise.core.errors import ConfigError, MissingExtraError
+from sweepwise.core.models import Observation
 from sweepwise.optimizers import OptimizerSpec, available_optimizers, make_optimizer
 from sweepwise.space import SearchSpace
 

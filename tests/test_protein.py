@@ -8,14 +8,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sweepwise.models import Observation
+from sweepwise.core.models import Observation
+from sweepwise.core.protocols import Optimizer
 from sweepwise.optimizers import OptimizerSpec, make_optimizer
 from sweepwise.optimizers.protein import ProteinConfig, ProteinOptimizer, ProteinSettings
 from sweepwise.optimizers.protein.acquisition import cost_weight, log_expected_improvement, naive
 from sweepwise.optimizers.protein.encoding import Encoder
 from sweepwise.optimizers.protein.gp import GaussianProcess
 from sweepwise.optimizers.protein.pareto import pareto_front
-from sweepwise.protocols import Optimizer
 from sweepwise.space import SearchSpace
 
 MIXED = {

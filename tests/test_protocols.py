@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sweepwise import protocols
-from sweepwise.clock import RealClock, VirtualClock
+from sweepwise.core import protocols
+from sweepwise.core.clock import RealClock, VirtualClock
 from sweepwise.dispatchers.local import LocalDispatcher
 from sweepwise.dispatchers.simulated import SimulatedDispatcher
 from sweepwise.optimizers import OptimizerSpec, make_optimizer

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from sweepwise.clock import VirtualClock
-from sweepwise.controller import AdaptiveController, ControllerSettings
+from sweepwise.core.clock import VirtualClock
+from sweepwise.core.models import JobStatus, RunInfo
+from sweepwise.core.runs import FINISHED, RunList, changed_since, count_status, with_status
 from sweepwise.dispatchers.simulated import SimOutcome, SimulatedDispatcher
-from sweepwise.models import JobStatus, RunInfo
-from sweepwise.runs import FINISHED, RunList, changed_since, count_status, with_status
+from sweepwise.engine.controller import AdaptiveController, ControllerSettings
 from sweepwise.schedulers.base import JobSpec
 from sweepwise.schedulers.batched_synced import BatchedSyncedOptimizingScheduler, BatchedSyncedSchedulerConfig
 from sweepwise.stores.sql import SQLStore

@@ -12,8 +12,14 @@ from typing import Any
 
 import pytest
 
-from sweepwise.launch import ENTRYPOINT_RUNNER, LaunchPlan, build_launch, entrypoint_target, write_job_files
-from sweepwise.models import JobDefinition, JobTypes
+from sweepwise.core.models import JobDefinition, JobTypes
+from sweepwise.dispatchers.launch import (
+    ENTRYPOINT_RUNNER,
+    LaunchPlan,
+    build_launch,
+    entrypoint_target,
+    write_job_files,
+)
 from sweepwise.schedulers.base import TrainAndEvalConfig, create_eval_job, create_training_job
 
 NASTY = "a; rm -rf / $(x) 'q\" `echo hi` | > out && \\ * ~"
@@ -121,8 +127,8 @@ def test_eval_entrypoint_gets_the_run_dir_when_training_reported_no_policy_uri(j
 
 def test_create_eval_job_leaves_policy_uri_to_the_launcher_unless_reported() -> None:
     from helpers import make_run
-    from sweepwise import keys
-    from sweepwise.models import JobStatus
+    from sweepwise.core import keys
+    from sweepwise.core.models import JobStatus
 
     config = TrainAndEvalConfig(recipe_module="myjobs", experiment_id="g")
     run = make_run("g_trial_0001", JobStatus.TRAINING_DONE_NO_EVAL)

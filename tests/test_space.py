@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sweepwise.errors import ConfigError
+from sweepwise.core.errors import ConfigError
 from sweepwise.space import AUTO_SCALE, Distribution, ParameterSpec, SearchSpace
 
 EXAMPLE: dict[str, Any] = {

@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from sweepwise import keys
-from sweepwise.errors import ConfigError, StoreError
-from sweepwise.lifecycle import RetryPolicy
-from sweepwise.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes, RunInfo
+from sweepwise.core import keys
+from sweepwise.core.errors import ConfigError, StoreError
+from sweepwise.core.lifecycle import RetryPolicy
+from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes, RunInfo
 from sweepwise.stores import ExperimentRecord, SQLStore
 
 TRAIN = JobTypes.LAUNCH_TRAINING

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, markers
-from sweepwise.clock import VirtualClock
-from sweepwise.controller import AdaptiveController, ControllerSettings
+from sweepwise.core.clock import VirtualClock
+from sweepwise.core.errors import DispatchError, StoreError
+from sweepwise.core.models import JobEvent
 from sweepwise.dispatchers.simulated import SimOutcome, SimulatedDispatcher
-from sweepwise.errors import DispatchError, StoreError
-from sweepwise.lease import ExperimentLease
-from sweepwise.models import JobEvent
+from sweepwise.engine.controller import AdaptiveController, ControllerSettings
+from sweepwise.engine.lease import ExperimentLease
 from sweepwise.schedulers.base import JobSpec
 from sweepwise.schedulers.batched_synced import BatchedSyncedOptimizingScheduler, BatchedSyncedSchedulerConfig
 from sweepwise.stores.sql import SQLStore
@@ -207,7 +207,10 @@ def test_a_failing_lease_release_does_not_hide_the_error_that_stopped_the_contro
         settings=ControllerSettings(max_parallel=2, monitoring_interval=30.0),
         clock=dispatcher.clock,
     )
-    with caplog.at_level(logging.DEBUG, logger="sweepwise.lease"), pytest.raises(DispatchError) as info:
+    with (
+        caplog.at_level(logging.DEBUG, logger="sweepwise.engine.lease"),
+        pytest.raises(DispatchError) as info,
+    ):
         controller.run()
     assert str(info.value) == "the cluster is unreachable"
     assert "could not release the lease of 'exp'" in caplog.text and "no such table" in caplog.text

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from conftest import cli, status_json
-from sweepwise.clock import VirtualClock
-from sweepwise.controller import AdaptiveController, ControllerSettings
+from sweepwise.core.clock import VirtualClock
+from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes
 from sweepwise.dispatchers.local import LocalDispatcher
 from sweepwise.dispatchers.simulated import SimOutcome, SimulatedDispatcher
-from sweepwise.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes
+from sweepwise.engine.controller import AdaptiveController, ControllerSettings
 from sweepwise.runtime.exec import main as exec_main
 from sweepwise.runtime.results import read_status
 from sweepwise.runtime.supervise import process_alive

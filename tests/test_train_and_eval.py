@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from helpers import make_run
-from sweepwise import keys
-from sweepwise.models import JobStatus, JobTypes
+from sweepwise.core import keys
+from sweepwise.core.models import JobStatus, JobTypes
 from sweepwise.schedulers.base import TrainAndEvalConfig
 from sweepwise.schedulers.train_and_eval import TrainAndEvalScheduler
 

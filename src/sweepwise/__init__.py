@@ -11,12 +11,18 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
-    "JobDefinition": "sweepwise.models",
-    "JobEvent": "sweepwise.models",
-    "JobStatus": "sweepwise.models",
-    "JobTypes": "sweepwise.models",
-    "Observation": "sweepwise.models",
-    "RunInfo": "sweepwise.models",
+    "AdaptiveController": "sweepwise.engine.controller",
+    "ControllerHooks": "sweepwise.engine.controller",
+    "ControllerSettings": "sweepwise.engine.controller",
+    "Experiment": "sweepwise.app.experiment",
+    "ExperimentSpec": "sweepwise.app.config",
+    "JobDefinition": "sweepwise.core.models",
+    "JobEvent": "sweepwise.core.models",
+    "JobStatus": "sweepwise.core.models",
+    "JobTypes": "sweepwise.core.models",
+    "Observation": "sweepwise.core.models",
+    "RetryPolicy": "sweepwise.core.lifecycle",
+    "RunInfo": "sweepwise.core.models",
     "report": "sweepwise.runtime.report",
     "report_result": "sweepwise.runtime.report",
 }

@@ -15,11 +15,11 @@ def main() -> None:
         from sweepwise.runtime.exec import main as exec_main
 
         sys.exit(exec_main(sys.argv[2:]))
-    from sweepwise._quick import main as quick_main
+    from sweepwise.app.quick import main as quick_main
 
     code = quick_main(sys.argv[1:])
     if code is not None:
         sys.exit(code)
-    from sweepwise.cli import run_app
+    from sweepwise.app.cli import run_app
 
     run_app()

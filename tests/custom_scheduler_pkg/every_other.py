@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from sweepwise.models import JobDefinition, JobStatus, RunInfo
+from sweepwise.core.models import JobDefinition, JobStatus, RunInfo
 from sweepwise.schedulers import register_scheduler
 from sweepwise.schedulers.base import (
     TrainAndEvalConfig,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sweepwise.errors import ConfigError
+from sweepwise.core.errors import ConfigError
 from sweepwise.optimizers.ax_adapter import import_ax
 
 RawData = dict[str, float | tuple[float, float]]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sweepwise.lifecycle import completed_events, failed_event, started_event
-from sweepwise.models import JobDefinition, JobTypes
+from sweepwise.core.lifecycle import completed_events, failed_event, started_event
+from sweepwise.core.models import JobDefinition, JobTypes
 
 if TYPE_CHECKING:
     from sweepwise.stores.sql import SQLStore

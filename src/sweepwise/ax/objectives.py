@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sweepwise.errors import ConfigError
+from sweepwise.core.errors import ConfigError
 
 # Where a container sees the trial's working directory.
 CONTAINER_WORKDIR = "/work"

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sweepwise.ax.objectives import ContainerObjective, FunctionObjective, Objective, ScriptObjective
-from sweepwise.errors import ConfigError
-from sweepwise.models import ArgStyle, EventKind, JobDefinition, JobTypes
-from sweepwise.protocols import Clock, Waitable
+from sweepwise.core.errors import ConfigError
+from sweepwise.core.models import ArgStyle, EventKind, JobDefinition, JobTypes
+from sweepwise.core.protocols import Clock, Waitable
 
 if TYPE_CHECKING:
-    from sweepwise.protocols import Dispatcher
+    from sweepwise.core.protocols import Dispatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,7 @@ class DispatcherRunner:
     def __init__(self, dispatcher: Dispatcher, capacity: int = 1, *, clock: Clock | None = None) -> None:
         if capacity < 1:
             raise ConfigError("capacity", f"must be >= 1 (got {capacity})")
-        from sweepwise.clock import RealClock
+        from sweepwise.core.clock import RealClock
 
         self.dispatcher = dispatcher
         self._capacity = capacity

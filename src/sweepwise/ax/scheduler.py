@@ -22,8 +22,8 @@ from sweepwise.ax.objectives import (
 )
 from sweepwise.ax.runners import BaseRunner, JobOutcome, TrialJob
 from sweepwise.ax.trials import BatchTrialContext, Trial, TrialStatus, status_from_ax
-from sweepwise.errors import ConfigError
-from sweepwise.protocols import Clock
+from sweepwise.core.errors import ConfigError
+from sweepwise.core.protocols import Clock
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class AxScheduler:
         unknown = sorted(set(config or {}) - set(_DEFAULTS))
         if unknown:
             raise ConfigError(f"config.{unknown[0]}", f"unknown key; valid keys are: {', '.join(_DEFAULTS)}")
-        from sweepwise.clock import RealClock
+        from sweepwise.core.clock import RealClock
 
         self.config: dict[str, Any] = {**_DEFAULTS, **(config or {})}
         self.runner = runner

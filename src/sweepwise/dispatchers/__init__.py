@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sweepwise.errors import ConfigError
-from sweepwise.protocols import Dispatcher
+from sweepwise.core.errors import ConfigError
+from sweepwise.core.protocols import Dispatcher
 
 _Factory = TypeVar("_Factory", bound=Callable[..., Any])
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweepwise.models import EventKind, JobEvent, JobTypes
+from sweepwise.core.models import EventKind, JobEvent, JobTypes
 from sweepwise.runtime import DISPATCH, LOG, METRICS, RESULT_FILE, STATUS, job_file, job_stem
 from sweepwise.runtime.results import (
     last_output,

@@ -37,14 +37,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sweepwise.core.errors import ConfigError, DispatchError, RunFilesError
+from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.dispatchers import register_dispatcher
 from sweepwise.dispatchers._local_cancel import cancel_watch
 from sweepwise.dispatchers._local_host import JobHostClient, reap_lingering_hosts
 from sweepwise.dispatchers._local_watch import UNREAPED, ExitSelector, Watch, load_watch, number
 from sweepwise.dispatchers.gpus import GpuPool
-from sweepwise.errors import ConfigError, DispatchError, RunFilesError
-from sweepwise.launch import build_launch, run_dir_for, write_job_files
-from sweepwise.models import EventKind, JobDefinition, JobEvent, JobTypes
+from sweepwise.dispatchers.launch import build_launch, run_dir_for, write_job_files
 from sweepwise.runtime import DISPATCH, STATUS, job_file, job_stem, parse_stem
 from sweepwise.runtime.exec import spawn_supervisor
 from sweepwise.runtime.results import read_status

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweepwise.clock import VirtualClock
+from sweepwise.core.clock import VirtualClock
+from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.dispatchers import register_dispatcher
 from sweepwise.dispatchers._local_watch import timeout_error
-from sweepwise.models import EventKind, JobDefinition, JobEvent, JobTypes
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sweepwise.errors import ConfigError
+from sweepwise.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from sweepwise.protocols import Optimizer
+    from sweepwise.core.protocols import Optimizer
     from sweepwise.space import SearchSpace
 
 

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sweepwise.errors import MissingExtraError
+from sweepwise.core.errors import MissingExtraError
 from sweepwise.optimizers import Goal, OptimizerSpec, parse_settings, register_optimizer, resolve_seed
 from sweepwise.optimizers._box import from_box, to_box
 
 if TYPE_CHECKING:
-    from sweepwise.models import Observation
+    from sweepwise.core.models import Observation
     from sweepwise.space import SearchSpace
 
 _METRIC = "score"

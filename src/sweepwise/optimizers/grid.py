@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sweepwise.optimizers import Goal, OptimizerSpec, parse_settings, register_optimizer
 
 if TYPE_CHECKING:
-    from sweepwise.models import Observation
+    from sweepwise.core.models import Observation
     from sweepwise.space import SearchSpace
 
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from sweepwise.errors import ConfigError, MissingExtraError
+from sweepwise.core.errors import ConfigError, MissingExtraError
 from sweepwise.optimizers import Goal, OptimizerSpec, parse_settings, register_optimizer, resolve_seed
 from sweepwise.optimizers._box import from_box, to_box
 
 if TYPE_CHECKING:
-    from sweepwise.models import Observation
+    from sweepwise.core.models import Observation
     from sweepwise.space import SearchSpace
 
 

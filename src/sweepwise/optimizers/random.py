@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from sweepwise.errors import ConfigError
+from sweepwise.core.errors import ConfigError
 from sweepwise.optimizers import Goal, OptimizerSpec, parse_settings, register_optimizer, resolve_seed
 
 if TYPE_CHECKING:
-    from sweepwise.models import Observation
+    from sweepwise.core.models import Observation
     from sweepwise.space import SearchSpace
 
 # Finite spaces up to this many points are enumerated, so every point is tried once

@@ -12,7 +12,7 @@ from scipy.stats import qmc
 from sweepwise.optimizers import Goal, OptimizerSpec, parse_settings, register_optimizer, resolve_seed
 
 if TYPE_CHECKING:
-    from sweepwise.models import Observation
+    from sweepwise.core.models import Observation
     from sweepwise.space import SearchSpace
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sweepwise.errors import ConfigError
+from sweepwise.core.errors import ConfigError
 from sweepwise.recipes.values import coerce, model_class, override_model, split_word, suggest
 
 _KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)

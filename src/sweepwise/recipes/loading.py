@@ -14,7 +14,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from sweepwise.errors import ConfigError
+from sweepwise.core.errors import ConfigError
 from sweepwise.recipes.values import suggest
 
 

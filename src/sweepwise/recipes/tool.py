@@ -26,15 +26,15 @@ from pydantic import (
     model_validator,
 )
 
-from sweepwise.config import DispatcherSpec, ExperimentSpec, SchedulerSpec
-from sweepwise.errors import ConfigError
-from sweepwise.lifecycle import RetryPolicy
+from sweepwise.app.config import DispatcherSpec, ExperimentSpec, SchedulerSpec
+from sweepwise.core.errors import ConfigError
+from sweepwise.core.lifecycle import RetryPolicy
 from sweepwise.recipes.classify import classify, require_arguments
 from sweepwise.recipes.loading import load_function
 from sweepwise.recipes.values import override_model, suggest, validation_config_error
 
 if TYPE_CHECKING:
-    from sweepwise.experiment import Experiment
+    from sweepwise.app.experiment import Experiment
 
 
 class AdaptiveTool(BaseModel):
@@ -163,7 +163,7 @@ class AdaptiveTool(BaseModel):
             ConfigError: a setting fails the same load-time checks as a YAML spec
                 (commands, entrypoints, search space, optimizer).
         """
-        from sweepwise.experiment import Experiment
+        from sweepwise.app.experiment import Experiment
 
         config = self.scheduler
         if self.goal is not None and "goal" in type(config).model_fields:

@@ -17,8 +17,8 @@ from typing import Any, TypeVar, Union
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 
-from sweepwise.config import parse_value
-from sweepwise.errors import ConfigError
+from sweepwise.app.config import parse_value
+from sweepwise.core.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -67,7 +67,7 @@ def prepare_call(
         ConfigError: the function does not import, a word is unknown or of the wrong
             type, or a required parameter is missing.
     """
-    from sweepwise.config import parse_value
+    from sweepwise.app.config import parse_value
     from sweepwise.recipes.classify import classify, require_arguments, takes
     from sweepwise.recipes.loading import ensure_on_path, load_function
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit code: 0, 1 (the function raised) or 2 (bad words or target).
     """
-    from sweepwise.errors import ConfigError
+    from sweepwise.core.errors import ConfigError
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sweepwise.errors import ConfigError
+from sweepwise.core.errors import ConfigError
 
 SchedulerFactory = Callable[[Any], Any]
 

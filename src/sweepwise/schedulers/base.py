@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sweepwise import keys
-from sweepwise.lifecycle import observation_of
-from sweepwise.models import ArgStyle, JobDefinition, JobStatus, JobTypes, Observation, RunInfo
-from sweepwise.protocols import Optimizer
-from sweepwise.runs import changed_since
+from sweepwise.core import keys
+from sweepwise.core.lifecycle import observation_of
+from sweepwise.core.models import ArgStyle, JobDefinition, JobStatus, JobTypes, Observation, RunInfo
+from sweepwise.core.protocols import Optimizer
+from sweepwise.core.runs import changed_since
 from sweepwise.runtime.call import OPTIONAL_KEYS_ENV
 
 

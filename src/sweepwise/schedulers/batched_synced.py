@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from sweepwise.models import JobDefinition, JobStatus, RunInfo
+from sweepwise.core.models import JobDefinition, JobStatus, RunInfo
+from sweepwise.core.protocols import Optimizer
+from sweepwise.core.runs import FINISHED, UNFINISHED, changed_since, count_status, with_status
 from sweepwise.optimizers import OptimizerSpec
-from sweepwise.protocols import Optimizer
-from sweepwise.runs import FINISHED, UNFINISHED, changed_since, count_status, with_status
 from sweepwise.schedulers.base import (
     ObservationLog,
     TrainAndEvalConfig,

@@ -20,9 +20,9 @@ from typing import Any
 
 from pydantic import Field
 
-from sweepwise.errors import ConfigError
-from sweepwise.models import JobDefinition, JobStatus, RunInfo
-from sweepwise.runs import RunList, changed_since, with_status
+from sweepwise.core.errors import ConfigError
+from sweepwise.core.models import JobDefinition, JobStatus, RunInfo
+from sweepwise.core.runs import RunList, changed_since, with_status
 from sweepwise.schedulers.base import (
     TrainAndEvalConfig,
     create_eval_job,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from sweepwise.models import JobDefinition, JobStatus, RunInfo
-from sweepwise.runs import FINISHED, count_status, with_status
+from sweepwise.core.models import JobDefinition, JobStatus, RunInfo
+from sweepwise.core.runs import FINISHED, count_status, with_status
 from sweepwise.schedulers.base import (
     TrainAndEvalConfig,
     create_eval_job,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from sweepwise.errors import ConfigError
+from sweepwise.core.errors import ConfigError
 
 _FIELDS = "distribution, min, max, mean, scale, choices"
 

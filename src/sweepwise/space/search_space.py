@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sweepwise.errors import ConfigError
+from sweepwise.core.errors import ConfigError
 from sweepwise.space._errors import config_error
 from sweepwise.space.spec import ParameterSpec
 

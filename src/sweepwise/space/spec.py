@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeAlias, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from sweepwise.errors import ConfigError
+from sweepwise.core.errors import ConfigError
 
 Scalar: TypeAlias = str | int | float | bool | None
 """A JSON scalar: what a suggestion's values and a categorical's choices may be."""

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from sweepwise import keys
-from sweepwise.models import JobDefinition, RunInfo
+from sweepwise.core import keys
+from sweepwise.core.models import JobDefinition, RunInfo
 
 UTC = dt.UTC
 

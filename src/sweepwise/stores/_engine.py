@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from sweepwise.errors import ConfigError
+from sweepwise.core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
-from sweepwise.lifecycle import DEFAULT_RETRIES, LOST_ERROR, RetryPolicy, TrialRecord, apply_event
-from sweepwise.models import EventKind, JobEvent, JobTypes
+from sweepwise.core.lifecycle import DEFAULT_RETRIES, LOST_ERROR, RetryPolicy, TrialRecord, apply_event
+from sweepwise.core.models import EventKind, JobEvent, JobTypes
 from sweepwise.stores._codec import cost_of, to_json
 from sweepwise.stores._exec import Prepared
 from sweepwise.stores._runs import FLAGS, next_seq
@@ -122,7 +122,7 @@ def apply_events_without_commit(
     """Apply `events` in order, then merge `summary_updates` (by run id) into the runs' summaries.
 
     Each run is read and written once, whatever it takes; the rules are the
-    lifecycle's (`sweepwise.lifecycle.apply_event`), with `policy` deciding retries.
+    lifecycle's (`sweepwise.core.lifecycle.apply_event`), with `policy` deciding retries.
     Returns the ids of the runs changed (in order of first event).
     """
     updates = summary_updates or {}

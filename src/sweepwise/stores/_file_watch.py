@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from sweepwise.errors import StoreError
+from sweepwise.core.errors import StoreError
 
 CHECK_INTERVAL = 1.0  # seconds between two looks at the file
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import Connection
 
-from sweepwise.errors import StoreError
+from sweepwise.core.errors import StoreError
 from sweepwise.stores._engine import begin
 from sweepwise.stores.schema import HEAD_REVISION
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
 
-from sweepwise.models import JobStatus, RunInfo
+from sweepwise.core.models import JobStatus, RunInfo
 from sweepwise.stores._codec import RUN_FIELDS, ExperimentRecord, experiment_from_row, run_from_row
 from sweepwise.stores._exec import Prepared
 from sweepwise.stores._runs import EXPERIMENT, EXPERIMENT_COLUMNS, LAST_SEQ

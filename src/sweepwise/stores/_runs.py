@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from sweepwise import keys
-from sweepwise.lifecycle import status_of
-from sweepwise.models import JobDefinition, JobStatus, JobTypes
+from sweepwise.core import keys
+from sweepwise.core.lifecycle import status_of
+from sweepwise.core.models import JobDefinition, JobStatus, JobTypes
 from sweepwise.stores._codec import (
     EXPERIMENT_FIELDS,
     ExperimentRecord,

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from sweepwise.lifecycle import DEFAULT_RETRIES, RetryPolicy
-from sweepwise.models import JobDefinition, JobEvent, JobTypes, RunInfo
+from sweepwise.core.lifecycle import DEFAULT_RETRIES, RetryPolicy
+from sweepwise.core.models import JobDefinition, JobEvent, JobTypes, RunInfo
 from sweepwise.stores import _leases, _reads, _runs
 from sweepwise.stores._codec import ExperimentRecord
 from sweepwise.stores._events import apply_events_without_commit

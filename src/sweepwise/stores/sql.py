@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from sweepwise.errors import StoreError
-from sweepwise.lifecycle import DEFAULT_RETRIES, RetryPolicy
-from sweepwise.models import JobDefinition, JobEvent, JobTypes, RunInfo
+from sweepwise.core.errors import StoreError
+from sweepwise.core.lifecycle import DEFAULT_RETRIES, RetryPolicy
+from sweepwise.core.models import JobDefinition, JobEvent, JobTypes, RunInfo
 from sweepwise.stores._codec import ExperimentRecord
 from sweepwise.stores._connections import ThreadConnections
 from sweepwise.stores._engine import (
@@ -62,7 +62,7 @@ def _pause_before_first_retry(state: RetryCallState) -> None:
 class SQLStore:
     """The single source of truth of sweepwise's experiments, on SQLAlchemy 2.
 
-    Implements `sweepwise.protocols.Store` and `sweepwise.protocols.StateStore`.
+    Implements `sweepwise.core.protocols.Store` and `sweepwise.core.protocols.StateStore`.
 
     Args:
         url: a SQLAlchemy URL; default `$SWEEPWISE_STORE`, else `sqlite:///sweepwise.db`
@@ -288,7 +288,7 @@ class SQLStore:
         STARTED, FINISHED and LOST events are also kept in `job_events`.
         `summary_updates` (run id -> update) are merged into the runs' summaries after
         the events, as `update_run_summary` would, in the same write of each run. A job
-        that is lost, fails or times out is retried as `policy` allows (`sweepwise.lifecycle`).
+        that is lost, fails or times out is retried as `policy` allows (`sweepwise.core.lifecycle`).
         """
         return self._call("apply_events", lambda tx: tx.apply_events(events, summary_updates, policy))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from sweepwise.models import JobStatus, RunInfo
+from sweepwise.core.models import JobStatus, RunInfo
 from sweepwise.stores._codec import (
     EXPERIMENT_FIELDS,
     RUN_FIELDS,

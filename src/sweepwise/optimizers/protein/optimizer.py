@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc, yeojohnson
 
-from sweepwise.models import Observation
+from sweepwise.core.models import Observation
 from sweepwise.optimizers import resolve_seed
 from sweepwise.optimizers.protein import acquisition
 from sweepwise.optimizers.protein.encoding import Encoder

@@ -13,8 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sweepwise.errors import ConfigError
-from sweepwise.lifecycle import RetryPolicy
+from sweepwise.core.errors import ConfigError
+from sweepwise.core.lifecycle import RetryPolicy
 
 DEFAULT_STORE = "sqlite:///sweepwise.db"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sweepwise.errors import SweepwiseError
-from sweepwise.models import RunInfo
+from sweepwise.core.errors import SweepwiseError
+from sweepwise.core.models import RunInfo
 from sweepwise.stores.sql import SQLStore
 
 

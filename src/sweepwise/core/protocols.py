@@ -11,8 +11,8 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from sweepwise.lifecycle import RetryPolicy
-    from sweepwise.models import JobDefinition, JobEvent, JobTypes, Observation, RunInfo
+    from sweepwise.core.lifecycle import RetryPolicy
+    from sweepwise.core.models import JobDefinition, JobEvent, JobTypes, Observation, RunInfo
 
 
 @runtime_checkable

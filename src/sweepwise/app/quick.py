@@ -33,8 +33,8 @@ def main(argv: list[str]) -> int | None:
     path = sqlite_path(url)
     if path is None:
         return None
-    from sweepwise.errors import SweepwiseError
-    from sweepwise.views import best_payload, experiments_payload, status_payload
+    from sweepwise.app.views import best_payload, experiments_payload, status_payload
+    from sweepwise.core.errors import SweepwiseError
 
     reader = SQLiteReader(path.absolute())
     if not reader.exists():

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sweepwise.core.status import JobStatus, status_of
+
 
 class JobTypes(enum.StrEnum):
     """What a job does for its run."""
@@ -28,30 +30,6 @@ class JobTypes(enum.StrEnum):
             if name in (member.short, member.value):
                 return member
         raise ValueError(f"unknown job type {name!r}: use train or eval")
-
-
-class JobStatus(enum.StrEnum):
-    """A run's status, derived from its flags (see `RunInfo.status`)."""
-
-    PENDING = "PENDING"
-    IN_TRAINING = "IN TRAINING"
-    TRAINING_DONE_NO_EVAL = "TRAINING DONE (NO EVAL)"
-    IN_EVAL = "IN EVAL"
-    COMPLETED = "COMPLETED"
-    STALE = "STALE"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-    def is_finished(self) -> bool:
-        """True when the run will not change any more."""
-        return self in _FINISHED
-
-    def is_failure(self) -> bool:
-        """True for the statuses the optimizer sees as failed observations."""
-        return self in (JobStatus.FAILED, JobStatus.STALE)
-
-
-_FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.STALE, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 class ArgStyle(enum.StrEnum):
@@ -153,8 +131,6 @@ class RunInfo:
         return self._status
 
     def _derive_status(self) -> JobStatus:
-        from sweepwise.lifecycle import status_of  # the one rule; lifecycle imports this module
-
         return status_of(
             has_started_training=self.has_started_training,
             has_completed_training=self.has_completed_training,

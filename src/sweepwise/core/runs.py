@@ -23,7 +23,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, SupportsIndex, cast, overload
 
-from sweepwise.models import JobStatus, RunInfo
+from sweepwise.core.models import JobStatus, RunInfo
 
 logger = logging.getLogger(__name__)
 

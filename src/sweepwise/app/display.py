@@ -12,13 +12,13 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from sweepwise.runs import FINISHED
-from sweepwise.views import best_row, best_run, run_row
+from sweepwise.app.views import best_row, best_run, run_row
+from sweepwise.core.runs import FINISHED
 
 if TYPE_CHECKING:
-    from sweepwise.controller import AdaptiveController, TickReport
-    from sweepwise.experiment import Experiment
-    from sweepwise.models import RunInfo
+    from sweepwise.app.experiment import Experiment
+    from sweepwise.core.models import RunInfo
+    from sweepwise.engine.controller import AdaptiveController, TickReport
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sweepwise import keys
-from sweepwise.hooks import HookFn, MissingMetricError, ObservationHook, no_op_hook
-from sweepwise.models import JobDefinition, JobStatus, RunInfo
-from sweepwise.protocols import Clock
+from sweepwise.core import keys
+from sweepwise.core.models import JobDefinition, JobStatus, RunInfo
+from sweepwise.core.protocols import Clock
+from sweepwise.engine.hooks import HookFn, MissingMetricError, ObservationHook, no_op_hook
 
 logger = logging.getLogger(__name__)
 

@@ -17,15 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sweepwise._faults import crash_point
-from sweepwise.clock import RealClock
-from sweepwise.errors import DispatchError
-from sweepwise.hook_runner import ControllerHooks, HookRunner
-from sweepwise.hooks import ObservationHook
-from sweepwise.lease import ExperimentLease
-from sweepwise.lifecycle import DEFAULT_RETRIES, RetryPolicy, no_eval_event, retry_due
-from sweepwise.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes, RunInfo
-from sweepwise.protocols import (
+from sweepwise.core.clock import RealClock
+from sweepwise.core.errors import DispatchError
+from sweepwise.core.faults import crash_point
+from sweepwise.core.lifecycle import DEFAULT_RETRIES, RetryPolicy, no_eval_event, retry_due
+from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes, RunInfo
+from sweepwise.core.protocols import (
     Clock,
     Dispatcher,
     ExperimentScheduler,
@@ -35,7 +32,10 @@ from sweepwise.protocols import (
     SchedulerWithState,
     Waitable,
 )
-from sweepwise.runs import UNFINISHED, RunList
+from sweepwise.core.runs import UNFINISHED, RunList
+from sweepwise.engine.hook_runner import ControllerHooks, HookRunner
+from sweepwise.engine.hooks import ObservationHook
+from sweepwise.engine.lease import ExperimentLease
 from sweepwise.runtime.slices import short_slices
 
 logger = logging.getLogger(__name__)

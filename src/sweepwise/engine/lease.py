@@ -19,8 +19,8 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple
 
-from sweepwise.errors import LeaseHeldError
-from sweepwise.protocols import ExperimentStore
+from sweepwise.core.errors import LeaseHeldError
+from sweepwise.core.protocols import ExperimentStore
 from sweepwise.runtime.supervise import proc_start_time, process_alive
 
 logger = logging.getLogger(__name__)

@@ -23,8 +23,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sweepwise import keys
-from sweepwise.models import EventKind, JobEvent, JobStatus, JobTypes, Observation, RunInfo
+from sweepwise.core import keys
+from sweepwise.core.models import EventKind, JobEvent, JobStatus, JobTypes, Observation, RunInfo
+from sweepwise.core.status import status_of
 
 LOST_ERROR = "job lost: its process vanished without an exit status"
 
@@ -56,34 +57,6 @@ class RetryPolicy(BaseModel):
 
 
 DEFAULT_RETRIES = RetryPolicy()
-
-
-def status_of(
-    *,
-    has_started_training: bool,
-    has_completed_training: bool,
-    has_started_eval: bool,
-    has_been_evaluated: bool,
-    has_failed: bool,
-    is_stale: bool,
-    is_cancelled: bool,
-) -> JobStatus:
-    """A run's status from its flags: cancellation, then failure, then staleness win."""
-    if is_cancelled:
-        return JobStatus.CANCELLED
-    if has_failed:
-        return JobStatus.FAILED
-    if is_stale:
-        return JobStatus.STALE
-    if not has_started_training:
-        return JobStatus.PENDING
-    if not has_completed_training:
-        return JobStatus.IN_TRAINING
-    if not has_started_eval:
-        return JobStatus.TRAINING_DONE_NO_EVAL
-    if not has_been_evaluated:
-        return JobStatus.IN_EVAL
-    return JobStatus.COMPLETED
 
 
 _RESULT_KEYS = {

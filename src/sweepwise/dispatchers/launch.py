@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweepwise.errors import ConfigError
-from sweepwise.models import ArgStyle, JobDefinition, JobTypes
+from sweepwise.core.errors import ConfigError
+from sweepwise.core.models import ArgStyle, JobDefinition, JobTypes
 from sweepwise.runtime import LOG, METRICS, PARAMS, PARAMS_FILE, RESULT, STATUS, job_file, job_stem
 from sweepwise.runtime.supervise import preallocate
 

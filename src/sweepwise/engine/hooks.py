@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sweepwise import keys
-from sweepwise.models import RunInfo
+from sweepwise.core import keys
+from sweepwise.core.models import RunInfo
 
 HookFn = Callable[[RunInfo], dict[str, Any] | None]
 

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from sweepwise.config import (
+from sweepwise.app.config import (
     ExperimentSpec,
     apply_overrides,
     check_command,
     config_error,
     load_spec_data,
 )
+from sweepwise.core.errors import ConfigError
 from sweepwise.dispatchers import available_dispatchers
-from sweepwise.errors import ConfigError
 from sweepwise.optimizers import Goal, OptimizerSpec
 from sweepwise.recipes.loading import ensure_on_path, import_module, module_function
 from sweepwise.schedulers import scheduler_classes
@@ -30,8 +30,8 @@ from sweepwise.schedulers.base import JobSpec
 from sweepwise.stores.location import resolve_store_url
 
 if TYPE_CHECKING:
-    from sweepwise.controller import AdaptiveController, TickReport
-    from sweepwise.protocols import Dispatcher
+    from sweepwise.core.protocols import Dispatcher
+    from sweepwise.engine.controller import AdaptiveController, TickReport
     from sweepwise.stores import ExperimentRecord
     from sweepwise.stores.sql import SQLStore
 
@@ -255,14 +255,14 @@ class Experiment:
         """The dispatcher and the clock that goes with it."""
         options = dict(self.spec.dispatcher.model_extra or {})
         if self.spec.dispatcher.type == "simulated":
-            from sweepwise.clock import VirtualClock
+            from sweepwise.core.clock import VirtualClock
             from sweepwise.dispatchers.simulated import SimulatedDispatcher
 
             clock = VirtualClock()
             behaviour = options.pop("behaviour", None)
             fn = _import_object(str(behaviour), "dispatcher.behaviour") if behaviour else None
             return SimulatedDispatcher(clock, fn), clock
-        from sweepwise.clock import RealClock
+        from sweepwise.core.clock import RealClock
         from sweepwise.dispatchers.local import LocalDispatcher
 
         return LocalDispatcher(self.runs_root, self.name, incarnation=incarnation, **options), RealClock()
@@ -281,7 +281,7 @@ class Experiment:
             on_tick: called after every tick (a live display).
             incarnation: the experiment's incarnation id (see `check_runs_dir`).
         """
-        from sweepwise.controller import AdaptiveController, ControllerSettings
+        from sweepwise.engine.controller import AdaptiveController, ControllerSettings
 
         dispatcher, clock = self.make_dispatcher(incarnation)
         settings = ControllerSettings(

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from sweepwise import keys
-from sweepwise.errors import ConfigError, LeaseHeldError, SweepwiseError
+from sweepwise.core import keys
+from sweepwise.core.errors import ConfigError, LeaseHeldError, SweepwiseError
 
 if TYPE_CHECKING:
-    from sweepwise.controller import AdaptiveController
-    from sweepwise.display import LiveDisplay
-    from sweepwise.experiment import Experiment
+    from sweepwise.app.display import LiveDisplay
+    from sweepwise.app.experiment import Experiment
+    from sweepwise.app.views import RunReader
+    from sweepwise.engine.controller import AdaptiveController
     from sweepwise.stores.sql import SQLStore
-    from sweepwise.views import RunReader
 
 _T = TypeVar("_T")
 
@@ -111,7 +111,7 @@ def run(
     experiment = _load_experiment(target, words or [], help_recipe)
     if experiment is None:
         return
-    from sweepwise.display import LiveDisplay
+    from sweepwise.app.display import LiveDisplay
     from sweepwise.stores.sql import SQLStore
 
     if quiet:
@@ -181,7 +181,7 @@ def _is_recipe_target(target: str) -> bool:
 
 def _load_experiment(target: str, words: list[str], help_recipe: bool) -> Experiment | None:
     """The validated experiment TARGET names; None when `--help-recipe` printed help instead."""
-    from sweepwise.experiment import Experiment
+    from sweepwise.app.experiment import Experiment
 
     if _is_recipe_target(target):
         return _recipe_experiment(target, words, help_recipe)
@@ -228,7 +228,7 @@ def status(
     show_all: Annotated[bool, typer.Option("--all", help="every run, not only the newest 30")] = False,
 ) -> None:
     """Show the runs of an experiment (or every experiment)."""
-    from sweepwise.views import experiments_payload, status_payload
+    from sweepwise.app.views import experiments_payload, status_payload
 
     reader = _open_reader(store)
     if experiment is None:
@@ -236,7 +236,7 @@ def status(
         if as_json:
             typer.echo(json.dumps(listing, indent=2))
         else:
-            from sweepwise.display import print_experiments
+            from sweepwise.app.display import print_experiments
 
             print_experiments(listing["experiments"])
         return
@@ -244,7 +244,7 @@ def status(
     if as_json:
         typer.echo(json.dumps(payload, indent=2, default=str))
     else:
-        from sweepwise.display import print_status
+        from sweepwise.app.display import print_status
 
         print_status(payload, limit=None if show_all else 30)
 
@@ -256,7 +256,7 @@ def best(
     store: StoreOption = None,
 ) -> None:
     """Show the best completed run of an experiment and its parameters."""
-    from sweepwise.views import best_payload
+    from sweepwise.app.views import best_payload
 
     row = _or_fail(lambda: best_payload(_open_reader(store), experiment))
     if row is None:
@@ -267,7 +267,7 @@ def best(
     if as_json:
         typer.echo(json.dumps(row, indent=2, default=str))
     else:
-        from sweepwise.display import print_best
+        from sweepwise.app.display import print_best
 
         print_best(row)
 
@@ -280,7 +280,7 @@ def logs(
     store: StoreOption = None,
 ) -> None:
     """Print a job's output (its latest attempt's), and why it failed if it did."""
-    from sweepwise.models import JobTypes
+    from sweepwise.core.models import JobTypes
     from sweepwise.runtime import job_stem
 
     if job not in ("train", "eval"):
@@ -312,7 +312,7 @@ def cancel(
     store: StoreOption = None,
 ) -> None:
     """Cancel a run, or every unfinished run of an experiment (jobs get SIGTERM)."""
-    from sweepwise.cancel import cancel_target
+    from sweepwise.app.cancel import cancel_target
 
     sql = _open_store(store)
     try:

@@ -6,9 +6,9 @@ import math
 from collections import Counter
 from typing import Any, Protocol
 
-from sweepwise import keys
-from sweepwise.errors import SweepwiseError
-from sweepwise.models import JobStatus, RunInfo
+from sweepwise.core import keys
+from sweepwise.core.errors import SweepwiseError
+from sweepwise.core.models import JobStatus, RunInfo
 
 
 class RunReader(Protocol):

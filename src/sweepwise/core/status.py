@@ -1,0 +1,64 @@
+"""A run's status and the one rule that derives it from the run's flags.
+
+`sweepwise.core.lifecycle` moves the flags; `RunInfo.status` and the store's status
+column both come from `status_of` here (docs/design.md, "A trial's life").
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class JobStatus(enum.StrEnum):
+    """A run's status, derived from its flags (see `RunInfo.status`)."""
+
+    PENDING = "PENDING"
+    IN_TRAINING = "IN TRAINING"
+    TRAINING_DONE_NO_EVAL = "TRAINING DONE (NO EVAL)"
+    IN_EVAL = "IN EVAL"
+    COMPLETED = "COMPLETED"
+    STALE = "STALE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    def is_finished(self) -> bool:
+        """True when the run will not change any more."""
+        return self in _FINISHED
+
+    def is_failure(self) -> bool:
+        """True for the statuses the optimizer sees as failed observations."""
+        return self in (JobStatus.FAILED, JobStatus.STALE)
+
+
+_FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.STALE, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+def status_of(
+    *,
+    has_started_training: bool,
+    has_completed_training: bool,
+    has_started_eval: bool,
+    has_been_evaluated: bool,
+    has_failed: bool,
+    is_stale: bool,
+    is_cancelled: bool,
+) -> JobStatus:
+    """A run's status from its flags: cancellation, then failure, then staleness win."""
+    if is_cancelled:
+        return JobStatus.CANCELLED
+    if has_failed:
+        return JobStatus.FAILED
+    if is_stale:
+        return JobStatus.STALE
+    if not has_started_training:
+        return JobStatus.PENDING
+    if not has_completed_training:
+        return JobStatus.IN_TRAINING
+    if not has_started_eval:
+        return JobStatus.TRAINING_DONE_NO_EVAL
+    if not has_been_evaluated:
+        return JobStatus.IN_EVAL
+    return JobStatus.COMPLETED
+
+
+__all__ = ["JobStatus", "status_of"]
