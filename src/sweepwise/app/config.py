@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.lifecycle import RetryPolicy
+from sweepwise.recipes.values import parse_value
 
 DEFAULT_STORE = "sqlite:///sweepwise.db"
 
@@ -85,14 +86,6 @@ def config_error(exc: ValidationError, prefix: str = "", fields: list[str] | Non
     got = err.get("input")
     got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
     return ConfigError(path, f"{err['msg'].lower()}{got_text}")
-
-
-def parse_value(text: str) -> Any:
-    """A `key=value` word's value, read as YAML (`3` int, `0.1` float, `true` bool, else string)."""
-    try:
-        return yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        return text
 
 
 def apply_overrides(data: dict[str, Any], words: list[str], scheduler_fields: list[str]) -> dict[str, Any]:
@@ -174,5 +167,4 @@ __all__ = [
     "check_command",
     "config_error",
     "load_spec_data",
-    "parse_value",
 ]

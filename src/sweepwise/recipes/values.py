@@ -14,15 +14,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
+import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 
-from sweepwise.app.config import parse_value
 from sweepwise.core.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
 _NULL_WORDS = frozenset({"null", "Null", "NULL", "~", "None"})
+
+
+def parse_value(text: str) -> Any:
+    """A `key=value` word's value, read as YAML (`3` int, `0.1` float, `true` bool, else string)."""
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
 
 
 def suggest(word: str, choices: Iterable[str], *, what: str = "keys") -> str:
@@ -304,6 +312,7 @@ __all__ = [
     "coerce",
     "model_class",
     "override_model",
+    "parse_value",
     "split_word",
     "suggest",
     "validation_config_error",

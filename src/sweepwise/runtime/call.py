@@ -67,9 +67,9 @@ def prepare_call(
         ConfigError: the function does not import, a word is unknown or of the wrong
             type, or a required parameter is missing.
     """
-    from sweepwise.app.config import parse_value
     from sweepwise.recipes.classify import classify, require_arguments, takes
     from sweepwise.recipes.loading import ensure_on_path, load_function
+    from sweepwise.recipes.values import parse_value
 
     ensure_on_path()  # the job's working directory, like `python -m` would
     fn = load_function(target)
