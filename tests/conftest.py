@@ -16,6 +16,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["local_dispatcher_fixtures"]  # `runs_root` and `make`, for dispatcher tests
+
 
 def cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300

@@ -9,12 +9,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from local_dispatcher_fixtures import wait_for
 from sweepwise.core.errors import ConfigError, DispatchError
 from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.core.protocols import Dispatcher, Reattachable, Waitable
@@ -46,16 +47,6 @@ def _py(code: str) -> list[str]:
     return ["python", "-c", textwrap.dedent(code)]
 
 
-def _wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _gone(pid: int) -> bool:
     return not process_alive(pid)
 
@@ -77,35 +68,6 @@ def _drain(
 @pytest.fixture(params=["host", "fork", "spawn"])
 def method(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def runs_root(tmp_path: Path) -> Iterator[Path]:
-    root = tmp_path / "runs"
-    yield root
-    # Never leave a job or supervisor behind, whatever the test did.
-    for status_path in root.glob("*/*/*.status.json"):
-        status = read_status(status_path) or {}
-        for key, start in (("pid", "pid_start"), ("supervisor_pid", "supervisor_start")):
-            pid = status.get(key)
-            if isinstance(pid, int) and process_alive(pid, status.get(start)):
-                os.killpg(pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def make(runs_root: Path, method: str) -> Iterator[Callable[..., LocalDispatcher]]:
-    made: list[LocalDispatcher] = []
-
-    def factory(**kwargs: Any) -> LocalDispatcher:
-        kwargs.setdefault("start_method", method)
-        kwargs.setdefault("heartbeat_interval", 0.2)
-        dispatcher = LocalDispatcher(runs_root, "exp", **kwargs)
-        made.append(dispatcher)
-        return dispatcher
-
-    yield factory
-    for dispatcher in made:
-        dispatcher.close()
 
 
 def _status(runs_root: Path, run_id: str, job: str = "train") -> dict[str, Any]:
@@ -171,8 +133,8 @@ def test_metrics_and_heartbeat_events(make: Callable[..., LocalDispatcher]) -> N
         events.extend(dispatcher.poll())
         return any(event.kind is kind for event in events)
 
-    _wait_for(lambda: seen(EventKind.METRICS), "a METRICS event")
-    _wait_for(lambda: seen(EventKind.HEARTBEAT), "a HEARTBEAT event")
+    wait_for(lambda: seen(EventKind.METRICS), "a METRICS event")
+    wait_for(lambda: seen(EventKind.HEARTBEAT), "a HEARTBEAT event")
     metrics = [event for event in events if event.kind is EventKind.METRICS]
     assert metrics[0].metrics == {"step": 1, "loss": 0.5}
     (dispatcher._run_dir("m") / "go").touch()
@@ -236,7 +198,7 @@ def test_job_survives_the_death_of_the_dispatching_process(
         try:
             assert proc.stdout is not None
             dispatch_id = proc.stdout.readline().strip()
-            _wait_for(
+            wait_for(
                 lambda: (
                     (runs_root / "exp" / "orphan" / "train.status.json").exists()
                     and _status(runs_root, "orphan")["state"] == "running"
@@ -267,13 +229,13 @@ def test_cancel_kills_the_job_and_its_children(make: Callable[..., LocalDispatch
         time.sleep(600)
         """
     dispatch_id = dispatcher.dispatch(JobDefinition(run_id="c", cmd=_py(code)))
-    job_pid, child_pid = map(int, _wait_for(lambda: pids.exists() and pids.read_text(), "pids").split())
+    job_pid, child_pid = map(int, wait_for(lambda: pids.exists() and pids.read_text(), "pids").split())
     dispatcher.cancel(dispatch_id)
     finished = _drain(dispatcher, EventKind.FINISHED, "c")[-1]
     assert finished.exit_code == -signal.SIGTERM
     assert finished.error is not None and finished.error.startswith("cancelled; exit code -15")
     assert _status(runs_root, "c")["cancelled"] is True
-    _wait_for(lambda: _gone(job_pid) and _gone(child_pid), "the job and its child to be gone")
+    wait_for(lambda: _gone(job_pid) and _gone(child_pid), "the job and its child to be gone")
     dispatcher.cancel(dispatch_id)  # already ended: no error
     make().cancel(dispatch_id)  # from a fresh dispatcher, by id alone
 
@@ -288,7 +250,7 @@ def test_cancel_escalates_to_sigkill(make: Callable[..., LocalDispatcher], runs_
         time.sleep(600)
         """
     dispatch_id = dispatcher.dispatch(JobDefinition(run_id="stubborn", cmd=_py(code)))
-    _wait_for(ready.exists, "the job to ignore SIGTERM")
+    wait_for(ready.exists, "the job to ignore SIGTERM")
     dispatcher.cancel(dispatch_id)
     finished = _drain(dispatcher, EventKind.FINISHED, "stubborn")[-1]
     assert finished.exit_code == -signal.SIGKILL
@@ -310,7 +272,7 @@ def test_a_job_outlives_its_killed_supervisor_and_is_judged_by_its_evidence(
     dispatcher.dispatch(JobDefinition(run_id="r", cmd=_py(result_code)))
     _drain(dispatcher, EventKind.STARTED, "l")
     status = _status(runs_root, "l")
-    _wait_for(lambda: "still here" in (runs_root / "exp" / "l" / "train.log").read_text(), "output")
+    wait_for(lambda: "still here" in (runs_root / "exp" / "l" / "train.log").read_text(), "output")
     os.kill(status["supervisor_pid"], signal.SIGKILL)
     # The job runs on: it is not lost while its own process runs, and its result is taken.
     finished = _drain(dispatcher, EventKind.FINISHED, "r")[-1]
@@ -318,7 +280,7 @@ def test_a_job_outlives_its_killed_supervisor_and_is_judged_by_its_evidence(
     assert process_alive(status["pid"], status["pid_start"])
     assert EventKind.LOST not in [event.kind for event in dispatcher.poll()]
     dispatcher.cancel(dispatch_id)  # a job without its supervisor is signalled directly
-    _wait_for(lambda: _gone(status["pid"]), "the orphaned job to be gone")
+    wait_for(lambda: _gone(status["pid"]), "the orphaned job to be gone")
     lost = _drain(dispatcher, EventKind.LOST, "l")[-1]  # ended, no result: lost
     assert lost.error is not None and "without an exit status" in lost.error
     assert lost.error.endswith("last output: still here")
@@ -405,7 +367,7 @@ def test_the_status_names_the_jobs_start_time_from_its_first_heartbeat(
 ) -> None:
     dispatcher = make(heartbeat_interval=0.05)
     dispatcher.dispatch(JobDefinition(run_id="p", cmd=["python", "-c", WAIT_FOR_GO]))
-    status = _wait_for(
+    status = wait_for(
         lambda: (
             (s := read_status(runs_root / "exp" / "p" / "train.status.json")) and s.get("pid_start") and s
         ),

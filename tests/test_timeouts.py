@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import cli, status_json
+from local_dispatcher_fixtures import kill_leftovers, wait_for
 from sweepwise.core.clock import VirtualClock
 from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes
 from sweepwise.dispatchers.local import LocalDispatcher
@@ -42,26 +43,6 @@ NOTE_TERM = (
 )
 
 
-def _wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _kill_leftovers(root: Path) -> None:
-    """Never leave a job or supervisor behind, whatever the test did."""
-    for status_path in root.glob("**/*.status.json"):
-        status = read_status(status_path) or {}
-        for key, start in (("pid", "pid_start"), ("supervisor_pid", "supervisor_start")):
-            pid = status.get(key)
-            if isinstance(pid, int) and process_alive(pid, status.get(start)):
-                os.killpg(pid, signal.SIGKILL)
-
-
 @pytest.fixture(
     params=[
         "host",
@@ -71,29 +52,6 @@ def _kill_leftovers(root: Path) -> None:
 )
 def method(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def runs_root(tmp_path: Path) -> Iterator[Path]:
-    root = tmp_path / "runs"
-    yield root
-    _kill_leftovers(root)
-
-
-@pytest.fixture
-def make(runs_root: Path, method: str) -> Iterator[Callable[..., LocalDispatcher]]:
-    made: list[LocalDispatcher] = []
-
-    def factory(**kwargs: Any) -> LocalDispatcher:
-        kwargs.setdefault("start_method", method)
-        kwargs.setdefault("heartbeat_interval", 0.2)
-        dispatcher = LocalDispatcher(runs_root, "exp", **kwargs)
-        made.append(dispatcher)
-        return dispatcher
-
-    yield factory
-    for dispatcher in made:
-        dispatcher.close()
 
 
 def _finished(dispatcher: LocalDispatcher, run_id: str) -> JobEvent:
@@ -160,7 +118,7 @@ def test_cancel_and_timeout_at_once_say_cancelled_and_keep_both_flags(
     dispatch_id = dispatcher.dispatch(
         JobDefinition(run_id="both", cmd=["python", "-c", NOTE_TERM], timeout=0.5)
     )
-    _wait_for((runs_root / "exp" / "both" / "term").exists, "the timeout's SIGTERM")
+    wait_for((runs_root / "exp" / "both" / "term").exists, "the timeout's SIGTERM")
     dispatcher.cancel(dispatch_id)
     finished = _finished(dispatcher, "both")
     assert finished.timed_out and finished.error is not None and finished.error.startswith("cancelled; ")
@@ -269,7 +227,7 @@ def sweep(tmp_path: Path, make_sweep: Callable[..., Path]) -> Iterator[Callable[
         return make_sweep(**overrides)
 
     yield write
-    _kill_leftovers(tmp_path / "runs")
+    kill_leftovers(tmp_path / "runs")
 
 
 def _only_run(tmp_path: Path) -> dict[str, Any]:
@@ -321,7 +279,7 @@ def test_the_timeout_holds_while_the_controller_is_down(tmp_path: Path, sweep: C
         stderr=subprocess.DEVNULL,
     )
     try:
-        path = _wait_for(
+        path = wait_for(
             lambda: next(
                 (
                     p
@@ -335,7 +293,7 @@ def test_the_timeout_holds_while_the_controller_is_down(tmp_path: Path, sweep: C
     finally:
         controller.kill()  # SIGKILL, right after the job started
         controller.wait()
-    status = _wait_for(
+    status = wait_for(
         lambda: (s := read_status(path)) is not None and s.get("state") == "exited" and s, "the final status"
     )
     assert status["timed_out"] is True and status["exit_code"] == -signal.SIGTERM

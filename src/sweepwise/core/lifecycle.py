@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sweepwise.core import keys
 from sweepwise.core.models import EventKind, JobEvent, JobStatus, JobTypes, Observation, RunInfo
-from sweepwise.core.status import status_of
+from sweepwise.core.status import status_from, status_of
 
 LOST_ERROR = "job lost: its process vanished without an exit status"
 
@@ -99,15 +99,7 @@ class TrialRecord:
     @property
     def status(self) -> JobStatus:
         """The run's status, from its flags."""
-        return status_of(
-            has_started_training=self.has_started_training,
-            has_completed_training=self.has_completed_training,
-            has_started_eval=self.has_started_eval,
-            has_been_evaluated=self.has_been_evaluated,
-            has_failed=self.has_failed,
-            is_stale=self.is_stale,
-            is_cancelled=self.is_cancelled,
-        )
+        return status_from(self)
 
     def attempt(self, job_type: JobTypes) -> int:
         """The current attempt of the run's job of `job_type` (1 for the first)."""

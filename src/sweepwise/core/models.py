@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sweepwise.core.status import JobStatus, status_of
+from sweepwise.core.status import JobStatus, status_from
 
 
 class JobTypes(enum.StrEnum):
@@ -131,15 +131,7 @@ class RunInfo:
         return self._status
 
     def _derive_status(self) -> JobStatus:
-        return status_of(
-            has_started_training=self.has_started_training,
-            has_completed_training=self.has_completed_training,
-            has_started_eval=self.has_started_eval,
-            has_been_evaluated=self.has_been_evaluated,
-            has_failed=self.has_failed,
-            is_stale=self.is_stale,
-            is_cancelled=self.is_cancelled,
-        )
+        return status_from(self)
 
     def attempt(self, job_type: JobTypes) -> int:
         """The current attempt of the run's job of `job_type` (1 for the first)."""

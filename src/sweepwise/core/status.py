@@ -7,6 +7,7 @@ column both come from `status_of` here (docs/design.md, "A trial's life").
 from __future__ import annotations
 
 import enum
+from typing import Protocol
 
 
 class JobStatus(enum.StrEnum):
@@ -61,4 +62,36 @@ def status_of(
     return JobStatus.COMPLETED
 
 
-__all__ = ["JobStatus", "status_of"]
+class RunFlags(Protocol):
+    """What a run's status derives from: its seven flags."""
+
+    @property
+    def has_started_training(self) -> bool: ...
+    @property
+    def has_completed_training(self) -> bool: ...
+    @property
+    def has_started_eval(self) -> bool: ...
+    @property
+    def has_been_evaluated(self) -> bool: ...
+    @property
+    def has_failed(self) -> bool: ...
+    @property
+    def is_stale(self) -> bool: ...
+    @property
+    def is_cancelled(self) -> bool: ...
+
+
+def status_from(run: RunFlags) -> JobStatus:
+    """`status_of` the flags of `run` (a `RunInfo`, a `TrialRecord`, ...)."""
+    return status_of(
+        has_started_training=run.has_started_training,
+        has_completed_training=run.has_completed_training,
+        has_started_eval=run.has_started_eval,
+        has_been_evaluated=run.has_been_evaluated,
+        has_failed=run.has_failed,
+        is_stale=run.is_stale,
+        is_cancelled=run.is_cancelled,
+    )
+
+
+__all__ = ["JobStatus", "RunFlags", "status_from", "status_of"]
