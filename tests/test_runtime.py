@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from local_dispatcher_fixtures import wait_for
 from sweepwise.runtime.exec import main as exec_main
 from sweepwise.runtime.results import (
     last_output,
@@ -25,16 +24,6 @@ from sweepwise.runtime.results import (
 from sweepwise.runtime.supervise import exit_status, process_alive, supervise
 
 PY = sys.executable
-
-
-def _wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _supervise(run_dir: Path, code: str, *, job: str = "train", **kwargs: Any) -> int:
@@ -191,7 +180,7 @@ def test_exec_forwards_sigterm_and_records_the_cancel(tmp_path: Path) -> None:
         [PY, "-m", "sweepwise.runtime.exec", "--run-dir", str(tmp_path), "--", PY, "-c", job]
     )
     try:
-        _wait_for(lambda: pid_file.exists() and pid_file.read_text(), "the job to start")
+        wait_for(lambda: pid_file.exists() and pid_file.read_text(), "the job to start")
         job_pid = int(pid_file.read_text())
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 128 + signal.SIGTERM
