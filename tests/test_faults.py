@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -111,6 +112,30 @@ def test_case_02_a_controller_that_was_away_kills_no_healthy_job(tmp_path: Path)
 
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert marker_lines(tmp_path, "sigterm") == [], "a healthy job was sent SIGTERM"
+    assert_all_completed_once(tmp_path, 2)
+
+
+def test_case_02b_a_machine_that_slept_with_everything_on_it_kills_no_job(tmp_path: Path) -> None:
+    """Controller, host and jobs all stopped (SIGSTOP, as a sleeping laptop) for longer than stale_after."""
+    spec = write_sweep(
+        tmp_path,
+        env={"TRAIN_SLEEPS": "4,4"},
+        stale_after=3,
+        max_parallel=2,
+        scheduler={"type": "async_capped", "max_trials": 2, "max_concurrent_evals": 2},
+    )
+    controller = Controller(spec, tmp_path)
+    wait_for(lambda: len(marker_lines(tmp_path, "train")) == 2, "both training jobs to start")
+    others = [pid for pid in processes_under(tmp_path) if pid != controller.pid]
+    for pid in [controller.pid, *others]:
+        os.kill(pid, signal.SIGSTOP)
+    time.sleep(6)  # asleep for twice stale_after
+    os.kill(controller.pid, signal.SIGCONT)  # the controller wakes first, before any new heartbeat
+    time.sleep(1.5)
+    for pid in others:
+        os.kill(pid, signal.SIGCONT)
+    assert controller.wait(timeout=120) == 0, controller.stderr()[-3000:]
     assert marker_lines(tmp_path, "sigterm") == [], "a healthy job was sent SIGTERM"
     assert_all_completed_once(tmp_path, 2)
 

@@ -12,6 +12,15 @@ class RealClock:
         """Seconds since the epoch."""
         return time.time()
 
+    def elapsed(self) -> float:
+        """Seconds on a clock that neither jumps with the wall clock nor runs while the machine sleeps.
+
+        The controller measures a job's silence on it: a laptop that slept, or a wall
+        clock set forward, never makes a healthy job look silent (docs/design.md,
+        "Liveness from evidence").
+        """
+        return time.monotonic()
+
     def sleep(self, seconds: float) -> None:
         """Block for `seconds` (no-op when not positive)."""
         if seconds > 0:
@@ -30,6 +39,10 @@ class VirtualClock:
 
     def now(self) -> float:
         """The current virtual time."""
+        return self._now
+
+    def elapsed(self) -> float:
+        """The virtual time (it never jumps back)."""
         return self._now
 
     def sleep(self, seconds: float) -> None:

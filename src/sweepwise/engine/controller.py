@@ -124,9 +124,11 @@ class AdaptiveController:
         self._just_recorded: list[tuple[str, JobTypes, str]] = []  # ids committed since the last read
         self._state_saved_at = -_STATE_SAVE_INTERVAL
         self._retries_due: dict[str, JobTypes] = {}  # runs whose lost or failed job runs again
-        # When this controller began watching each job: a job's silence is measured from its
-        # own start or heartbeat, never from before this controller could see it.
-        self._watched_since: dict[tuple[str, JobTypes], float] = {}
+        # Per running job: the last heartbeat this controller saw, and when it saw it change (on
+        # `_elapsed`): silence is measured from there, never from before this controller could see it.
+        self._last_sign: dict[tuple[str, JobTypes, int], tuple[Any, float]] = {}
+        self._elapsed: Callable[[], float] = getattr(self.clock, "elapsed", self.clock.now)
+        self._checked_elapsed = self._elapsed()
 
     # -- public --------------------------------------------------------------------------
 
@@ -344,45 +346,50 @@ class AdaptiveController:
     def _check_silence(self, now: float) -> None:
         """Stop and retry jobs silent for `stale_after` (docs/design.md, "Liveness from evidence").
 
-        A job's silence runs from its last heartbeat, or from when this controller began
-        watching it (its dispatch, or this controller's start): a job waiting to start, an
-        eval queued behind others, or a controller that was away never counts against it.
+        A job's silence runs from when this controller last saw it give a sign of life (a
+        new heartbeat) or began watching it (its dispatch, or this controller's start), on
+        a clock that does not run while the machine sleeps: a job waiting to start, an
+        eval queued behind others, a controller that was away or a laptop that slept
+        never counts against a job.
         """
         if now - self._stale_checked_at < self.settings.monitoring_interval:
             return
         self._stale_checked_at = now
+        elapsed = self._elapsed()
         limit = self.settings.stale_after
+        if elapsed - self._checked_elapsed > limit / 2:
+            self._last_sign.clear()  # this controller was stopped or asleep: every job starts afresh
+        self._checked_elapsed = elapsed
         lost: list[JobEvent] = []
         running = self.runs.in_status(JobStatus.IN_TRAINING, JobStatus.IN_EVAL)
-        watched = {(run.run_id, _current_job(run)) for run in running}
-        for key in [key for key in self._watched_since if key not in watched]:
-            del self._watched_since[key]
+        watched = {_job_key(run) for run in running}
+        for key in [key for key in self._last_sign if key not in watched]:
+            del self._last_sign[key]
         for run in running:
-            job_type = _current_job(run)
-            since = self._watched_since.setdefault((run.run_id, job_type), now)
-            heartbeat = run.last_heartbeat_at.timestamp() if run.last_heartbeat_at else 0.0
-            if now - max(since, heartbeat) <= limit:
+            key = _job_key(run)
+            job_type = key[1]
+            heartbeat = run.last_heartbeat_at
+            sign = self._last_sign.get(key)
+            if sign is None or sign[0] != heartbeat:
+                self._last_sign[key] = (heartbeat, elapsed)
+                continue
+            if elapsed - sign[1] <= limit:
                 continue
             dispatch_id = run.eval_dispatch_id if job_type is JobTypes.LAUNCH_EVAL else run.train_dispatch_id
             logger.warning(
-                "run %s: its %s job sent no heartbeat for %.0f s; stopping it",
+                "run %s: its %s job gave no sign of life for %.0f s; stopping it",
                 run.run_id,
                 job_type.short,
                 limit,
             )
             if dispatch_id:
                 self.dispatcher.cancel(dispatch_id)
-            del self._watched_since[(run.run_id, job_type)]
+            del self._last_sign[key]
             error = f"job lost: no heartbeat for {limit:.0f} s (stopped)"
+            attempt = run.attempt(job_type)
             lost.append(
                 JobEvent(
-                    run.run_id,
-                    job_type,
-                    EventKind.LOST,
-                    now,
-                    dispatch_id or "",
-                    error=error,
-                    attempt=run.attempt(job_type),
+                    run.run_id, job_type, EventKind.LOST, now, dispatch_id or "", error=error, attempt=attempt
                 )
             )
         if lost:
@@ -447,7 +454,6 @@ class AdaptiveController:
             dispatch_id = self._start(job)
             if dispatch_id is not None:
                 self._unrecorded.append((run_id, job_type, dispatch_id))
-                self._watched_since[(run_id, job_type)] = self.clock.now()
                 started.append(job)
         return started
 
@@ -544,9 +550,10 @@ class AdaptiveController:
             self.clock.sleep(seconds)
 
 
-def _current_job(run: RunInfo) -> JobTypes:
-    """The job a running run waits on: its eval once the eval has started, else its training."""
-    return JobTypes.LAUNCH_EVAL if run.status is JobStatus.IN_EVAL else JobTypes.LAUNCH_TRAINING
+def _job_key(run: RunInfo) -> tuple[str, JobTypes, int]:
+    """The job a running run waits on (its eval once the eval has started, else its training)."""
+    job_type = JobTypes.LAUNCH_EVAL if run.status is JobStatus.IN_EVAL else JobTypes.LAUNCH_TRAINING
+    return run.run_id, job_type, run.attempt(job_type)
 
 
 __all__ = ["AdaptiveController", "ControllerHooks", "ControllerSettings", "TickReport"]
