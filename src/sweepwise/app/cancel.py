@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ def _dispatch_ids(run: RunInfo) -> list[str]:
     return ids
 
 
-def _stop_jobs(record_spec: dict[str, Any], experiment: str, runs: list[RunInfo]) -> None:
+def _stop_jobs(record_spec: dict[str, Any], experiment: str, runs: Sequence[RunInfo]) -> None:
     spec = record_spec.get("spec", {})
     dispatcher = spec.get("dispatcher", {}).get("type", "local")
     if dispatcher != "local":

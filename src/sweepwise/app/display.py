@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
@@ -117,7 +118,7 @@ class LiveDisplay:
         table = _runs_table([run_row(run) for run in shown], title=f"sweepwise · {self.experiment.name}")
         self._live.update(Group(table, bar), refresh=True)
 
-    def print_summary(self, runs: list[RunInfo]) -> None:
+    def print_summary(self, runs: Sequence[RunInfo]) -> None:
         """The closing lines: counts and the best trial (always printed, to stdout)."""
         out = Console()
         spec = self.experiment.spec

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sweepwise.core import keys
@@ -53,13 +54,13 @@ def run_row(run: RunInfo) -> dict[str, Any]:
     }
 
 
-def status_counts(runs: list[RunInfo]) -> dict[str, int]:
+def status_counts(runs: Sequence[RunInfo]) -> dict[str, int]:
     """How many runs are in each status (every status listed, zeros included)."""
     counts = Counter(run.status.value for run in runs)
     return {status.value: counts.get(status.value, 0) for status in JobStatus}
 
 
-def best_run(runs: list[RunInfo], goal: str) -> RunInfo | None:
+def best_run(runs: Sequence[RunInfo], goal: str) -> RunInfo | None:
     """The COMPLETED run with the best `observation/score` for `goal`, or None."""
     best: RunInfo | None = None
     best_score = -math.inf

@@ -6,7 +6,7 @@ capabilities are separate protocols checked with `isinstance`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class ExperimentScheduler(Protocol):
     """Experiment logic: given the runs, decide which jobs to start next."""
 
-    def schedule(self, runs: list[RunInfo], available_training_slots: int) -> list[JobDefinition]:
+    def schedule(self, runs: Sequence[RunInfo], available_training_slots: int) -> list[JobDefinition]:
         """Return the jobs to dispatch now.
 
         Args:
@@ -29,7 +29,7 @@ class ExperimentScheduler(Protocol):
         """
         ...
 
-    def is_experiment_complete(self, runs: list[RunInfo]) -> bool:
+    def is_experiment_complete(self, runs: Sequence[RunInfo]) -> bool:
         """True when the experiment needs no more jobs."""
         ...
 

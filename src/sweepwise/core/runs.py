@@ -1,7 +1,8 @@
 """`RunList`: all runs of an experiment, indexed by status, kept current tick by tick.
 
-Schedulers take `runs: list[RunInfo]` (the seeds' signature). The controller passes
-a `RunList`, a list that also knows which runs are in which status, so the questions
+Schedulers take `runs: Sequence[RunInfo]` (the seeds' `list[RunInfo]`, read-only). The
+controller passes a `RunList`, a read-only sequence (not a `list`: nothing may append to it
+but the controller) that also knows which runs are in which status, so the questions
 a scheduler asks every tick ("which runs are trained but not evaluated?", "how many
 have finished?") cost the size of the answer, not the size of the experiment.
 Schedulers ask through `with_status` / `count_status` / `changed_since`, which fall
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 import logging
 from array import array
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, SupportsIndex, cast, overload
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import cast, overload
 
 from sweepwise.core.models import JobStatus, RunInfo
 
@@ -36,23 +37,8 @@ RunLoader = Callable[[list[str]], list[RunInfo]]
 """Reads runs by id from the store (in any order)."""
 
 
-def _reads_all(name: str) -> Any:
-    """A `list` method that first brings every dropped run back."""
-    method = getattr(list, name)
-
-    def reading_all(self: RunList, *args: Any, **kwargs: Any) -> Any:
-        for runs in (self, *args):
-            if isinstance(runs, RunList):
-                runs._bring_all_back()
-        return method(self, *args, **kwargs)
-
-    reading_all.__name__ = name
-    reading_all.__doc__ = method.__doc__
-    return reading_all
-
-
-class RunList(list[RunInfo]):
-    """A list of runs in creation order, plus an index from status to runs.
+class RunList(Sequence[RunInfo]):
+    """A read-only sequence of runs in creation order, plus an index from status to runs.
 
     Args:
         runs: the runs to start with.
@@ -67,7 +53,7 @@ class RunList(list[RunInfo]):
         load: RunLoader | None = None,
         keep_finished: int = KEEP_FINISHED,
     ) -> None:
-        super().__init__()
+        self._items: list[RunInfo | str] = []  # a run, or the id of a run dropped from memory
         self._log = array("i")  # positions of the runs, in the order they changed
         self._position: dict[str, int] = {}
         self._by_status: dict[JobStatus, dict[str, RunInfo]] = {status: {} for status in JobStatus}
@@ -82,10 +68,10 @@ class RunList(list[RunInfo]):
     # -- the stored items: a run, or the id of a run dropped from memory ------------------
 
     def _item(self, index: int) -> RunInfo | str:
-        return cast("RunInfo | str", list.__getitem__(self, index))
+        return self._items[index]
 
     def _set_item(self, index: int, item: RunInfo | str) -> None:
-        list.__setitem__(self, index, cast(RunInfo, item))
+        self._items[index] = item
 
     # -- changing ------------------------------------------------------------------------
 
@@ -94,8 +80,8 @@ class RunList(list[RunInfo]):
         run_id = run.run_id
         index = self._position.get(run_id)
         if index is None:
-            index = self._position[run_id] = len(self)
-            list.append(self, run)
+            index = self._position[run_id] = len(self._items)
+            self._items.append(run)
             self._dropped_status.append(0)
         else:
             old = self._item(index)
@@ -208,40 +194,42 @@ class RunList(list[RunInfo]):
             self._set_item(index, run)
             self._by_status[run.status][run.run_id] = run
 
+    # -- the sequence --------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._items)
+
     @overload
-    def __getitem__(self, index: SupportsIndex) -> RunInfo: ...
+    def __getitem__(self, index: int) -> RunInfo: ...
 
     @overload
     def __getitem__(self, index: slice) -> list[RunInfo]: ...
 
-    def __getitem__(self, index: SupportsIndex | slice) -> RunInfo | list[RunInfo]:
+    def __getitem__(self, index: int | slice) -> RunInfo | list[RunInfo]:
         if isinstance(index, slice):
             self._bring_all_back()
-            return list.__getitem__(self, index)
-        return self._read([cast("RunInfo | str", list.__getitem__(self, index))])[0]
+            return cast(list[RunInfo], self._items[index])
+        return self._read([self._items[index]])[0]
 
     def __iter__(self) -> Iterator[RunInfo]:
         self._bring_all_back()
-        return list.__iter__(self)
+        return iter(cast(list[RunInfo], self._items))
 
-    __reversed__ = _reads_all("__reversed__")
-    __contains__ = _reads_all("__contains__")
-    __eq__ = _reads_all("__eq__")
-    __ne__ = _reads_all("__ne__")
-    __lt__ = _reads_all("__lt__")
-    __le__ = _reads_all("__le__")
-    __gt__ = _reads_all("__gt__")
-    __ge__ = _reads_all("__ge__")
-    __add__ = _reads_all("__add__")
-    __mul__ = _reads_all("__mul__")
-    __rmul__ = _reads_all("__rmul__")
-    __repr__ = _reads_all("__repr__")
-    copy = _reads_all("copy")
-    count = _reads_all("count")
-    index = _reads_all("index")
+    def __contains__(self, run: object) -> bool:
+        return isinstance(run, RunInfo) and self.get(run.run_id) == run
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable (by `upsert`): not hashable
+
+    def __repr__(self) -> str:
+        return f"RunList({len(self)} runs, {self.in_memory} in memory)"
 
 
-def with_status(runs: list[RunInfo], *statuses: JobStatus) -> list[RunInfo]:
+def with_status(runs: Sequence[RunInfo], *statuses: JobStatus) -> list[RunInfo]:
     """Runs in any of `statuses` (indexed for a `RunList`, a scan otherwise)."""
     if isinstance(runs, RunList):
         return runs.in_status(*statuses)
@@ -249,7 +237,7 @@ def with_status(runs: list[RunInfo], *statuses: JobStatus) -> list[RunInfo]:
     return [run for run in runs if run.status in wanted]
 
 
-def changed_since(runs: list[RunInfo], version: int) -> tuple[list[RunInfo], int]:
+def changed_since(runs: Sequence[RunInfo], version: int) -> tuple[list[RunInfo], int]:
     """Runs changed after `version` and the version to ask from next time.
 
     For a plain list (no change log) every run counts as changed.
@@ -259,7 +247,7 @@ def changed_since(runs: list[RunInfo], version: int) -> tuple[list[RunInfo], int
     return list(runs), 0
 
 
-def count_status(runs: list[RunInfo], *statuses: JobStatus) -> int:
+def count_status(runs: Sequence[RunInfo], *statuses: JobStatus) -> int:
     """How many runs are in any of `statuses`."""
     if isinstance(runs, RunList):
         return runs.how_many(*statuses)

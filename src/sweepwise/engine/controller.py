@@ -132,7 +132,7 @@ class AdaptiveController:
 
     # -- public --------------------------------------------------------------------------
 
-    def run(self) -> list[RunInfo]:
+    def run(self) -> RunList:
         """Run the experiment until the scheduler says it is complete; return every run.
 
         The runs come as the controller's `RunList`: runs finished long ago are read

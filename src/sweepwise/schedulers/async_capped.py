@@ -10,6 +10,7 @@ other trained runs wait their turn, the one whose training finished first going 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field
@@ -91,7 +92,7 @@ class AsyncCappedOptimizingScheduler:
         self.state = SchedulerState.model_validate(data)
         self._reconcile = True
 
-    def schedule(self, runs: list[RunInfo], available_training_slots: int) -> list[JobDefinition]:
+    def schedule(self, runs: Sequence[RunInfo], available_training_slots: int) -> list[JobDefinition]:
         """Evals up to the cap, then new trainings for every free slot.
 
         Args:
@@ -106,7 +107,7 @@ class AsyncCappedOptimizingScheduler:
         jobs.extend(self._trainings(runs, available_training_slots, state))
         return jobs
 
-    def is_experiment_complete(self, runs: list[RunInfo]) -> bool:
+    def is_experiment_complete(self, runs: Sequence[RunInfo]) -> bool:
         """True once `max_trials` runs are COMPLETED, FAILED, STALE or CANCELLED."""
         if self.state is not None:
             self.state.update(runs)
@@ -114,7 +115,7 @@ class AsyncCappedOptimizingScheduler:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _sync(self, runs: list[RunInfo]) -> SchedulerState:
+    def _sync(self, runs: Sequence[RunInfo]) -> SchedulerState:
         if self.state is None:
             self.state = SchedulerState.from_runs(runs)
             return self.state
@@ -125,7 +126,7 @@ class AsyncCappedOptimizingScheduler:
         self.state.update(runs)
         return self.state
 
-    def _evals(self, runs: list[RunInfo], state: SchedulerState) -> list[JobDefinition]:
+    def _evals(self, runs: Sequence[RunInfo], state: SchedulerState) -> list[JobDefinition]:
         # After `update`, `runs_in_eval` holds the runs IN EVAL plus the evals scheduled
         # earlier whose intent the store does not show yet.
         free = self.config.max_concurrent_evals - len(state.runs_in_eval)
@@ -145,7 +146,7 @@ class AsyncCappedOptimizingScheduler:
         return jobs
 
     def _trainings(
-        self, runs: list[RunInfo], available_training_slots: int, state: SchedulerState
+        self, runs: Sequence[RunInfo], available_training_slots: int, state: SchedulerState
     ) -> list[JobDefinition]:
         to_launch = min(max(0, available_training_slots), self.config.max_trials - len(runs))
         if to_launch <= 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -148,7 +149,7 @@ def create_eval_job(config: TrainAndEvalConfig, run: RunInfo) -> JobDefinition:
     )
 
 
-def collect_observations(runs: list[RunInfo]) -> list[Observation]:
+def collect_observations(runs: Sequence[RunInfo]) -> list[Observation]:
     """Observations of every run that has one (see `observation_of`)."""
     return [obs for obs in map(observation_of, runs) if obs is not None]
 
@@ -161,7 +162,7 @@ class ObservationLog:
         self._observations: list[Observation] = []
         self._seen = 0
 
-    def collect(self, runs: list[RunInfo]) -> list[Observation]:
+    def collect(self, runs: Sequence[RunInfo]) -> list[Observation]:
         """Observations of every run that has one, in the order they were first seen (a new list)."""
         changed, self._seen = changed_since(runs, self._seen)
         for run in changed:

@@ -8,6 +8,7 @@ new trainings from the observations of the finished runs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -66,13 +67,13 @@ class SchedulerState(BaseModel):
         return {key: sorted(value) for key, value in data.items()}
 
     @classmethod
-    def from_runs(cls, runs: list[RunInfo]) -> SchedulerState:
+    def from_runs(cls, runs: Sequence[RunInfo]) -> SchedulerState:
         """Rebuild the state from run statuses (the restart rule)."""
         state = cls()
         state.update(runs)
         return state
 
-    def update(self, runs: list[RunInfo]) -> None:
+    def update(self, runs: Sequence[RunInfo]) -> None:
         """Move each run to the set its status says."""
         changed, self._seen = changed_since(runs, self._seen)
         for run in changed:
@@ -117,7 +118,7 @@ class BatchedSyncedOptimizingScheduler:
         """Restore the state saved by a previous controller."""
         self.state = SchedulerState.model_validate(data)
 
-    def schedule(self, runs: list[RunInfo], available_training_slots: int) -> list[JobDefinition]:
+    def schedule(self, runs: Sequence[RunInfo], available_training_slots: int) -> list[JobDefinition]:
         """Evals for trained runs first; a new batch only once every run has finished."""
         if self.state is None:
             self.state = SchedulerState.from_runs(runs)
@@ -153,7 +154,7 @@ class BatchedSyncedOptimizingScheduler:
         logger.info("batch of %d trainings from %d observations", len(jobs), len(observations))
         return jobs
 
-    def is_experiment_complete(self, runs: list[RunInfo]) -> bool:
+    def is_experiment_complete(self, runs: Sequence[RunInfo]) -> bool:
         """True once `max_trials` runs are COMPLETED, FAILED, STALE or CANCELLED."""
         if self.state is not None:
             self.state.update(runs)

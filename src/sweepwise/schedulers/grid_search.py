@@ -15,7 +15,7 @@ import itertools
 import json
 import logging
 import numbers
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import Field
@@ -197,7 +197,7 @@ class GridSearchScheduler:
         self._done: set[tuple[int, ...]] = set()  # grid points with a finished run
         self._cursor = 0  # every point before it is taken
 
-    def schedule(self, runs: list[RunInfo], available_training_slots: int) -> list[JobDefinition]:
+    def schedule(self, runs: Sequence[RunInfo], available_training_slots: int) -> list[JobDefinition]:
         """Evals for every trained run; the next grid points not yet taken, bounded by slots.
 
         Args:
@@ -231,12 +231,12 @@ class GridSearchScheduler:
             logger.info("scheduling grid point %s as trial %d", point, trial)
         return jobs
 
-    def is_experiment_complete(self, runs: list[RunInfo]) -> bool:
+    def is_experiment_complete(self, runs: Sequence[RunInfo]) -> bool:
         """True once `max_trials` grid points (or every point) have a finished run."""
         self._sync(runs)
         return len(self._done) >= self.target
 
-    def _sync(self, runs: list[RunInfo]) -> None:
+    def _sync(self, runs: Sequence[RunInfo]) -> None:
         if not isinstance(runs, RunList) or runs is not self._source:
             # A plain list carries no change log: read it whole.
             self._source = runs if isinstance(runs, RunList) else None

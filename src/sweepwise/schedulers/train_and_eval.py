@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sweepwise.core.models import JobDefinition, JobStatus, RunInfo
 from sweepwise.core.runs import FINISHED, count_status, with_status
@@ -26,7 +27,7 @@ class TrainAndEvalScheduler:
     def __init__(self, config: TrainAndEvalConfig) -> None:
         self.config = config
 
-    def schedule(self, runs: list[RunInfo], available_training_slots: int) -> list[JobDefinition]:
+    def schedule(self, runs: Sequence[RunInfo], available_training_slots: int) -> list[JobDefinition]:
         """Evals for runs with training done; new trainings bounded by slots and `max_trials`."""
         jobs = [
             create_eval_job(self.config, run) for run in with_status(runs, JobStatus.TRAINING_DONE_NO_EVAL)
@@ -38,7 +39,7 @@ class TrainAndEvalScheduler:
             logger.info("scheduling training %s", run_id)
         return jobs
 
-    def is_experiment_complete(self, runs: list[RunInfo]) -> bool:
+    def is_experiment_complete(self, runs: Sequence[RunInfo]) -> bool:
         """True once `max_trials` runs have finished (completed, failed, stale or cancelled)."""
         return count_status(runs, *FINISHED) >= self.config.max_trials
 
