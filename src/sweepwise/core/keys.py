@@ -18,6 +18,9 @@ POST_EVAL_PROCESSED_AT = "adaptive/post_eval_processed_at"
 POST_TRAINING_PROCESSED = "adaptive/post_training_processed"
 POST_TRAINING_PROCESSED_AT = "adaptive/post_training_processed_at"
 
+# In a training job's metadata: the optimizer's suggestion it runs (its overrides may add more).
+SUGGESTION_METADATA = "adaptive/suggestion"
+
 # The ledger of a run's unsuccessful attempts: [{job, attempt, reason, error, at}, ...].
 ATTEMPTS = "adaptive/attempts"
 
@@ -52,6 +55,7 @@ __all__ = [
     "POST_EVAL_PROCESSED_AT",
     "POST_TRAINING_PROCESSED",
     "POST_TRAINING_PROCESSED_AT",
+    "SUGGESTION_METADATA",
     "TRAIN_EXIT_CODE",
     "TRAIN_METRICS",
     "TRAIN_RESULT",

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sweepwise.core import keys
 from sweepwise.core.status import JobStatus, status_from
 
 
@@ -140,7 +141,7 @@ class RunInfo:
     @property
     def suggestion(self) -> dict[str, Any]:
         """The hyperparameters suggested for this run (empty when none)."""
-        value = self.summary.get("observation/suggestion")
+        value = self.summary.get(keys.OBSERVATION_SUGGESTION)
         return dict(value) if isinstance(value, dict) else {}
 
 

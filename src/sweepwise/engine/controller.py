@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sweepwise.core import keys
 from sweepwise.core.clock import RealClock
 from sweepwise.core.errors import DispatchError
 from sweepwise.core.faults import crash_point
@@ -421,7 +422,7 @@ class AdaptiveController:
             for job in evals:
                 tx.record_eval_intent(job)
             for offset, job in enumerate(trainings):
-                suggestion = job.metadata.get("adaptive/suggestion", job.overrides)
+                suggestion = job.metadata.get(keys.SUGGESTION_METADATA, job.overrides)
                 tx.record_training_intent(self.experiment, job, suggestion, next_index + offset + 1)
         crash_point("after_intent")
         started: list[tuple[JobDefinition, str]] = []

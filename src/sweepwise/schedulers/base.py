@@ -110,7 +110,7 @@ def create_training_job(
         timeout=spec.timeout if spec else config.timeout,
     )
     if suggestion is not None:
-        job.metadata["adaptive/suggestion"] = dict(suggestion)
+        job.metadata[keys.SUGGESTION_METADATA] = dict(suggestion)
     return job
 
 
