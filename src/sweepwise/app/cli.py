@@ -7,7 +7,6 @@ the controller, so they start fast.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import re
 import sys
@@ -229,12 +228,13 @@ def status(
 ) -> None:
     """Show the runs of an experiment (or every experiment)."""
     from sweepwise.app.views import experiments_payload, status_payload
+    from sweepwise.core.jsonsafe import dumps_strict
 
     reader = _open_reader(store)
     if experiment is None:
         listing = experiments_payload(reader)
         if as_json:
-            typer.echo(json.dumps(listing, indent=2))
+            typer.echo(dumps_strict(listing, indent=2))
         else:
             from sweepwise.app.display import print_experiments
 
@@ -242,7 +242,7 @@ def status(
         return
     payload = _or_fail(lambda: status_payload(reader, experiment))
     if as_json:
-        typer.echo(json.dumps(payload, indent=2, default=str))
+        typer.echo(dumps_strict(payload, indent=2, default=str))
     else:
         from sweepwise.app.display import print_status
 
@@ -257,15 +257,16 @@ def best(
 ) -> None:
     """Show the best completed run of an experiment and its parameters."""
     from sweepwise.app.views import best_payload
+    from sweepwise.core.jsonsafe import dumps_strict
 
     row = _or_fail(lambda: best_payload(_open_reader(store), experiment))
     if row is None:
         if as_json:
-            typer.echo(json.dumps({"experiment": experiment, "best": None}))
+            typer.echo(dumps_strict({"experiment": experiment, "best": None}))
             return
         raise _fail(f"experiment {experiment!r} has no completed run with a score yet", 1)
     if as_json:
-        typer.echo(json.dumps(row, indent=2, default=str))
+        typer.echo(dumps_strict(row, indent=2, default=str))
     else:
         from sweepwise.app.display import print_best
 

@@ -9,7 +9,6 @@ database) goes to the full CLI.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
@@ -35,6 +34,7 @@ def main(argv: list[str]) -> int | None:
         return None
     from sweepwise.app.views import best_payload, experiments_payload, status_payload
     from sweepwise.core.errors import SweepwiseError
+    from sweepwise.core.jsonsafe import dumps_strict
 
     reader = SQLiteReader(path.absolute())
     if not reader.exists():
@@ -54,5 +54,5 @@ def main(argv: list[str]) -> int | None:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     indent = None if argv[0] == "best" and "best" in payload else 2
-    sys.stdout.write(json.dumps(payload, indent=indent, default=str) + "\n")
+    sys.stdout.write(dumps_strict(payload, indent=indent, default=str) + "\n")
     return 0

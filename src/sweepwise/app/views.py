@@ -54,6 +54,17 @@ def run_row(run: RunInfo) -> dict[str, Any]:
     }
 
 
+def _finite(value: Any) -> float | None:
+    """`value` as a finite float, or None (a bool, NaN, or an integer too large for a float)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def status_counts(runs: Sequence[RunInfo]) -> dict[str, int]:
     """How many runs are in each status (every status listed, zeros included)."""
     counts = Counter(run.status.value for run in runs)
@@ -68,8 +79,8 @@ def best_run(runs: Sequence[RunInfo], goal: str) -> RunInfo | None:
     for run in runs:
         if run.status is not JobStatus.COMPLETED:
             continue
-        score = run.summary.get(keys.OBSERVATION_SCORE)
-        if not isinstance(score, int | float) or math.isnan(score):
+        score = _finite(run.summary.get(keys.OBSERVATION_SCORE))
+        if score is None:
             continue
         if sign * score > best_score:
             best, best_score = run, sign * score

@@ -8,7 +8,9 @@ idempotent (it runs again if it was killed before its flag was written).
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,58 @@ HookFn = Callable[[RunInfo], dict[str, Any] | None]
 
 
 class MissingMetricError(ValueError):
-    """The finished job did not report the experiment's metric."""
+    """The finished job did not report the experiment's metric, or its score or cost is not a number."""
+
+
+# How the store keeps what strict JSON cannot hold (`sweepwise.core.jsonsafe`).
+_STORED_NON_FINITE = ("NaN", "Infinity", "-Infinity")
+_STORED_HUGE_INT = re.compile(r"-?\d{309,}")
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in words: `true`, `NaN`, `the string "0.9"`, `an array`, ..."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, float) or value in _STORED_NON_FINITE:
+        return value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, int) or isinstance(value, str) and _STORED_HUGE_INT.fullmatch(value):
+        try:
+            return f"a {len(str(value).lstrip('-'))}-digit integer, too large for a float"
+        except ValueError:  # too many digits to print
+            return "an integer too large for a float"
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {json.dumps(text)}"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def finite_number(key: str, value: Any) -> float:
+    """`value`, the result's `key`, as a finite float.
+
+    NaN, the infinities and integers too large for a float are rejected as such also
+    in the string form the store keeps them in (docs/design.md, "Results and strict JSON").
+
+    Raises:
+        MissingMetricError: it is a bool, not a number, NaN, infinite, or an integer too
+            large for a float; the message names `key` and what it is.
+    """
+    numeric = value is not None and not isinstance(value, bool | str | bytes | dict | list | tuple)
+    number: float | None = None
+    if numeric:
+        try:
+            number = float(value)  # ints, floats, numpy scalars
+        except (TypeError, ValueError, OverflowError):
+            number, numeric = None, isinstance(value, int)
+    elif isinstance(value, str):
+        numeric = value in _STORED_NON_FINITE or _STORED_HUGE_INT.fullmatch(value) is not None
+    if number is None or not math.isfinite(number):
+        what = "not a finite number" if numeric else "not a number"
+        raise MissingMetricError(f"the result's {json.dumps(key)} is {_kind(value)}, {what}")
+    return number
 
 
 def lookup_metric(run: RunInfo, metric: str) -> Any:
@@ -55,17 +108,12 @@ class ObservationHook:
                 f"the result has no {self.metric!r} (it reported: {found}); "
                 f'report it, e.g. SWEEPWISE_RESULT {{"{self.metric}": 0.9}}, or set metric: in the spec'
             )
-        try:
-            score = float(value)
-        except (TypeError, ValueError):
-            raise MissingMetricError(f"{self.metric!r} is {value!r}, not a number") from None
-        if not math.isfinite(score):
-            raise MissingMetricError(f"{self.metric!r} is {value!r}, not a finite number")
+        score = finite_number(self.metric, value)
         cost = lookup_metric(run, self.cost_metric)
-        try:
-            cost_value = float(cost) if cost is not None else float(run.runtime)
-        except (TypeError, ValueError):
-            cost_value = float(run.runtime)
+        cost_value = float(run.runtime) if cost is None else finite_number(self.cost_metric, cost)
+        if cost_value < 0:
+            key = json.dumps(self.cost_metric)
+            raise MissingMetricError(f"the result's {key} is {cost!r}; a cost must be >= 0")
         update: dict[str, Any] = {keys.OBSERVATION_SCORE: score, keys.OBSERVATION_COST: cost_value}
         if keys.OBSERVATION_SUGGESTION not in run.summary:
             update[keys.OBSERVATION_SUGGESTION] = {}
@@ -77,4 +125,4 @@ def no_op_hook(run: RunInfo) -> None:
     return None
 
 
-__all__ = ["HookFn", "MissingMetricError", "ObservationHook", "lookup_metric", "no_op_hook"]
+__all__ = ["HookFn", "MissingMetricError", "ObservationHook", "finite_number", "lookup_metric", "no_op_hook"]

@@ -8,6 +8,7 @@ on its own.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import warnings
@@ -31,6 +32,26 @@ def _to_json(value: Any) -> Any:
     if callable(tolist):
         return tolist()
     return str(value)
+
+
+def _safe(value: Any) -> Any:
+    """`value` with NaN and infinities as strings, as the store keeps them (docs/design.md)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_safe(item) for item in value]
+    return value
+
+
+def _dumps(value: Any, **options: Any) -> str:
+    """Strict JSON (no bare `NaN`), which any reader of the job's files can parse."""
+    try:
+        return json.dumps(value, default=_to_json, allow_nan=False, **options)
+    except ValueError:
+        safe = _safe(value)
+        return json.dumps(safe, default=lambda item: _safe(_to_json(item)), allow_nan=False, **options)
 
 
 def _target(variable: str, file_name: str) -> str | None:
@@ -59,13 +80,14 @@ def report(step: int | None = None, **metrics: Any) -> None:
 
     Args:
         step: the training step (or epoch) the metrics belong to.
-        **metrics: metric names and JSON-serialisable values (numpy scalars are fine).
+        **metrics: metric names and JSON-serialisable values (numpy scalars are fine;
+            NaN and infinities are written as the strings "NaN", "Infinity", "-Infinity").
     """
     path = _target("SWEEPWISE_METRICS_FILE", "metrics.jsonl")
     if path is None:
         return
     row = {"step": step, "time": time.time(), **metrics}
-    line = (json.dumps(row, default=_to_json, separators=(",", ":")) + "\n").encode()
+    line = (_dumps(row, separators=(",", ":")) + "\n").encode()
     # One write on an O_APPEND descriptor: concurrent writers never interleave a line.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
@@ -89,7 +111,7 @@ def report_result(**metrics: Any) -> None:
         return
     import tempfile  # only here: it is not cheap, and most jobs never call this
 
-    payload = json.dumps(metrics, default=_to_json, indent=1).encode()
+    payload = _dumps(metrics, indent=1).encode()
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".result.", suffix=".tmp")
     try:

@@ -1,12 +1,14 @@
 """Reading what a job left in its run dir: its result, its status, the end of its log.
 
 Readers only look at the ends of files (results and log tails), so their cost does not
-grow with how much a job printed.
+grow with how much a job printed; a result over `max_result_bytes()` is rejected, not
+read whole (docs/design.md, "Results and strict JSON").
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
@@ -16,6 +18,49 @@ StrPath = str | os.PathLike[str]
 
 _TAIL_BYTES = 64 * 1024
 _RESULT_EXAMPLE = '{"score": 0.9}'
+MAX_RESULT_ENV = "SWEEPWISE_MAX_RESULT_BYTES"
+DEFAULT_MAX_RESULT_BYTES = 1_000_000
+
+logger = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def max_result_bytes() -> int:
+    """The largest result a job may report, in bytes: `$SWEEPWISE_MAX_RESULT_BYTES`, else 1 MB."""
+    text = os.environ.get(MAX_RESULT_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_RESULT_BYTES
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        if text not in _warned:
+            _warned.add(text)
+            logger.warning(
+                "%s=%r is not a positive number of bytes; using %d",
+                MAX_RESULT_ENV,
+                text,
+                DEFAULT_MAX_RESULT_BYTES,
+            )
+        return DEFAULT_MAX_RESULT_BYTES
+    return limit
+
+
+def _size(n: int) -> str:
+    """A byte count for people: `512 bytes`, `64 kB`, `200 MB`."""
+    if n < 1000:
+        return f"{n} bytes"
+    if n < 1_000_000:
+        return f"{n / 1000:.3g} kB"
+    return f"{n / 1_000_000:.3g} MB"
+
+
+def _too_large(where: str, size: int, limit: int) -> str:
+    return (
+        f"{where} is {_size(size)}, over the {_size(limit)} limit ({MAX_RESULT_ENV}); "
+        "report a summary, not data"
+    )
 
 
 def _read_tail(path: StrPath, max_bytes: int) -> tuple[bytes, bool]:
@@ -92,9 +137,14 @@ def _parse_object(text: str, where: str, how: str) -> tuple[dict[str, Any] | Non
 def _from_result_file(path: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str | None]:
     how = f"write one JSON object, e.g. {_RESULT_EXAMPLE}"
     where = f"{job_name}.{RESULT}"
+    limit = max_result_bytes()
     try:
         with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8")
+            size = os.fstat(handle.fileno()).st_size
+            data = b"" if size > limit else handle.read(limit + 1)  # it may grow as we read
+            if size > limit or len(data) > limit:
+                return None, _too_large(where, max(size, len(data)), limit)
+            text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None, f"{where} is not UTF-8 text; {how}"
     except OSError as exc:
@@ -107,20 +157,32 @@ def _from_log(path: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str 
         if line.startswith(RESULT_LINE_PREFIX):
             how = f"print one JSON object on one line, e.g. {RESULT_LINE_PREFIX}{_RESULT_EXAMPLE}"
             where = f"the last {RESULT_LINE_PREFIX.strip()} line of {job_name}.{LOG}"
-            return _parse_object(line[len(RESULT_LINE_PREFIX) :], where, how)
+            text = line[len(RESULT_LINE_PREFIX) :]
+            size, limit = len(text.encode()), max_result_bytes()
+            if size > limit:
+                return None, _too_large(where, size, limit)
+            return _parse_object(text, where, how)
     return None
 
 
-def _from_metrics(path: StrPath) -> dict[str, Any] | None:
-    row = last_metrics_row(path)
+def _from_metrics(path: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str | None]:
+    row, size = _last_metrics_row(path)
     if row is None:
-        return None
+        return None, None
+    limit = max_result_bytes()
+    if size > limit:
+        return None, _too_large(f"the last row of {job_name}.{METRICS}", size, limit)
     metrics = {key: value for key, value in row.items() if key not in ("step", "time")}
-    return metrics or None
+    return metrics or None, None
 
 
 def last_metrics_row(path: StrPath) -> dict[str, Any] | None:
     """The last complete, valid JSON-object row of a metrics file, or None."""
+    return _last_metrics_row(path)[0]
+
+
+def _last_metrics_row(path: StrPath) -> tuple[dict[str, Any] | None, int]:
+    """`last_metrics_row` and the size of its line in bytes."""
     for line in reversed(_tail_text_lines(path)):
         if not line.strip():
             continue
@@ -129,8 +191,8 @@ def last_metrics_row(path: StrPath) -> dict[str, Any] | None:
         except json.JSONDecodeError:
             continue  # a line being written right now, or garbage
         if isinstance(row, dict):
-            return row
-    return None
+            return row, len(line.encode())
+    return None, 0
 
 
 def read_new_metrics(path: StrPath, offset: int) -> tuple[dict[str, Any] | None, int]:
@@ -163,7 +225,10 @@ def read_new_metrics(path: StrPath, offset: int) -> tuple[dict[str, Any] | None,
     if end < 0:
         return None, start if skipped else offset
     lines = data[: end + 1].split(b"\n")[1 if skipped else 0 :]
+    limit = max_result_bytes()
     for line in reversed(lines):
+        if len(line) > limit:
+            continue  # a row over the result limit is data, not progress
         try:
             row = json.loads(line)
         except ValueError:
@@ -187,7 +252,8 @@ def read_job_result(run_dir: StrPath, job_name: str) -> tuple[dict[str, Any] | N
 
     Precedence: `<job>.result.json` (`report_result` or a renamed `result.json`); else
     the last `SWEEPWISE_RESULT {json}` line in the last 64 KiB of `<job>.log`; else
-    the last row of `<job>.metrics.jsonl` without its `step` / `time`.
+    the last row of `<job>.metrics.jsonl` without its `step` / `time`. A result over
+    `max_result_bytes()` is rejected; at most that many bytes (plus one) are read.
 
     Args:
         run_dir: the run directory.
@@ -195,7 +261,7 @@ def read_job_result(run_dir: StrPath, job_name: str) -> tuple[dict[str, Any] | N
 
     Returns:
         `(result, error)`: `(dict, None)` for a result; `(None, "one-line reason")`
-        when the job gave a result that is not a JSON object; `(None, None)` when it
+        when the job gave a result that is not a JSON object or is too large; `(None, None)` when it
         gave none.
     """
     result_path = job_file(run_dir, job_name, RESULT)
@@ -204,7 +270,7 @@ def read_job_result(run_dir: StrPath, job_name: str) -> tuple[dict[str, Any] | N
     found = _from_log(job_file(run_dir, job_name, LOG), job_name)
     if found is not None:
         return found
-    return _from_metrics(job_file(run_dir, job_name, METRICS)), None
+    return _from_metrics(job_file(run_dir, job_name, METRICS), job_name)
 
 
 def read_job_result_file(path: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -223,8 +289,11 @@ def read_status(path: StrPath) -> dict[str, Any] | None:
 
 
 __all__ = [
+    "DEFAULT_MAX_RESULT_BYTES",
+    "MAX_RESULT_ENV",
     "last_metrics_row",
     "last_output",
+    "max_result_bytes",
     "read_job_result",
     "read_job_result_file",
     "read_new_metrics",

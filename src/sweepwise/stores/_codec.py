@@ -13,6 +13,7 @@ from pathlib import PurePath
 from typing import Any
 
 from sweepwise.core import keys
+from sweepwise.core.jsonsafe import dumps_strict
 from sweepwise.core.models import JobDefinition, RunInfo
 
 UTC = dt.UTC
@@ -35,13 +36,13 @@ def _json_default(value: Any) -> Any:
 
 
 def to_json(value: Any, *, what: str) -> str:
-    """Encode `value` as JSON text.
+    """Encode `value` as strict JSON text (`NaN` and too-large integers as strings, see `json_safe`).
 
     Raises:
         TypeError: `value` holds something JSON cannot represent; `what` names it.
     """
     try:
-        return json.dumps(value, default=_json_default, separators=(",", ":"))
+        return dumps_strict(value, default=_json_default, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{what} must be JSON-serialisable: {exc}") from None
 
@@ -54,11 +55,15 @@ def to_epoch(value: dt.datetime) -> float:
 
 
 def cost_of(summary: Mapping[str, Any]) -> float | None:
-    """The summary's `observation/cost` when it is a finite number, else None."""
+    """The summary's `observation/cost` when it is a finite number >= 0, else None (a bool is not one)."""
     value = summary.get(keys.OBSERVATION_COST)
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        cost = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return cost if math.isfinite(cost) and cost >= 0 else None
 
 
 _from_epoch = dt.datetime.fromtimestamp

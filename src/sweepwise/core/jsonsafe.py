@@ -1,0 +1,76 @@
+"""Strict JSON: values every JSON parser accepts, whatever a job reported.
+
+Python's `json` writes `NaN` and `Infinity`, which strict parsers reject, and turns
+an integer of any size into digits no float can hold. Before writing, `json_safe`
+replaces a non-finite float by the string `"NaN"`, `"Infinity"` or `"-Infinity"`
+and an integer too large for a float by its decimal string (docs/design.md,
+"Results and strict JSON").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+# A run of 309 digits is the shortest text of an integer too large for a float (about 1.8e308).
+_HUGE_DIGITS = re.compile(r"\d{309}")
+
+
+def _number(value: float | int) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    try:
+        float(value)
+    except OverflowError:
+        try:
+            return str(int(value))
+        except ValueError:  # more digits than Python converts to text
+            return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with its non-finite floats and too-large integers replaced by strings.
+
+    Containers are copied (tuples and sets become lists); other values are kept as
+    they are, for `json.dumps`'s `default` to encode.
+    """
+    if isinstance(value, float | int):
+        return _number(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def dumps_strict(value: Any, *, default: Callable[[Any], Any] | None = None, **options: Any) -> str:
+    """`json.dumps(value, ...)` as strict JSON (`allow_nan=False`), made safe with `json_safe` when needed.
+
+    The common case, a value with nothing to replace, is encoded once; anything else
+    is encoded again after `json_safe` (also what `default` returns).
+
+    Raises:
+        TypeError: `value` holds something `default` cannot encode.
+    """
+
+    try:
+        text = json.dumps(value, default=default, allow_nan=False, **options)
+    except ValueError:
+        text = None
+    if text is None or _HUGE_DIGITS.search(text):
+        safe_default = None if default is None else lambda item: json_safe(default(item))
+        text = json.dumps(json_safe(value), default=safe_default, allow_nan=False, **options)
+    return text
+
+
+__all__ = ["dumps_strict", "json_safe"]
