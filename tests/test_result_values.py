@@ -198,3 +198,16 @@ def test_finite_number_names_the_key_and_what_it_is(value: Any, reason: str) -> 
         finite_number("score", value)
     assert str(raised.value) == reason
     assert finite_number("score", 3) == 3.0
+
+
+def test_report_writes_a_nan_loss_as_strict_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sweepwise
+
+    metrics, result = tmp_path / "train.metrics.jsonl", tmp_path / "train.result.json"
+    monkeypatch.setenv("SWEEPWISE_METRICS_FILE", str(metrics))
+    monkeypatch.setenv("SWEEPWISE_RESULT_FILE", str(result))
+    sweepwise.report(step=1, loss=math.nan, best=-math.inf)
+    sweepwise.report_result(score=0.5, loss=math.nan)
+    row = strict(metrics.read_text())
+    assert (row["loss"], row["best"]) == ("NaN", "-Infinity")
+    assert strict(result.read_text()) == {"score": 0.5, "loss": "NaN"}
