@@ -88,6 +88,11 @@ def config_error(exc: ValidationError, prefix: str = "", fields: list[str] | Non
     if kind == "missing":
         return ConfigError(path, "is required; add it to the spec")
     got = err.get("input")
+    if kind == "string_too_long" and isinstance(got, str):
+        limit = (err.get("ctx") or {}).get("max_length")
+        return ConfigError(path, f"is {len(got)} characters long; shorten it to at most {limit}")
+    if kind == "finite_number":
+        return ConfigError(path, f"must be a finite number (got {got!r}); give a number such as 5")
     got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
     return ConfigError(path, f"{err['msg'].lower()}{got_text}")
 
@@ -155,17 +160,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
+        seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, list | dict):
                 continue  # unhashable: PyYAML refuses it below, with its own message
             if key in seen:
-                mark = key_node.start_mark
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}; keep one of them", mark
-                )
-            seen.add(key)
+                problem = f"duplicate key {key!r} (first at line {seen[key]})"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
 
