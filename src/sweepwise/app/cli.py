@@ -65,6 +65,13 @@ def _open_reader(url_option: str | None) -> RunReader:
 
     reader = open_reader(resolve_store_url(url_option))
     if not reader.exists():
+        path = getattr(reader, "path", None)
+        if isinstance(path, Path) and path.is_file():
+            raise _fail(
+                f"{path} is not a sweepwise store (not a SQLite database, or no sweepwise tables); "
+                "pass --store with the URL of a sweepwise store",
+                1,
+            )
         raise _fail(f"no sweepwise store at {reader.url}; run a sweep first or pass --store URL", 1)
     return reader
 
@@ -107,9 +114,13 @@ def run(
     naming the function's parameters are passed to it; the others override the
     returned tool (`max_parallel=2`, `scheduler.batch_size=8`, `batch_size=8`).
     """
-    experiment = _load_experiment(target, words or [], help_recipe)
-    if experiment is None:
+    if help_recipe:
+        _help_recipe(target, words or [])
         return
+    try:
+        experiment = validate_run(target, words or [], store)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
     from sweepwise.app.display import LiveDisplay
     from sweepwise.stores.sql import SQLStore
 
@@ -117,13 +128,16 @@ def run(
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
         )
-    sql = SQLStore(experiment.store_url(store))
+    sql = SQLStore(experiment.store_url(store))  # reads only until ensure_experiment
     existing = sql.get_experiment(experiment.name) if sql.exists() else None
     try:
-        experiment.check_runs_dir(existing)  # before anything is written
+        note = experiment.check_resume(existing.spec) if existing is not None else None
+        experiment.check_runs_dir(existing)
     except ConfigError as exc:
         raise _fail(str(exc), 2) from None
-    record = sql.ensure_experiment(experiment.name, experiment.record())
+    if note is not None:
+        typer.echo(note, err=True)
+    record = sql.ensure_experiment(experiment.name, experiment.record())  # the first write
     try:
         experiment.mark_runs_dir(record.incarnation, sql.url)
     except ConfigError as exc:
@@ -178,45 +192,62 @@ def _is_recipe_target(target: str) -> bool:
     )
 
 
-def _load_experiment(target: str, words: list[str], help_recipe: bool) -> Experiment | None:
-    """The validated experiment TARGET names; None when `--help-recipe` printed help instead."""
+def validate_run(target: str, words: list[str], store: str | None = None) -> Experiment:
+    """The experiment `sweepwise run TARGET WORDS...` would run, checked before anything is written.
+
+    Checks the spec (or recipe) and its overrides, the job commands, that the store's
+    driver is installed and its directory exists, and that the runs directory can be
+    created. Writes nothing (docs/design.md; README, "Bad input").
+
+    Args:
+        target: a spec file, or a recipe function `package.module.function`.
+        words: `key=value` overrides (and a recipe's parameters).
+        store: the `--store` URL, if given.
+
+    Raises:
+        ConfigError: any of these checks fails.
+    """
     from sweepwise.app.experiment import Experiment
+    from sweepwise.stores.location import check_store_url
 
     if _is_recipe_target(target):
-        return _recipe_experiment(target, words, help_recipe)
-    if help_recipe:
-        raise _fail(f"--help-recipe: {target} is not a recipe; give package.module.function")
-    path = Path(target)
-    if not path.exists():
-        raise _fail(
-            f"{target}: no such spec file; give the path of a YAML spec (e.g. sweep.yaml) "
-            "or a recipe function (package.module.function)"
-        )
-    try:
-        return Experiment.from_file(path, words)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        from sweepwise.recipes.loading import ensure_on_path, load_function
+        from sweepwise.recipes.tool import call_recipe
+
+        ensure_on_path()  # recipes import from the current directory, like `python -m`
+        experiment = call_recipe(load_function(target), words, name=target).to_experiment(Path.cwd())
+    else:
+        path = Path(target)
+        if not path.exists():
+            raise ConfigError(
+                target,
+                "no such spec file; give the path of a YAML spec (e.g. sweep.yaml) "
+                "or a recipe function (package.module.function)",
+            )
+        experiment = Experiment.from_file(path, words)
+    check_store_url(experiment.store_url(store))
+    experiment.check_runs_dir_creatable()
+    return experiment
 
 
-def _recipe_experiment(target: str, words: list[str], help_recipe: bool) -> Experiment | None:
+def _help_recipe(target: str, words: list[str]) -> None:
+    """Print a recipe's parameters and overridable fields (`run --help-recipe`)."""
+    from sweepwise.recipes.describe import describe_recipe
     from sweepwise.recipes.loading import ensure_on_path, load_function
     from sweepwise.recipes.tool import call_recipe
 
-    ensure_on_path()  # recipes import from the current directory, like `python -m`
+    if not _is_recipe_target(target):
+        raise _fail(f"--help-recipe: {target} is not a recipe; give package.module.function")
+    ensure_on_path()
     try:
         fn = load_function(target)
-        if help_recipe:
-            from sweepwise.recipes.describe import describe_recipe
-
-            try:
-                tool, note = call_recipe(fn, words, name=target), None
-            except ConfigError as exc:
-                tool, note = None, f"(its tool's fields are listed once the recipe can be called: {exc})"
-            typer.echo(describe_recipe(fn, target, tool, note), nl=False)
-            return None
-        return call_recipe(fn, words, name=target).to_experiment(Path.cwd())
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    try:
+        tool, note = call_recipe(fn, words, name=target), None
+    except ConfigError as exc:
+        tool, note = None, f"(its tool's fields are listed once the recipe can be called: {exc})"
+    typer.echo(describe_recipe(fn, target, tool, note), nl=False)
 
 
 @app.command()

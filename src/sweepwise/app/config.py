@@ -6,18 +6,22 @@ Every error is a `ConfigError` naming the field and the fix in one line.
 from __future__ import annotations
 
 import difflib
+import os
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.lifecycle import RetryPolicy
 from sweepwise.recipes.values import parse_value
 
 DEFAULT_STORE = "sqlite:///sweepwise.db"
+NAME_MAX = 100
+"""The longest experiment name: it names a directory and must fit the store's 255-character column."""
 
 
 class DispatcherSpec(BaseModel):
@@ -41,7 +45,7 @@ class ExperimentSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     imports: list[str] = Field(
         default_factory=list,
         description="modules imported before the scheduler is looked up, e.g. ones that "
@@ -49,9 +53,9 @@ class ExperimentSpec(BaseModel):
     )
     store: str | None = None
     dispatcher: DispatcherSpec = Field(default_factory=DispatcherSpec)
-    max_parallel: int = Field(default=4, ge=1)
-    monitoring_interval: float = Field(default=5.0, gt=0)
-    stale_after: float = Field(default=3600.0, gt=0)
+    max_parallel: StrictInt = Field(default=4, ge=1)
+    monitoring_interval: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    stale_after: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
     retries: RetryPolicy = Field(default_factory=RetryPolicy)
     runs_dir: str = "runs"
     metric: str = "score"
@@ -84,6 +88,11 @@ def config_error(exc: ValidationError, prefix: str = "", fields: list[str] | Non
     if kind == "missing":
         return ConfigError(path, "is required; add it to the spec")
     got = err.get("input")
+    if kind == "string_too_long" and isinstance(got, str):
+        limit = (err.get("ctx") or {}).get("max_length")
+        return ConfigError(path, f"is {len(got)} characters long; shorten it to at most {limit}")
+    if kind == "finite_number":
+        return ConfigError(path, f"must be a finite number (got {got!r}); give a number such as 5")
     got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
     return ConfigError(path, f"{err['msg'].lower()}{got_text}")
 
@@ -106,6 +115,9 @@ def apply_overrides(data: dict[str, Any], words: list[str], scheduler_fields: li
             else:
                 raise ConfigError(key, f"unknown key; {_closest(path[0], top_fields + scheduler_fields)}")
         target: dict[str, Any] = data
+        value = parse_value(raw)
+        if path in (["scheduler"], ["dispatcher"]) and isinstance(data.get(path[0]), dict):
+            path = [path[0], "type"]  # `scheduler=async_capped` switches the type, keeping the fields
         for part in path[:-1]:
             node = target.get(part)
             if isinstance(node, str) and part in ("scheduler", "dispatcher"):
@@ -116,20 +128,69 @@ def apply_overrides(data: dict[str, Any], words: list[str], scheduler_fields: li
                 raise ConfigError(key, f"{part} is not a mapping, so {key} cannot be set")
             target[part] = node
             target = node
-        target[path[-1]] = parse_value(raw)
+        target[path[-1]] = value
     return data
 
 
+def scheduler_type(data: dict[str, Any], words: list[str]) -> str:
+    """The scheduler type the spec names, after the `scheduler=X` / `scheduler.type=X` words.
+
+    Raises:
+        ConfigError: `scheduler` is neither a name nor a mapping.
+    """
+    scheduler = data.get("scheduler")
+    if scheduler is None:
+        scheduler = {}
+    if not isinstance(scheduler, str | dict):
+        raise ConfigError(
+            "scheduler",
+            f"expected a scheduler name or a mapping like {{type: batched_synced}}, got {scheduler!r}",
+        )
+    chosen = scheduler if isinstance(scheduler, str) else scheduler.get("type", "batched_synced")
+    for word in words:
+        key, _, raw = word.partition("=")
+        if key in ("scheduler", "scheduler.type"):
+            chosen = parse_value(raw)
+    if not isinstance(chosen, str):
+        raise ConfigError("scheduler.type", f"expected a scheduler name, got {chosen!r}")
+    return chosen
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                continue  # unhashable: PyYAML refuses it below, with its own message
+            if key in seen:
+                problem = f"duplicate key {key!r} (first at line {seen[key]})"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_spec_data(path: Path) -> dict[str, Any]:
-    """Read a spec file as a mapping, with one-line errors for unreadable or malformed YAML."""
+    """Read a spec file as a mapping, with one-line errors for unreadable or malformed YAML.
+
+    The file must be UTF-8 and no mapping may repeat a key.
+    """
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(str(path), "no such spec file; check the path") from None
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read it ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            str(path), f"is not UTF-8 text (byte {exc.start}); save the spec as UTF-8"
+        ) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -141,21 +202,55 @@ def load_spec_data(path: Path) -> dict[str, Any]:
 
 
 def check_command(cmd: str | list[str], cwd: Path, field: str) -> None:
-    """Fail at load time when a job's program, or its Python script, does not exist."""
-    import shlex
+    """Fail at load time when a job's program, or its Python script, cannot be run.
 
-    argv = shlex.split(cmd) if isinstance(cmd, str) else [str(part) for part in cmd]
+    A program given as a path must be an executable file; `python script.py`'s script
+    must be a readable file. A string command is split like a shell would (`shlex`).
+    """
+    if isinstance(cmd, str):
+        try:
+            argv = shlex.split(cmd)
+        except ValueError as exc:
+            raise ConfigError(field, f"cannot be split into words ({exc}); close the quote") from None
+    else:
+        argv = [str(part) for part in cmd]
     if not argv:
         raise ConfigError(field, "is empty; give the command to run, e.g. [python, train.py]")
     program = argv[0]
+    if "\x00" in "".join(argv):
+        raise ConfigError(field, "contains a NUL byte; remove it")
     if "/" in program:
-        if not (cwd / program).exists():
+        path = cwd / program
+        if not path.exists():
             raise ConfigError(field, f"command {program!r} not found (relative to {cwd}); fix the path")
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise ConfigError(
+                field, f"command {program!r} is not an executable file; chmod +x it or fix the path"
+            )
     elif shutil.which(program) is None:
         raise ConfigError(field, f"command {program!r} not found on PATH; install it or fix the name")
     if Path(program).name.startswith("python") and len(argv) > 1 and argv[1].endswith(".py"):
-        if not (cwd / argv[1]).exists():
+        script = cwd / argv[1]
+        if not script.exists():
             raise ConfigError(field, f"script {argv[1]!r} not found in {cwd}; fix the path")
+        if not script.is_file() or not os.access(script, os.R_OK):
+            raise ConfigError(field, f"script {argv[1]!r} is not a readable file; fix the path")
+
+
+def refuse_bools(model: type[BaseModel], data: Any, prefix: str = "") -> None:
+    """A YAML `true` is not a whole number: refuse it for `model`'s int fields.
+
+    Pydantic accepts a bool for an int (`max_trials: true` would be 1).
+
+    Raises:
+        ConfigError: an int field of `model` holds a bool.
+    """
+    if not isinstance(data, dict):
+        return
+    for name, info in model.model_fields.items():
+        value = data.get(name)
+        if isinstance(value, bool) and info.annotation in (int, int | None):
+            raise ConfigError(f"{prefix}{name}", f"expected a whole number, got {str(value).lower()}")
 
 
 __all__ = [
@@ -167,4 +262,6 @@ __all__ = [
     "check_command",
     "config_error",
     "load_spec_data",
+    "refuse_bools",
+    "scheduler_type",
 ]

@@ -7,7 +7,8 @@ import inspect
 import json
 import os
 import secrets
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from sweepwise.app.config import (
     check_command,
     config_error,
     load_spec_data,
+    refuse_bools,
+    scheduler_type,
 )
 from sweepwise.core.errors import ConfigError
 from sweepwise.dispatchers import available_dispatchers
@@ -59,10 +62,9 @@ class Experiment:
         directory or installed packages), so they can register custom schedulers.
         """
         import_modules(data.get("imports"))
-        scheduler = data.get("scheduler") or {}
-        sched_type = scheduler if isinstance(scheduler, str) else scheduler.get("type", "batched_synced")
-        config_cls, scheduler_cls = scheduler_classes(str(sched_type))
+        config_cls, scheduler_cls = scheduler_classes(scheduler_type(data, words or []))
         data = apply_overrides(dict(data), words or [], [f for f in config_cls.model_fields if f != "type"])
+        refuse_bools(ExperimentSpec, data)
         try:
             spec = ExperimentSpec.model_validate(data)
         except ValidationError as exc:
@@ -87,6 +89,7 @@ class Experiment:
             if key in fields:
                 values[key] = value
         values.update(spec.scheduler.model_extra or {})
+        refuse_bools(config_cls, values, "scheduler.")
         try:
             config = config_cls.model_validate(values)
         except ValidationError as exc:
@@ -224,6 +227,75 @@ class Experiment:
             + "; set runs_dir to another directory, rename the experiment, or delete that directory",
         )
 
+    def check_runs_dir_creatable(self) -> None:
+        """Refuse a runs directory that cannot be created, before anything is written.
+
+        The nearest existing ancestor of `<runs_dir>/<name>` must be a directory in which
+        a directory can be made: one is made and removed again (permission bits do not
+        tell for root, nor for a pseudo file system like /proc).
+
+        Raises:
+            ConfigError: the path cannot be resolved (a symlink loop) or created.
+        """
+        fix = "set runs_dir to a directory you can write"
+        try:
+            directory = self.runs_root / self.name
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+            raise ConfigError(
+                "runs_dir", f"{self.spec.runs_dir!r} cannot be resolved ({exc}); {fix}"
+            ) from None
+        existing = directory
+        while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError("runs_dir", f"cannot create {directory}: {existing} is not a directory; {fix}")
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".sweepwise-probe-", dir=existing))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigError(
+                "runs_dir", f"cannot create {directory} ({reason} in {existing}); {fix}"
+            ) from None
+
+    def check_resume(self, stored: dict[str, Any]) -> str | None:
+        """Compare this experiment with the record of the stored one it would resume.
+
+        A change to what the runs mean (the search space, the scheduler type, the train or
+        eval command, the goal, metric or optimizer) is refused; any other change (more
+        `max_trials`, another `max_parallel`, ...) is allowed and described.
+
+        Args:
+            stored: the stored experiment's record (`ExperimentRecord.spec`, see `record`).
+
+        Returns:
+            A one-line note naming the allowed changes, or None when nothing changed.
+
+        Raises:
+            ConfigError: a change that matters; the message says how to start a new experiment.
+        """
+        new = self.record()
+        refusal = _changed_meaning(stored, new)
+        if refusal is not None:
+            field, what = refusal
+            raise ConfigError(
+                field,
+                f"{what} since experiment {self.name!r} was started, so its runs no longer match the spec; "
+                f"to start a new experiment set another name (e.g. name={self.name}-2) or use another "
+                "store (--store URL), or undo the change to resume it",
+            )
+        old_leaves, new_leaves = dict(_leaves(stored)), dict(_leaves(new))
+        changes: dict[str, str] = {}  # the field as shown -> its change
+        for path in sorted(set(old_leaves) | set(new_leaves), key=lambda p: not p.startswith("spec.")):
+            shown = path.removeprefix("spec.").replace("scheduler_config.", "scheduler.")
+            before, after = old_leaves.get(path, _UNSET), new_leaves.get(path, _UNSET)
+            if before != after and path not in _RESUME_IGNORED and shown not in changes:
+                changes[shown] = f"{shown} ({_short(before)} -> {_short(after)})"
+        if not changes:
+            return None
+        shown_changes = list(changes.values())
+        listed = ", ".join(shown_changes[:4]) + (f" and {len(changes) - 4} more" if len(changes) > 4 else "")
+        return f"note: resuming experiment {self.name!r} with changed {listed}"
+
     def mark_runs_dir(self, incarnation: str | None, store_url: str) -> None:
         """Record the experiment's incarnation in its runs directory (once; see `check_runs_dir`).
 
@@ -307,6 +379,73 @@ RUNS_MARKER = ".sweepwise-experiment.json"
 """In `<runs_dir>/<experiment>/`: the experiment and incarnation its run directories belong to."""
 
 
+_UNSET = "<unset>"
+_RESUME_IGNORED = frozenset({"spec.optimizer.seed", "scheduler_config.optimizer.seed"})  # see `resume`
+
+
+def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every leaf of a nested mapping, as (dot path, value); lists are leaves."""
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else str(key))
+    else:
+        yield path, value
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if value is not _UNSET else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _flat_parameters(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's parameters by flat name (as the optimizer sees them), else as written."""
+    from sweepwise.space import SearchSpace
+
+    raw = (record.get("scheduler_config") or {}).get("parameters") or {}
+    try:
+        return SearchSpace.from_dict(raw).to_dict()
+    except (ConfigError, TypeError, ValueError):
+        return dict(raw) if isinstance(raw, dict) else {}
+
+
+def _changed_meaning(stored: dict[str, Any], new: dict[str, Any]) -> tuple[str, str] | None:
+    """The first change between two records that changes what the runs mean: (field, what)."""
+    old_type = ((stored.get("spec") or {}).get("scheduler") or {}).get("type")
+    new_type = new["spec"]["scheduler"]["type"]
+    if old_type != new_type:
+        return "scheduler.type", f"the scheduler changed from {old_type!r} to {new_type!r}"
+    before, after = _flat_parameters(stored), _flat_parameters(new)
+    if before != after:
+        parts = [
+            f"{verb} {', '.join(names)}"
+            for verb, names in (
+                ("added", sorted(set(after) - set(before))),
+                ("removed", sorted(set(before) - set(after))),
+                ("changed", sorted(n for n in set(before) & set(after) if before[n] != after[n])),
+            )
+            if names
+        ]
+        return "parameters", f"the search space changed ({'; '.join(parts)})"
+    old_leaves, new_leaves = dict(_leaves(stored)), dict(_leaves(new))
+    for path, field in _MEANINGFUL:
+        if old_leaves.get(path, _UNSET) != new_leaves.get(path, _UNSET):
+            was, now = _short(old_leaves.get(path, _UNSET)), _short(new_leaves.get(path, _UNSET))
+            return field, f"{field} changed from {was} to {now}"
+    return None
+
+
+_MEANINGFUL = (  # (record path, field as the user writes it)
+    ("scheduler_config.train.cmd", "train.cmd"),
+    ("scheduler_config.eval.cmd", "eval.cmd"),
+    ("scheduler_config.recipe_module", "scheduler.recipe_module"),
+    ("scheduler_config.train_entrypoint", "scheduler.train_entrypoint"),
+    ("scheduler_config.eval_entrypoint", "scheduler.eval_entrypoint"),
+    ("spec.goal", "goal"),
+    ("spec.metric", "metric"),
+    ("scheduler_config.optimizer.type", "optimizer.type"),
+)
+
+
 def _read_marker(path: Path) -> dict[str, Any] | None:
     try:
         value = json.loads(path.read_text())
@@ -328,6 +467,24 @@ def _check_dispatcher(spec: ExperimentSpec) -> None:
         choices = ", ".join(known)
         raise ConfigError(
             "dispatcher", f"unknown dispatcher {spec.dispatcher.type!r}; choose one of: {choices}"
+        )
+    options = set(spec.dispatcher.model_extra or {})
+    if spec.dispatcher.type == "simulated":
+        accepted = {"behaviour"}
+    elif spec.dispatcher.type == "local":
+        from sweepwise.dispatchers.local import LocalDispatcher
+
+        # What `make_dispatcher` passes itself is not an option.
+        passed = {"runs_root", "experiment", "incarnation"}
+        accepted = set(inspect.signature(LocalDispatcher).parameters) - passed
+    else:
+        return
+    unknown = sorted(options - accepted)
+    if unknown:
+        raise ConfigError(
+            f"dispatcher.{unknown[0]}",
+            f"the {spec.dispatcher.type} dispatcher takes no option {unknown[0]!r}; "
+            f"remove it (its options: {', '.join(sorted(accepted))})",
         )
 
 
@@ -360,6 +517,7 @@ def _job_spec(raw: dict[str, Any] | None, field: str, base_dir: Path) -> JobSpec
         return None
     if isinstance(raw, str | list):
         raw = {"cmd": raw}
+    refuse_bools(JobSpec, raw, f"{field}.")
     try:
         job = JobSpec.model_validate(raw)
     except ValidationError as exc:

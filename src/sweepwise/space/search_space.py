@@ -6,6 +6,7 @@ Every parameter has one normalised dimension; optimizers work in that box and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sweepwise.core.errors import ConfigError
 from sweepwise.space._errors import config_error
 from sweepwise.space.spec import ParameterSpec
+
+_WORD = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?")
+"""One word of a parameter name: it becomes a `key=value` argument of the job."""
 
 
 def _is_spec(value: object) -> bool:
@@ -28,8 +32,12 @@ def _is_spec(value: object) -> bool:
 
 def _flatten(mapping: Mapping[Any, Any], field: str, prefix: str, out: dict[str, tuple[str, Any]]) -> None:
     for key, value in mapping.items():
-        if not isinstance(key, str) or not all(key.split(".")):
-            raise ConfigError(field, f"parameter name {key!r} is not a dot path like 'trainer.lr'; rename it")
+        if not isinstance(key, str) or not all(_WORD.fullmatch(word) for word in key.split(".")):
+            raise ConfigError(
+                field,
+                f"parameter name {key!r} is not a dot path of words like 'trainer.lr' "
+                "(letters, digits, _ and - inside); rename it",
+            )
         name, path = (f"{prefix}.{key}" if prefix else key), f"{field}.{key}"
         if _is_spec(value):
             if name in out:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import numbers
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Literal, TypeAlias, TypeGuard
 
@@ -22,6 +23,10 @@ Scalar: TypeAlias = str | int | float | bool | None
 
 AUTO_SCALE = 0.5
 """What `scale: auto` means: half-width of the search box, in normalised units."""
+
+BOUND_LIMIT = 1e15
+"""The largest |min| or |max|: every whole number up to it is exact in a float, and the
+map to [-1, 1] stays finite."""
 
 
 class Distribution(enum.StrEnum):
@@ -133,6 +138,10 @@ class ParameterSpec(BaseModel):
             for item in choices:
                 if not (item is None or isinstance(item, str | bool) or _as_float(item) is not None):
                     raise ConfigError("choices", f"each choice must be a finite JSON scalar (got {item!r})")
+                if isinstance(item, str) and any(unicodedata.category(c) == "Cc" for c in item):
+                    raise ConfigError(
+                        "choices", f"{item!r} holds a control character (a NUL, tab, newline...); remove it"
+                    )
             data["choices"] = list(choices)
         return data
 
@@ -171,6 +180,10 @@ class ParameterSpec(BaseModel):
                 raise ConfigError(bound, f"required for distribution '{dist}'; add {bound}: <{hint} value>")
             if not math.isfinite(value):
                 raise ConfigError(bound, f"must be a finite number (got {value!r})")
+            if abs(value) > BOUND_LIMIT:
+                raise ConfigError(
+                    bound, f"must lie within ±{BOUND_LIMIT:.0e} (got {value!r}); rescale the parameter"
+                )
         lo, hi = self._lo, self._hi
         got = f"(got min={_fmt(lo)}, max={_fmt(hi)})"
         if lo >= hi:
@@ -189,9 +202,16 @@ class ParameterSpec(BaseModel):
         if self.distribution is Distribution.UNIFORM_POW2:
             if lo < 1:
                 raise ConfigError("min", f"must be at least 1 for uniform_pow2 {got}; use min >= 1")
-            e_lo, e_hi = self._exponents()
-            if e_lo > e_hi:
-                raise ConfigError("max", f"no power of two lies in [min, max] {got}; widen the range")
+            for bound, value in (("min", lo), ("max", hi)):
+                if not math.log2(value).is_integer():
+                    raise ConfigError(
+                        bound, f"must be a power of two for uniform_pow2 {got}; e.g. 1, 2, 4, 8"
+                    )
+        a, b = self._natural_bounds()
+        if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(b - a) and b > a):
+            raise ConfigError(
+                "max", f"the range is too narrow or too wide to search {got}; widen or narrow it"
+            )
         self._resolve_mean(lo, hi)
 
     def _resolve_mean(self, lo: float, hi: float) -> None:
