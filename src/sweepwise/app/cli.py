@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from sweepwise import __version__
+from sweepwise.app.help_format import PlainCommand, PlainGroup
 from sweepwise.core import keys
 from sweepwise.core.errors import ConfigError, LeaseHeldError, SweepwiseError
 
@@ -38,12 +40,34 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=PlainGroup,
 )
 
 StoreOption = Annotated[
     str | None,
-    typer.Option("--store", help="SQLAlchemy URL of the store [default: $SWEEPWISE_STORE or ./sweepwise.db]"),
+    typer.Option(
+        "--store",
+        metavar="URL",
+        # `\\[`: rich reads a bare `[...]` as markup and drops it
+        help="SQLAlchemy URL of the store \\[default: $SWEEPWISE_STORE or ./sweepwise.db]",
+    ),
 ]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"sweepwise {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="print the version and exit", is_eager=True, callback=_print_version),
+    ] = False,
+) -> None:
+    """Adaptive experiments: hyperparameter sweeps and train->eval pipelines."""
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -85,7 +109,7 @@ def _experiment_record(store: SQLStore, name: str) -> Any:
     return record
 
 
-@app.command(context_settings={"allow_extra_args": False})
+@app.command(cls=PlainCommand, context_settings={"allow_extra_args": False})
 def run(
     target: Annotated[
         str, typer.Argument(help="a spec file (sweep.yaml) or a recipe function (package.module.function)")
@@ -220,7 +244,7 @@ def _recipe_experiment(target: str, words: list[str], help_recipe: bool) -> Expe
         raise _fail(str(exc)) from None
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def status(
     experiment: Annotated[str | None, typer.Argument(help="experiment name; all when omitted")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
@@ -249,7 +273,7 @@ def status(
         print_status(payload, limit=None if show_all else 30)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def best(
     experiment: Annotated[str, typer.Argument(help="experiment name")],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
@@ -272,7 +296,7 @@ def best(
         print_best(row)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def logs(
     run_id: Annotated[str, typer.Argument(help="the run's id (see `sweepwise status`)")],
     job: Annotated[str, typer.Option("--job", help="train or eval")] = "train",
@@ -306,7 +330,7 @@ def logs(
         typer.echo(f"--- {job} job of {run_id}: {run.status.value}, exit code {code}: {run.error}", err=True)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def cancel(
     target: Annotated[str, typer.Argument(help="a run id or an experiment name")],
     store: StoreOption = None,
@@ -320,6 +344,23 @@ def cancel(
     except SweepwiseError as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(message)
+
+
+@app.command(
+    "exec",
+    cls=PlainCommand,
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def exec_(ctx: typer.Context) -> None:
+    """Run one job command under supervision: `sweepwise exec [OPTIONS] -- CMD...` (used by jobs).
+
+    The console script hands `exec` to `sweepwise.runtime.exec` before this CLI is
+    loaded; `sweepwise exec --help` lists its options.
+    """
+    from sweepwise.runtime.exec import main as exec_main
+
+    raise typer.Exit(exec_main(list(ctx.args)))
 
 
 # A file system's errors the user can fix, and how (errno -> hint).
