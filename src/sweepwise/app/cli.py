@@ -309,6 +309,8 @@ def logs(
 
     if job not in ("train", "eval"):
         raise _fail(f"--job: unknown job {job!r}; use train or eval")
+    if lines < 0:
+        raise _fail(f"--lines: {lines} is negative; give a count of lines, or 0 for all")
     sql = _open_store(store)
     found = sql.fetch_runs({"run_id": run_id})
     if not found:
@@ -326,21 +328,29 @@ def logs(
     code = run.summary.get(keys.TRAIN_EXIT_CODE if job == "train" else keys.EVAL_EXIT_CODE)
     if attempt > 1:
         typer.echo(f"--- attempt {attempt} of the {job} job (earlier attempts: {job}.<N>.log)", err=True)
-    if run.error or (code not in (None, 0)):
-        typer.echo(f"--- {job} job of {run_id}: {run.status.value}, exit code {code}: {run.error}", err=True)
+    # the run's error is the eval job's once training completed, else the train job's
+    error = run.error if (job == "eval") == run.has_completed_training else None
+    if error or code not in (None, 0):
+        why = [f"exit code {code}"] if code is not None else []
+        why += [error] if error and error != f"exit code {code}" else []
+        typer.echo(f"--- {job} job of {run_id}: {run.status.value}, {', '.join(why)}", err=True)
 
 
 @app.command(cls=PlainCommand)
 def cancel(
     target: Annotated[str, typer.Argument(help="a run id or an experiment name")],
     store: StoreOption = None,
+    is_run: Annotated[bool, typer.Option("--run", help="TARGET is a run id")] = False,
+    is_experiment: Annotated[bool, typer.Option("--experiment", help="TARGET is an experiment name")] = False,
 ) -> None:
     """Cancel a run, or every unfinished run of an experiment (jobs get SIGTERM)."""
     from sweepwise.app.cancel import cancel_target
 
+    if is_run and is_experiment:
+        raise _fail("--run and --experiment: give one of them, not both")
     sql = _open_store(store)
     try:
-        message = cancel_target(sql, target)
+        message = cancel_target(sql, target, "run" if is_run else "experiment" if is_experiment else None)
     except SweepwiseError as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(message)
