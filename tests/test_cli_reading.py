@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import cli, status_json
+import pytest
+
+from conftest import cli, markers, status_json
+from faults_helpers import wait_for
 
 
 def _line(text: str, start: str) -> str:
@@ -105,3 +112,90 @@ def test_cancel_asks_which_when_a_run_and_an_experiment_share_a_name(
     assert as_run.returncode == 0 and "run" in as_run.stdout and "experiment" not in as_run.stdout
     as_experiment = cli("cancel", run_id, "--experiment", cwd=tmp_path)
     assert as_experiment.returncode == 0 and as_experiment.stdout.startswith("cancelled experiment")
+
+
+def test_a_sweep_with_no_completed_trial_exits_1_and_quiet_hides_alembic(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
+    markers_dir = str(tmp_path / "markers")
+    spec = make_sweep(
+        "hopeless",
+        scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2},
+        train={"cmd": ["python", "train.py"], "env": {"MARKERS": markers_dir, "FAIL_ABOVE": "-1"}},
+    )
+    result = cli("run", str(spec), "--quiet", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: experiment 'hopeless' ended with no completed trial"), result.stderr
+    assert "alembic" not in result.stderr.lower() and "Traceback" not in result.stderr
+
+
+def _env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_the_controller_as_ctrl_c_does(
+    tmp_path: Path, make_sweep: Callable[..., Path], signum: signal.Signals
+) -> None:
+    markers_dir = tmp_path / "markers"
+    spec = make_sweep(
+        "stopped",
+        scheduler={"type": "batched_synced", "max_trials": 1, "batch_size": 1},
+        train={"cmd": ["python", "train.py"], "env": {"MARKERS": str(markers_dir), "TRAIN_SLEEP": "3"}},
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: markers(tmp_path, "train"), "the train job to start")
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signum, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "interrupted: jobs keep running; run the same command again to resume"
+    ), stderr
+    run_id = markers(tmp_path, "train")[0]
+    wait_for(lambda: (tmp_path / "runs" / "stopped" / run_id / "model.json").exists(), "the job to finish")
+
+
+@pytest.mark.slow
+def test_twenty_simultaneous_starts_leave_one_controller_and_its_config(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
+    markers_dir = str(tmp_path / "markers")
+    spec = make_sweep(
+        "crowd",
+        scheduler={"type": "batched_synced", "max_trials": 1, "batch_size": 1},
+        train={"cmd": ["python", "train.py"], "env": {"MARKERS": markers_dir, "TRAIN_SLEEP": "2"}},
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet", f"max_parallel={i + 1}"],
+            cwd=tmp_path,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(20)
+    ]
+    outcomes = []
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=300)
+        outcomes.append((proc.returncode, stderr))
+    for code, stderr in outcomes:
+        assert code in (0, 3) and "Traceback" not in stderr, stderr
+    assert [code for code, _ in outcomes].count(0) >= 1
+    written = json.loads((tmp_path / "runs" / "crowd" / "adaptive_config.json").read_text())
+    writer = written["spec"]["max_parallel"] - 1
+    assert outcomes[writer][0] == 0, "a refused run rewrote adaptive_config.json"
+    assert not list((tmp_path / "runs" / "crowd").glob("*.tmp"))

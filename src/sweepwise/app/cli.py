@@ -6,12 +6,14 @@ the controller, so they start fast.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import re
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -21,6 +23,7 @@ from sweepwise import __version__
 from sweepwise.app.help_format import PlainCommand, PlainGroup
 from sweepwise.core import keys
 from sweepwise.core.errors import ConfigError, LeaseHeldError, SweepwiseError
+from sweepwise.core.status import JobStatus
 
 if TYPE_CHECKING:
     from sweepwise.app.display import LiveDisplay
@@ -142,6 +145,7 @@ def run(
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
         )
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are migrations' chatter
     sql = SQLStore(experiment.store_url(store))
     existing = sql.get_experiment(experiment.name) if sql.exists() else None
     try:
@@ -156,22 +160,52 @@ def run(
     experiment = experiment.resume(record.spec)
     if existing is not None and existing.status == "cancelled":
         sql.set_experiment_status(experiment.name, "running")  # running it again resumes it
-    experiment.write_adaptive_config()
     display = LiveDisplay(experiment, enabled=not quiet)
     controller = experiment.build_controller(sql, on_tick=display.update, incarnation=record.incarnation)
+    controller.on_start = experiment.write_adaptive_config  # only once the lease is ours
     if existing is not None:
         typer.echo(f"resuming experiment {experiment.name!r} from {sql.url}", err=True)
     try:
-        _run_and_close(controller, display, sql)
+        with _signals_interrupt():
+            completed = _run_and_close(controller, display, sql)
     except LeaseHeldError as exc:
         raise _fail(str(exc), 3) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         typer.echo("interrupted: jobs keep running; run the same command again to resume", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
+    if not completed:
+        summary = f"experiment {experiment.name!r} ended with no completed trial"
+        raise _fail(f"{summary}; see `sweepwise status {experiment.name}` and `sweepwise logs`", 1)
 
 
-def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQLStore) -> None:
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, which stop the controller as Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """While the controller runs, SIGTERM and SIGHUP interrupt it as Ctrl-C does."""
+    stops = [signal.SIGTERM, signal.SIGHUP]
+    previous = {signum: signal.signal(signum, _raise_stopped) for signum in stops}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQLStore) -> bool:
     """Run the sweep, print its summary, then close the dispatcher and the store.
+
+    Returns True when at least one trial completed.
 
     After a failure the closing is quiet: a close that fails too (the same full disk)
     is logged at debug level and the failure that stopped the sweep is the one raised.
@@ -181,6 +215,7 @@ def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQ
         with display:
             runs = controller.run()
         display.print_summary(runs)
+        completed = any(run.status is JobStatus.COMPLETED for run in runs)
     except BaseException:
         for close in closers:
             try:
@@ -192,6 +227,7 @@ def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQ
     for close in closers:
         if close is not None:
             close()
+    return completed
 
 
 def _is_recipe_target(target: str) -> bool:
