@@ -167,13 +167,13 @@ def run(
         typer.echo(f"resuming experiment {experiment.name!r} from {sql.url}", err=True)
     try:
         with _signals_interrupt():
-            completed = _run_and_close(controller, display, sql)
+            succeeded = _run_and_close(controller, display, sql)
     except LeaseHeldError as exc:
         raise _fail(str(exc), 3) from None
     except KeyboardInterrupt as exc:
         typer.echo("interrupted: jobs keep running; run the same command again to resume", err=True)
         raise typer.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
-    if not completed:
+    if not succeeded:
         summary = f"experiment {experiment.name!r} ended with no completed trial"
         raise _fail(f"{summary}; see `sweepwise status {experiment.name}` and `sweepwise logs`", 1)
 
@@ -205,7 +205,8 @@ def _signals_interrupt() -> Iterator[None]:
 def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQLStore) -> bool:
     """Run the sweep, print its summary, then close the dispatcher and the store.
 
-    Returns True when at least one trial completed.
+    Returns False when trials failed or were lost and none completed (a sweep whose
+    runs were all cancelled did what the user asked).
 
     After a failure the closing is quiet: a close that fails too (the same full disk)
     is logged at debug level and the failure that stopped the sweep is the one raised.
@@ -215,7 +216,8 @@ def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQ
         with display:
             runs = controller.run()
         display.print_summary(runs)
-        completed = any(run.status is JobStatus.COMPLETED for run in runs)
+        statuses = {run.status for run in runs}
+        succeeded = JobStatus.COMPLETED in statuses or not any(status.is_failure() for status in statuses)
     except BaseException:
         for close in closers:
             try:
@@ -227,7 +229,7 @@ def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQ
     for close in closers:
         if close is not None:
             close()
-    return completed
+    return succeeded
 
 
 def _is_recipe_target(target: str) -> bool:
