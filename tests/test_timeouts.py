@@ -247,7 +247,7 @@ def test_a_hung_train_job_fails_its_run_and_the_sweep_ends(
 ) -> None:
     spec = sweep(train={"cmd": ["python", "hang.py"], "timeout": 2})
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=120)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # no trial completed
     row = _only_run(tmp_path)
     assert row["status"] == "FAILED"
     assert row["error"].startswith("timeout: ran longer than its 2 s limit")
@@ -258,7 +258,7 @@ def test_a_hung_train_job_fails_its_run_and_the_sweep_ends(
 def test_a_hung_eval_job_fails_its_run(tmp_path: Path, sweep: Callable[..., Path]) -> None:
     spec = sweep(eval={"cmd": ["python", "hang.py"], "timeout": 2})
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=120)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # no trial completed
     row = _only_run(tmp_path)
     assert row["status"] == "FAILED" and "timeout" in row["error"]
     assert _job_status(tmp_path, row["run_id"], "train")["timed_out"] is False

@@ -33,22 +33,33 @@ def _stop_jobs(record_spec: dict[str, Any], experiment: str, runs: Sequence[RunI
             local.cancel(dispatch_id)
 
 
-def cancel_target(store: SQLStore, target: str) -> str:
-    """Cancel the experiment named `target`, or else the run with that id; say what was done.
+def cancel_target(store: SQLStore, target: str, kind: str | None = None) -> str:
+    """Cancel the experiment named `target`, or the run with that id; say what was done.
+
+    Args:
+        store: the store holding both.
+        target: an experiment's name or a run's id.
+        kind: "experiment" or "run" when the user said which; None to find out.
 
     Raises:
-        SweepwiseError: nothing is called `target`.
+        SweepwiseError: nothing is called `target`, or both an experiment and a run are
+            and `kind` does not say which.
     """
-    record = store.get_experiment(target)
+    record = store.get_experiment(target) if kind != "run" else None
+    if kind is None and record is not None and store.fetch_runs({"run_id": target}):
+        raise SweepwiseError(
+            f"{target!r} is both an experiment and a run id; say which with --experiment or --run"
+        )
     if record is not None:
         active = [run for run in store.fetch_runs({"group": target}) if not run.status.is_finished()]
         store.set_experiment_status(target, "cancelled")
         cancelled = [run for run in active if store.cancel_run(run.run_id)]
         _stop_jobs(record.spec, target, cancelled)
         return f"cancelled experiment {target!r} ({len(cancelled)} unfinished run(s) stopped)"
-    runs = store.fetch_runs({"run_id": target})
+    runs = store.fetch_runs({"run_id": target}) if kind != "experiment" else []
     if not runs:
-        raise SweepwiseError(f"no experiment or run named {target!r}; see `sweepwise status`")
+        what = {"run": "run", "experiment": "experiment"}.get(kind or "", "experiment or run")
+        raise SweepwiseError(f"no {what} named {target!r}; see `sweepwise status`")
     run = runs[0]
     if not store.cancel_run(run.run_id):
         return f"run {target!r} had already finished ({run.status.value}); nothing to cancel"

@@ -6,18 +6,23 @@ the controller, so they start fast.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import re
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from sweepwise import __version__
+from sweepwise.app.help_format import PlainCommand, PlainGroup
 from sweepwise.core import keys
 from sweepwise.core.errors import ConfigError, LeaseHeldError, SweepwiseError
+from sweepwise.core.status import JobStatus
 
 if TYPE_CHECKING:
     from sweepwise.app.display import LiveDisplay
@@ -37,12 +42,34 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=PlainGroup,
 )
 
 StoreOption = Annotated[
     str | None,
-    typer.Option("--store", help="SQLAlchemy URL of the store [default: $SWEEPWISE_STORE or ./sweepwise.db]"),
+    typer.Option(
+        "--store",
+        metavar="URL",
+        # `\\[`: rich reads a bare `[...]` as markup and drops it
+        help="SQLAlchemy URL of the store \\[default: $SWEEPWISE_STORE or ./sweepwise.db]",
+    ),
 ]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"sweepwise {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="print the version and exit", is_eager=True, callback=_print_version),
+    ] = False,
+) -> None:
+    """Adaptive experiments: hyperparameter sweeps and train->eval pipelines."""
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -91,7 +118,7 @@ def _experiment_record(store: SQLStore, name: str) -> Any:
     return record
 
 
-@app.command(context_settings={"allow_extra_args": False})
+@app.command(cls=PlainCommand, context_settings={"allow_extra_args": False})
 def run(
     target: Annotated[
         str, typer.Argument(help="a spec file (sweep.yaml) or a recipe function (package.module.function)")
@@ -128,6 +155,7 @@ def run(
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
         )
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are migrations' chatter
     sql = SQLStore(experiment.store_url(store))  # reads only until ensure_experiment
     existing = sql.get_experiment(experiment.name) if sql.exists() else None
     try:
@@ -145,22 +173,53 @@ def run(
     experiment = experiment.resume(record.spec)
     if existing is not None and existing.status == "cancelled":
         sql.set_experiment_status(experiment.name, "running")  # running it again resumes it
-    experiment.write_adaptive_config()
     display = LiveDisplay(experiment, enabled=not quiet)
     controller = experiment.build_controller(sql, on_tick=display.update, incarnation=record.incarnation)
+    controller.on_start = experiment.write_adaptive_config  # only once the lease is ours
     if existing is not None:
         typer.echo(f"resuming experiment {experiment.name!r} from {sql.url}", err=True)
     try:
-        _run_and_close(controller, display, sql)
+        with _signals_interrupt():
+            succeeded = _run_and_close(controller, display, sql)
     except LeaseHeldError as exc:
         raise _fail(str(exc), 3) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         typer.echo("interrupted: jobs keep running; run the same command again to resume", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
+    if not succeeded:
+        summary = f"experiment {experiment.name!r} ended with no completed trial"
+        raise _fail(f"{summary}; see `sweepwise status {experiment.name}` and `sweepwise logs`", 1)
 
 
-def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQLStore) -> None:
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, which stop the controller as Ctrl-C does."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """While the controller runs, SIGTERM and SIGHUP interrupt it as Ctrl-C does."""
+    stops = [signal.SIGTERM, signal.SIGHUP]
+    previous = {signum: signal.signal(signum, _raise_stopped) for signum in stops}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQLStore) -> bool:
     """Run the sweep, print its summary, then close the dispatcher and the store.
+
+    Returns False when trials failed or were lost and none completed (a sweep whose
+    runs were all cancelled did what the user asked).
 
     After a failure the closing is quiet: a close that fails too (the same full disk)
     is logged at debug level and the failure that stopped the sweep is the one raised.
@@ -170,6 +229,8 @@ def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQ
         with display:
             runs = controller.run()
         display.print_summary(runs)
+        statuses = {run.status for run in runs}
+        succeeded = JobStatus.COMPLETED in statuses or not any(status.is_failure() for status in statuses)
     except BaseException:
         for close in closers:
             try:
@@ -181,6 +242,7 @@ def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQ
     for close in closers:
         if close is not None:
             close()
+    return succeeded
 
 
 def _is_recipe_target(target: str) -> bool:
@@ -250,7 +312,7 @@ def _help_recipe(target: str, words: list[str]) -> None:
     typer.echo(describe_recipe(fn, target, tool, note), nl=False)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def status(
     experiment: Annotated[str | None, typer.Argument(help="experiment name; all when omitted")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
@@ -280,7 +342,7 @@ def status(
         print_status(payload, limit=None if show_all else 30)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def best(
     experiment: Annotated[str, typer.Argument(help="experiment name")],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
@@ -304,7 +366,7 @@ def best(
         print_best(row)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def logs(
     run_id: Annotated[str, typer.Argument(help="the run's id (see `sweepwise status`)")],
     job: Annotated[str, typer.Option("--job", help="train or eval")] = "train",
@@ -317,6 +379,8 @@ def logs(
 
     if job not in ("train", "eval"):
         raise _fail(f"--job: unknown job {job!r}; use train or eval")
+    if lines < 0:
+        raise _fail(f"--lines: {lines} is negative; give a count of lines, or 0 for all")
     sql = _open_store(store)
     found = sql.fetch_runs({"run_id": run_id})
     if not found:
@@ -334,24 +398,49 @@ def logs(
     code = run.summary.get(keys.TRAIN_EXIT_CODE if job == "train" else keys.EVAL_EXIT_CODE)
     if attempt > 1:
         typer.echo(f"--- attempt {attempt} of the {job} job (earlier attempts: {job}.<N>.log)", err=True)
-    if run.error or (code not in (None, 0)):
-        typer.echo(f"--- {job} job of {run_id}: {run.status.value}, exit code {code}: {run.error}", err=True)
+    # the run's error is the eval job's once training completed, else the train job's
+    error = run.error if (job == "eval") == run.has_completed_training else None
+    if error or code not in (None, 0):
+        why = [f"exit code {code}"] if code is not None else []
+        why += [error] if error and error != f"exit code {code}" else []
+        typer.echo(f"--- {job} job of {run_id}: {run.status.value}, {', '.join(why)}", err=True)
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def cancel(
     target: Annotated[str, typer.Argument(help="a run id or an experiment name")],
     store: StoreOption = None,
+    is_run: Annotated[bool, typer.Option("--run", help="TARGET is a run id")] = False,
+    is_experiment: Annotated[bool, typer.Option("--experiment", help="TARGET is an experiment name")] = False,
 ) -> None:
     """Cancel a run, or every unfinished run of an experiment (jobs get SIGTERM)."""
     from sweepwise.app.cancel import cancel_target
 
+    if is_run and is_experiment:
+        raise _fail("--run and --experiment: give one of them, not both")
     sql = _open_store(store)
     try:
-        message = cancel_target(sql, target)
+        message = cancel_target(sql, target, "run" if is_run else "experiment" if is_experiment else None)
     except SweepwiseError as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(message)
+
+
+@app.command(
+    "exec",
+    cls=PlainCommand,
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def exec_(ctx: typer.Context) -> None:
+    """Run one job command under supervision: `sweepwise exec [OPTIONS] -- CMD...` (used by jobs).
+
+    The console script hands `exec` to `sweepwise.runtime.exec` before this CLI is
+    loaded; `sweepwise exec --help` lists its options.
+    """
+    from sweepwise.runtime.exec import main as exec_main
+
+    raise typer.Exit(exec_main(list(ctx.args)))
 
 
 # A file system's errors the user can fix, and how (errno -> hint).

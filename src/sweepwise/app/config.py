@@ -40,12 +40,17 @@ class SchedulerSpec(BaseModel):
     type: str = "batched_synced"
 
 
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# A pattern's rule in words, for its error (pydantic would print the regex).
+_PATTERN_WORDS = {_NAME_PATTERN: "may hold only letters, digits, `_ . -`, starting with a letter or digit"}
+
+
 class ExperimentSpec(BaseModel):
     """An experiment, as written in YAML."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=_NAME_PATTERN)
     imports: list[str] = Field(
         default_factory=list,
         description="modules imported before the scheduler is looked up, e.g. ones that "
@@ -73,8 +78,10 @@ class ExperimentSpec(BaseModel):
 
 
 def _closest(word: str, choices: list[str]) -> str:
-    near = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
-    return f"did you mean {' or '.join(near)}?" if near else f"valid keys: {', '.join(sorted(choices))}"
+    unique = sorted(set(choices))  # a scheduler's field may also be a spec field (`eval`)
+    # 0.75: a typo or a plural (`trian`, `goals`, `cpus`), not any word sharing a few letters
+    near = difflib.get_close_matches(word, unique, n=3, cutoff=0.75)
+    return f"did you mean {' or '.join(near)}?" if near else f"valid keys: {', '.join(unique)}"
 
 
 def config_error(exc: ValidationError, prefix: str = "", fields: list[str] | None = None) -> ConfigError:
@@ -94,6 +101,9 @@ def config_error(exc: ValidationError, prefix: str = "", fields: list[str] | Non
     if kind == "finite_number":
         return ConfigError(path, f"must be a finite number (got {got!r}); give a number such as 5")
     got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    if kind == "string_pattern_mismatch":
+        pattern = str((err.get("ctx") or {}).get("pattern", ""))
+        return ConfigError(path, f"{_PATTERN_WORDS.get(pattern, f'must match {pattern}')}{got_text}")
     return ConfigError(path, f"{err['msg'].lower()}{got_text}")
 
 

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from sweepwise.app.views import best_row, best_run, run_row
 from sweepwise.core.runs import FINISHED
+from sweepwise.core.status import JobStatus
 
 if TYPE_CHECKING:
     from sweepwise.app.experiment import Experiment
@@ -41,10 +42,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+# How a status reads in a table; JSON and the store keep the status's own value.
+_LABELS = {JobStatus.TRAINING_DONE_NO_EVAL.value: "TRAINED (eval queued)"}
+
+
 def _status_cell(row: dict[str, Any]) -> str:
     """The run's status, with its attempt once a job of it has been run again."""
     attempt = row.get("attempt", 1)
-    return f"{row['status']} (attempt {attempt})" if attempt and attempt > 1 else str(row["status"])
+    label = _LABELS.get(str(row["status"]), str(row["status"]))
+    return f"{label} (attempt {attempt})" if attempt and attempt > 1 else label
 
 
 def _runs_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:

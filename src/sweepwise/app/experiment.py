@@ -189,7 +189,7 @@ class Experiment:
         """Write `adaptive_config.json` to the experiment's run dir, for reproducibility."""
         target = self.runs_root / self.name / "adaptive_config.json"
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".json.tmp")
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # two starts never share one
         tmp.write_text(json.dumps(self.record(), indent=2, sort_keys=True))
         tmp.replace(target)
         return target

@@ -88,6 +88,10 @@ class AdaptiveController:
         metric: the result key the default post-eval hook reads.
         clock: real time by default; a `VirtualClock` with the simulated dispatcher.
         on_tick: called after every tick with the controller and the tick's report.
+
+    Attributes:
+        on_start: called once `run()` holds the experiment's lease, before any job starts;
+            what only the experiment's one controller may write goes there.
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class AdaptiveController:
         self.clock: Clock = clock or RealClock()
         self._hook_runner = HookRunner(hooks, retries=self.settings.hook_retries, clock=self.clock)
         self.on_tick = on_tick
+        self.on_start: Callable[[], object] | None = None
         self.lease = ExperimentLease(store, experiment, self.settings.lease_ttl)
         self.runs = RunList(load=self._load_runs)
         self._seq = 0
@@ -146,6 +151,8 @@ class AdaptiveController:
         """
         self.lease.acquire(self.clock.now())
         try:
+            if self.on_start is not None:
+                self.on_start()
             with short_slices():  # start the next job soon after one ends, even on busy cores
                 every_run = self._refresh()
                 self._restore_state()

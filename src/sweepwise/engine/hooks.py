@@ -104,6 +104,11 @@ class ObservationHook:
                 **(run.summary.get(keys.EVAL_RESULT) or {}),
             }
             found = ", ".join(sorted(results)) or "nothing"
+            if self.metric in results:
+                raise MissingMetricError(
+                    f"the result's {self.metric!r} is null, not a number; report a number, "
+                    f'e.g. SWEEPWISE_RESULT {{"{self.metric}": 0.9}}'
+                )
             raise MissingMetricError(
                 f"the result has no {self.metric!r} (it reported: {found}); "
                 f'report it, e.g. SWEEPWISE_RESULT {{"{self.metric}": 0.9}}, or set metric: in the spec'

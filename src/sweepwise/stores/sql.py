@@ -16,6 +16,7 @@ checkpoints its write-ahead log when it opens and closes (docs/design.md, "Fault
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -52,6 +53,7 @@ T = TypeVar("T")
 DEFAULT_URL = "sqlite:///sweepwise.db"
 ENV_VAR = "SWEEPWISE_STORE"
 ATTEMPTS = 5
+_log = logging.getLogger(__name__)
 
 
 def _pause_before_first_retry(state: RetryCallState) -> None:
@@ -95,6 +97,7 @@ class SQLStore:
         )
         self._ready = False
         self._lock = threading.Lock()
+        self._said_waiting = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -411,6 +414,9 @@ class SQLStore:
         except SQLAlchemyError as exc:
             if not is_transient(exc):
                 raise
+            if not self._said_waiting:  # the first attempt already waited out the busy timeout
+                self._said_waiting = True
+                _log.warning("waiting for %s: %s (another process holds it)", self.url, one_line(exc))
         result: T = self._retrying(fn, *args)
         return result
 

@@ -1,0 +1,63 @@
+"""Help screens without typer's `<type>` column.
+
+typer writes a `<type>` after every parameter in `--help` (`--quiet -q <bool>`,
+`target <str>`) and writes a required argument as `{target}` in the usage line, so
+flags look as if they took a value. These command classes keep the option's own
+metavar (`--store URL`), show none for flags, and name arguments in capitals
+(`TARGET`, `[WORDS]...`), as click does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from typer import _click
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+
+
+class _Argument(TyperArgument):
+    @property
+    def display_name_raw(self) -> str:
+        return self.metavar or (self.name or "").upper()
+
+    def display_type_rich(self, ctx: _click.Context) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return f"{name}..." if self.nargs != 1 else name
+
+
+class _Option(TyperOption):
+    def display_type_rich(self, ctx: _click.Context) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        return super().display_type_rich(ctx)
+
+
+def _plain(params: list[Any]) -> list[Any]:
+    for param in params:
+        if type(param) is TyperArgument:
+            param.__class__ = _Argument
+        elif type(param) is TyperOption:
+            param.__class__ = _Option
+    return params
+
+
+class PlainCommand(TyperCommand):
+    """A command whose help shows a value placeholder only where a value is taken."""
+
+    def get_params(self, ctx: _click.Context) -> list[Any]:
+        """The command's parameters, help option included, in their plain-help classes."""
+        return _plain(super().get_params(ctx))
+
+
+class PlainGroup(TyperGroup):
+    """The top-level group, with the same plain help as `PlainCommand`."""
+
+    def get_params(self, ctx: _click.Context) -> list[Any]:
+        """The group's parameters, help option included, in their plain-help classes."""
+        return _plain(super().get_params(ctx))
+
+
+__all__ = ["PlainCommand", "PlainGroup"]
