@@ -55,7 +55,8 @@ def _status_cell(row: dict[str, Any]) -> str:
 
 def _runs_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
     table = Table(title=title, expand=False)
-    for column in ("run", "status", "progress", "score", "cost", "parameters"):
+    table.add_column("run", no_wrap=True)  # a run id split over two lines cannot be copied
+    for column in ("status", "progress", "score", "cost", "parameters"):
         table.add_column(column, overflow="fold")
     for row in rows:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(row["suggestion"].items()))
