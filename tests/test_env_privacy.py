@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, markers, status_json
+from sweepwise.app.experiment import Experiment
+from sweepwise.stores.sql import SQLStore
 
 pytestmark = pytest.mark.slow
 
@@ -152,3 +154,21 @@ def test_the_store_and_the_runs_directory_are_private_to_the_user(
     assert not [path for path in directories if others_may_read(path)]
     assert not others_may_read(runs / "exp" / "adaptive_config.json")
     assert others_may_read(tmp_path / "train_env.py")  # a user's file keeps its mode
+
+
+def test_resuming_a_sweep_recorded_with_its_env_values_shows_none_of_them(
+    tmp_path: Path, sweep: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = sweep()
+    monkeypatch.chdir(tmp_path)
+    record = Experiment.from_file(spec).record()
+    record["spec"]["train"]["env"]["API_KEY"] = SECRET  # as sweepwise recorded it before `record_env`
+    record["scheduler_config"]["train"]["env"]["API_KEY"] = SECRET
+    store = SQLStore(f"sqlite:///{tmp_path / 'sweepwise.db'}")
+    store.ensure_experiment("exp", record)
+    store.close()
+
+    result = cli("run", str(spec), "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stderr
+    assert seen_env(tmp_path) == [{"attempt": "1", "API_KEY": SECRET, "SAFE": VISIBLE}] * 2

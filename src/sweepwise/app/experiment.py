@@ -285,6 +285,7 @@ class Experiment:
             ConfigError: a change that matters; the message says how to start a new experiment.
         """
         new = self.record()
+        stored = _redacted(stored)  # a record written before `record_env` may hold env values
         refusal = _changed_meaning(stored, new)
         if refusal is not None:
             field, what = refusal
@@ -464,6 +465,16 @@ def _redact_job(job: Any) -> None:
     allowed = job.get("record_env")
     names = [str(name) for name in allowed] if isinstance(allowed, list) else []
     job["env"] = redact_env({str(k): str(v) for k, v in job["env"].items()}, names)
+
+
+def _redacted(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an experiment record with its jobs' env values redacted as `Experiment.record` does."""
+    copy: dict[str, Any] = json.loads(json.dumps(record))
+    for section in (copy.get("spec"), copy.get("scheduler_config")):
+        if isinstance(section, dict):
+            for name in ("train", "eval"):
+                _redact_job(section.get(name))
+    return copy
 
 
 def _read_marker(path: Path) -> dict[str, Any] | None:
