@@ -25,6 +25,8 @@ from sweepwise.app.config import (
     scheduler_type,
 )
 from sweepwise.core.errors import ConfigError
+from sweepwise.core.models import redact_env
+from sweepwise.core.private import make_private_dirs, write_private_text
 from sweepwise.dispatchers import available_dispatchers
 from sweepwise.optimizers import Goal, OptimizerSpec
 from sweepwise.recipes.loading import ensure_on_path, import_module, module_function
@@ -177,10 +179,19 @@ class Experiment:
         return resolve_store_url(cli_value, self.spec.store)
 
     def record(self) -> dict[str, Any]:
-        """The spec as stored with the experiment and written to `adaptive_config.json`."""
+        """The spec as stored with the experiment and written to `adaptive_config.json`.
+
+        The `env` values of the train and eval jobs are recorded by name only, except
+        those their `record_env` names (README, `train`).
+        """
+        spec = self.spec.model_dump(mode="json")
+        config = json.loads(self.scheduler_config.model_dump_json())
+        for section in (spec, config):
+            for name in ("train", "eval"):
+                _redact_job(section.get(name))
         return {
-            "spec": self.spec.model_dump(mode="json"),
-            "scheduler_config": json.loads(self.scheduler_config.model_dump_json()),
+            "spec": spec,
+            "scheduler_config": config,
             "runs_root": str(self.runs_root),
             "base_dir": str(self.base_dir),
         }
@@ -188,9 +199,9 @@ class Experiment:
     def write_adaptive_config(self) -> Path:
         """Write `adaptive_config.json` to the experiment's run dir, for reproducibility."""
         target = self.runs_root / self.name / "adaptive_config.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(target.parent)
         tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # two starts never share one
-        tmp.write_text(json.dumps(self.record(), indent=2, sort_keys=True))
+        write_private_text(tmp, json.dumps(self.record(), indent=2, sort_keys=True))
         tmp.replace(target)
         return target
 
@@ -274,6 +285,7 @@ class Experiment:
             ConfigError: a change that matters; the message says how to start a new experiment.
         """
         new = self.record()
+        stored = _redacted(stored)  # a record written before `record_env` may hold env values
         refusal = _changed_meaning(stored, new)
         if refusal is not None:
             field, what = refusal
@@ -305,7 +317,7 @@ class Experiment:
         if incarnation is None:
             return
         path = self.marker_path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         data = json.dumps({"experiment": self.name, "incarnation": incarnation, "store": store_url})
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -444,6 +456,25 @@ _MEANINGFUL = (  # (record path, field as the user writes it)
     ("spec.metric", "metric"),
     ("scheduler_config.optimizer.type", "optimizer.type"),
 )
+
+
+def _redact_job(job: Any) -> None:
+    """Replace, in place, the env values of a recorded job spec that its `record_env` does not name."""
+    if not isinstance(job, dict) or not isinstance(job.get("env"), dict):
+        return
+    allowed = job.get("record_env")
+    names = [str(name) for name in allowed] if isinstance(allowed, list) else []
+    job["env"] = redact_env({str(k): str(v) for k, v in job["env"].items()}, names)
+
+
+def _redacted(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an experiment record with its jobs' env values redacted as `Experiment.record` does."""
+    copy: dict[str, Any] = json.loads(json.dumps(record))
+    for section in (copy.get("spec"), copy.get("scheduler_config")):
+        if isinstance(section, dict):
+            for name in ("train", "eval"):
+                _redact_job(section.get(name))
+    return copy
 
 
 def _read_marker(path: Path) -> dict[str, Any] | None:

@@ -70,11 +70,34 @@ class JobDefinition(BaseModel):
     cwd: str | None = None
     attempt: int = Field(default=1, ge=1)
     timeout: float | None = None  # seconds the job may run; its supervisor stops it after that
+    record_env: list[str] = Field(default_factory=list)  # env names whose values may be written down
 
     @property
     def params(self) -> dict[str, Any]:
         """Everything the job receives as hyperparameters: args, then overrides."""
         return {**self.args, **self.overrides}
+
+    def recorded(self) -> JobDefinition:
+        """The job as it may be written to disk: env values not in `record_env` are `NOT_RECORDED`."""
+        env = redact_env(self.env, self.record_env)
+        return self if env == self.env else self.model_copy(update={"env": env})
+
+    @property
+    def unrecorded_env(self) -> list[str]:
+        """The env names whose values were not recorded (those to fill in before the job runs again)."""
+        return [name for name, value in self.env.items() if value == NOT_RECORDED]
+
+
+NOT_RECORDED = "<not recorded>"
+"""What the store and `adaptive_config.json` hold instead of an env value (README, `train`)."""
+
+
+def redact_env(env: dict[str, str], record_env: list[str]) -> dict[str, str]:
+    """`env` with the value of every name not in `record_env` (`"*"`: all) replaced by `NOT_RECORDED`."""
+    if "*" in record_env:
+        return dict(env)
+    keep = set(record_env)
+    return {name: value if name in keep else NOT_RECORDED for name, value in env.items()}
 
 
 @dataclass(slots=True)
@@ -185,6 +208,7 @@ class JobEvent:
 
 
 __all__ = [
+    "NOT_RECORDED",
     "ArgStyle",
     "EventKind",
     "JobDefinition",
@@ -193,5 +217,6 @@ __all__ = [
     "JobTypes",
     "Observation",
     "RunInfo",
+    "redact_env",
     "utcnow",
 ]

@@ -46,6 +46,20 @@ class SchedulerWithState(Protocol):
 
 
 @runtime_checkable
+class JobEnvironment(Protocol):
+    """A scheduler that can give a job's env again, for jobs started from their stored definition.
+
+    The store keeps env values by name only (unless the spec's `record_env` names them);
+    the controller fills them in from here before it starts a stored job again (after a
+    restart, or for a retry).
+    """
+
+    def job_env(self, job_type: JobTypes) -> dict[str, str]:
+        """The env that jobs of `job_type` get from the current spec."""
+        ...
+
+
+@runtime_checkable
 class Store(Protocol):
     """The single source of truth for runs (the seed's three calls)."""
 
@@ -246,6 +260,7 @@ __all__ = [
     "Dispatcher",
     "ExperimentScheduler",
     "ExperimentStore",
+    "JobEnvironment",
     "Optimizer",
     "Reattachable",
     "RunWriter",

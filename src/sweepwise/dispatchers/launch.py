@@ -24,6 +24,7 @@ from typing import Any
 
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.models import ArgStyle, JobDefinition, JobTypes
+from sweepwise.core.private import make_private_dirs
 from sweepwise.runtime import LOG, METRICS, PARAMS, PARAMS_FILE, RESULT, STATUS, job_file, job_stem
 from sweepwise.runtime.supervise import preallocate
 
@@ -344,7 +345,7 @@ def write_job_files(plan: LaunchPlan, job: JobDefinition, *, make_run_dir: bool 
         make_run_dir: False when the caller has just created the run dir.
     """
     if make_run_dir:
-        plan.run_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(plan.run_dir)
     params = plan.params or job.params  # a plan built by hand may leave `params` empty
     text = json.dumps(params, default=_json_default, indent=2) + "\n"
     _write_atomic(plan.params_path, text, also=Path(job_file(plan.run_dir, plan.job_name, PARAMS)))

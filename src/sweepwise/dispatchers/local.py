@@ -39,6 +39,7 @@ from typing import Any
 
 from sweepwise.core.errors import ConfigError, DispatchError, RunFilesError
 from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
+from sweepwise.core.private import make_private_dirs
 from sweepwise.dispatchers import register_dispatcher
 from sweepwise.dispatchers._local_cancel import cancel_watch
 from sweepwise.dispatchers._local_host import JobHostClient, reap_lingering_hosts
@@ -175,7 +176,7 @@ class LocalDispatcher:
             plan = replace(plan, env={**plan.env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)})
         claim = Path(job_file(plan.run_dir, plan.job_name, DISPATCH))
         try:
-            plan.run_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(plan.run_dir)
             fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:  # started before (the claim is the idempotency key): watch it
             self._release_gpus(owner)

@@ -28,6 +28,7 @@ from sweepwise.core.protocols import (
     Dispatcher,
     ExperimentScheduler,
     ExperimentStore,
+    JobEnvironment,
     Reattachable,
     RunWriter,
     SchedulerWithState,
@@ -135,6 +136,7 @@ class AdaptiveController:
         self._last_sign: dict[tuple[str, JobTypes, int], tuple[Any, float]] = {}
         self._elapsed: Callable[[], float] = getattr(self.clock, "elapsed", self.clock.now)
         self._checked_elapsed = self._elapsed()
+        self._env_warned: set[tuple[JobTypes, str]] = set()  # env names missing from the spec, said once
 
     # -- public --------------------------------------------------------------------------
 
@@ -457,7 +459,7 @@ class AdaptiveController:
             job = run.train_job if job_type is JobTypes.LAUNCH_TRAINING else run.eval_job
             if job is None:
                 continue
-            job = job.model_copy(update={"attempt": run.attempt(job_type)})
+            job = self._with_env(job.model_copy(update={"attempt": run.attempt(job_type)}))
             logger.info("run %s: starting attempt %d of its %s job", run_id, job.attempt, job_type.short)
             dispatch_id = self._start(job)
             if dispatch_id is not None:
@@ -475,6 +477,34 @@ class AdaptiveController:
         if self._unrecorded:
             with self.store.transaction() as tx:
                 self._record_dispatch_ids(tx)
+
+    def _with_env(self, job: JobDefinition) -> JobDefinition:
+        """A stored job with the env values the store does not keep, taken from the current spec.
+
+        The store records env values by name only (README, `train`); a job started again from
+        its stored definition gets them from the scheduler's `JobEnvironment`. A name the spec
+        no longer gives is left out of the job's env, with one warning.
+        """
+        names = job.unrecorded_env
+        if not names:
+            return job
+        current = self.scheduler.job_env(job.type) if isinstance(self.scheduler, JobEnvironment) else {}
+        env = dict(job.env)
+        for name in names:
+            if name in current:
+                env[name] = current[name]
+                continue
+            del env[name]
+            if (job.type, name) not in self._env_warned:
+                self._env_warned.add((job.type, name))
+                logger.warning(
+                    "the %s env variable %s was recorded by name only and the spec no longer gives it; "
+                    "%s jobs started again run without it",
+                    job.type.short,
+                    name,
+                    job.type.short,
+                )
+        return job.model_copy(update={"env": env})
 
     def _start(self, job: JobDefinition) -> str | None:
         try:
@@ -511,7 +541,7 @@ class AdaptiveController:
                     now = self.clock.now()
                     lost.append(JobEvent(run_id, job.type, EventKind.LOST, now, dispatch_id, attempt=attempt))
                     continue
-                new_id = self._start(job)
+                new_id = self._start(self._with_env(job))
                 if new_id is not None:
                     recorded.append((run_id, job.type, new_id))
         if recorded:

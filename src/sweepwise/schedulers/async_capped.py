@@ -21,6 +21,7 @@ from sweepwise.core.runs import FINISHED, UNFINISHED, count_status, with_status
 from sweepwise.optimizers import OptimizerSpec
 from sweepwise.schedulers.base import (
     ObservationLog,
+    TemplateEnvironment,
     TrainAndEvalConfig,
     build_optimizer,
     create_eval_job,
@@ -58,7 +59,7 @@ def _training_done_at(run: RunInfo) -> float:
     return run.started_at.timestamp() + run.runtime
 
 
-class AsyncCappedOptimizingScheduler:
+class AsyncCappedOptimizingScheduler(TemplateEnvironment[AsyncCappedSchedulerConfig]):
     """Keeps every training slot busy and at most `max_concurrent_evals` evaluations running.
 
     Its `state` is a `SchedulerState` (runs in training, in eval, completed). A state

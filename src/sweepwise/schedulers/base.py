@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,7 +22,10 @@ class JobSpec(BaseModel):
     `cmd` is an argv list or a string split like a shell would (the command comes
     from the spec; hyperparameters are appended as separate argv words and never
     pass through a shell). `timeout` is the seconds a job may run before it is
-    stopped and its run fails (none by default).
+    stopped and its run fails (none by default). The values of `env` are written to
+    the store and `adaptive_config.json` only for the names in `record_env` (`"*"`:
+    all); the others are recorded by name and taken from the spec again when a job
+    is started anew (README, `train`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -34,6 +37,7 @@ class JobSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
     timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    record_env: list[str] = Field(default_factory=list)
 
 
 class TrainAndEvalConfig(BaseModel):
@@ -62,6 +66,20 @@ class TrainAndEvalConfig(BaseModel):
     def needs_eval(self) -> bool:
         """Whether runs have an eval job (a command or an entrypoint) after their training."""
         return self.eval is not None or self.recipe_module is not None
+
+
+ConfigT = TypeVar("ConfigT", bound=TrainAndEvalConfig)
+
+
+class TemplateEnvironment(Generic[ConfigT]):
+    """`JobEnvironment` for schedulers whose `config` is a `TrainAndEvalConfig`: the env of its templates."""
+
+    config: ConfigT
+
+    def job_env(self, job_type: JobTypes) -> dict[str, str]:
+        """The env the spec gives jobs of `job_type` (`train.env` / `eval.env`)."""
+        _, spec = _job_template(self.config, job_type)
+        return dict(spec.env) if spec is not None else {}
 
 
 def build_optimizer(config: Any, optimizer: Optimizer | None = None) -> Optimizer:
@@ -108,6 +126,7 @@ def create_training_job(
         env=dict(spec.env) if spec else {},
         cwd=spec.cwd if spec else None,
         timeout=spec.timeout if spec else config.timeout,
+        record_env=list(spec.record_env) if spec else [],
     )
     if suggestion is not None:
         job.metadata[keys.SUGGESTION_METADATA] = dict(suggestion)
@@ -146,6 +165,7 @@ def create_eval_job(config: TrainAndEvalConfig, run: RunInfo) -> JobDefinition:
         env=env,
         cwd=spec.cwd if spec else None,
         timeout=spec.timeout if spec else config.timeout,
+        record_env=list(spec.record_env) if spec else [OPTIONAL_KEYS_ENV],  # sweepwise's own: recorded
     )
 
 
@@ -180,6 +200,7 @@ class ObservationLog:
 __all__ = [
     "JobSpec",
     "ObservationLog",
+    "TemplateEnvironment",
     "TrainAndEvalConfig",
     "build_optimizer",
     "collect_observations",

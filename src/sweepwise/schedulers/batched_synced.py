@@ -19,6 +19,7 @@ from sweepwise.core.runs import FINISHED, UNFINISHED, changed_since, count_statu
 from sweepwise.optimizers import OptimizerSpec
 from sweepwise.schedulers.base import (
     ObservationLog,
+    TemplateEnvironment,
     TrainAndEvalConfig,
     build_optimizer,
     create_eval_job,
@@ -92,7 +93,7 @@ class SchedulerState(BaseModel):
                 self.runs_completed.add(run_id)
 
 
-class BatchedSyncedOptimizingScheduler:
+class BatchedSyncedOptimizingScheduler(TemplateEnvironment[BatchedSyncedSchedulerConfig]):
     """Scheduler that generates batches of suggestions synchronously.
 
     Args:

@@ -24,6 +24,7 @@ from sweepwise.core.errors import ConfigError
 from sweepwise.core.models import JobDefinition, JobStatus, RunInfo
 from sweepwise.core.runs import RunList, changed_since, with_status
 from sweepwise.schedulers.base import (
+    TemplateEnvironment,
     TrainAndEvalConfig,
     create_eval_job,
     create_training_job,
@@ -166,7 +167,7 @@ def _check_points(name: str, spec: ParameterSpec, value: object, own: bool) -> i
     return int(value)
 
 
-class GridSearchScheduler:
+class GridSearchScheduler(TemplateEnvironment[GridSearchConfig]):
     """Trains every grid point once (the first `max_trials` when set) and evaluates each.
 
     Which points are taken is read from the runs' stored suggestions

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sweepwise.core.models import JobDefinition, JobStatus, RunInfo
 from sweepwise.core.runs import FINISHED, count_status, with_status
 from sweepwise.schedulers.base import (
+    TemplateEnvironment,
     TrainAndEvalConfig,
     create_eval_job,
     create_training_job,
@@ -17,7 +18,7 @@ from sweepwise.schedulers.base import (
 logger = logging.getLogger(__name__)
 
 
-class TrainAndEvalScheduler:
+class TrainAndEvalScheduler(TemplateEnvironment[TrainAndEvalConfig]):
     """Schedules an eval for every run whose training is done, and new training up to `max_trials`.
 
     Args:

@@ -261,7 +261,7 @@ def record_training_intent_without_commit(
         created_at=to_epoch(job.created_at),
         tags=[],
         summary={keys.OBSERVATION_SUGGESTION: suggestion},
-        train_job=job.model_dump_json(),
+        train_job=job.recorded().model_dump_json(),  # env values by name only (README, `train`)
         now=now,
     )
 
@@ -294,7 +294,7 @@ def record_eval_intent_without_commit(conn: Connection, job: JobDefinition) -> N
         {
             "b_run_id": job.run_id,
             "has_started_eval": True,
-            "eval_job": job.model_dump_json(),
+            "eval_job": job.recorded().model_dump_json(),  # env values by name only (README, `train`)
             "eval_dispatch_id": None,
             "status": status_of(**_flags(row, has_started_eval=True)).value,
             "seq": next_seq(conn, row.experiment, now),

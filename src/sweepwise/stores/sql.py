@@ -31,6 +31,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from sweepwise.core.errors import StoreError
 from sweepwise.core.lifecycle import DEFAULT_RETRIES, RetryPolicy
 from sweepwise.core.models import JobDefinition, JobEvent, JobTypes, RunInfo
+from sweepwise.core.private import create_private_file, make_private_dirs
 from sweepwise.stores._codec import ExperimentRecord
 from sweepwise.stores._connections import ThreadConnections
 from sweepwise.stores._engine import (
@@ -376,8 +377,9 @@ class SQLStore:
             if self._ready:
                 return
             path = sqlite_file(self._url)
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
+            if path is not None:  # private to the user, whatever the umask (README, `train`)
+                make_private_dirs(path.parent)
+                create_private_file(path)  # SQLite gives its -wal and -shm files the same mode
             try:
                 self._retried(ensure_schema, self._engine, self.url)
             except SQLAlchemyError as exc:
