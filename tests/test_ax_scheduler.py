@@ -187,10 +187,10 @@ def test_script_objective_and_batch_trial_context_with_failures(tmp_path: Path) 
     env = {"SWEEPWISE_STORE": config(tmp_path)["store"]}
     status = cli("status", "bowl", "--json", cwd=tmp_path, env=env)
     rows = {row["run_id"]: row for row in json.loads(status.stdout)["runs"]}
-    assert rows["bowl-trial-0001"]["status"] == "FAILED"
+    assert rows["bowl-trial-0001"]["status"] == "failed"
     assert "simulation diverged" in rows["bowl-trial-0001"]["error"]
-    assert rows["bowl-trial-0002"]["status"] == "FAILED" and "result" in rows["bowl-trial-0002"]["error"]
-    assert sum(row["status"] == "COMPLETED" for row in rows.values()) == 3
+    assert rows["bowl-trial-0002"]["status"] == "failed" and "result" in rows["bowl-trial-0002"]["error"]
+    assert sum(row["status"] == "completed" for row in rows.values()) == 3
     human = cli("status", "bowl", cwd=tmp_path, env=env)
     assert "simulation diverged" in human.stdout
 

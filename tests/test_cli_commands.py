@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +15,20 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, markers, status_json
+
+# Every status's machine name, in the order `--json` counts list them.
+ZERO_COUNTS = dict.fromkeys(
+    ("pending", "in_training", "trained", "in_eval", "completed", "stale", "failed", "cancelled"), 0
+)
+
+
+def full_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`sweepwise ARGS...` through the typer CLI, past the fast path of `status`/`best --json`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
+    code = "from sweepwise.app.cli import run_app; run_app()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_exec_wraps_a_command_and_records_its_status(tmp_path: Path) -> None:
@@ -56,7 +72,7 @@ def test_cancel_an_experiment_stops_its_jobs(tmp_path: Path, make_sweep: Callabl
     assert proc.returncode == 0, err
     status = status_json(tmp_path, "stopme")
     assert status["status"] == "cancelled"
-    assert [row["status"] for row in status["runs"]] == ["CANCELLED", "CANCELLED"]
+    assert [row["status"] for row in status["runs"]] == ["cancelled", "cancelled"]
     again = cli("cancel", status["runs"][0]["run_id"], cwd=tmp_path)
     assert "already finished" in again.stdout
 
@@ -71,12 +87,57 @@ def test_status_of_all_experiments_and_an_explicit_store(
     assert not (tmp_path / "sweepwise.db").exists()
     listing = json.loads(cli("status", "--json", "--store", url, cwd=tmp_path).stdout)
     assert listing["experiments"][0]["experiment"] == "one"
-    assert listing["experiments"][0]["counts"]["COMPLETED"] == 2
+    assert listing["experiments"][0]["counts"] == {**ZERO_COUNTS, "completed": 2}
     default_store = cli("status", "--json", cwd=tmp_path)  # ./sweepwise.db was never created
     assert default_store.returncode == 1 and "no sweepwise store" in default_store.stderr
     from_env = cli("status", "--json", cwd=tmp_path, env={"SWEEPWISE_STORE": url})
     assert json.loads(from_env.stdout) == listing
     assert not (tmp_path / "sweepwise.db").exists()
+
+
+@pytest.mark.slow
+def test_json_statuses_are_machine_names_in_one_shape_on_both_paths(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
+    spec = make_sweep("shape", scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2})
+    assert cli("run", str(spec), "--quiet", cwd=tmp_path).returncode == 0
+    one = status_json(tmp_path, "shape")
+    assert [(row["status"], row["status_label"]) for row in one["runs"]] == [("completed", "COMPLETED")] * 2
+    assert one["counts"] == {**ZERO_COUNTS, "completed": 2}
+    assert list(one["counts"]) == list(ZERO_COUNTS)
+    listing = json.loads(cli("status", "--json", cwd=tmp_path).stdout)
+    assert listing["experiments"] == [{"experiment": "shape", "status": "complete", "counts": one["counts"]}]
+    assert list(listing["experiments"][0]["counts"]) == list(ZERO_COUNTS)
+    # the fast path and the typer CLI print the same bytes
+    for args in (("status", "--json"), ("status", "shape", "--json"), ("best", "shape", "--json")):
+        fast, full = cli(*args, cwd=tmp_path), full_cli(*args, cwd=tmp_path)
+        assert (fast.returncode, full.returncode) == (0, 0), (args, fast.stderr, full.stderr)
+        assert fast.stdout == full.stdout, args
+    human = cli("status", "shape", cwd=tmp_path)
+    assert "2 completed" in human.stdout and "COMPLETED" in human.stdout, human.stdout
+
+
+def _dump(db: Path) -> list[str]:
+    """Every row of the store `db`, as SQL (the write-ahead log included)."""
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        return list(connection.iterdump())
+
+
+@pytest.mark.slow
+def test_cancel_a_finished_experiment_changes_nothing(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
+    spec = make_sweep("done", scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2})
+    assert cli("run", str(spec), "--quiet", cwd=tmp_path).returncode == 0
+    before = status_json(tmp_path, "done")
+    stored = _dump(tmp_path / "sweepwise.db")
+    for args in (("cancel", "done"), ("cancel", "done", "--experiment")):
+        result = cli(*args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "experiment 'done' has already finished (complete); nothing to cancel\n"
+    assert _dump(tmp_path / "sweepwise.db") == stored  # nothing written
+    assert status_json(tmp_path, "done") == before
+    assert before["status"] == "complete"
 
 
 @pytest.mark.slow
@@ -106,11 +167,15 @@ def test_human_status_shows_the_newest_runs_and_all_with_a_flag(
     from sweepwise.app.display import print_status
 
     rows = [
-        {"run_id": f"r{i}", "status": "COMPLETED", "suggestion": {}, "score": 1.0, "cost": 1.0, "error": None}
+        {"run_id": f"r{i}", "status": "completed", "suggestion": {}, "score": 1.0, "cost": 1.0, "error": None}
         for i in range(40)
     ]
-    payload = {"experiment": "big", "status": "complete", "counts": {"COMPLETED": 40}, "runs": rows}
-    import contextlib
+    payload = {
+        "experiment": "big",
+        "status": "complete",
+        "counts": {**ZERO_COUNTS, "completed": 40},
+        "runs": rows,
+    }
     import io
 
     out = io.StringIO()
@@ -119,3 +184,4 @@ def test_human_status_shows_the_newest_runs_and_all_with_a_flag(
     assert (
         "newest 30 of 40 runs" in out.getvalue() and "r39" in out.getvalue() and "r9 " not in out.getvalue()
     )
+    assert "40 completed" in out.getvalue() and "COMPLETED" in out.getvalue()

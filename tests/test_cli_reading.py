@@ -111,7 +111,10 @@ def test_cancel_asks_which_when_a_run_and_an_experiment_share_a_name(
     as_run = cli("cancel", run_id, "--run", cwd=tmp_path)
     assert as_run.returncode == 0 and "run" in as_run.stdout and "experiment" not in as_run.stdout
     as_experiment = cli("cancel", run_id, "--experiment", cwd=tmp_path)
-    assert as_experiment.returncode == 0 and as_experiment.stdout.startswith("cancelled experiment")
+    assert as_experiment.returncode == 0  # the experiment, finished, is left as it is
+    assert (
+        as_experiment.stdout == f"experiment {run_id!r} has already finished (complete); nothing to cancel\n"
+    )
 
 
 def test_a_sweep_with_no_completed_trial_exits_1_and_quiet_hides_alembic(

@@ -69,7 +69,7 @@ def test_sigkill_at_many_points_loses_and_duplicates_nothing(
     final = cli("run", str(spec), "--quiet", cwd=tmp_path, env=env)
     assert final.returncode == 0, final.stderr
     rows = status_json(tmp_path, "crashy")["runs"]
-    assert len(rows) == 9 and {row["status"] for row in rows} == {"COMPLETED"}
+    assert len(rows) == 9 and {row["status"] for row in rows} == {"completed"}
     trained, evaluated = Counter(markers(tmp_path, "train")), Counter(markers(tmp_path, "eval"))
     assert set(trained) == set(evaluated) == {row["run_id"] for row in rows}
     assert set(trained.values()) == {1}, trained

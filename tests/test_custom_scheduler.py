@@ -34,7 +34,7 @@ def _spec(workdir: Path, **extra: object) -> Path:
 
 def _xs_and_scores(workdir: Path, experiment: str) -> list[tuple[float, float]]:
     status = status_json(workdir, experiment)
-    assert [row["status"] for row in status["runs"]] == ["COMPLETED"] * len(status["runs"])
+    assert [row["status"] for row in status["runs"]] == ["completed"] * len(status["runs"])
     return [(row["suggestion"]["x"], row["score"]) for row in status["runs"]]
 
 

@@ -61,7 +61,7 @@ def test_an_eval_command_gets_the_suggestion_as_words_env_and_params_file(
     assert result.returncode == 0, result.stderr
 
     rows = status_json(tmp_path, "evalparams")["runs"]
-    assert [row["status"] for row in rows] == ["COMPLETED", "COMPLETED"]
+    assert [row["status"] for row in rows] == ["completed", "completed"]
     for row in rows:
         run_dir = tmp_path / "runs" / "evalparams" / row["run_id"]
         x = row["suggestion"]["x"]
@@ -89,7 +89,7 @@ def test_an_eval_function_gets_the_suggested_keys_it_takes(
     assert result.returncode == 0, result.stderr
 
     rows = status_json(tmp_path, "evalfn")["runs"]
-    assert [row["status"] for row in rows] == ["COMPLETED", "COMPLETED"], rows
+    assert [row["status"] for row in rows] == ["completed", "completed"], rows
     for row in rows:
         assert row["score"] == pytest.approx(row["suggestion"]["x"] * factor)
         run_dir = tmp_path / "runs" / "evalfn" / row["run_id"]

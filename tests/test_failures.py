@@ -19,8 +19,8 @@ def test_failed_training_is_reported_and_the_sweep_goes_on(tmp_path: Path, make_
     result = cli("run", str(spec), "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = status_json(tmp_path, "fails")["runs"]
-    failed = [row for row in rows if row["status"] == "FAILED"]
-    completed = [row for row in rows if row["status"] == "COMPLETED"]
+    failed = [row for row in rows if row["status"] == "failed"]
+    completed = [row for row in rows if row["status"] == "completed"]
     assert failed and completed and len(rows) == 6
     for row in failed:
         assert row["suggestion"]["x"] > 0.5

@@ -53,7 +53,7 @@ def assert_all_completed_once(cwd: Path, trials: int, experiment: str = "exp") -
     """Every run COMPLETED, and each trained exactly once and evaluated exactly once (by the markers)."""
     rows = rows_of(cwd, experiment)
     assert len(rows) == trials, statuses(rows)
-    assert {row["status"] for row in rows} == {"COMPLETED"}, statuses(rows)
+    assert {row["status"] for row in rows} == {"completed"}, statuses(rows)
     ids = {row["run_id"] for row in rows}
     trained, evaluated = runs_started(cwd, "train"), runs_started(cwd, "eval")
     assert set(trained) == ids and set(trained.values()) == {1}, f"train jobs started per run: {trained}"
@@ -294,7 +294,7 @@ def test_case_06_a_reboot_does_not_strand_the_sweep(tmp_path: Path) -> None:
     assert final.returncode == 0, final.stderr[-3000:]
     rows = rows_of(tmp_path)
     assert len(rows) == trials, statuses(rows)  # attempts are not trials
-    assert {row["status"] for row in rows} == {"COMPLETED"}, statuses(rows)
+    assert {row["status"] for row in rows} == {"completed"}, statuses(rows)
     trained, evaluated = started(tmp_path, "train"), started(tmp_path, "eval")
     assert set(trained.values()) == {1}, f"a (run, attempt) trained twice: {trained}"
     assert set(evaluated.values()) == {1}, f"a (run, attempt) evaluated twice: {evaluated}"
@@ -446,7 +446,7 @@ def test_case_09_a_full_disk_stops_the_sweep_cleanly_and_a_rerun_finishes(
     rerun = cli("run", str(spec), "--quiet", "--store", store, cwd=tmp_path, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     rows = rows_of(tmp_path, "exp", "--store", store)
-    assert len(rows) == trials and {row["status"] for row in rows} == {"COMPLETED"}, statuses(rows)
+    assert len(rows) == trials and {row["status"] for row in rows} == {"completed"}, statuses(rows)
     trained, evaluated = started(tmp_path, "train"), started(tmp_path, "eval")
     assert set(trained.values()) == {1}, f"a (run, attempt) trained twice: {trained}"
     assert set(evaluated.values()) == {1}, f"a (run, attempt) evaluated twice: {evaluated}"
@@ -471,9 +471,9 @@ def test_case_10_a_hung_job_times_out(tmp_path: Path) -> None:
     rows = rows_of(tmp_path)
     hung = marker_lines(tmp_path, "train")[0][0]
     by_id = {row["run_id"]: row for row in rows}
-    assert by_id[hung]["status"] == "FAILED", statuses(rows)
+    assert by_id[hung]["status"] == "failed", statuses(rows)
     assert "timeout" in (by_id[hung]["error"] or "").lower(), by_id[hung]["error"]
-    assert {row["status"] for row in rows if row["run_id"] != hung} == {"COMPLETED"}, statuses(rows)
+    assert {row["status"] for row in rows if row["run_id"] != hung} == {"completed"}, statuses(rows)
     pid = job_pids(tmp_path)[(hung, "1", "train")]
     wait_for(lambda: not alive(pid), f"the timed-out job (pid {pid}) to be gone", timeout=30)
 

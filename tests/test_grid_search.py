@@ -274,7 +274,7 @@ EXPECTED = sorted((x, y) for x in (0.2, 0.4) for y in (1, 2, 3))
 
 def check_cli_sweep(tmp_path: Path, name: str) -> None:
     rows = status_json(tmp_path, name)["runs"]
-    assert len(rows) == 6 and {row["status"] for row in rows} == {"COMPLETED"}
+    assert len(rows) == 6 and {row["status"] for row in rows} == {"completed"}
     assert sorted((row["suggestion"]["x"], row["suggestion"]["y"]) for row in rows) == EXPECTED
     for row in rows:
         assert math.isclose(row["score"], row["suggestion"]["x"] * 10)

@@ -92,7 +92,7 @@ def test_a_controller_whose_process_is_gone_is_taken_over_at_once(
     again = cli("run", str(spec), "--quiet", cwd=tmp_path)  # long before the 60 s lease expires
     assert again.returncode == 0, again.stderr
     rows = status_json(tmp_path, "orphaned")["runs"]
-    assert [row["status"] for row in rows] == ["COMPLETED", "COMPLETED"]
+    assert [row["status"] for row in rows] == ["completed", "completed"]
     assert sorted(Counter(markers(tmp_path, "train")).values()) == [1, 1]
 
 

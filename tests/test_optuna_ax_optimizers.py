@@ -92,7 +92,7 @@ def test_quickstart_sweep_end_to_end(tmp_path: Path, make_sweep, optimizer: dict
     assert result.returncode == 0, result.stderr
     rows = status_json(tmp_path, name)["runs"]
     assert len(rows) == 6
-    assert all(row["status"] == "COMPLETED" for row in rows)
+    assert all(row["status"] == "completed" for row in rows)
     xs = [row["suggestion"]["x"] for row in rows]
     assert all(0.0 <= x <= 1.0 for x in xs) and len(set(xs)) == 6
 

@@ -25,7 +25,7 @@ def test_quickstart_completes_and_a_second_run_does_nothing(tmp_path: Path) -> N
 
     status = status_json(tmp_path, "quickstart")
     assert status["status"] == "complete"
-    assert [row["status"] for row in status["runs"]] == ["COMPLETED"] * 8
+    assert [row["status"] for row in status["runs"]] == ["completed"] * 8
     for row in status["runs"]:
         run_dir = tmp_path / "runs" / "quickstart" / row["run_id"]
         assert (run_dir / "model.npz").exists() and (run_dir / "eval.log").exists()
@@ -67,7 +67,7 @@ def test_status_and_best_read_a_sweep_running_in_another_process(tmp_path: Path,
                 result = cli("status", "live", "--json", cwd=tmp_path)
                 if result.returncode == 0:
                     rows = json.loads(result.stdout)["runs"]
-                    seen_running = any(row["status"] == "IN TRAINING" for row in rows)
+                    seen_running = any(row["status"] == "in_training" for row in rows)
                     if seen_running:
                         assert all(set(row["suggestion"]) == {"x"} for row in rows)
                         best = cli("best", "live", "--json", cwd=tmp_path)

@@ -43,7 +43,7 @@ def test_train_and_eval_recipe_runs_entrypoint_jobs_to_completion(workdir: Path)
     assert "best trial: recipes_train_and_eval_trial_" in result.stdout
     status = status_json(workdir, "recipes_train_and_eval")
     assert status["status"] == "complete"
-    assert [row["status"] for row in status["runs"]] == ["COMPLETED"] * 3
+    assert [row["status"] for row in status["runs"]] == ["completed"] * 3
     for row in status["runs"]:
         run_dir = workdir / "runs" / "recipes_train_and_eval" / row["run_id"]
         assert (run_dir / "model.npz").exists()
@@ -68,7 +68,7 @@ def test_batched_synced_recipe_sweeps_with_overrides_a_store_and_a_runs_dir(work
     result = cli("run", "examples.recipes.sweeps.batched_synced", *words, cwd=workdir)
     assert result.returncode == 0, result.stderr
     status = _status(workdir, "recipes_batched_synced", store)
-    assert [row["status"] for row in status["runs"]] == ["COMPLETED"] * 4
+    assert [row["status"] for row in status["runs"]] == ["completed"] * 4
     for row in status["runs"]:
         assert set(row["suggestion"]) == {"trainer.lr", "trainer.hidden", "trainer.steps"}
         params = json.loads(

@@ -107,9 +107,9 @@ def test_bad_scores_costs_and_large_results_fail_their_runs_and_json_stays_stric
     }
     assert sorted(rows) == sorted(cases)
     normal = rows.pop("normal")
-    assert (normal["status"], normal["score"], normal["error"]) == ("COMPLETED", 0.5, None)
+    assert (normal["status"], normal["score"], normal["error"]) == ("completed", 0.5, None)
     for case, row in rows.items():
-        assert (row["status"], row["error"], row["score"]) == ("FAILED", REASONS[case], None), case
+        assert (row["status"], row["error"], row["score"]) == ("failed", REASONS[case], None), case
 
     best = strict(cli("best", "values", "--json", cwd=tmp_path).stdout)
     assert (best["run_id"], best["score"]) == (normal["run_id"], 0.5)

@@ -63,7 +63,7 @@ def test_soak_300_trials_30_kills(tmp_path: Path, make_sweep: Callable[..., Path
     final = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]
     rows = status_json(tmp_path, "soak")["runs"]
-    assert len(rows) == TRIALS and {row["status"] for row in rows} == {"COMPLETED"}
+    assert len(rows) == TRIALS and {row["status"] for row in rows} == {"completed"}
     ids = {row["run_id"] for row in rows}
     trained, evaluated = Counter(markers(tmp_path, "train")), Counter(markers(tmp_path, "eval"))
     assert set(trained) == set(evaluated) == ids

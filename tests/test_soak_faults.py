@@ -125,8 +125,8 @@ def test_soak_200_trials_through_31_faults(tmp_path: Path) -> None:
     assert final.returncode == 0, final.stderr[-3000:]
     rows = rows_of(tmp_path, "soak")
     assert len(rows) == TRIALS, f"{len(rows)} runs"  # attempts are not trials
-    assert {row["status"] for row in rows} == {"COMPLETED"}, {
-        run: status for run, status in statuses(rows).items() if not status.startswith("COMPLETED")
+    assert {row["status"] for row in rows} == {"completed"}, {
+        run: status for run, status in statuses(rows).items() if not status.startswith("completed")
     }
     trained, evaluated = started(tmp_path, "train"), started(tmp_path, "eval")
     twice = {key: n for key, n in (trained + evaluated).items() if n > 1}

@@ -249,7 +249,7 @@ def test_a_hung_train_job_fails_its_run_and_the_sweep_ends(
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=120)
     assert result.returncode == 1, result.stderr  # no trial completed
     row = _only_run(tmp_path)
-    assert row["status"] == "FAILED"
+    assert row["status"] == "failed"
     assert row["error"].startswith("timeout: ran longer than its 2 s limit")
     status = _job_status(tmp_path, row["run_id"], "train")
     assert status["timed_out"] is True and not process_alive(status["pid"])
@@ -260,7 +260,7 @@ def test_a_hung_eval_job_fails_its_run(tmp_path: Path, sweep: Callable[..., Path
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=120)
     assert result.returncode == 1, result.stderr  # no trial completed
     row = _only_run(tmp_path)
-    assert row["status"] == "FAILED" and "timeout" in row["error"]
+    assert row["status"] == "failed" and "timeout" in row["error"]
     assert _job_status(tmp_path, row["run_id"], "train")["timed_out"] is False
     status = _job_status(tmp_path, row["run_id"], "eval")
     assert status["timed_out"] is True and not process_alive(status["pid"])
@@ -302,7 +302,7 @@ def test_the_timeout_holds_while_the_controller_is_down(tmp_path: Path, sweep: C
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=120)  # the next controller reads it
     assert result.returncode == 0, result.stderr
     row = _only_run(tmp_path)
-    assert row["status"] == "FAILED" and row["error"].startswith("timeout: ran longer than its 2 s limit")
+    assert row["status"] == "failed" and row["error"].startswith("timeout: ran longer than its 2 s limit")
 
 
 def test_jobs_under_their_timeout_complete(tmp_path: Path, sweep: Callable[..., Path]) -> None:
@@ -313,7 +313,7 @@ def test_jobs_under_their_timeout_complete(tmp_path: Path, sweep: Callable[..., 
     )
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert _only_run(tmp_path)["status"] == "COMPLETED"
+    assert _only_run(tmp_path)["status"] == "completed"
 
 
 @pytest.mark.parametrize(

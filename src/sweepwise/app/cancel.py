@@ -36,6 +36,9 @@ def _stop_jobs(record_spec: dict[str, Any], experiment: str, runs: Sequence[RunI
 def cancel_target(store: SQLStore, target: str, kind: str | None = None) -> str:
     """Cancel the experiment named `target`, or the run with that id; say what was done.
 
+    A finished run, or a complete experiment with no unfinished run, is left as it is
+    and the message says so.
+
     Args:
         store: the store holding both.
         target: an experiment's name or a run's id.
@@ -52,6 +55,9 @@ def cancel_target(store: SQLStore, target: str, kind: str | None = None) -> str:
         )
     if record is not None:
         active = [run for run in store.fetch_runs({"group": target}) if not run.status.is_finished()]
+        if record.status == "complete" and not active:
+            # a finished experiment keeps its status: cancelling it would rewrite its history
+            return f"experiment {target!r} has already finished ({record.status}); nothing to cancel"
         store.set_experiment_status(target, "cancelled")
         cancelled = [run for run in active if store.cancel_run(run.run_id)]
         _stop_jobs(record.spec, target, cancelled)

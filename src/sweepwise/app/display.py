@@ -25,12 +25,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _STYLES = {
-    "COMPLETED": "green",
-    "FAILED": "red",
-    "STALE": "red",
-    "CANCELLED": "yellow",
-    "IN TRAINING": "cyan",
-    "IN EVAL": "magenta",
+    JobStatus.COMPLETED.key: "green",
+    JobStatus.FAILED.key: "red",
+    JobStatus.STALE.key: "red",
+    JobStatus.CANCELLED.key: "yellow",
+    JobStatus.IN_TRAINING.key: "cyan",
+    JobStatus.IN_EVAL.key: "magenta",
 }
 
 
@@ -42,14 +42,28 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-# How a status reads in a table; JSON and the store keep the status's own value.
-_LABELS = {JobStatus.TRAINING_DONE_NO_EVAL.value: "TRAINED (eval queued)"}
+# How a status reads in a table, where it differs from its label; JSON keeps key and label.
+_LABELS = {JobStatus.TRAINING_DONE_NO_EVAL.key: "TRAINED (eval queued)"}
+
+
+def _label(key: str) -> str:
+    """The human label of the status whose machine name is `key` (`key` itself if none is)."""
+    try:
+        return JobStatus.from_key(key).label
+    except ValueError:
+        return key
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    """`3 completed, 1 in training`: the nonzero counts, labels in lower case."""
+    return ", ".join(f"{n} {_label(key).lower()}" for key, n in counts.items() if n)
 
 
 def _status_cell(row: dict[str, Any]) -> str:
     """The run's status, with its attempt once a job of it has been run again."""
     attempt = row.get("attempt", 1)
-    label = _LABELS.get(str(row["status"]), str(row["status"]))
+    key = str(row["status"])
+    label = _LABELS.get(key, row.get("status_label") or _label(key))
     return f"{label} (attempt {attempt})" if attempt and attempt > 1 else label
 
 
@@ -151,8 +165,7 @@ def print_status(payload: dict[str, Any], *, limit: int | None = 30) -> None:
     if len(shown) < len(runs):
         title += f" — newest {len(shown)} of {len(runs)} runs (--all for every run)"
     console.print(_runs_table(shown, title=title))
-    counts = ", ".join(f"{n} {s.lower()}" for s, n in payload["counts"].items() if n)
-    console.print(counts or "no runs yet")
+    console.print(_counts_line(payload["counts"]) or "no runs yet")
     failed = [row for row in runs if row["error"]]
     for row in failed if limit is None else failed[-limit:]:
         console.print(f"[red]{row['run_id']}[/red]: {row['error']}")
@@ -164,8 +177,7 @@ def print_experiments(rows: list[dict[str, Any]]) -> None:
     for column in ("experiment", "status", "runs"):
         table.add_column(column)
     for row in rows:
-        counts = ", ".join(f"{n} {s.lower()}" for s, n in row["counts"].items() if n)
-        table.add_row(row["experiment"], row["status"], counts or "-")
+        table.add_row(row["experiment"], row["status"], _counts_line(row["counts"]) or "-")
     Console().print(table)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sweepwise.core import keys
@@ -38,7 +38,8 @@ def run_row(run: RunInfo) -> dict[str, Any]:
         progress = metrics.get("progress")
     return {
         "run_id": run.run_id,
-        "status": run.status.value,
+        "status": run.status.key,
+        "status_label": run.status.label,
         "suggestion": run.suggestion,
         "score": summary.get(keys.OBSERVATION_SCORE),
         "cost": summary.get(keys.OBSERVATION_COST),
@@ -66,9 +67,17 @@ def _finite(value: Any) -> float | None:
 
 
 def status_counts(runs: Sequence[RunInfo]) -> dict[str, int]:
-    """How many runs are in each status (every status listed, zeros included)."""
-    counts = Counter(run.status.value for run in runs)
-    return {status.value: counts.get(status.value, 0) for status in JobStatus}
+    """How many runs are in each status, by machine name (every status, zeros included, in order)."""
+    return _keyed_counts(Counter(run.status.value for run in runs))
+
+
+def _keyed_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    """`counts` by status value (`"IN TRAINING"`) as every status's machine name in order, zeros included.
+
+    The `status EXPERIMENT --json` counts and the per-experiment counts of `status --json`
+    have this one shape (README, "Command line").
+    """
+    return {status.key: int(counts.get(status.value, 0)) for status in JobStatus}
 
 
 def best_run(runs: Sequence[RunInfo], goal: str) -> RunInfo | None:
@@ -115,7 +124,7 @@ def experiment_record(reader: RunReader, name: str) -> Any:
 def experiments_payload(reader: RunReader) -> dict[str, Any]:
     """`status --json` without an experiment: every experiment with its counts."""
     rows = [
-        {"experiment": r.name, "status": r.status, "counts": reader.count_by_status(r.name)}
+        {"experiment": r.name, "status": r.status, "counts": _keyed_counts(reader.count_by_status(r.name))}
         for r in reader.list_experiments()
     ]
     return {"experiments": rows}

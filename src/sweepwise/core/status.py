@@ -22,6 +22,32 @@ class JobStatus(enum.StrEnum):
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
 
+    @property
+    def key(self) -> str:
+        """The status's stable machine name (`in_training`), as `--json` output shows it.
+
+        The value (`IN TRAINING`) is the human label, kept in the store's status column;
+        `key` is what scripts match on (docs/design.md, "A trial's life").
+        """
+        return _KEYS[self]
+
+    @property
+    def label(self) -> str:
+        """The human label (`IN TRAINING`): the value, beside `key` in `--json` output."""
+        return self.value
+
+    @classmethod
+    def from_key(cls, key: str) -> JobStatus:
+        """The status whose `key` is `key`.
+
+        Raises:
+            ValueError: no status has that key; the message lists the keys.
+        """
+        for status, name in _KEYS.items():
+            if name == key:
+                return status
+        raise ValueError(f"status: unknown status {key!r}; use one of {', '.join(_KEYS.values())}")
+
     def is_finished(self) -> bool:
         """True when the run will not change any more."""
         return self in _FINISHED
@@ -30,6 +56,18 @@ class JobStatus(enum.StrEnum):
         """True for the statuses the optimizer sees as failed observations."""
         return self in (JobStatus.FAILED, JobStatus.STALE)
 
+
+# One place for the machine names: `--json` rows and counts use them, in this order.
+_KEYS: dict[JobStatus, str] = {
+    JobStatus.PENDING: "pending",
+    JobStatus.IN_TRAINING: "in_training",
+    JobStatus.TRAINING_DONE_NO_EVAL: "trained",
+    JobStatus.IN_EVAL: "in_eval",
+    JobStatus.COMPLETED: "completed",
+    JobStatus.STALE: "stale",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "cancelled",
+}
 
 _FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.STALE, JobStatus.FAILED, JobStatus.CANCELLED})
 
