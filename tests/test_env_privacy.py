@@ -105,7 +105,7 @@ def test_a_secret_reaches_the_jobs_but_no_file_and_survives_a_controller_crash(
     stored = [path.name for path in files_holding(tmp_path, VISIBLE)]
     assert "sweepwise.db" in stored or "sweepwise.db-wal" in stored
     assert "adaptive_config.json" in stored
-    assert {run["status"] for run in status_json(tmp_path, "exp")["runs"]} == {"COMPLETED"}
+    assert {run["status"] for run in status_json(tmp_path, "exp")["runs"]} == {"completed"}
 
 
 def test_a_retried_job_gets_the_secret_from_the_spec_it_is_run_with(
