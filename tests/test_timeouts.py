@@ -300,7 +300,8 @@ def test_the_timeout_holds_while_the_controller_is_down(tmp_path: Path, sweep: C
     assert not process_alive(status["pid"])
 
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=120)  # the next controller reads it
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # its only trial timed out: no completed trial
+    assert "no completed trial" in result.stderr
     row = _only_run(tmp_path)
     assert row["status"] == "failed" and row["error"].startswith("timeout: ran longer than its 2 s limit")
 
