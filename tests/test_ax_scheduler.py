@@ -227,7 +227,9 @@ def test_multi_objective_returns_the_pareto_set(tmp_path: Path) -> None:
         assert not any(oa < a and ob < b for oa, ob in observed)  # nothing dominates it
 
 
-@pytest.mark.parametrize(("synchronous", "expected"), [(False, 4), (True, 1)])
+@pytest.mark.parametrize(
+    ("synchronous", "expected"), [(False, 4), pytest.param(True, 1, marks=pytest.mark.slow)]
+)
 def test_local_runner_keeps_its_capacity_in_flight(tmp_path: Path, synchronous: bool, expected: int) -> None:
     options = config(tmp_path, synchronous=synchronous)
     with AxScheduler(make_client(), LocalRunner(n_jobs=4), options) as scheduler:

@@ -134,7 +134,16 @@ def _store_files(directory: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in directory.glob("sweepwise.db*")}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+@pytest.mark.parametrize(  # the resume cases run a sweep first: the full suite runs them
+    "case",
+    [
+        pytest.param(case, marks=pytest.mark.slow)
+        if case.id.startswith("resume:") and case.id != "resume: parameter added"
+        else case
+        for case in CASES
+    ],
+    ids=[case.id for case in CASES],
+)
 def test_bad_input_is_one_line_and_writes_nothing(
     tmp_path: Path, make_sweep: Callable[..., Path], case: Case
 ) -> None:
@@ -162,6 +171,7 @@ def test_bad_input_is_one_line_and_writes_nothing(
         assert not list(tmp_path.glob("sweepwise.db*"))
 
 
+@pytest.mark.slow
 def test_a_safe_change_on_resume_is_accepted_and_said(
     tmp_path: Path, make_sweep: Callable[..., Path]
 ) -> None:

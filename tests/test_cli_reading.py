@@ -78,6 +78,7 @@ NULL_EVAL = (
 )
 
 
+@pytest.mark.slow
 def test_a_failed_eval_is_reported_as_the_eval_jobs(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
     (tmp_path / "eval_null.py").write_text(NULL_EVAL)
     spec = make_sweep(
@@ -98,6 +99,7 @@ def test_a_failed_eval_is_reported_as_the_eval_jobs(tmp_path: Path, make_sweep: 
     _one_line_error(cli("logs", run_id, "-n", "-5", cwd=tmp_path), 2)
 
 
+@pytest.mark.slow
 def test_cancel_asks_which_when_a_run_and_an_experiment_share_a_name(
     tmp_path: Path, make_sweep: Callable[..., Path]
 ) -> None:
@@ -137,7 +139,7 @@ def _env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGHUP, marks=pytest.mark.slow)])
 def test_sigterm_and_sighup_stop_the_controller_as_ctrl_c_does(
     tmp_path: Path, make_sweep: Callable[..., Path], signum: signal.Signals
 ) -> None:

@@ -116,6 +116,7 @@ def test_case_02_a_controller_that_was_away_kills_no_healthy_job(tmp_path: Path)
     assert_all_completed_once(tmp_path, 2)
 
 
+@pytest.mark.slow
 def test_case_02b_a_machine_that_slept_with_everything_on_it_kills_no_job(tmp_path: Path) -> None:
     """Controller, host and jobs all stopped (SIGSTOP, as a sleeping laptop) for longer than stale_after."""
     spec = write_sweep(
@@ -143,7 +144,7 @@ def test_case_02b_a_machine_that_slept_with_everything_on_it_kills_no_job(tmp_pa
 # -- 3 ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("new_store", ["db_deleted", "other_store"])
+@pytest.mark.parametrize("new_store", ["db_deleted", pytest.param("other_store", marks=pytest.mark.slow)])
 def test_case_03_a_new_store_does_not_reuse_old_run_directories(tmp_path: Path, new_store: str) -> None:
     """A seedless sweep run again against an empty store is refused, not paired with old results."""
     spec = write_sweep(

@@ -255,6 +255,7 @@ def test_a_hung_train_job_fails_its_run_and_the_sweep_ends(
     assert status["timed_out"] is True and not process_alive(status["pid"])
 
 
+@pytest.mark.slow
 def test_a_hung_eval_job_fails_its_run(tmp_path: Path, sweep: Callable[..., Path]) -> None:
     spec = sweep(eval={"cmd": ["python", "hang.py"], "timeout": 2})
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=120)
