@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import shlex
 import shutil
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, f
 
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.lifecycle import RetryPolicy
+from sweepwise.dispatchers.launch import split_command
 from sweepwise.recipes.values import parse_value
 
 DEFAULT_STORE = "sqlite:///sweepwise.db"
@@ -217,13 +217,7 @@ def check_command(cmd: str | list[str], cwd: Path, field: str) -> None:
     A program given as a path must be an executable file; `python script.py`'s script
     must be a readable file. A string command is split like a shell would (`shlex`).
     """
-    if isinstance(cmd, str):
-        try:
-            argv = shlex.split(cmd)
-        except ValueError as exc:
-            raise ConfigError(field, f"cannot be split into words ({exc}); close the quote") from None
-    else:
-        argv = [str(part) for part in cmd]
+    argv = split_command(cmd, field)
     if not argv:
         raise ConfigError(field, "is empty; give the command to run, e.g. [python, train.py]")
     program = argv[0]

@@ -140,6 +140,20 @@ def run_dir_for(runs_root: Path, experiment: str, run_id: str) -> Path:
     )
 
 
+def split_command(cmd: str | list[str], field: str) -> list[str]:
+    """A job command as argv: a list as it is, a string split as a shell would (`shlex`, no shell).
+
+    Raises:
+        ConfigError: the string cannot be split (an unclosed quote).
+    """
+    if not isinstance(cmd, str):
+        return [str(part) for part in cmd]
+    try:
+        return shlex.split(cmd)
+    except ValueError as exc:
+        raise ConfigError(field, f"cannot be split into words ({exc}); check its quotes") from None
+
+
 def check_command(
     cmd: str | list[str], cwd: str | os.PathLike[str], field: str, *, path: str | None = None
 ) -> list[str]:
@@ -159,13 +173,7 @@ def check_command(
         ConfigError: the command is empty, cannot be split, or its program is not
             found or not executable.
     """
-    if isinstance(cmd, str):
-        try:
-            argv = shlex.split(cmd)
-        except ValueError as exc:
-            raise ConfigError(field, f"cannot split command {cmd!r} ({exc}); check its quotes") from None
-    else:
-        argv = list(cmd)
+    argv = split_command(cmd, field)
     if not argv or not argv[0]:
         raise ConfigError(field, "the command is empty; give the program to run, e.g. 'python train.py'")
     program = argv[0]
@@ -359,5 +367,6 @@ __all__ = [
     "entrypoint_target",
     "format_value",
     "run_dir_for",
+    "split_command",
     "write_job_files",
 ]
