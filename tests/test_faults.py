@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from faults_helpers import (
     wait_for,
     write_sweep,
 )
+from tmpfs import small_tmpfs
 
 
 @pytest.fixture(autouse=True)
@@ -343,7 +343,6 @@ def _in_new_pid_namespace() -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1)")
 @pytest.mark.parametrize("holder", ["inside_namespace", "outside_namespace"])
 def test_case_08_a_controller_in_another_pid_namespace_keeps_its_lease(tmp_path: Path, holder: str) -> None:
     spec = write_sweep(
@@ -384,19 +383,12 @@ def test_case_08_a_controller_in_another_pid_namespace_keeps_its_lease(tmp_path:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 3 MB tmpfs under tmp_path, unmounted in teardown."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)]
-    mounted = subprocess.run(mount, capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode(errors='replace').strip()}")
-    try:
-        yield disk
-    finally:
-        kill_everything_under(tmp_path)
-        if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+    """A 3 MB tmpfs under tmp_path, unmounted in teardown (after every process using it)."""
+    with small_tmpfs(tmp_path / "disk") as disk:
+        try:
+            yield disk
+        finally:
+            kill_everything_under(tmp_path)
 
 
 def _fill(path: Path) -> None:

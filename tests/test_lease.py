@@ -49,10 +49,10 @@ def _wait_for_training(cwd: Path, proc: subprocess.Popen[bytes]) -> None:
     assert markers(cwd, "train"), "the first controller started no job"
 
 
-@pytest.mark.skipif(not _can_unshare(), reason="needs root and unshare --pid")
 def test_a_controller_in_another_pid_namespace_keeps_the_lease(
     tmp_path: Path, make_sweep: Callable[..., Path]
 ) -> None:
+    assert _can_unshare(), "this test needs root and `unshare --pid` (as .ci/run has): it must not be skipped"
     spec = make_sweep("contained", scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2})
     controller = [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"]
     contained = subprocess.Popen(
