@@ -256,18 +256,18 @@ def test_a_raising_function_fails_its_trial_and_the_loop_goes_on(tmp_path: Path)
     assert all(t.parameters["x"] > 0.5 for t in failed)
 
 
-PARAMS_ENV = "JOB_PARAMS_FILE=/work/params.json"
+PARAMS_ENV = "JOB_PARAMS_FILE=/job/params.json"
 INSIDE = ["img:1", "python", "obj.py", "--fast"]
 
 
 @pytest.mark.parametrize(
     ("engine", "expected"),
     [
-        ("podman", ["podman", "run", "--rm", "-v", "/w/t1:/work", "-w", "/work", "-e", PARAMS_ENV, *INSIDE]),
-        ("docker", ["docker", "run", "--rm", "-v", "/w/t1:/work", "-w", "/work", "-e", PARAMS_ENV, *INSIDE]),
+        ("podman", ["podman", "run", "--rm", "-v", "/w/t1:/job", "-w", "/job", "-e", PARAMS_ENV, *INSIDE]),
+        ("docker", ["docker", "run", "--rm", "-v", "/w/t1:/job", "-w", "/job", "-e", PARAMS_ENV, *INSIDE]),
         (
             "apptainer",
-            ["apptainer", "exec", "--bind", "/w/t1:/work", "--pwd", "/work", "--env", PARAMS_ENV, *INSIDE],
+            ["apptainer", "exec", "--bind", "/w/t1:/job", "--pwd", "/job", "--env", PARAMS_ENV, *INSIDE],
         ),
     ],
 )

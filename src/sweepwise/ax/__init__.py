@@ -14,26 +14,40 @@ Example:
 
 from __future__ import annotations
 
+from sweepwise.ax.jobs import Job, JobState, JobType
 from sweepwise.ax.objectives import ContainerObjective, FunctionObjective, ScriptObjective
-from sweepwise.ax.runners import BaseRunner, DispatcherRunner, JobOutcome, LocalRunner, TrialJob
+from sweepwise.ax.runners import (
+    BaseRunner,
+    BaseRunnerAdapter,
+    DispatcherRunner,
+    JobLibRunner,
+    JobOutcome,
+    LocalRunner,
+    TrialJob,
+    TrialRunner,
+    as_trial_runner,
+)
 from sweepwise.ax.scheduler import AxScheduler
 from sweepwise.ax.trials import BatchTrialContext, Trial, TrialStatus
-
-JobLibRunner = LocalRunner
-"""The seed's name for the local parallel runner: `JobLibRunner(n_jobs=4)`."""
 
 __all__ = [
     "AxScheduler",
     "BaseRunner",
+    "BaseRunnerAdapter",
     "BatchTrialContext",
     "ContainerObjective",
     "DispatcherRunner",
     "FunctionObjective",
+    "Job",
     "JobLibRunner",
     "JobOutcome",
+    "JobState",
+    "JobType",
     "LocalRunner",
     "ScriptObjective",
     "Trial",
     "TrialJob",
+    "TrialRunner",
     "TrialStatus",
+    "as_trial_runner",
 ]

@@ -4,6 +4,7 @@ A function receives the trial's parameters and returns `{metric: value}` or
 `{metric: (mean, sem)}`. A script or a container finds the parameters in
 `params.json` (its path also in `$JOB_PARAMS_FILE`) in its working directory and
 writes `result.json` there, holding the same mapping (a pair as a two-item list).
+A container sees that directory at `/job`, where the seed mounts its job files.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Any
 
 from sweepwise.core.errors import ConfigError
 
-# Where a container sees the trial's working directory.
-CONTAINER_WORKDIR = "/work"
+# Where a container sees the trial's directory (its working directory): the seed's mount point.
+CONTAINER_WORKDIR = "/job"
 CONTAINER_ENGINES = ("podman", "docker", "apptainer", "singularity")
 
 
@@ -38,14 +39,37 @@ class FunctionObjective:
 
 @dataclass(frozen=True, slots=True)
 class ScriptObjective:
-    """A script run with the current Python interpreter (or directly, if not a `.py` file)."""
+    """A script, run without a shell (parameter values never reach one).
+
+    `.py` runs with the current Python interpreter, `.sh` with `bash` (as the seed runs
+    it, executable or not), anything else directly.
+
+    Raises:
+        ConfigError: the script does not exist, or is neither `.py`, `.sh` nor
+            executable (field `script_path`).
+    """
 
     script_path: str
+
+    def __post_init__(self) -> None:
+        path = self.script_path
+        if not os.path.isfile(path):
+            raise ConfigError("script_path", f"no such file {path!r}")
+        if not path.endswith((".py", ".sh")) and not os.access(path, os.X_OK):
+            raise ConfigError(
+                "script_path",
+                f"{path!r} is not executable; make it executable (chmod +x) "
+                "or name it .sh (run with bash) or .py (run with this Python)",
+            )
 
     def command(self) -> list[str]:
         """The argv that runs the script (absolute paths)."""
         path = os.path.abspath(self.script_path)
-        return [sys.executable, path] if path.endswith(".py") else [path]
+        if path.endswith(".py"):
+            return [sys.executable, path]
+        if path.endswith(".sh"):
+            return ["bash", path]
+        return [path]
 
     def describe(self) -> str:
         """A one-line description for the store."""
@@ -54,7 +78,9 @@ class ScriptObjective:
 
 @dataclass(frozen=True, slots=True)
 class ContainerObjective:
-    """A container image run with the trial's working directory mounted at `/work`.
+    """A container image run with the trial's directory mounted at `/job`, its working directory.
+
+    `$JOB_PARAMS_FILE` is `/job/params.json`; the container writes `/job/result.json`.
 
     Attributes:
         image: the image (`python:3.12-slim`, or an `.sif` file for apptainer).

@@ -1,27 +1,31 @@
 """Runners: where an `AxScheduler` runs its trials.
 
-A runner is anything with a `capacity` (how many trials it runs at once), `submit`,
-`poll` and `wait` (`BaseRunner`). Two are built in:
+`AxScheduler` accepts a runner of either contract (`sweepwise.ax.base_runner`): a
+seed-style `BaseRunner` subclass, run one `Job` at a time through `BaseRunnerAdapter`,
+or a native `TrialRunner`. Two native runners are built in, and are `BaseRunner`s too:
 
+- `LocalRunner` (the seed's `JobLibRunner`): up to `n_jobs` trials at once on this
+  machine, functions in a process or thread pool, scripts and containers through
+  sweepwise's local dispatcher;
 - `DispatcherRunner` turns any sweepwise dispatcher (local, SLURM, simulated, ...)
-  into a runner for script and container objectives;
-- `LocalRunner(n_jobs)` runs functions in a process pool (a thread pool for functions
-  that cannot be pickled, such as lambdas) and scripts and containers through
-  sweepwise's local dispatcher.
+  into a runner for script and container objectives.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
+import os
 import pickle
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
-from sweepwise.ax.objectives import ContainerObjective, FunctionObjective, Objective, ScriptObjective
+from sweepwise.ax.adapter import BaseRunnerAdapter, JobMethods
+from sweepwise.ax.base_runner import BaseRunner, JobOutcome, TrialJob, TrialRunner
+from sweepwise.ax.objectives import CONTAINER_ENGINES, ContainerObjective, FunctionObjective, ScriptObjective
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.models import ArgStyle, EventKind, JobDefinition, JobTypes
 from sweepwise.core.protocols import Clock, Waitable
@@ -30,69 +34,7 @@ if TYPE_CHECKING:
     from sweepwise.core.protocols import Dispatcher
 
 
-@dataclass(frozen=True, slots=True)
-class TrialJob:
-    """One trial to run.
-
-    Attributes:
-        trial_index: the Ax trial index.
-        run_id: the sweepwise run id that records it.
-        params: the trial's parameters.
-        objective: what to run.
-        workdir: the trial's directory (it exists); scripts find `params.json` there.
-    """
-
-    trial_index: int
-    run_id: str
-    params: dict[str, Any]
-    objective: Objective
-    workdir: Path
-
-
-@dataclass(frozen=True, slots=True)
-class JobOutcome:
-    """How a trial's job ended.
-
-    Attributes:
-        run_id: the run id of the `TrialJob`.
-        result: what the objective returned or wrote (None when it gave nothing).
-        error: why the job failed, or None if it succeeded.
-        started_at: when the job started (seconds since the epoch).
-        ended_at: when it ended (seconds since the epoch).
-        exit_code: the process's exit code, when there was a process.
-    """
-
-    run_id: str
-    result: Any
-    error: str | None
-    started_at: float
-    ended_at: float
-    exit_code: int | None = None
-
-
-@runtime_checkable
-class BaseRunner(Protocol):
-    """What `AxScheduler` needs from a runner."""
-
-    @property
-    def capacity(self) -> int:
-        """How many trials may run at once (>= 1)."""
-        ...
-
-    def submit(self, job: TrialJob) -> str:
-        """Start `job`; return an id for it (for the store)."""
-        ...
-
-    def poll(self) -> list[JobOutcome]:
-        """The jobs that ended since the last poll."""
-        ...
-
-    def wait(self, timeout: float) -> None:
-        """Return after `timeout` seconds, or earlier when a job may have ended."""
-        ...
-
-
-class DispatcherRunner:
+class DispatcherRunner(JobMethods):
     """Any sweepwise `Dispatcher` as a runner of script and container objectives.
 
     Each trial becomes a training job whose command is the script (or the container
@@ -113,6 +55,7 @@ class DispatcherRunner:
             raise ConfigError("capacity", f"must be >= 1 (got {capacity})")
         from sweepwise.core.clock import RealClock
 
+        super().__init__()
         self.dispatcher = dispatcher
         self._capacity = capacity
         self._clock: Clock = clock or RealClock()
@@ -221,49 +164,113 @@ def _picklable(fn: object) -> bool:
     return True
 
 
-class LocalRunner:
-    """Runs up to `n_jobs` trials at once on this machine.
+BACKENDS = {"loky": "processes", "multiprocessing": "processes", "threading": "threads"}
+"""The seed's joblib backends, and the pool each runs functions in."""
 
-    Functions run in a process pool (a thread pool when the function cannot be
-    pickled); scripts and containers through sweepwise's local dispatcher, with the
-    trial's directory as the run directory.
+_RUNNER_CONFIG = ("container_engine", "tmp_dir")
 
-    Args:
-        n_jobs: how many trials may run at once.
+
+def _cpu_count() -> int:
+    """The CPUs this process may use (joblib counts the same way)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def effective_n_jobs(n_jobs: int | None) -> int:
+    """How many workers `n_jobs` means, as in joblib: -1 all CPUs, -2 all but one, None one.
 
     Raises:
-        ConfigError: `n_jobs` is below 1 (field `n_jobs`).
+        ConfigError: `n_jobs` is not an integer, is 0, or leaves no CPU (field `n_jobs`).
+    """
+    if n_jobs is None:
+        return 1
+    cpus = _cpu_count()
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -cpus:
+        raise ConfigError(
+            "n_jobs",
+            f"must be a worker count >= 1, or -1 (all {cpus} CPUs) down to -{cpus} (one); got {n_jobs!r}",
+        )
+    return n_jobs if n_jobs > 0 else cpus + 1 + n_jobs
+
+
+class LocalRunner(JobMethods):
+    """Runs several trials at once on this machine; the seed's `JobLibRunner`.
+
+    Functions run in a process pool (`loky`, `multiprocessing`; a thread pool for a
+    function that cannot be pickled, such as a lambda) or a thread pool
+    (`threading`); scripts and containers through sweepwise's local dispatcher, with
+    the trial's directory as the run directory. Unlike the seed, where `n_jobs` only
+    sizes joblib's pool inside each job, `n_jobs` here is how many trials run at once.
+
+    Args:
+        n_jobs: how many trials may run at once, as joblib counts: -1 (the default)
+            all CPUs, -2 all but one, ...
+        backend: `loky` (the default) or `multiprocessing` for processes, `threading`
+            for threads.
+        config: `container_engine` (podman, docker, apptainer or singularity; it
+            overrides the scheduler's), `tmp_dir` (where jobs given to `run_job`
+            without a working directory run; default the system's temp directory).
+
+    Raises:
+        ConfigError: a bad `n_jobs`, `backend` or `config` key (the field is named).
     """
 
-    def __init__(self, n_jobs: int = 1) -> None:
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-            raise ConfigError("n_jobs", f"must be an integer >= 1 (got {n_jobs!r})")
+    def __init__(
+        self, n_jobs: int | None = -1, backend: str = "loky", config: Mapping[str, Any] | None = None
+    ) -> None:
+        workers = effective_n_jobs(n_jobs)
+        if backend not in BACKENDS:
+            raise ConfigError("backend", f"unknown backend {backend!r}; use one of: {', '.join(BACKENDS)}")
+        unknown = sorted(set(config or {}) - set(_RUNNER_CONFIG))
+        if unknown:
+            raise ConfigError(
+                f"config.{unknown[0]}", f"unknown key; valid keys are: {', '.join(_RUNNER_CONFIG)}"
+            )
+        engine = (config or {}).get("container_engine")
+        if engine is not None and engine not in CONTAINER_ENGINES:
+            choices = ", ".join(CONTAINER_ENGINES)
+            raise ConfigError("config.container_engine", f"unknown engine {engine!r}; use one of: {choices}")
+        super().__init__(config)
         self.n_jobs = n_jobs
+        self.backend = backend
+        self.container_engine: str | None = engine
+        self._workers = workers
         self._processes: cf.ProcessPoolExecutor | None = None
         self._threads: cf.ThreadPoolExecutor | None = None
         self._futures: dict[cf.Future[tuple[Any, str | None, float, float]], str] = {}
         self._dispatchers: dict[tuple[Path, str], DispatcherRunner] = {}
+        self._owners: dict[str, DispatcherRunner] = {}  # dispatch id -> the runner that started it
 
     @property
     def capacity(self) -> int:
-        """`n_jobs`."""
-        return self.n_jobs
+        """How many trials run at once (`n_jobs` with joblib's negative counts resolved)."""
+        return self._workers
 
     def submit(self, job: TrialJob) -> str:
         """Start `job` in a worker (functions) or as a local process (scripts, containers)."""
-        if isinstance(job.objective, FunctionObjective):
-            future = self._pool(job.objective.fn).submit(_call, job.objective.fn, job.params)
+        objective = job.objective
+        if isinstance(objective, FunctionObjective):
+            future = self._pool(objective.fn).submit(_call, objective.fn, job.params)
             self._futures[future] = job.run_id
             return f"local-fn:{job.run_id}"
-        return self._dispatcher_for(job.workdir).submit(job)
+        if isinstance(objective, ContainerObjective) and self.container_engine is not None:
+            job = dataclasses.replace(
+                job, objective=dataclasses.replace(objective, engine=self.container_engine)
+            )
+        runner = self._dispatcher_for(job.workdir)
+        dispatch_id = runner.submit(job)
+        self._owners[dispatch_id] = runner
+        return dispatch_id
 
     def _pool(self, fn: object) -> cf.Executor:
-        if _picklable(fn):
+        if BACKENDS[self.backend] == "processes" and _picklable(fn):
             if self._processes is None:
-                self._processes = cf.ProcessPoolExecutor(max_workers=self.n_jobs)
+                self._processes = cf.ProcessPoolExecutor(max_workers=self._workers)
             return self._processes
         if self._threads is None:
-            self._threads = cf.ThreadPoolExecutor(max_workers=self.n_jobs)
+            self._threads = cf.ThreadPoolExecutor(max_workers=self._workers)
         return self._threads
 
     def _dispatcher_for(self, workdir: Path) -> DispatcherRunner:
@@ -272,7 +279,7 @@ class LocalRunner:
         if key not in self._dispatchers:
             from sweepwise.dispatchers.local import LocalDispatcher
 
-            self._dispatchers[key] = DispatcherRunner(LocalDispatcher(key[0], key[1]), self.n_jobs)
+            self._dispatchers[key] = DispatcherRunner(LocalDispatcher(key[0], key[1]), self._workers)
         return self._dispatchers[key]
 
     def poll(self) -> list[JobOutcome]:
@@ -308,7 +315,9 @@ class LocalRunner:
 
     def cancel(self, dispatch_id: str) -> None:
         """Stop a script or container job (a running function cannot be stopped)."""
-        for runner in self._dispatchers.values():
+        # Only its own dispatcher: another would wait out its grace period for a job it never ran.
+        runner = self._owners.pop(dispatch_id, None)
+        if runner is not None:
             runner.cancel(dispatch_id)
 
     def close(self) -> None:
@@ -320,6 +329,48 @@ class LocalRunner:
         for runner in self._dispatchers.values():
             runner.close()
         self._dispatchers.clear()
+        self._owners.clear()
 
 
-__all__ = ["BaseRunner", "DispatcherRunner", "JobOutcome", "LocalRunner", "TrialJob"]
+JobLibRunner = LocalRunner
+"""The seed's name for the local runner: `JobLibRunner(n_jobs=-1, backend="loky", config=None)`."""
+
+
+def as_trial_runner(runner: object, *, clock: Clock | None = None) -> TrialRunner:
+    """The runner `AxScheduler` drives.
+
+    Args:
+        runner: a native `TrialRunner` (returned as it is), or a seed-style runner (a
+            `BaseRunner` subclass, or any object with `run_job`, `check_job_status` and
+            `cancel_job`), wrapped in a `BaseRunnerAdapter` that runs one trial at a
+            time, as the seed's scheduler does.
+        clock: how the adapter waits (default: the real clock).
+
+    Raises:
+        ConfigError: `runner` is neither (field `runner`).
+    """
+    if isinstance(runner, TrialRunner):
+        return runner
+    seed_methods = ("run_job", "check_job_status", "cancel_job")
+    if isinstance(runner, BaseRunner) or all(callable(getattr(runner, m, None)) for m in seed_methods):
+        return BaseRunnerAdapter(runner, clock=clock)  # type: ignore[arg-type]
+    raise ConfigError(
+        "runner",
+        f"{type(runner).__name__} is not a runner; pass JobLibRunner(...), DispatcherRunner(...) "
+        "or a BaseRunner subclass with run_job, check_job_status and cancel_job",
+    )
+
+
+__all__ = [
+    "BACKENDS",
+    "BaseRunner",
+    "BaseRunnerAdapter",
+    "DispatcherRunner",
+    "JobLibRunner",
+    "JobOutcome",
+    "LocalRunner",
+    "TrialJob",
+    "TrialRunner",
+    "as_trial_runner",
+    "effective_n_jobs",
+]

@@ -20,7 +20,7 @@ from sweepwise.ax.objectives import (
     find_container_engine,
     parse_raw_data,
 )
-from sweepwise.ax.runners import BaseRunner, JobOutcome, TrialJob
+from sweepwise.ax.runners import BaseRunner, JobOutcome, TrialJob, TrialRunner, as_trial_runner
 from sweepwise.ax.trials import BatchTrialContext, Trial, TrialStatus, status_from_ax
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.protocols import Clock
@@ -60,7 +60,7 @@ class AxScheduler:
     def __init__(
         self,
         ax_client_or_experiment: Any,
-        runner: BaseRunner,
+        runner: TrialRunner | BaseRunner,
         config: Mapping[str, Any] | None = None,
         *,
         clock: Clock | None = None,
@@ -71,7 +71,7 @@ class AxScheduler:
         from sweepwise.core.clock import RealClock
 
         self.config: dict[str, Any] = {**_DEFAULTS, **(config or {})}
-        self.runner = runner
+        self.runner: TrialRunner = as_trial_runner(runner, clock=clock)
         self.clock: Clock = clock or RealClock()
         self._backend: AxBackend = make_backend(ax_client_or_experiment)
         self.objective: Objective | None = None
