@@ -317,7 +317,7 @@ def test_docs_examples_run(tmp_path: Path) -> None:
             assert result.returncode == 0, result.stderr
             for expected in lines[1:]:
                 assert expected.strip() in result.stdout
-    assert ran == 4
+    assert ran == 5
 
 
 def test_any_dispatcher_becomes_a_runner_in_virtual_time(tmp_path: Path) -> None:
