@@ -42,7 +42,8 @@ def _commands(body: str) -> list[tuple[list[str], list[str]]]:
 
 def _env(cwd: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
-    env["PYTHONPATH"] = str(cwd)
+    # cwd first (the doc's files), then the caller's path, so the code under test is what runs
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), os.environ.get("PYTHONPATH")]))
     return env
 
 

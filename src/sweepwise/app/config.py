@@ -18,6 +18,7 @@ from sweepwise.core.errors import ConfigError
 from sweepwise.core.lifecycle import RetryPolicy
 from sweepwise.dispatchers.launch import split_command
 from sweepwise.recipes.values import parse_value
+from sweepwise.schedulers import canonical_scheduler_name
 
 DEFAULT_STORE = "sqlite:///sweepwise.db"
 NAME_MAX = 100
@@ -38,6 +39,11 @@ class SchedulerSpec(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str = "batched_synced"
+
+    @field_validator("type")
+    @classmethod
+    def _canonical_type(cls, value: str) -> str:
+        return canonical_scheduler_name(value)  # `BATCHED_SYNCED` is stored as `batched_synced`
 
 
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

@@ -32,6 +32,7 @@ from sweepwise.optimizers import Goal, OptimizerSpec
 from sweepwise.recipes.loading import ensure_on_path, import_module, module_function
 from sweepwise.schedulers import scheduler_classes
 from sweepwise.schedulers.base import JobSpec
+from sweepwise.schedulers.search import check_resource_parameters, search_of
 from sweepwise.stores.location import resolve_store_url
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class Experiment:
         if jobs["train"] is None and "recipe_module" not in (spec.scheduler.model_extra or {}):
             raise ConfigError("train", "is required; add train: {cmd: [python, train.py]}")
         fields = config_cls.model_fields
-        if "parameters" in fields and "optimizer" in fields:
+        if spec.parameters and "parameters" in fields and "optimizer" in fields:
             _check_space_and_optimizer(spec.parameters, spec.optimizer, spec.goal)
         values: dict[str, Any] = {"experiment_id": spec.name, **jobs}
         optimizer = dict(spec.optimizer)
@@ -91,11 +92,19 @@ class Experiment:
             if key in fields:
                 values[key] = value
         values.update(spec.scheduler.model_extra or {})
+        if values.get("protein_config") is not None and "goal" not in data:
+            values.pop("goal", None)  # the seed's way: the goal is protein_config's
         refuse_bools(config_cls, values, "scheduler.")
         try:
             config = config_cls.model_validate(values)
         except ValidationError as exc:
             raise config_error(exc, "scheduler", fields=[f for f in fields if f not in values]) from None
+        search = search_of(config)
+        if search.metric is not None and "metric" not in data:
+            spec = spec.model_copy(update={"metric": search.metric})
+        if "goal" in fields:  # the goal in force, recorded with the experiment
+            spec = spec.model_copy(update={"goal": search.goal})
+            config = config.model_copy(update={"goal": search.goal})
         _check_entrypoints(config)
         scheduler_cls(
             config
@@ -138,10 +147,12 @@ class Experiment:
                 updates[name] = _resolve_job(job, f"scheduler.{name}", base_dir)
         optimizer = getattr(config, "optimizer", None)
         if "parameters" in type(config).model_fields and optimizer is not None:
-            settings = optimizer.model_dump() if isinstance(optimizer, BaseModel) else {}
-            goal = getattr(config, "goal", spec.goal)
-            parameters = dict(getattr(config, "parameters", None) or {})
-            _check_space_and_optimizer(parameters, settings, goal, prefix="scheduler.")
+            search = search_of(config)  # `parameters`, or `protein_config`'s
+            if search.parameters:
+                settings = search.optimizer.model_dump()
+                _check_space_and_optimizer(
+                    search.parameters, settings, search.goal, prefix="scheduler.", field=search.field
+                )
         if isinstance(optimizer, OptimizerSpec) and optimizer.seed is None:
             updates["optimizer"] = optimizer.model_copy(update={"seed": secrets.randbelow(2**31)})
         config = config.model_copy(update=updates) if updates else config
@@ -413,7 +424,9 @@ def _flat_parameters(record: dict[str, Any]) -> dict[str, Any]:
     """The record's parameters by flat name (as the optimizer sees them), else as written."""
     from sweepwise.space import SearchSpace
 
-    raw = (record.get("scheduler_config") or {}).get("parameters") or {}
+    config = record.get("scheduler_config") or {}
+    protein = config.get("protein_config")
+    raw = config.get("parameters") or (protein.get("parameters") if isinstance(protein, dict) else None) or {}
     try:
         return SearchSpace.from_dict(raw).to_dict()
     except (ConfigError, TypeError, ValueError):
@@ -610,13 +623,19 @@ def import_modules(names: Any) -> None:
 
 
 def _check_space_and_optimizer(
-    parameters: dict[str, Any], optimizer: dict[str, Any], goal: str, *, prefix: str = ""
+    parameters: dict[str, Any],
+    optimizer: dict[str, Any],
+    goal: str,
+    *,
+    prefix: str = "",
+    field: str = "parameters",
 ) -> None:
     """Build the search space and the optimizer once, so every bad setting fails at load time."""
     from sweepwise.optimizers import make_optimizer
     from sweepwise.space import SearchSpace
 
-    space = SearchSpace.from_dict(parameters, field=f"{prefix}parameters")
+    space = SearchSpace.from_dict(parameters, field=f"{prefix}{field}")
+    check_resource_parameters(space, f"{prefix}{field}")
     try:
         opt = OptimizerSpec.model_validate(optimizer)
     except ValidationError as exc:

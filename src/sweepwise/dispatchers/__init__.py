@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import enum
 import importlib
 import sys
 from collections.abc import Callable
@@ -20,6 +21,19 @@ from sweepwise.core.errors import ConfigError
 from sweepwise.core.protocols import Dispatcher
 
 _Factory = TypeVar("_Factory", bound=Callable[..., Any])
+
+
+class DispatcherType(enum.StrEnum):
+    """The built-in dispatchers, by their registered names (seed 002's `DispatcherType`).
+
+    A member is its name: `dispatcher_type=DispatcherType.LOCAL` and `dispatcher_type="local"`
+    are the same. The seed's `SKYPILOT` has no counterpart here (docs/recipes.md,
+    "Differences from the seeds").
+    """
+
+    LOCAL = "local"
+    SIMULATED = "simulated"
+
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}
 _BUILTIN: dict[str, str] = {
@@ -88,4 +102,4 @@ def make_dispatcher(name: str, **kwargs: Any) -> Dispatcher:
     return dispatcher
 
 
-__all__ = ["available_dispatchers", "make_dispatcher", "register_dispatcher"]
+__all__ = ["DispatcherType", "available_dispatchers", "make_dispatcher", "register_dispatcher"]

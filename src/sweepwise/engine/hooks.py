@@ -20,6 +20,11 @@ from sweepwise.core.models import RunInfo
 
 HookFn = Callable[[RunInfo], dict[str, Any] | None]
 
+DEFAULT_METRIC = "score"
+"""The metric of an experiment that names none."""
+FALLBACK_METRIC = "evaluator/eval_arena/score"
+"""Seed 002's default score key: read when the metric is the default and the job did not report it."""
+
 
 class MissingMetricError(ValueError):
     """The finished job did not report the experiment's metric, or its score or cost is not a number."""
@@ -88,6 +93,9 @@ def lookup_metric(run: RunInfo, metric: str) -> Any:
 class ObservationHook:
     """The default post-eval hook: writes `observation/score` and `observation/cost`.
 
+    When `metric` is the default (`score`) and the job did not report it, the score is
+    read from seed 002's default key `evaluator/eval_arena/score` instead.
+
     Args:
         metric: the result key holding the score.
         cost_metric: the result key holding the cost; the training runtime when absent.
@@ -97,23 +105,28 @@ class ObservationHook:
     cost_metric: str = "cost"
 
     def __call__(self, run: RunInfo) -> dict[str, Any]:
-        value = lookup_metric(run, self.metric)
+        metric = self.metric
+        value = lookup_metric(run, metric)
+        if value is None and metric == DEFAULT_METRIC:
+            fallback = lookup_metric(run, FALLBACK_METRIC)
+            if fallback is not None:
+                metric, value = FALLBACK_METRIC, fallback
         if value is None:
             results = {
                 **(run.summary.get(keys.TRAIN_RESULT) or {}),
                 **(run.summary.get(keys.EVAL_RESULT) or {}),
             }
             found = ", ".join(sorted(results)) or "nothing"
-            if self.metric in results:
+            if metric in results:
                 raise MissingMetricError(
-                    f"the result's {self.metric!r} is null, not a number; report a number, "
-                    f'e.g. SWEEPWISE_RESULT {{"{self.metric}": 0.9}}'
+                    f"the result's {metric!r} is null, not a number; report a number, "
+                    f'e.g. SWEEPWISE_RESULT {{"{metric}": 0.9}}'
                 )
             raise MissingMetricError(
-                f"the result has no {self.metric!r} (it reported: {found}); "
-                f'report it, e.g. SWEEPWISE_RESULT {{"{self.metric}": 0.9}}, or set metric: in the spec'
+                f"the result has no {metric!r} (it reported: {found}); "
+                f'report it, e.g. SWEEPWISE_RESULT {{"{metric}": 0.9}}, or set metric: in the spec'
             )
-        score = finite_number(self.metric, value)
+        score = finite_number(metric, value)
         cost = lookup_metric(run, self.cost_metric)
         cost_value = float(run.runtime) if cost is None else finite_number(self.cost_metric, cost)
         if cost_value < 0:
@@ -130,4 +143,13 @@ def no_op_hook(run: RunInfo) -> None:
     return None
 
 
-__all__ = ["HookFn", "MissingMetricError", "ObservationHook", "finite_number", "lookup_metric", "no_op_hook"]
+__all__ = [
+    "DEFAULT_METRIC",
+    "FALLBACK_METRIC",
+    "HookFn",
+    "MissingMetricError",
+    "ObservationHook",
+    "finite_number",
+    "lookup_metric",
+    "no_op_hook",
+]

@@ -14,14 +14,18 @@ from typing import TYPE_CHECKING
 from sweepwise.recipes.classify import Classification, classify
 
 if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` imports on first use
+    from sweepwise.dispatchers import DispatcherType as DispatcherType
     from sweepwise.recipes.describe import describe_recipe as describe_recipe
     from sweepwise.recipes.tool import AdaptiveTool as AdaptiveTool
     from sweepwise.recipes.tool import call_recipe as call_recipe
     from sweepwise.recipes.tool import load_recipe as load_recipe
     from sweepwise.recipes.tool import override_tool as override_tool
+    from sweepwise.schedulers import SchedulerType as SchedulerType
 
 _LAZY: dict[str, str] = {
     "AdaptiveTool": "sweepwise.recipes.tool",
+    "DispatcherType": "sweepwise.dispatchers",
+    "SchedulerType": "sweepwise.schedulers",
     "call_recipe": "sweepwise.recipes.tool",
     "describe_recipe": "sweepwise.recipes.describe",
     "load_recipe": "sweepwise.recipes.tool",
@@ -45,6 +49,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "AdaptiveTool",
     "Classification",
+    "DispatcherType",
+    "SchedulerType",
     "call_recipe",
     "classify",
     "describe_recipe",

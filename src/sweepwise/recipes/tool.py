@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,9 +30,12 @@ from pydantic import (
 from sweepwise.app.config import DispatcherSpec, ExperimentSpec, SchedulerSpec
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.lifecycle import RetryPolicy
+from sweepwise.dispatchers import DispatcherType
 from sweepwise.recipes.classify import classify, require_arguments
 from sweepwise.recipes.loading import load_function
 from sweepwise.recipes.values import override_model, suggest, validation_config_error
+from sweepwise.schedulers import SchedulerType, canonical_scheduler_name, scheduler_classes
+from sweepwise.schedulers.search import search_of
 
 if TYPE_CHECKING:
     from sweepwise.app.experiment import Experiment
@@ -47,25 +51,34 @@ class AdaptiveTool(BaseModel):
 
     Attributes:
         scheduler_type: the registered scheduler name (`train_and_eval`,
-            `batched_synced`, or one registered with `register_scheduler`).
+            `batched_synced`, or one registered with `register_scheduler`), a
+            `SchedulerType` member, or a name differing only in case
+            (`TRAIN_AND_EVAL`); the canonical name is stored.
         scheduler: the scheduler's typed config (e.g. `BatchedSyncedSchedulerConfig`);
-            its `experiment_id` names the experiment.
-        dispatcher_type: the dispatcher that runs the jobs (`local`, `simulated`, ...).
+            its `experiment_id` names the experiment. The seed's `scheduler_config=`
+            spelling sets it too.
+        dispatcher_type: the dispatcher that runs the jobs (`local`, `simulated`, ...;
+            a `DispatcherType` member, matched case-insensitively).
         max_parallel: training jobs running at once, at most.
         monitoring_interval: seconds between controller ticks (jobs' events wake it early).
         stale_after: seconds without a heartbeat before a job is lost (and retried).
         retries: which lost, failed or timed-out jobs run again, and how often.
         store: the store URL (`--store` and `$SWEEPWISE_STORE` win over it).
         runs_dir: the root of the run directories, relative to the current directory.
-        metric: the result key holding the score.
-        goal: `maximize` or `minimize`; None keeps the scheduler config's own `goal`
-            (else `maximize`). When set, it is also written into the config's `goal`.
+        metric: the result key holding the score; None: the config's
+            `protein_config.metric`, else `score` (with the seed's fallback
+            `evaluator/eval_arena/score` for a job that reports no `score`).
+        goal: `maximize` or `minimize`; None keeps the scheduler config's own goal
+            (`goal`, else `protein_config.goal`, else `maximize`). When set, it is also
+            written into the config's `goal` and `protein_config.goal`.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     scheduler_type: str
-    scheduler: SerializeAsAny[BaseModel]
+    scheduler: SerializeAsAny[BaseModel] = Field(
+        validation_alias=AliasChoices("scheduler", "scheduler_config")  # the seed's spelling
+    )
     dispatcher_type: str = "local"
     max_parallel: int = Field(default=4, ge=1)
     monitoring_interval: float = Field(default=5.0, gt=0)
@@ -73,35 +86,40 @@ class AdaptiveTool(BaseModel):
     retries: RetryPolicy = Field(default_factory=RetryPolicy)
     store: str | None = None
     runs_dir: str = "runs"
-    metric: str = "score"
+    metric: str | None = None
     goal: Literal["maximize", "minimize"] | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _default_scheduler(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "scheduler" not in data:
+        if isinstance(data, dict) and "scheduler" not in data and "scheduler_config" not in data:
             return {**data, "scheduler": {}}  # the registered config with its defaults
         return data
 
-    @field_validator("scheduler_type")
+    @field_validator("scheduler_type", mode="before")
     @classmethod
-    def _known_scheduler(cls, value: str) -> str:
-        from sweepwise.schedulers import scheduler_classes
-
+    def _known_scheduler(cls, value: Any) -> Any:
+        if not isinstance(value, str):  # a `SchedulerType` member is a str
+            return value
+        name = canonical_scheduler_name(value)
         try:
-            scheduler_classes(value)
+            scheduler_classes(name)
         except ConfigError as exc:
             raise ValueError(exc.message) from None
-        return value
+        return name
 
-    @field_validator("dispatcher_type")
+    @field_validator("dispatcher_type", mode="before")
     @classmethod
-    def _known_dispatcher(cls, value: str) -> str:
+    def _known_dispatcher(cls, value: Any) -> Any:
+        if not isinstance(value, str):  # a `DispatcherType` member is a str
+            return value
         from sweepwise.dispatchers import available_dispatchers
 
-        if value not in (known := available_dispatchers()):
+        known = available_dispatchers()
+        matches = [name for name in known if name.casefold() == value.casefold()]
+        if value not in known and len(matches) != 1:
             raise ValueError(f"unknown dispatcher {value!r}; choose one of: {', '.join(known)}")
-        return value
+        return value if value in known else matches[0]
 
     @field_validator("scheduler", mode="before")
     @classmethod
@@ -109,8 +127,6 @@ class AdaptiveTool(BaseModel):
         name = info.data.get("scheduler_type")
         if name is None:
             return value  # scheduler_type itself failed; that error is reported
-        from sweepwise.schedulers import scheduler_classes
-
         config_cls, _ = scheduler_classes(name)
         if isinstance(value, config_cls):
             return value
@@ -127,7 +143,7 @@ class AdaptiveTool(BaseModel):
             ConfigError: the experiment id cannot name an experiment.
         """
         config = self.scheduler
-        optimizer = getattr(config, "optimizer", None)
+        search = search_of(config)  # `parameters` / `goal` / `optimizer`, else `protein_config`'s
         data = {
             "name": getattr(config, "experiment_id", None) or self.scheduler_type,
             "store": self.store,
@@ -137,13 +153,13 @@ class AdaptiveTool(BaseModel):
             "stale_after": self.stale_after,
             "retries": self.retries,
             "runs_dir": self.runs_dir,
-            "metric": self.metric,
-            "goal": self.goal or getattr(config, "goal", None) or "maximize",
+            "metric": self.metric or search.metric or "score",
+            "goal": self.goal or search.goal,
             "scheduler": SchedulerSpec(type=self.scheduler_type),
-            "parameters": dict(getattr(config, "parameters", None) or {}),
+            "parameters": search.parameters,
         }
-        if isinstance(optimizer, BaseModel):
-            data["optimizer"] = optimizer.model_dump(mode="json")
+        if isinstance(getattr(config, "optimizer", None), BaseModel):
+            data["optimizer"] = search.optimizer.model_dump(mode="json")
         try:
             return ExperimentSpec.model_validate(data)
         except ValidationError as exc:
@@ -166,8 +182,12 @@ class AdaptiveTool(BaseModel):
         from sweepwise.app.experiment import Experiment
 
         config = self.scheduler
-        if self.goal is not None and "goal" in type(config).model_fields:
-            config = config.model_copy(update={"goal": self.goal})
+        if "goal" in type(config).model_fields:  # the goal in force, recorded with the experiment
+            update: dict[str, Any] = {"goal": self.goal or search_of(config).goal}
+            protein = getattr(config, "protein_config", None)
+            if self.goal is not None and isinstance(protein, BaseModel):
+                update["protein_config"] = protein.model_copy(update={"goal": self.goal})
+            config = config.model_copy(update=update)
         base = Path(base_dir) if base_dir is not None else Path.cwd()
         return Experiment.from_config(self.experiment_spec(), config, base_dir=base.resolve())
 
@@ -244,4 +264,4 @@ def load_recipe(target: str) -> Callable[..., Any]:
     return load_function(target)
 
 
-__all__ = ["AdaptiveTool", "call_recipe", "load_recipe", "override_tool"]
+__all__ = ["AdaptiveTool", "DispatcherType", "SchedulerType", "call_recipe", "load_recipe", "override_tool"]

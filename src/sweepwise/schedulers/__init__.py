@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,22 @@ from pydantic import BaseModel
 from sweepwise.core.errors import ConfigError
 
 SchedulerFactory = Callable[[Any], Any]
+
+
+class SchedulerType(enum.StrEnum):
+    """The built-in schedulers, by their registered names (seed 002's `SchedulerType`).
+
+    A member is its name: `AdaptiveTool(scheduler_type=SchedulerType.TRAIN_AND_EVAL)` and
+    `scheduler_type="train_and_eval"` are the same. Names are matched case-insensitively
+    (`scheduler_type=TRAIN_AND_EVAL` on the command line), and a scheduler registered with
+    `register_scheduler` is named by its string.
+    """
+
+    TRAIN_AND_EVAL = "train_and_eval"
+    BATCHED_SYNCED = "batched_synced"
+    ASYNC_CAPPED = "async_capped"
+    GRID_SEARCH = "grid_search"
+
 
 _REGISTRY: dict[str, tuple[str, str, str]] = {
     # name: (module, config class, scheduler class) — imported on first use
@@ -46,8 +63,28 @@ def available_schedulers() -> list[str]:
     return sorted({*_REGISTRY, *_CUSTOM})
 
 
+def canonical_scheduler_name(name: str) -> str:
+    """The registered name that `name` spells, matched case-insensitively (`TRAIN_AND_EVAL`).
+
+    An exact match wins; otherwise the one registered name equal to `name` but for case.
+    A `SchedulerType` member gives its value. A name that matches none (or several names
+    that differ only in case) is returned as it is, for `scheduler_classes` to refuse.
+    """
+    name = str(name)  # a `SchedulerType` member is its value
+    known = available_schedulers()
+    if name in known:
+        return name
+    matches = [known_name for known_name in known if known_name.casefold() == name.casefold()]
+    return matches[0] if len(matches) == 1 else name
+
+
 def scheduler_classes(name: str) -> tuple[type[BaseModel], Callable[..., Any]]:
-    """The (config class, scheduler class) registered under `name`."""
+    """The (config class, scheduler class) registered under `name` (see `canonical_scheduler_name`).
+
+    Raises:
+        ConfigError: no scheduler is registered under that name.
+    """
+    name = canonical_scheduler_name(name)
     if name in _CUSTOM:
         return _CUSTOM[name]
     if name not in _REGISTRY:
@@ -66,4 +103,10 @@ def scheduler_classes(name: str) -> tuple[type[BaseModel], Callable[..., Any]]:
     return getattr(module, config_name), getattr(module, class_name)
 
 
-__all__ = ["available_schedulers", "register_scheduler", "scheduler_classes"]
+__all__ = [
+    "SchedulerType",
+    "available_schedulers",
+    "canonical_scheduler_name",
+    "register_scheduler",
+    "scheduler_classes",
+]

@@ -14,6 +14,13 @@ from sweepwise.core.models import ArgStyle, JobDefinition, JobStatus, JobTypes, 
 from sweepwise.core.protocols import Optimizer
 from sweepwise.core.runs import changed_since
 from sweepwise.runtime.call import OPTIONAL_KEYS_ENV
+from sweepwise.schedulers.search import (
+    RESOURCE_PARAMETERS,
+    NoSearch,
+    check_resource_parameters,
+    search_of,
+    split_resources,
+)
 
 
 class JobSpec(BaseModel):
@@ -83,13 +90,25 @@ class TemplateEnvironment(Generic[ConfigT]):
 
 
 def build_optimizer(config: Any, optimizer: Optimizer | None = None) -> Optimizer:
-    """`optimizer`, or the one `config.optimizer` names over `config.parameters` for `config.goal`."""
+    """`optimizer`, or the one the config's search names (`search_of`: `parameters` or `protein_config`).
+
+    An empty search space gives `NoSearch` (empty suggestions: every run trains with the
+    fixed overrides).
+
+    Raises:
+        ConfigError: a bad search space, optimizer setting, or resource parameter.
+    """
     if optimizer is not None:
         return optimizer
     from sweepwise.optimizers import make_optimizer
     from sweepwise.space import SearchSpace
 
-    return make_optimizer(config.optimizer, SearchSpace.from_dict(config.parameters), goal=config.goal)
+    search = search_of(config)
+    if not search.parameters:
+        return NoSearch()
+    space = SearchSpace.from_dict(search.parameters, field=search.field)
+    check_resource_parameters(space, search.field)
+    return make_optimizer(search.optimizer, space, goal=search.goal)
 
 
 def generate_run_id(experiment_id: str, trial_num: int) -> str:
@@ -105,28 +124,48 @@ def _job_template(config: TrainAndEvalConfig, job_type: JobTypes) -> tuple[str |
     return f"{config.recipe_module}.{entry}", None
 
 
+def _stats_server_uri(config: TrainAndEvalConfig) -> dict[str, Any]:
+    """The seed's `stats_server_uri` override for every job, when the config sets one."""
+    uri = getattr(config, "stats_server_uri", None)
+    return {"stats_server_uri": uri} if uri else {}
+
+
 def create_training_job(
     config: TrainAndEvalConfig, run_id: str, suggestion: dict[str, Any] | None = None
 ) -> JobDefinition:
-    """A training job: the shared train overrides with the suggestion merged on top."""
+    """A training job: the shared train overrides with the suggestion merged on top.
+
+    A suggested `gpus` / `nodes` is the job's resource request instead of the config's
+    (it is recorded in the run's suggestion, not passed as an override). The config's
+    `stats_server_uri` is passed as an override, as the seed does; an entrypoint that
+    does not take it is not given it.
+
+    Raises:
+        ConfigError: a suggested `gpus` / `nodes` is not a whole number of devices.
+    """
     cmd, spec = _job_template(config, JobTypes.LAUNCH_TRAINING)
-    overrides = {**config.train_overrides, **(suggestion or {})}
+    resources, hyperparameters = split_resources(suggestion or {})
+    stats = _stats_server_uri(config)
+    overrides = {**config.train_overrides, **hyperparameters, **stats}
     args: dict[str, Any] = {}
+    env = dict(spec.env) if spec else {}
     if spec is None:  # entrypoint jobs get the seed's run/group arguments
         args = {"run": run_id, "group": config.experiment_id}
+        if stats:
+            env[OPTIONAL_KEYS_ENV] = json.dumps(sorted(stats))
     job = JobDefinition(
         run_id=run_id,
         cmd=cmd,
-        gpus=spec.gpus if spec else config.gpus,
-        nodes=spec.nodes if spec else config.nodes,
+        gpus=resources.get("gpus", spec.gpus if spec else config.gpus),
+        nodes=resources.get("nodes", spec.nodes if spec else config.nodes),
         args=args,
         overrides=overrides,
         type=JobTypes.LAUNCH_TRAINING,
         arg_style=spec.arg_style if spec else ArgStyle.KEY_VALUE,
-        env=dict(spec.env) if spec else {},
+        env=env,
         cwd=spec.cwd if spec else None,
         timeout=spec.timeout if spec else config.timeout,
-        record_env=list(spec.record_env) if spec else [],
+        record_env=list(spec.record_env) if spec else [key for key in (OPTIONAL_KEYS_ENV,) if key in env],
     )
     if suggestion is not None:
         job.metadata[keys.SUGGESTION_METADATA] = dict(suggestion)
@@ -140,8 +179,10 @@ def create_eval_job(config: TrainAndEvalConfig, run: RunInfo) -> JobDefinition:
     optimizer's suggestion), with `eval_overrides` on top. `policy_uri` is what the
     training job reported under that name; when it reported none, an entrypoint eval
     job gets the run directory from the launcher (which is the one part that knows
-    where run directories live). An entrypoint eval function is passed only the
-    suggested keys it takes (see `sweepwise.runtime.call`).
+    where run directories live). A searched `gpus` / `nodes` is left out (it was the
+    training job's resource request) and the config's `stats_server_uri` is added. An
+    entrypoint eval function is passed only the suggested keys (and `stats_server_uri`)
+    it takes (see `sweepwise.runtime.call`).
     """
     cmd, spec = _job_template(config, JobTypes.LAUNCH_EVAL)
     train_result = run.summary.get(keys.TRAIN_RESULT) or {}
@@ -149,17 +190,19 @@ def create_eval_job(config: TrainAndEvalConfig, run: RunInfo) -> JobDefinition:
     args: dict[str, Any] = {}
     if policy_uri is not None:
         args["policy_uri"] = policy_uri
-    suggestion = {key: value for key, value in run.suggestion.items() if key not in args}
+    skip = {*args, *RESOURCE_PARAMETERS}  # a searched `gpus` / `nodes` was training's resource request
+    suggestion = {key: value for key, value in run.suggestion.items() if key not in skip}
+    stats = _stats_server_uri(config)
     env = dict(spec.env) if spec else {}
-    if spec is None and suggestion:  # an entrypoint: it may take only some of them
-        env[OPTIONAL_KEYS_ENV] = json.dumps(sorted(suggestion))
+    if spec is None and (suggestion or stats):  # an entrypoint: it may take only some of them
+        env[OPTIONAL_KEYS_ENV] = json.dumps(sorted({*suggestion, *stats}))
     return JobDefinition(
         run_id=run.run_id,
         cmd=cmd,
         gpus=spec.gpus if spec else config.gpus,
         nodes=spec.nodes if spec else config.nodes,
         args=args,
-        overrides={**suggestion, **config.eval_overrides},
+        overrides={**suggestion, **config.eval_overrides, **stats},
         type=JobTypes.LAUNCH_EVAL,
         arg_style=spec.arg_style if spec else ArgStyle.KEY_VALUE,
         env=env,

@@ -11,12 +11,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
 from sweepwise.core.models import JobDefinition, JobStatus, RunInfo
 from sweepwise.core.protocols import Optimizer
 from sweepwise.core.runs import FINISHED, UNFINISHED, changed_since, count_status, with_status
 from sweepwise.optimizers import OptimizerSpec
+from sweepwise.optimizers.protein.settings import ProteinConfig
 from sweepwise.schedulers.base import (
     ObservationLog,
     TemplateEnvironment,
@@ -26,12 +27,29 @@ from sweepwise.schedulers.base import (
     create_training_job,
     generate_run_id,
 )
+from sweepwise.schedulers.search import check_protein_config
 
 logger = logging.getLogger(__name__)
 
 
 class BatchedSyncedSchedulerConfig(TrainAndEvalConfig):
-    """Configuration for the batched synchronized scheduler (seed field names)."""
+    """Configuration for the batched synchronized scheduler (seed field names).
+
+    The search is given either in `parameters`, `goal` and `optimizer`, or as seed 000
+    writes it, in `protein_config` (its metric, goal, parameters and Protein settings);
+    both at once must agree. Without a search space every run trains with the fixed
+    `train_overrides`. A searched `gpus` or `nodes` is each run's resource request.
+
+    Attributes:
+        batch_size: training jobs per batch.
+        stats_server_uri: passed to every train and eval job as the override
+            `stats_server_uri` (an entrypoint that does not take it is not given it).
+        parameters: the search space, flat dot-path names to specs.
+        optimizer: the optimizer (`protein` by default).
+        goal: `maximize` or `minimize`; None: `protein_config.goal`, else `maximize`.
+        protein_config: the seed's `ProteinConfig`.
+        force_eval: schedule an eval for every trained run the store shows without one.
+    """
 
     experiment_id: str = "batched_synced"
     max_trials: int = Field(default=10, ge=1)
@@ -39,13 +57,22 @@ class BatchedSyncedSchedulerConfig(TrainAndEvalConfig):
     stats_server_uri: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    goal: Literal["maximize", "minimize"] = "maximize"
-    protein_config: Any = None
+    goal: Literal["maximize", "minimize"] | None = None
+    protein_config: ProteinConfig | None = None
     force_eval: bool = Field(
         default=False,
         description="schedule an eval for every trained run the store shows without one, "
         "even when the saved state believes it already started",
     )
+
+    @field_validator("protein_config")
+    @classmethod
+    def _agrees_with_own_search(
+        cls, value: ProteinConfig | None, info: ValidationInfo
+    ) -> ProteinConfig | None:
+        if value is not None:
+            check_protein_config(value, info.data)
+        return value
 
 
 class SchedulerState(BaseModel):

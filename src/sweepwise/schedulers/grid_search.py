@@ -30,6 +30,7 @@ from sweepwise.schedulers.base import (
     create_training_job,
     generate_run_id,
 )
+from sweepwise.schedulers.search import check_resource_parameters
 from sweepwise.space import Distribution, ParameterSpec, Scalar, SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class Grid:
         own_points: dict[str, object] = {}
         clean = _split_points(parameters, "", own_points) if isinstance(parameters, Mapping) else parameters
         self.space = SearchSpace.from_dict(clean)
+        check_resource_parameters(self.space)  # a `gpus` / `nodes` axis is each run's resource request
         self.axes: list[tuple[str, list[Scalar]]] = []
         for name in self.space.names:
             spec = self.space.specs[name]

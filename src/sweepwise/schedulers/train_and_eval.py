@@ -45,4 +45,4 @@ class TrainAndEvalScheduler(TemplateEnvironment[TrainAndEvalConfig]):
         return count_status(runs, *FINISHED) >= self.config.max_trials
 
 
-__all__ = ["TrainAndEvalScheduler"]
+__all__ = ["TrainAndEvalConfig", "TrainAndEvalScheduler"]  # the config where the seed imports it from
