@@ -17,7 +17,7 @@ from __future__ import annotations
 from sweepwise.ax.objectives import ContainerObjective, FunctionObjective, ScriptObjective
 from sweepwise.ax.runners import BaseRunner, DispatcherRunner, JobOutcome, LocalRunner, TrialJob
 from sweepwise.ax.scheduler import AxScheduler
-from sweepwise.ax.trials import BatchTrialContext, Trial, TrialStatus
+from sweepwise.ax.trials import BatchTrialContext, Trial, TrialState, TrialStatus
 
 JobLibRunner = LocalRunner
 """The seed's name for the local parallel runner: `JobLibRunner(n_jobs=4)`."""
@@ -35,5 +35,6 @@ __all__ = [
     "ScriptObjective",
     "Trial",
     "TrialJob",
+    "TrialState",
     "TrialStatus",
 ]
