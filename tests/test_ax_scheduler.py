@@ -281,8 +281,31 @@ def test_container_objective_is_set_with_the_configured_engine(tmp_path: Path) -
     assert scheduler.objective == ContainerObjective("img:1", None, "podman")
     assert scheduler.objective.argv("/w")[-1] == "img:1"
     with pytest.raises(ConfigError) as info:
-        AxScheduler(make_client(), LocalRunner(), {"bogus": 1})
-    assert info.value.field == "config.bogus"
+        AxScheduler(make_client(), LocalRunner(), {"monitoring_interval": "fast"})
+    assert info.value.field == "config.monitoring_interval"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("monitoring_interval", 0),
+        ("monitoring_interval", float("nan")),
+        ("max_trial_monitoring_time", -1),
+        ("max_trial_monitoring_time", True),
+        ("synchronous", "yes"),
+        ("cleanup_after_completion", 1),
+        ("max_concurrent_trials", 0),
+        ("max_concurrent_trials", 2.5),
+        ("job_output_dir", 3),
+        ("store", ""),
+        ("experiment_name", 7),
+    ],
+)
+def test_a_known_config_key_with_a_wrong_value_is_refused(key: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        AxScheduler(make_client(), LocalRunner(), {key: value})
+    assert info.value.field == f"config.{key}"
+    assert repr(value) in str(info.value)
 
 
 DOC_BLOCK = re.compile(r"(?:<!-- file: (?P<file>\S+) -->\n)?```(?P<lang>\w*)\n(?P<body>.*?)```", re.S)
@@ -317,7 +340,7 @@ def test_docs_examples_run(tmp_path: Path) -> None:
             assert result.returncode == 0, result.stderr
             for expected in lines[1:]:
                 assert expected.strip() in result.stdout
-    assert ran == 5
+    assert ran == 6  # every python block of docs/ax.md
 
 
 def test_any_dispatcher_becomes_a_runner_in_virtual_time(tmp_path: Path) -> None:
@@ -377,3 +400,48 @@ def test_the_older_service_api_ax_client_is_accepted(tmp_path: Path) -> None:
     restored = AxScheduler(AxClient(verbose_logging=False), LocalRunner(), config(tmp_path))
     restored.load_experiment(str(tmp_path / "legacy.json"))
     assert sorted(restored.trials) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("objective", "metric", "goal", "data", "score"),
+    [
+        ("-loss", "loss", "minimize", {"loss": (0.25, 0.0)}, 0.25),
+        ("loss", "loss", "maximize", {"loss": 0.5}, 0.5),
+        ("a, -b", "a", "maximize", {"a": 2.0, "b": 3.0}, 2.0),  # several objectives: the first named
+        ("-b, a", "b", "minimize", {"a": 2.0, "b": 3.0}, 3.0),
+        ("2*a + b", "2*a + 1*b", "maximize", {"a": 2.0, "b": (3.0, 0.1)}, 7.0),  # the weighted sum
+        ("-a - b", "-1*a + -1*b", "maximize", {"a": 2.0, "b": 3.0}, -5.0),
+    ],
+)
+def test_the_score_and_goal_the_store_gets_follow_the_ax_objective(
+    objective: str, metric: str, goal: str, data: dict[str, Any], score: float
+) -> None:
+    from sweepwise.ax._backend import make_backend
+    from sweepwise.ax._record import Scoring
+
+    scoring = Scoring.of(*make_backend(make_client(objective=objective)).objective_weights)
+    assert (scoring.metric, scoring.goal) == (metric, goal)
+    assert scoring.score(data) == pytest.approx(score)
+    assert scoring.score({}) is None
+
+
+def test_a_multi_objective_experiment_is_ranked_by_its_first_objective(tmp_path: Path) -> None:
+    scheduler = AxScheduler(make_client(objective="-b, -a"), LocalRunner(n_jobs=2), config(tmp_path))
+    scheduler.set_objective_function(two_objectives)
+    scheduler.run_optimization(max_trials=4)
+    scheduler.close()
+    env = {"SWEEPWISE_STORE": config(tmp_path)["store"]}
+    best = json.loads(cli("best", "bowl", "--json", cwd=tmp_path, env=env).stdout)
+    lowest_b = min((t for t in scheduler.trials.values() if t.result), key=lambda t: t.result["b"])  # type: ignore[index]
+    assert (best["metric"], best["goal"], best["run_id"]) == ("b", "minimize", lowest_b.run_id)
+    assert best["score"] == pytest.approx(lowest_b.result["b"])  # type: ignore[index]
+
+
+def test_max_concurrent_trials_caps_the_trials_in_flight(tmp_path: Path) -> None:
+    options = config(tmp_path, max_concurrent_trials=2)
+    with AxScheduler(make_client(), LocalRunner(n_jobs=4), options) as scheduler:
+        scheduler.set_objective_function(sleepy)
+        scheduler.run_optimization(max_trials=4)
+    recorded = runs(tmp_path, "bowl")
+    assert len(recorded) == 4 and all(run.status is JobStatus.COMPLETED for run in recorded)
+    assert max_overlap([(run.started_at.timestamp(), run.completed_at.timestamp()) for run in recorded]) == 2

@@ -22,7 +22,7 @@ from sweepwise.core.models import Observation, RunInfo
 from sweepwise.engine.hooks import MissingMetricError, ObservationHook
 from sweepwise.optimizers import OptimizerSpec, make_optimizer
 from sweepwise.optimizers.protein import ProteinConfig, ProteinSettings
-from sweepwise.recipes import AdaptiveTool, DispatcherType, SchedulerType
+from sweepwise.recipes import AdaptiveConfig, AdaptiveTool, DispatcherType, SchedulerType
 from sweepwise.schedulers import register_scheduler
 from sweepwise.schedulers.batched_synced import BatchedSyncedOptimizingScheduler, BatchedSyncedSchedulerConfig
 from sweepwise.schedulers.train_and_eval import TrainAndEvalConfig, TrainAndEvalScheduler
@@ -63,9 +63,8 @@ from typing import Any
 
 from sweepwise.optimizers import OptimizerSpec
 from sweepwise.optimizers.protein import ProteinConfig, ProteinSettings
-from sweepwise.recipes import AdaptiveTool, DispatcherType, SchedulerType
+from sweepwise.recipes import AdaptiveConfig, AdaptiveTool, DispatcherType, SchedulerType
 from sweepwise.schedulers.batched_synced import BatchedSyncedSchedulerConfig
-from sweepwise.schedulers.train_and_eval import TrainAndEvalConfig
 
 
 def train_and_eval(
@@ -78,25 +77,28 @@ def train_and_eval(
     experiment_id: str = "train_eval_poc",
     train_overrides: dict[str, Any] | None = None,
     dispatcher_type: str = "local",
+    resume: bool = False,  # Resume from existing experiment
 ) -> AdaptiveTool:
     if dispatcher_type.lower() == "local":
         dispatcher_enum = DispatcherType.LOCAL
     else:
         raise ValueError(f"Invalid dispatcher_type: {dispatcher_type}. Must be 'local'")
-    scheduler_config = TrainAndEvalConfig(
-        recipe_module=recipe_module,
-        train_entrypoint=train_entrypoint,
-        eval_entrypoint=eval_entrypoint,
-        max_trials=max_trials,
-        gpus=gpus,
-        experiment_id=experiment_id,
-        train_overrides={"trainer.total_timesteps": 1000},
-    )
+    scheduler_config = {
+        "recipe_module": recipe_module,
+        "train_entrypoint": train_entrypoint,
+        "eval_entrypoint": eval_entrypoint,
+        "max_trials": max_trials,
+        "gpus": gpus,
+        "experiment_id": experiment_id,
+    }
+    scheduler_config["train_overrides"] = {"trainer.total_timesteps": 1000}
+    adaptive_config = AdaptiveConfig(max_parallel=4, resume=resume, monitoring_interval=0.2)
     return AdaptiveTool(
         scheduler_type=SchedulerType.TRAIN_AND_EVAL,
         scheduler_config=scheduler_config,
+        config=adaptive_config,
         dispatcher_type=dispatcher_enum,
-        monitoring_interval=0.2,
+        experiment_id=experiment_id,
     )
 
 
@@ -500,3 +502,27 @@ def test_a_gpus_sweep_gives_each_run_its_own_gpus(workdir: Path) -> None:
         assert "gpus" not in params
         counts.append(row["suggestion"]["gpus"])
     assert sorted(counts) == [1, 2, 3]
+
+
+def test_the_seeds_controller_config_and_experiment_id_on_the_tool() -> None:
+    tool = AdaptiveTool(
+        scheduler_type=SchedulerType.TRAIN_AND_EVAL,
+        scheduler_config={"recipe_module": "seed_recipes.arena", "max_trials": 2},
+        config=AdaptiveConfig(max_parallel=3, monitoring_interval=7, resume=True),
+        experiment_id="from_the_tool",
+        max_parallel=2,  # the tool's own setting wins over the config's
+    )
+    assert (tool.max_parallel, tool.monitoring_interval) == (2, 7.0)
+    assert tool.scheduler.experiment_id == "from_the_tool"  # type: ignore[attr-defined]
+    assert tool.experiment_spec().name == "from_the_tool"
+    assert AdaptiveTool.model_validate_json(tool.model_dump_json()) == tool
+
+
+def test_stats_server_uri_on_the_tool_reaches_the_scheduler_config() -> None:
+    tool = AdaptiveTool(
+        scheduler_type="batched_synced", config=AdaptiveConfig(), stats_server_uri="https://stats.example"
+    )
+    assert tool.scheduler.stats_server_uri == "https://stats.example"  # type: ignore[attr-defined]
+    assert (tool.max_parallel, tool.monitoring_interval) == (1, 60.0)  # the seed's defaults
+    with pytest.raises(ValidationError, match="TrainAndEvalConfig has no stats_server_uri"):
+        AdaptiveTool(scheduler_type="train_and_eval", stats_server_uri="https://stats.example")

@@ -28,7 +28,7 @@ from sweepwise.ax.runners import (
     as_trial_runner,
 )
 from sweepwise.ax.scheduler import AxScheduler
-from sweepwise.ax.trials import BatchTrialContext, Trial, TrialStatus
+from sweepwise.ax.trials import BatchTrialContext, Trial, TrialState, TrialStatus
 
 __all__ = [
     "AxScheduler",
@@ -48,6 +48,7 @@ __all__ = [
     "Trial",
     "TrialJob",
     "TrialRunner",
+    "TrialState",
     "TrialStatus",
     "as_trial_runner",
 ]

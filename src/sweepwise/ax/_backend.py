@@ -38,6 +38,20 @@ class AxBackend:
         return [] if config is None else sorted(config.objective.metric_names)
 
     @property
+    def objective_weights(self) -> tuple[list[tuple[str, float]], bool]:
+        """The objective's metrics with their weights, in the order the objective names them.
+
+        A weight below 0 is a metric Ax minimises. Returns the list and whether the
+        objective is their weighted sum (a scalarized objective); empty without one.
+        """
+        config = self.experiment.optimization_config
+        if config is None:
+            return [], False
+        objective = config.objective
+        weights = [(str(name), float(weight)) for name, weight in objective.metric_weights]
+        return weights, bool(objective.is_scalarized_objective)
+
+    @property
     def is_multi_objective(self) -> bool:
         """True when the experiment has several objectives."""
         config = self.experiment.optimization_config
@@ -64,6 +78,10 @@ class AxBackend:
     def fail(self, index: int, reason: str) -> None:
         """Mark the trial failed, keeping `reason`."""
         self.client.mark_trial_failed(trial_index=index, failed_reason=reason)
+
+    def abandon(self, index: int, reason: str) -> None:
+        """Mark a trial that will never run abandoned."""
+        self.client.mark_trial_abandoned(trial_index=index)
 
     def best(self) -> dict[str, Any] | list[dict[str, Any]]:
         """The best parameters, or the Pareto-optimal ones for several objectives."""
@@ -106,6 +124,10 @@ class LegacyAxBackend(AxBackend):
     def fail(self, index: int, reason: str) -> None:
         """Mark the trial failed, keeping `reason` in its run metadata."""
         self.client.log_trial_failure(trial_index=index, metadata={"failed_reason": reason})
+
+    def abandon(self, index: int, reason: str) -> None:
+        """Mark a trial that will never run abandoned, keeping `reason`."""
+        self.client.abandon_trial(trial_index=index, reason=reason)
 
     def best(self) -> dict[str, Any] | list[dict[str, Any]]:
         """The best parameters, or the Pareto-optimal ones for several objectives."""

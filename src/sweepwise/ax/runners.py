@@ -336,14 +336,15 @@ JobLibRunner = LocalRunner
 """The seed's name for the local runner: `JobLibRunner(n_jobs=-1, backend="loky", config=None)`."""
 
 
-def as_trial_runner(runner: object, *, clock: Clock | None = None) -> TrialRunner:
+def as_trial_runner(runner: object, *, capacity: int = 1, clock: Clock | None = None) -> TrialRunner:
     """The runner `AxScheduler` drives.
 
     Args:
         runner: a native `TrialRunner` (returned as it is), or a seed-style runner (a
             `BaseRunner` subclass, or any object with `run_job`, `check_job_status` and
-            `cancel_job`), wrapped in a `BaseRunnerAdapter` that runs one trial at a
-            time, as the seed's scheduler does.
+            `cancel_job`), wrapped in a `BaseRunnerAdapter`.
+        capacity: how many trials a wrapped seed-style runner runs at once (the seed's
+            `max_concurrent_trials`, 1 by default there).
         clock: how the adapter waits (default: the real clock).
 
     Raises:
@@ -353,7 +354,7 @@ def as_trial_runner(runner: object, *, clock: Clock | None = None) -> TrialRunne
         return runner
     seed_methods = ("run_job", "check_job_status", "cancel_job")
     if isinstance(runner, BaseRunner) or all(callable(getattr(runner, m, None)) for m in seed_methods):
-        return BaseRunnerAdapter(runner, clock=clock)  # type: ignore[arg-type]
+        return BaseRunnerAdapter(runner, capacity, clock=clock)  # type: ignore[arg-type]
     raise ConfigError(
         "runner",
         f"{type(runner).__name__} is not a runner; pass JobLibRunner(...), DispatcherRunner(...) "

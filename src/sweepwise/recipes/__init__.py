@@ -16,6 +16,7 @@ from sweepwise.recipes.classify import Classification, classify
 if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` imports on first use
     from sweepwise.dispatchers import DispatcherType as DispatcherType
     from sweepwise.recipes.describe import describe_recipe as describe_recipe
+    from sweepwise.recipes.tool import AdaptiveConfig as AdaptiveConfig
     from sweepwise.recipes.tool import AdaptiveTool as AdaptiveTool
     from sweepwise.recipes.tool import call_recipe as call_recipe
     from sweepwise.recipes.tool import load_recipe as load_recipe
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` imports o
     from sweepwise.schedulers import SchedulerType as SchedulerType
 
 _LAZY: dict[str, str] = {
+    "AdaptiveConfig": "sweepwise.recipes.tool",
     "AdaptiveTool": "sweepwise.recipes.tool",
     "DispatcherType": "sweepwise.dispatchers",
     "SchedulerType": "sweepwise.schedulers",
@@ -47,6 +49,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AdaptiveConfig",
     "AdaptiveTool",
     "Classification",
     "DispatcherType",

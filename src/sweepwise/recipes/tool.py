@@ -41,6 +41,22 @@ if TYPE_CHECKING:
     from sweepwise.app.experiment import Experiment
 
 
+class AdaptiveConfig(BaseModel):
+    """Seed 002's controller settings, given as `AdaptiveTool(config=AdaptiveConfig(...))`.
+
+    Its values become the tool's `max_parallel` and `monitoring_interval` (unless the
+    tool sets those itself). `resume` and `experiment_tags` are accepted and have no
+    effect: a sweep resumes whenever its experiment exists (docs/recipes.md).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_parallel: int = Field(default=1, ge=1)
+    monitoring_interval: float = Field(default=60.0, gt=0)
+    resume: bool = False
+    experiment_tags: list[str] = Field(default_factory=list)
+
+
 class AdaptiveTool(BaseModel):
     """Seed 002's `AdaptiveTool`: a typed scheduler config and the settings to run it.
 
@@ -71,6 +87,12 @@ class AdaptiveTool(BaseModel):
         goal: `maximize` or `minimize`; None keeps the scheduler config's own goal
             (`goal`, else `protein_config.goal`, else `maximize`). When set, it is also
             written into the config's `goal` and `protein_config.goal`.
+        experiment_id: the seed's place for the experiment's name; when set, it is
+            written into the scheduler config's `experiment_id`.
+        stats_server_uri: when set, written into the scheduler config's
+            `stats_server_uri` (passed to every job), as the seed does.
+
+    The seed's `config=AdaptiveConfig(...)` is accepted too: see `AdaptiveConfig`.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -88,6 +110,8 @@ class AdaptiveTool(BaseModel):
     runs_dir: str = "runs"
     metric: str | None = None
     goal: Literal["maximize", "minimize"] | None = None
+    experiment_id: str | None = None
+    stats_server_uri: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -95,6 +119,36 @@ class AdaptiveTool(BaseModel):
         if isinstance(data, dict) and "scheduler" not in data and "scheduler_config" not in data:
             return {**data, "scheduler": {}}  # the registered config with its defaults
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_controller_config(cls, data: Any) -> Any:
+        """Seed 002's `config=AdaptiveConfig(...)`: its settings, where the tool sets none."""
+        if not isinstance(data, dict) or data.get("config") is None:
+            return data
+        data = dict(data)
+        raw = data.pop("config")
+        config = raw if isinstance(raw, AdaptiveConfig) else AdaptiveConfig.model_validate(raw)
+        data.setdefault("max_parallel", config.max_parallel)
+        data.setdefault("monitoring_interval", config.monitoring_interval)
+        return data
+
+    @model_validator(mode="after")
+    def _seed_tool_fields(self) -> AdaptiveTool:
+        """Write `experiment_id` and `stats_server_uri` into the scheduler config, as the seed does."""
+        update: dict[str, Any] = {}
+        fields = type(self.scheduler).model_fields
+        if self.experiment_id is not None:
+            if "experiment_id" not in fields:
+                raise ValueError(f"{type(self.scheduler).__name__} has no experiment_id to set")
+            update["experiment_id"] = self.experiment_id
+        if self.stats_server_uri is not None:
+            if "stats_server_uri" not in fields:
+                raise ValueError(f"{type(self.scheduler).__name__} has no stats_server_uri to set")
+            update["stats_server_uri"] = self.stats_server_uri
+        if update:
+            self.scheduler = self.scheduler.model_copy(update=update)
+        return self
 
     @field_validator("scheduler_type", mode="before")
     @classmethod
@@ -264,4 +318,12 @@ def load_recipe(target: str) -> Callable[..., Any]:
     return load_function(target)
 
 
-__all__ = ["AdaptiveTool", "DispatcherType", "SchedulerType", "call_recipe", "load_recipe", "override_tool"]
+__all__ = [
+    "AdaptiveConfig",
+    "AdaptiveTool",
+    "DispatcherType",
+    "SchedulerType",
+    "call_recipe",
+    "load_recipe",
+    "override_tool",
+]
