@@ -81,7 +81,8 @@ CASES = [
     Case("300-character name", "name", spec={"name": "e" * 300}),
     Case("runs_dir not creatable", "runs_dir", spec={"runs_dir": "/proc/nope"}),
     Case("dispatcher option", "dispatcher.bogus", spec={"dispatcher": {"type": "local", "bogus": 1}}),
-    Case("missing driver", "pip install", spec={"store": "postgresql://u@127.0.0.1:1/db"}),
+    # pg8000: a PostgreSQL driver no dev dependency installs (SkyPilot's brings psycopg2)
+    Case("missing driver", "pip install", spec={"store": "postgresql+pg8000://u@127.0.0.1:1/db"}),
     Case("runs is a symlink loop", "runs_dir", prepare=_symlink_loop),
     Case("corrupt store", "not a sweepwise store", prepare=_random_bytes_store, command="status", code=1),
     Case("not executable", "train.cmd", spec={"train": {"cmd": ["/etc/passwd"]}}),

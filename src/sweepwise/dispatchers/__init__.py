@@ -27,18 +27,19 @@ class DispatcherType(enum.StrEnum):
     """The built-in dispatchers, by their registered names (seed 002's `DispatcherType`).
 
     A member is its name: `dispatcher_type=DispatcherType.LOCAL` and `dispatcher_type="local"`
-    are the same. The seed's `SKYPILOT` has no counterpart here (docs/recipes.md,
-    "Differences from the seeds").
+    are the same.
     """
 
     LOCAL = "local"
     SIMULATED = "simulated"
+    SKYPILOT = "skypilot"
 
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}
 _BUILTIN: dict[str, str] = {
     "local": "sweepwise.dispatchers.local",
     "simulated": "sweepwise.dispatchers.simulated",
+    "skypilot": "sweepwise.dispatchers.skypilot",
 }
 
 

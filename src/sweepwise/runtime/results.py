@@ -153,7 +153,20 @@ def _from_result_file(path: StrPath, job_name: str) -> tuple[dict[str, Any] | No
 
 
 def _from_log(path: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str | None] | None:
-    for line in reversed(_tail_text_lines(path)):
+    return result_from_lines(_tail_text_lines(path), job_name)
+
+
+def result_from_lines(lines: list[str], job_name: str) -> tuple[dict[str, Any] | None, str | None] | None:
+    """The result in the last `SWEEPWISE_RESULT {json}` line of a job's output, if it has one.
+
+    Args:
+        lines: the end of the job's log, one line per item, without line endings.
+        job_name: `train` or `eval` (`train.2`...), named in the reason a result is rejected.
+
+    Returns:
+        None when no line starts with the prefix; else `(result, error)` as `read_job_result`.
+    """
+    for line in reversed(lines):
         if line.startswith(RESULT_LINE_PREFIX):
             how = f"print one JSON object on one line, e.g. {RESULT_LINE_PREFIX}{_RESULT_EXAMPLE}"
             where = f"the last {RESULT_LINE_PREFIX.strip()} line of {job_name}.{LOG}"
@@ -298,5 +311,6 @@ __all__ = [
     "read_job_result_file",
     "read_new_metrics",
     "read_status",
+    "result_from_lines",
     "tail_lines",
 ]

@@ -1,0 +1,173 @@
+"""Run the job `$SWEEPWISE_JOB` describes, on a machine the controller cannot see (a SkyPilot node).
+
+The SkyPilot dispatcher gives every task the same fixed `run` command,
+`python -m sweepwise.runtime.remote`; the job comes in the environment, so no
+hyperparameter value passes through a shell:
+
+- `SWEEPWISE_JOB`: the job definition as JSON, its env values recorded by name only
+  (`JobDefinition.recorded`): each value comes from the variable of that name here;
+- `SWEEPWISE_EXPERIMENT`: the experiment's name;
+- `SWEEPWISE_RUNS_ROOT`: where run directories are made on this machine (`~` expanded;
+  default `~/sweepwise-runs`; a mounted bucket keeps them). The nodes of rank 1 and up
+  (`SKYPILOT_NODE_RANK`) of a multi-node job use `<root>/rank-<N>`, so that a root shared
+  by the nodes holds one set of files per node.
+
+The job runs as under the local dispatcher (its hyperparameters as words, in
+`SWEEPWISE_PARAMS` and in `params.json`; the supervisor enforces its `timeout`) in the
+current directory (the task's workdir), and its output is copied to this process's
+stdout, the task's log, as it is written. When it ends, the node of rank 0
+(`SKYPILOT_NODE_RANK`) prints the job's result, found as the local dispatcher finds it
+(`result.json`, its last `SWEEPWISE_RESULT` line, its last metrics row), as the log's
+last line of ours: `SWEEPWISE_RESULT {json}`. A job stopped for its timeout says so in a
+line that starts with `sweepwise: timeout`. The exit status is the job's; a job that exited
+0 with a result that is not a JSON object (or is too large) exits 1, saying why.
+
+Unlike most of `sweepwise.runtime` this imports pydantic: it runs once per remote job.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from sweepwise.core.models import JobDefinition
+
+JOB_ENV = "SWEEPWISE_JOB"
+RUNS_ROOT_ENV = "SWEEPWISE_RUNS_ROOT"
+DEFAULT_RUNS_ROOT = "~/sweepwise-runs"
+TIMEOUT_LINE_PREFIX = "sweepwise: timeout"
+"""How the line that says a job was stopped for its timeout starts."""
+
+_FOLLOW_STEP = 0.2  # seconds between copies of the job's new output to stdout
+
+
+def load_job(environ: Mapping[str, str]) -> JobDefinition:
+    """The `JobDefinition` in `environ[SWEEPWISE_JOB]`, with its env values taken from `environ`.
+
+    A value recorded in the definition is kept; one recorded by name only comes from the
+    variable of that name, and is left out when there is none.
+
+    Raises:
+        ConfigError: the variable is missing or does not hold a job definition.
+    """
+    from pydantic import ValidationError
+
+    from sweepwise.core.errors import ConfigError
+    from sweepwise.core.models import NOT_RECORDED, JobDefinition
+
+    text = environ.get(JOB_ENV)
+    if not text:
+        raise ConfigError(JOB_ENV, "is not set; this command runs the job a sweepwise SkyPilot task carries")
+    try:
+        job = JobDefinition.model_validate_json(text)
+    except ValidationError as exc:
+        raise ConfigError(JOB_ENV, f"does not hold a job definition ({exc.error_count()} errors)") from None
+    env = {
+        name: environ[name] if value == NOT_RECORDED else value
+        for name, value in job.env.items()
+        if value != NOT_RECORDED or name in environ
+    }
+    return job.model_copy(update={"env": env, "cwd": None})
+
+
+def _follow(path: str, offset: int, stop: threading.Event, out: BinaryIO) -> None:
+    """Copy what is appended to `path` after byte `offset` to `out` until `stop` is set, then the rest."""
+    while True:
+        stopping = stop.is_set()
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            data = b""
+        if data:
+            out.write(data)
+            out.flush()
+            offset += len(data)
+        if stopping:
+            return
+        stop.wait(_FOLLOW_STEP)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the job; see the module docstring.
+
+    Args:
+        argv: ignored but for `-h` / `--help` (default: `sys.argv[1:]`).
+
+    Returns:
+        The job's exit status (128 + N when it was killed by signal N); 2 when the
+        environment holds no runnable job.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if "-h" in args or "--help" in args:
+        print(__doc__)
+        return 0
+    from sweepwise.core.errors import ConfigError
+    from sweepwise.core.jsonsafe import dumps_strict
+    from sweepwise.dispatchers._local_watch import timeout_error
+    from sweepwise.dispatchers.launch import build_launch, write_job_files
+    from sweepwise.runtime import RESULT_LINE_PREFIX
+    from sweepwise.runtime.results import read_job_result, read_status
+    from sweepwise.runtime.supervise import exit_status, supervise
+
+    rank = os.environ.get("SKYPILOT_NODE_RANK") or "0"
+    try:
+        job = load_job(os.environ)
+        experiment = os.environ.get("SWEEPWISE_EXPERIMENT") or ""
+        runs_root = Path(os.path.expanduser(os.environ.get(RUNS_ROOT_ENV) or DEFAULT_RUNS_ROOT))
+        if rank != "0":
+            runs_root = runs_root / f"rank-{rank}"
+        plan = build_launch(job, experiment=experiment, runs_root=runs_root)
+        write_job_files(plan, job)
+        if plan.result_path.exists():  # left by a run of this job SkyPilot recovered: not this run's
+            os.replace(plan.result_path, f"{plan.result_path}.before-{time.time():.0f}")
+    except (ConfigError, OSError) as exc:
+        print(f"sweepwise: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    # What the log held already (the output of a run SkyPilot recovered from a preemption, on
+    # a runs root in a bucket) was shown by that run.
+    offset = plan.log_path.stat().st_size if plan.log_path.exists() else 0
+    stop = threading.Event()
+    follower = threading.Thread(
+        target=_follow, args=(str(plan.log_path), offset, stop, sys.stdout.buffer), daemon=True
+    )
+    follower.start()
+    try:
+        code = supervise(
+            plan.argv,
+            cwd=plan.cwd,
+            env=plan.env,
+            log_path=plan.log_path,
+            status_path=plan.status_path,
+            run_dir=plan.run_dir,
+            job_name=plan.job_name,
+            timeout=job.timeout,
+        )
+    finally:
+        stop.set()
+        follower.join()
+    status = exit_status(code)
+    if (read_status(plan.status_path) or {}).get("timed_out") is True:
+        print(f"sweepwise: {timeout_error(job.timeout)}", flush=True)
+    if rank != "0":
+        return status  # rank 0 reports the result
+    result, error = read_job_result(plan.run_dir, plan.job_name)
+    if error is not None:
+        print(f"sweepwise: {error}", flush=True)
+        return status or 1
+    if result is not None:
+        print(RESULT_LINE_PREFIX + dumps_strict(result, separators=(",", ":")), flush=True)
+    return status
+
+
+__all__ = ["DEFAULT_RUNS_ROOT", "JOB_ENV", "RUNS_ROOT_ENV", "TIMEOUT_LINE_PREFIX", "load_job", "main"]
+
+if __name__ == "__main__":
+    sys.exit(main())
