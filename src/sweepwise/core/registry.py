@@ -87,17 +87,17 @@ class Registry(Generic[T]):
         if not name or not isinstance(name, str):
             raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
         if not replace:
+            module = self.builtins.get(name)
+            if module is not None and not _defined_in(part, module):
+                raise ValueError(
+                    f"{self.kind} {name!r} is built in ({module}); choose another name, "
+                    f"or pass replace=True to replace it"
+                )
             existing = self._parts.get(name)
             if existing is not None and qualified_name(existing) != qualified_name(part):
                 raise ValueError(
                     f"{self.kind} {name!r} is already registered by {qualified_name(existing)}; "
                     f"choose another name, or pass replace=True to replace it"
-                )
-            module = self.builtins.get(name)
-            if existing is None and module is not None and not _defined_in(part, module):
-                raise ValueError(
-                    f"{self.kind} {name!r} is built in ({module}); choose another name, "
-                    f"or pass replace=True to replace it"
                 )
         self._parts[name] = part
 
@@ -111,7 +111,10 @@ class Registry(Generic[T]):
         return decorate
 
     def unregister(self, name: str) -> None:
-        """Forget a registered part (a built-in comes back on its next lookup)."""
+        """Forget a registered part (for tests).
+
+        A built-in comes back on its next lookup only if its module was not imported yet.
+        """
         self._parts.pop(name, None)
 
     # -- looking up --------------------------------------------------------------------
