@@ -62,6 +62,11 @@ def test_a_dispatcher_registered_by_an_imported_module_runs_every_job(
     logs = cli("logs", ids[0], cwd=tmp_path)  # read by the plug-in: it is a LogReader
     assert logs.returncode == 0, logs.stderr
     assert logs.stdout.splitlines()[0] == "[read by marked_a]"
+    elsewhere = tmp_path / "elsewhere"  # where `imports:` do not import: the run directory's file
+    elsewhere.mkdir()
+    away = cli("logs", ids[0], "--store", f"sqlite:///{tmp_path / 'sweepwise.db'}", cwd=elsewhere)
+    assert away.returncode == 0, away.stderr
+    assert away.stdout.splitlines() == logs.stdout.splitlines()[1:]
 
 
 def test_the_eval_stage_runs_on_its_own_dispatcher(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:

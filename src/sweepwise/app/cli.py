@@ -407,13 +407,21 @@ def logs(
 def _job_log(record: ExperimentRecord, run_id: str, job_type: JobTypes, attempt: int) -> str:
     """A job's log: from its dispatcher if that keeps logs itself (`LogReader`), else the run-dir file.
 
+    A dispatcher that cannot be built here (its spec's `imports:` do not import from this
+    directory) leaves the run-dir file to read, and is named if there is none.
+
     Raises:
-        SweepwiseError: there is no log yet (a `ConfigError` when the dispatcher cannot be built).
+        SweepwiseError: there is no log yet.
     """
     from sweepwise.app.backends import recorded_log_reader
     from sweepwise.runtime import job_stem
 
-    reader = recorded_log_reader(record.spec, record.name, job_type, incarnation=record.incarnation)
+    try:
+        reader = recorded_log_reader(record.spec, record.name, job_type, incarnation=record.incarnation)
+    except ConfigError as exc:
+        reader, unbuilt = None, f"; its dispatcher could not be asked: {exc}"
+    else:
+        unbuilt = ""
     if reader is not None:
         text = reader.read_log(run_id, job_type, attempt)
         if text is None:
@@ -422,7 +430,7 @@ def _job_log(record: ExperimentRecord, run_id: str, job_type: JobTypes, attempt:
     runs_root = Path(record.spec.get("runs_root", "runs"))
     log_path = runs_root / record.name / run_id / f"{job_stem(job_type.short, attempt)}.log"
     if not log_path.exists():
-        raise SweepwiseError(f"no {job_type.short} log for run {run_id} yet ({log_path})")
+        raise SweepwiseError(f"no {job_type.short} log for run {run_id} yet ({log_path}){unbuilt}")
     return log_path.read_text(errors="replace")
 
 

@@ -32,10 +32,12 @@ import importlib
 import sys
 import types
 from collections.abc import Callable, Mapping
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sweepwise.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 T = TypeVar("T")
 _D = TypeVar("_D")
@@ -124,7 +126,9 @@ class Registry(Generic[T]):
         return sorted({*self._parts, *self.builtins, *(ep.name for ep in self._entry_points())})
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self.names()
+        if not isinstance(name, str):
+            return False
+        return name in self._parts or name in self.builtins or name in self.names()
 
     def canonical(self, name: str) -> str:
         """The known name that `name` spells, matched case-insensitively (`LOCAL` -> `local`).
@@ -187,6 +191,8 @@ class Registry(Generic[T]):
     # -- entry points ------------------------------------------------------------------
 
     def _entry_points(self) -> list[EntryPoint]:
+        from importlib.metadata import entry_points  # ~30 ms to import: only when a plug-in is looked for
+
         return list(entry_points(group=self.group))
 
     def _load_entry_point(self, name: str) -> T | None:
