@@ -162,6 +162,7 @@ class _Logs:
         return text
 
 
+_CAPABILITIES = ((_Reattach, "Reattachable"), (_Wait, "Waitable"), (_Logs, "LogReader"))
 _VARIANTS: dict[tuple[bool, bool, bool], type[StagedDispatcher]] = {}
 
 
@@ -175,12 +176,13 @@ def _with_capabilities(train: Dispatcher, eval: Dispatcher) -> type[StagedDispat
     )
     variant = _VARIANTS.get(key)
     if variant is None:
-        mixins = [mixin for mixin, wanted in zip((_Reattach, _Wait, _Logs), key, strict=True) if wanted]
-        if not mixins:
+        chosen = [(mixin, name) for (mixin, name), wanted in zip(_CAPABILITIES, key, strict=True) if wanted]
+        if not chosen:
             variant = StagedDispatcher
         else:
-            name = "StagedDispatcher[" + ", ".join(m.__doc__.split("`")[1] for m in mixins if m.__doc__) + "]"
-            variant = type(name, (StagedDispatcher, *mixins), {"__module__": __name__, "__qualname__": name})
+            name = f"StagedDispatcher[{', '.join(name for _, name in chosen)}]"
+            bases = (StagedDispatcher, *(mixin for mixin, _ in chosen))
+            variant = type(name, bases, {"__module__": __name__, "__qualname__": name})
         _VARIANTS[key] = variant
     return variant
 
