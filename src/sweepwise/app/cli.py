@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from sweepwise.app.display import LiveDisplay
     from sweepwise.app.experiment import Experiment
     from sweepwise.app.views import RunReader
+    from sweepwise.core.models import JobTypes
     from sweepwise.engine.controller import AdaptiveController
+    from sweepwise.stores import ExperimentRecord
     from sweepwise.stores.sql import SQLStore
 
 _T = TypeVar("_T")
@@ -78,10 +80,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _open_store(url_option: str | None, *, must_exist: bool = True) -> SQLStore:
-    from sweepwise.stores.location import resolve_store_url
-    from sweepwise.stores.sql import SQLStore
+    from sweepwise.stores.location import open_store, resolve_store_url
 
-    store = SQLStore(resolve_store_url(url_option))
+    store = open_store(resolve_store_url(url_option))
     if must_exist and not store.exists():
         raise _fail(f"no sweepwise store at {store.url}; run a sweep first or pass --store URL", 1)
     return store
@@ -149,14 +150,14 @@ def run(
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     from sweepwise.app.display import LiveDisplay
-    from sweepwise.stores.sql import SQLStore
+    from sweepwise.stores.location import open_store
 
     if quiet:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
         )
         logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are migrations' chatter
-    sql = SQLStore(experiment.store_url(store))  # reads only until ensure_experiment
+    sql = open_store(experiment.store_url(store))  # reads only until ensure_experiment
     existing = sql.get_experiment(experiment.name) if sql.exists() else None
     try:
         note = experiment.check_resume(existing.spec) if existing is not None else None
@@ -375,7 +376,6 @@ def logs(
 ) -> None:
     """Print a job's output (its latest attempt's), and why it failed if it did."""
     from sweepwise.core.models import JobTypes
-    from sweepwise.runtime import job_stem
 
     if job not in ("train", "eval"):
         raise _fail(f"--job: unknown job {job!r}; use train or eval")
@@ -387,12 +387,10 @@ def logs(
         raise _fail(f"no run {run_id!r} in {sql.url}; see `sweepwise status` for run ids", 1)
     run = found[0]
     record = _experiment_record(sql, run.group or "")
-    runs_root = Path(record.spec.get("runs_root", "runs"))
-    attempt = run.attempt(JobTypes.from_short(job))
-    log_path = runs_root / (run.group or "") / run_id / f"{job_stem(job, attempt)}.log"
-    if not log_path.exists():
-        raise _fail(f"no {job} log for run {run_id} yet ({log_path})", 1)
-    text_lines = log_path.read_text(errors="replace").splitlines()
+    job_type = JobTypes.from_short(job)
+    attempt = run.attempt(job_type)
+    text = _or_fail(lambda: _job_log(record, run_id, job_type, attempt))
+    text_lines = text.splitlines()
     for line in text_lines[-lines:] if lines > 0 else text_lines:
         typer.echo(line)
     code = run.summary.get(keys.TRAIN_EXIT_CODE if job == "train" else keys.EVAL_EXIT_CODE)
@@ -404,6 +402,36 @@ def logs(
         why = [f"exit code {code}"] if code is not None else []
         why += [error] if error and error != f"exit code {code}" else []
         typer.echo(f"--- {job} job of {run_id}: {run.status.value}, {', '.join(why)}", err=True)
+
+
+def _job_log(record: ExperimentRecord, run_id: str, job_type: JobTypes, attempt: int) -> str:
+    """A job's log: from its dispatcher if that keeps logs itself (`LogReader`), else the run-dir file.
+
+    A dispatcher that cannot be built here (its spec's `imports:` do not import from this
+    directory) leaves the run-dir file to read, and is named if there is none.
+
+    Raises:
+        SweepwiseError: there is no log yet.
+    """
+    from sweepwise.app.backends import recorded_log_reader
+    from sweepwise.runtime import job_stem
+
+    try:
+        reader = recorded_log_reader(record.spec, record.name, job_type, incarnation=record.incarnation)
+    except ConfigError as exc:
+        reader, unbuilt = None, f"; its dispatcher could not be asked: {exc}"
+    else:
+        unbuilt = ""
+    if reader is not None:
+        text = reader.read_log(run_id, job_type, attempt)
+        if text is None:
+            raise SweepwiseError(f"no {job_type.short} log for run {run_id} yet")
+        return text
+    runs_root = Path(record.spec.get("runs_root", "runs"))
+    log_path = runs_root / record.name / run_id / f"{job_stem(job_type.short, attempt)}.log"
+    if not log_path.exists():
+        raise SweepwiseError(f"no {job_type.short} log for run {run_id} yet ({log_path}){unbuilt}")
+    return log_path.read_text(errors="replace")
 
 
 @app.command(cls=PlainCommand)

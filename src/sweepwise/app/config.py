@@ -26,7 +26,7 @@ NAME_MAX = 100
 
 
 class DispatcherSpec(BaseModel):
-    """Which dispatcher runs the jobs, with its options."""
+    """Which dispatcher runs the jobs (`type`, a registered name), with its options (the other keys)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -64,6 +64,9 @@ class ExperimentSpec(BaseModel):
     )
     store: str | None = None
     dispatcher: DispatcherSpec = Field(default_factory=DispatcherSpec)
+    eval_dispatcher: DispatcherSpec | None = Field(
+        default=None, description="the dispatcher of eval jobs, when not `dispatcher`"
+    )
     max_parallel: StrictInt = Field(default=4, ge=1)
     monitoring_interval: float = Field(default=5.0, gt=0, allow_inf_nan=False)
     stale_after: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
@@ -77,7 +80,7 @@ class ExperimentSpec(BaseModel):
     eval: dict[str, Any] | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("dispatcher", "scheduler", mode="before")
+    @field_validator("dispatcher", "eval_dispatcher", "scheduler", mode="before")
     @classmethod
     def _type_shorthand(cls, value: Any) -> Any:
         return {"type": value} if isinstance(value, str) else value
@@ -113,6 +116,9 @@ def config_error(exc: ValidationError, prefix: str = "", fields: list[str] | Non
     return ConfigError(path, f"{err['msg'].lower()}{got_text}")
 
 
+_TYPED = ("scheduler", "dispatcher", "eval_dispatcher")  # fields given as a name or {type: name, ...}
+
+
 def apply_overrides(data: dict[str, Any], words: list[str], scheduler_fields: list[str]) -> dict[str, Any]:
     """Apply `key=value` words as dot-path overrides of the spec.
 
@@ -132,11 +138,11 @@ def apply_overrides(data: dict[str, Any], words: list[str], scheduler_fields: li
                 raise ConfigError(key, f"unknown key; {_closest(path[0], top_fields + scheduler_fields)}")
         target: dict[str, Any] = data
         value = parse_value(raw)
-        if path in (["scheduler"], ["dispatcher"]) and isinstance(data.get(path[0]), dict):
+        if len(path) == 1 and path[0] in _TYPED and isinstance(data.get(path[0]), dict):
             path = [path[0], "type"]  # `scheduler=async_capped` switches the type, keeping the fields
         for part in path[:-1]:
             node = target.get(part)
-            if isinstance(node, str) and part in ("scheduler", "dispatcher"):
+            if isinstance(node, str) and part in _TYPED:
                 node = {"type": node}
             if node is None:
                 node = {}

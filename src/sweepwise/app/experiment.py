@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import os
 import secrets
@@ -15,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from sweepwise.app.backends import STAGE_FIELDS, build_dispatcher, check_dispatchers, recorded_stage
 from sweepwise.app.config import (
     ExperimentSpec,
     apply_overrides,
@@ -27,7 +26,6 @@ from sweepwise.app.config import (
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.models import redact_env
 from sweepwise.core.private import make_private_dirs, write_private_text
-from sweepwise.dispatchers import available_dispatchers
 from sweepwise.optimizers import Goal, OptimizerSpec
 from sweepwise.recipes.loading import ensure_on_path, import_module, module_function
 from sweepwise.schedulers import scheduler_classes
@@ -62,7 +60,8 @@ class Experiment:
         """Validate a spec mapping (see `from_file`).
 
         The modules listed under `imports:` are imported first (from the current
-        directory or installed packages), so they can register custom schedulers.
+        directory or installed packages), so they can register custom schedulers,
+        dispatchers and optimizers.
         """
         import_modules(data.get("imports"))
         config_cls, scheduler_cls = scheduler_classes(scheduler_type(data, words or []))
@@ -72,8 +71,7 @@ class Experiment:
             spec = ExperimentSpec.model_validate(data)
         except ValidationError as exc:
             raise config_error(exc, fields=list(ExperimentSpec.model_fields)) from None
-        _check_dispatcher(spec)
-        _check_stale_after(spec)
+        check_dispatchers(spec)
         jobs = {name: _job_spec(getattr(spec, name), name, base_dir) for name in ("train", "eval")}
         if jobs["train"] is None and "recipe_module" not in (spec.scheduler.model_extra or {}):
             raise ConfigError("train", "is required; add train: {cmd: [python, train.py]}")
@@ -117,7 +115,7 @@ class Experiment:
 
         The scheduler config is authoritative: `spec.scheduler.type` picks the scheduler
         class, and `config` must be an instance of its registered config class. The same
-        load-time checks as `from_dict` run: dispatcher and `stale_after`, job commands
+        load-time checks as `from_dict` run: dispatchers and `stale_after`, job commands
         (resolved against `base_dir`), entrypoint functions, search space and optimizer. An optimizer
         without a seed gets one drawn here, stored with the experiment.
 
@@ -138,8 +136,7 @@ class Experiment:
                 f"scheduler {spec.scheduler.type!r} takes a {config_cls.__name__}, "
                 f"not a {type(config).__name__}",
             )
-        _check_dispatcher(spec)
-        _check_stale_after(spec)
+        check_dispatchers(spec)
         updates: dict[str, Any] = {}
         for name in ("train", "eval"):
             job = getattr(config, name, None)
@@ -196,6 +193,8 @@ class Experiment:
         those their `record_env` names (README, `train`).
         """
         spec = self.spec.model_dump(mode="json")
+        if spec.get("eval_dispatcher") is None:
+            spec.pop("eval_dispatcher", None)  # eval jobs run on `dispatcher`
         config = json.loads(self.scheduler_config.model_dump_json())
         for section in (spec, config):
             for name in ("train", "eval"):
@@ -283,8 +282,10 @@ class Experiment:
         """Compare this experiment with the record of the stored one it would resume.
 
         A change to what the runs mean (the search space, the scheduler type, the train or
-        eval command, the goal, metric or optimizer) is refused; any other change (more
-        `max_trials`, another `max_parallel`, ...) is allowed and described.
+        eval command, the goal, metric or optimizer) or to where their jobs run (the type
+        of `dispatcher` or `eval_dispatcher`: the jobs it started are found, stopped and
+        read through it) is refused; any other change (more `max_trials`, another
+        `max_parallel`, a dispatcher option, ...) is allowed and described.
 
         Args:
             stored: the stored experiment's record (`ExperimentRecord.spec`, see `record`).
@@ -347,20 +348,13 @@ class Experiment:
             handle.write(data)
 
     def make_dispatcher(self, incarnation: str | None = None) -> tuple[Dispatcher, Any]:
-        """The dispatcher and the clock that goes with it."""
-        options = dict(self.spec.dispatcher.model_extra or {})
-        if self.spec.dispatcher.type == "simulated":
-            from sweepwise.core.clock import VirtualClock
-            from sweepwise.dispatchers.simulated import SimulatedDispatcher
+        """The dispatcher and the clock that goes with it, built through the dispatcher registry.
 
-            clock = VirtualClock()
-            behaviour = options.pop("behaviour", None)
-            fn = _import_object(str(behaviour), "dispatcher.behaviour") if behaviour else None
-            return SimulatedDispatcher(clock, fn), clock
-        from sweepwise.core.clock import RealClock
-        from sweepwise.dispatchers.local import LocalDispatcher
-
-        return LocalDispatcher(self.runs_root, self.name, incarnation=incarnation, **options), RealClock()
+        Each stage's dispatcher (`dispatcher`, `eval_dispatcher`) is built as
+        `factory(runs_root, experiment, incarnation=incarnation, **options)`; two
+        different ones are combined in a `StagedDispatcher`. `simulated` gets a virtual clock.
+        """
+        return build_dispatcher(self.spec, self.runs_root, incarnation=incarnation)
 
     def build_controller(
         self,
@@ -439,6 +433,10 @@ def _changed_meaning(stored: dict[str, Any], new: dict[str, Any]) -> tuple[str, 
     new_type = new["spec"]["scheduler"]["type"]
     if old_type != new_type:
         return "scheduler.type", f"the scheduler changed from {old_type!r} to {new_type!r}"
+    for job_type, field in STAGE_FIELDS.items():  # a run's jobs are found and stopped through their own
+        was, now = recorded_stage(stored, job_type)["type"], recorded_stage(new, job_type)["type"]
+        if was != now:
+            return field, f"the {job_type.short} jobs' dispatcher changed from {was!r} to {now!r}"
     before, after = _flat_parameters(stored), _flat_parameters(new)
     if before != after:
         parts = [
@@ -504,56 +502,6 @@ def _write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def _check_dispatcher(spec: ExperimentSpec) -> None:
-    if spec.dispatcher.type not in (known := available_dispatchers()):
-        choices = ", ".join(known)
-        raise ConfigError(
-            "dispatcher", f"unknown dispatcher {spec.dispatcher.type!r}; choose one of: {choices}"
-        )
-    options = set(spec.dispatcher.model_extra or {})
-    if spec.dispatcher.type == "simulated":
-        accepted = {"behaviour"}
-    elif spec.dispatcher.type == "local":
-        from sweepwise.dispatchers.local import LocalDispatcher
-
-        # What `make_dispatcher` passes itself is not an option.
-        passed = {"runs_root", "experiment", "incarnation"}
-        accepted = set(inspect.signature(LocalDispatcher).parameters) - passed
-    else:
-        return
-    unknown = sorted(options - accepted)
-    if unknown:
-        raise ConfigError(
-            f"dispatcher.{unknown[0]}",
-            f"the {spec.dispatcher.type} dispatcher takes no option {unknown[0]!r}; "
-            f"remove it (its options: {', '.join(sorted(accepted))})",
-        )
-
-
-def _check_stale_after(spec: ExperimentSpec) -> None:
-    """A healthy job must be able to miss a heartbeat before it is marked STALE.
-
-    Only the local dispatcher sends heartbeats (`dispatcher.heartbeat_interval`, by default
-    `LocalDispatcher`'s); `stale_after` must be at least twice that interval.
-    """
-    if spec.dispatcher.type != "local":
-        return
-    from sweepwise.dispatchers.local import LocalDispatcher
-
-    default = inspect.signature(LocalDispatcher).parameters["heartbeat_interval"].default
-    interval = (spec.dispatcher.model_extra or {}).get("heartbeat_interval", default)
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-        raise ConfigError(
-            "dispatcher.heartbeat_interval", f"expected a number of seconds > 0, got {interval!r}"
-        )
-    if spec.stale_after < 2 * interval:
-        raise ConfigError(
-            "stale_after",
-            f"{spec.stale_after:g} s is below twice the dispatcher's heartbeat interval "
-            f"({interval:g} s), so healthy jobs would be marked STALE; set stale_after >= {2 * interval:g}",
-        )
 
 
 def _job_spec(raw: dict[str, Any] | None, field: str, base_dir: Path) -> JobSpec | None:
@@ -641,14 +589,6 @@ def _check_space_and_optimizer(
     except ValidationError as exc:
         raise config_error(exc, f"{prefix}optimizer") from None
     make_optimizer(opt, space, goal=Goal(goal))
-
-
-def _import_object(path: str, field: str) -> Any:
-    module_name, _, attr = path.replace(":", ".").rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError):
-        raise ConfigError(field, f"cannot import {path!r}; give module.function") from None
 
 
 __all__ = ["Experiment", "import_modules", "resolve_store_url"]

@@ -53,11 +53,35 @@ class PlainCommand(TyperCommand):
 
 
 class PlainGroup(TyperGroup):
-    """The top-level group, with the same plain help as `PlainCommand`."""
+    """The top-level group, with the same plain help as `PlainCommand`, closing with the plug-ins."""
 
     def get_params(self, ctx: _click.Context) -> list[Any]:
         """The group's parameters, help option included, in their plain-help classes."""
         return _plain(super().get_params(ctx))
 
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        """The help screen, ending with the registered dispatchers, schedulers, optimizers and stores."""
+        self.epilog = plugins_text()
+        super().format_help(ctx, formatter)
 
-__all__ = ["PlainCommand", "PlainGroup"]
+
+def plugins_text() -> str:
+    """One paragraph per registry: the names a spec may use (built-in, registered and entry points)."""
+    from sweepwise.dispatchers import available_dispatchers
+    from sweepwise.optimizers import available_optimizers
+    from sweepwise.schedulers import available_schedulers
+    from sweepwise.stores.location import available_stores
+
+    listed = (
+        ("Dispatchers", available_dispatchers()),
+        ("Schedulers", available_schedulers()),
+        ("Optimizers", available_optimizers()),
+        ("Stores (URL schemes)", available_stores()),
+    )
+    lines = [f"{label}: {', '.join(names)}." for label, names in listed]
+    return "\n\n".join(
+        [*lines, "More come from `imports:` in a spec or installed plug-ins (docs/backends.md)."]
+    )
+
+
+__all__ = ["PlainCommand", "PlainGroup", "plugins_text"]

@@ -223,6 +223,23 @@ class Waitable(Protocol):
 
 
 @runtime_checkable
+class LogReader(Protocol):
+    """A dispatcher whose jobs' logs are kept somewhere `sweepwise logs` must ask it for.
+
+    Without it, a job's log is the file `<runs_root>/<experiment>/<run_id>/<stem>.log`
+    (`stem`: `train`, `eval`, `train.2` for a second attempt), as the local dispatcher writes it.
+    """
+
+    def read_log(self, run_id: str, job_type: JobTypes, attempt: int = 1) -> str | None:
+        """The output (stdout and stderr) of the run's job of `job_type` and `attempt` so far.
+
+        Returns:
+            The text, or None when the job has no log yet (or never started).
+        """
+        ...
+
+
+@runtime_checkable
 class Optimizer(Protocol):
     """Suggests hyperparameters; stateless: rebuilt from what it is given."""
 
@@ -261,6 +278,7 @@ __all__ = [
     "ExperimentScheduler",
     "ExperimentStore",
     "JobEnvironment",
+    "LogReader",
     "Optimizer",
     "Reattachable",
     "RunWriter",

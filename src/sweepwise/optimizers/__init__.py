@@ -16,13 +16,13 @@ Example:
 from __future__ import annotations
 
 import enum
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sweepwise.core.errors import ConfigError
+from sweepwise.core.registry import Registry
 
 if TYPE_CHECKING:
     from sweepwise.core.protocols import Optimizer
@@ -70,8 +70,6 @@ class OptimizerFactory(Protocol):
 _F = TypeVar("_F", bound=OptimizerFactory)
 _M = TypeVar("_M", bound=BaseModel)
 
-_REGISTRY: dict[str, OptimizerFactory] = {}
-
 # Built-in optimizers: name -> module that registers it when imported.
 _BUILTIN_MODULES: dict[str, str] = {
     "ax": "sweepwise.optimizers.ax_adapter",
@@ -82,47 +80,31 @@ _BUILTIN_MODULES: dict[str, str] = {
     "sobol": "sweepwise.optimizers.sobol",
 }
 
+OPTIMIZERS: Registry[OptimizerFactory] = Registry(
+    "optimizer", field="optimizer.type", group="sweepwise.optimizers", builtins=_BUILTIN_MODULES
+)
+"""The optimizer registry (see `sweepwise.core.registry.Registry`)."""
 
-def _qualified(obj: object) -> str:
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
-
-def register_optimizer(name: str) -> Callable[[_F], _F]:
+def register_optimizer(name: str, *, replace: bool = False) -> Callable[[_F], _F]:
     """Register a factory (or a class with the same call signature) under `name`.
 
     Args:
         name: the value of `optimizer.type` that selects it.
+        replace: replace a built-in or an already registered optimizer of that name.
 
     Raises:
-        ValueError: another factory already has this name.
+        ValueError: the name is empty, or taken by another definition (built-in or
+            registered) and `replace` is False.
     """
     if not name or not isinstance(name, str):
         raise ValueError(f"optimizer name must be a non-empty string, got {name!r}")
-
-    def decorate(factory: _F) -> _F:
-        existing = _REGISTRY.get(name)
-        # Re-registering the same definition (a module reload) is harmless.
-        if existing is not None and _qualified(existing) != _qualified(factory):
-            raise ValueError(f"optimizer {name!r} is already registered by {_qualified(existing)}")
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorate
+    return OPTIMIZERS.decorator(name, replace=replace)
 
 
 def available_optimizers() -> list[str]:
-    """Names `optimizer.type` accepts: the built-ins and everything registered, sorted."""
-    return sorted({*_REGISTRY, *_BUILTIN_MODULES})
-
-
-def _factory(name: str) -> OptimizerFactory:
-    if name not in _REGISTRY and name in _BUILTIN_MODULES:
-        importlib.import_module(_BUILTIN_MODULES[name])
-    factory = _REGISTRY.get(name)
-    if factory is None:
-        choices = ", ".join(available_optimizers())
-        raise ConfigError("optimizer.type", f"unknown optimizer {name!r}; choose one of: {choices}")
-    return factory
+    """Names `optimizer.type` accepts: built-in, registered and entry points, sorted."""
+    return OPTIMIZERS.names()
 
 
 def make_optimizer(spec: OptimizerSpec, space: SearchSpace, *, goal: Goal | str = Goal.MAXIMIZE) -> Optimizer:
@@ -137,7 +119,7 @@ def make_optimizer(spec: OptimizerSpec, space: SearchSpace, *, goal: Goal | str 
         ConfigError: unknown type (field `optimizer.type`), unknown goal (field `goal`)
             or a bad setting (field `optimizer.<setting>`).
     """
-    factory = _factory(spec.type)
+    factory = OPTIMIZERS.get(spec.type)
     try:
         goal = Goal(goal)
     except ValueError:
@@ -185,6 +167,7 @@ def parse_settings(spec: OptimizerSpec, model: type[_M], *, field: str = "optimi
 
 
 __all__ = [
+    "OPTIMIZERS",
     "Goal",
     "OptimizerFactory",
     "OptimizerSpec",

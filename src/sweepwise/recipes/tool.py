@@ -75,6 +75,9 @@ class AdaptiveTool(BaseModel):
             spelling sets it too.
         dispatcher_type: the dispatcher that runs the jobs (`local`, `simulated`, ...;
             a `DispatcherType` member, matched case-insensitively).
+        eval_dispatcher_type: the dispatcher that runs the eval jobs, when not
+            `dispatcher_type` (`eval_dispatcher_type=local` on the command line); None:
+            the same as `dispatcher_type`.
         max_parallel: training jobs running at once, at most.
         monitoring_interval: seconds between controller ticks (jobs' events wake it early).
         stale_after: seconds without a heartbeat before a job is lost (and retried).
@@ -102,6 +105,7 @@ class AdaptiveTool(BaseModel):
         validation_alias=AliasChoices("scheduler", "scheduler_config")  # the seed's spelling
     )
     dispatcher_type: str = "local"
+    eval_dispatcher_type: str | None = None
     max_parallel: int = Field(default=4, ge=1)
     monitoring_interval: float = Field(default=5.0, gt=0)
     stale_after: float = Field(default=3600.0, gt=0)
@@ -162,18 +166,17 @@ class AdaptiveTool(BaseModel):
             raise ValueError(exc.message) from None
         return name
 
-    @field_validator("dispatcher_type", mode="before")
+    @field_validator("dispatcher_type", "eval_dispatcher_type", mode="before")
     @classmethod
     def _known_dispatcher(cls, value: Any) -> Any:
         if not isinstance(value, str):  # a `DispatcherType` member is a str
             return value
-        from sweepwise.dispatchers import available_dispatchers
+        from sweepwise.dispatchers import DISPATCHERS
 
-        known = available_dispatchers()
-        matches = [name for name in known if name.casefold() == value.casefold()]
-        if value not in known and len(matches) != 1:
-            raise ValueError(f"unknown dispatcher {value!r}; choose one of: {', '.join(known)}")
-        return value if value in known else matches[0]
+        name = DISPATCHERS.canonical(value)
+        if name not in DISPATCHERS:
+            raise ValueError(f"unknown dispatcher {value!r}; choose one of: {', '.join(DISPATCHERS.names())}")
+        return name
 
     @field_validator("scheduler", mode="before")
     @classmethod
@@ -202,6 +205,9 @@ class AdaptiveTool(BaseModel):
             "name": getattr(config, "experiment_id", None) or self.scheduler_type,
             "store": self.store,
             "dispatcher": DispatcherSpec(type=self.dispatcher_type),
+            "eval_dispatcher": (
+                DispatcherSpec(type=self.eval_dispatcher_type) if self.eval_dispatcher_type else None
+            ),
             "max_parallel": self.max_parallel,
             "monitoring_interval": self.monitoring_interval,
             "stale_after": self.stale_after,

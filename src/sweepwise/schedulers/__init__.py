@@ -1,16 +1,23 @@
-"""Schedulers: the experiment logic, and the registry that builds them from a spec."""
+"""Schedulers: the experiment logic, and the registry that builds them from a spec.
+
+The registry is a `sweepwise.core.registry.Registry`: built-in schedulers load when
+first named, `register_scheduler` adds one, and other packages add theirs through the
+entry-point group `sweepwise.schedulers` (pointing at the module that registers it).
+"""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from sweepwise.core.errors import ConfigError
+from sweepwise.core.registry import Registry
 
 SchedulerFactory = Callable[[Any], Any]
+_S = TypeVar("_S", bound=Callable[..., Any])
 
 
 class SchedulerType(enum.StrEnum):
@@ -28,39 +35,59 @@ class SchedulerType(enum.StrEnum):
     GRID_SEARCH = "grid_search"
 
 
-_REGISTRY: dict[str, tuple[str, str, str]] = {
-    # name: (module, config class, scheduler class) — imported on first use
-    "train_and_eval": ("sweepwise.schedulers.train_and_eval", "TrainAndEvalConfig", "TrainAndEvalScheduler"),
-    "batched_synced": (
-        "sweepwise.schedulers.batched_synced",
-        "BatchedSyncedSchedulerConfig",
-        "BatchedSyncedOptimizingScheduler",
-    ),
-    "async_capped": (
-        "sweepwise.schedulers.async_capped",
-        "AsyncCappedSchedulerConfig",
-        "AsyncCappedOptimizingScheduler",
-    ),
-    "grid_search": ("sweepwise.schedulers.grid_search", "GridSearchConfig", "GridSearchScheduler"),
+def _from_entry_point(name: str, loaded: Any) -> tuple[type[BaseModel], Callable[..., Any]]:
+    raise ConfigError(
+        "scheduler.type",
+        f"the entry point of scheduler {name!r} names {loaded!r}; point it at the module that "
+        "registers the scheduler with @register_scheduler (its config class goes with it)",
+    )
+
+
+# Built-in schedulers: name -> the module that registers it when imported.
+_BUILTIN: dict[str, str] = {
+    "train_and_eval": "sweepwise.schedulers.train_and_eval",
+    "batched_synced": "sweepwise.schedulers.batched_synced",
+    "async_capped": "sweepwise.schedulers.async_capped",
+    "grid_search": "sweepwise.schedulers.grid_search",
 }
-_CUSTOM: dict[str, tuple[type[BaseModel], Callable[..., Any]]] = {}
+
+SCHEDULERS: Registry[tuple[type[BaseModel], Callable[..., Any]]] = Registry(
+    "scheduler",
+    field="scheduler.type",
+    group="sweepwise.schedulers",
+    builtins=_BUILTIN,
+    from_entry_point=_from_entry_point,
+)
+"""The scheduler registry: name -> (config class, scheduler class)."""
 
 
 def register_scheduler(
-    name: str, config_cls: type[BaseModel]
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a scheduler class (or factory) under `name`, with its typed config class."""
+    name: str, config_cls: type[BaseModel], *, replace: bool = False
+) -> Callable[[_S], _S]:
+    """Register a scheduler class (or factory) under `name`, with its typed config class.
 
-    def decorate(cls: Callable[..., Any]) -> Callable[..., Any]:
-        _CUSTOM[name] = (config_cls, cls)
+    The scheduler is built as `scheduler_cls(config)` with `config` an instance of
+    `config_cls` (validated from the spec's `scheduler:` mapping, or a recipe's typed config).
+
+    Args:
+        name: the value of `scheduler.type` (and a recipe's `scheduler_type`) that selects it.
+        config_cls: its pydantic config class.
+        replace: replace a built-in or an already registered scheduler of that name.
+
+    Raises:
+        ValueError: the name is taken (built-in or registered) and `replace` is False.
+    """
+
+    def decorate(cls: _S) -> _S:
+        SCHEDULERS.register(name, (config_cls, cls), replace=replace)
         return cls
 
     return decorate
 
 
 def available_schedulers() -> list[str]:
-    """Names usable as `scheduler.type` in a spec."""
-    return sorted({*_REGISTRY, *_CUSTOM})
+    """Names usable as `scheduler.type` in a spec (registered, built-in and entry points)."""
+    return SCHEDULERS.names()
 
 
 def canonical_scheduler_name(name: str) -> str:
@@ -70,12 +97,7 @@ def canonical_scheduler_name(name: str) -> str:
     A `SchedulerType` member gives its value. A name that matches none (or several names
     that differ only in case) is returned as it is, for `scheduler_classes` to refuse.
     """
-    name = str(name)  # a `SchedulerType` member is its value
-    known = available_schedulers()
-    if name in known:
-        return name
-    matches = [known_name for known_name in known if known_name.casefold() == name.casefold()]
-    return matches[0] if len(matches) == 1 else name
+    return SCHEDULERS.canonical(name)
 
 
 def scheduler_classes(name: str) -> tuple[type[BaseModel], Callable[..., Any]]:
@@ -84,26 +106,11 @@ def scheduler_classes(name: str) -> tuple[type[BaseModel], Callable[..., Any]]:
     Raises:
         ConfigError: no scheduler is registered under that name.
     """
-    name = canonical_scheduler_name(name)
-    if name in _CUSTOM:
-        return _CUSTOM[name]
-    if name not in _REGISTRY:
-        raise ConfigError(
-            "scheduler.type",
-            f"unknown scheduler {name!r}; choose one of: {', '.join(available_schedulers())}",
-        )
-    import importlib
-
-    module_name, config_name, class_name = _REGISTRY[name]
-    module = importlib.import_module(module_name)
-    if name == "train_and_eval":
-        from sweepwise.schedulers.base import TrainAndEvalConfig
-
-        return TrainAndEvalConfig, getattr(module, class_name)
-    return getattr(module, config_name), getattr(module, class_name)
+    return SCHEDULERS.get(canonical_scheduler_name(name))
 
 
 __all__ = [
+    "SCHEDULERS",
     "SchedulerType",
     "available_schedulers",
     "canonical_scheduler_name",

@@ -19,6 +19,7 @@ from sweepwise.core.models import JobDefinition, JobStatus, RunInfo
 from sweepwise.core.protocols import Optimizer
 from sweepwise.core.runs import FINISHED, UNFINISHED, count_status, with_status
 from sweepwise.optimizers import OptimizerSpec
+from sweepwise.schedulers import register_scheduler
 from sweepwise.schedulers.base import (
     ObservationLog,
     TemplateEnvironment,
@@ -59,6 +60,7 @@ def _training_done_at(run: RunInfo) -> float:
     return run.started_at.timestamp() + run.runtime
 
 
+@register_scheduler("async_capped", AsyncCappedSchedulerConfig)
 class AsyncCappedOptimizingScheduler(TemplateEnvironment[AsyncCappedSchedulerConfig]):
     """Keeps every training slot busy and at most `max_concurrent_evals` evaluations running.
 

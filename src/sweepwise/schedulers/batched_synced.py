@@ -18,6 +18,7 @@ from sweepwise.core.protocols import Optimizer
 from sweepwise.core.runs import FINISHED, UNFINISHED, changed_since, count_status, with_status
 from sweepwise.optimizers import OptimizerSpec
 from sweepwise.optimizers.protein.settings import ProteinConfig
+from sweepwise.schedulers import register_scheduler
 from sweepwise.schedulers.base import (
     ObservationLog,
     TemplateEnvironment,
@@ -120,6 +121,7 @@ class SchedulerState(BaseModel):
                 self.runs_completed.add(run_id)
 
 
+@register_scheduler("batched_synced", BatchedSyncedSchedulerConfig)
 class BatchedSyncedOptimizingScheduler(TemplateEnvironment[BatchedSyncedSchedulerConfig]):
     """Scheduler that generates batches of suggestions synchronously.
 

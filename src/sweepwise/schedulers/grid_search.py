@@ -23,6 +23,7 @@ from pydantic import Field
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.models import JobDefinition, JobStatus, RunInfo
 from sweepwise.core.runs import RunList, changed_since, with_status
+from sweepwise.schedulers import register_scheduler
 from sweepwise.schedulers.base import (
     TemplateEnvironment,
     TrainAndEvalConfig,
@@ -169,6 +170,7 @@ def _check_points(name: str, spec: ParameterSpec, value: object, own: bool) -> i
     return int(value)
 
 
+@register_scheduler("grid_search", GridSearchConfig)
 class GridSearchScheduler(TemplateEnvironment[GridSearchConfig]):
     """Trains every grid point once (the first `max_trials` when set) and evaluates each.
 

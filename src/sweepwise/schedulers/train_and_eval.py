@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sweepwise.core.models import JobDefinition, JobStatus, RunInfo
 from sweepwise.core.runs import FINISHED, count_status, with_status
+from sweepwise.schedulers import register_scheduler
 from sweepwise.schedulers.base import (
     TemplateEnvironment,
     TrainAndEvalConfig,
@@ -18,6 +19,7 @@ from sweepwise.schedulers.base import (
 logger = logging.getLogger(__name__)
 
 
+@register_scheduler("train_and_eval", TrainAndEvalConfig)
 class TrainAndEvalScheduler(TemplateEnvironment[TrainAndEvalConfig]):
     """Schedules an eval for every run whose training is done, and new training up to `max_trials`.
 

@@ -1,15 +1,97 @@
-"""Where the store is: `--store`, else `$SWEEPWISE_STORE`, else the spec's, else ./sweepwise.db."""
+"""Where the store is and what opens it.
+
+The URL: `--store`, else `$SWEEPWISE_STORE`, else the spec's, else ./sweepwise.db. The
+URL's scheme picks the store from a registry (`sweepwise.core.registry.Registry`):
+`sqlite`, `postgresql` and `mysql` (with any `+driver`) are `SQLStore`, as is any other
+URL SQLAlchemy knows; `register_store("myscheme")` or an entry point in the group
+`sweepwise.stores` adds another (docs/backends.md, "Plug-in door").
+"""
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from sweepwise.core.registry import Registry, qualified_name
 
 if TYPE_CHECKING:
     from sweepwise.stores.sql import SQLStore
     from sweepwise.stores.sqlite_reader import SQLiteReader
 
 DEFAULT_STORE = "sqlite:///sweepwise.db"
+
+StoreFactory = Callable[[str], Any]
+"""Builds a store from its URL: `factory(url)`."""
+
+_F = TypeVar("_F", bound=StoreFactory)
+_SQL_STORE = "sweepwise.stores.sql.SQLStore"
+
+STORES: Registry[StoreFactory] = Registry(
+    "store",
+    field="store",
+    group="sweepwise.stores",
+    builtins={scheme: "sweepwise.stores.sql" for scheme in ("mysql", "postgresql", "sqlite")},
+)
+"""The store registry, by URL scheme."""
+
+
+def register_store(scheme: str, *, replace: bool = False) -> Callable[[_F], _F]:
+    """Register a store class (or factory) for URLs `scheme://...`.
+
+    It is built as `factory(url)` with the whole URL. The CLI uses it as it uses
+    `SQLStore`: it must offer the same methods (`ExperimentStore`, plus `exists`,
+    `ensure_experiment`, `list_experiments`, `close` and `url`).
+
+    Example:
+        >>> @register_store("memo")
+        ... class MemoStore: ...
+
+    Args:
+        scheme: the URL scheme, without `://` (`memo` for `memo://...`).
+        replace: replace a built-in or an already registered store of that scheme.
+
+    Raises:
+        ValueError: the scheme is taken and `replace` is False.
+    """
+    return STORES.decorator(scheme, replace=replace)
+
+
+def available_stores() -> list[str]:
+    """The URL schemes with a registered store (built-in, registered and entry points), sorted."""
+    return STORES.names()
+
+
+def store_factory(url: str) -> StoreFactory | None:
+    """The store registered for `url`'s scheme (`postgresql+psycopg` falls back to `postgresql`).
+
+    Returns None when no store is registered for it: `SQLStore` then opens any URL SQLAlchemy knows.
+    """
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme:
+        return None
+    for name in dict.fromkeys((scheme, scheme.split("+", 1)[0])):
+        factory = STORES.find(name)
+        if factory is not None:
+            return factory
+    return None
+
+
+def _is_sql_store(factory: StoreFactory | None) -> bool:
+    return factory is None or qualified_name(factory) == _SQL_STORE
+
+
+def open_store(url: str) -> SQLStore:
+    """The store at `url`, built by the store registered for its scheme (else `SQLStore`).
+
+    Nothing is created or connected to until the store's first operation.
+    """
+    factory = store_factory(url)
+    if factory is None or _is_sql_store(factory):
+        from sweepwise.stores.sql import SQLStore
+
+        return SQLStore(url)
+    return cast("SQLStore", factory(url))
 
 
 def resolve_store_url(cli_value: str | None, spec_value: str | None = None) -> str:
@@ -36,6 +118,8 @@ def check_store_url(url: str) -> None:
     Raises:
         ConfigError: one of these fails; the message says what to fix (or install).
     """
+    if not _is_sql_store(store_factory(url)):
+        return  # a plug-in store checks its own URL when it opens
     from sqlalchemy.exc import NoSuchModuleError
 
     from sweepwise.core.errors import ConfigError
@@ -46,7 +130,9 @@ def check_store_url(url: str) -> None:
         dialect = parsed.get_dialect()
     except NoSuchModuleError:
         raise ConfigError(
-            "store", f"{parsed.drivername!r} is not a database SQLAlchemy knows; e.g. sqlite:///sweepwise.db"
+            "store",
+            f"{parsed.drivername!r} is neither a database SQLAlchemy knows nor a registered store "
+            f"({', '.join(available_stores())}); e.g. sqlite:///sweepwise.db",
         ) from None
     try:
         dialect.import_dbapi()
@@ -73,11 +159,20 @@ def open_reader(url: str) -> SQLiteReader | SQLStore:
     from sweepwise.stores.sqlite_reader import SQLiteReader, sqlite_path
 
     path = sqlite_path(url)
-    if path is not None:
+    if path is not None and _is_sql_store(STORES.registered("sqlite")):  # importing nothing
         return SQLiteReader(path.absolute())
-    from sweepwise.stores.sql import SQLStore
-
-    return SQLStore(url)
+    return open_store(url)
 
 
-__all__ = ["DEFAULT_STORE", "check_store_url", "open_reader", "resolve_store_url"]
+__all__ = [
+    "DEFAULT_STORE",
+    "STORES",
+    "StoreFactory",
+    "available_stores",
+    "check_store_url",
+    "open_reader",
+    "open_store",
+    "register_store",
+    "resolve_store_url",
+    "store_factory",
+]

@@ -48,6 +48,7 @@ from sweepwise.stores._file_watch import FileWatch
 from sweepwise.stores._migrate import current_revision, ensure_schema
 from sweepwise.stores._reads import parse_filters
 from sweepwise.stores._transaction import StoreTransaction, describe
+from sweepwise.stores.location import register_store
 
 T = TypeVar("T")
 
@@ -435,6 +436,10 @@ class SQLStore:
         hint = failure_hint(exc)
         fix = f"; {hint}" if hint else ""
         return StoreError(f"could not {what} in the store {self.url}{retried}: {one_line(exc)}{fix}")
+
+
+for _scheme in ("mysql", "postgresql", "sqlite"):  # and their `+driver` variants (see `store_factory`)
+    register_store(_scheme)(SQLStore)
 
 
 __all__ = ["DEFAULT_URL", "ENV_VAR", "SQLStore"]
