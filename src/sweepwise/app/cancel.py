@@ -8,6 +8,7 @@ from typing import Any
 
 from sweepwise.core.errors import SweepwiseError
 from sweepwise.core.models import RunInfo
+from sweepwise.core.protocols import Dispatcher
 from sweepwise.stores.sql import SQLStore
 
 
@@ -23,14 +24,21 @@ def _dispatch_ids(run: RunInfo) -> list[str]:
 def _stop_jobs(record_spec: dict[str, Any], experiment: str, runs: Sequence[RunInfo]) -> None:
     spec = record_spec.get("spec", {})
     dispatcher = spec.get("dispatcher", {}).get("type", "local")
-    if dispatcher != "local":
-        return
-    from sweepwise.dispatchers.local import LocalDispatcher
+    runs_root = Path(record_spec.get("runs_root", "runs"))
+    stopper: Dispatcher
+    if dispatcher == "slurm":  # scancel; its options do not matter to cancelling
+        from sweepwise.dispatchers.slurm import SlurmDispatcher
 
-    local = LocalDispatcher(Path(record_spec.get("runs_root", "runs")), experiment, grace_period=5.0)
+        stopper = SlurmDispatcher(runs_root, experiment)
+    elif dispatcher == "local":
+        from sweepwise.dispatchers.local import LocalDispatcher
+
+        stopper = LocalDispatcher(runs_root, experiment, grace_period=5.0)
+    else:
+        return
     for run in runs:
         for dispatch_id in _dispatch_ids(run):
-            local.cancel(dispatch_id)
+            stopper.cancel(dispatch_id)
 
 
 def cancel_target(store: SQLStore, target: str, kind: str | None = None) -> str:

@@ -27,7 +27,7 @@ from sweepwise.app.config import (
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.models import redact_env
 from sweepwise.core.private import make_private_dirs, write_private_text
-from sweepwise.dispatchers import available_dispatchers
+from sweepwise.dispatchers import available_dispatchers, make_dispatcher
 from sweepwise.optimizers import Goal, OptimizerSpec
 from sweepwise.recipes.loading import ensure_on_path, import_module, module_function
 from sweepwise.schedulers import scheduler_classes
@@ -360,6 +360,15 @@ class Experiment:
         from sweepwise.core.clock import RealClock
         from sweepwise.dispatchers.local import LocalDispatcher
 
+        if self.spec.dispatcher.type != "local":  # a registered dispatcher (`slurm`, ...)
+            dispatcher = make_dispatcher(
+                self.spec.dispatcher.type,
+                runs_root=self.runs_root,
+                experiment=self.name,
+                incarnation=incarnation,
+                **options,
+            )
+            return dispatcher, RealClock()
         return LocalDispatcher(self.runs_root, self.name, incarnation=incarnation, **options), RealClock()
 
     def build_controller(
@@ -515,12 +524,10 @@ def _check_dispatcher(spec: ExperimentSpec) -> None:
     options = set(spec.dispatcher.model_extra or {})
     if spec.dispatcher.type == "simulated":
         accepted = {"behaviour"}
-    elif spec.dispatcher.type == "local":
-        from sweepwise.dispatchers.local import LocalDispatcher
-
+    elif (cls := _file_dispatcher_class(spec.dispatcher.type)) is not None:
         # What `make_dispatcher` passes itself is not an option.
         passed = {"runs_root", "experiment", "incarnation"}
-        accepted = set(inspect.signature(LocalDispatcher).parameters) - passed
+        accepted = set(inspect.signature(cls).parameters) - passed
     else:
         return
     unknown = sorted(options - accepted)
@@ -532,17 +539,29 @@ def _check_dispatcher(spec: ExperimentSpec) -> None:
         )
 
 
+def _file_dispatcher_class(name: str) -> type | None:
+    """The class of a built-in dispatcher whose supervisor writes heartbeats (`local`, `slurm`)."""
+    if name == "local":
+        from sweepwise.dispatchers.local import LocalDispatcher
+
+        return LocalDispatcher
+    if name == "slurm":
+        from sweepwise.dispatchers.slurm import SlurmDispatcher
+
+        return SlurmDispatcher
+    return None
+
+
 def _check_stale_after(spec: ExperimentSpec) -> None:
     """A healthy job must be able to miss a heartbeat before it is marked STALE.
 
-    Only the local dispatcher sends heartbeats (`dispatcher.heartbeat_interval`, by default
-    `LocalDispatcher`'s); `stale_after` must be at least twice that interval.
+    The local and SLURM dispatchers' supervisors send heartbeats (`dispatcher.heartbeat_interval`,
+    by default the dispatcher's); `stale_after` must be at least twice that interval.
     """
-    if spec.dispatcher.type != "local":
+    cls = _file_dispatcher_class(spec.dispatcher.type)
+    if cls is None:
         return
-    from sweepwise.dispatchers.local import LocalDispatcher
-
-    default = inspect.signature(LocalDispatcher).parameters["heartbeat_interval"].default
+    default = inspect.signature(cls).parameters["heartbeat_interval"].default
     interval = (spec.dispatcher.model_extra or {}).get("heartbeat_interval", default)
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
         raise ConfigError(

@@ -33,12 +33,14 @@ class DispatcherType(enum.StrEnum):
 
     LOCAL = "local"
     SIMULATED = "simulated"
+    SLURM = "slurm"
 
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}
 _BUILTIN: dict[str, str] = {
     "local": "sweepwise.dispatchers.local",
     "simulated": "sweepwise.dispatchers.simulated",
+    "slurm": "sweepwise.dispatchers.slurm",
 }
 
 
