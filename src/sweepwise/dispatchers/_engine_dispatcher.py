@@ -12,15 +12,15 @@ import signal
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sweepwise.core.errors import ConfigError, DispatchError
 from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.dispatchers._claims import check_incarnation, make_claim, settle_claim, token_path
-from sweepwise.dispatchers._engine import Engine, EngineEnd, EngineJob, EngineState, Phase
-from sweepwise.dispatchers._job_files import JobFiles, number
+from sweepwise.dispatchers._engine import Engine, EngineJob, EngineState, Phase
+from sweepwise.dispatchers._engine_watch import EngineWatch
+from sweepwise.dispatchers._job_files import number
 from sweepwise.dispatchers.launch import LaunchPlan, build_launch, run_dir_for
 from sweepwise.runtime import DISPATCH, STATUS, job_file, job_stem, parse_stem
 from sweepwise.runtime.jobhost import CANCEL
@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 LAUNCH = "launch.json"
 """The kind of `<job>.launch.json`, what the supervisor on the node runs (`sweepwise.runtime.batch`)."""
 
-_EXPLAIN_WAIT = 120.0  # seconds to wait for the engine to say why it stopped a job it still lists
 _WAIT_STEP = 0.25  # seconds between looks at the watched jobs' status files while waiting
 
 
@@ -46,31 +45,6 @@ def parse_engine_dispatch_id(dispatch_id: str) -> tuple[str, str, str]:
     if len(parts) == 3 and parts[0] and parse_stem(parts[1]) is not None and parts[2]:
         return parts[0], parts[1], parts[2]
     raise DispatchError(f"malformed dispatch id {dispatch_id!r}; expected RUN_ID:train|eval:ENGINE_ID")
-
-
-def _taken(status: dict[str, Any] | None) -> bool:
-    """Whether a supervisor has taken the job (its token's "starting" status names no supervisor)."""
-    return status is not None and "supervisor_pid" in status
-
-
-def _restarts_at_start(status: dict[str, Any]) -> int:
-    value = status.get("engine_run")
-    return int(value) if isinstance(value, int | str) and str(value).isdigit() else 0
-
-
-@dataclass(slots=True)
-class EngineWatch(JobFiles):
-    """A watched job of an engine: its files, its engine id, and what the engine said lately."""
-
-    engine_id: str = ""
-    claim_id: str | None = None
-    unexplained_since: float | None = None  # monotonic: its final status says "killed", the engine not why
-    next_engine_beat: float = 0.0  # monotonic: the next HEARTBEAT the engine's word may give
-    stamp: tuple[int, int, int] | None = None  # the status file's (inode, size, mtime) at the last read
-
-    @property
-    def dispatch_id(self) -> str:
-        return f"{self.run_id}:{self.job}:{self.engine_id}"
 
 
 def _stamp(path: str) -> tuple[int, int, int] | None:
@@ -210,8 +184,10 @@ class EngineDispatcher:
             plan.run_dir,
             made.record["claimed_at"],
             job.attempt,
+            engine=self._engine.name,
             engine_id=engine_id,
             claim_id=made.record["claim_id"],
+            incarnation=self._incarnation,
         )
         self._watches[key] = watch
         return watch.dispatch_id
@@ -305,8 +281,10 @@ class EngineDispatcher:
             run_dir,
             number(record.get("claimed_at")) or time.time(),
             parsed[1],
+            engine=self._engine.name,
             engine_id=engine_id,
             claim_id=claim_id if isinstance(claim_id, str) else None,
+            incarnation=self._incarnation,
         )
 
     # -- polling -----------------------------------------------------------------------
@@ -342,17 +320,17 @@ class EngineDispatcher:
         if status is not None and isinstance(verdict, dict):  # judged before, from the engine's word
             watch.done = True
             started = status.get("started_at") is not None
-            return [*(watch.progress_events(status) if started else []), self._verdict_event(watch, verdict)]
+            return [*(watch.progress_events(status) if started else []), watch.verdict_event(status, verdict)]
         events = watch.progress_events(status)
         events.extend(watch.new_metrics())
         final = status is not None and status.get("state") == RunState.EXITED
-        if final and status is not None and self._explained(watch, status):
+        if final and status is not None and watch.explained(status):
             events.append(watch.finished_event(status))
             watch.done = True
             return events
         if not asked:
             return events
-        end = self._judge(watch, status, state, final)
+        end = watch.judge(status, state, final, stop=lambda: self._stop(watch))
         if end is not None:
             events.append(end)
             watch.done = True
@@ -364,134 +342,8 @@ class EngineDispatcher:
                 events.append(watch.event(EventKind.HEARTBEAT, None))
         return events
 
-    def _explained(self, watch: EngineWatch, status: dict[str, Any]) -> bool:
-        """Whether a final status says all, or the engine may know more.
-
-        A job killed by a signal sweepwise did not send (the engine's time limit, a requeue,
-        its out-of-memory killer) is judged with the engine's word on why.
-        """
-        if status.get("timed_out") or status.get("exit_unobserved") or os.path.exists(watch.path(CANCEL)):
-            return True
-        code = status.get("exit_code")
-        return not status.get("cancelled") and isinstance(code, int) and code >= 0
-
-    def _judge(
-        self, watch: EngineWatch, status: dict[str, Any] | None, state: EngineState | None, final: bool
-    ) -> JobEvent | None:
-        """The end of a job by the engine's word; None while there is none to draw."""
-        taken = _taken(status)
-        requeued = (
-            taken and status is not None and state is not None and state.restarts > _restarts_at_start(status)
-        )
-        if final and status is not None:  # killed by a signal sweepwise did not send: ask why
-            if state is None:
-                return watch.finished_event(status)  # the engine forgot it: the status's word stands
-            if not requeued and state.phase is not Phase.ENDED:
-                now = time.monotonic()
-                watch.unexplained_since = watch.unexplained_since or now
-                if now - watch.unexplained_since < _EXPLAIN_WAIT:
-                    return None  # the engine is still stopping it
-                return watch.finished_event(status)
-            if not requeued and state.end in (EngineEnd.DONE, EngineEnd.CANCELLED):
-                return watch.finished_event(status)
-        elif state is not None and state.phase is not Phase.ENDED and not requeued:
-            return None  # queued or running
-        elif not taken and not self._void_token(watch):
-            return None  # a supervisor has just taken the job: judge it next time
-        if requeued:
-            assert state is not None
-            self._stop(watch)  # its next run would start nothing: free the engine's queue
-            return self._settle(
-                watch,
-                status,
-                self._lost(watch, f"requeued by {self._engine.name} (restart {state.restarts})"),
-            )
-        if not final:
-            finished = watch.result_end()  # a result on disk means it finished
-            if finished is not None:
-                return finished
-        return self._settle(watch, status, self._engine_end(watch, state, taken))
-
-    def _engine_end(self, watch: EngineWatch, state: EngineState | None, taken: bool) -> JobEvent:
-        """The end of a job whose supervisor is gone without saying why, as the engine tells it."""
-        engine = self._engine.name
-        said = f"{engine} says {state.detail}" if state is not None else f"{engine} no longer knows it"
-        end = state.end if state is not None else None
-        if end is EngineEnd.TIMEOUT:
-            error = f"timeout: {engine} stopped it at its time limit ({said})"
-            return watch.event(EventKind.FINISHED, None, exit_code=-1, error=error, timed_out=True)
-        if end is EngineEnd.LOST:
-            return self._lost(watch, said)
-        if end is EngineEnd.FAILED:
-            return watch.event(EventKind.FINISHED, None, exit_code=-1, error=f"{engine} stopped it ({said})")
-        if end is EngineEnd.CANCELLED:
-            ours = os.path.exists(watch.path(CANCEL))
-            error = "cancelled" if ours else f"cancelled outside sweepwise ({said})"
-            return watch.event(EventKind.FINISHED, None, exit_code=-1, error=error)
-        if taken:
-            return self._lost(watch, f"its supervisor ended without an exit status ({said})")
-        if state is None:
-            return self._lost(watch, f"{said}, and its supervisor never started")
-        error = f"the {engine} job ended before its supervisor started ({said}); see the job's log"
-        return watch.event(EventKind.FINISHED, None, exit_code=-1, error=error)
-
-    def _lost(self, watch: EngineWatch, why: str) -> JobEvent:
-        return watch.lost_event(f"job lost: {why}")
-
-    def _void_token(self, watch: EngineWatch) -> bool:
-        """Take the claim back from a job the engine ended before its supervisor took it.
-
-        Returns:
-            False when a supervisor took the token meanwhile.
-        """
-        claim = Path(watch.path(DISPATCH))
-        if watch.claim_id is None:  # an unreadable claim: void every token beside it
-            for token in claim.parent.glob(f"{claim.name}.*.token"):
-                token.unlink(missing_ok=True)
-            return not _taken(read_status(watch.path(STATUS)))
-        try:
-            token_path(claim, watch.claim_id).unlink()
-        except FileNotFoundError:
-            return not _taken(read_status(watch.path(STATUS)))
-        return True
-
-    def _settle(self, watch: EngineWatch, status: dict[str, Any] | None, event: JobEvent) -> JobEvent:
-        """Write the verdict `event` to the job's status, so every later reader sees the same."""
-        first = {"job": watch.job, "pid": None, "run_id": watch.run_id, "attempt": watch.attempt}
-        final = dict(status or first)
-        final.update(
-            state=RunState.EXITED.value,
-            engine_id=watch.engine_id,
-            incarnation=final.get("incarnation", self._incarnation),
-            ended_at=event.at,
-            verdict={
-                "kind": event.kind.value,
-                "error": event.error,
-                "exit_code": event.exit_code,
-                "timed_out": event.timed_out,
-            },
-        )
-        try:
-            write_json_atomic(watch.path(STATUS), final)
-        except OSError:
-            pass  # the same evidence is judged again next time
-        return event
-
-    def _verdict_event(self, watch: EngineWatch, verdict: dict[str, Any]) -> JobEvent:
-        status = read_status(watch.path(STATUS)) or {}
-        watch.started_at = watch.started_at or number(status.get("started_at"))
-        kind = EventKind.LOST if verdict.get("kind") == EventKind.LOST.value else EventKind.FINISHED
-        code = verdict.get("exit_code")
-        error = verdict.get("error")
-        return watch.event(
-            kind,
-            number(status.get("ended_at")),
-            exit_code=code if isinstance(code, int) else None,
-            error=str(error) if error is not None else None,
-            timed_out=verdict.get("timed_out") is True,
-        )
-
     def _stop(self, watch: EngineWatch) -> None:
+        """Cancel the engine's job (a requeued one, whose next run would start nothing)."""
         try:
             self._engine.cancel(watch.engine_id)
         except DispatchError as exc:
@@ -555,4 +407,4 @@ class EngineDispatcher:
         self._watches.clear()
 
 
-__all__ = ["LAUNCH", "EngineDispatcher", "EngineWatch", "parse_engine_dispatch_id"]
+__all__ = ["LAUNCH", "EngineDispatcher", "parse_engine_dispatch_id"]
