@@ -67,8 +67,13 @@ def slurm() -> None:
 
 
 @pytest.fixture
-def experiment() -> str:
-    return f"t{uuid.uuid4().hex[:10]}"
+def experiment(slurm: None) -> Iterator[str]:
+    """A fresh experiment name; its SLURM jobs still queued or running afterwards are cancelled."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    ids = [job_id for job_id, _ in slurm_jobs(name)]
+    if ids:
+        subprocess.run(["scancel", *ids], capture_output=True, timeout=60)
 
 
 @pytest.fixture
@@ -78,7 +83,7 @@ def side_log(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make(slurm: None, tmp_path: Path, experiment: str) -> Iterator[Callable[..., SlurmDispatcher]]:
-    """A factory of SLURM dispatchers of the test's experiment; its jobs are cancelled afterwards."""
+    """A factory of SLURM dispatchers of the test's experiment, closed afterwards."""
     made: list[SlurmDispatcher] = []
 
     def factory(**options: Any) -> SlurmDispatcher:
@@ -91,9 +96,6 @@ def make(slurm: None, tmp_path: Path, experiment: str) -> Iterator[Callable[...,
     yield factory
     for dispatcher in made:
         dispatcher.close()
-    ids = [job_id for job_id, _ in slurm_jobs(experiment)]
-    if ids:
-        subprocess.run(["scancel", *ids], capture_output=True, timeout=60)
 
 
 def slurm_jobs(experiment: str) -> list[tuple[str, str]]:
