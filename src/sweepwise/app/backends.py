@@ -60,8 +60,7 @@ def check_dispatchers(spec: ExperimentSpec) -> None:
     for job_type in given:
         field, stage = STAGE_FIELDS[job_type], stages[job_type]
         _check_stage(stage, field)
-        if stage["type"] == "local":
-            _check_stale_after(spec.stale_after, stage, field)
+        _check_stale_after(spec.stale_after, stage, field)
 
 
 def _check_stage(stage: Mapping[str, Any], field: str) -> None:
@@ -112,12 +111,20 @@ def _accepted_options(factory: Callable[..., Any], name: str, field: str) -> set
 def _check_stale_after(stale_after: float, stage: Mapping[str, Any], field: str) -> None:
     """A healthy job must be able to miss a heartbeat before it is marked STALE.
 
-    Only the local dispatcher sends heartbeats (`heartbeat_interval`, by default
-    `LocalDispatcher`'s); `stale_after` must be at least twice that interval.
+    Dispatchers whose supervisors send heartbeats take a `heartbeat_interval` (local,
+    slurm); `stale_after` must be at least twice that interval (by default the
+    dispatcher's own).
     """
-    from sweepwise.dispatchers.local import LocalDispatcher
-
-    default = inspect.signature(LocalDispatcher).parameters["heartbeat_interval"].default
+    if stage["type"] == SIMULATED:
+        return
+    try:
+        signature = inspect.signature(dispatcher_factory(str(stage["type"])))
+    except (ConfigError, TypeError, ValueError):
+        return  # reported by `_check_stage`
+    parameter = signature.parameters.get("heartbeat_interval")
+    if parameter is None:
+        return
+    default = parameter.default
     interval = stage.get("heartbeat_interval", default)
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
         raise ConfigError(

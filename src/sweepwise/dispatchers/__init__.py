@@ -33,6 +33,7 @@ class DispatcherType(enum.StrEnum):
     LOCAL = "local"
     SIMULATED = "simulated"
     SKYPILOT = "skypilot"
+    SLURM = "slurm"
 
 
 # Built-in dispatchers: name -> the module that registers it when imported.
@@ -40,6 +41,7 @@ _BUILTIN: dict[str, str] = {
     "local": "sweepwise.dispatchers.local",
     "simulated": "sweepwise.dispatchers.simulated",
     "skypilot": "sweepwise.dispatchers.skypilot",
+    "slurm": "sweepwise.dispatchers.slurm",
 }
 
 DISPATCHERS: Registry[Callable[..., Any]] = Registry(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import selectors
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterable
@@ -19,52 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweepwise.core.models import EventKind, JobEvent, JobTypes
-from sweepwise.runtime import DISPATCH, LOG, METRICS, RESULT_FILE, STATUS, job_file, job_stem
-from sweepwise.runtime.results import (
-    last_output,
-    read_job_result,
-    read_job_result_file,
-    read_new_metrics,
-    read_status,
-)
-from sweepwise.runtime.supervise import mark_exited, proc_start_time, process_alive, write_json_atomic
+from sweepwise.core.models import JobEvent, JobTypes
+from sweepwise.dispatchers._job_files import JobFiles, number, timeout_error
+from sweepwise.runtime import DISPATCH, STATUS
+from sweepwise.runtime.results import read_status
+from sweepwise.runtime.supervise import proc_start_time, process_alive
 
 _CLAIM_TIMEOUT = 30.0  # a claim without a pid and without a status after this is LOST
 _FALLBACK_STEP = 0.1
 _ENDING_STEP = 0.01
 
 
-def number(value: Any) -> float | None:
-    """`value` as a float when it is an int or float (not a bool), else None."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"exit code {code} (killed by {signal.Signals(-code).name})"
-        except ValueError:
-            return f"exit code {code} (killed by signal {-code})"
-    return f"exit code {code}"
-
-
-def timeout_error(timeout: float | None) -> str:
-    """How a job stopped for running past `timeout` seconds is described."""
-    return f"timeout: ran longer than its {timeout:g} s limit" if timeout else "timeout: ran past its limit"
-
-
 @dataclass(slots=True)
-class Watch:
-    """What the dispatcher knows about one watched job."""
+class Watch(JobFiles):
+    """What the dispatcher knows about one watched job: its files (`JobFiles`) and its processes."""
 
-    run_id: str
-    job_type: JobTypes
-    run_dir: Path
-    pid: int  # the supervisor's (or job host's); 0 while unknown
-    pid_start: int | None
-    claimed_at: float
-    attempt: int = 1
+    pid: int = 0  # the supervisor's (or job host's); 0 while unknown
+    pid_start: int | None = None
     proc: subprocess.Popen[bytes] | None = None  # the supervisor or job host we spawned
     forked: bool = False  # os.fork()ed by us
     hosted: bool = False  # supervised by a job host, which outlives the job
@@ -73,35 +43,10 @@ class Watch:
     ended: bool = False  # the job was seen to end: read its status at the next poll
     exited: bool = False
     pidfd: int | None = None
-    started_at: float | None = None
-    heartbeat_at: float | None = None
-    next_status_read: float = 0.0
-    metrics_offset: int = 0
-    done: bool = False
-
-    @property
-    def job(self) -> str:
-        """The name of this attempt's files and of its dispatch id (`train`, `train.2`)."""
-        return job_stem(self.job_type.short, self.attempt)
 
     @property
     def dispatch_id(self) -> str:
         return f"{self.run_id}:{self.job}:{self.pid}"
-
-    def path(self, kind: str) -> str:
-        return job_file(self.run_dir, self.job, kind)
-
-    def event(self, kind: EventKind, at: float | None, **fields: Any) -> JobEvent:
-        return JobEvent(
-            run_id=self.run_id,
-            job_type=self.job_type,
-            kind=kind,
-            at=time.time() if at is None else at,
-            dispatch_id=self.dispatch_id,
-            started_at=self.started_at,
-            attempt=self.attempt,
-            **fields,
-        )
 
     def running(self) -> bool:
         """Whether the supervisor, or else the job's own process, still runs; reaps our children.
@@ -172,77 +117,17 @@ class Watch:
         """The event of a job whose supervisor and process are gone without a final status.
 
         Judged by the evidence it left (docs/design.md, "Liveness from evidence"): a
-        result on disk means it finished; otherwise it is lost. The verdict is written
-        to the job's status file, so every later reader sees the same.
+        result on disk means it finished; otherwise it is lost.
         """
-        result, error = read_job_result(self.run_dir, self.job)
-        loose = os.path.join(self.run_dir, RESULT_FILE)
-        if result is None and error is None and os.path.exists(loose):
-            result, error = read_job_result_file(loose, self.job)
-        status = read_status(self.path(STATUS)) or {}
-        if result is None:
-            last = last_output(self.path(LOG))
-            return self.event(
-                EventKind.LOST,
-                None,
-                error=(
-                    f"job lost: its supervisor (pid {self.pid}) and its process ended without an exit "
-                    "status (killed, or the machine restarted?)" + (f"; last output: {last}" if last else "")
-                ),
-            )
-        mark_exited(
-            status,
-            os.fspath(self.run_dir),
-            self.job,
-            0,
-            started_at=number(status.get("started_at")) or time.time(),
-            cancelled=False,
+        return self.result_end() or self.lost_event(
+            f"job lost: its supervisor (pid {self.pid}) and its process ended without an exit status "
+            "(killed, or the machine restarted?)"
         )
-        status.update(exit_code=None, exit_unobserved=True)
-        try:
-            write_json_atomic(self.path(STATUS), status)
-        except OSError:
-            pass  # the same evidence is judged again next time
-        return self.event(EventKind.FINISHED, number(status.get("ended_at")), exit_code=0, result=result)
-
-    def finished_event(self, status: dict[str, Any]) -> JobEvent:
-        """The FINISHED event of a job whose final status is `status`."""
-        if status.get("exit_unobserved") and status.get("exit_code") is None:
-            result, _ = read_job_result(self.run_dir, self.job)
-            return self.event(EventKind.FINISHED, number(status.get("ended_at")), exit_code=0, result=result)
-        """The FINISHED event of a job whose final status is `status`.
-
-        A job stopped for its timeout fails with `timed_out` set, even if it exited 0;
-        a cancelled one says so first (and keeps `timed_out`).
-        """
-        code = status.get("exit_code")
-        exit_code = code if isinstance(code, int) else -1
-        timed_out = status.get("timed_out") is True
-        result, error = read_job_result(self.run_dir, self.job)
-        if exit_code != 0 or timed_out:
-            last = last_output(self.path(LOG))
-            error = _describe_exit(exit_code) + (f"; last output: {last}" if last else " (no output)")
-        if status.get("cancelled"):
-            error = f"cancelled; {error}" if error else "cancelled"
-        elif timed_out:
-            error = f"{timeout_error(number(status.get('timeout')))}; {error}"
-        ended_at = number(status.get("ended_at"))
-        return self.event(
-            EventKind.FINISHED, ended_at, exit_code=exit_code, result=result, error=error, timed_out=timed_out
-        )
-
-    def new_metrics(self) -> list[JobEvent]:
-        """A METRICS event for the latest row the job appended since the last call, if any."""
-        row, self.metrics_offset = read_new_metrics(self.path(METRICS), self.metrics_offset)
-        if row is None:
-            return []
-        metrics = {name: value for name, value in row.items() if name != "time"}
-        return [self.event(EventKind.METRICS, number(row.get("time")), metrics=metrics)]
 
 
 def load_watch(run_dir: Path, run_id: str, job_type: JobTypes, pid: int, attempt: int = 1) -> Watch:
     """A watch of a job started before, from its dispatch and status files."""
-    watch = Watch(run_id, job_type, run_dir, pid, None, time.time(), attempt)
+    watch = Watch(run_id, job_type, run_dir, time.time(), attempt, pid=pid)
     record = read_status(watch.path(DISPATCH)) or {}
     status = read_status(watch.path(STATUS)) or {}
     watch.claimed_at = number(record.get("claimed_at")) or watch.claimed_at

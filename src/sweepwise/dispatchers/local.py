@@ -27,25 +27,25 @@ back to `kill(pid, 0)` and polling).
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sweepwise.core.errors import ConfigError, DispatchError, RunFilesError
-from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
-from sweepwise.core.private import make_private_dirs
+from sweepwise.core.errors import ConfigError, DispatchError
+from sweepwise.core.models import JobDefinition, JobEvent, JobTypes
 from sweepwise.dispatchers import register_dispatcher
+from sweepwise.dispatchers._claims import check_incarnation, make_claim, settle_claim
 from sweepwise.dispatchers._local_cancel import cancel_watch
 from sweepwise.dispatchers._local_host import JobHostClient, reap_lingering_hosts
-from sweepwise.dispatchers._local_watch import UNREAPED, ExitSelector, Watch, load_watch, number
+from sweepwise.dispatchers._local_watch import UNREAPED, ExitSelector, Watch, load_watch
 from sweepwise.dispatchers.gpus import GpuPool
-from sweepwise.dispatchers.launch import build_launch, run_dir_for, write_job_files
+from sweepwise.dispatchers.launch import build_launch, run_dir_for
 from sweepwise.runtime import DISPATCH, STATUS, job_file, job_stem, parse_stem
 from sweepwise.runtime.exec import spawn_supervisor
 from sweepwise.runtime.results import read_status
@@ -77,11 +77,6 @@ def parse_dispatch_id(dispatch_id: str) -> tuple[str, str, int]:
     if len(parts) == 3 and parse_stem(parts[1]) is not None and parts[2].isdigit() and parts[0]:
         return parts[0], parts[1], int(parts[2])
     raise DispatchError(f"malformed local dispatch id {dispatch_id!r}; expected RUN_ID:train|eval:PID")
-
-
-def _token_path(claim: Path, claim_id: str) -> Path:
-    """Where a claim's token waits to be taken by the job's supervisor (see `accept_claim`)."""
-    return claim.with_name(f"{claim.name}.{claim_id}.token")
 
 
 @register_dispatcher("local")
@@ -174,11 +169,20 @@ class LocalDispatcher:
         gpus = self._assign_gpus(job, owner)
         if gpus:
             plan = replace(plan, env={**plan.env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)})
-        claim = Path(job_file(plan.run_dir, plan.job_name, DISPATCH))
+        method = self._resolve_start_method()
+        fields = {
+            "claimant": self._claimant,
+            "incarnation": self._incarnation,
+            "start_method": method.value,
+            "gpus": gpus,
+            "argv": plan.argv,
+        }
         try:
-            make_private_dirs(plan.run_dir)
-            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:  # started before (the claim is the idempotency key): watch it
+            made = make_claim(plan, job, fields, lambda record: self._token_status(record, plan.job_name))
+        except BaseException:
+            self._release_gpus(owner)
+            raise
+        if made is None:  # started before (the claim is the idempotency key): watch it
             self._release_gpus(owner)
             existing = self.find(job.run_id, job.type, job.attempt)
             if existing is None:  # an unstarted claim was taken over and set aside: start it now
@@ -186,35 +190,9 @@ class LocalDispatcher:
             if key not in self._watches and key not in self._finished:
                 self.reattach(existing, job.run_id, job.type)
             return existing
-        method = self._resolve_start_method()
-        claim_id = uuid.uuid4().hex
-        record: dict[str, Any] = {
-            "run_id": job.run_id,
-            "job": plan.job_name,
-            "attempt": job.attempt,
-            "claim_id": claim_id,
-            "claimed_at": time.time(),
-            "claimant": self._claimant,
-            "incarnation": self._incarnation,
-            "start_method": method.value,
-            "gpus": gpus,
-            "argv": plan.argv,
-        }
-        token = _token_path(claim, claim_id)
-        token_written = False
+        claim, record, token = made.path, made.record, made.token
         try:
-            try:
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(json.dumps(record))
-                write_job_files(plan, job, make_run_dir=False)  # made above, for the claim
-                # The token: the job's first status, taken (renamed) by its supervisor alone.
-                write_json_atomic(token, self._token_status(record, plan.job_name))
-                token_written = True
-            except OSError as exc:
-                raise RunFilesError(
-                    f"run {job.run_id}: cannot write the {plan.job_name} job's files", exc
-                ) from exc
-            watch = Watch(job.run_id, job.type, plan.run_dir, 0, None, record["claimed_at"], job.attempt)
+            watch = Watch(job.run_id, job.type, plan.run_dir, record["claimed_at"], job.attempt)
             if method is StartMethod.HOST:
                 host = self._submit(
                     {
@@ -266,17 +244,9 @@ class LocalDispatcher:
                 )
                 watch.pid = watch.proc.pid
         except BaseException as exc:
-            # Nothing may start from this claim: void its token first, then remove the claim.
-            try:
-                if token_written:
-                    token.unlink()
-            except FileNotFoundError:
-                pass  # taken: a supervisor has it, and the job is found by its status
-            else:
-                claim.unlink(missing_ok=True)
+            # Nothing may start from this claim (if a supervisor has it, the job is found by its status).
+            made.void()
             self._release_gpus(owner)
-            if isinstance(exc, RunFilesError):
-                raise
             if isinstance(exc, OSError):
                 raise DispatchError(f"run {job.run_id}: cannot start the {plan.job_name} job: {exc}") from exc
             raise
@@ -415,44 +385,21 @@ class LocalDispatcher:
             return f"{run_id}:{stem}:{record['supervisor_pid']}"
         if not claim.exists():
             return None
-        return self._settle_claim(run_id, stem, claim, record)
+        return settle_claim(run_id, stem, claim, record, self._supervised_id(run_id, stem))
 
     def _check_incarnation(self, source: dict[str, Any] | None, run_id: str, stem: str) -> None:
-        theirs = (source or {}).get("incarnation")
-        if self._incarnation is not None and theirs is not None and theirs != self._incarnation:
-            raise DispatchError(
-                f"run {run_id}: {stem} files in {self._run_dir(run_id)} belong to another experiment "
-                f"named {self._experiment!r} (another store, or one deleted since); use another runs_dir"
-            )
+        check_incarnation(source, self._incarnation, run_id, stem, self._run_dir(run_id), self._experiment)
 
-    def _settle_claim(self, run_id: str, stem: str, claim: Path, record: dict[str, Any] | None) -> str | None:
-        """A claim with no status: take it over unless a supervisor has taken its token meanwhile.
+    @staticmethod
+    def _supervised_id(run_id: str, stem: str) -> Callable[[dict[str, Any] | None], str | None]:
+        """The dispatch id a job's status gives once a supervisor has the job."""
 
-        Voiding the token (an unlink) and a supervisor taking it (a rename) are atomic
-        and exclusive: exactly one succeeds, whatever the timing of a slow job host.
-        """
-        claim_id = (record or {}).get("claim_id")
-        tokens = (
-            [_token_path(claim, claim_id)]
-            if isinstance(claim_id, str)
-            else list(claim.parent.glob(f"{claim.name}.*.token"))  # an unreadable claim's
-        )
-        for token in tokens:
-            try:
-                token.unlink()
-            except FileNotFoundError:
-                status = read_status(Path(job_file(claim.parent, stem, STATUS)))
-                if status is not None and isinstance(status.get("supervisor_pid"), int):
-                    return f"{run_id}:{stem}:{status['supervisor_pid']}"
-        status = read_status(Path(job_file(claim.parent, stem, STATUS)))
-        if status is not None and isinstance(status.get("supervisor_pid"), int):
-            return f"{run_id}:{stem}:{status['supervisor_pid']}"
-        logger.info("run %s: the %s job was claimed but never started; it will be started now", run_id, stem)
-        try:
-            os.replace(claim, claim.with_name(f"{claim.name}.void-{uuid.uuid4().hex[:8]}"))
-        except FileNotFoundError:
-            pass
-        return None
+        def dispatch_id(status: dict[str, Any] | None) -> str | None:
+            if status is not None and isinstance(status.get("supervisor_pid"), int):
+                return f"{run_id}:{stem}:{status['supervisor_pid']}"
+            return None
+
+        return dispatch_id
 
     def reattach(self, dispatch_id: str, run_id: str, job_type: JobTypes) -> None:
         """Watch a job started before (by this or an earlier controller process).
@@ -531,17 +478,7 @@ class LocalDispatcher:
         watch.next_status_read = now + (_STARTING_READ_STEP if starting else self._heartbeat_interval)
         if status is not None and self._learn_pid(watch, status):
             running = watch.running()
-        events: list[JobEvent] = []
-        if status is not None and not starting:
-            heartbeat = number(status.get("heartbeat_at"))
-            if watch.started_at is None:
-                watch.started_at = number(status.get("started_at")) or time.time()
-                watch.heartbeat_at = heartbeat
-                events.append(watch.event(EventKind.STARTED, watch.started_at))
-            elif heartbeat is not None and (watch.heartbeat_at is None or heartbeat > watch.heartbeat_at):
-                watch.heartbeat_at = heartbeat
-                if status.get("state") == RunState.RUNNING:
-                    events.append(watch.event(EventKind.HEARTBEAT, heartbeat))
+        events = watch.progress_events(status)
         events.extend(watch.new_metrics())
         if status is not None and status.get("state") == RunState.EXITED:
             events.append(watch.finished_event(status))

@@ -309,6 +309,7 @@ class _Supervisor:
         claim_token: str | None = None,
         timeout: float | None = None,
         kill_grace: float = 10.0,
+        status_extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.claim_token = claim_token
         self.argv = list(argv)
@@ -331,6 +332,7 @@ class _Supervisor:
             "supervisor_pid": pid,
             "supervisor_start": proc_start_time(pid),
             "pid": None,
+            **(status_extra or {}),
         }
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -444,6 +446,7 @@ def supervise(
     claim_token: str | None = None,
     timeout: float | None = None,
     kill_grace: float = 10.0,
+    status_extra: Mapping[str, Any] | None = None,
 ) -> int:
     """Run one job to its end, recording its life in `status_path`.
 
@@ -462,6 +465,7 @@ def supervise(
         claim_token: the claim token to take before anything starts (see `accept_claim`).
         timeout: seconds the job may run before its group gets SIGTERM (None: no limit).
         kill_grace: seconds after that SIGTERM before SIGKILL.
+        status_extra: more fields for every status written (a remote engine's job id).
 
     Returns:
         The job's exit code; negative (-N) when it was killed by signal N. 127 / 126
@@ -490,6 +494,7 @@ def supervise(
         claim_token,
         timeout,
         kill_grace,
+        status_extra,
     )
     previous: dict[int, Any] = {}
     for forwarded in _FORWARDED_SIGNALS:
