@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from conftest import EVAL, REPO, TRAIN, cli, markers, status_json
+from dispatcher_contract import DispatcherContract
 from local_dispatcher_fixtures import wait_for
 from sweepwise.core.errors import ConfigError, DispatchError
 from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
@@ -606,3 +607,31 @@ def test_sigkill_of_the_controller_mid_sweep_then_rerun_submits_nothing_twice(
     # And SLURM's list: one submission per (run, job).
     names = sorted(name for _, name in slurm_jobs(experiment))
     assert names == sorted(f"{experiment}.{run}.{stem}" for run in runs for stem in ("train", "eval"))
+
+
+@pytest.mark.slow  # a real SLURM job per check: the full suite runs it
+class TestSlurmContract(DispatcherContract):
+    """The dispatcher contract (tests/dispatcher_contract.py) against the real SLURM."""
+
+    @pytest.fixture
+    def experiment(self, slurm: None) -> Iterator[str]:
+        name = f"c{uuid.uuid4().hex[:10]}"
+        yield name
+        ids = [job_id for job_id, _ in slurm_jobs(name)]
+        if ids:
+            subprocess.run(["scancel", *ids], capture_output=True, timeout=60)
+
+    @pytest.fixture
+    def make_dispatcher(self, runs_root: Path, experiment: str) -> Iterator[Callable[[], Dispatcher]]:
+        made: list[SlurmDispatcher] = []
+
+        def make() -> Dispatcher:
+            dispatcher = SlurmDispatcher(
+                runs_root, experiment, poll_interval=0.5, heartbeat_interval=0.5, grace_period=2.0
+            )
+            made.append(dispatcher)
+            return dispatcher
+
+        yield make
+        for dispatcher in made:
+            dispatcher.close()
