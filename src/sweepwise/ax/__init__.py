@@ -28,6 +28,7 @@ from sweepwise.ax.runners import (
     as_trial_runner,
 )
 from sweepwise.ax.scheduler import AxScheduler
+from sweepwise.ax.slurm_runner import SlurmRunner
 from sweepwise.ax.trials import BatchTrialContext, Trial, TrialState, TrialStatus
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "JobType",
     "LocalRunner",
     "ScriptObjective",
+    "SlurmRunner",
     "Trial",
     "TrialJob",
     "TrialRunner",

@@ -8,7 +8,8 @@ or a native `TrialRunner`. Two native runners are built in, and are `BaseRunner`
   machine, functions in a process or thread pool, scripts and containers through
   sweepwise's local dispatcher;
 - `DispatcherRunner` turns any sweepwise dispatcher (local, SLURM, simulated, ...)
-  into a runner for script and container objectives.
+  into a runner of function, script and container objectives (`SlurmRunner`, in
+  `sweepwise.ax.slurm_runner`, is one over the SLURM dispatcher).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import concurrent.futures as cf
 import dataclasses
 import os
 import pickle
+import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -35,28 +37,42 @@ if TYPE_CHECKING:
 
 
 class DispatcherRunner(JobMethods):
-    """Any sweepwise `Dispatcher` as a runner of script and container objectives.
+    """Any sweepwise `Dispatcher` as a runner of function, script and container objectives.
 
-    Each trial becomes a training job whose command is the script (or the container
-    command line) with nothing appended; its working directory is the trial's
-    directory, where the dispatcher (like the local one) also writes `params.json`.
+    Each trial becomes a training job whose working directory is the trial's directory,
+    where the dispatcher (like the local one) also writes `params.json`. A script's or a
+    container's command runs with nothing appended. A function is cloudpickled with the
+    trial's parameters into `<trial dir>/function.pkl`, and the job is
+    `python -m sweepwise.ax.run_function <trial dir>`, which calls `fn(params)` and
+    writes the result (`sweepwise.ax.run_function`): the trial's directory must be
+    readable where the job runs, and cloudpickle and the function's module importable there.
 
     Args:
         dispatcher: the dispatcher to start jobs with.
         capacity: how many jobs may run at once.
         clock: where times come from (default: the real clock).
+        python: the interpreter that runs function objectives and `.py` scripts where
+            the jobs run (default: this one).
 
     Raises:
         ConfigError: `capacity` is below 1.
     """
 
-    def __init__(self, dispatcher: Dispatcher, capacity: int = 1, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        capacity: int = 1,
+        *,
+        clock: Clock | None = None,
+        python: str | None = None,
+    ) -> None:
         if capacity < 1:
             raise ConfigError("capacity", f"must be >= 1 (got {capacity})")
         from sweepwise.core.clock import RealClock
 
         super().__init__()
         self.dispatcher = dispatcher
+        self.python = python or sys.executable
         self._capacity = capacity
         self._clock: Clock = clock or RealClock()
         self._started: dict[str, float] = {}
@@ -75,18 +91,29 @@ class DispatcherRunner(JobMethods):
         """Dispatch `job` as a training job.
 
         Raises:
-            ConfigError: the objective is a function (field `objective`).
+            ConfigError: a function objective cannot be pickled (field `objective`).
         """
+        definition = self._definition(job)
+        self._started[job.run_id] = self._clock.now()
+        return self.dispatcher.dispatch(definition)
+
+    def _definition(self, job: TrialJob) -> JobDefinition:
+        """The training job that runs `job` (a subclass may add resources to it)."""
         objective = job.objective
         if isinstance(objective, ScriptObjective):
             cmd = objective.command()
+            if cmd[0] == sys.executable:
+                cmd[0] = self.python
         elif isinstance(objective, ContainerObjective):
             cmd = objective.argv(str(job.workdir))
         else:
-            raise ConfigError(
-                "objective", "a dispatcher runs scripts and containers; use LocalRunner for functions"
-            )
-        definition = JobDefinition(
+            from sweepwise.ax.run_function import write_function_job
+
+            try:
+                cmd = write_function_job(job.workdir, objective.fn, job.params, self.python)
+            except ValueError as exc:
+                raise ConfigError("objective", str(exc)) from exc
+        return JobDefinition(
             run_id=job.run_id,
             cmd=cmd,
             overrides=dict(job.params),
@@ -94,8 +121,6 @@ class DispatcherRunner(JobMethods):
             cwd=str(job.workdir),
             metadata={"trial_index": job.trial_index},
         )
-        self._started[job.run_id] = self._clock.now()
-        return self.dispatcher.dispatch(definition)
 
     def poll(self) -> list[JobOutcome]:
         """Outcomes of the training jobs that finished (or were lost) since the last poll."""
