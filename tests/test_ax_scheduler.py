@@ -340,7 +340,7 @@ def test_docs_examples_run(tmp_path: Path) -> None:
             assert result.returncode == 0, result.stderr
             for expected in lines[1:]:
                 assert expected.strip() in result.stdout
-    assert ran == 6  # every python block of docs/ax.md
+    assert ran == 7  # every python block of docs/ax.md (one runs on the SLURM of tests/test_slurm_*.py)
 
 
 def test_any_dispatcher_becomes_a_runner_in_virtual_time(tmp_path: Path) -> None:
