@@ -276,7 +276,6 @@ def _spec(tmp_path: Path, train_options: list[str]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.slow
 def test_a_sweep_runs_in_containers_and_a_restarted_controller_starts_the_same_ones(tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text(TRAIN)
     (tmp_path / "eval.py").write_text(EVAL)
