@@ -470,9 +470,10 @@ def doctor(
 ) -> None:
     """Check a backend: one line per check, with the fix for each one that fails.
 
-    With a spec, its dispatchers and containers; with neither a spec nor --dispatcher, every
-    registered dispatcher. Exit code 0 when every check passes, 1 when one fails. The SLURM
-    check submits one tiny test job; nothing else is started.
+    With a spec, its dispatchers and its jobs' containers; with neither a
+    spec nor --dispatcher, every registered dispatcher. Exit code 0 when
+    every check passes, 1 when one fails. The SLURM check submits one tiny
+    test job; nothing else is started.
     """
     from sweepwise.app.doctor import as_json as check_json
     from sweepwise.app.doctor import render, run_doctor, targets
