@@ -1,4 +1,4 @@
-"""The `sweepwise` command line: run, status, logs, cancel, best.
+"""The `sweepwise` command line: run, status, logs, cancel, best, doctor.
 
 Read-only commands (`status`, `best`, `logs`) import neither the numeric stack nor
 the controller, so they start fast.
@@ -452,6 +452,49 @@ def cancel(
     except SweepwiseError as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(message)
+
+
+@app.command(cls=PlainCommand)
+def doctor(
+    spec: Annotated[
+        Path | None,
+        typer.Argument(help="a spec: check its dispatchers (with their options) and its jobs' containers"),
+    ] = None,
+    dispatcher: Annotated[
+        str | None, typer.Option("--dispatcher", metavar="NAME", help="check this dispatcher only")
+    ] = None,
+    container: Annotated[
+        str | None, typer.Option("--container", metavar="RUNTIME", help="check this container runtime too")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Check a backend: one line per check, with the fix for each one that fails.
+
+    With a spec, its dispatchers and its jobs' containers; with neither a
+    spec nor --dispatcher, every registered dispatcher. Exit code 0 when
+    every check passes, 1 when one fails. The SLURM check submits one tiny
+    test job; nothing else is started.
+    """
+    from sweepwise.app.doctor import as_json as check_json
+    from sweepwise.app.doctor import render, run_doctor, targets
+    from sweepwise.core.jsonsafe import dumps_strict
+
+    try:
+        runs_root, found = targets(spec, dispatcher=dispatcher, container=container)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    results = []
+    for label, check in run_doctor(found, runs_root):
+        results.append(check_json(label, check))
+        if not as_json:
+            typer.echo(render(label, check))
+    failed = sum(not result["ok"] for result in results)
+    if as_json:
+        typer.echo(dumps_strict({"ok": not failed, "checks": results}, indent=2))
+    elif failed:
+        typer.echo(f"{failed} of {len(results)} checks failed", err=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command(

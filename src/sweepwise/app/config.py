@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
+from sweepwise.core.container import CONFIG_ERROR
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.lifecycle import RetryPolicy
 from sweepwise.dispatchers.launch import split_command
@@ -96,8 +97,12 @@ def _closest(word: str, choices: list[str]) -> str:
 def config_error(exc: ValidationError, prefix: str = "", fields: list[str] | None = None) -> ConfigError:
     """Turn pydantic's first error into a one-line `ConfigError` with the field's path."""
     err = exc.errors()[0]
-    path = ".".join(str(part) for part in (*([prefix] if prefix else []), *err["loc"]))
+    path = prefix
+    for part in err["loc"]:  # a list item as `mounts[0]`
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
     kind = err["type"]
+    if kind == CONFIG_ERROR:  # our own validators' messages, as written
+        return ConfigError(path, err["msg"])
     if kind == "extra_forbidden":
         last = str(err["loc"][-1]) if err["loc"] else ""
         return ConfigError(path, f"unknown field; {_closest(last, fields or [])}")
@@ -223,11 +228,13 @@ def load_spec_data(path: Path) -> dict[str, Any]:
     return data
 
 
-def check_command(cmd: str | list[str], cwd: Path, field: str) -> None:
+def check_command(cmd: str | list[str], cwd: Path, field: str, *, in_container: bool = False) -> None:
     """Fail at load time when a job's program, or its Python script, cannot be run.
 
     A program given as a path must be an executable file; `python script.py`'s script
     must be a readable file. A string command is split like a shell would (`shlex`).
+    The command of a job that runs in a container (`in_container`) is only split: its
+    program and files are in the image.
     """
     argv = split_command(cmd, field)
     if not argv:
@@ -235,6 +242,8 @@ def check_command(cmd: str | list[str], cwd: Path, field: str) -> None:
     program = argv[0]
     if "\x00" in "".join(argv):
         raise ConfigError(field, "contains a NUL byte; remove it")
+    if in_container:
+        return
     if "/" in program:
         path = cwd / program
         if not path.exists():

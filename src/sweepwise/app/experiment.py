@@ -460,6 +460,8 @@ def _changed_meaning(stored: dict[str, Any], new: dict[str, Any]) -> tuple[str, 
 _MEANINGFUL = (  # (record path, field as the user writes it)
     ("scheduler_config.train.cmd", "train.cmd"),
     ("scheduler_config.eval.cmd", "eval.cmd"),
+    ("scheduler_config.train.container.image", "train.container.image"),
+    ("scheduler_config.eval.container.image", "eval.container.image"),
     ("scheduler_config.recipe_module", "scheduler.recipe_module"),
     ("scheduler_config.train_entrypoint", "scheduler.train_entrypoint"),
     ("scheduler_config.eval_entrypoint", "scheduler.eval_entrypoint"),
@@ -518,10 +520,14 @@ def _job_spec(raw: dict[str, Any] | None, field: str, base_dir: Path) -> JobSpec
 
 
 def _resolve_job(job: JobSpec, field: str, base_dir: Path) -> JobSpec:
-    """The job with its cwd made absolute, once its command is known to exist."""
+    """The job with its cwd (and its container's host mount paths) made absolute, once its command is known.
+
+    The command of a job with a container is only split: its program is in the image.
+    """
     cwd = (base_dir / job.cwd).resolve() if job.cwd else base_dir
-    check_command(job.cmd, cwd, f"{field}.cmd")
-    return job.model_copy(update={"cwd": str(cwd)})
+    check_command(job.cmd, cwd, f"{field}.cmd", in_container=job.container is not None)
+    container = job.container.resolved(cwd) if job.container is not None else None
+    return job.model_copy(update={"cwd": str(cwd), "container": container})
 
 
 def _check_entrypoints(config: BaseModel) -> None:

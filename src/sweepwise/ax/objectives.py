@@ -13,17 +13,17 @@ import math
 import numbers
 import os
 import shlex
-import shutil
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sweepwise.core.container import Mount
 from sweepwise.core.errors import ConfigError
+from sweepwise.dispatchers.container import CONTAINER_ENGINES, container_argv, find_container_engine
 
 # Where a container sees the trial's directory (its working directory): the seed's mount point.
 CONTAINER_WORKDIR = "/job"
-CONTAINER_ENGINES = ("podman", "docker", "apptainer", "singularity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,37 +93,18 @@ class ContainerObjective:
     engine: str
 
     def argv(self, workdir: str) -> list[str]:
-        """The full command line that runs one trial whose files are in `workdir`."""
-        inside = shlex.split(self.command) if self.command else []
-        params = f"JOB_PARAMS_FILE={CONTAINER_WORKDIR}/params.json"
-        mount = f"{os.path.abspath(workdir)}:{CONTAINER_WORKDIR}"
-        if self.engine in ("apptainer", "singularity"):
-            verb = "exec" if inside else "run"
-            return [
-                self.engine,
-                verb,
-                "--bind",
-                mount,
-                "--pwd",
-                CONTAINER_WORKDIR,
-                "--env",
-                params,
-                self.image,
-                *inside,
-            ]
-        return [
+        """The full command line that runs one trial whose files are in `workdir`.
+
+        Built by the one container command-line builder, `sweepwise.dispatchers.container`.
+        """
+        return container_argv(
             self.engine,
-            "run",
-            "--rm",
-            "-v",
-            mount,
-            "-w",
-            CONTAINER_WORKDIR,
-            "-e",
-            params,
             self.image,
-            *inside,
-        ]
+            shlex.split(self.command) if self.command else [],
+            mounts=[Mount(os.path.abspath(workdir), CONTAINER_WORKDIR)],
+            workdir=CONTAINER_WORKDIR,
+            constants={"JOB_PARAMS_FILE": f"{CONTAINER_WORKDIR}/params.json"},
+        )
 
     def describe(self) -> str:
         """A one-line description for the store."""
@@ -131,23 +112,6 @@ class ContainerObjective:
 
 
 Objective = FunctionObjective | ScriptObjective | ContainerObjective
-
-
-def find_container_engine(preferred: str | None = None) -> str:
-    """The container engine to use: `preferred`, else the first of podman, docker, apptainer found.
-
-    Raises:
-        ConfigError: `preferred` is not a known engine, or none is installed (field `container_engine`).
-    """
-    if preferred is not None:
-        if preferred not in CONTAINER_ENGINES:
-            choices = ", ".join(CONTAINER_ENGINES)
-            raise ConfigError("container_engine", f"unknown engine {preferred!r}; use one of: {choices}")
-        return preferred
-    for engine in CONTAINER_ENGINES:
-        if shutil.which(engine):
-            return engine
-    raise ConfigError("container_engine", "no podman, docker or apptainer on PATH; install one or set it")
 
 
 def _number(value: Any, metric: str) -> float:

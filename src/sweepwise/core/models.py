@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sweepwise.core import keys
+from sweepwise.core.container import ContainerSpec
 from sweepwise.core.status import JobStatus, status_from
 
 
@@ -71,6 +72,7 @@ class JobDefinition(BaseModel):
     attempt: int = Field(default=1, ge=1)
     timeout: float | None = None  # seconds the job may run; its supervisor stops it after that
     record_env: list[str] = Field(default_factory=list)  # env names whose values may be written down
+    container: ContainerSpec | None = None  # the image and engine the command runs in
 
     @property
     def params(self) -> dict[str, Any]:
@@ -168,6 +170,23 @@ class RunInfo:
         return dict(value) if isinstance(value, dict) else {}
 
 
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One check of a backend, as `sweepwise doctor` prints it (`Diagnosable.diagnose`).
+
+    Attributes:
+        name: what was checked, e.g. `sinfo answers`.
+        ok: whether it passed.
+        detail: what was found (`partition debug is up`; the error when it failed).
+        fix: what to do about a failed check, in one sentence ("" when it passed).
+    """
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
 class EventKind(enum.StrEnum):
     """What a dispatcher saw happen to a job."""
 
@@ -210,6 +229,7 @@ class JobEvent:
 __all__ = [
     "NOT_RECORDED",
     "ArgStyle",
+    "Check",
     "EventKind",
     "JobDefinition",
     "JobEvent",

@@ -11,8 +11,10 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sweepwise.core.lifecycle import RetryPolicy
-    from sweepwise.core.models import JobDefinition, JobEvent, JobTypes, Observation, RunInfo
+    from sweepwise.core.models import Check, JobDefinition, JobEvent, JobTypes, Observation, RunInfo
 
 
 @runtime_checkable
@@ -240,6 +242,27 @@ class LogReader(Protocol):
 
 
 @runtime_checkable
+class Diagnosable(Protocol):
+    """A dispatcher that can check its backend without starting any sweep's job (`sweepwise doctor`).
+
+    Implemented by the class (the registered factory) as a classmethod or staticmethod, so
+    nothing is built to check: `isinstance(factory, Diagnosable)`.
+    """
+
+    def diagnose(self, runs_root: Path, options: Mapping[str, Any]) -> list[Check]:
+        """Check what the dispatcher needs: its binaries, connection, credentials, file systems.
+
+        Args:
+            runs_root: where the run directories would go (the spec's `runs_dir`).
+            options: the dispatcher's options, as a spec's `dispatcher:` gives them.
+
+        Returns:
+            One `Check` per thing checked, passed or failed, in the order checked.
+        """
+        ...
+
+
+@runtime_checkable
 class Optimizer(Protocol):
     """Suggests hyperparameters; stateless: rebuilt from what it is given."""
 
@@ -274,6 +297,7 @@ class Clock(Protocol):
 
 __all__ = [
     "Clock",
+    "Diagnosable",
     "Dispatcher",
     "ExperimentScheduler",
     "ExperimentStore",

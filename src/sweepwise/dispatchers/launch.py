@@ -25,6 +25,7 @@ from typing import Any
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.models import ArgStyle, JobDefinition, JobTypes
 from sweepwise.core.private import make_private_dirs
+from sweepwise.dispatchers.container import container_name, wrap_job
 from sweepwise.runtime import LOG, METRICS, PARAMS, PARAMS_FILE, RESULT, STATUS, job_file, job_stem
 from sweepwise.runtime.supervise import preallocate
 
@@ -255,6 +256,10 @@ def build_launch(job: JobDefinition, *, experiment: str, runs_root: Path) -> Lau
     key=value ...` with this interpreter; an entrypoint eval job without a
     `policy_uri` argument gets the run dir as its `policy_uri`.
 
+    A job with a `container` runs its command (not looked up on this machine; `python`
+    is the image's) inside that container: `argv` is the engine's command line
+    (`sweepwise.dispatchers.container.wrap_job`), with the run dir mounted at its own path.
+
     Returns:
         The plan: argv with the hyperparameters in `job.arg_style`, the variables to
         add to the environment (`SWEEPWISE_PARAMS`, `SWEEPWISE_RUN_ID`,
@@ -281,10 +286,16 @@ def build_launch(job: JobDefinition, *, experiment: str, runs_root: Path) -> Lau
         # `policy_uri` evaluates what training left in the run dir.
         if job.type is JobTypes.LAUNCH_EVAL and "policy_uri" not in params:
             params = {"policy_uri": str(run_dir), **params}
-        argv = [sys.executable, "-m", ENTRYPOINT_RUNNER, target]
+        python = "python" if job.container is not None else sys.executable  # the image's own
+        argv = [python, "-m", ENTRYPOINT_RUNNER, target]
         argv += [f"{key}={format_value(value)}" for key, value in params.items()]
     else:
-        argv = check_command(job.cmd, cwd, field, path=job.env.get("PATH"))
+        if job.container is not None:  # the program is in the image: not looked up here
+            argv = split_command(job.cmd, field)
+            if not argv or not argv[0]:
+                raise ConfigError(field, "the command is empty; give the program to run in the container")
+        else:
+            argv = check_command(job.cmd, cwd, field, path=job.env.get("PATH"))
         if job.arg_style is ArgStyle.TEMPLATE:
             argv = _fill_template(argv, params, field)
         elif job.arg_style is ArgStyle.DASHDASH:
@@ -306,6 +317,17 @@ def build_launch(job: JobDefinition, *, experiment: str, runs_root: Path) -> Lau
         SWEEPWISE_METRICS_FILE=job_file(run_dir, job_name, METRICS),
         SWEEPWISE_RESULT_FILE=job_file(run_dir, job_name, RESULT),
     )
+    if job.container is not None:  # the one place a job is wrapped in its container
+        argv, env = wrap_job(
+            job.container,
+            argv,
+            env=env,
+            job_env=list(job.env),
+            run_dir=str(run_dir),
+            name=container_name(experiment, job.run_id, job_name),
+            gpus=job.gpus,
+            base_dir=cwd,
+        )
     return LaunchPlan(
         argv=argv,
         env=env,

@@ -9,12 +9,13 @@ timeout, timed out, as a local job's supervisor would stop it.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sweepwise.core.clock import VirtualClock
-from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
+from sweepwise.core.models import Check, EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.dispatchers import register_dispatcher
 from sweepwise.dispatchers._local_watch import timeout_error
 
@@ -72,6 +73,11 @@ class SimulatedDispatcher:
             `find` / `reattach` after a simulated crash); False keeps memory flat over long
             simulations that restart no controller.
     """
+
+    @staticmethod
+    def diagnose(runs_root: Path, options: Mapping[str, Any]) -> list[Check]:
+        """`Diagnosable`: nothing to check; jobs run in virtual time, in the controller's process."""
+        return [Check("virtual time", True, "runs no process and needs nothing of this machine")]
 
     def __init__(
         self, clock: VirtualClock, behaviour: JobBehaviour | None = None, *, keep_history: bool = True

@@ -23,11 +23,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sweepwise.core.errors import ConfigError, DispatchError, RunFilesError
-from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
+from sweepwise.core.models import Check, EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.dispatchers import register_dispatcher
 from sweepwise.dispatchers._claims import (
     claimant,
@@ -96,6 +97,13 @@ class SkyPilotDispatcher:
     Raises:
         ConfigError: SkyPilot is not installed, or an option is wrong (one line each).
     """
+
+    @staticmethod
+    def diagnose(runs_root: Path, options: Mapping[str, Any]) -> list[Check]:
+        """`Diagnosable`: SkyPilot, its API server and an enabled cloud (`sweepwise doctor`)."""
+        from sweepwise.dispatchers._sky_doctor import diagnose
+
+        return diagnose(runs_root, options)
 
     def __init__(
         self,

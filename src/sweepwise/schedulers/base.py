@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from sweepwise.core import keys
+from sweepwise.core.container import ContainerSpec
 from sweepwise.core.lifecycle import observation_of
 from sweepwise.core.models import ArgStyle, JobDefinition, JobStatus, JobTypes, Observation, RunInfo
 from sweepwise.core.protocols import Optimizer
@@ -32,7 +33,8 @@ class JobSpec(BaseModel):
     stopped and its run fails (none by default). The values of `env` are written to
     the store and `adaptive_config.json` only for the names in `record_env` (`"*"`:
     all); the others are recorded by name and taken from the spec again when a job
-    is started anew (README, `train`).
+    is started anew (README, `train`). With `container`, the command runs in that
+    container (`sweepwise.core.container.ContainerSpec`; docs/backends.md, "Containers").
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -45,6 +47,7 @@ class JobSpec(BaseModel):
     cwd: str | None = None
     timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     record_env: list[str] = Field(default_factory=list)
+    container: ContainerSpec | None = None
 
 
 class TrainAndEvalConfig(BaseModel):
@@ -166,6 +169,7 @@ def create_training_job(
         cwd=spec.cwd if spec else None,
         timeout=spec.timeout if spec else config.timeout,
         record_env=list(spec.record_env) if spec else [key for key in (OPTIONAL_KEYS_ENV,) if key in env],
+        container=spec.container if spec else None,
     )
     if suggestion is not None:
         job.metadata[keys.SUGGESTION_METADATA] = dict(suggestion)
@@ -209,6 +213,7 @@ def create_eval_job(config: TrainAndEvalConfig, run: RunInfo) -> JobDefinition:
         cwd=spec.cwd if spec else None,
         timeout=spec.timeout if spec else config.timeout,
         record_env=list(spec.record_env) if spec else [OPTIONAL_KEYS_ENV],  # sweepwise's own: recorded
+        container=spec.container if spec else None,
     )
 
 
