@@ -358,9 +358,16 @@ class Experiment:
             fn = _import_object(str(behaviour), "dispatcher.behaviour") if behaviour else None
             return SimulatedDispatcher(clock, fn), clock
         from sweepwise.core.clock import RealClock
-        from sweepwise.dispatchers.local import LocalDispatcher
+        from sweepwise.dispatchers import make_dispatcher
 
-        return LocalDispatcher(self.runs_root, self.name, incarnation=incarnation, **options), RealClock()
+        dispatcher = make_dispatcher(
+            self.spec.dispatcher.type,
+            runs_root=self.runs_root,
+            experiment=self.name,
+            incarnation=incarnation,
+            **options,
+        )
+        return dispatcher, RealClock()
 
     def build_controller(
         self,
@@ -515,12 +522,14 @@ def _check_dispatcher(spec: ExperimentSpec) -> None:
     options = set(spec.dispatcher.model_extra or {})
     if spec.dispatcher.type == "simulated":
         accepted = {"behaviour"}
-    elif spec.dispatcher.type == "local":
+    elif spec.dispatcher.type in ("local", "ray"):
         from sweepwise.dispatchers.local import LocalDispatcher
+        from sweepwise.dispatchers.ray import RayDispatcher
 
+        factory = LocalDispatcher if spec.dispatcher.type == "local" else RayDispatcher
         # What `make_dispatcher` passes itself is not an option.
         passed = {"runs_root", "experiment", "incarnation"}
-        accepted = set(inspect.signature(LocalDispatcher).parameters) - passed
+        accepted = set(inspect.signature(factory).parameters) - passed
     else:
         return
     unknown = sorted(options - accepted)

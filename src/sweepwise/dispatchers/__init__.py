@@ -31,6 +31,7 @@ class DispatcherType(enum.StrEnum):
     """
 
     LOCAL = "local"
+    RAY = "ray"
     SIMULATED = "simulated"
     SKYPILOT = "skypilot"
 
@@ -38,6 +39,7 @@ class DispatcherType(enum.StrEnum):
 _REGISTRY: dict[str, Callable[..., Any]] = {}
 _BUILTIN: dict[str, str] = {
     "local": "sweepwise.dispatchers.local",
+    "ray": "sweepwise.dispatchers.ray",
     "simulated": "sweepwise.dispatchers.simulated",
     "skypilot": "sweepwise.dispatchers.skypilot",
 }
