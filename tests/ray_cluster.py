@@ -54,6 +54,9 @@ class LocalRayCluster:
         env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["RAY_USAGE_STATS_ENABLED"] = "0"
+        # Without this, `ray start` turns token authentication on whenever ~/.ray/auth_token exists
+        # (any `ray.init()` on the machine writes one), and clients without the token are refused.
+        env["RAY_AUTH_MODE"] = "disabled"
         argv = [
             str(ray),
             "start",

@@ -103,6 +103,11 @@ def _starts(work: Path) -> list[tuple[str, ...]]:
     return [tuple(words[:4]) for words in _side_effects(work) if words[4] == "start"]
 
 
+def _pids(work: Path, run_id: str) -> list[int]:
+    """The pids of the run's job processes, from their side-effect lines."""
+    return [int(words[5]) for words in _side_effects(work) if words[0] == run_id and words[4] == "start"]
+
+
 def _wait_for(condition: Callable[[], Any], what: str, timeout: float = 180) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -429,6 +434,18 @@ def test_a_job_on_two_nodes_runs_each_rank_in_its_placement_group(
         ("demo_trial_0008", "train", "1", "1"),
     ]
     assert (work / "runs" / "rank-1" / EXPERIMENT / "demo_trial_0008" / "train.log").exists()
+
+    # Stopping a two-node job stops every rank (each rank's runner dies with its Ray worker).
+    sid = dispatcher.dispatch(_job(work, "demo_trial_0009", nodes=2, overrides={"mode": "wait"}))
+    pids = _wait_for(
+        lambda: len(_pids(work, "demo_trial_0009")) == 2 and _pids(work, "demo_trial_0009"), "2 ranks"
+    )
+    ranks = [psutil.Process(pid) for pid in pids]
+    dispatcher.cancel(sid)
+    assert _until_finished(dispatcher, "demo_trial_0009")[-1].error == "cancelled (Ray STOPPED)"
+    _wait_for(lambda: not any(rank.is_running() for rank in ranks), "every rank's process to end", timeout=60)
+    (work / "go-demo_trial_0009").touch()
+    assert [words[4] for words in _side_effects(work) if words[0] == "demo_trial_0009"] == ["start", "start"]
 
 
 # -- the quickstart through the real CLI, with a controller killed mid-sweep -----------------------------

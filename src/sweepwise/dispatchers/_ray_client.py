@@ -136,7 +136,16 @@ def connect(address: str | None, dashboard_address: str | None = None) -> RayJob
             return _client(jobs, None)
         except ConnectionError as exc:  # no running cluster on this machine: start one here
             logger.info("no running Ray cluster found (%s); starting one in this process", one_line(exc))
-            target = _start_local_cluster()
+            try:
+                target = _start_local_cluster()
+            except ConfigError:
+                raise
+            except Exception as start_exc:  # whatever ray.init raises
+                raise ConfigError(
+                    "dispatcher",
+                    f"no Ray cluster runs here and ray.init() failed ({one_line(start_exc)}); start one "
+                    "(ray start --head) and set dispatcher.address",
+                ) from None
             field = "dispatcher"
     try:
         return _client(jobs, target)
