@@ -151,8 +151,10 @@ TRIVIAL = "import sys\nprint('SWEEPWISE_RESULT {\"score\": 1.0}')\n"
 SLEEPER = "import time\ntime.sleep(1.0)\nprint('SWEEPWISE_RESULT {\"score\": 1.0}')\n"
 
 
-def sweepwise_processes(workdir: Path, script: str, n: int, width: int, name: str) -> float:
-    """Wall seconds for `n` trials of `script` through the local dispatcher at `max_parallel=width`."""
+def sweepwise_processes(
+    workdir: Path, script: str, n: int, width: int, name: str, dispatcher: dict[str, Any] | None = None
+) -> float:
+    """Wall seconds for `n` trials of `script` through a dispatcher (default: local), `width` at a time."""
     path = workdir / f"{name}.py"
     path.write_text(script)
     spec = {
@@ -163,6 +165,7 @@ def sweepwise_processes(workdir: Path, script: str, n: int, width: int, name: st
         "scheduler": {"type": "train_and_eval", "max_trials": n},
         "optimizer": {"type": "random", "seed": 0},
         "train": {"cmd": ["python", path.name]},
+        "dispatcher": dispatcher or {"type": "local"},
     }
     experiment = Experiment.from_dict(spec, base_dir=workdir)
     store = SQLStore(f"sqlite:///{workdir / (name + '.db')}")

@@ -31,6 +31,7 @@ class DispatcherType(enum.StrEnum):
     """
 
     LOCAL = "local"
+    RAY = "ray"
     SIMULATED = "simulated"
     SKYPILOT = "skypilot"
     SLURM = "slurm"
@@ -39,6 +40,7 @@ class DispatcherType(enum.StrEnum):
 # Built-in dispatchers: name -> the module that registers it when imported.
 _BUILTIN: dict[str, str] = {
     "local": "sweepwise.dispatchers.local",
+    "ray": "sweepwise.dispatchers.ray",
     "simulated": "sweepwise.dispatchers.simulated",
     "skypilot": "sweepwise.dispatchers.skypilot",
     "slurm": "sweepwise.dispatchers.slurm",

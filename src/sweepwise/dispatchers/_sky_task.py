@@ -17,20 +17,11 @@ from typing import Any
 
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.models import JobDefinition
-from sweepwise.runtime.remote import DEFAULT_RUNS_ROOT, JOB_ENV, RUNS_ROOT_ENV
+from sweepwise.runtime.remote import DEFAULT_RUNS_ROOT, JOB_ENV, PROTOCOL_ENV, RUNS_ROOT_ENV
 
 REMOTE_RUNNER = "sweepwise.runtime.remote"
 
-_PROTOCOL_ENV = frozenset(
-    {
-        JOB_ENV,
-        RUNS_ROOT_ENV,
-        "SWEEPWISE_EXPERIMENT",
-        "SWEEPWISE_RUN_ID",
-        "SWEEPWISE_JOB_TYPE",
-        "SWEEPWISE_ATTEMPT",
-    }
-)
+_PROTOCOL_ENV = PROTOCOL_ENV
 
 
 @dataclass(frozen=True, slots=True)

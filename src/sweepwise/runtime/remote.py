@@ -1,6 +1,6 @@
-"""Run the job `$SWEEPWISE_JOB` describes, on a machine the controller cannot see (a SkyPilot node).
+"""Run the job `$SWEEPWISE_JOB` describes, on a machine the controller cannot see (a SkyPilot or Ray node).
 
-The SkyPilot dispatcher gives every task the same fixed `run` command,
+The SkyPilot and Ray dispatchers give every job the same fixed command,
 `python -m sweepwise.runtime.remote`; the job comes in the environment, so no
 hyperparameter value passes through a shell:
 
@@ -8,15 +8,18 @@ hyperparameter value passes through a shell:
   (`JobDefinition.recorded`): each value comes from the variable of that name here;
 - `SWEEPWISE_EXPERIMENT`: the experiment's name;
 - `SWEEPWISE_RUNS_ROOT`: where run directories are made on this machine (`~` expanded;
-  default `~/sweepwise-runs`; a mounted bucket keeps them). The nodes of rank 1 and up
-  (`SKYPILOT_NODE_RANK`) of a multi-node job use `<root>/rank-<N>`, so that a root shared
-  by the nodes holds one set of files per node.
+  default `~/sweepwise-runs`; a mounted bucket or a shared filesystem keeps them). The
+  nodes of rank 1 and up of a multi-node job (`SWEEPWISE_NODE_RANK`, else SkyPilot's
+  `SKYPILOT_NODE_RANK`) use `<root>/rank-<N>`, so that a root shared by the nodes holds
+  one set of files per node;
+- `SWEEPWISE_CWD` (optional): the directory the job runs in, one this machine shares with
+  the controller's (the Ray dispatcher's jobs run in their spec's directory); default: the
+  current directory (the task's workdir).
 
 The job runs as under the local dispatcher (its hyperparameters as words, in
-`SWEEPWISE_PARAMS` and in `params.json`; the supervisor enforces its `timeout`) in the
-current directory (the task's workdir), and its output is copied to this process's
-stdout, the task's log, as it is written. When it ends, the node of rank 0
-(`SKYPILOT_NODE_RANK`) prints the job's result, found as the local dispatcher finds it
+`SWEEPWISE_PARAMS` and in `params.json`; the supervisor enforces its `timeout`), and its
+output is copied to this process's stdout, the task's log, as it is written. When it
+ends, the node of rank 0 prints the job's result, found as the local dispatcher finds it
 (`result.json`, its last `SWEEPWISE_RESULT` line, its last metrics row), as the log's
 last line of ours: `SWEEPWISE_RESULT {json}`. A job stopped for its timeout says so in a
 line that starts with `sweepwise: timeout`. The exit status is the job's; a job that exited
@@ -40,7 +43,22 @@ if TYPE_CHECKING:
 
 JOB_ENV = "SWEEPWISE_JOB"
 RUNS_ROOT_ENV = "SWEEPWISE_RUNS_ROOT"
+CWD_ENV = "SWEEPWISE_CWD"
+NODE_RANK_ENV = "SWEEPWISE_NODE_RANK"
 DEFAULT_RUNS_ROOT = "~/sweepwise-runs"
+PROTOCOL_ENV = frozenset(
+    {
+        JOB_ENV,
+        RUNS_ROOT_ENV,
+        CWD_ENV,
+        NODE_RANK_ENV,
+        "SWEEPWISE_EXPERIMENT",
+        "SWEEPWISE_RUN_ID",
+        "SWEEPWISE_JOB_TYPE",
+        "SWEEPWISE_ATTEMPT",
+    }
+)
+"""The variables the job protocol sets itself: a user's env may not give them."""
 TIMEOUT_LINE_PREFIX = "sweepwise: timeout"
 """How the line that says a job was stopped for its timeout starts."""
 
@@ -49,6 +67,8 @@ _FOLLOW_STEP = 0.2  # seconds between copies of the job's new output to stdout
 
 def load_job(environ: Mapping[str, str]) -> JobDefinition:
     """The `JobDefinition` in `environ[SWEEPWISE_JOB]`, with its env values taken from `environ`.
+
+    The job runs in `environ[SWEEPWISE_CWD]` when it is set, else in the current directory.
 
     A value recorded in the definition is kept; one recorded by name only comes from the
     variable of that name, and is left out when there is none.
@@ -63,7 +83,9 @@ def load_job(environ: Mapping[str, str]) -> JobDefinition:
 
     text = environ.get(JOB_ENV)
     if not text:
-        raise ConfigError(JOB_ENV, "is not set; this command runs the job a sweepwise SkyPilot task carries")
+        raise ConfigError(
+            JOB_ENV, "is not set; this command runs the job a sweepwise SkyPilot task or Ray job carries"
+        )
     try:
         job = JobDefinition.model_validate_json(text)
     except ValidationError as exc:
@@ -73,7 +95,7 @@ def load_job(environ: Mapping[str, str]) -> JobDefinition:
         for name, value in job.env.items()
         if value != NOT_RECORDED or name in environ
     }
-    return job.model_copy(update={"env": env, "cwd": None})
+    return job.model_copy(update={"env": env, "cwd": environ.get(CWD_ENV) or None})
 
 
 def _follow(path: str, offset: int, stop: threading.Event, out: BinaryIO) -> None:
@@ -117,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     from sweepwise.runtime.results import read_job_result, read_status
     from sweepwise.runtime.supervise import exit_status, supervise
 
-    rank = os.environ.get("SKYPILOT_NODE_RANK") or "0"
+    rank = os.environ.get(NODE_RANK_ENV) or os.environ.get("SKYPILOT_NODE_RANK") or "0"
     try:
         job = load_job(os.environ)
         experiment = os.environ.get("SWEEPWISE_EXPERIMENT") or ""
@@ -167,7 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-__all__ = ["DEFAULT_RUNS_ROOT", "JOB_ENV", "RUNS_ROOT_ENV", "TIMEOUT_LINE_PREFIX", "load_job", "main"]
+__all__ = [
+    "CWD_ENV",
+    "DEFAULT_RUNS_ROOT",
+    "JOB_ENV",
+    "NODE_RANK_ENV",
+    "PROTOCOL_ENV",
+    "RUNS_ROOT_ENV",
+    "TIMEOUT_LINE_PREFIX",
+    "load_job",
+    "main",
+]
 
 if __name__ == "__main__":
     sys.exit(main())
