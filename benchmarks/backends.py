@@ -9,7 +9,10 @@ at the end by its own processes' ids) and prints one table:
    against Ray Tune (`tune.Tuner` with its default settings, a function trainable that
    reports at once) on the same cluster; per-trial wall time for each;
 2. width: 100 jobs sleeping 1 s, 8 at a time, through the Ray dispatcher (each reserving
-   half a CPU, so that 8 fit on the 4-CPU cluster), against the ideal 100 / 8 x 1 s.
+   half a CPU, so that 8 fit on the 4-CPU cluster), against the ideal 100 / 8 x 1 s;
+3. SLURM (unless `--no-slurm`): 50 trivial trials through sweepwise's SLURM dispatcher against
+   a bare `sbatch --wrap true` loop at the same width (`_slurm_bench.slurm_rows`; needs the
+   running SLURM that `.ci/start-slurm` starts).
 
 Each section also times the floor under the dispatcher: the same script as bare Ray jobs
 submitted straight to the Jobs API at the same width (no claim, store or controller).
@@ -113,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="smaller counts (a smoke test, not the figures)")
+    parser.add_argument("--no-slurm", action="store_true", help="leave out the SLURM section")
     args = parser.parse_args(argv)
     n_trivial, n_sleep = (12, 16) if args.quick else (200, 100)
     work = Path(tempfile.mkdtemp(prefix="sweepwise-bench-"))
@@ -164,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         cluster.stop()
+    if not args.no_slurm:
+        from _slurm_bench import slurm_rows
+
+        print("3. SLURM", file=sys.stderr)
+        for entry in slurm_rows(trials=12 if args.quick else 50, width=4):
+            row("slurm", entry["what"], entry["figure"])
 
     print()
     python = sys.version.split()[0]

@@ -5,6 +5,7 @@ Each test module that uses them defines its own `method` fixture (which start me
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -37,7 +38,11 @@ def kill_leftovers(root: Path) -> None:
         for key, start in (("pid", "pid_start"), ("supervisor_pid", "supervisor_start")):
             pid = status.get(key)
             if isinstance(pid, int) and process_alive(pid, status.get(start)):
-                os.killpg(pid, signal.SIGKILL)
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:  # not a group leader (a supervisor inside a Ray job), or gone
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -26,9 +26,11 @@ import pytest
 import yaml
 
 from conftest import REPO, cli, status_json
+from dispatcher_contract import DispatcherContract
 from ray_cluster import LocalRayCluster
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
+from sweepwise.core.protocols import Dispatcher
 from sweepwise.dispatchers import DispatcherType, available_dispatchers, make_dispatcher
 from sweepwise.dispatchers._claims import claimant, create_claim, new_claim
 from sweepwise.dispatchers._ray_job import PlacementRequest, build_submission, parse_options
@@ -502,3 +504,17 @@ def test_the_quickstart_on_ray_survives_a_killed_controller(
     assert all(row["score"] is not None for row in status["runs"])
     logs = cli("logs", status["runs"][0]["run_id"], cwd=tmp_path)
     assert logs.returncode == 0 and logs.stdout.strip(), logs.stderr
+
+
+@pytest.mark.slow  # a Ray job per check: the full suite runs it
+class TestRayContract(DispatcherContract):
+    """The dispatcher contract (tests/dispatcher_contract.py) against the real local Ray cluster."""
+
+    @pytest.fixture
+    def make_dispatcher(
+        self, ray_cluster: LocalRayCluster, runs_root: Path, experiment: str
+    ) -> Callable[[], Dispatcher]:
+        def make() -> Dispatcher:
+            return RayDispatcher(runs_root, experiment, address=ray_cluster.address, poll_interval=0.2)
+
+        return make
