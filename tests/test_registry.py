@@ -236,7 +236,8 @@ def test_help_lists_the_parts_installed_plug_ins_add(tmp_path: Path) -> None:
     result = cli("--help", cwd=tmp_path, env={**_door_env(site, tmp_path), "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
-    assert "Dispatchers: broken, door, local, simulated, skypilot." in text
+    built_in = ["local", "ray", "simulated", "skypilot", "slurm"]
+    assert f"Dispatchers: {', '.join(sorted(['broken', 'door', *built_in]))}." in text
     assert (
         "Schedulers: async_capped, batched_synced, door_class, door_sched, grid_search, train_and_eval."
         in text

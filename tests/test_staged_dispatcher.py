@@ -161,7 +161,8 @@ def test_the_recipe_tool_takes_eval_dispatcher_type() -> None:
     assert (tool.dispatcher_type, tool.eval_dispatcher_type) == ("local", "simulated")
     assert spec.eval_dispatcher is not None and spec.eval_dispatcher.type == "simulated"
     assert AdaptiveTool(scheduler_type="train_and_eval").experiment_spec().eval_dispatcher is None
-    with pytest.raises(ValidationError, match="unknown dispatcher 'cloud'; choose one of: local, simulated"):
+    refused = "unknown dispatcher 'cloud'; choose one of: local, ray, simulated"
+    with pytest.raises(ValidationError, match=refused):
         AdaptiveTool(scheduler_type="train_and_eval", eval_dispatcher_type="cloud")
 
 
