@@ -21,6 +21,8 @@ from sweepwise.dispatchers.simulated import SimulatedDispatcher
 from sweepwise.dispatchers.skypilot import SkyPilotDispatcher
 from test_docs_recipes import BLOCK, _commands
 
+pytestmark = pytest.mark.slow  # real SLURM jobs: in the full suite, not in -m "not slow"
+
 
 def _spec(directory: Path, **fields: Any) -> str:
     spec = {"name": "doc", "train": {"cmd": ["python", "train.py"]}, **fields}

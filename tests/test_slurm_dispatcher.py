@@ -35,6 +35,8 @@ from sweepwise.dispatchers._engine import EngineEnd, Phase
 from sweepwise.dispatchers.slurm import SlurmDispatcher, parse_squeue, slurm_state
 from sweepwise.runtime.results import read_status
 
+pytestmark = pytest.mark.slow  # real SLURM jobs: in the full suite, not in -m "not slow"
+
 TRAIN_JOB = JobTypes.LAUNCH_TRAINING
 
 # A job that logs its start to $SIDE_LOG (run, job file name, SLURM's job id and restart count),

@@ -20,6 +20,8 @@ from sweepwise.core.errors import ConfigError
 from sweepwise.dispatchers.local import LocalDispatcher
 from test_slurm_dispatcher import experiment, slurm, slurm_jobs  # noqa: F401 (fixtures)
 
+pytestmark = pytest.mark.slow  # real SLURM jobs: in the full suite, not in -m "not slow"
+
 TESTS = Path(__file__).resolve().parent
 
 
