@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from sweepwise.core.errors import DispatchError, RunFilesError
-from sweepwise.core.models import JobDefinition
+from sweepwise.core.models import JobDefinition, JobTypes
 from sweepwise.core.private import make_private_dirs
 from sweepwise.dispatchers.launch import LaunchPlan, write_job_files
-from sweepwise.runtime import DISPATCH, STATUS, job_file
+from sweepwise.runtime import DISPATCH, STATUS, job_file, parse_stem
 from sweepwise.runtime.results import read_status
 from sweepwise.runtime.supervise import write_json_atomic
 
@@ -286,6 +286,25 @@ def set_claim_aside(path: Path) -> None:
         pass
 
 
+def owned_attempt(dispatch_id: str, id_run: str, stem: str, run_id: str, job_type: JobTypes) -> int:
+    """The attempt of a dispatch id's job, checked to be run `run_id`'s job of `job_type`.
+
+    Args:
+        dispatch_id: the id, as given (named in the error).
+        id_run: the run id parsed from it.
+        stem: the job stem parsed from it (`train`, `eval.2`, ...).
+        run_id: the run the caller means.
+        job_type: the job type the caller means.
+
+    Raises:
+        DispatchError: the id belongs to another run or job type.
+    """
+    parsed = parse_stem(stem)
+    if id_run != run_id or parsed is None or parsed[0] != job_type.short:
+        raise DispatchError(f"dispatch id {dispatch_id!r} is not of run {run_id}'s {job_type.short} job")
+    return parsed[1]
+
+
 __all__ = [
     "Claim",
     "check_incarnation",
@@ -293,6 +312,7 @@ __all__ = [
     "create_claim",
     "make_claim",
     "new_claim",
+    "owned_attempt",
     "read_claim",
     "set_claim_aside",
     "settle_claim",

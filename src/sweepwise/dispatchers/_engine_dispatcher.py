@@ -17,7 +17,13 @@ from typing import Any
 
 from sweepwise.core.errors import ConfigError, DispatchError
 from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
-from sweepwise.dispatchers._claims import check_incarnation, make_claim, settle_claim, token_path
+from sweepwise.dispatchers._claims import (
+    check_incarnation,
+    make_claim,
+    owned_attempt,
+    settle_claim,
+    token_path,
+)
 from sweepwise.dispatchers._engine import Engine, EngineJob, EngineState, Phase
 from sweepwise.dispatchers._engine_watch import EngineWatch
 from sweepwise.dispatchers._job_files import number
@@ -265,9 +271,7 @@ class EngineDispatcher:
             DispatchError: the id is malformed or belongs to another run or job type.
         """
         id_run, stem, engine_id = parse_engine_dispatch_id(dispatch_id)
-        parsed = parse_stem(stem)
-        if id_run != run_id or parsed is None or parsed[0] != job_type.short:
-            raise DispatchError(f"dispatch id {dispatch_id!r} is not of run {run_id}'s {job_type.short} job")
+        attempt = owned_attempt(dispatch_id, id_run, stem, run_id, job_type)
         key = (run_id, stem)
         if key in self._watches:
             return
@@ -280,7 +284,7 @@ class EngineDispatcher:
             job_type,
             run_dir,
             number(record.get("claimed_at")) or time.time(),
-            parsed[1],
+            attempt,
             engine=self._engine.name,
             engine_id=engine_id,
             claim_id=claim_id if isinstance(claim_id, str) else None,

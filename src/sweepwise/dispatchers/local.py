@@ -40,7 +40,7 @@ from typing import Any
 from sweepwise.core.errors import ConfigError, DispatchError
 from sweepwise.core.models import JobDefinition, JobEvent, JobTypes
 from sweepwise.dispatchers import register_dispatcher
-from sweepwise.dispatchers._claims import check_incarnation, make_claim, settle_claim
+from sweepwise.dispatchers._claims import check_incarnation, make_claim, owned_attempt, settle_claim
 from sweepwise.dispatchers._local_cancel import cancel_watch
 from sweepwise.dispatchers._local_host import JobHostClient, reap_lingering_hosts
 from sweepwise.dispatchers._local_watch import UNREAPED, ExitSelector, Watch, load_watch
@@ -408,14 +408,12 @@ class LocalDispatcher:
             DispatchError: the id is malformed or belongs to another run or job type.
         """
         id_run, stem, pid = parse_dispatch_id(dispatch_id)
-        parsed = parse_stem(stem)
-        if id_run != run_id or parsed is None or parsed[0] != job_type.short:
-            raise DispatchError(f"dispatch id {dispatch_id!r} is not of run {run_id}'s {job_type.short} job")
+        attempt = owned_attempt(dispatch_id, id_run, stem, run_id, job_type)
         key = (run_id, stem)
         if key in self._watches:
             return
         self._finished.discard(key)
-        watch = self._load_watch(run_id, job_type, pid, parsed[1])
+        watch = self._load_watch(run_id, job_type, pid, attempt)
         record = read_status(watch.path(DISPATCH)) or {}
         gpus = record.get("gpus")
         if gpus and isinstance(gpus, list):

@@ -34,6 +34,7 @@ from sweepwise.dispatchers._claims import (
     claimant,
     create_claim,
     new_claim,
+    owned_attempt,
     read_claim,
     set_claim_aside,
     update_claim,
@@ -55,7 +56,7 @@ from sweepwise.dispatchers._ray_watch import (
     latest_heartbeats,
 )
 from sweepwise.dispatchers.launch import run_dir_for
-from sweepwise.runtime import DISPATCH, LOG, job_file, job_stem, parse_stem
+from sweepwise.runtime import DISPATCH, LOG, job_file, job_stem
 
 logger = logging.getLogger(__name__)
 
@@ -290,13 +291,11 @@ class RayDispatcher:
             DispatchError: the id is malformed or belongs to another run or job type.
         """
         id_run, stem = self._parse(dispatch_id)
-        parsed = parse_stem(stem)
-        if id_run != run_id or parsed is None or parsed[0] != job_type.short:
-            raise DispatchError(f"dispatch id {dispatch_id!r} is not of run {run_id}'s {job_type.short} job")
+        attempt = owned_attempt(dispatch_id, id_run, stem, run_id, job_type)
         key = (run_id, stem)
         if key not in self._watches:
             claim = self._claim_path(run_id, stem)
-            self._watch(key, RayWatch(run_id, job_type, parsed[1], dispatch_id, claim))
+            self._watch(key, RayWatch(run_id, job_type, attempt, dispatch_id, claim))
 
     # -- polling -------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from sweepwise.dispatchers._claims import (
     claimant,
     create_claim,
     new_claim,
+    owned_attempt,
     read_claim,
     set_claim_aside,
     update_claim,
@@ -301,16 +302,14 @@ class SkyPilotDispatcher:
             DispatchError: the id is malformed or belongs to another run or job type.
         """
         id_run, stem = self._parse(dispatch_id)
-        parsed = parse_stem(stem)
-        if id_run != run_id or parsed is None or parsed[0] != job_type.short:
-            raise DispatchError(f"dispatch id {dispatch_id!r} is not of run {run_id}'s {job_type.short} job")
+        attempt = owned_attempt(dispatch_id, id_run, stem, run_id, job_type)
         key = (run_id, stem)
         if key in self._watches:
             return
         path, record = self._claim(run_id, stem)
         request_id, job_id = record.get("request_id"), record.get("job_id")
         watch = SkyWatch(
-            run_id, job_type, parsed[1], dispatch_id, path, number(record.get("claimed_at")) or 0.0
+            run_id, job_type, attempt, dispatch_id, path, number(record.get("claimed_at")) or 0.0
         )
         watch.request_id = request_id if isinstance(request_id, str) else None
         watch.job_id = job_id if isinstance(job_id, int) else None
