@@ -114,6 +114,13 @@ class LocalRayCluster:
         """Stop every process of the cluster's session and their descendants; remove its temp dir."""
         import psutil
 
+        try:
+            import ray
+
+            if ray.is_initialized():  # this process joined the cluster (jobs run as tasks)
+                ray.shutdown()
+        except ImportError:
+            pass
         if self._session is not None:
             procs: dict[int, psutil.Process] = {}
             for proc in psutil.process_iter():

@@ -33,7 +33,14 @@ from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.core.protocols import Dispatcher
 from sweepwise.dispatchers import DispatcherType, available_dispatchers, make_dispatcher
 from sweepwise.dispatchers._claims import claimant, create_claim, new_claim
-from sweepwise.dispatchers._ray_job import PlacementRequest, build_submission, parse_options
+from sweepwise.dispatchers._ray_job import (
+    PlacementRequest,
+    build_submission,
+    parse_options,
+    route,
+    task_request,
+)
+from sweepwise.dispatchers._ray_tasks import NAMESPACE, RayTasks, supervisor_name
 from sweepwise.dispatchers.ray import STATUS_PHASES, RayDispatcher, RayPhase
 
 EXPERIMENT = "demo"
@@ -137,7 +144,8 @@ def _kinds(events: list[JobEvent]) -> list[EventKind]:
 
 
 def _submissions(cluster: LocalRayCluster, prefix: str) -> list[str]:
-    return [job.submission_id for job in cluster.client().list_jobs() if job.submission_id.startswith(prefix)]
+    jobs = cluster.client().list_jobs()
+    return [job.submission_id for job in jobs if (job.submission_id or "").startswith(prefix)]
 
 
 # -- without a cluster: the request built for a job, the options, the status map ---------------------
@@ -284,12 +292,51 @@ def test_the_spec_in_docs_backends(tmp_path: Path) -> None:
             "dispatcher.placement_strategy: expected one of STRICT_SPREAD, SPREAD",
         ),
         ({"python": ""}, "dispatcher.python: expected a non-empty string"),
+        ({"mode": "actor"}, "dispatcher.mode: expected one of auto, task, job, got 'actor'"),
     ],
 )
 def test_a_bad_option_is_one_config_error_line(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_options(**options)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_python_callables_run_as_tasks_and_commands_as_ray_jobs(tmp_path: Path) -> None:
+    entrypoint = JobDefinition(run_id="r", cmd="examples.recipes.jobs.train", cwd=str(tmp_path))
+    function = JobDefinition(run_id="r", cmd=["python", "-m", "sweepwise.ax.run_function", "/tmp/t"])
+    command = JobDefinition(run_id="r", cmd=["python", "train.py"], cwd=str(tmp_path))
+    gang = JobDefinition(run_id="r", cmd="examples.recipes.jobs.train", cwd=str(tmp_path), nodes=2)
+    assert [route(job, "auto") for job in (entrypoint, function, command, gang)] == [
+        "task",
+        "task",
+        "job",
+        "job",  # a job on several nodes needs the Jobs API's placement group
+    ]
+    assert [route(job, "task") for job in (entrypoint, command, gang)] == ["task", "task", "job"]
+    assert [route(job, "job") for job in (entrypoint, command)] == ["job", "job"]
+    submission = build_submission(
+        JobDefinition(run_id="r", cmd=["python", "train.py"], gpus=1),
+        submission_id="s",
+        experiment="demo",
+        runs_root="/runs",
+        incarnation=None,
+        options=parse_options(num_cpus=2, resources={"TPU": 1}, runtime_env={"pip": ["numpy"]}),
+    )
+    options = parse_options(num_cpus=2, resources={"TPU": 1}, runtime_env={"pip": ["numpy"]})
+    assert task_request(submission, JobDefinition(run_id="r", cmd="x", gpus=1), options) == {
+        "num_cpus": 2.0,
+        "num_gpus": 1.0,
+        "resources": {"TPU": 1.0},
+        "runtime_env": {"pip": ["numpy"]},
+    }
+
+
+def test_tasks_need_the_cluster_address_not_the_dashboard_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        RayDispatcher(tmp_path, "demo", address="http://127.0.0.1:8265", mode="task")
+    text = str(caught.value)
+    assert text.startswith("dispatcher.address: 'http://127.0.0.1:8265' is the dashboard's URL;")
+    assert "\n" not in text
 
 
 def test_ray_is_a_builtin_dispatcher_and_an_unreachable_cluster_is_one_line(tmp_path: Path) -> None:
@@ -450,6 +497,161 @@ def test_a_job_on_two_nodes_runs_each_rank_in_its_placement_group(
     assert [words[4] for words in _side_effects(work) if words[0] == "demo_trial_0009"] == ["start", "start"]
 
 
+# -- jobs as Ray tasks, owned by the experiment's supervisor actor ---------------------------------------
+
+
+def _task_dispatcher(cluster: LocalRayCluster, work: Path, **options: Any) -> RayDispatcher:
+    return _dispatcher(cluster, work, address=cluster.gcs_address, mode="task", **options)
+
+
+def _task_ids(cluster: LocalRayCluster) -> list[str]:
+    """Every job the experiment's supervisor actor ever submitted as a task."""
+    name = supervisor_name(f"sweepwise-{EXPERIMENT}-inc0001-")
+    return RayTasks(cluster.gcs_address, name).submission_ids()
+
+
+# A controller in its own process: dispatches one job as a task, says so, and waits to be killed.
+CONTROLLER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from sweepwise.core.models import JobDefinition
+    from sweepwise.dispatchers.ray import RayDispatcher
+    work, address, run_id = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    dispatcher = RayDispatcher(work / "runs", "demo", incarnation="inc-0001", address=address, mode="task")
+    env = {"SIDE_EFFECTS": str(work / "side_effects.txt"), "GO": str(work / f"go-{run_id}")}
+    job = JobDefinition(run_id=run_id, cmd=["python", "job.py"], cwd=str(work), env=env,
+                        overrides={"mode": "wait", "x": 5})
+    print(dispatcher.dispatch(job), flush=True)
+    time.sleep(600)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_task_runs_to_its_result_and_its_log_is_readable(ray_cluster: LocalRayCluster, work: Path) -> None:
+    dispatcher = _task_dispatcher(ray_cluster, work)
+    sid = dispatcher.dispatch(_job(work, "demo_trial_0101", overrides={"x": 0.5, "tag": "a; rm -rf / $(x)"}))
+
+    assert sid == "sweepwise-demo-inc0001-demo_trial_0101-train"
+    events = _until_finished(dispatcher, "demo_trial_0101")
+    assert _kinds(events) == [EventKind.STARTED, EventKind.FINISHED]
+    finished = events[-1]
+    assert finished.succeeded and finished.exit_code == 0, finished.error
+    assert finished.result == {"score": 0.5, "rank0": True} and finished.dispatch_id == sid
+    assert _starts(work) == [("demo_trial_0101", "train", "1", "0")]
+    log = dispatcher.read_log("demo_trial_0101", JobTypes.LAUNCH_TRAINING)
+    assert log is not None and "hello from demo_trial_0101 tag = a; rm -rf / $(x)" in log
+    claim = json.loads((work / "runs" / EXPERIMENT / "demo_trial_0101" / "train.dispatch.json").read_text())
+    assert (claim["submission_id"], claim["route"]) == (sid, "task")
+    assert dispatcher.poll() == []  # done with: never reported twice
+    assert _submissions(ray_cluster, "sweepwise-demo-inc0001-demo_trial_0101-") == []  # no Ray job
+    assert sid in _task_ids(ray_cluster)
+
+
+@pytest.mark.slow
+def test_a_task_outlives_its_killed_controller_and_is_reattached_once(
+    ray_cluster: LocalRayCluster, work: Path
+) -> None:
+    controller = subprocess.Popen(
+        [sys.executable, "-c", CONTROLLER, str(work), ray_cluster.gcs_address, "demo_trial_0102"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert controller.stdout is not None
+    sid = controller.stdout.readline().strip()
+    _wait_for(lambda: _starts(work), "the job to start")
+    controller.kill()  # as kill -9: the task belongs to the supervisor actor, not to this process
+    controller.wait(timeout=60)
+
+    restarted = _task_dispatcher(ray_cluster, work)
+    job = _job(work, "demo_trial_0102", overrides={"mode": "wait", "x": 5})
+    assert restarted.find("demo_trial_0102", JobTypes.LAUNCH_TRAINING) == sid
+    assert restarted.dispatch(job) == sid  # dispatching it again reattaches
+    (work / "go-demo_trial_0102").touch()
+    events = _until_finished(restarted, "demo_trial_0102")
+    assert events[-1].succeeded and events[-1].result == {"score": 5.0, "rank0": True}, events[-1].error
+    # Judged from the job's own record: it started once and ran to its end once.
+    assert [words[4] for words in _side_effects(work)] == ["start", "done"]
+    assert _task_ids(ray_cluster).count(sid) == 1
+
+
+@pytest.mark.slow
+def test_cancel_stops_a_running_task_and_a_queued_one(ray_cluster: LocalRayCluster, work: Path) -> None:
+    dispatcher = _task_dispatcher(ray_cluster, work)
+    sid = dispatcher.dispatch(_job(work, "demo_trial_0103", overrides={"mode": "wait"}))
+    [[*_, pid]] = [words for words in _wait_for(lambda: _side_effects(work), "the job to start")]
+    job_process = psutil.Process(int(pid))
+    dispatcher.cancel(sid)
+    finished = _until_finished(dispatcher, "demo_trial_0103")[-1]
+    assert finished.kind is EventKind.FINISHED and not finished.succeeded
+    assert (finished.error or "").startswith("cancelled; exit code -15"), finished.error
+    _wait_for(lambda: not job_process.is_running(), "the job's process to end", timeout=60)
+    (work / "go-demo_trial_0103").touch()  # a job still running would now write "done"
+    assert [words[4] for words in _side_effects(work)] == ["start"]
+
+    # A task that waits for CPUs the cluster does not have is cancelled before it ever starts.
+    queued = _task_dispatcher(ray_cluster, work, num_cpus=64)
+    sid = queued.dispatch(_job(work, "demo_trial_0104"))
+    assert _kinds(queued.poll()) == []
+    queued.cancel(sid)
+    events = _until_finished(queued, "demo_trial_0104")
+    assert _kinds(events) == [EventKind.FINISHED] and events[-1].error == "cancelled (Ray task cancelled)"
+    assert not [words for words in _side_effects(work) if words[0] == "demo_trial_0104"]
+    queued.cancel(sid)  # an ended task: no error
+
+
+@pytest.mark.slow
+def test_a_failing_task_fails_with_its_output_and_a_hung_one_times_out(
+    ray_cluster: LocalRayCluster, work: Path
+) -> None:
+    dispatcher = _task_dispatcher(ray_cluster, work)
+    dispatcher.dispatch(_job(work, "demo_trial_0105", overrides={"mode": "fail"}))
+    dispatcher.dispatch(_job(work, "demo_trial_0106", overrides={"mode": "wait"}, timeout=1))
+    failed = _until_finished(dispatcher, "demo_trial_0105")[-1]
+    assert failed.exit_code == 3 and not failed.succeeded
+    assert failed.error == "exit code 3; last output: training diverged: loss is nan"
+    hung = _until_finished(dispatcher, "demo_trial_0106")[-1]
+    assert hung.timed_out and not hung.succeeded
+    assert hung.error is not None and hung.error.startswith("timeout: ran longer than its 1 s limit")
+
+
+@pytest.mark.slow
+def test_tasks_of_a_supervisor_that_died_are_lost(ray_cluster: LocalRayCluster, work: Path) -> None:
+    import ray
+
+    dispatcher = _task_dispatcher(ray_cluster, work)
+    sid = dispatcher.dispatch(_job(work, "demo_trial_0107", overrides={"mode": "wait"}))
+    _wait_for(lambda: _starts(work), "the job to start")
+    name = supervisor_name("sweepwise-demo-inc0001-")
+    ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)  # its tasks die with it
+
+    restarted = _task_dispatcher(ray_cluster, work)
+    assert restarted.find("demo_trial_0107", JobTypes.LAUNCH_TRAINING) == sid
+    restarted.reattach(sid, "demo_trial_0107", JobTypes.LAUNCH_TRAINING)
+    [lost] = [event for event in restarted.poll() if event.run_id == "demo_trial_0107"]
+    assert lost.kind is EventKind.LOST
+    where = ray_cluster.gcs_address
+    assert lost.error == f"job lost: the Ray cluster at {where} has no task {sid} (restarted?)"
+
+
+@pytest.mark.slow
+def test_auto_mode_runs_an_entrypoint_as_a_task_and_a_command_as_a_ray_job(
+    ray_cluster: LocalRayCluster, work: Path
+) -> None:
+    (work / "trivial_entry.py").write_text("def train(x=1.0):\n    return {'score': float(x) * 2}\n")
+    dispatcher = _dispatcher(ray_cluster, work, address=ray_cluster.gcs_address)
+    entry = JobDefinition(
+        run_id="demo_trial_0108", cmd="trivial_entry.train", cwd=str(work), overrides={"x": 2}
+    )
+    task_sid = dispatcher.dispatch(entry)
+    job_sid = dispatcher.dispatch(_job(work, "demo_trial_0109", overrides={"x": 4}))
+    assert _until_finished(dispatcher, "demo_trial_0108")[-1].result == {"score": 4.0}
+    assert _until_finished(dispatcher, "demo_trial_0109")[-1].result == {"score": 4.0, "rank0": True}
+    assert task_sid in _task_ids(ray_cluster) and job_sid not in _task_ids(ray_cluster)
+    assert _submissions(ray_cluster, job_sid) == [job_sid] and _submissions(ray_cluster, task_sid) == []
+
+
 # -- the quickstart through the real CLI, with a controller killed mid-sweep -----------------------------
 
 # Put before each of the quickstart's jobs: the job's own record of its start.
@@ -460,8 +662,9 @@ with open({log!r}, "a") as _f:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", ["job", "task"])
 def test_the_quickstart_on_ray_survives_a_killed_controller(
-    ray_cluster: LocalRayCluster, tmp_path: Path
+    ray_cluster: LocalRayCluster, tmp_path: Path, mode: str
 ) -> None:
     shutil.copytree(REPO / "examples" / "quickstart", tmp_path / "quickstart")
     starts = tmp_path / "starts.txt"
@@ -472,10 +675,14 @@ def test_the_quickstart_on_ray_survives_a_killed_controller(
         path.write_text(text[:docstring_end] + "\n" + PROLOGUE.format(log=str(starts)) + text[docstring_end:])
     spec_path = tmp_path / "quickstart" / "sweep.yaml"
     spec = yaml.safe_load(spec_path.read_text())
-    spec["dispatcher"] = {"type": "ray", "address": ray_cluster.address}
+    if mode == "job":
+        spec["dispatcher"] = {"type": "ray", "address": ray_cluster.address}
+    else:
+        spec["dispatcher"] = {"type": "ray", "address": ray_cluster.gcs_address, "mode": "task"}
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
+    earlier = _submissions(ray_cluster, "sweepwise-quickstart-")  # the other mode's, on this cluster
     controller = subprocess.Popen(
         [sys.executable, "-m", "sweepwise", "run", str(spec_path), "--quiet"],
         cwd=tmp_path,
@@ -499,8 +706,15 @@ def test_the_quickstart_on_ray_survives_a_killed_controller(
     started = starts.read_text().splitlines()
     expected = sorted(f"{row['run_id']} {job} 1" for row in status["runs"] for job in ("train", "eval"))
     assert sorted(started) == expected  # each (run, job) started exactly once
-    submitted = _submissions(ray_cluster, "sweepwise-quickstart-")
-    assert len(submitted) == len(set(submitted)) == 16  # and submitted once
+    submitted = [sid for sid in _submissions(ray_cluster, "sweepwise-quickstart-") if sid not in earlier]
+    if mode == "job":
+        assert len(submitted) == len(set(submitted)) == 16  # and submitted once
+    else:
+        assert submitted == []  # tasks, not Ray jobs; and the supervisor ended with the sweep
+        from ray.util.state import list_actors
+
+        alive = list_actors(address=ray_cluster.address, filters=[("state", "=", "ALIVE")])
+        assert not [actor for actor in alive if (actor.name or "").startswith("sweepwise-quickstart-")]
     assert all(row["score"] is not None for row in status["runs"])
     logs = cli("logs", status["runs"][0]["run_id"], cwd=tmp_path)
     assert logs.returncode == 0 and logs.stdout.strip(), logs.stderr
@@ -516,5 +730,21 @@ class TestRayContract(DispatcherContract):
     ) -> Callable[[], Dispatcher]:
         def make() -> Dispatcher:
             return RayDispatcher(runs_root, experiment, address=ray_cluster.address, poll_interval=0.2)
+
+        return make
+
+
+@pytest.mark.slow
+class TestRayTaskContract(DispatcherContract):
+    """The dispatcher contract with every job run as a Ray task (`mode: task`)."""
+
+    @pytest.fixture
+    def make_dispatcher(
+        self, ray_cluster: LocalRayCluster, runs_root: Path, experiment: str
+    ) -> Callable[[], Dispatcher]:
+        def make() -> Dispatcher:
+            return RayDispatcher(
+                runs_root, experiment, address=ray_cluster.gcs_address, mode="task", poll_interval=0.2
+            )
 
         return make

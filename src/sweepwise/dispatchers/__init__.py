@@ -73,7 +73,9 @@ def register_dispatcher(name: str, *, replace: bool = False) -> Callable[[_Facto
     a restarted controller reattaches to running jobs instead of losing them),
     `Waitable` (`wait`: wake the controller as soon as a job event is ready),
     `LogReader` (`read_log`: `sweepwise logs` reads logs kept outside the run
-    directory) and a `close()` method, called when the controller stops.
+    directory), a `close()` method, called when the controller stops, and an
+    `end_sweep()` method, called once the sweep is complete (every job settled), to
+    release what the dispatcher keeps on its engine.
 
     Example:
         >>> @register_dispatcher("mine")

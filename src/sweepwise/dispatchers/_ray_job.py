@@ -25,6 +25,9 @@ REMOTE_RUNNER = "sweepwise.runtime.remote"
 GANG_RUNNER = "sweepwise.runtime.ray_gang"
 
 STRATEGIES = ("STRICT_SPREAD", "SPREAD", "STRICT_PACK", "PACK")
+MODES = ("auto", "task", "job")
+"""How jobs run: `task`s, Ray `job`s, or `auto` (Python callables as tasks, commands as jobs)."""
+_CALLABLE_RUNNERS = ("sweepwise.runtime.call", "sweepwise.ax.run_function")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _OWN_ENV = PROTOCOL_ENV | {PLACEMENT_ENV, NUM_NODES_ENV, HEAD_ADDR_ENV}
 
@@ -39,6 +42,7 @@ class RayOptions:
     remote_runs_dir: str | None = None
     python: str = "python"
     placement_strategy: str = "STRICT_SPREAD"
+    mode: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,7 @@ def parse_options(
     remote_runs_dir: Any = None,
     python: Any = None,
     placement_strategy: Any = None,
+    mode: Any = "auto",
 ) -> RayOptions:
     """Check the spec's options and gather them.
 
@@ -152,7 +157,10 @@ def parse_options(
         raise ConfigError(
             "dispatcher.placement_strategy", f"expected one of {', '.join(STRATEGIES)}, got {strategy!r}"
         )
+    if mode not in MODES:
+        raise ConfigError("dispatcher.mode", f"expected one of {', '.join(MODES)}, got {mode!r}")
     return RayOptions(
+        mode=mode,
         num_cpus=_number("num_cpus", num_cpus),
         resources=amounts,
         runtime_env=_runtime_env(runtime_env),
@@ -160,6 +168,35 @@ def parse_options(
         python=python.strip() if isinstance(python, str) else "python",
         placement_strategy=strategy,
     )
+
+
+def is_python_callable(job: JobDefinition) -> bool:
+    """Whether `job` calls a Python function: a recipe's entrypoint, or the Ax facade's function objective."""
+    from sweepwise.dispatchers.launch import entrypoint_target
+
+    if entrypoint_target(job.cmd, job.cwd) is not None:
+        return True
+    words = job.cmd.split() if isinstance(job.cmd, str) else list(job.cmd)
+    return any(words[i] == "-m" and words[i + 1] in _CALLABLE_RUNNERS for i in range(len(words) - 1))
+
+
+def route(job: JobDefinition, mode: str) -> str:
+    """`task` or `job`: how the job runs on Ray under `mode` (a job on several nodes is always a Ray job)."""
+    if job.nodes > 1 or mode == "job":
+        return "job"
+    return "task" if mode == "task" or is_python_callable(job) else "job"
+
+
+def task_request(submission: RaySubmission, job: JobDefinition, options: RayOptions) -> dict[str, Any]:
+    """The options of the Ray task that runs `job` (`RemoteFunction.options`), from its job submission."""
+    request: dict[str, Any] = {"num_cpus": submission.entrypoint_num_cpus}
+    if job.gpus:
+        request["num_gpus"] = float(job.gpus)
+    if options.resources:
+        request["resources"] = dict(options.resources)
+    if options.runtime_env:
+        request["runtime_env"] = dict(options.runtime_env)
+    return request
 
 
 def id_prefix(experiment: str, incarnation: str | None) -> str:
@@ -272,6 +309,7 @@ def build_submission(
 
 __all__ = [
     "GANG_RUNNER",
+    "MODES",
     "REMOTE_RUNNER",
     "STRATEGIES",
     "PlacementRequest",
@@ -279,8 +317,11 @@ __all__ = [
     "RaySubmission",
     "build_submission",
     "id_prefix",
+    "is_python_callable",
     "parse_options",
     "parse_submission_id",
     "placement_request",
+    "route",
     "submission_id",
+    "task_request",
 ]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sweepwise.core.models import EventKind, JobEvent, JobTypes
+from sweepwise.dispatchers._job_files import number
 from sweepwise.dispatchers._sky_watch import clean_log
 from sweepwise.runtime import job_stem
 from sweepwise.runtime.remote import TIMEOUT_LINE_PREFIX
@@ -89,6 +90,7 @@ class RayWatch:
     claim: Path
     started_at: float | None = None  # when this dispatcher first saw it RUNNING
     done: bool = False
+    route: str = "job"  # "job": a Ray job (Jobs API); "task": a Ray task (`_ray_tasks`)
 
     @property
     def stem(self) -> str:
@@ -160,6 +162,53 @@ class RayWatch:
                 timed_out=timed_out,
             )
         )
+        return events
+
+    def task_events(self, record: dict[str, Any] | None, address: str) -> list[JobEvent]:
+        """The events of a job run as a Ray task, from its record in the experiment's supervisor actor.
+
+        A job the supervisor never had was lost with an earlier supervisor (the cluster or the
+        actor was restarted). A finished task carries its FINISHED event's fields, judged from
+        the job's files on its node; a task Ray could not run or finish fails with Ray's reason.
+        """
+        if record is None:
+            self.done = True
+            error = f"job lost: the Ray cluster at {address} has no task {self.submission_id} (restarted?)"
+            return [self.event(EventKind.LOST, error=error)]
+        status = record.get("status")
+        if status in ("PENDING", "RUNNING"):
+            if status == "RUNNING" and self.started_at is None:
+                self.started_at = number(record.get("started_at")) or time.time()
+                return [self.event(EventKind.STARTED, self.started_at), self.event(EventKind.HEARTBEAT)]
+            return [self.event(EventKind.HEARTBEAT)]
+        self.done = True
+        ended_at = number(record.get("ended_at"))
+        if status == "LOST":
+            error = f"job lost: its Ray node died ({record.get('message')})"
+            return [self.event(EventKind.LOST, error=error)]
+        events: list[JobEvent] = []
+        outcome = record.get("outcome")
+        if status == "FINISHED" and isinstance(outcome, dict):
+            started_at = (
+                self.started_at or number(outcome.get("started_at")) or number(record.get("started_at"))
+            )
+            fields = {
+                "exit_code": outcome.get("exit_code"),
+                "result": outcome.get("result"),
+                "error": outcome.get("error"),
+                "timed_out": outcome.get("timed_out") is True,
+            }
+            ended_at = number(outcome.get("ended_at")) or ended_at
+        elif status == "STOPPED":
+            started_at = self.started_at
+            fields = {"exit_code": -1, "error": "cancelled (Ray task cancelled)"}
+        else:
+            started_at = self.started_at or number(record.get("started_at"))
+            fields = {"exit_code": -1, "error": f"Ray task failed: {record.get('message') or status}"}
+        if self.started_at is None and started_at is not None:
+            self.started_at = started_at
+            events.append(self.event(EventKind.STARTED, started_at))
+        events.append(self.event(EventKind.FINISHED, ended_at, started_at=started_at, **fields))
         return events
 
 

@@ -1,6 +1,13 @@
-"""The Ray dispatcher: each job a Ray job, submitted through the cluster's Jobs API.
+"""The Ray dispatcher: each job a Ray task, or a Ray job submitted through the cluster's Jobs API.
 
-A job becomes one Ray job whose submission id is
+`mode` says which (`_ray_job.route`): `auto` (the default) runs Python callables (a
+recipe's entrypoint, the Ax facade's function objective) as Ray tasks and commands as Ray
+jobs; `task` runs every job on one node as a task; `job` every job as a Ray job. A job
+on several nodes is always a Ray job. Tasks are owned by the experiment's detached
+supervisor actor (`_ray_tasks`), so they outlive the controller; their life is read
+from that actor, and their end was judged on their node from the job's files.
+
+A job becomes one Ray job (or task) whose submission id is
 `sweepwise-<experiment>-<incarnation>-<run id>-<job>` (`train`, `eval`, `train.2`: the
 job's file stem). Its entrypoint is fixed, `python -m sweepwise.runtime.remote`, which
 runs the job from `$SWEEPWISE_JOB` under sweepwise's supervisor and prints the job's
@@ -45,8 +52,11 @@ from sweepwise.dispatchers._ray_job import (
     id_prefix,
     parse_options,
     parse_submission_id,
+    route,
     submission_id,
+    task_request,
 )
+from sweepwise.dispatchers._ray_tasks import RayTasks, supervisor_name
 from sweepwise.dispatchers._ray_watch import (
     STATUS_PHASES,
     JobRecord,
@@ -66,7 +76,7 @@ _FAILURE_TAIL = 50  # log lines searched for a failed job's last output
 
 @register_dispatcher("ray")
 class RayDispatcher:
-    """Runs each job as a Ray job on a Ray cluster, through its Jobs API.
+    """Runs each job as a Ray task or a Ray job (through the Jobs API) on a Ray cluster.
 
     Not thread-safe: one controller thread drives it. Options come from the spec's
     `dispatcher:` mapping.
@@ -93,6 +103,9 @@ class RayDispatcher:
         placement_strategy: how a job on several nodes spreads its placement group
             (`STRICT_SPREAD`, one node each, by default; `SPREAD`, `PACK`, `STRICT_PACK`).
         poll_interval: seconds between reads of the watched jobs' statuses.
+        mode: `auto` (Python callables as tasks, commands as Ray jobs), `task` or `job`.
+            Tasks need `address` to be the cluster's (`auto`, `host:6379`, `ray://...`),
+            not its dashboard's URL.
 
     Raises:
         ConfigError: Ray is not installed, the cluster cannot be reached, or an option
@@ -114,6 +127,7 @@ class RayDispatcher:
         python: str | None = None,
         placement_strategy: str | None = None,
         poll_interval: float = 1.0,
+        mode: str = "auto",
     ) -> None:
         if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval < 0:
             raise ConfigError("dispatcher.poll_interval", f"expected seconds >= 0, got {poll_interval!r}")
@@ -128,13 +142,22 @@ class RayDispatcher:
             remote_runs_dir=remote_runs_dir,
             python=python,
             placement_strategy=placement_strategy,
+            mode=mode,
         )
         self._runs_root = Path(os.path.abspath(runs_root))
         self._experiment = experiment
         self._incarnation = incarnation
         self._prefix = id_prefix(experiment, incarnation)
         submission_id(self._prefix, "x", "train")  # the ids are ones Ray takes
-        self._jobs: RayJobs = connect(address, dashboard_address)
+        self._address = address
+        self._dashboard_address = dashboard_address
+        self._jobs_client: RayJobs | None = None
+        self._tasks_client: RayTasks | None = None
+        self._task_version = -1
+        if self._options.mode == "task":
+            self._tasks_client = RayTasks(address, supervisor_name(self._prefix))
+        else:
+            self._jobs_client = connect(address, dashboard_address)
         self._poll_interval = float(poll_interval)
         self._next_poll = 0.0
         self._watches: dict[tuple[str, str], RayWatch] = {}
@@ -145,8 +168,29 @@ class RayDispatcher:
 
     @property
     def address(self) -> str:
-        """The URL of the cluster's Jobs API (its dashboard)."""
-        return self._jobs.address
+        """The cluster: its Jobs API's URL (its dashboard), else the address tasks were sent to."""
+        if self._jobs_client is not None:
+            return self._jobs_client.address
+        return self._tasks.address
+
+    @property
+    def _jobs(self) -> RayJobs:
+        """The cluster's Jobs API, connected on first use."""
+        if self._jobs_client is None:
+            self._jobs_client = connect(self._address, self._dashboard_address)
+        return self._jobs_client
+
+    @property
+    def _tasks(self) -> RayTasks:
+        """The experiment's supervisor actor, joined on first use."""
+        if self._tasks_client is None:
+            self._tasks_client = RayTasks(self._address, supervisor_name(self._prefix))
+        return self._tasks_client
+
+    def end_sweep(self) -> None:
+        """End the experiment's supervisor actor: the sweep is complete, every job settled."""
+        if self._tasks_client is not None:
+            self._tasks_client.close()
 
     # -- names and files -----------------------------------------------------------------
 
@@ -197,6 +241,7 @@ class RayDispatcher:
             incarnation=self._incarnation,
             options=self._options,
         )
+        how = route(job, self._options.mode)
         claim = self._claim_path(job.run_id, stem)
         record = new_claim(
             job.run_id,
@@ -206,7 +251,7 @@ class RayDispatcher:
             incarnation=self._incarnation,
             dispatcher="ray",
             submission_id=sid,
-            address=self.address,
+            route=how,
         )
         try:
             created = create_claim(claim, record)
@@ -220,11 +265,15 @@ class RayDispatcher:
                 self.reattach(existing, job.run_id, job.type)
             return existing
         try:
-            self._jobs.submit(sid, **submission.request())
+            if how == "task":
+                env_vars = dict(submission.runtime_env["env_vars"])
+                self._tasks.submit(sid, env_vars, task_request(submission, job, self._options))
+            else:
+                self._jobs.submit(sid, **submission.request())
         except SubmissionTaken:
             logger.info("run %s: Ray has the %s job %s already; watching it", job.run_id, stem, sid)
         except Exception as exc:  # Ray raises RuntimeError, requests' errors, ValueError...
-            if not self._submitted_after_all(sid):
+            if not self._submitted_after_all(sid, how):
                 claim.unlink(missing_ok=True)
                 raise DispatchError(
                     f"run {job.run_id}: Ray refused the job {sid} at {self.address}: {one_line(exc)}"
@@ -233,15 +282,26 @@ class RayDispatcher:
             update_claim(claim, self._incarnation, submitted_at=time.time())
         except OSError as exc:  # the cluster knows the job: `find` asks it first
             logger.warning("run %s: cannot update the %s claim: %s", job.run_id, stem, exc)
-        self._watch(key, RayWatch(job.run_id, job.type, job.attempt, sid, claim))
+        self._watch(key, RayWatch(job.run_id, job.type, job.attempt, sid, claim, route=how))
         return sid
 
-    def _submitted_after_all(self, sid: str) -> bool:
+    def _known(self, sid: str, how: str) -> bool:
+        """Whether the cluster (for a task: the experiment's supervisor) has the job `sid`."""
+        if how == "task":
+            return self._tasks.info(sid) is not None
+        return self._jobs.info(sid) is not None
+
+    def _submitted_after_all(self, sid: str, how: str) -> bool:
         """After a submission raised: does the cluster have the job anyway (the answer was lost)?"""
         try:
-            return self._jobs.info(sid) is not None
+            return self._known(sid, how)
         except Exception:  # Ray raises many types: still unreachable, so it was not submitted
             return False
+
+    def _route_of(self, run_id: str, stem: str) -> str:
+        """How the claimed job runs, from its claim (`job` for a claim made before tasks existed)."""
+        record = read_claim(self._claim_path(run_id, stem), self._incarnation) or {}
+        return "task" if record.get("route") == "task" else "job"
 
     def _watch(self, key: tuple[str, str], watch: RayWatch) -> None:
         self._watches[key] = watch
@@ -270,8 +330,9 @@ class RayDispatcher:
         record = read_claim(path, self._incarnation) or {}
         if not path.exists():
             return None
+        how = "task" if record.get("route") == "task" else "job"
         try:
-            known = self._jobs.info(sid) is not None
+            known = self._known(sid, how)
         except Exception as exc:  # Ray raises many types; without the cluster nothing is settled
             raise DispatchError(
                 f"run {run_id}: cannot ask the Ray cluster at {self.address} for {sid}: {one_line(exc)}"
@@ -295,7 +356,8 @@ class RayDispatcher:
         key = (run_id, stem)
         if key not in self._watches:
             claim = self._claim_path(run_id, stem)
-            self._watch(key, RayWatch(run_id, job_type, attempt, dispatch_id, claim))
+            how = self._route_of(run_id, stem)
+            self._watch(key, RayWatch(run_id, job_type, attempt, dispatch_id, claim, route=how))
 
     # -- polling -------------------------------------------------------------------------
 
@@ -314,8 +376,9 @@ class RayDispatcher:
     def wait(self, timeout: float) -> None:
         """Return after `timeout` seconds, or as soon as a watched job starts or ends.
 
-        The statuses are read every `poll_interval` (at least every 0.2 s) meanwhile;
-        what is read is kept for the next `poll`.
+        Tasks are waited for in the supervisor actor, which answers as soon as one changes;
+        Ray jobs' statuses are read every `poll_interval` (at least every 0.2 s). What is
+        read is kept for the next `poll`.
         """
         deadline = time.monotonic() + timeout
         step = max(self._poll_interval, 0.2)
@@ -323,24 +386,50 @@ class RayDispatcher:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            time.sleep(min(step, remaining))
+            jobs = any(watch.route == "job" for watch in self._watches.values())
+            tasks = not jobs or any(watch.route == "task" for watch in self._watches.values())
+            if tasks and not self._unreachable:
+                try:
+                    span = min(step, remaining) if jobs else remaining
+                    version = self._tasks.wait(self._task_version, span)
+                except Exception as exc:  # Ray raises many types: read again at the next step
+                    self._unreachable_now(exc)
+                    time.sleep(min(step, max(0.0, deadline - time.monotonic())))
+                else:
+                    if version == self._task_version and not jobs:
+                        continue  # the wait timed out with nothing new
+            else:
+                time.sleep(min(step, remaining))
             self._pending.extend(self._read())
             if any(event.kind is not EventKind.HEARTBEAT for event in self._pending):
                 return
         time.sleep(max(0.0, deadline - time.monotonic()))
 
     def _read(self) -> list[JobEvent]:
-        """One read of every watched job's status."""
+        """One read of every watched job's status (the tasks' in one call to their supervisor)."""
         self._next_poll = time.monotonic() + self._poll_interval
         events: list[JobEvent] = []
         reached = True
-        for key, watch in list(self._watches.items()):
+        records: dict[str, dict[str, Any] | None] | None = None
+        task_ids = [watch.submission_id for watch in self._watches.values() if watch.route == "task"]
+        if task_ids:
             try:
-                events.extend(self._read_one(watch))
-            except Exception as exc:  # Ray raises many types: this job is read again next time
+                self._task_version, records = self._tasks.infos(task_ids)
+            except Exception as exc:  # Ray raises many types: the tasks are read again next time
                 self._unreachable_now(exc)
                 reached = False
-                continue
+        for key, watch in list(self._watches.items()):
+            if watch.route == "task":
+                if records is None:
+                    continue
+                events.extend(watch.task_events(records.get(watch.submission_id), self.address))
+            else:
+                try:
+                    events.extend(self._read_one(watch))
+                except Exception as exc:  # Ray raises many types: this job is read again next time
+                    self._unreachable_now(exc)
+                    reached = False
+                    continue
             if watch.done:
                 del self._watches[key]
                 self._finished.add(key)
@@ -400,32 +489,54 @@ class RayDispatcher:
     # -- cancelling and logs -------------------------------------------------------------
 
     def cancel(self, dispatch_id: str) -> None:
-        """Stop the Ray job (`stop_job`: SIGTERM to its processes, SIGKILL 3 s later).
+        """Stop the job: cancel its task (KeyboardInterrupt in it: its job gets SIGTERM, SIGKILL
+        10 s later), or stop its Ray job (`stop_job`: SIGTERM, SIGKILL 3 s later).
 
         No error when it has ended or the cluster does not know it.
 
         Raises:
             DispatchError: the id is malformed, or the cluster cannot be reached.
         """
-        self._parse(dispatch_id)
+        run_id, stem = self._parse(dispatch_id)
+        watch = self._watches.get((run_id, stem))
+        how = watch.route if watch is not None else self._route_of(run_id, stem)
         try:
-            self._jobs.stop(dispatch_id)
+            if how == "task":
+                self._tasks.stop(dispatch_id)
+            else:
+                self._jobs.stop(dispatch_id)
+        except ConfigError:
+            raise
         except Exception as exc:  # Ray raises many types
             raise DispatchError(f"cannot stop Ray job {dispatch_id}: {one_line(exc)}") from exc
 
     def read_log(self, run_id: str, job_type: JobTypes, attempt: int = 1) -> str | None:
-        """The job's log as Ray keeps it (else the one in its run dir here); None when it has none."""
+        """The job's log: its file in the run dir here, else as Ray keeps it; None when it has none.
+
+        A Ray job's log is asked of Ray first (it is complete there); a task's is its file,
+        else the end of it that its node read when it finished.
+        """
         stem = job_stem(job_type.short, attempt)
         path = self._claim_path(run_id, stem)
         if (run_id, stem) not in self._watches and not path.exists():
             return None
+        copy = Path(job_file(path.parent, stem, LOG))
+        sid = self.submission_id(run_id, stem)
+        text: str | None = None
+        if self._route_of(run_id, stem) == "task":
+            if copy.exists():
+                return copy.read_text(errors="replace")
+            try:
+                text = self._tasks.logs(sid)
+            except Exception:  # Ray raises many types: no log to show
+                text = None
+            return text
         try:
-            text = self._jobs.logs(self.submission_id(run_id, stem))
+            text = self._jobs.logs(sid)
         except Exception:  # Ray raises many types: fall back on the file
             text = None
         if text is not None:
             return text
-        copy = Path(job_file(path.parent, stem, LOG))
         return copy.read_text(errors="replace") if copy.exists() else None
 
 

@@ -97,6 +97,13 @@ class StagedDispatcher:
             if close is not None:
                 close()
 
+    def end_sweep(self) -> None:
+        """Tell both parts (those that listen) that the sweep is complete."""
+        for part in self._parts():
+            end_sweep = getattr(part, "end_sweep", None)
+            if end_sweep is not None:
+                end_sweep()
+
 
 class _Reattach:
     """`Reattachable`, when both parts are."""

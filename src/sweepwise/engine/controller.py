@@ -175,6 +175,9 @@ class AdaptiveController:
                 self._flush_dispatch_ids()
                 if not self._cancelled():
                     self.store.set_experiment_status(self.experiment, "complete")
+                    end_sweep = getattr(self.dispatcher, "end_sweep", None)
+                    if end_sweep is not None:  # what the dispatcher keeps on its engine for the sweep
+                        end_sweep()
         except BaseException:
             self.lease.release(quiet=True)  # a release that fails too must not hide why we stopped
             raise

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from sweepwise.core.models import JobDefinition
+    from sweepwise.dispatchers.launch import LaunchPlan
 
 JOB_ENV = "SWEEPWISE_JOB"
 RUNS_ROOT_ENV = "SWEEPWISE_RUNS_ROOT"
@@ -98,6 +99,34 @@ def load_job(environ: Mapping[str, str]) -> JobDefinition:
     return job.model_copy(update={"env": env, "cwd": environ.get(CWD_ENV) or None})
 
 
+def prepare_job(environ: Mapping[str, str], rank: str = "0") -> tuple[JobDefinition, LaunchPlan]:
+    """The job `environ` carries, with its run directory and files made on this machine.
+
+    A result file already in the run directory (left by a run of this job that SkyPilot
+    recovered from a preemption) is set aside: it is not this run's.
+
+    Args:
+        environ: the variables of the job protocol (see the module docstring).
+        rank: the node's rank in a multi-node job; ranks above 0 use `<root>/rank-<N>`.
+
+    Raises:
+        ConfigError: `environ` holds no runnable job.
+        OSError: the run directory or its files cannot be written.
+    """
+    from sweepwise.dispatchers.launch import build_launch, write_job_files
+
+    job = load_job(environ)
+    experiment = environ.get("SWEEPWISE_EXPERIMENT") or ""
+    runs_root = Path(os.path.expanduser(environ.get(RUNS_ROOT_ENV) or DEFAULT_RUNS_ROOT))
+    if rank != "0":
+        runs_root = runs_root / f"rank-{rank}"
+    plan = build_launch(job, experiment=experiment, runs_root=runs_root)
+    write_job_files(plan, job)
+    if plan.result_path.exists():
+        os.replace(plan.result_path, f"{plan.result_path}.before-{time.time():.0f}")
+    return job, plan
+
+
 def _follow(path: str, offset: int, stop: threading.Event, out: BinaryIO) -> None:
     """Copy what is appended to `path` after byte `offset` to `out` until `stop` is set, then the rest."""
     while True:
@@ -134,22 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     from sweepwise.core.errors import ConfigError
     from sweepwise.core.jsonsafe import dumps_strict
     from sweepwise.dispatchers._local_watch import timeout_error
-    from sweepwise.dispatchers.launch import build_launch, write_job_files
     from sweepwise.runtime import RESULT_LINE_PREFIX
     from sweepwise.runtime.results import read_job_result, read_status
     from sweepwise.runtime.supervise import exit_status, supervise
 
     rank = os.environ.get(NODE_RANK_ENV) or os.environ.get("SKYPILOT_NODE_RANK") or "0"
     try:
-        job = load_job(os.environ)
-        experiment = os.environ.get("SWEEPWISE_EXPERIMENT") or ""
-        runs_root = Path(os.path.expanduser(os.environ.get(RUNS_ROOT_ENV) or DEFAULT_RUNS_ROOT))
-        if rank != "0":
-            runs_root = runs_root / f"rank-{rank}"
-        plan = build_launch(job, experiment=experiment, runs_root=runs_root)
-        write_job_files(plan, job)
-        if plan.result_path.exists():  # left by a run of this job SkyPilot recovered: not this run's
-            os.replace(plan.result_path, f"{plan.result_path}.before-{time.time():.0f}")
+        job, plan = prepare_job(os.environ, rank)
     except (ConfigError, OSError) as exc:
         print(f"sweepwise: error: {exc}", file=sys.stderr, flush=True)
         return 2
@@ -199,6 +219,7 @@ __all__ = [
     "TIMEOUT_LINE_PREFIX",
     "load_job",
     "main",
+    "prepare_job",
 ]
 
 if __name__ == "__main__":

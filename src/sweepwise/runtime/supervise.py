@@ -295,7 +295,14 @@ def mark_exited(
         status["timeout"] = limit.timeout
 
 
-class _Supervisor:
+class Supervisor:
+    """One job's supervision: `run()` runs it to its end; `cancel(signum)` from another thread stops it.
+
+    `supervise` runs one in the calling thread with signal handlers; a caller that cannot
+    take signals (a Ray task, which is stopped by an exception instead) runs `run()` in a
+    thread of its own and calls `cancel` (arguments: those of `supervise`).
+    """
+
     def __init__(
         self,
         argv: Sequence[str],
@@ -334,6 +341,10 @@ class _Supervisor:
             "pid": None,
             **(status_extra or {}),
         }
+
+    def cancel(self, signum: int = signal.SIGTERM) -> None:
+        """Stop the job: `signum` to its process group; its final status says "cancelled"."""
+        self.on_signal(signum, None)
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.done:
@@ -482,7 +493,7 @@ def supervise(
         raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval}")
     if not argv:
         raise ValueError("the job's command is empty")
-    supervisor = _Supervisor(
+    supervisor = Supervisor(
         argv,
         os.fspath(cwd),
         env,
@@ -563,6 +574,7 @@ def fork_supervisor(
 
 __all__ = [
     "RunState",
+    "Supervisor",
     "TimeLimit",
     "accept_claim",
     "exit_status",

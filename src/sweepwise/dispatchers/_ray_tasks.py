@@ -1,0 +1,366 @@
+"""Jobs as Ray tasks, owned by one detached supervisor actor per experiment (docs/backends.md, "Ray").
+
+A Ray job costs a driver process and a second of the Jobs API's bookkeeping; a Ray task
+starts in milliseconds on a worker Ray keeps warm. But a task dies with the process that
+submitted it, and the controller must be free to die. So the controller never submits
+tasks itself: it asks `TaskSupervisor`, a named, detached actor of the experiment
+(`get_if_exists`, so every controller finds the same one), which submits each job as a
+task and keeps what became of it. A restarted controller asks the same actor again.
+
+`run_task` is the task: it makes the job's run directory and files on its node, runs the
+job under sweepwise's supervisor (`sweepwise.runtime.supervise`) in a thread, and returns
+the job's end as the fields of its FINISHED event, judged from the job's files as the local
+dispatcher judges them. A cancelled task (`ray.cancel`, which raises KeyboardInterrupt in
+it) stops its job's process group, SIGKILL after the grace period, and still returns.
+
+`RayTasks` is the controller's side: the same calls as `RayJobs` (submit, info, stop,
+logs) plus `wait`, which returns as soon as any job changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from sweepwise.dispatchers._ray_client import SubmissionTaken, one_line
+
+NAMESPACE = "sweepwise"
+"""The Ray namespace of the supervisor actors."""
+
+_LOG_TAIL = 64 * 1024  # bytes of a finished job's log kept for `sweepwise logs` off the node
+_CALL_TIMEOUT = 60.0  # seconds to wait for the supervisor's answer before the cluster counts as unreachable
+_KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL of a cancelled job
+
+
+def supervisor_name(prefix: str) -> str:
+    """The supervisor actor's name, from the experiment's submission-id prefix."""
+    return f"{prefix}supervisor"
+
+
+class TaskSupervisor:
+    """The actor that submits an experiment's jobs as tasks and keeps their records.
+
+    Records are in memory: when the actor dies, the tasks it owned die with it, and a
+    restarted controller finds a new, empty actor and reports each submitted job lost.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._logs: dict[str, str] = {}
+        self._refs: dict[str, Any] = {}
+        self._follows: set[asyncio.Task[None]] = set()
+        self._version = 0
+        self._changed: asyncio.Event | None = None
+        self._task: Any = None
+
+    def _bump(self) -> None:
+        self._version += 1
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def submit(self, sid: str, payload: dict[str, str], options: dict[str, Any]) -> bool:
+        """Submit the job `sid` as a task, unless it was submitted before; False then."""
+        if sid in self._jobs:
+            return False
+        import ray
+
+        if self._task is None:
+            self._task = ray.remote(run_task)
+        me = ray.get_runtime_context().current_actor
+        # max_retries=0: Ray must never run a job a second time on its own (a crashed worker's
+        # job is failed, and the lifecycle decides: docs/design.md, "The crash-safety protocol").
+        ref = self._task.options(**options, max_retries=0, name=sid).remote(payload, sid, me)
+        self._jobs[sid] = {"status": "PENDING", "submitted_at": time.time()}
+        self._refs[sid] = ref
+        follow = asyncio.get_running_loop().create_task(self._follow(sid, ref))
+        self._follows.add(follow)
+        follow.add_done_callback(self._follows.discard)
+        self._bump()
+        return True
+
+    async def started(self, sid: str, at: float) -> None:
+        """The task `sid` says its job starts."""
+        record = self._jobs.get(sid)
+        if record is not None and record["status"] == "PENDING":
+            record.update(status="RUNNING", started_at=at)
+            self._bump()
+
+    async def _follow(self, sid: str, ref: Any) -> None:
+        from ray import exceptions
+
+        record = self._jobs[sid]
+        try:
+            outcome = dict(await ref)
+            self._logs[sid] = str(outcome.pop("log", "") or "")
+            record.update(status="FINISHED", outcome=outcome)
+        except exceptions.TaskCancelledError:
+            record.update(status="STOPPED")
+        except exceptions.NodeDiedError as exc:
+            record.update(status="LOST", message=one_line(exc))
+        except Exception as exc:  # the task raised, its worker died (OOM...), or Ray failed
+            record.update(status="FAILED", message=f"{type(exc).__name__}: {one_line(exc)}")
+        record["ended_at"] = time.time()
+        self._refs.pop(sid, None)
+        self._bump()
+
+    async def infos(self, sids: list[str]) -> tuple[int, dict[str, dict[str, Any] | None]]:
+        """The version of the records, and the record of each job (None: never submitted here)."""
+        return self._version, {sid: self._jobs.get(sid) for sid in sids}
+
+    async def wait(self, version: int, timeout: float) -> int:
+        """Return the records' version once it is past `version`, or after `timeout` seconds."""
+        if self._version <= version:
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout)
+            except TimeoutError:
+                pass
+        return self._version
+
+    async def stop(self, sid: str) -> bool:
+        """Cancel the task of job `sid`; False when it has ended or is unknown."""
+        ref = self._refs.get(sid)
+        if ref is None:
+            return False
+        import ray
+
+        ray.cancel(ref)
+        return True
+
+    async def logs(self, sid: str) -> str | None:
+        """The end of a finished job's log; None while it runs or when it is unknown."""
+        return self._logs.get(sid)
+
+    async def ids(self) -> list[str]:
+        """Every job submitted here, in order."""
+        return list(self._jobs)
+
+
+def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str, Any]:
+    """The Ray task of one job: run it on this node and return its end (see the module docstring).
+
+    Args:
+        payload: the job protocol's variables (`sweepwise.runtime.remote`) and the job's env.
+        sid: the job's submission id.
+        supervisor: the `TaskSupervisor` actor's handle, told when the job starts.
+    """
+    from sweepwise.core.errors import ConfigError
+    from sweepwise.runtime.remote import prepare_job
+    from sweepwise.runtime.supervise import Supervisor
+
+    try:
+        job, plan = prepare_job({**os.environ, **payload})
+    except (ConfigError, OSError) as exc:
+        error = f"cannot prepare the job on its Ray node: {exc}"
+        return {"exit_code": 2, "error": error, "ended_at": time.time()}
+    supervisor.started.remote(sid, time.time())
+    supervision = Supervisor(
+        plan.argv,
+        os.fspath(plan.cwd),
+        plan.env,
+        os.fspath(plan.log_path),
+        os.fspath(plan.status_path),
+        os.fspath(plan.run_dir),
+        plan.job_name,
+        5.0,
+        None,
+        job.timeout,
+        status_extra={
+            # The supervisor is this Ray worker, which outlives the job: its pid says nothing
+            # of the job's life, and signalling it would kill the worker, not the job.
+            "supervisor_pid": None,
+            "supervisor_start": None,
+            "ray_worker_pid": os.getpid(),
+        },
+    )
+    codes: list[int] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            codes.append(supervision.run())
+        finally:
+            done.set()
+
+    # Not `Thread.join`: a KeyboardInterrupt inside it can leave `is_alive()` False while the
+    # thread still runs (a CPython race); an Event's wait survives the interruption.
+    threading.Thread(target=run, daemon=True).start()
+    cancelled_at: float | None = None
+    while not done.is_set():
+        try:
+            done.wait(0.5)
+            if cancelled_at is not None and time.monotonic() - cancelled_at > _KILL_GRACE:
+                supervision.cancel(signal.SIGKILL)
+        except KeyboardInterrupt:  # ray.cancel: stop the job, then return its end
+            if cancelled_at is None:
+                cancelled_at = time.monotonic()
+                supervision.cancel(signal.SIGTERM)
+    return _outcome(job.run_id, job.type, job.attempt, plan, sid, codes[0] if codes else -1)
+
+
+def _outcome(run_id: str, job_type: Any, attempt: int, plan: Any, sid: str, code: int) -> dict[str, Any]:
+    """The fields of the job's FINISHED event, judged from its files, and the end of its log."""
+    from sweepwise.dispatchers._job_files import JobFiles
+    from sweepwise.runtime.results import read_status
+
+    class _Files(JobFiles):
+        @property
+        def dispatch_id(self) -> str:
+            return sid
+
+    files = _Files(run_id, job_type, plan.run_dir, time.time(), attempt)
+    status = read_status(os.fspath(plan.status_path))
+    if status is None or status.get("state") != "exited":  # its final status could not be written
+        status = {"exit_code": code, "ended_at": time.time()}
+    event = files.finished_event(status)
+    try:
+        with open(plan.log_path, "rb") as handle:
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - _LOG_TAIL))
+            log = handle.read().decode(errors="replace")
+    except OSError:
+        log = ""
+    return {
+        "exit_code": event.exit_code,
+        "result": event.result,
+        "error": event.error,
+        "timed_out": event.timed_out,
+        "ended_at": event.at,
+        "started_at": status.get("started_at"),
+        "log": log,
+    }
+
+
+class RayTasks:
+    """The controller's calls to the experiment's `TaskSupervisor` (made or found on connecting).
+
+    Args:
+        address: the cluster (`auto`, `host:6379`, `ray://host:10001`); None: the one
+            running on this machine, else a new one started in this process.
+        name: the supervisor actor's name (`supervisor_name`).
+
+    Raises:
+        ConfigError: Ray is not installed, or the cluster cannot be joined.
+    """
+
+    def __init__(self, address: str | None, name: str) -> None:
+        self._ray = _join(address)
+        self._name = name
+        self._actor = self._find_actor()
+        self.address = address or "this machine's Ray cluster"
+
+    def _find_actor(self) -> Any:
+        actor = self._ray.remote(TaskSupervisor)
+        return actor.options(
+            name=self._name,
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            num_cpus=0,
+            max_concurrency=1000,
+            max_restarts=0,
+        ).remote()
+
+    def _call(self, method: str, *args: Any, timeout: float = _CALL_TIMEOUT) -> Any:
+        """Call the supervisor; one that died is replaced by a new (empty) one and called again."""
+        from ray import exceptions
+
+        try:
+            return self._ray.get(getattr(self._actor, method).remote(*args), timeout=timeout)
+        except exceptions.RayActorError:
+            self._actor = self._find_actor()
+            return self._ray.get(getattr(self._actor, method).remote(*args), timeout=timeout)
+
+    def submit(self, sid: str, payload: dict[str, str], options: dict[str, Any]) -> None:
+        """Submit the job `sid` as a task.
+
+        Raises:
+            SubmissionTaken: the supervisor has a job `sid` already.
+        """
+        if not self._call("submit", sid, payload, options):
+            raise SubmissionTaken(sid)
+
+    def infos(self, sids: list[str]) -> tuple[int, dict[str, dict[str, Any] | None]]:
+        """The records' version and each job's record (None: the supervisor never had it)."""
+        version, records = self._call("infos", list(sids))
+        return int(version), dict(records)
+
+    def info(self, sid: str) -> dict[str, Any] | None:
+        """The job's record; None when the supervisor never had it."""
+        return self.infos([sid])[1].get(sid)
+
+    def wait(self, version: int, timeout: float) -> int:
+        """The records' version, once past `version` or after `timeout` seconds."""
+        return int(self._call("wait", version, timeout, timeout=timeout + _CALL_TIMEOUT))
+
+    def stop(self, sid: str) -> bool:
+        """Cancel the job's task; False when it had ended or is unknown."""
+        return bool(self._call("stop", sid))
+
+    def logs(self, sid: str) -> str | None:
+        """The end of a finished job's log, as its node read it."""
+        text = self._call("logs", sid)
+        return None if text is None else str(text)
+
+    def submission_ids(self) -> list[str]:
+        """Every job the supervisor has, in order."""
+        return [str(sid) for sid in self._call("ids")]
+
+    def close(self) -> None:
+        """End the supervisor actor (every job of the experiment is settled)."""
+        try:
+            self._ray.kill(self._actor, no_restart=True)
+        except Exception:  # already gone, or the cluster is: nothing to end
+            pass
+
+
+def _join(address: str | None) -> Any:
+    """`ray`, with this process joined to the cluster at `address` as a driver.
+
+    Raises:
+        ConfigError: Ray is not installed, `address` is a dashboard URL, or the cluster
+            cannot be joined.
+    """
+    from sweepwise.core.errors import ConfigError
+    from sweepwise.dispatchers._ray_client import EXTRA
+
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("dispatcher", f"Ray is not installed: run {EXTRA}") from None
+    if address is not None and address.startswith(("http://", "https://")):
+        raise ConfigError(
+            "dispatcher.address",
+            f"{address!r} is the dashboard's URL; jobs run as Ray tasks need the cluster's address "
+            "(auto, host:6379 or ray://host:10001): set it here and the URL as dashboard_address",
+        )
+    if ray.is_initialized():
+        return ray
+    settings: dict[str, Any] = {
+        "namespace": NAMESPACE,
+        "log_to_driver": False,
+        "configure_logging": False,
+    }
+    try:
+        try:
+            ray.init(address=address or "auto", **settings)
+        except ConnectionError:
+            if address is not None:
+                raise
+            ray.init(include_dashboard=True, **settings)  # no cluster here: one in this process
+    except Exception as exc:  # Ray raises ConnectionError, ValueError, RuntimeError...
+        raise ConfigError(
+            "dispatcher.address",
+            f"cannot join the Ray cluster at {address or 'auto'!r} ({one_line(exc)}); start it "
+            "(ray start --head) or fix the address",
+        ) from None
+    return ray
+
+
+__all__ = ["NAMESPACE", "RayTasks", "TaskSupervisor", "run_task", "supervisor_name"]
