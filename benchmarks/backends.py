@@ -11,7 +11,10 @@ at the end by its own processes' ids) and prints one table:
    with each job a Ray job (`mode: job`, the Jobs API), beside the same script as bare Ray
    jobs (no claim, store or controller): the floor under that mode;
 2. width: 100 jobs sleeping 1 s, 8 at a time, as Ray tasks (each reserving half a CPU,
-   so that 8 fit on the 4-CPU cluster), against the ideal 100 / 8 x 1 s;
+   so that 8 fit on the 4-CPU cluster), against the ideal 100 / 8 x 1 s. A sweep of 16
+   trivial jobs 8 at a time runs first, so that the cluster has 8 warm workers, as a
+   cluster that has run a sweep has (its time is shown: Ray starting 8 worker processes
+   on this machine);
 3. SLURM (unless `--no-slurm`): 50 trivial trials through sweepwise's SLURM dispatcher against
    a bare `sbatch --wrap true` loop at the same width (`_slurm_bench.slurm_rows`; needs the
    running SLURM that `.ci/start-slurm` starts).
@@ -160,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             f"sweepwise / floor = {as_jobs / floor:.2f}",
         )
         print("2. width", file=sys.stderr)
+        warm = sweepwise_processes(work, TRIVIAL, 16, 8, "ray-warm-up", {**tasks, "num_cpus": 0.5})
+        row("width", "warm-up: 16 trivial tasks, 8 at a time (0.5 CPU each)", f"{warm:.1f} s")
         wall = sweepwise_processes(work, SLEEPER, n_sleep, 8, "ray-sleepers", {**tasks, "num_cpus": 0.5})
         ideal = n_sleep / 8 * 1.0
         row(

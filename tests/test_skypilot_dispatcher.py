@@ -31,7 +31,13 @@ from sweepwise.core.lifecycle import TrialRecord, apply_event
 from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.core.status import JobStatus
 from sweepwise.dispatchers import DispatcherType, available_dispatchers, make_dispatcher
-from sweepwise.dispatchers._sky_client import QUEUE_FIELDS, LaunchOutcome, LaunchState, sky_client
+from sweepwise.dispatchers._sky_client import (
+    LAUNCH_REQUEST,
+    QUEUE_FIELDS,
+    LaunchOutcome,
+    LaunchState,
+    sky_client,
+)
 from sweepwise.dispatchers.skypilot import STATUS_PHASES, SkyPhase, SkyPilotDispatcher
 
 EXPERIMENT = "demo"
@@ -81,6 +87,7 @@ class FakeSkyApi:
         self.sky = sky
         self.auto_submit = auto_submit
         self.launched: list[tuple[Any, str]] = []
+        self.launch_times: dict[str, tuple[str, float]] = {}  # request id: (job name, when it was made)
         self.requests: dict[str, LaunchOutcome] = {}
         self.jobs: dict[int, dict[str, Any]] = {}
         self.logs_text: dict[int, str] = {}
@@ -112,6 +119,7 @@ class FakeSkyApi:
         self._check()
         request_id = f"request-{len(self.launched) + 1}"
         self.launched.append((task, name))
+        self.launch_times[request_id] = (name, time.time())
         self.requests[request_id] = LaunchOutcome(LaunchState.RUNNING)
         if self.auto_submit:
             self.requests[request_id] = LaunchOutcome(LaunchState.SUCCEEDED, job_id=self.submit(name))
@@ -120,6 +128,10 @@ class FakeSkyApi:
     def launch_outcome(self, request_id: str) -> LaunchOutcome:
         self._check()
         return self.requests.get(request_id, LaunchOutcome(LaunchState.UNKNOWN))
+
+    def launch_requests(self, name: str, since: float) -> list[str]:
+        self._check()
+        return [rid for rid, (named, at) in self.launch_times.items() if named == name and at >= since]
 
     def queue(self, name_prefix: str) -> list[Any]:
         self._check()
@@ -463,6 +475,31 @@ def test_a_claim_without_a_launch_is_set_aside_and_launched_once(sky: ModuleType
     assert json.loads(claim.read_text())["job_id"] == 2  # the new job, not the old one of that name
 
 
+def test_a_launch_taken_by_the_api_server_before_the_controller_died_is_not_launched_again(
+    sky: ModuleType, runs_root: Path
+) -> None:
+    # The controller died after SkyPilot's API server took the launch, before it wrote the
+    # request's id into the claim; the managed job is not in the queue yet (its jobs controller
+    # is being provisioned).
+    api = FakeSkyApi(sky, auto_submit=False)
+    first = _dispatcher(runs_root, api)
+    first.dispatch(_job())
+    claim = runs_root / EXPERIMENT / RUN / "train.dispatch.json"
+    record = json.loads(claim.read_text())
+    del record["request_id"]
+    claim.write_text(json.dumps(record))
+
+    restarted = _dispatcher(runs_root, api)
+    assert restarted.find(RUN, JobTypes.LAUNCH_TRAINING) == NAME
+    assert json.loads(claim.read_text())["request_id"] == "request-1"
+    assert restarted.dispatch(_job()) == NAME
+    assert [name for _, name in api.launched] == [NAME]  # launched once
+    assert _kinds(restarted.poll()) == [EventKind.HEARTBEAT]  # the launch is on its way
+    api.requests["request-1"] = LaunchOutcome(LaunchState.SUCCEEDED, job_id=api.submit(NAME))
+    api.set(1, sky.jobs.ManagedJobStatus.RUNNING)
+    assert EventKind.STARTED in _kinds(restarted.poll())
+
+
 def test_a_claim_of_another_incarnation_is_refused(sky: ModuleType, runs_root: Path) -> None:
     _dispatcher(runs_root, FakeSkyApi(sky)).dispatch(_job())
     other = SkyPilotDispatcher(runs_root, EXPERIMENT, incarnation="inc-2", client=FakeSkyApi(sky))
@@ -699,6 +736,20 @@ def test_the_client_calls_skypilot_as_its_api_takes(sky: ModuleType) -> None:
     def status_answer(request_ids: list[str], **arguments: Any) -> list[Any]:
         return [SimpleNamespace(status=statuses[i]) for i in request_ids if i in statuses]
 
+    now = time.time()
+
+    def launch_payload(request_id: str, name: str, at: float, body: str | None = None) -> Any:
+        text = json.dumps({"task": f"name: {name}\nrun: true\n", "name": name}) if body is None else body
+        return SimpleNamespace(request_id=request_id, name="jobs.launch", created_at=at, request_body=text)
+
+    every_request = [
+        launch_payload("old-launch", NAME, now - 86400),  # an older experiment's
+        launch_payload("our-launch", NAME, now),
+        launch_payload("other-launch", NAME + ".2", now),  # the second attempt's name
+        launch_payload("garbled-launch", NAME, now, body="{not json"),
+        SimpleNamespace(request_id="status-1", name="status", created_at=now, request_body="{}"),
+    ]
+
     def get_answer(request_id: str) -> Any:
         if request_id == "refused-request":
             raise ValueError("No cloud is enabled.\nRun: sky check")
@@ -709,9 +760,11 @@ def test_the_client_calls_skypilot_as_its_api_takes(sky: ModuleType) -> None:
         get=_Call(sky.get, get_answer),
         api_status=_Call(
             sky.api_status,
-            lambda request_ids, **_: [
-                SimpleNamespace(status=statuses[i]) for i in request_ids if i in statuses
-            ],
+            lambda request_ids=None, **_: (
+                every_request
+                if request_ids is None
+                else [SimpleNamespace(status=statuses[i]) for i in request_ids if i in statuses]
+            ),
         ),
         jobs=SimpleNamespace(
             launch=_Call(sky.jobs.launch, lambda **_: "launch-request"),
@@ -731,6 +784,14 @@ def test_the_client_calls_skypilot_as_its_api_takes(sky: ModuleType) -> None:
         LaunchState.FAILED, error="No cloud is enabled."
     )
     assert client.launch_outcome("forgotten-request") == LaunchOutcome(LaunchState.UNKNOWN)
+    assert client.launch_requests(NAME, now - 60) == ["our-launch"]
+    assert fake_sky.api_status.calls[-1] == {"all_status": True}
+    fields = set(sky.server.requests.payloads.RequestPayload.model_fields)
+    assert {"request_id", "name", "created_at", "request_body"} <= fields
+    assert "name" in sky.server.requests.payloads.JobsLaunchBody.model_fields
+    from sky.server.requests.request_names import RequestName
+
+    assert RequestName.JOBS_LAUNCH.value == LAUNCH_REQUEST
 
     assert client.queue("demo.") == [record]
     assert [call["refresh"] for call in fake_sky.jobs.queue_v2.calls] == [

@@ -1,11 +1,15 @@
-"""Jobs as Ray tasks, owned by one detached supervisor actor per experiment (docs/backends.md, "Ray").
+"""Jobs as Ray tasks, owned by one detached supervisor actor per cluster (docs/backends.md, "Ray").
 
 A Ray job costs a driver process and a second of the Jobs API's bookkeeping; a Ray task
 starts in milliseconds on a worker Ray keeps warm. But a task dies with the process that
 submitted it, and the controller must be free to die. So the controller never submits
-tasks itself: it asks `TaskSupervisor`, a named, detached actor of the experiment
-(`get_if_exists`, so every controller finds the same one), which submits each job as a
-task and keeps what became of it. A restarted controller asks the same actor again.
+tasks itself: it asks `TaskSupervisor`, a named, detached actor (`get_if_exists`, so every
+controller finds the same one), which submits each job as a task and keeps what became
+of it. A restarted controller asks the same actor again. One actor serves every
+experiment on the cluster (its records are keyed by submission id, which names the
+experiment and its incarnation), so the workers its tasks ran on stay warm from one
+sweep to the next: Ray's workers belong to whoever leased them, and a new actor per
+sweep would start a new set of worker processes, seconds each on a small machine.
 
 `run_task` is the task: it makes the job's run directory and files on its node, runs the
 job under sweepwise's supervisor (`sweepwise.runtime.supervise`) in a thread, and returns
@@ -32,14 +36,13 @@ from sweepwise.dispatchers._ray_client import SubmissionTaken, one_line
 NAMESPACE = "sweepwise"
 """The Ray namespace of the supervisor actors."""
 
-_LOG_TAIL = 64 * 1024  # bytes of a finished job's log kept for `sweepwise logs` off the node
+_LOG_TAIL = 16 * 1024  # bytes of a finished job's log kept for `sweepwise logs` off the node
 _CALL_TIMEOUT = 60.0  # seconds to wait for the supervisor's answer before the cluster counts as unreachable
 _KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL of a cancelled job
 
 
-def supervisor_name(prefix: str) -> str:
-    """The supervisor actor's name, from the experiment's submission-id prefix."""
-    return f"{prefix}supervisor"
+SUPERVISOR = "sweepwise-supervisor-1"
+"""The supervisor actor's name; its number changes when its methods do, so an older one is left alone."""
 
 
 class TaskSupervisor:
@@ -139,8 +142,18 @@ class TaskSupervisor:
         return self._logs.get(sid)
 
     async def ids(self) -> list[str]:
-        """Every job submitted here, in order."""
+        """Every job submitted here and not forgotten, in order."""
         return list(self._jobs)
+
+    async def forget(self, prefix: str) -> int:
+        """Drop the records of the ended jobs whose submission ids start with `prefix`; how many."""
+        ended = [
+            sid for sid, record in self._jobs.items() if sid.startswith(prefix) and sid not in self._refs
+        ]
+        for sid in ended:
+            del self._jobs[sid]
+            self._logs.pop(sid, None)
+        return len(ended)
 
 
 def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str, Any]:
@@ -243,7 +256,7 @@ class RayTasks:
     Args:
         address: the cluster (`auto`, `host:6379`, `ray://host:10001`); None: the one
             running on this machine, else a new one started in this process.
-        name: the supervisor actor's name (`supervisor_name`).
+        name: the supervisor actor's name (`SUPERVISOR`).
 
     Raises:
         ConfigError: Ray is not installed, or the cluster cannot be joined.
@@ -312,12 +325,9 @@ class RayTasks:
         """Every job the supervisor has, in order."""
         return [str(sid) for sid in self._call("ids")]
 
-    def close(self) -> None:
-        """End the supervisor actor (every job of the experiment is settled)."""
-        try:
-            self._ray.kill(self._actor, no_restart=True)
-        except Exception:  # already gone, or the cluster is: nothing to end
-            pass
+    def forget(self, prefix: str) -> None:
+        """Drop the supervisor's records of the ended jobs whose ids start with `prefix` (a sweep's)."""
+        self._call("forget", prefix)
 
 
 def _join(address: str | None) -> Any:
@@ -363,4 +373,4 @@ def _join(address: str | None) -> Any:
     return ray
 
 
-__all__ = ["NAMESPACE", "RayTasks", "TaskSupervisor", "run_task", "supervisor_name"]
+__all__ = ["NAMESPACE", "SUPERVISOR", "RayTasks", "TaskSupervisor", "run_task"]

@@ -165,7 +165,7 @@ class RayWatch:
         return events
 
     def task_events(self, record: dict[str, Any] | None, address: str) -> list[JobEvent]:
-        """The events of a job run as a Ray task, from its record in the experiment's supervisor actor.
+        """The events of a job run as a Ray task, from its record in the supervisor actor.
 
         A job the supervisor never had was lost with an earlier supervisor (the cluster or the
         actor was restarted). A finished task carries its FINISHED event's fields, judged from

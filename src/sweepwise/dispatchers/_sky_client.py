@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import io
+import json
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
@@ -31,6 +32,8 @@ QUEUE_FIELDS = (
 """The fields of a managed job's record the dispatcher reads (`sky.jobs.queue_v2(fields=...)`)."""
 
 _ACTIVE_REQUEST = frozenset({"PENDING", "WAITING", "RUNNING"})
+LAUNCH_REQUEST = "jobs.launch"
+"""The name the API server gives a `sky.jobs.launch` request."""
 
 
 def import_sky() -> ModuleType:
@@ -89,6 +92,10 @@ class SkyClient(Protocol):
         """This user's managed jobs whose names start with `name_prefix` (`sky.jobs.queue_v2` records)."""
         ...
 
+    def launch_requests(self, name: str, since: float) -> list[str]:
+        """Ids of the API server's `jobs.launch` requests for the managed job `name` made since `since`."""
+        ...
+
     def cancel(self, name: str, job_id: int | None = None) -> None:
         """Cancel the managed job `job_id`, or the unfinished one named `name` when the id is unknown."""
         ...
@@ -121,6 +128,20 @@ class _SkyClient:
         if status != "SUCCEEDED":
             return LaunchOutcome(LaunchState.FAILED, error=f"the launch request ended {status}")
         return LaunchOutcome(LaunchState.SUCCEEDED, job_id=_job_id(value))
+
+    def launch_requests(self, name: str, since: float) -> list[str]:
+        found: list[str] = []
+        for request in self._sky.api_status(all_status=True):
+            created_at = getattr(request, "created_at", None) or 0.0
+            if getattr(request, "name", None) != LAUNCH_REQUEST or created_at < since:
+                continue
+            try:
+                body = json.loads(getattr(request, "request_body", "") or "{}")
+            except ValueError:
+                continue
+            if isinstance(body, dict) and body.get("name") == name:
+                found.append(str(request.request_id))
+        return found
 
     def queue(self, name_prefix: str) -> list[Any]:
         def ask(refresh: bool) -> Any:

@@ -3,9 +3,9 @@
 `mode` says which (`_ray_job.route`): `auto` (the default) runs Python callables (a
 recipe's entrypoint, the Ax facade's function objective) as Ray tasks and commands as Ray
 jobs; `task` runs every job on one node as a task; `job` every job as a Ray job. A job
-on several nodes is always a Ray job. Tasks are owned by the experiment's detached
-supervisor actor (`_ray_tasks`), so they outlive the controller; their life is read
-from that actor, and their end was judged on their node from the job's files.
+on several nodes is always a Ray job. Tasks are owned by a detached supervisor actor
+(`_ray_tasks`), so they outlive the controller; their life is read from that actor, and
+their end was judged on their node from the job's files.
 
 A job becomes one Ray job (or task) whose submission id is
 `sweepwise-<experiment>-<incarnation>-<run id>-<job>` (`train`, `eval`, `train.2`: the
@@ -56,7 +56,7 @@ from sweepwise.dispatchers._ray_job import (
     submission_id,
     task_request,
 )
-from sweepwise.dispatchers._ray_tasks import RayTasks, supervisor_name
+from sweepwise.dispatchers._ray_tasks import SUPERVISOR, RayTasks
 from sweepwise.dispatchers._ray_watch import (
     STATUS_PHASES,
     JobRecord,
@@ -155,7 +155,7 @@ class RayDispatcher:
         self._tasks_client: RayTasks | None = None
         self._task_version = -1
         if self._options.mode == "task":
-            self._tasks_client = RayTasks(address, supervisor_name(self._prefix))
+            self._tasks_client = RayTasks(address, SUPERVISOR)
         else:
             self._jobs_client = connect(address, dashboard_address)
         self._poll_interval = float(poll_interval)
@@ -182,15 +182,18 @@ class RayDispatcher:
 
     @property
     def _tasks(self) -> RayTasks:
-        """The experiment's supervisor actor, joined on first use."""
+        """The cluster's supervisor actor of tasks, joined on first use."""
         if self._tasks_client is None:
-            self._tasks_client = RayTasks(self._address, supervisor_name(self._prefix))
+            self._tasks_client = RayTasks(self._address, SUPERVISOR)
         return self._tasks_client
 
     def end_sweep(self) -> None:
-        """End the experiment's supervisor actor: the sweep is complete, every job settled."""
+        """Drop the supervisor actor's records of this sweep's tasks: every job is settled."""
         if self._tasks_client is not None:
-            self._tasks_client.close()
+            try:
+                self._tasks_client.forget(self._prefix)
+            except Exception as exc:  # Ray raises many types: the records stay, no harm done
+                logger.warning("cannot tidy the Ray supervisor's records of this sweep: %s", one_line(exc))
 
     # -- names and files -----------------------------------------------------------------
 
@@ -286,7 +289,7 @@ class RayDispatcher:
         return sid
 
     def _known(self, sid: str, how: str) -> bool:
-        """Whether the cluster (for a task: the experiment's supervisor) has the job `sid`."""
+        """Whether the cluster (for a task: the supervisor actor) has the job `sid`."""
         if how == "task":
             return self._tasks.info(sid) is not None
         return self._jobs.info(sid) is not None

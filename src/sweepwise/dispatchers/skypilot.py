@@ -11,7 +11,8 @@ Crash safety, as the local dispatcher's: before anything is launched, the job's 
 request's id, then the managed job's id, are added to it. A restarted controller finds
 the job by its claim and SkyPilot's managed-jobs queue, and never launches it twice; a
 claim with no launch recorded (the controller stopped in between) is settled by asking
-the queue for a job of that name submitted since the claim.
+the queue for a job of that name submitted since the claim, then the API server for a
+`jobs.launch` request of that name made since the claim (a launch on its way).
 
 A job's life comes from the queue (`ManagedJobStatus`, `STATUS_PHASES`): queued and
 running jobs give heartbeats (SkyPilot's controller is watching them), a finished one its
@@ -56,6 +57,8 @@ from sweepwise.dispatchers.launch import run_dir_for
 from sweepwise.runtime import DISPATCH, LOG, job_file, job_stem, parse_stem
 
 logger = logging.getLogger(__name__)
+
+_CLOCK_SKEW = 300.0  # seconds the API server's clock may be behind this machine's
 
 _RESULT_TAIL = 2000  # log lines read for a finished job's result
 _FAILURE_TAIL = 50  # log lines read for a failed job's last output
@@ -261,9 +264,11 @@ class SkyPilotDispatcher:
     def find(self, run_id: str, job_type: JobTypes, attempt: int = 1) -> str | None:
         """The dispatch id of the job if it was ever launched (or claimed), else None.
 
-        A claim with no launch recorded is settled by SkyPilot's queue: a managed job of
-        the job's name submitted since the claim is the job (its id is recorded); with
-        none, the claim is set aside and None returned, for the job to be launched anew.
+        A claim with no launch recorded is settled by SkyPilot: a managed job of the job's
+        name submitted since the claim is the job (its id is recorded), and so is a
+        `jobs.launch` request for that name the API server took since the claim (its id is
+        recorded; the job may not be in the queue yet). With neither, the claim is set
+        aside and None returned, for the job to be launched anew.
 
         Raises:
             DispatchError: the claim is of another experiment incarnation, or the queue
@@ -288,6 +293,17 @@ class SkyPilotDispatcher:
         found = pick([r for r in records if r.name == name], None, claimed_at)
         if found is not None:
             update_claim(path, self._incarnation, job_id=found.job_id)
+            return name
+        # Not in the queue yet: a launch the API server accepted may still be on its way (its
+        # jobs controller being provisioned), and launching again would run the job twice.
+        try:
+            requests = self._client.launch_requests(name, claimed_at - _CLOCK_SKEW)
+        except Exception as exc:  # SkyPilot raises many types; without the requests nothing is settled
+            raise DispatchError(
+                f"run {run_id}: cannot ask SkyPilot's API server about {name}: {one_line(exc)}"
+            ) from exc
+        if requests:
+            update_claim(path, self._incarnation, request_id=requests[0])
             return name
         logger.info(
             "run %s: the %s job was claimed but never launched; it will be launched now", run_id, stem
