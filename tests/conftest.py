@@ -46,6 +46,7 @@ def status_json(cwd: Path, experiment: str) -> dict[str, Any]:
 
 # A train job that counts itself in a marker file, fails on request and reports a result;
 # and an eval job that counts itself and scores the run from what the train job left.
+# TRAIN_SLEEP: seconds the train job sleeps; TRAIN_GATE: a file it waits for (at most 120 s).
 TRAIN = textwrap.dedent(
     """
     import json, os, sys, time
@@ -54,6 +55,9 @@ TRAIN = textwrap.dedent(
     with open(os.path.join(os.environ["MARKERS"], "train.txt"), "a") as f:
         f.write(os.environ["SWEEPWISE_RUN_ID"] + "\\n")
     time.sleep(float(os.environ.get("TRAIN_SLEEP", "0")))
+    gate, deadline = os.environ.get("TRAIN_GATE"), time.time() + 120
+    while gate and not os.path.exists(gate) and time.time() < deadline:
+        time.sleep(0.02)
     x = float(params["x"])
     if x > float(os.environ.get("FAIL_ABOVE", "2")):
         print("training diverged: loss is nan")

@@ -115,6 +115,7 @@ def test_function_objective_with_an_ax_experiment(tmp_path: Path) -> None:
     assert len(json.loads(status.stdout)["runs"]) == 6
 
 
+@pytest.mark.slow  # fits a model per trial; the other tests here run Ax's random search
 def test_botorch_client_finds_a_good_point(tmp_path: Path) -> None:
     client = make_client(method="fast", budget=4)
     scheduler = AxScheduler(client, LocalRunner(n_jobs=2), config(tmp_path))
@@ -437,6 +438,7 @@ def test_a_multi_objective_experiment_is_ranked_by_its_first_objective(tmp_path:
     assert best["score"] == pytest.approx(lowest_b.result["b"])  # type: ignore[index]
 
 
+@pytest.mark.slow  # trials in flight: test_local_runner_keeps_its_capacity_in_flight, in the fast subset
 def test_max_concurrent_trials_caps_the_trials_in_flight(tmp_path: Path) -> None:
     options = config(tmp_path, max_concurrent_trials=2)
     with AxScheduler(make_client(), LocalRunner(n_jobs=4), options) as scheduler:

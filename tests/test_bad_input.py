@@ -34,8 +34,15 @@ CASES: list[tuple[str, dict[str, Any], list[str], str]] = [
     ("unknown optimizer", {"optimizer": {"type": "magic"}}, [], "optimizer.type"),
 ]
 
+FAST_CASES = {"unknown scheduler", "min >= max", "missing command"}
+"""The cases the fast subset runs (a subprocess each); the full suite runs them all."""
 
-@pytest.mark.parametrize(("case", "overrides", "words", "field"), CASES, ids=[c[0] for c in CASES])
+
+@pytest.mark.parametrize(
+    ("case", "overrides", "words", "field"),
+    [case if case[0] in FAST_CASES else pytest.param(*case, marks=pytest.mark.slow) for case in CASES],
+    ids=[case[0] for case in CASES],
+)
 def test_bad_spec_is_one_line_exit_2_and_nothing_written(
     tmp_path: Path,
     make_sweep: Callable[..., Path],
@@ -63,6 +70,7 @@ def test_malformed_yaml(tmp_path: Path) -> None:
     assert not (tmp_path / "sweepwise.db").exists()
 
 
+@pytest.mark.slow  # tests/test_cli_reading.py checks the same suggestion in the fast subset
 def test_unknown_cli_word_suggests_the_closest_key(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
     result = cli("run", str(make_sweep()), "max_trails=3", cwd=tmp_path)
     assert result.returncode == 2 and "did you mean max_trials" in result.stderr

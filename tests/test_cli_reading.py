@@ -144,10 +144,11 @@ def test_sigterm_and_sighup_stop_the_controller_as_ctrl_c_does(
     tmp_path: Path, make_sweep: Callable[..., Path], signum: signal.Signals
 ) -> None:
     markers_dir = tmp_path / "markers"
+    gate = tmp_path / "gate"  # the train job ends once it exists: after the controller has stopped
     spec = make_sweep(
         "stopped",
         scheduler={"type": "batched_synced", "max_trials": 1, "batch_size": 1},
-        train={"cmd": ["python", "train.py"], "env": {"MARKERS": str(markers_dir), "TRAIN_SLEEP": "3"}},
+        train={"cmd": ["python", "train.py"], "env": {"MARKERS": str(markers_dir), "TRAIN_GATE": str(gate)}},
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
@@ -160,10 +161,12 @@ def test_sigterm_and_sighup_stop_the_controller_as_ctrl_c_does(
     try:
         wait_for(lambda: markers(tmp_path, "train"), "the train job to start")
         proc.send_signal(signum)
-        _, stderr = proc.communicate(timeout=60)
+        proc.wait(timeout=60)  # the job holds the controller's stderr open until the gate opens
     finally:
         if proc.poll() is None:
             proc.kill()
+        gate.touch()
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, stderr
     assert stderr.strip().splitlines()[-1] == (
         "interrupted: jobs keep running; run the same command again to resume"

@@ -173,7 +173,7 @@ def test_the_command_is_not_looked_up_on_this_machine(tmp_path: Path) -> None:
 # -- load-time checks: one line naming the field, exit code 2, nothing written ----------------
 
 
-@pytest.mark.parametrize(
+@pytest.mark.parametrize(  # a subprocess each: the fast subset runs the first two
     ("container", "line"),
     [
         (
@@ -186,20 +186,27 @@ def test_the_command_is_not_looked_up_on_this_machine(tmp_path: Path) -> None:
             "error: train.container.mounts[1]: expected host:container or host:container:ro (got 'data'), "
             "e.g. ./data:/data:ro",
         ),
-        (
+        pytest.param(
             {"image": "img:1", "mounts": ["./Data:data"]},
             "error: train.container.mounts[0]: the container path 'data' is relative; "
             "give an absolute path such as /data",
+            marks=pytest.mark.slow,
         ),
-        (
+        pytest.param(
             {"image": "img:1", "mounts": ["/a:/a:rx"]},
             "error: train.container.mounts[0]: unknown mount mode 'rx' in '/a:/a:rx'; use ro or rw",
+            marks=pytest.mark.slow,
         ),
-        (
+        pytest.param(
             {"image": "img:1", "workdir": "code"},
             "error: train.container.workdir: 'code' is relative; give an absolute path inside the container",
+            marks=pytest.mark.slow,
         ),
-        ({"runtime": "docker"}, "error: train.container.image: is required; add it to the spec"),
+        pytest.param(
+            {"runtime": "docker"},
+            "error: train.container.image: is required; add it to the spec",
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_a_bad_container_is_refused_before_anything_is_written(
@@ -276,6 +283,7 @@ def _spec(tmp_path: Path, train_options: list[str]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow  # two sweeps; the command lines are checked above, in the fast subset
 def test_a_sweep_runs_in_containers_and_a_restarted_controller_starts_the_same_ones(tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text(TRAIN)
     (tmp_path / "eval.py").write_text(EVAL)

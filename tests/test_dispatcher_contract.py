@@ -46,6 +46,9 @@ class TestLocalDispatcher(DispatcherContract):
         return make
 
 
+# The local dispatcher's processes again, per stage: the fast subset has TestLocalDispatcher, and
+# the staged routing with simulated stages (tests/test_staged_dispatcher.py).
+@pytest.mark.slow
 class TestStagedLocalDispatchers(DispatcherContract):
     @pytest.fixture(params=list(JobTypes), ids=lambda job_type: job_type.short)
     def job_type(self, request: pytest.FixtureRequest) -> JobTypes:

@@ -72,9 +72,8 @@ def test_an_eval_command_gets_the_suggestion_as_words_env_and_params_file(
         assert json.loads((run_dir / "eval.params.json").read_text()) == {"x": x, "episodes": 5}
 
 
-@pytest.mark.parametrize(
-    ("entrypoint", "factor"), [("evaluate", 10), pytest.param("evaluate_x", 100, marks=pytest.mark.slow)]
-)
+@pytest.mark.slow  # calling the function with the keys it takes: tests/test_runtime_call.py, fast
+@pytest.mark.parametrize(("entrypoint", "factor"), [("evaluate", 10), ("evaluate_x", 100)])
 def test_an_eval_function_gets_the_suggested_keys_it_takes(
     tmp_path: Path, make_sweep: Callable[..., Path], entrypoint: str, factor: int
 ) -> None:

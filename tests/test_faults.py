@@ -144,7 +144,8 @@ def test_case_02b_a_machine_that_slept_with_everything_on_it_kills_no_job(tmp_pa
 # -- 3 ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("new_store", ["db_deleted", pytest.param("other_store", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("new_store", ["db_deleted", "other_store"])
 def test_case_03_a_new_store_does_not_reuse_old_run_directories(tmp_path: Path, new_store: str) -> None:
     """A seedless sweep run again against an empty store is refused, not paired with old results."""
     spec = write_sweep(
@@ -310,6 +311,7 @@ def test_case_06_a_reboot_does_not_strand_the_sweep(tmp_path: Path) -> None:
 # -- 7 ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # tests/test_experiment_spec.py refuses the same spec in the fast subset
 def test_case_07_stale_after_below_two_heartbeats_is_refused(tmp_path: Path) -> None:
     spec = write_sweep(
         tmp_path,
@@ -450,6 +452,7 @@ def test_case_09_a_full_disk_stops_the_sweep_cleanly_and_a_rerun_finishes(
 # -- 10 --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # tests/test_timeouts.py runs a sweep with a hung job in the fast subset
 def test_case_10_a_hung_job_times_out(tmp_path: Path) -> None:
     """`train.timeout: 2`: the job that sleeps forever is killed, its run FAILED, the sweep ends."""
     spec = write_sweep(
@@ -474,6 +477,7 @@ def test_case_10_a_hung_job_times_out(tmp_path: Path) -> None:
 # -- 11 --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # tests/test_eval_params.py checks the same three ways in the fast subset
 def test_case_11_eval_jobs_get_the_hyperparameters(tmp_path: Path) -> None:
     spec = write_sweep(
         tmp_path,

@@ -49,6 +49,7 @@ def _wait_for_training(cwd: Path, proc: subprocess.Popen[bytes]) -> None:
     assert markers(cwd, "train"), "the first controller started no job"
 
 
+@pytest.mark.slow
 def test_a_controller_in_another_pid_namespace_keeps_the_lease(
     tmp_path: Path, make_sweep: Callable[..., Path]
 ) -> None:

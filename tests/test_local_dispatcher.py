@@ -65,7 +65,13 @@ def _drain(
     raise AssertionError(f"no {until} event for {run_id}; got {[e.kind for e in events]}")
 
 
-@pytest.fixture(params=["host", "fork", "spawn"])
+@pytest.fixture(  # the host is the default start method; the full suite runs all three
+    params=[
+        "host",
+        pytest.param("fork", marks=pytest.mark.slow),
+        pytest.param("spawn", marks=pytest.mark.slow),
+    ]
+)
 def method(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

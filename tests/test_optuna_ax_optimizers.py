@@ -78,11 +78,12 @@ def test_ax_gives_valid_suggestions_with_failures_and_pending() -> None:
     assert info.value.field == "optimizer.method"
 
 
+@pytest.mark.slow  # the optimizers' suggestions are checked in the fast subset above
 @pytest.mark.parametrize(
     "optimizer",
     [
         pytest.param({"type": "optuna", "sampler": "tpe", "seed": 1}, id="optuna"),
-        pytest.param({"type": "ax", "seed": 1}, id="ax", marks=pytest.mark.slow),
+        pytest.param({"type": "ax", "seed": 1}, id="ax"),
     ],
 )
 def test_quickstart_sweep_end_to_end(tmp_path: Path, make_sweep, optimizer: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import REPO, cli, markers, status_json
 from plugin_helpers import MARKED_DISPATCHERS, write_distribution
 
@@ -69,6 +71,7 @@ def test_a_dispatcher_registered_by_an_imported_module_runs_every_job(
     assert away.stdout.splitlines() == logs.stdout.splitlines()[1:]
 
 
+@pytest.mark.slow  # routing by stage: tests/test_staged_dispatcher.py, in the fast subset
 def test_the_eval_stage_runs_on_its_own_dispatcher(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
     marks = _plugged(tmp_path)
     spec = make_sweep(
@@ -97,6 +100,7 @@ def _wait_until(condition: Callable[[], object], what: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow  # `sweepwise cancel`: tests/test_cli_commands.py, in the fast subset
 def test_cancel_stops_each_job_through_the_dispatcher_of_its_stage(
     tmp_path: Path, make_sweep: Callable[..., Path]
 ) -> None:
@@ -142,6 +146,7 @@ def test_cancel_stops_each_job_through_the_dispatcher_of_its_stage(
     assert [row["status"] for row in _runs(tmp_path, "stopped")] == ["cancelled", "cancelled"]
 
 
+@pytest.mark.slow  # entry points: tests/test_registry.py, in the fast subset
 def test_a_recipe_takes_installed_dispatchers_per_stage_from_the_command_line(tmp_path: Path) -> None:
     shutil.copytree(REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("__pycache__"))
     site = write_distribution(

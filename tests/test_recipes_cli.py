@@ -98,19 +98,37 @@ def test_help_recipe_lists_parameters_and_overridable_fields(workdir: Path) -> N
     assert not list(workdir.glob("*.db"))
 
 
-@pytest.mark.parametrize(
+@pytest.mark.parametrize(  # a subprocess each: the fast subset runs four of them
     ("words", "message"),
     [
         (["batch_sise=2"], "batch_sise: unknown key; did you mean batch_size or scheduler.batch_size?"),
-        (["batch_size=two"], "batch_size: input should be a valid integer"),
-        (["batch_size=0"], "batch_size: input should be greater than or equal to 1"),
-        (["scheduler.batch_siz=2"], "scheduler.batch_siz: unknown field of BatchedSyncedSchedulerConfig"),
-        (["max_parallel=many"], "max_parallel: input should be a valid integer"),
+        pytest.param(
+            ["batch_size=two"], "batch_size: input should be a valid integer", marks=pytest.mark.slow
+        ),
+        pytest.param(
+            ["batch_size=0"], "batch_size: input should be greater than or equal to 1", marks=pytest.mark.slow
+        ),
+        pytest.param(
+            ["scheduler.batch_siz=2"],
+            "scheduler.batch_siz: unknown field of BatchedSyncedSchedulerConfig",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ["max_parallel=many"], "max_parallel: input should be a valid integer", marks=pytest.mark.slow
+        ),
         (["dispatcher_type=cloud"], "dispatcher_type: unknown dispatcher 'cloud'"),
-        (["recipe_module=examples.nope"], "scheduler.recipe_module: cannot import module 'examples.nope'"),
-        (["eval_entrypoint=evaluat"], "scheduler.eval_entrypoint: module 'examples.recipes.jobs' has no"),
+        pytest.param(
+            ["recipe_module=examples.nope"],
+            "scheduler.recipe_module: cannot import module 'examples.nope'",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ["eval_entrypoint=evaluat"],
+            "scheduler.eval_entrypoint: module 'examples.recipes.jobs' has no",
+            marks=pytest.mark.slow,
+        ),
         (["parameters.trainer.lr.min=-1"], "scheduler.parameters.trainer.lr"),
-        (["experiment_id=bad/name"], "scheduler.experiment_id: "),
+        pytest.param(["experiment_id=bad/name"], "scheduler.experiment_id: ", marks=pytest.mark.slow),
         (["batch_size"], "batch_size: expected key=value"),
     ],
 )

@@ -246,6 +246,7 @@ def test_help_lists_the_parts_installed_plug_ins_add(tmp_path: Path) -> None:
     assert "Stores (URL schemes): doorstore, mysql, postgresql, sqlite." in text
 
 
+@pytest.mark.slow  # a whole sweep; the entry points themselves are checked above, in the fast subset
 def test_a_store_url_reaches_a_plug_in_store(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
     site = _distribution(tmp_path / "site")
     env = _door_env(site, tmp_path)

@@ -108,6 +108,7 @@ def _sweep(tmp_path: Path, max_trials: int, batch_size: int) -> tuple[SQLStore, 
     )
 
 
+@pytest.mark.slow  # 1,300 trials; the bound itself: the RunList tests above, in the fast subset
 def test_a_long_sweep_keeps_a_bounded_number_of_runs_and_returns_them_all(tmp_path: Path) -> None:
     sql, config = _sweep(tmp_path, 1300, 16)
     clock = VirtualClock()

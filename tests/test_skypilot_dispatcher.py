@@ -651,6 +651,7 @@ def test_a_node_runs_the_job_and_its_log_ends_with_the_result(
     assert finished.succeeded and finished.result == {"score": 0.5, "lr": "0.1; rm -rf / $(x)"}
 
 
+@pytest.mark.slow  # a node running a job: the test above, in the fast subset
 def test_a_node_reports_a_failure_and_only_rank_0_the_result(
     sky: ModuleType, runs_root: Path, tmp_path: Path
 ) -> None:

@@ -136,6 +136,7 @@ def test_a_full_disk_stops_the_sweep_with_one_line_and_a_rerun_finishes_it(
     assert set(markers(sweep, "eval")) == run_ids
 
 
+@pytest.mark.slow
 def test_a_deleted_store_file_stops_the_sweep_with_one_line(sweep: Path) -> None:
     db = sweep / "sweepwise.db"
     proc = start_run(sweep, f"sqlite:///{db}")

@@ -90,6 +90,7 @@ def test_a_job_past_its_timeout_is_stopped_and_fails(
     assert not process_alive(status["pid"])
 
 
+@pytest.mark.slow  # SIGKILL after the grace period: test_exec_timeout, in the fast subset
 def test_a_job_that_ignores_sigterm_is_killed_after_the_grace_period(
     make: Callable[..., LocalDispatcher], runs_root: Path
 ) -> None:
@@ -111,10 +112,11 @@ def test_a_job_under_its_timeout_is_unaffected(make: Callable[..., LocalDispatch
     assert _status(runs_root, "quick")["timed_out"] is False
 
 
+@pytest.mark.slow  # cancel and timeout each have a test in the fast subset
 def test_cancel_and_timeout_at_once_say_cancelled_and_keep_both_flags(
     make: Callable[..., LocalDispatcher], runs_root: Path
 ) -> None:
-    dispatcher = make(grace_period=2)
+    dispatcher = make(grace_period=1)
     dispatch_id = dispatcher.dispatch(
         JobDefinition(run_id="both", cmd=["python", "-c", NOTE_TERM], timeout=0.5)
     )
@@ -245,12 +247,12 @@ def _job_status(tmp_path: Path, run_id: str, job: str) -> dict[str, Any]:
 def test_a_hung_train_job_fails_its_run_and_the_sweep_ends(
     tmp_path: Path, sweep: Callable[..., Path]
 ) -> None:
-    spec = sweep(train={"cmd": ["python", "hang.py"], "timeout": 2})
+    spec = sweep(train={"cmd": ["python", "hang.py"], "timeout": 1})
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=120)
     assert result.returncode == 1, result.stderr  # no trial completed
     row = _only_run(tmp_path)
     assert row["status"] == "failed"
-    assert row["error"].startswith("timeout: ran longer than its 2 s limit")
+    assert row["error"].startswith("timeout: ran longer than its 1 s limit")
     status = _job_status(tmp_path, row["run_id"], "train")
     assert status["timed_out"] is True and not process_alive(status["pid"])
 
@@ -307,6 +309,7 @@ def test_the_timeout_holds_while_the_controller_is_down(tmp_path: Path, sweep: C
     assert row["status"] == "failed" and row["error"].startswith("timeout: ran longer than its 2 s limit")
 
 
+@pytest.mark.slow  # the local dispatcher's test_a_job_under_its_timeout_is_unaffected runs in the fast subset
 def test_jobs_under_their_timeout_complete(tmp_path: Path, sweep: Callable[..., Path]) -> None:
     markers = str(tmp_path / "markers")
     spec = sweep(
@@ -320,7 +323,12 @@ def test_jobs_under_their_timeout_complete(tmp_path: Path, sweep: Callable[..., 
 
 @pytest.mark.parametrize(
     ("spec_value", "words"),
-    [(0, []), (-1, []), ("abc", []), (None, ["train.timeout=0"])],
+    [
+        (0, []),
+        pytest.param(-1, [], marks=pytest.mark.slow),
+        pytest.param("abc", [], marks=pytest.mark.slow),
+        (None, ["train.timeout=0"]),
+    ],
     ids=["zero", "negative", "not-a-number", "word"],
 )
 def test_a_bad_timeout_is_one_line_naming_the_field(

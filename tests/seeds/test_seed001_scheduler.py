@@ -179,6 +179,7 @@ def test_quickstart_run_optimization_is_scored_in_the_store(tmp_path: Path) -> N
     scheduler.close()
 
 
+@pytest.mark.slow  # the manual loop: tests/test_ax_scheduler.py, in the fast subset
 def test_manual_loop_monitor_returns_and_complete_trial_collects_the_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -260,6 +261,7 @@ def test_a_manual_experiment_completes_when_idle_reopens_and_close_stops_what_ru
     assert status == "complete" and runs[held.run_id].status.key == "failed"
 
 
+@pytest.mark.slow  # batch_trial_context: tests/test_ax_scheduler.py, in the fast subset
 def test_batch_trial_context_runs_on_leaving_once_and_never_after_an_exception(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -352,6 +352,7 @@ def test_parameters_and_protein_config_must_agree() -> None:
         )
 
 
+@pytest.mark.slow
 def test_a_conflicting_override_on_the_command_line_is_one_line(workdir: Path) -> None:
     goal = cli("run", "seed_recipes.adaptive.protein_sweep", "scheduler.goal=minimize", cwd=workdir)
     assert goal.returncode == 2 and goal.stderr.count("\n") == 1, goal.stderr
