@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,38 @@ def markers(directory: Path, job: str) -> list[str]:
     """The run ids a marker file recorded, one per job start."""
     path = directory / "markers" / f"{job}.txt"
     return path.read_text().split() if path.exists() else []
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A PostgreSQL server of the session's own (tests/postgres_server.py): `.url`, `.restart()`.
+
+    A server that cannot start fails the tests that need it: they are never skipped.
+    """
+    from postgres_server import LocalPostgres
+
+    try:
+        server = LocalPostgres()
+        server.start()
+    except Exception as exc:
+        pytest.fail(f"cannot start a PostgreSQL server for the tests: {exc}")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    """The URL of a new, empty database on the server of `admin_url`; dropped afterwards."""
+    from sqlalchemy import create_engine
+
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    name = f"sweepwise_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

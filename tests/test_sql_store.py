@@ -1,23 +1,22 @@
-"""SQLStore against real databases: SQLite files in tmp_path, and PostgreSQL when
-$SWEEPWISE_TEST_POSTGRES_URL names a server (each test gets a fresh database there).
+"""SQLStore against real databases: SQLite files in tmp_path, and a real PostgreSQL server.
 
 Backend-independent tests take the `store` (or `store_url`) fixture, which runs them on
-every backend in `STORE_URLS`; SQLite-specific ones take `sqlite_url`.
+every backend (`store_url`'s params); SQLite-specific ones take `sqlite_url`. PostgreSQL is the
+session's own server (tests/postgres_server.py, started by the `postgres_server` fixture
+in conftest.py; each test gets a fresh database there); its cases run in the full suite.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from conftest import fresh_postgres_database
 from sweepwise.core import keys
 from sweepwise.core.errors import ConfigError, StoreError
 from sweepwise.core.lifecycle import RetryPolicy
@@ -33,37 +33,19 @@ from sweepwise.stores import ExperimentRecord, SQLStore
 
 TRAIN = JobTypes.LAUNCH_TRAINING
 EVAL = JobTypes.LAUNCH_EVAL
-POSTGRES_ENV = "SWEEPWISE_TEST_POSTGRES_URL"  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
 
 def _sqlite(tmp_path: Path) -> Iterator[str]:
     yield f"sqlite:///{tmp_path / 'store.db'}"
 
 
-def _postgresql(tmp_path: Path) -> Iterator[str]:
-    """A fresh database on the server of $SWEEPWISE_TEST_POSTGRES_URL, dropped afterwards."""
-    admin = create_engine(os.environ[POSTGRES_ENV], isolation_level="AUTOCOMMIT")
-    name = f"sweepwise_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-# One factory per backend: tmp_path -> the URL of an empty database (cleaned up afterwards).
-STORE_URLS: dict[str, Callable[[Path], Iterator[str]]] = {"sqlite": _sqlite}
-if os.environ.get(POSTGRES_ENV):
-    STORE_URLS["postgresql"] = _postgresql
-
-
-@pytest.fixture(params=sorted(STORE_URLS))
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.slow), "sqlite"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database, on each backend."""
-    yield from STORE_URLS[request.param](tmp_path)
+    if request.param == "sqlite":
+        yield from _sqlite(tmp_path)
+    else:
+        yield from fresh_postgres_database(request.getfixturevalue("postgres_server").url)
 
 
 @pytest.fixture

@@ -51,17 +51,23 @@ _HINTS = (
 
 
 def parse_url(url: str) -> URL:
-    """Parse a SQLAlchemy URL.
+    """Parse a SQLAlchemy URL; `postgresql://` without a driver means psycopg 3 (`sweepwise[postgres]`).
+
+    SQLAlchemy's own default for `postgresql://` is psycopg2; sweepwise is tested on psycopg 3
+    (docs/stores.md), so a URL that names no driver gets that one.
 
     Raises:
         ConfigError: the URL cannot be parsed.
     """
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
         raise ConfigError(
             "store", f"{url!r} is not a database URL ({exc}); e.g. sqlite:///sweepwise.db"
         ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
 
 
 def check_synchronous(mode: str) -> str:
@@ -93,10 +99,12 @@ def sqlite_file(url: URL) -> Path | None:
 
 def create_store_engine(url: URL, synchronous: str) -> Engine:
     """An engine for `url` (no connection is opened yet)."""
-    engine = create_engine(url)
     if is_sqlite(url):
+        engine = create_engine(url)
         _configure_sqlite(engine, synchronous)
-    return engine
+        return engine
+    # A server's connections die when it restarts: test each one as it leaves the pool.
+    return create_engine(url, pool_pre_ping=True)
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:

@@ -102,7 +102,7 @@ def resolve_store_url(cli_value: str | None, spec_value: str | None = None) -> s
 # A driver module -> what to install for it (the pip name differs from the module's).
 _DRIVER_PACKAGES = {
     "psycopg2": "psycopg2-binary",
-    "psycopg": "psycopg[binary]",
+    "psycopg": "sweepwise[postgres]",
     "pymysql": "pymysql",
     "MySQLdb": "mysqlclient",
     "asyncpg": "asyncpg",

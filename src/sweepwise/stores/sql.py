@@ -26,7 +26,14 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from sweepwise.core.errors import StoreError
 from sweepwise.core.lifecycle import DEFAULT_RETRIES, RetryPolicy
@@ -55,6 +62,8 @@ T = TypeVar("T")
 DEFAULT_URL = "sqlite:///sweepwise.db"
 ENV_VAR = "SWEEPWISE_STORE"
 ATTEMPTS = 5
+RECONNECT_SECONDS = 60.0
+"""How long a transient failure is retried at least: a database server restarting (docs/stores.md)."""
 _log = logging.getLogger(__name__)
 
 
@@ -91,7 +100,7 @@ class SQLStore:
         self._engine = create_store_engine(parsed, check_synchronous(sqlite_synchronous))
         self._connections = ThreadConnections(self._engine)
         self._retrying = Retrying(  # after a first attempt failed with a transient error
-            stop=stop_after_attempt(ATTEMPTS - 1),
+            stop=stop_after_attempt(ATTEMPTS - 1) & stop_after_delay(RECONNECT_SECONDS),
             wait=wait_exponential(multiplier=0.05, max=2.0),
             retry=retry_if_exception(is_transient),
             before=_pause_before_first_retry,

@@ -1,0 +1,150 @@
+"""sweepwise on a real PostgreSQL server: concurrent sweeps, a reader, a server restart, the lease.
+
+The server is the session's own (tests/postgres_server.py); each test gets a fresh
+database on it. What happened is judged from the jobs' own side-effect files (every job
+start appends a line), not from the store's bookkeeping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import EVAL, TRAIN, cli, fresh_postgres_database, markers
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def database(postgres_server: Any) -> Iterator[str]:
+    """The URL of an empty database on the session's PostgreSQL server."""
+    yield from fresh_postgres_database(postgres_server.url)
+
+
+def _sweep(directory: Path, name: str, *, trials: int = 8, sleep: float = 0.3) -> Path:
+    directory.mkdir()
+    (directory / "train.py").write_text(TRAIN)
+    (directory / "eval.py").write_text(EVAL)
+    (directory / "markers").mkdir()
+    env = {"MARKERS": str(directory / "markers"), "TRAIN_SLEEP": str(sleep)}
+    spec = {
+        "name": name,
+        "max_parallel": 2,
+        "monitoring_interval": 1,
+        "scheduler": {"type": "batched_synced", "max_trials": trials, "batch_size": 2},
+        "optimizer": {"type": "random", "seed": 3},
+        "train": {"cmd": ["python", "train.py"], "env": env},
+        "eval": {"cmd": ["python", "eval.py"], "env": env},
+        "parameters": {"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}},
+    }
+    path = directory / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _run(spec: Path, store: str) -> subprocess.Popen[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
+    env["SWEEPWISE_STORE"] = store
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
+        cwd=spec.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_two_sweeps_a_reader_and_a_server_restart_lose_and_double_nothing(
+    tmp_path: Path, postgres_server: Any, database: str
+) -> None:
+    specs = {name: _sweep(tmp_path / name, name) for name in ("alpha", "beta")}
+    sweeps = {name: _run(spec, database) for name, spec in specs.items()}
+    polls: list[dict[str, Any]] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def poll() -> None:  # a third process reading while both sweeps write
+        while not stop.is_set():
+            for name in specs:
+                result = cli("status", name, "--json", "--store", database, cwd=tmp_path)
+                if result.returncode == 0:
+                    polls.append(json.loads(result.stdout))
+                elif "no experiment" not in result.stderr:
+                    errors.append(result.stderr)
+
+    reader = threading.Thread(target=poll, daemon=True)
+    reader.start()
+    try:
+        _wait_for(
+            lambda: all(len(markers(spec.parent, "train")) >= 2 for spec in specs.values()),
+            "both sweeps to be under way",
+        )
+        postgres_server.restart()  # mid-sweep: every open connection is cut
+        outcomes = {name: sweep.communicate(timeout=600) for name, sweep in sweeps.items()}
+    finally:
+        stop.set()
+        reader.join(timeout=120)
+        for sweep in sweeps.values():
+            if sweep.poll() is None:
+                sweep.kill()
+    for name, sweep in sweeps.items():
+        if sweep.returncode != 0:
+            # A controller whose transaction the restart cut stops with one line (the store is
+            # the source of truth, so nothing is half-done); run again, it finishes the sweep.
+            last = outcomes[name][1].strip().splitlines()[-1]
+            assert last.startswith("error: could not ") and "in the store postgresql" in last, last
+            again = cli("run", str(specs[name]), "--quiet", "--store", database, cwd=specs[name].parent)
+            assert again.returncode == 0, again.stderr
+    assert polls, errors
+    for name, spec in specs.items():
+        status = json.loads(cli("status", name, "--json", "--store", database, cwd=tmp_path).stdout)
+        runs = status["runs"]
+        assert [row["status"] for row in runs] == ["completed"] * 8
+        for job in ("train", "eval"):
+            started = Counter(markers(spec.parent, job))
+            assert sorted(started) == sorted(row["run_id"] for row in runs), (name, job)
+            assert set(started.values()) == {1}, (name, job, started)  # each job ran once
+
+
+def test_a_second_controller_is_refused_then_takes_over_from_a_killed_one(
+    tmp_path: Path, database: str
+) -> None:
+    spec = _sweep(tmp_path / "gamma", "gamma", trials=4, sleep=1.0)
+    first = _run(spec, database)
+    try:
+        _wait_for(lambda: markers(spec.parent, "train"), "the first controller's first job")
+        second = cli("run", str(spec), "--quiet", "--store", database, cwd=spec.parent)
+        assert second.returncode != 0
+        line = second.stderr.strip().splitlines()[-1]
+        assert line.startswith("error:") and "gamma" in line, second.stderr
+        assert str(first.pid) in line, line  # names the holder
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+    takeover = cli("run", str(spec), "--quiet", "--store", database, cwd=spec.parent, timeout=600)
+    assert takeover.returncode == 0, takeover.stderr
+    status = json.loads(cli("status", "gamma", "--json", "--store", database, cwd=tmp_path).stdout)
+    assert [row["status"] for row in status["runs"]] == ["completed"] * 4
+    for job in ("train", "eval"):
+        assert set(Counter(markers(spec.parent, job)).values()) == {1}, job
