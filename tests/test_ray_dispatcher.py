@@ -616,6 +616,28 @@ def test_a_failing_task_fails_with_its_output_and_a_hung_one_times_out(
 
 
 @pytest.mark.slow
+def test_a_task_whose_worker_is_killed_fails_and_its_job_does_not_run_on(
+    ray_cluster: LocalRayCluster, work: Path
+) -> None:
+    dispatcher = _task_dispatcher(ray_cluster, work)
+    dispatcher.dispatch(_job(work, "demo_trial_0110", overrides={"mode": "wait"}))
+    [[*_, pid]] = [words for words in _wait_for(lambda: _side_effects(work), "the job to start")]
+    job_process = psutil.Process(int(pid))
+    status = work / "runs" / EXPERIMENT / "demo_trial_0110" / "train.status.json"
+    worker = _wait_for(lambda: json.loads(status.read_text()).get("ray_worker_pid"), "the worker's pid")
+    os.kill(worker, signal.SIGKILL)  # as the kernel's OOM killer would
+
+    finished = _until_finished(dispatcher, "demo_trial_0110")[-1]
+    assert finished.kind is EventKind.FINISHED and not finished.succeeded
+    assert (finished.error or "").startswith("Ray task failed: WorkerCrashedError"), finished.error
+    assert finished.error.endswith("its job's processes were killed"), finished.error
+    _wait_for(lambda: not job_process.is_running(), "the orphaned job's process to end", timeout=60)
+    (work / "go-demo_trial_0110").touch()  # a job still running would now write "done"
+    time.sleep(1)
+    assert [words[4] for words in _side_effects(work)] == ["start"]
+
+
+@pytest.mark.slow
 def test_tasks_of_a_supervisor_that_died_are_lost(ray_cluster: LocalRayCluster, work: Path) -> None:
     import ray
 

@@ -39,6 +39,7 @@ NAMESPACE = "sweepwise"
 _LOG_TAIL = 16 * 1024  # bytes of a finished job's log kept for `sweepwise logs` off the node
 _CALL_TIMEOUT = 60.0  # seconds to wait for the supervisor's answer before the cluster counts as unreachable
 _KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL of a cancelled job
+_REAP_TIMEOUT = 120.0  # seconds to wait for the job of a dead worker to be killed
 
 
 SUPERVISOR = "sweepwise-supervisor-1"
@@ -56,6 +57,7 @@ class TaskSupervisor:
         self._jobs: dict[str, dict[str, Any]] = {}
         self._logs: dict[str, str] = {}
         self._refs: dict[str, Any] = {}
+        self._where: dict[str, tuple[str, str]] = {}  # running job: (its node's id, its status file there)
         self._follows: set[asyncio.Task[None]] = set()
         self._version = 0
         self._changed: asyncio.Event | None = None
@@ -87,9 +89,11 @@ class TaskSupervisor:
         self._bump()
         return True
 
-    async def started(self, sid: str, at: float) -> None:
-        """The task `sid` says its job starts."""
+    async def started(self, sid: str, at: float, node_id: str = "", status_path: str = "") -> None:
+        """The task `sid` says its job starts, on node `node_id`, its life in `status_path` there."""
         record = self._jobs.get(sid)
+        if node_id and status_path and sid in self._refs:
+            self._where[sid] = (node_id, status_path)
         if record is not None and record["status"] == "PENDING":
             record.update(status="RUNNING", started_at=at)
             self._bump()
@@ -107,10 +111,34 @@ class TaskSupervisor:
         except exceptions.NodeDiedError as exc:
             record.update(status="LOST", message=one_line(exc))
         except Exception as exc:  # the task raised, its worker died (OOM...), or Ray failed
-            record.update(status="FAILED", message=f"{type(exc).__name__}: {one_line(exc)}")
+            message = f"{type(exc).__name__}: {one_line(exc)}"
+            record.update(status="FAILED", message=message + await self._reap(sid))
         record["ended_at"] = time.time()
         self._refs.pop(sid, None)
+        self._where.pop(sid, None)
         self._bump()
+
+    async def _reap(self, sid: str) -> str:
+        """Kill what is left of the job of a task whose worker died; how that went, for the record.
+
+        A worker killed outright (SIGKILL, the OOM killer) leaves its job's processes running,
+        and a retry would run the job twice at once. A task pinned to the job's node kills the
+        job's process group, found from the job's status file there.
+        """
+        where = self._where.get(sid)
+        if where is None:
+            return ""  # the job never started
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        node_id, status_path = where
+        strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+        reaper = ray.remote(reap_job).options(num_cpus=0, max_retries=3, scheduling_strategy=strategy)
+        try:
+            killed = await asyncio.wait_for(reaper.remote(status_path), _REAP_TIMEOUT)
+        except Exception as exc:  # the node is gone too, or Ray failed: say so
+            return f"; its job's processes could not be checked ({type(exc).__name__})"
+        return "; its job's processes were killed" if killed else ""
 
     async def infos(self, sids: list[str]) -> tuple[int, dict[str, dict[str, Any] | None]]:
         """The version of the records, and the record of each job (None: never submitted here)."""
@@ -173,7 +201,10 @@ def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str,
     except (ConfigError, OSError) as exc:
         error = f"cannot prepare the job on its Ray node: {exc}"
         return {"exit_code": 2, "error": error, "ended_at": time.time()}
-    supervisor.started.remote(sid, time.time())
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+    supervisor.started.remote(sid, time.time(), node_id, os.fspath(plan.status_path))
     supervision = Supervisor(
         plan.argv,
         os.fspath(plan.cwd),
@@ -216,6 +247,24 @@ def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str,
                 cancelled_at = time.monotonic()
                 supervision.cancel(signal.SIGTERM)
     return _outcome(job.run_id, job.type, job.attempt, plan, sid, codes[0] if codes else -1)
+
+
+def reap_job(status_path: str) -> bool:
+    """The Ray task that kills the process group of a job whose task's worker died; True if it did.
+
+    The job's status file names its pid (its process group's id) and start time; a process
+    that is not that one (its pid reused) is left alone.
+    """
+    from sweepwise.runtime.results import read_status
+    from sweepwise.runtime.supervise import process_alive, signal_group
+
+    status = read_status(status_path) or {}
+    pid, start = status.get("pid"), status.get("pid_start")
+    if status.get("state") == "exited" or not isinstance(pid, int):
+        return False
+    if not process_alive(pid, start if isinstance(start, int) else None):
+        return False
+    return signal_group(pid, signal.SIGKILL)
 
 
 def _outcome(run_id: str, job_type: Any, attempt: int, plan: Any, sid: str, code: int) -> dict[str, Any]:
@@ -373,4 +422,4 @@ def _join(address: str | None) -> Any:
     return ray
 
 
-__all__ = ["NAMESPACE", "SUPERVISOR", "RayTasks", "TaskSupervisor", "run_task"]
+__all__ = ["NAMESPACE", "SUPERVISOR", "RayTasks", "TaskSupervisor", "reap_job", "run_task"]
