@@ -404,7 +404,10 @@ def export_(
         check_export(chosen, out)
     except (ConfigError, MissingExtraError) as exc:
         raise _fail(str(exc)) from None
-    table = _or_fail(lambda: export_table(_open_reader(store), experiment))
+    try:
+        table = export_table(_open_reader(store), experiment)
+    except SweepwiseError as exc:
+        raise _fail(f"EXPERIMENT: {exc}; `sweepwise status` lists them", 1) from None
     text = write_export(table, chosen, out)
     if text is not None:
         sys.stdout.write(text)

@@ -152,6 +152,8 @@ def _arrow_column(pa: Any, values: list[Any]) -> Any:
     """One column as an Arrow array of one type; a column mixing types holds each cell's text."""
     present = [value for value in values if value is not None]
     kinds = {bool if isinstance(v, bool) else int if isinstance(v, int) else type(v) for v in present}
+    if not kinds:
+        return pa.array(values, type=pa.string())
     if kinds <= {bool}:
         return pa.array(values, type=pa.bool_())
     if kinds <= {int} and all(-(2**63) <= v < 2**63 for v in present):
