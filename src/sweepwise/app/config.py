@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from sweepwise.core.container import CONFIG_ERROR
 from sweepwise.core.errors import ConfigError
@@ -94,7 +95,10 @@ class ExperimentSpec(BaseModel):
         if isinstance(names, list):
             for name in names:
                 if isinstance(name, str) and not re.fullmatch(_NAME_PATTERN, name):
-                    raise ValueError(f"{name!r} is not an experiment name ({_PATTERN_WORDS[_NAME_PATTERN]})")
+                    raise PydanticCustomError(
+                        CONFIG_ERROR,
+                        f"{name!r} is not an experiment name: a name {_PATTERN_WORDS[_NAME_PATTERN]}",
+                    )
         return names
 
     @field_validator("dispatcher", "eval_dispatcher", "scheduler", mode="before")
