@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,30 @@ def test_bad_csv_is_refused_and_writes_nothing(tmp_path: Path, content: str, mes
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: " + message.format(path=path)), result.stderr
     assert not (tmp_path / "sweepwise.db").exists()
+
+
+@pytest.mark.slow
+def test_a_real_sweep_round_trips_through_csv(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
+    # FAIL_ABOVE: the train job fails for x > 0.7, so the export holds failed runs too
+    spec = make_sweep("swept")
+    ran = cli("run", str(spec), "--quiet", cwd=tmp_path, env={"FAIL_ABOVE": "0.7"})
+    source = status_json(tmp_path, "swept")
+    completed = [run for run in source["runs"] if run["status"] == "completed"]
+    assert completed and len(completed) < len(source["runs"]), ran.stderr
+
+    exported = cli("export", "swept", "--out", "swept.csv", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    rows = _rows((tmp_path / "swept.csv").read_text())
+    assert [row["status"] for row in rows] == [run["status"] for run in source["runs"]]
+    assert all(row["result.score"] for row in rows if row["status"] == "completed")
+    imported = cli("import", "copied", "--csv", "swept.csv", cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    copied = status_json(tmp_path, "copied")
+    assert _hex(_by_trial(copied)) == _hex([(r["score"], r["cost"], r["suggestion"]) for r in completed])
+    again = _rows(cli("export", "copied", cwd=tmp_path).stdout)
+    assert [row["result.score"] for row in again] == [
+        r["result.score"] for r in rows if r["status"] == "completed"
+    ]
 
 
 @pytest.mark.slow
