@@ -110,6 +110,7 @@ def test_import_minimize_goal_ranks_the_lowest_first(tmp_path: Path) -> None:
         ("param.x,score\n0.5,1.0\n0.6,high\n", "--csv: line 3, column score: 'high' is not a number"),
         ("param.x,score\n0.5,1.0\n0.6,\n", "--csv: line 3, column score: None is not a number"),
         ("param.x,score,cost\n0.5,1.0,-2\n", "--csv: line 2, column cost: -2 is not a finite number >= 0"),
+        ("param.x,score,status\n0.5,,failed\n", "--csv: holds no completed run with a score"),
     ],
 )
 def test_bad_csv_is_refused_and_writes_nothing(tmp_path: Path, content: str, message: str) -> None:
@@ -341,7 +342,7 @@ def test_warm_started_first_batch_beats_a_cold_start(tmp_path: Path) -> None:
     assert cold.returncode == 0, cold.stderr
     warm = cli("run", str(_warm_sweep(tmp_path, "warm", warm_start="past")), "--quiet", cwd=tmp_path)
     assert warm.returncode == 0, warm.stderr
-    assert "warm_start: skipped 2 runs" in warm.stderr
+    assert "warning: warm_start: skipped 2 of 28 runs: each misses a parameter" in warm.stderr
 
     def best_of(name: str) -> float:
         return max(run["score"] for run in status_json(tmp_path, name)["runs"])

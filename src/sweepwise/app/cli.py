@@ -171,9 +171,10 @@ def run(
     except ConfigError as exc:
         raise _fail(str(exc), 2) from None
     if warm is not None and warm.skipped:
+        total = warm.skipped + len(warm.observations)
         typer.echo(
-            f"warning: warm_start: skipped {warm.skipped} runs whose parameters miss one of this "
-            "experiment's or fall outside its space",
+            f"warning: warm_start: skipped {warm.skipped} of {total} runs: each misses a parameter "
+            "of this experiment's space or has a value outside it",
             err=True,
         )
     record = sql.ensure_experiment(experiment.name, experiment.record())  # the first write
@@ -456,6 +457,9 @@ def import_(
             loaded = read_study(str(optuna_storage), str(study))
             runs, skipped, source = loaded.runs, loaded.skipped, "optuna"
             metric, goal = metric or loaded.metric or "value", goal or loaded.goal
+        if not runs:
+            where = "--csv" if csv_file is not None else "--study"
+            raise ConfigError(where, "holds no completed run with a score; there is nothing to import")
         from sweepwise.stores.location import check_store_url, resolve_store_url
 
         url = resolve_store_url(store)

@@ -42,10 +42,10 @@ def fit_to_space(observations: Iterable[Observation], space: SearchSpace) -> Fit
     kept: list[Observation] = []
     skipped = 0
     for observation in observations:
-        suggestion = {name: observation.suggestion.get(name, _MISSING) for name in space.names}
-        if _MISSING in suggestion.values():
+        if any(name not in observation.suggestion for name in space.names):
             skipped += 1
             continue
+        suggestion = {name: observation.suggestion[name] for name in space.names}
         try:
             space.validate_suggestion(suggestion)
         except ConfigError:
@@ -53,14 +53,6 @@ def fit_to_space(observations: Iterable[Observation], space: SearchSpace) -> Fit
             continue
         kept.append(Observation(observation.score, observation.cost, suggestion, observation.is_failure))
     return Fitted(kept, skipped)
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING: Any = _Missing()
 
 
 class WarmStarted:
