@@ -414,3 +414,54 @@ def test_warm_start_is_refused_for_a_scheduler_without_an_optimizer(tmp_path: Pa
     result = cli("run", str(spec), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("error: warm_start: scheduler 'train_and_eval' has no optimizer")
+
+
+# --- the pieces, without a process ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, 0, -7, 2**70, 0.1, -0.0, 5e-324, 1e308, 1 / 3, True, False, "relu", "3", "", "null", " 1", "a,b"]
+    + [[1, 2.5], {"k": "v"}, "NaN"],
+)
+def test_a_cell_reads_back_to_the_same_value(value: Any) -> None:
+    from sweepwise.app.transfer.cells import decode_cell, encode_cell
+
+    back = decode_cell(encode_cell(value))
+    assert back == value and type(back) is type(value)
+    if isinstance(value, float):
+        assert back.hex() == value.hex()
+
+
+def test_warm_observations_are_fitted_to_the_space_and_come_first() -> None:
+    from sweepwise.core.models import Observation
+    from sweepwise.optimizers.warm_start import WarmStarted, fit_to_space
+    from sweepwise.space import SearchSpace
+
+    space = SearchSpace.from_dict(
+        {"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}, "act": {"choices": ["relu", "tanh"]}}
+    )
+    given = [
+        Observation(1.0, 2.0, {"x": 0.5, "act": "relu", "dropped": 3}),
+        Observation(1.0, 2.0, {"x": 0.5}),  # misses act
+        Observation(1.0, 2.0, {"x": 1.5, "act": "relu"}),  # outside x's range
+        Observation(1.0, 2.0, {"x": 0.5, "act": "gelu"}),  # not a choice
+    ]
+    fitted = fit_to_space(given, space)
+    assert fitted.skipped == 3
+    assert [obs.suggestion for obs in fitted.observations] == [{"x": 0.5, "act": "relu"}]
+
+    seen: list[list[Observation]] = []
+
+    class Recording:
+        def suggest(
+            self, observations: list[Observation], n_suggestions: int = 1, pending: Any = None
+        ) -> list[dict[str, Any]]:
+            seen.append(observations)
+            return [{}] * n_suggestions
+
+    own = [Observation(0.0, 1.0, {"x": 0.1, "act": "tanh"})]
+    optimizer = WarmStarted(Recording(), fitted.observations)
+    optimizer.suggest(own, 2)
+    optimizer.suggest(own, 2)  # called again, as after a resume: the warm ones once each time
+    assert seen == [fitted.observations + own] * 2
