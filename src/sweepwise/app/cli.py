@@ -166,6 +166,17 @@ def run(
         raise _fail(str(exc), 2) from None
     if note is not None:
         typer.echo(note, err=True)
+    try:
+        warm = experiment.load_warm_start(sql)  # reads only: a bad name writes nothing
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    if warm is not None and warm.skipped:
+        total = warm.skipped + len(warm.observations)
+        typer.echo(
+            f"warning: warm_start: skipped {warm.skipped} of {total} runs: each misses a parameter "
+            "of this experiment's space or has a value outside it",
+            err=True,
+        )
     record = sql.ensure_experiment(experiment.name, experiment.record())  # the first write
     try:
         experiment.mark_runs_dir(record.incarnation, sql.url)
@@ -175,7 +186,12 @@ def run(
     if existing is not None and existing.status == "cancelled":
         sql.set_experiment_status(experiment.name, "running")  # running it again resumes it
     display = LiveDisplay(experiment, enabled=not quiet)
-    controller = experiment.build_controller(sql, on_tick=display.update, incarnation=record.incarnation)
+    controller = experiment.build_controller(
+        sql,
+        on_tick=display.update,
+        incarnation=record.incarnation,
+        warm_start=None if warm is None else warm.observations,
+    )
     controller.on_start = experiment.write_adaptive_config  # only once the lease is ours
     if existing is not None:
         typer.echo(f"resuming experiment {experiment.name!r} from {sql.url}", err=True)
@@ -365,6 +381,124 @@ def best(
         from sweepwise.app.display import print_best
 
         print_best(row)
+
+
+@app.command("export", cls=PlainCommand)
+def export_(
+    experiment: Annotated[str, typer.Argument(help="experiment name")],
+    fmt: Annotated[str, typer.Option("--format", metavar="csv|json|parquet", help="the file format")] = "csv",
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE", help="write to FILE (default: stdout)")
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Write every run of an experiment: parameters, score, cost, results, status, attempts, runtime.
+
+    One row per run, a `param.NAME` column per parameter and a `result.KEY` column per
+    reported value. Parquet needs --out and pyarrow (pip install "sweepwise[parquet]").
+    """
+    from sweepwise.app.transfer.export import ExportFormat, check_export, export_table, write_export
+    from sweepwise.core.errors import MissingExtraError
+
+    try:
+        chosen = ExportFormat.parse(fmt)
+        check_export(chosen, out)
+    except (ConfigError, MissingExtraError) as exc:
+        raise _fail(str(exc)) from None
+    try:
+        table = export_table(_open_reader(store), experiment)
+    except SweepwiseError as exc:
+        raise _fail(f"EXPERIMENT: {exc}; `sweepwise status` lists them", 1) from None
+    text = write_export(table, chosen, out)
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        typer.echo(f"wrote {len(table.rows)} runs of {experiment!r} to {out}", err=True)
+
+
+@app.command("import", cls=PlainCommand)
+def import_(
+    name: Annotated[str, typer.Argument(help="the new experiment's name")],
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", metavar="FILE", help="a CSV in the export's format")
+    ] = None,
+    optuna_storage: Annotated[
+        str | None, typer.Option("--optuna-storage", metavar="URL", help="an Optuna storage URL")
+    ] = None,
+    study: Annotated[str | None, typer.Option("--study", help="the Optuna study's name")] = None,
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="what the score is \\[default: score, or the study's]")
+    ] = None,
+    goal: Annotated[
+        str | None,
+        typer.Option("--goal", metavar="maximize|minimize", help="\\[default: maximize, or the study's]"),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Record finished runs from a CSV file or an Optuna study as a new, finished experiment.
+
+    Its runs are COMPLETED with their parameters, score and cost, so `status` and
+    `best` show them and a sweep's `warm_start: NAME` learns from them.
+    """
+    from sweepwise.app.transfer.imported import record_import
+    from sweepwise.core.errors import MissingExtraError
+
+    try:
+        _check_import_args(name, csv_file, optuna_storage, study, goal)
+        if csv_file is not None:
+            from sweepwise.app.transfer.csv_source import read_csv_runs
+
+            found = read_csv_runs(csv_file)
+            runs, skipped, source = found.runs, found.skipped, "csv"
+            metric, goal = metric or "score", goal or "maximize"
+        else:
+            from sweepwise.app.transfer.optuna_source import read_study
+
+            loaded = read_study(str(optuna_storage), str(study))
+            runs, skipped, source = loaded.runs, loaded.skipped, "optuna"
+            metric, goal = metric or loaded.metric or "value", goal or loaded.goal
+        if not runs:
+            where = "--csv" if csv_file is not None else "--study"
+            raise ConfigError(where, "holds no completed run with a score; there is nothing to import")
+        from sweepwise.stores.location import check_store_url, resolve_store_url
+
+        url = resolve_store_url(store)
+        check_store_url(url)
+    except (ConfigError, MissingExtraError) as exc:
+        raise _fail(str(exc)) from None
+    sql = _open_store(url, must_exist=False)
+    try:
+        count = record_import(sql, name, runs, metric=metric, goal=goal, source=source)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        sql.close()
+    left_out = f" ({skipped} not completed, left out)" if skipped else ""
+    typer.echo(f"imported {count} runs into experiment {name!r} in {sql.url}{left_out}", err=True)
+
+
+def _check_import_args(
+    name: str, csv_file: Path | None, storage: str | None, study: str | None, goal: str | None
+) -> None:
+    """Refuse a bad `import` command line before anything is read.
+
+    Raises:
+        ConfigError: a bad name or goal, or not exactly one source.
+    """
+    from pydantic import ValidationError
+
+    from sweepwise.app.config import ExperimentSpec, config_error
+
+    try:
+        ExperimentSpec.model_validate({"name": name})
+    except ValidationError as exc:
+        raise ConfigError("NAME", config_error(exc).message) from None
+    if goal not in (None, "maximize", "minimize"):
+        raise ConfigError("--goal", f"unknown goal {goal!r}; use maximize or minimize")
+    if (csv_file is None) == (storage is None):
+        raise ConfigError("--csv", "give one source: --csv FILE, or --optuna-storage URL --study STUDY")
+    if storage is not None and study is None:
+        raise ConfigError("--study", "is required with --optuna-storage; give the study's name")
 
 
 @app.command(cls=PlainCommand)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from sweepwise.core.container import CONFIG_ERROR
 from sweepwise.core.errors import ConfigError
@@ -77,9 +79,27 @@ class ExperimentSpec(BaseModel):
     goal: Literal["maximize", "minimize"] = "maximize"
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     optimizer: dict[str, Any] = Field(default_factory=lambda: {"type": "protein"})
+    warm_start: list[str] = Field(
+        default_factory=list,
+        description="experiments in the same store whose completed runs the optimizer learns from "
+        'before its first suggestion (docs/stores.md, "Export and import")',
+    )
     train: dict[str, Any] | None = None
     eval: dict[str, Any] | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("warm_start", mode="before")
+    @classmethod
+    def _one_name_or_many(cls, value: Any) -> Any:
+        names = [value] if isinstance(value, str) else value
+        if isinstance(names, list):
+            for name in names:
+                if isinstance(name, str) and not re.fullmatch(_NAME_PATTERN, name):
+                    raise PydanticCustomError(
+                        CONFIG_ERROR,
+                        f"{name!r} is not an experiment name: a name {_PATTERN_WORDS[_NAME_PATTERN]}",
+                    )
+        return names
 
     @field_validator("dispatcher", "eval_dispatcher", "scheduler", mode="before")
     @classmethod

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,8 +35,10 @@ from sweepwise.schedulers.search import check_resource_parameters, search_of
 from sweepwise.stores.location import resolve_store_url
 
 if TYPE_CHECKING:
+    from sweepwise.core.models import Observation
     from sweepwise.core.protocols import Dispatcher
     from sweepwise.engine.controller import AdaptiveController, TickReport
+    from sweepwise.optimizers.warm_start import Fitted
     from sweepwise.stores import ExperimentRecord
     from sweepwise.stores.sql import SQLStore
 
@@ -104,6 +107,7 @@ class Experiment:
             spec = spec.model_copy(update={"goal": search.goal})
             config = config.model_copy(update={"goal": search.goal})
         _check_entrypoints(config)
+        _check_warm_start(spec, config, scheduler_cls)
         scheduler_cls(
             config
         )  # building it once checks the rest (a grid's axes, ...) before anything is written
@@ -154,6 +158,7 @@ class Experiment:
             updates["optimizer"] = optimizer.model_copy(update={"seed": secrets.randbelow(2**31)})
         config = config.model_copy(update=updates) if updates else config
         _check_entrypoints(config)
+        _check_warm_start(spec, config, scheduler_cls)
         scheduler_cls(
             config
         )  # building it once checks the rest (a grid's axes, ...) before anything is written
@@ -195,6 +200,8 @@ class Experiment:
         spec = self.spec.model_dump(mode="json")
         if spec.get("eval_dispatcher") is None:
             spec.pop("eval_dispatcher", None)  # eval jobs run on `dispatcher`
+        if not spec.get("warm_start"):
+            spec.pop("warm_start", None)  # so records from before `warm_start` compare equal on resume
         config = json.loads(self.scheduler_config.model_dump_json())
         for section in (spec, config):
             for name in ("train", "eval"):
@@ -356,12 +363,30 @@ class Experiment:
         """
         return build_dispatcher(self.spec, self.runs_root, incarnation=incarnation)
 
+    def load_warm_start(self, store: SQLStore) -> Fitted | None:
+        """The observations the spec's `warm_start` names, read from `store`; None without `warm_start`.
+
+        Reads only: call it before the experiment is recorded, so a bad name writes nothing.
+
+        Raises:
+            ConfigError: a named experiment is not in `store`, or its goal differs.
+        """
+        if not self.spec.warm_start:
+            return None
+        from sweepwise.app.transfer.warm import load_warm_start
+        from sweepwise.space import SearchSpace
+
+        search = search_of(self.scheduler_config)
+        space = SearchSpace.from_dict(search.parameters, field=search.field)
+        return load_warm_start(store, self.spec.warm_start, space, search.goal, experiment=self.name)
+
     def build_controller(
         self,
         store: SQLStore,
         *,
         on_tick: Callable[[AdaptiveController, TickReport], None] | None = None,
         incarnation: str | None = None,
+        warm_start: Sequence[Observation] | None = None,
     ) -> AdaptiveController:
         """A controller wired to `store`, ready to `run()`.
 
@@ -369,6 +394,8 @@ class Experiment:
             store: the store of the experiment.
             on_tick: called after every tick (a live display).
             incarnation: the experiment's incarnation id (see `check_runs_dir`).
+            warm_start: observations the optimizer sees before the sweep's own
+                (`load_warm_start`); the scheduler must take an `optimizer`.
         """
         from sweepwise.engine.controller import AdaptiveController, ControllerSettings
 
@@ -379,7 +406,14 @@ class Experiment:
             stale_after=self.spec.stale_after,
             retries=self.spec.retries,
         )
-        scheduler = self.scheduler_cls(self.scheduler_config)
+        if warm_start is None:
+            scheduler = self.scheduler_cls(self.scheduler_config)
+        else:
+            from sweepwise.optimizers.warm_start import WarmStarted
+            from sweepwise.schedulers.base import build_optimizer
+
+            optimizer = WarmStarted(build_optimizer(self.scheduler_config), warm_start)
+            scheduler = self.scheduler_cls(self.scheduler_config, optimizer=optimizer)
         return AdaptiveController(
             self.name,
             scheduler,
@@ -556,6 +590,24 @@ def _check_entrypoints(config: BaseModel) -> None:
             ensure_on_path()
             module = import_module(module_name, field="scheduler.recipe_module")
         module_function(module, str(getattr(config, entry_field)), field=f"scheduler.{entry_field}")
+
+
+def _check_warm_start(spec: ExperimentSpec, config: BaseModel, scheduler_cls: Callable[..., Any]) -> None:
+    """`warm_start` needs a search and a scheduler that takes the optimizer to warm-start.
+
+    Raises:
+        ConfigError: the spec names `warm_start` without either.
+    """
+    if not spec.warm_start:
+        return
+    if "optimizer" not in inspect.signature(scheduler_cls).parameters:
+        raise ConfigError(
+            "warm_start",
+            f"scheduler {spec.scheduler.type!r} has no optimizer to warm-start; "
+            "use scheduler batched_synced or async_capped, or remove warm_start",
+        )
+    if not search_of(config).parameters:
+        raise ConfigError("warm_start", "there is no search space to warm-start; add parameters")
 
 
 def import_modules(names: Any) -> None:
