@@ -96,10 +96,14 @@ def test_two_sweeps_a_reader_and_a_server_restart_lose_and_double_nothing(
     reader = threading.Thread(target=poll, daemon=True)
     reader.start()
     try:
-        _wait_for(
-            lambda: all(len(markers(spec.parent, "train")) >= 2 for spec in specs.values()),
-            "both sweeps to be under way",
-        )
+
+        def under_way() -> bool:
+            for name, sweep in sweeps.items():
+                if sweep.poll() is not None:  # ended before the restart: say why
+                    raise AssertionError(f"{name} ended early: {sweep.communicate()[1]}")
+            return all(len(markers(spec.parent, "train")) >= 2 for spec in specs.values())
+
+        _wait_for(under_way, "both sweeps to be under way")
         postgres_server.restart()  # mid-sweep: every open connection is cut
         outcomes = {name: sweep.communicate(timeout=600) for name, sweep in sweeps.items()}
     finally:
@@ -125,6 +129,40 @@ def test_two_sweeps_a_reader_and_a_server_restart_lose_and_double_nothing(
             started = Counter(markers(spec.parent, job))
             assert sorted(started) == sorted(row["run_id"] for row in runs), (name, job)
             assert set(started.values()) == {1}, (name, job, started)  # each job ran once
+
+
+OPEN = """
+import os, sys, time
+from sweepwise.stores import SQLStore
+import sweepwise.stores.sql, sqlalchemy, alembic.command, psycopg  # everything imported before the go
+store = SQLStore(sys.argv[1])
+open(sys.argv[3] + ".ready", "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.001)
+store.ensure_experiment(sys.argv[2], {})
+store.close()
+"""
+
+
+def test_processes_opening_an_empty_database_at_once_all_succeed(tmp_path: Path, database: str) -> None:
+    # Each creates the schema if it is missing: one does, the others wait for it and find it there.
+    go = tmp_path / "go"
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN, database, f"exp{index}", f"{go}{index}"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(4)
+    ]
+    _wait_for(lambda: all(Path(f"{go}{index}.ready").exists() for index in range(4)), "the openers")
+    for index in range(4):
+        Path(f"{go}{index}").touch()
+    for opener in openers:
+        _, err = opener.communicate(timeout=120)
+        assert opener.returncode == 0, err
+    result = cli("status", "--json", "--store", database, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_second_controller_is_refused_then_takes_over_from_a_killed_one(

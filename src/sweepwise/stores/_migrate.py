@@ -38,11 +38,16 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+_MIGRATION_LOCK = 0x5357_4545_5057_4953  # PostgreSQL advisory lock key of schema migrations ("SWEEPWIS")
+
+
 def ensure_schema(engine: Engine, where: str) -> None:
     """Create or upgrade the schema unless it is already at `HEAD_REVISION`.
 
-    The upgrade runs in one write transaction (`BEGIN IMMEDIATE` on SQLite), so
-    two processes starting together migrate one after the other.
+    The upgrade runs in one write transaction (`BEGIN IMMEDIATE` on SQLite; on PostgreSQL,
+    one that first takes a transaction-level advisory lock), so two processes starting
+    together on an empty database migrate one after the other: the second finds the
+    schema at its head and does nothing.
 
     Args:
         engine: the store's engine.
@@ -60,6 +65,8 @@ def ensure_schema(engine: Engine, where: str) -> None:
 
         transaction = begin(connection, write=True)
         try:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             command.upgrade(alembic_config(connection), "head")
         except CommandError as exc:
             transaction.rollback()
