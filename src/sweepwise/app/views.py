@@ -141,7 +141,7 @@ def status_payload(reader: RunReader, experiment: str) -> dict[str, Any]:
         "status": record.status,
         "counts": status_counts(runs),
         "runs": [run_row(run) for run in runs],
-        "mirrors": mirror_status(reader, experiment),
+        "mirrors": mirror_status(reader, experiment, runs),
     }
 
 

@@ -10,6 +10,7 @@ import importlib.util
 from typing import Any
 
 from sweepwise.core.errors import ConfigError
+from sweepwise.core.models import RunInfo
 from sweepwise.core.protocols import ExperimentStore
 from sweepwise.stores.mirrors._target import MirrorTarget
 from sweepwise.stores.mirrors._worker import MirrorWorker, marker_key
@@ -49,9 +50,16 @@ def check_mirror(value: Any) -> dict[str, Any] | None:
         raise ConfigError("mirror.project", "is required for a wandb mirror; add project: NAME")
     if kind == "wandb" and spec.get("mode") not in (None, "online", "offline"):
         raise ConfigError("mirror.mode", f"must be online or offline, not {spec['mode']!r}")
-    if importlib.util.find_spec(module) is None:
+    if not _importable(module):
         raise ConfigError("mirror", f'needs the {module} package; pip install "sweepwise[{kind}]"')
     return spec
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken install, or a module that was blocked
+        return False
 
 
 def build_mirror(spec: dict[str, Any]) -> MirrorTarget:
@@ -74,19 +82,23 @@ def mirrored(store: ExperimentStore, spec: Any, experiment: str) -> ExperimentSt
     return MirroredStore(store, build_mirror(checked), experiment)
 
 
-def mirror_status(reader: Any, experiment: str) -> list[dict[str, Any]]:
+def mirror_status(reader: Any, experiment: str, runs: list[RunInfo] | None = None) -> list[dict[str, Any]]:
     """The experiment's mirrors as `sweepwise status` shows them: target, runs behind, last error.
 
     Args:
         reader: the store (anything with `load_state` and `fetch_runs`); readers without
             `load_state` show no mirrors.
+        experiment: the experiment's name.
+        runs: the experiment's runs, when already read.
     """
     load = getattr(reader, "load_state", None)
     state = load(marker_key(experiment)) if load is not None else None
-    rows = []
+    rows: list[dict[str, Any]] = []
+    if state and runs is None:
+        runs = reader.fetch_runs({"group": experiment})
     for name, marker in sorted((state or {}).items()):
         seq = int(marker.get("seq", 0)) if isinstance(marker, dict) else 0
-        behind = len(reader.fetch_runs({"group": experiment, "since_seq": seq}))
+        behind = sum(1 for run in runs or [] if run.seq > seq)
         error = marker.get("last_error") if isinstance(marker, dict) else None
         rows.append({"target": name, "seq": seq, "runs_behind": behind, "last_error": error})
     return rows

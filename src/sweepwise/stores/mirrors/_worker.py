@@ -91,7 +91,7 @@ class MirrorWorker:
         """
         if self._thread.is_alive() and self._healthy:
             self._idle.wait(flush_timeout)
-        flushed = self._idle.is_set() and not self._wake.is_set()
+        flushed = self._healthy and self._idle.is_set() and not self._wake.is_set()
         self._closing.set()
         self._wake.set()
         self._thread.join(0.5 if self._healthy else 0.0)

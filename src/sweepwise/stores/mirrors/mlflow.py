@@ -26,6 +26,7 @@ class MlflowMirror:
     FINISHED, FAILED or KILLED with it. MLflow's own HTTP retries are turned off for this
     process unless set (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`): the mirror's thread retries with
     backoff itself, and a server that is down must fail fast (docs/stores.md, "Mirrors").
+    MLflow's printing of run URLs is turned off too: the sweep's output is sweepwise's.
 
     Args:
         tracking_uri: the server (`http://host:5000`), default `$MLFLOW_TRACKING_URI`.
@@ -37,6 +38,7 @@ class MlflowMirror:
 
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # the sweep's output is ours
         self._client = MlflowClient(tracking_uri=tracking_uri)
         self._uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "default")
         self._experiment_name = experiment_name
