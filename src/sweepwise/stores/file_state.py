@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +41,7 @@ class FileStateStore:
         """
         if not experiment:
             raise ValueError("experiment: the name is empty; give the experiment's name")
-        quoted = urllib.parse.quote(experiment, safe="-_")  # `.` quoted too: no `..`, no hidden files
-        return self.directory / f"{quoted}.json"
+        return self.directory / f"{_quote(experiment)}.json"
 
     def save_state(self, experiment: str, state: dict[str, Any]) -> None:
         """Write `experiment`'s state atomically (JSON; datetimes and other objects become strings).
@@ -104,6 +102,18 @@ class FileStateStore:
                 "restore it or delete it"
             )
         return value
+
+
+_PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _quote(name: str) -> str:
+    """Percent-quote every byte but letters, digits, `_` and `-`: no `/`, no `..`, no hidden file.
+
+    (`urllib.parse.quote` always leaves `.` and `~` as they are.) Injective, so two names
+    never share a file (`exp.v2` is kept as `exp%2Ev2.json`).
+    """
+    return "".join(chr(b) if b in _PLAIN else f"%{b:02X}" for b in name.encode("utf-8", "surrogatepass"))
 
 
 def _fsync_directory(directory: Path) -> None:
