@@ -86,7 +86,7 @@ def test_every_commit_reaches_the_target_and_the_marker_follows(sql: SQLStore) -
         _intent(mirrored, "exp", index)
     with mirrored.transaction() as tx:
         tx.update_run_summary("exp_trial_0001", {"observation/score": 0.5})
-    assert mirrored.worker.close(60.0)
+    assert mirrored.worker.flush(60.0) and mirrored.worker.close(60.0)
     assert sorted(target.runs) == ["exp_trial_0000", "exp_trial_0001", "exp_trial_0002"]
     assert target.runs["exp_trial_0001"].summary["observation/score"] == 0.5
     marker = sql.load_state(marker_key("exp"))
@@ -110,7 +110,7 @@ def test_a_failing_target_neither_fails_nor_blocks_writes_and_catches_up_later(s
 
     target.down.clear()  # the next run's wrapper starts from the marker: nothing was dropped
     again = MirroredStore(sql, target, "exp")
-    assert again.worker.close(60.0)
+    assert again.worker.flush(60.0) and again.worker.close(60.0)
     assert len(target.runs) == 4
     assert mirror_status(sql, "exp")[0]["runs_behind"] == 0
 
@@ -123,7 +123,7 @@ def test_a_target_that_comes_back_during_the_sweep_is_retried_with_backoff(sql: 
     _wait_for(lambda: mirrored.worker.last_error is not None)
     target.down.clear()
     _wait_for(target.pushed.is_set)  # no new commit needed: the retry takes it
-    assert mirrored.worker.close(60.0)
+    assert mirrored.worker.flush(60.0) and mirrored.worker.close(60.0)
     assert list(target.runs) == ["exp_trial_0000"] and mirrored.worker.last_error is None
 
 

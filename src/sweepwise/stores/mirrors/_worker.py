@@ -61,6 +61,7 @@ class MirrorWorker:
         self._idle = threading.Event()
         self._seq: int | None = None
         self._healthy = True
+        self._succeeded = False  # until the target took something, closing does not wait for it
         self._last_error: str | None = None
         self._wait = wait_exponential(multiplier=0.5, max=max_backoff)
         self._thread = threading.Thread(target=self._loop, name=f"sweepwise-mirror-{experiment}", daemon=True)
@@ -80,16 +81,21 @@ class MirrorWorker:
         """The last attempt's error, None after a success."""
         return self._last_error
 
+    def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` s until everything committed so far was tried; True if it all went out."""
+        self._idle.wait(timeout)
+        return self._healthy and self._idle.is_set() and not self._wake.is_set()
+
     def close(self, flush_timeout: float) -> bool:
         """Stop the thread; wait up to `flush_timeout` s for the backlog while the target answers.
 
-        A target that is failing is not waited for: the sweep never waits on a mirror
-        that is down (its runs go out on the next run's catch-up).
+        A target that is failing, or has not answered yet, is not waited for: the sweep
+        never waits on a mirror that is down (its runs go out on the next run's catch-up).
 
         Returns:
             True when everything committed was mirrored.
         """
-        if self._thread.is_alive() and self._healthy:
+        if self._thread.is_alive() and self._healthy and self._succeeded:
             self._idle.wait(flush_timeout)
         flushed = self._healthy and self._idle.is_set() and not self._wake.is_set()
         self._closing.set()
@@ -154,7 +160,7 @@ class MirrorWorker:
             self._target.push(self._experiment, runs)
         if runs or latest != self._seq or not self._healthy:
             self._seq = latest
-            self._healthy, self._last_error = True, None
+            self._healthy, self._succeeded, self._last_error = True, True, None
             self._save_marker({"seq": latest, "last_error": None, "mirrored_at": time.time()})
         return len(runs)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.request
 from typing import Any
 
 from sweepwise.core.models import RunInfo
@@ -34,16 +35,18 @@ class MlflowMirror:
     """
 
     def __init__(self, tracking_uri: str | None = None, experiment_name: str | None = None) -> None:
-        from mlflow.tracking import MlflowClient
-
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # the sweep's output is ours
-        self._client = MlflowClient(tracking_uri=tracking_uri)
+        self._tracking_uri = tracking_uri
+        self._client_: Any = None  # made on the mirror's thread: importing MLflow takes a second
         self._uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "default")
         self._experiment_name = experiment_name
         self._experiment_ids: dict[str, str] = {}
-        self._runs: dict[str, tuple[str, bool]] = {}  # sweepwise run id -> (MLflow run id, params logged)
+        self._runs: dict[
+            str, dict[str, tuple[str, bool]]
+        ] = {}  # experiment id -> run id -> (MLflow id, params)
+        self._sent: dict[str, Any] = {}  # run id -> what was last sent: an unchanged run is not sent again
 
     @property
     def name(self) -> str:
@@ -52,28 +55,43 @@ class MlflowMirror:
 
     def push(self, experiment: str, runs: list[RunInfo]) -> None:
         """Create or update the MLflow run of each of `runs`."""
+        client = self._client  # first: a server that is down is found before MLflow is imported
         from mlflow.entities import Metric, Param, RunTag
 
         experiment_id = self._experiment_id(self._experiment_name or experiment)
+        known = self._known_runs(experiment_id)
         for run in runs:
-            mlflow_id, has_params = self._find_or_create(experiment_id, experiment, run)
+            end = _END_STATUS.get(run.status) if is_finished(run) else None
+            content = (run_metrics(run), run.status.key, float(run.cost), run.error, end)
+            if self._sent.get(run.run_id) == content:
+                continue  # a change MLflow does not show (a dispatch id, a heartbeat)
+            mlflow_id, has_params = known.get(run.run_id) or self._create(experiment_id, experiment, run)
             now = int(time.time() * 1000)
             params = [] if has_params else [Param(k, _text(v)) for k, v in sorted(run_params(run).items())]
-            metrics = [Metric(k, v, now, 0) for k, v in sorted(run_metrics(run).items())]
+            metrics = [Metric(k, v, now, 0) for k, v in sorted(content[0].items())]
             tags = [
                 RunTag("sweepwise.status", run.status.key),
                 RunTag("sweepwise.cost", repr(float(run.cost))),
             ]
             if run.error:
                 tags.append(RunTag("sweepwise.error", run.error[:4000]))
-            self._client.log_batch(mlflow_id, metrics=metrics, params=params, tags=tags)
-            self._runs[run.run_id] = (mlflow_id, True)
-            end = _END_STATUS.get(run.status)
-            if end is not None and is_finished(run):
-                self._client.set_terminated(mlflow_id, status=end)
+            client.log_batch(mlflow_id, metrics=metrics, params=params, tags=tags)
+            known[run.run_id] = (mlflow_id, True)
+            if end is not None:
+                client.set_terminated(mlflow_id, status=end)
+            self._sent[run.run_id] = content
 
     def close(self) -> None:
         """Nothing to release (the client holds no connection between calls)."""
+
+    @property
+    def _client(self) -> Any:
+        if self._client_ is None:
+            _check_answers(self._tracking_uri)  # a server that is down costs no MLflow import
+            from mlflow.tracking import MlflowClient
+
+            self._client_ = MlflowClient(tracking_uri=self._tracking_uri)
+        return self._client_
 
     def _experiment_id(self, name: str) -> str:
         known = self._experiment_ids.get(name)
@@ -93,16 +111,30 @@ class MlflowMirror:
         self._experiment_ids[name] = experiment_id
         return experiment_id
 
-    def _find_or_create(self, experiment_id: str, experiment: str, run: RunInfo) -> tuple[str, bool]:
-        known = self._runs.get(run.run_id)
+    def _known_runs(self, experiment_id: str) -> dict[str, tuple[str, bool]]:
+        """The experiment's MLflow runs by sweepwise run id, read once per process (one paged search).
+
+        Then a run not in it is created without asking again: one controller per
+        experiment (its lease) is the only writer. A `sweepwise mirror` run while the sweep
+        runs could race it into a second MLflow run of one trial (docs/stores.md, "Mirrors").
+        """
+        known = self._runs.get(experiment_id)
         if known is not None:
             return known
-        found = self._client.search_runs(
-            [experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{_quoted(run.run_id)}'", max_results=1
-        )
-        if found:
-            existing: Any = found[0]
-            return str(existing.info.run_id), bool(existing.data.params)
+        known, token = {}, None
+        while True:
+            page: Any = self._client.search_runs([experiment_id], max_results=1000, page_token=token)
+            for found in page:
+                run_id = found.data.tags.get(RUN_ID_TAG)
+                if run_id is not None and run_id not in known:
+                    known[run_id] = (str(found.info.run_id), bool(found.data.params))
+            token = getattr(page, "token", None)
+            if not token:
+                break
+        self._runs[experiment_id] = known
+        return known
+
+    def _create(self, experiment_id: str, experiment: str, run: RunInfo) -> tuple[str, bool]:
         created = self._client.create_run(
             experiment_id,
             run_name=run.run_id,
@@ -111,12 +143,16 @@ class MlflowMirror:
         return str(created.info.run_id), False
 
 
+def _check_answers(uri: str | None) -> None:
+    """Raise `OSError` unless the HTTP tracking server at `uri` answers `/health` (other URIs pass)."""
+    if uri is None or not uri.startswith(("http://", "https://")):
+        return
+    with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5) as response:
+        response.read()
+
+
 def _text(value: Any) -> str:
     return str(value)[:6000]
-
-
-def _quoted(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 __all__ = ["RUN_ID_TAG", "MlflowMirror"]
