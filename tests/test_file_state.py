@@ -108,3 +108,17 @@ def test_values_json_cannot_hold_are_refused_before_anything_is_written(tmp_path
     with pytest.raises(ValueError):
         store.save_state("exp", {"x": float("nan")})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_docs_example_runs(tmp_path: Path) -> None:
+    """docs/stores.md, "FileStateStore": its Python block runs and prints what its comment says."""
+    from conftest import REPO
+
+    text = (REPO / "docs" / "stores.md").read_text()
+    section = text[text.index("\n## FileStateStore\n") :]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "%2E%2E%2Felsewhere.json"
