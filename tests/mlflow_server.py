@@ -61,6 +61,7 @@ class MlflowServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         log = (self.directory / "server.log").open("ab")
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
         self.process = subprocess.Popen(
             [
                 self.binary, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",

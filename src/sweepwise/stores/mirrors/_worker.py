@@ -61,7 +61,6 @@ class MirrorWorker:
         self._idle = threading.Event()
         self._seq: int | None = None
         self._healthy = True
-        self._succeeded = False  # until the target took something, closing does not wait for it
         self._last_error: str | None = None
         self._wait = wait_exponential(multiplier=0.5, max=max_backoff)
         self._thread = threading.Thread(target=self._loop, name=f"sweepwise-mirror-{experiment}", daemon=True)
@@ -89,13 +88,13 @@ class MirrorWorker:
     def close(self, flush_timeout: float) -> bool:
         """Stop the thread; wait up to `flush_timeout` s for the backlog while the target answers.
 
-        A target that is failing, or has not answered yet, is not waited for: the sweep
-        never waits on a mirror that is down (its runs go out on the next run's catch-up).
+        A target that is failing is not waited for: the sweep never waits on a mirror that
+        is down (its runs go out on the next run's catch-up).
 
         Returns:
             True when everything committed was mirrored.
         """
-        if self._thread.is_alive() and self._healthy and self._succeeded:
+        if self._thread.is_alive() and self._healthy:
             self._idle.wait(flush_timeout)
         flushed = self._healthy and self._idle.is_set() and not self._wake.is_set()
         self._closing.set()
@@ -154,13 +153,16 @@ class MirrorWorker:
 
     def _drain(self) -> int:
         if self._seq is None:
-            self._seq = self._load_marker().get("seq", 0)
+            marker = self._load_marker()
+            if not marker:  # from now on `sweepwise status` shows the mirror and its lag
+                self._save_marker({"seq": 0, "last_error": None})
+            self._seq = marker.get("seq", 0)
         runs, latest = self._source.fetch_changed(self._experiment, self._seq)
         if runs:
             self._target.push(self._experiment, runs)
         if runs or latest != self._seq or not self._healthy:
             self._seq = latest
-            self._healthy, self._succeeded, self._last_error = True, True, None
+            self._healthy, self._last_error = True, None
             self._save_marker({"seq": latest, "last_error": None, "mirrored_at": time.time()})
         return len(runs)
 

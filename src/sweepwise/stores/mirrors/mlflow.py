@@ -27,7 +27,7 @@ class MlflowMirror:
     FINISHED, FAILED or KILLED with it. MLflow's own HTTP retries are turned off for this
     process unless set (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`): the mirror's thread retries with
     backoff itself, and a server that is down must fail fast (docs/stores.md, "Mirrors").
-    MLflow's printing of run URLs is turned off too: the sweep's output is sweepwise's.
+    MLflow's printing of run URLs and its usage telemetry are turned off too, unless set.
 
     Args:
         tracking_uri: the server (`http://host:5000`), default `$MLFLOW_TRACKING_URI`.
@@ -38,6 +38,7 @@ class MlflowMirror:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # the sweep's output is ours
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # a mirror calls the user's server only
         self._tracking_uri = tracking_uri
         self._client_: Any = None  # made on the mirror's thread: importing MLflow takes a second
         self._uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "default")
