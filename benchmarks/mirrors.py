@@ -76,9 +76,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as server_dir:
         server = MlflowServer(Path(server_dir))
         mirror = {"type": "mlflow", "tracking_uri": server.uri}
+        no_wait = {**mirror, "flush_timeout": 0}
         times: dict[str, list[float]] = {
             "unmirrored": [],
             "mirror: mlflow": [],
+            "mirror: mlflow, flush_timeout: 0": [],
             "mirror: mlflow, server down": [],
         }
         for _ in range(args.repeats):
@@ -86,6 +88,9 @@ def main() -> None:
             server.start()
             try:
                 times["mirror: mlflow"].append(run_once(args.trials, mirror, args.job_seconds))
+                times["mirror: mlflow, flush_timeout: 0"].append(
+                    run_once(args.trials, no_wait, args.job_seconds)
+                )
             finally:
                 server.stop()
             times["mirror: mlflow, server down"].append(run_once(args.trials, mirror, args.job_seconds))

@@ -134,6 +134,8 @@ def test_the_mirror_spec_is_checked() -> None:
         check_mirror("neptune")
     with pytest.raises(ConfigError, match="mirror.project"):
         check_mirror({"type": "wandb"})
+    with pytest.raises(ConfigError, match="mirror.flush_timeout: must be a number of seconds >= 0"):
+        check_mirror({"type": "mlflow", "flush_timeout": -1})
     with pytest.raises(ConfigError, match="mirror.trackinguri: unknown option"):
         check_mirror({"type": "mlflow", "trackinguri": "x"})
 

@@ -17,10 +17,14 @@ from sweepwise.stores.mirrors._worker import MirrorWorker, marker_key
 from sweepwise.stores.mirrors._wrapper import MirroredStore
 
 _OPTIONS = {
-    "mlflow": ("mlflow", {"tracking_uri", "experiment_name"}),
-    "wandb": ("wandb", {"project", "entity", "mode", "dir"}),
+    "mlflow": ("mlflow", {"tracking_uri", "experiment_name", "flush_timeout"}),
+    "wandb": ("wandb", {"project", "entity", "mode", "dir", "flush_timeout"}),
 }
 """Mirror type -> (the module and extra it needs, its options)."""
+
+
+DEFAULT_FLUSH_TIMEOUT = 10.0
+"""Seconds a sweep's end waits for its mirror's last runs (`mirror: {flush_timeout: ...}`)."""
 
 
 def check_mirror(value: Any) -> dict[str, Any] | None:
@@ -50,6 +54,9 @@ def check_mirror(value: Any) -> dict[str, Any] | None:
         raise ConfigError("mirror.project", "is required for a wandb mirror; add project: NAME")
     if kind == "wandb" and spec.get("mode") not in (None, "online", "offline"):
         raise ConfigError("mirror.mode", f"must be online or offline, not {spec['mode']!r}")
+    flush = spec.get("flush_timeout", DEFAULT_FLUSH_TIMEOUT)
+    if isinstance(flush, bool) or not isinstance(flush, int | float) or not 0 <= flush < float("inf"):
+        raise ConfigError("mirror.flush_timeout", f"must be a number of seconds >= 0, not {flush!r}")
     if not _importable(module):
         raise ConfigError("mirror", f'needs the {module} package; pip install "sweepwise[{kind}]"')
     return spec
@@ -64,7 +71,7 @@ def _importable(module: str) -> bool:
 
 def build_mirror(spec: dict[str, Any]) -> MirrorTarget:
     """The target a checked `mirror:` spec (see `check_mirror`) names."""
-    options = {k: v for k, v in spec.items() if k != "type"}
+    options = {k: v for k, v in spec.items() if k not in ("type", "flush_timeout")}
     if spec["type"] == "mlflow":
         from sweepwise.stores.mirrors.mlflow import MlflowMirror
 
@@ -79,7 +86,8 @@ def mirrored(store: ExperimentStore, spec: Any, experiment: str) -> ExperimentSt
     checked = check_mirror(spec)
     if checked is None:
         return store
-    return MirroredStore(store, build_mirror(checked), experiment)
+    flush = float(checked.get("flush_timeout", DEFAULT_FLUSH_TIMEOUT))
+    return MirroredStore(store, build_mirror(checked), experiment, flush_timeout=flush)
 
 
 def mirror_status(reader: Any, experiment: str, runs: list[RunInfo] | None = None) -> list[dict[str, Any]]:
@@ -105,6 +113,7 @@ def mirror_status(reader: Any, experiment: str, runs: list[RunInfo] | None = Non
 
 
 __all__ = [
+    "DEFAULT_FLUSH_TIMEOUT",
     "MirrorTarget",
     "MirrorWorker",
     "MirroredStore",
