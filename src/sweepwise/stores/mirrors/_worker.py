@@ -99,7 +99,7 @@ class MirrorWorker:
         flushed = self._healthy and self._idle.is_set() and not self._wake.is_set()
         self._closing.set()
         self._wake.set()
-        self._thread.join(0.5 if self._healthy else 0.0)
+        self._thread.join(min(0.5, flush_timeout) if self._healthy else 0.0)
         try:
             self._target.close()
         except Exception as exc:  # a mirror never fails the sweep
