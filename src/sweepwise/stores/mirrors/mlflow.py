@@ -57,16 +57,29 @@ class MlflowMirror:
     def push(self, experiment: str, runs: list[RunInfo]) -> None:
         """Create or update the MLflow run of each of `runs`."""
         client = self._client  # first: a server that is down is found before MLflow is imported
-        from mlflow.entities import Metric, Param, RunTag
-
         experiment_id = self._experiment_id(self._experiment_name or experiment)
         known = self._known_runs(experiment_id)
+        try:
+            self._push(client, experiment_id, experiment, runs, known)
+        except BaseException:
+            # a create whose answer was lost may have happened: read the server's runs again
+            self._runs.pop(experiment_id, None)
+            raise
+
+    def _push(
+        self, client: Any, experiment_id: str, experiment: str, runs: list[RunInfo], known: dict[str, Any]
+    ) -> None:
+        """Send each changed run of `runs`, creating its MLflow run the first time."""
+        from mlflow.entities import Metric, Param, RunTag
+
         for run in runs:
             end = _END_STATUS.get(run.status) if is_finished(run) else None
             content = (run_metrics(run), run.status.key, float(run.cost), run.error, end)
             if self._sent.get(run.run_id) == content:
                 continue  # a change MLflow does not show (a dispatch id, a heartbeat)
-            mlflow_id, has_params = known.get(run.run_id) or self._create(experiment_id, experiment, run)
+            if run.run_id not in known:  # remembered at once: a failure below must not create it twice
+                known[run.run_id] = self._create(experiment_id, experiment, run)
+            mlflow_id, has_params = known[run.run_id]
             now = int(time.time() * 1000)
             params = [] if has_params else [Param(k, _text(v)) for k, v in sorted(run_params(run).items())]
             metrics = [Metric(k, v, now, 0) for k, v in sorted(content[0].items())]
