@@ -241,7 +241,7 @@ def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQ
     After a failure the closing is quiet: a close that fails too (the same full disk)
     is logged at debug level and the failure that stopped the sweep is the one raised.
     """
-    closers = [getattr(controller.dispatcher, "close", None), sql.close]
+    closers = [getattr(controller.dispatcher, "close", None), getattr(controller.store, "close", sql.close)]
     try:
         with display:
             runs = controller.run()
@@ -357,6 +357,35 @@ def status(
         from sweepwise.app.display import print_status
 
         print_status(payload, limit=None if show_all else 30)
+
+
+@app.command(cls=PlainCommand)
+def mirror(
+    experiment: Annotated[str, typer.Argument(help="experiment name")],
+    store: StoreOption = None,
+) -> None:
+    """Copy what the experiment's `mirror` has not got yet to it, now (docs/stores.md, "Mirrors")."""
+    from sweepwise.stores.mirrors import MirrorWorker, build_mirror, check_mirror
+
+    sql = _open_store(store)
+    record = _experiment_record(sql, experiment)
+    try:
+        spec = check_mirror(record.spec.get("spec", {}).get("mirror"))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if spec is None:
+        raise _fail(f"experiment {experiment!r} has no mirror; add mirror: mlflow (or wandb) to its spec", 1)
+    target = build_mirror(spec)
+    worker = MirrorWorker(sql, target, experiment)
+    try:
+        sent = worker.drain_once()
+    except Exception as exc:
+        why = worker.last_error or exc
+        raise _fail(f"mirror {target.name} failed: {why}; run the same command again", 1) from None
+    finally:
+        target.close()
+        sql.close()
+    typer.echo(f"mirror {target.name}: up to date ({sent} runs sent)")
 
 
 @app.command(cls=PlainCommand)

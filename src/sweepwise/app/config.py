@@ -66,6 +66,9 @@ class ExperimentSpec(BaseModel):
         "register a custom scheduler with @register_scheduler",
     )
     store: str | None = None
+    mirror: str | dict[str, Any] | None = Field(
+        default=None, description="mlflow or wandb, or {type: ..., option: ...}: runs copied there too"
+    )
     dispatcher: DispatcherSpec = Field(default_factory=DispatcherSpec)
     eval_dispatcher: DispatcherSpec | None = Field(
         default=None, description="the dispatcher of eval jobs, when not `dispatcher`"

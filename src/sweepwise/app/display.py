@@ -169,6 +169,16 @@ def print_status(payload: dict[str, Any], *, limit: int | None = 30) -> None:
     failed = [row for row in runs if row["error"]]
     for row in failed if limit is None else failed[-limit:]:
         console.print(f"[red]{row['run_id']}[/red]: {row['error']}")
+    for mirror in payload.get("mirrors", []):
+        console.print(mirror_line(mirror), markup=False, highlight=False)
+
+
+def mirror_line(mirror: dict[str, Any]) -> str:
+    """One mirror in one line: its target, how many runs it is behind, its last error."""
+    behind = mirror["runs_behind"]
+    lag = "up to date" if behind == 0 else f"{behind} run{'s' if behind != 1 else ''} not yet mirrored"
+    error = f"; last error: {mirror['last_error']}" if mirror.get("last_error") else ""
+    return f"mirror {mirror['target']}: {lag}{error}"
 
 
 def print_experiments(rows: list[dict[str, Any]]) -> None:
@@ -192,4 +202,4 @@ def print_best(row: dict[str, Any], console: Console | None = None) -> None:
         console.print(f"  {key} = {value}")
 
 
-__all__ = ["LiveDisplay", "print_best", "print_experiments", "print_status"]
+__all__ = ["LiveDisplay", "mirror_line", "print_best", "print_experiments", "print_status"]

@@ -33,6 +33,7 @@ from sweepwise.schedulers import scheduler_classes
 from sweepwise.schedulers.base import JobSpec
 from sweepwise.schedulers.search import check_resource_parameters, search_of
 from sweepwise.stores.location import resolve_store_url
+from sweepwise.stores.mirrors import check_mirror, mirrored
 
 if TYPE_CHECKING:
     from sweepwise.core.models import Observation
@@ -75,6 +76,7 @@ class Experiment:
         except ValidationError as exc:
             raise config_error(exc, fields=list(ExperimentSpec.model_fields)) from None
         check_dispatchers(spec)
+        check_mirror(spec.mirror)
         jobs = {name: _job_spec(getattr(spec, name), name, base_dir) for name in ("train", "eval")}
         if jobs["train"] is None and "recipe_module" not in (spec.scheduler.model_extra or {}):
             raise ConfigError("train", "is required; add train: {cmd: [python, train.py]}")
@@ -141,6 +143,7 @@ class Experiment:
                 f"not a {type(config).__name__}",
             )
         check_dispatchers(spec)
+        check_mirror(spec.mirror)
         updates: dict[str, Any] = {}
         for name in ("train", "eval"):
             job = getattr(config, name, None)
@@ -391,7 +394,8 @@ class Experiment:
         """A controller wired to `store`, ready to `run()`.
 
         Args:
-            store: the store of the experiment.
+            store: the store of the experiment (wrapped in a `MirroredStore` when the
+                spec names a `mirror`; the controller's `store.close()` then closes both).
             on_tick: called after every tick (a live display).
             incarnation: the experiment's incarnation id (see `check_runs_dir`).
             warm_start: observations the optimizer sees before the sweep's own
@@ -418,7 +422,7 @@ class Experiment:
             self.name,
             scheduler,
             dispatcher,
-            store,
+            mirrored(store, self.spec.mirror, self.name),  # docs/stores.md, "Mirrors"
             settings=settings,
             metric=self.spec.metric,
             clock=clock,

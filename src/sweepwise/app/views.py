@@ -134,11 +134,14 @@ def status_payload(reader: RunReader, experiment: str) -> dict[str, Any]:
     """`status EXPERIMENT --json`: the experiment, its counts and every run."""
     record = experiment_record(reader, experiment)
     runs = reader.fetch_runs({"group": experiment})
+    from sweepwise.stores.mirrors import mirror_status
+
     return {
         "experiment": experiment,
         "status": record.status,
         "counts": status_counts(runs),
         "runs": [run_row(run) for run in runs],
+        "mirrors": mirror_status(reader, experiment, runs),
     }
 
 

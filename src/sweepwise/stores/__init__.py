@@ -11,10 +11,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sweepwise.stores._codec import ExperimentRecord
     from sweepwise.stores._transaction import StoreTransaction
+    from sweepwise.stores.file_state import FileStateStore
+    from sweepwise.stores.mirrors import MirroredStore
     from sweepwise.stores.sql import SQLStore
 
 _EXPORTS: dict[str, str] = {
     "ExperimentRecord": "sweepwise.stores._codec",
+    "FileStateStore": "sweepwise.stores.file_state",
+    "MirroredStore": "sweepwise.stores.mirrors",
     "SQLStore": "sweepwise.stores.sql",
     "StoreTransaction": "sweepwise.stores._transaction",
 }
@@ -33,4 +37,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
 
 
-__all__ = ["ExperimentRecord", "SQLStore", "StoreTransaction"]
+__all__ = ["ExperimentRecord", "FileStateStore", "MirroredStore", "SQLStore", "StoreTransaction"]

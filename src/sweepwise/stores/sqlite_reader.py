@@ -99,6 +99,18 @@ class SQLiteReader:
         )
         return {status: count for status, count in rows}
 
+    def load_state(self, experiment: str) -> dict[str, Any] | None:
+        """The state saved under `experiment` (a scheduler's, or its mirrors' markers), or None."""
+        import json
+
+        row = (
+            self._db()
+            .execute("SELECT state FROM scheduler_state WHERE experiment = ?", (experiment,))
+            .fetchone()
+        )
+        value = json.loads(row[0]) if row is not None else None
+        return value if isinstance(value, dict) else None
+
     def close(self) -> None:
         """Close the connection."""
         if self._connection is not None:
