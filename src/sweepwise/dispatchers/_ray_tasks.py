@@ -24,14 +24,19 @@ logs) plus `wait`, which returns as soon as any job changes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import shlex
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from sweepwise.dispatchers._ray_client import SubmissionTaken, one_line
+
+logger = logging.getLogger(__name__)
 
 NAMESPACE = "sweepwise"
 """The Ray namespace of the supervisor actors."""
@@ -40,6 +45,7 @@ _LOG_TAIL = 16 * 1024  # bytes of a finished job's log kept for `sweepwise logs`
 _CALL_TIMEOUT = 60.0  # seconds to wait for the supervisor's answer before the cluster counts as unreachable
 _KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL of a cancelled job
 _REAP_TIMEOUT = 120.0  # seconds to wait for the job of a dead worker to be killed
+_KEEPER_TIMEOUT = 120.0  # seconds to wait for the Ray job that keeps the supervisor to make it
 
 
 SUPERVISOR = "sweepwise-supervisor-1"
@@ -306,28 +312,62 @@ class RayTasks:
         address: the cluster (`auto`, `host:6379`, `ray://host:10001`); None: the one
             running on this machine, else a new one started in this process.
         name: the supervisor actor's name (`SUPERVISOR`).
+        jobs_address: the cluster's Jobs API, for the job that keeps the actor (default: `address`).
+        python: the interpreter on the nodes that has sweepwise.
 
     Raises:
         ConfigError: Ray is not installed, or the cluster cannot be joined.
     """
 
-    def __init__(self, address: str | None, name: str) -> None:
+    def __init__(
+        self, address: str | None, name: str, *, jobs_address: str | None = None, python: str = "python"
+    ) -> None:
         self._ray = _join(address)
         self._name = name
+        self._jobs_address = jobs_address or address
+        self._python = python
         self._actor = self._find_actor()
         self.address = address or "this machine's Ray cluster"
 
     def _find_actor(self) -> Any:
-        actor = self._ray.remote(TaskSupervisor)
-        return actor.options(
-            name=self._name,
-            namespace=NAMESPACE,
-            lifetime="detached",
-            get_if_exists=True,
-            num_cpus=0,
-            max_concurrency=1000,
-            max_restarts=0,
-        ).remote()
+        """The supervisor actor: found by name, else made by a Ray job that keeps it (`keep_supervisor`).
+
+        Ray reuses worker processes only for a job whose driver is alive, and an actor's tasks
+        belong to the job that made the actor. Made by a controller, the actor would outlive that
+        controller's job, and every later task would wait for a new worker process (seconds each
+        on a small machine). Made by a Ray job that never ends, its tasks keep warm workers. A
+        cluster whose Jobs API cannot be reached gets the actor from this process instead.
+        """
+        try:
+            return self._ray.get_actor(self._name, namespace=NAMESPACE)
+        except ValueError:  # no such actor yet
+            pass
+        if self._start_keeper():
+            deadline = time.monotonic() + _KEEPER_TIMEOUT
+            while time.monotonic() < deadline:
+                try:
+                    return self._ray.get_actor(self._name, namespace=NAMESPACE)
+                except ValueError:
+                    time.sleep(0.2)
+            logger.warning("the Ray job %s made no supervisor actor; making it here", self._name)
+        return make_supervisor(self._ray, self._name)
+
+    def _start_keeper(self) -> bool:
+        """Submit the Ray job that makes and keeps the supervisor actor; False if it cannot be."""
+        try:
+            from ray.job_submission import JobSubmissionClient
+
+            client = JobSubmissionClient(self._jobs_address)
+            client.submit_job(
+                submission_id=f"{self._name}-{uuid.uuid4().hex[:8]}",
+                entrypoint=f"{shlex.quote(self._python)} -m {__name__} {shlex.quote(self._name)}",
+                entrypoint_num_cpus=0,
+                metadata={"sweepwise": "the supervisor of sweepwise's Ray tasks"},
+            )
+        except Exception as exc:  # Ray raises many types
+            logger.warning("cannot start the Ray job that keeps the supervisor actor: %s", one_line(exc))
+            return False
+        return True
 
     def _call(self, method: str, *args: Any, timeout: float = _CALL_TIMEOUT) -> Any:
         """Call the supervisor; one that died is replaced by a new (empty) one and called again."""
@@ -379,6 +419,35 @@ class RayTasks:
         self._call("forget", prefix)
 
 
+def make_supervisor(ray: Any, name: str) -> Any:
+    """Make (or find) the named, detached supervisor actor from this process."""
+    actor = ray.remote(TaskSupervisor)
+    return actor.options(
+        name=name,
+        namespace=NAMESPACE,
+        lifetime="detached",
+        get_if_exists=True,
+        num_cpus=0,
+        max_concurrency=1000,
+        max_restarts=0,
+    ).remote()
+
+
+def keep_supervisor(name: str) -> None:
+    """The Ray job that makes the supervisor actor and lives as long as the cluster, so its tasks'
+    workers stay warm: `python -m sweepwise.dispatchers._ray_tasks NAME`."""
+    import ray
+
+    ray.init(address="auto", namespace=NAMESPACE, log_to_driver=False, configure_logging=False)
+    try:
+        ray.get_actor(name, namespace=NAMESPACE)
+        return  # another controller's keeper made it first: that one keeps it
+    except ValueError:
+        make_supervisor(ray, name)
+    while True:
+        time.sleep(3600)
+
+
 def _join(address: str | None) -> Any:
     """`ray`, with this process joined to the cluster at `address` as a driver.
 
@@ -422,4 +491,18 @@ def _join(address: str | None) -> Any:
     return ray
 
 
-__all__ = ["NAMESPACE", "SUPERVISOR", "RayTasks", "TaskSupervisor", "reap_job", "run_task"]
+__all__ = [
+    "NAMESPACE",
+    "SUPERVISOR",
+    "RayTasks",
+    "TaskSupervisor",
+    "keep_supervisor",
+    "make_supervisor",
+    "reap_job",
+    "run_task",
+]
+
+if __name__ == "__main__":
+    import sys
+
+    keep_supervisor(sys.argv[1])

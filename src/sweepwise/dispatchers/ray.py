@@ -155,7 +155,9 @@ class RayDispatcher:
         self._tasks_client: RayTasks | None = None
         self._task_version = -1
         if self._options.mode == "task":
-            self._tasks_client = RayTasks(address, SUPERVISOR)
+            self._tasks_client = RayTasks(
+                address, SUPERVISOR, jobs_address=dashboard_address, python=self._options.python
+            )
         else:
             self._jobs_client = connect(address, dashboard_address)
         self._poll_interval = float(poll_interval)
@@ -184,7 +186,12 @@ class RayDispatcher:
     def _tasks(self) -> RayTasks:
         """The cluster's supervisor actor of tasks, joined on first use."""
         if self._tasks_client is None:
-            self._tasks_client = RayTasks(self._address, SUPERVISOR)
+            self._tasks_client = RayTasks(
+                self._address,
+                SUPERVISOR,
+                jobs_address=self._dashboard_address,
+                python=self._options.python,
+            )
         return self._tasks_client
 
     def end_sweep(self) -> None:
