@@ -97,6 +97,9 @@ def test_two_sweeps_a_reader_and_a_server_restart_lose_and_double_nothing(
     reader.start()
     try:
 
+        def started() -> int:
+            return sum(len(markers(spec.parent, job)) for spec in specs.values() for job in ("train", "eval"))
+
         def under_way() -> bool:
             for name, sweep in sweeps.items():
                 if sweep.poll() is not None:  # ended before the restart: say why
@@ -104,7 +107,9 @@ def test_two_sweeps_a_reader_and_a_server_restart_lose_and_double_nothing(
             return all(len(markers(spec.parent, "train")) >= 2 for spec in specs.values())
 
         _wait_for(under_way, "both sweeps to be under way")
-        postgres_server.restart()  # mid-sweep: every open connection is cut
+        for restart in range(3):  # mid-sweep, again and again: every open connection is cut
+            _wait_for(lambda: started() >= 4 + 3 * restart, "more jobs to start")  # noqa: B023
+            postgres_server.restart()
         outcomes = {name: sweep.communicate(timeout=600) for name, sweep in sweeps.items()}
     finally:
         stop.set()
@@ -112,14 +117,8 @@ def test_two_sweeps_a_reader_and_a_server_restart_lose_and_double_nothing(
         for sweep in sweeps.values():
             if sweep.poll() is None:
                 sweep.kill()
-    for name, sweep in sweeps.items():
-        if sweep.returncode != 0:
-            # A controller whose transaction the restart cut stops with one line (the store is
-            # the source of truth, so nothing is half-done); run again, it finishes the sweep.
-            last = outcomes[name][1].strip().splitlines()[-1]
-            assert last.startswith("error: could not ") and "in the store postgresql" in last, last
-            again = cli("run", str(specs[name]), "--quiet", "--store", database, cwd=specs[name].parent)
-            assert again.returncode == 0, again.stderr
+    for name, sweep in sweeps.items():  # each controller rode the restarts out by itself
+        assert sweep.returncode == 0, outcomes[name][1]
     assert polls, errors
     for name, spec in specs.items():
         status = json.loads(cli("status", name, "--json", "--store", database, cwd=tmp_path).stdout)
@@ -129,6 +128,78 @@ def test_two_sweeps_a_reader_and_a_server_restart_lose_and_double_nothing(
             started = Counter(markers(spec.parent, job))
             assert sorted(started) == sorted(row["run_id"] for row in runs), (name, job)
             assert set(started.values()) == {1}, (name, job, started)  # each job ran once
+
+
+# Server-side cuts at chosen moments: a trigger on `runs` terminates the writing connection
+# from inside its transaction, every third write (in the body) and at every third commit (a
+# deferred trigger), 12 times each. A sequence counts: it is not rolled back with the cut.
+CUTS = """
+CREATE SEQUENCE cut_count;
+CREATE FUNCTION cut() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF mod(nextval('cut_count'), 3) = 0 AND currval('cut_count') <= 72 THEN
+        PERFORM pg_terminate_backend(pg_backend_pid());
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER cut_in_body AFTER INSERT OR UPDATE ON runs FOR EACH STATEMENT EXECUTE FUNCTION cut();
+CREATE CONSTRAINT TRIGGER cut_at_commit AFTER INSERT OR UPDATE ON runs
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION cut();
+"""
+
+
+def test_connections_cut_at_any_moment_lose_and_double_nothing(
+    tmp_path: Path, postgres_server: Any, database: str
+) -> None:
+    # Transactions are cut in their body and at their commit, and every connection to the
+    # database is terminated every 50 ms besides: each controller waits for the store, reads
+    # it back as a restarted controller would, and goes on.
+    from sqlalchemy import create_engine, text
+
+    from sweepwise.stores import SQLStore
+
+    SQLStore(database).list_experiments()  # the schema, for the triggers
+    spec = _sweep(tmp_path / "delta", "delta", trials=8, sleep=0.2)
+    name = database.rsplit("/", 1)[-1]
+    admin = create_engine(postgres_server.url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    with create_engine(database, isolation_level="AUTOCOMMIT").connect() as connection:
+        connection.exec_driver_sql(CUTS)
+    stop = threading.Event()
+    cuts: list[int] = []
+
+    def cutter() -> None:
+        query = text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = :name AND pid <> pg_backend_pid()"
+        )
+        with admin.connect() as connection:
+            while not stop.is_set():
+                cuts.append(int(connection.execute(query, {"name": name}).scalar() or 0))
+                time.sleep(0.05)
+
+    sweep = _run(spec, database)
+    thread = threading.Thread(target=cutter, daemon=True)
+    try:
+        _wait_for(lambda: markers(spec.parent, "train"), "the first job")
+        thread.start()
+        _wait_for(lambda: len(markers(spec.parent, "eval")) >= 4 or sweep.poll() is not None, "4 evals")
+        stop.set()
+        thread.join(timeout=60)
+        _, err = sweep.communicate(timeout=600)
+    finally:
+        stop.set()
+        if sweep.poll() is None:
+            sweep.kill()
+        admin.dispose()
+    assert sweep.returncode == 0, err
+    assert sum(cuts) > 0 and "resuming the sweep" in err  # connections and transactions were cut
+    status = json.loads(cli("status", "delta", "--json", "--store", database, cwd=tmp_path).stdout)
+    runs = status["runs"]
+    assert [row["status"] for row in runs] == ["completed"] * 8
+    for job in ("train", "eval"):
+        started = Counter(markers(spec.parent, job))
+        assert sorted(started) == sorted(row["run_id"] for row in runs), job
+        assert set(started.values()) == {1}, (job, started)  # each job ran once
 
 
 OPEN = """
@@ -186,3 +257,21 @@ def test_a_second_controller_is_refused_then_takes_over_from_a_killed_one(
     assert [row["status"] for row in status["runs"]] == ["completed"] * 4
     for job in ("train", "eval"):
         assert set(Counter(markers(spec.parent, job)).values()) == {1}, job
+
+
+def test_a_full_disk_on_the_server_is_not_an_outage(database: str) -> None:
+    # The server says its disk is full (SQLSTATE 53100): the sweep must stop with that line,
+    # not wait for a server that answers (docs/stores.md, "Outages").
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    from sweepwise.stores._engine import failure_hint, is_outage
+
+    engine = create_engine(database)
+    with pytest.raises(OperationalError) as full, engine.connect() as connection:
+        connection.exec_driver_sql(
+            "DO $$ BEGIN RAISE EXCEPTION 'no space' USING ERRCODE = 'disk_full'; END $$"
+        )
+    engine.dispose()
+    assert not is_outage(full.value)
+    assert failure_hint(full.value) == "free some space and run the same command again"

@@ -250,3 +250,30 @@ def test_driver_messages_get_the_fix_the_user_can_make() -> None:
     assert "writable" in (failure_hint(wrapped("attempt to write a readonly database")) or "")
     assert "check the disk" in (failure_hint(wrapped("disk I/O error")) or "")
     assert failure_hint(wrapped("no such table: runs")) is None
+
+
+def test_only_a_server_out_of_reach_is_an_outage(tmp_path: Path) -> None:
+    # An outage makes `sweepwise run` wait and resume (docs/stores.md, "Outages"); a locked or
+    # full SQLite file, or a server's own refusal, must not.
+    import socket
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+
+    from sweepwise.stores._engine import is_outage
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    refused = create_engine(f"postgresql+psycopg://nobody@127.0.0.1:{port}/none?connect_timeout=2")
+    with pytest.raises(DBAPIError) as down:
+        refused.connect()
+    assert is_outage(down.value)
+    locked = create_engine(f"sqlite:///{tmp_path / 'locked.db'}", connect_args={"timeout": 0})
+    holder = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(DBAPIError) as busy, locked.connect() as connection:
+        connection.execute(text("SELECT * FROM t"))
+    holder.close()
+    assert "locked" in str(busy.value) and not is_outage(busy.value)

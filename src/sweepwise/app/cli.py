@@ -21,7 +21,7 @@ import typer
 from sweepwise import __version__
 from sweepwise.app.help_format import PlainCommand, PlainGroup
 from sweepwise.core import keys
-from sweepwise.core.errors import ConfigError, LeaseHeldError, SweepwiseError
+from sweepwise.core.errors import ConfigError, LeaseHeldError, StoreUnavailableError, SweepwiseError
 from sweepwise.core.status import JobStatus
 
 if TYPE_CHECKING:
@@ -195,9 +195,20 @@ def run(
     controller.on_start = experiment.write_adaptive_config  # only once the lease is ours
     if existing is not None:
         typer.echo(f"resuming experiment {experiment.name!r} from {sql.url}", err=True)
+
+    def resume(earlier: AdaptiveController) -> AdaptiveController:  # after a store outage
+        resumed = experiment.build_controller(
+            earlier.store,  # the same store (and mirror) objects
+            on_tick=display.update,
+            incarnation=record.incarnation,
+            warm_start=None if warm is None else warm.observations,
+        )
+        resumed.resume_from(earlier)
+        return resumed
+
     try:
         with _signals_interrupt():
-            succeeded = _run_and_close(controller, display, sql)
+            succeeded = _run_and_close(controller, display, sql, resume)
     except LeaseHeldError as exc:
         raise _fail(str(exc), 3) from None
     except KeyboardInterrupt as exc:
@@ -232,34 +243,60 @@ def _signals_interrupt() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def _run_and_close(controller: AdaptiveController, display: LiveDisplay, sql: SQLStore) -> bool:
+def _run_and_close(
+    controller: AdaptiveController,
+    display: LiveDisplay,
+    sql: SQLStore,
+    resume: Callable[[AdaptiveController], AdaptiveController],
+) -> bool:
     """Run the sweep, print its summary, then close the dispatcher and the store.
 
     Returns False when trials failed or were lost and none completed (a sweep whose
     runs were all cancelled did what the user asked).
 
+    When the store's server goes away, waits for it (`app.outage`) and goes on with
+    `resume(controller)`, a controller that reads everything back from the store.
+
     After a failure the closing is quiet: a close that fails too (the same full disk)
     is logged at debug level and the failure that stopped the sweep is the one raised.
     """
-    closers = [getattr(controller.dispatcher, "close", None), getattr(controller.store, "close", sql.close)]
+    from sweepwise.app.outage import wait_for_store
+
     try:
         with display:
-            runs = controller.run()
+            while True:
+                try:
+                    runs = controller.run()
+                    break
+                except StoreUnavailableError as exc:
+                    _close_quietly(getattr(controller.dispatcher, "close", None))  # jobs keep running
+                    if not wait_for_store(sql, controller.experiment, exc, say=_say):
+                        raise
+                    controller = resume(controller)
         display.print_summary(runs)
         statuses = {run.status for run in runs}
         succeeded = JobStatus.COMPLETED in statuses or not any(status.is_failure() for status in statuses)
     except BaseException:
-        for close in closers:
-            try:
-                if close is not None:
-                    close()
-            except Exception as exc:
-                logging.getLogger(__name__).debug("closing after a failed run: %s", exc)
+        _close_quietly(getattr(controller.dispatcher, "close", None))
+        _close_quietly(getattr(controller.store, "close", sql.close))
         raise
-    for close in closers:
+    for close in (getattr(controller.dispatcher, "close", None), getattr(controller.store, "close", None)):
         if close is not None:
             close()
     return succeeded
+
+
+def _close_quietly(close: Callable[[], object] | None) -> None:
+    """`close()`, a failure logged at debug level: the error that stopped the sweep stays the one raised."""
+    try:
+        if close is not None:
+            close()
+    except Exception as exc:
+        logging.getLogger(__name__).debug("closing after a failed run: %s", exc)
+
+
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 def _is_recipe_target(target: str) -> bool:

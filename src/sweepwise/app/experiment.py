@@ -37,7 +37,7 @@ from sweepwise.stores.mirrors import check_mirror, mirrored
 
 if TYPE_CHECKING:
     from sweepwise.core.models import Observation
-    from sweepwise.core.protocols import Dispatcher
+    from sweepwise.core.protocols import Dispatcher, ExperimentStore
     from sweepwise.engine.controller import AdaptiveController, TickReport
     from sweepwise.optimizers.warm_start import Fitted
     from sweepwise.stores import ExperimentRecord
@@ -385,7 +385,7 @@ class Experiment:
 
     def build_controller(
         self,
-        store: SQLStore,
+        store: ExperimentStore,
         *,
         on_tick: Callable[[AdaptiveController, TickReport], None] | None = None,
         incarnation: str | None = None,
@@ -395,7 +395,8 @@ class Experiment:
 
         Args:
             store: the store of the experiment (wrapped in a `MirroredStore` when the
-                spec names a `mirror`; the controller's `store.close()` then closes both).
+                spec names a `mirror` and it is not wrapped yet; the controller's
+                `store.close()` then closes both).
             on_tick: called after every tick (a live display).
             incarnation: the experiment's incarnation id (see `check_runs_dir`).
             warm_start: observations the optimizer sees before the sweep's own

@@ -23,6 +23,14 @@ class StoreError(SweepwiseError):
     """The store could not complete an operation (after retries)."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store's server could not be reached: down, restarting, or the connection was cut.
+
+    What was being written may or may not have committed; the store is the source of
+    truth, so a controller reads it again once it answers (docs/stores.md, "Outages").
+    """
+
+
 class LeaseHeldError(SweepwiseError):
     """Another controller holds the experiment's lease."""
 

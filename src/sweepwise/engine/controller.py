@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sweepwise.core import keys
 from sweepwise.core.clock import RealClock
-from sweepwise.core.errors import DispatchError
+from sweepwise.core.errors import DispatchError, StoreUnavailableError
 from sweepwise.core.faults import crash_point
 from sweepwise.core.lifecycle import DEFAULT_RETRIES, RetryPolicy, no_eval_event, retry_due
 from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobStatus, JobTypes, RunInfo
@@ -148,8 +148,10 @@ class AdaptiveController:
 
         Raises:
             LeaseHeldError: another live controller runs this experiment.
-            StoreError: the store failed (a full disk, its file deleted); the lease is released
-                if the store still can.
+            StoreUnavailableError: the store's server could not be reached; the lease is kept,
+                so that a controller built in this process with `resume_from` can go on.
+            StoreError: the store failed otherwise (a full disk, its file deleted); the lease is
+                released if the store still can.
         """
         self.lease.acquire(self.clock.now())
         try:
@@ -178,6 +180,8 @@ class AdaptiveController:
                     end_sweep = getattr(self.dispatcher, "end_sweep", None)
                     if end_sweep is not None:  # what the dispatcher keeps on its engine for the sweep
                         end_sweep()
+        except StoreUnavailableError:
+            raise  # the lease stays ours, for the controller that resumes once the store answers
         except BaseException:
             self.lease.release(quiet=True)  # a release that fails too must not hide why we stopped
             raise
@@ -213,6 +217,15 @@ class AdaptiveController:
         if not report.dispatched:
             self._save_state(self.store)
         return report
+
+    def resume_from(self, earlier: AdaptiveController) -> None:
+        """Go on where `earlier`, stopped by a store outage in this process, left off.
+
+        This controller takes `earlier`'s lease (still held in the store) and, when it runs,
+        reads everything back from the store as any restarted controller does: what
+        `earlier` had in memory, and whether its last write committed, do not matter.
+        """
+        self.lease = earlier.lease
 
     @property
     def hooks(self) -> ControllerHooks:

@@ -122,13 +122,20 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
 
 
 def begin(connection: Connection, *, write: bool) -> RootTransaction:
-    """Begin a transaction on `connection`; on SQLite, `BEGIN IMMEDIATE` when `write`.
+    """Begin a transaction on `connection`; on SQLite, `BEGIN IMMEDIATE` when `write`; on a server, checked.
 
     Raises:
         sqlalchemy.exc.DBAPIError: the database refused (e.g. locked past the busy timeout).
     """
     transaction = connection.begin()
     if connection.dialect.name != "sqlite":
+        # A kept connection the server dropped meanwhile (a restart) fails here, where the call
+        # is retried on a fresh one, rather than in the transaction's body (docs/stores.md, "Outages").
+        try:
+            connection.exec_driver_sql("SELECT 1")
+        except BaseException:
+            transaction.rollback()
+            raise
         return transaction
     statement = "BEGIN IMMEDIATE" if write else "BEGIN"
     try:
@@ -156,6 +163,23 @@ def is_transient(exc: BaseException) -> bool:
         message = str(exc.orig).lower()
         return any(word in message for word in _SQLITE_TRANSIENT)
     return True  # PostgreSQL & co. raise OperationalError for connection-level trouble
+
+
+# SQLSTATE classes of a server that cannot be reached or is going away: 08 connection exception,
+# 57P01-57P03 the server shutting down, crashed or starting (PostgreSQL's codes).
+_OUTAGE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when a database server cannot be reached or cut the connection (not SQLite, not a full disk)."""
+    if not isinstance(exc, DBAPIError) or "sqlite" in type(exc.orig).__module__:
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return state is None or str(state).startswith(_OUTAGE_STATES)  # no state: the connection failed
 
 
 def failure_hint(exc: SQLAlchemyError) -> str | None:
@@ -199,6 +223,7 @@ __all__ = [
     "checkpoint",
     "create_store_engine",
     "failure_hint",
+    "is_outage",
     "is_sqlite",
     "is_transient",
     "one_line",

@@ -35,7 +35,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from sweepwise.core.errors import StoreError
+from sweepwise.core.errors import StoreError, StoreUnavailableError
 from sweepwise.core.lifecycle import DEFAULT_RETRIES, RetryPolicy
 from sweepwise.core.models import JobDefinition, JobEvent, JobTypes, RunInfo
 from sweepwise.core.private import create_private_file, make_private_dirs
@@ -46,6 +46,7 @@ from sweepwise.stores._engine import (
     checkpoint,
     create_store_engine,
     failure_hint,
+    is_outage,
     is_transient,
     one_line,
     parse_url,
@@ -182,12 +183,12 @@ class SQLStore:
         except BaseException as exc:
             opened.finish(exc)
             if isinstance(exc, SQLAlchemyError):
-                raise self._error(describe(tx.operations), exc) from exc
+                raise self._error(describe(tx.operations), exc, retried=False) from exc
             raise
         try:
             opened.finish(None)
-        except SQLAlchemyError as exc:
-            raise self._error(describe(tx.operations), exc) from exc
+        except SQLAlchemyError as exc:  # the commit's outcome may be unknown: the caller reads back
+            raise self._error(describe(tx.operations), exc, retried=False) from exc
 
     # -- runs (the seed API) ------------------------------------------------------------
 
@@ -428,23 +429,26 @@ class SQLStore:
                 raise
             if not self._said_waiting:  # the first attempt already waited out the busy timeout
                 self._said_waiting = True
-                _log.warning("waiting for %s: %s (another process holds it)", self.url, one_line(exc))
+                why = "another process holds it" if self._file is not None else "retrying"
+                _log.warning("waiting for %s: %s (%s)", self.url, one_line(exc), why)
         result: T = self._retrying(fn, *args)
         return result
 
-    def _error(self, what: str, exc: SQLAlchemyError) -> StoreError:
+    def _error(self, what: str, exc: SQLAlchemyError, *, retried: bool = True) -> StoreError:
         """One line: what could not be done, where, the driver's reason and what to do about it.
 
         Args:
             what: the operation, as words that end "could not ..." ("record job events").
             exc: the driver's error.
+            retried: whether the operation was retried (a transaction's body is not).
         """
         if self._file is not None and self._file.vanished():
             return self._file.error()  # the driver's words ("disk I/O error") would hide the cause
-        retried = f" after {ATTEMPTS} attempts" if is_transient(exc) else ""
+        tries = " after retrying" if retried and is_transient(exc) else ""
         hint = failure_hint(exc)
         fix = f"; {hint}" if hint else ""
-        return StoreError(f"could not {what} in the store {self.url}{retried}: {one_line(exc)}{fix}")
+        kind = StoreUnavailableError if is_outage(exc) else StoreError
+        return kind(f"could not {what} in the store {self.url}{tries}: {one_line(exc)}{fix}")
 
 
 for _scheme in ("mysql", "postgresql", "sqlite"):  # and their `+driver` variants (see `store_factory`)

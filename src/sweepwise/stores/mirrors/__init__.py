@@ -82,9 +82,9 @@ def build_mirror(spec: dict[str, Any]) -> MirrorTarget:
 
 
 def mirrored(store: ExperimentStore, spec: Any, experiment: str) -> ExperimentStore:
-    """`store` wrapped in a `MirroredStore` when `spec` names a mirror, else `store` itself."""
+    """`store` in a `MirroredStore` when `spec` names a mirror and it is not wrapped yet, else `store`."""
     checked = check_mirror(spec)
-    if checked is None:
+    if checked is None or isinstance(store, MirroredStore):
         return store
     flush = float(checked.get("flush_timeout", DEFAULT_FLUSH_TIMEOUT))
     return MirroredStore(store, build_mirror(checked), experiment, flush_timeout=flush)
