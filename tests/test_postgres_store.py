@@ -275,3 +275,17 @@ def test_a_full_disk_on_the_server_is_not_an_outage(database: str) -> None:
     engine.dispose()
     assert not is_outage(full.value)
     assert failure_hint(full.value) == "free some space and run the same command again"
+
+
+def test_status_of_a_server_that_is_down_is_one_line_without_the_password(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://me:s3cret@127.0.0.1:{port}/sweeps"
+    result = cli("status", "--store", url, cwd=tmp_path)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: could not read the store postgresql://me:***@127.0.0.1"), line
+    assert "s3cret" not in result.stderr and "check that the server runs" in line

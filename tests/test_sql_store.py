@@ -670,3 +670,39 @@ def test_sqlite_file_is_shared_with_plain_sqlite(sqlite_url: str, tmp_path: Path
     connection = sqlite3.connect(tmp_path / "sub" / "store.db")
     assert connection.execute("SELECT run_id, status, seq FROM runs").fetchall() == [("r1", "PENDING", 1)]
     connection.close()
+
+
+# -- the lean readers of `status` and `best` ------------------------------------------------
+
+
+def test_the_lean_reader_reads_what_the_store_holds(store_url: str) -> None:
+    # `status` and `best` read SQLite and PostgreSQL through the bare driver (stores/sqlite_reader.py):
+    # every read answers as the full store's does, job definitions aside.
+    import dataclasses
+
+    from sweepwise.stores.location import open_reader
+    from sweepwise.stores.sqlite_reader import LeanReader
+
+    reader = open_reader(store_url)
+    assert isinstance(reader, LeanReader)
+    assert not reader.exists()
+    store = SQLStore(store_url)
+    started_run(store, "r1")
+    started_run(store, "r2")
+    store.apply_events([event("r2", EventKind.FINISHED, 110.0, exit_code=0, result={"score": 1.0})])
+    store.update_run_summary("r2", {"observation/score": 0.5, "note": "<b>&</b>"})
+    store.cancel_run("r1")
+    store.record_training_intent("other", train_job("o1"), {}, 0)
+    store.save_state("exp", {"batch": 3})
+    assert reader.exists()
+    assert reader.get_experiment("exp") == store.get_experiment("exp")
+    assert reader.get_experiment("nope") is None
+    assert reader.list_experiments() == store.list_experiments()
+    for filters in ({"group": "exp"}, {"group": "exp", "status": "CANCELLED"}, {"run_id": "r2"}):
+        expected = [dataclasses.replace(r, train_job=None, eval_job=None) for r in store.fetch_runs(filters)]
+        assert reader.fetch_runs(filters) == expected, filters
+    assert reader.count_by_status("exp") == store.count_by_status("exp")
+    assert reader.load_state("exp") == {"batch": 3}
+    assert reader.load_state("other") is None
+    reader.close()
+    store.close()

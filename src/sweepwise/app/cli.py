@@ -375,7 +375,7 @@ def status(
 ) -> None:
     """Show the runs of an experiment (or every experiment)."""
     from sweepwise.app.views import experiments_payload, status_payload
-    from sweepwise.core.jsonsafe import dumps_strict
+    from sweepwise.core.jsonsafe import dumps_rows, dumps_strict
 
     reader = _open_reader(store)
     if experiment is None:
@@ -389,7 +389,7 @@ def status(
         return
     payload = _or_fail(lambda: status_payload(reader, experiment))
     if as_json:
-        typer.echo(dumps_strict(payload, indent=2, default=str))
+        typer.echo(dumps_rows(payload, "runs", default=str))
     else:
         from sweepwise.app.display import print_status
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from sweepwise.core import keys
 from sweepwise.core.errors import SweepwiseError
-from sweepwise.core.models import JobStatus, RunInfo
+from sweepwise.core.records import JobStatus, RunInfo
 
 
 class RunReader(Protocol):
@@ -30,17 +30,19 @@ class RunReader(Protocol):
 
 
 def run_row(run: RunInfo) -> dict[str, Any]:
-    """One run as `status --json` shows it."""
+    """One run as `status --json` shows it (built 10^4 times for a large experiment: kept lean)."""
     summary = run.summary
     progress = None
     metrics = summary.get(keys.TRAIN_METRICS)
     if isinstance(metrics, dict):
         progress = metrics.get("progress")
+    status = run.status
+    suggestion = summary.get(keys.OBSERVATION_SUGGESTION)
     return {
         "run_id": run.run_id,
-        "status": run.status.key,
-        "status_label": run.status.label,
-        "suggestion": run.suggestion,
+        "status": status.key,
+        "status_label": status.value,
+        "suggestion": suggestion if isinstance(suggestion, dict) else {},
         "score": summary.get(keys.OBSERVATION_SCORE),
         "cost": summary.get(keys.OBSERVATION_COST),
         "runtime": run.runtime,

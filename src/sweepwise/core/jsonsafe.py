@@ -73,4 +73,35 @@ def dumps_strict(value: Any, *, default: Callable[[Any], Any] | None = None, **o
     return text
 
 
-__all__ = ["dumps_strict", "json_safe"]
+def dumps_rows(value: dict[str, Any], rows_key: str, *, default: Callable[[Any], Any] | None = None) -> str:
+    """`value` as strict JSON indented by 2, each item of the list `value[rows_key]` on one line.
+
+    Indented JSON goes through the json module's pure-Python encoder; 10^4 rows encoded
+    each on its own by the C encoder cost a fraction of that, and read as a table. The
+    rows are checked once, all together, for what `dumps_strict` would make safe.
+    """
+    rows = value.get(rows_key)
+    text: str | None = None
+    if isinstance(rows, list) and rows:
+        encode = json.JSONEncoder(default=default, allow_nan=False).encode
+        try:
+            text = ",\n    ".join(map(encode, rows))
+        except ValueError:  # a NaN or an infinity
+            text = None
+        if text is None or _HUGE_DIGITS.search(text):
+            text = ",\n    ".join(dumps_strict(row, default=default) for row in rows)
+    last = len(value) - 1
+    lines = ["{"]
+    for index, (key, item) in enumerate(value.items()):
+        comma = "," if index < last else ""
+        name = json.dumps(key)
+        if key == rows_key and text is not None:
+            lines.append(f"  {name}: [\n    {text}\n  ]{comma}")
+        else:
+            item_text = dumps_strict(item, default=default, indent=2).replace("\n", "\n  ")
+            lines.append(f"  {name}: {item_text}{comma}")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+__all__ = ["dumps_rows", "dumps_strict", "json_safe"]

@@ -10,11 +10,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweepwise.core import keys
 from sweepwise.core.jsonsafe import dumps_strict
-from sweepwise.core.models import JobDefinition, RunInfo
+from sweepwise.core.records import RunInfo
+
+if TYPE_CHECKING:
+    from sweepwise.core.models import JobDefinition
 
 UTC = dt.UTC
 
@@ -67,7 +70,13 @@ def cost_of(summary: Mapping[str, Any]) -> float | None:
 
 
 _from_epoch = dt.datetime.fromtimestamp
-_parse_job = JobDefinition.model_validate_json
+
+
+def _parse_job(text: str) -> JobDefinition:
+    """A stored job definition (pydantic is imported by the first call, not by readers)."""
+    from sweepwise.core.models import JobDefinition
+
+    return JobDefinition.model_validate_json(text)
 
 
 RUN_FIELDS = (
@@ -151,7 +160,7 @@ def run_from_row(row: Sequence[Any], *, with_jobs: bool = True) -> RunInfo:
     return RunInfo(
         run_id=sys.intern(run_id),  # one copy of each id, however many sets and indexes hold it
         group=None if experiment is None else sys.intern(experiment),
-        tags=json.loads(tags),
+        tags=[] if tags == "[]" else json.loads(tags),
         created_at=_from_epoch(created_at, UTC),
         started_at=None if started_at is None else _from_epoch(started_at, UTC),
         completed_at=None if completed_at is None else _from_epoch(completed_at, UTC),

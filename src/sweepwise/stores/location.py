@@ -17,7 +17,7 @@ from sweepwise.core.registry import Registry, qualified_name
 
 if TYPE_CHECKING:
     from sweepwise.stores.sql import SQLStore
-    from sweepwise.stores.sqlite_reader import SQLiteReader
+    from sweepwise.stores.sqlite_reader import LeanReader
 
 DEFAULT_STORE = "sqlite:///sweepwise.db"
 
@@ -154,14 +154,23 @@ def check_store_url(url: str) -> None:
             raise ConfigError("store", f"{path} is not a file; give the path of a SQLite database file")
 
 
-def open_reader(url: str) -> SQLiteReader | SQLStore:
-    """Something to read runs from: `sqlite3` directly for a SQLite file, else the full store."""
-    from sweepwise.stores.sqlite_reader import SQLiteReader, sqlite_path
+def open_reader(url: str) -> LeanReader | SQLStore:
+    """Something to read runs from: the bare driver for a SQLite file or PostgreSQL, else the full store."""
+    from sweepwise.stores.sqlite_reader import PostgresReader, SQLiteReader, postgres_conninfo, sqlite_path
 
     path = sqlite_path(url)
     if path is not None and _is_sql_store(STORES.registered("sqlite")):  # importing nothing
         return SQLiteReader(path.absolute())
+    conninfo = postgres_conninfo(url)
+    if conninfo is not None and _is_sql_store(STORES.registered("postgresql")) and _has_module("psycopg"):
+        return PostgresReader(conninfo)
     return open_store(url)
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
 
 
 __all__ = [

@@ -1,19 +1,23 @@
-"""A read-only view of a SQLite store through the standard library's `sqlite3`.
+"""Read-only views of a store through a bare DB-API driver: `sqlite3`, or psycopg for PostgreSQL.
 
 `sweepwise status` and `best` are typed by people and run by scripts, often while a
-sweep writes the same file. Reading with `sqlite3` directly skips importing SQLAlchemy
+sweep writes the same store. Reading with the driver directly skips importing SQLAlchemy
 and validating job definitions, which on a 10,000-run experiment is most of the
-command's time. It opens the file read-only and never creates or migrates anything.
+command's time. A reader never creates or migrates anything. Both readers run the same
+queries through `LeanReader`; only connecting, and the driver's parameter style, differ.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from sweepwise.core.models import JobStatus, RunInfo
+from sweepwise.core.errors import StoreError
+from sweepwise.core.records import JobStatus, RunInfo
 from sweepwise.stores._codec import (
     EXPERIMENT_FIELDS,
     RUN_FIELDS,
@@ -22,7 +26,10 @@ from sweepwise.stores._codec import (
     run_from_row,
 )
 
-_RUNS = f"SELECT {', '.join(RUN_FIELDS)} FROM runs"
+# Readers never use the runs' job definitions (`run_from_row(..., with_jobs=False)`): not read.
+_RUNS = "SELECT {} FROM runs".format(
+    ", ".join("NULL" if field in ("train_job", "eval_job") else field for field in RUN_FIELDS)
+)
 _EXPERIMENTS = f"SELECT {', '.join(EXPERIMENT_FIELDS)} FROM experiments"
 
 
@@ -36,8 +43,74 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path)
 
 
-class SQLiteReader:
-    """Read-only access to a SQLite store, with the read methods of `SQLStore`.
+def postgres_conninfo(url: str) -> str | None:
+    """The libpq URI of a plain `postgresql[+psycopg]://` URL, or None for any other URL.
+
+    A URL with query parameters (SQLAlchemy's or libpq's) is left to the full store.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgresql+psycopg", "postgres") or "?" in rest:
+        return None
+    return f"postgresql://{rest}"
+
+
+class LeanReader:
+    """The read methods of `SQLStore`, as plain queries on one DB-API connection."""
+
+    url: str
+    _mark = "?"  # the driver's parameter placeholder
+
+    def exists(self) -> bool:
+        """True if the store holds a sweepwise schema."""
+        raise NotImplementedError
+
+    def _db(self) -> Any:
+        raise NotImplementedError
+
+    def _rows(self, query: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
+        return list(self._db().execute(query.replace("?", self._mark), params).fetchall())
+
+    def get_experiment(self, name: str) -> ExperimentRecord | None:
+        """The experiment called `name`, or None."""
+        rows = self._rows(f"{_EXPERIMENTS} WHERE name = ?", (name,))
+        return experiment_from_row(rows[0]) if rows else None
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        """Every experiment, oldest first."""
+        return [experiment_from_row(row) for row in self._rows(f"{_EXPERIMENTS} ORDER BY created_at")]
+
+    def fetch_runs(self, filters: dict[str, Any]) -> list[RunInfo]:
+        """Runs of `filters["group"]` (optionally only those of `filters["status"]`), or of one `run_id`."""
+        clauses, params = [], []
+        if "group" in filters:
+            clauses.append("experiment = ?")
+            params.append(filters["group"])
+        if "run_id" in filters:
+            clauses.append("run_id = ?")
+            params.append(filters["run_id"])
+        if "status" in filters:
+            clauses.append("status = ?")
+            params.append(JobStatus(filters["status"]).value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._rows(f"{_RUNS}{where} ORDER BY trial_index, created_at", params)
+        return [run_from_row(row, with_jobs=False) for row in rows]
+
+    def count_by_status(self, experiment: str) -> dict[str, int]:
+        """How many runs of `experiment` are in each status (statuses with runs only)."""
+        rows = self._rows(
+            "SELECT status, COUNT(*) FROM runs WHERE experiment = ? GROUP BY status", (experiment,)
+        )
+        return {status: int(count) for status, count in rows}
+
+    def load_state(self, experiment: str) -> dict[str, Any] | None:
+        """The state saved under `experiment` (a scheduler's, or its mirrors' markers), or None."""
+        rows = self._rows("SELECT state FROM scheduler_state WHERE experiment = ?", (experiment,))
+        value = json.loads(rows[0][0]) if rows else None
+        return value if isinstance(value, dict) else None
+
+
+class SQLiteReader(LeanReader):
+    """Read-only access to a SQLite store through `sqlite3` (the file opened read-only).
 
     Args:
         path: the database file.
@@ -53,63 +126,15 @@ class SQLiteReader:
         if not self.path.is_file():
             return False
         try:
-            row = (
-                self._db()
-                .execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'")
-                .fetchone()
-            )
+            rows = self._rows("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'")
         except sqlite3.DatabaseError:
             return False
-        return row is not None
+        return bool(rows)
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
             self._connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10.0)
         return self._connection
-
-    def get_experiment(self, name: str) -> ExperimentRecord | None:
-        """The experiment called `name`, or None."""
-        row = self._db().execute(f"{_EXPERIMENTS} WHERE name = ?", (name,)).fetchone()
-        return None if row is None else experiment_from_row(row)
-
-    def list_experiments(self) -> list[ExperimentRecord]:
-        """Every experiment, oldest first."""
-        return [experiment_from_row(row) for row in self._db().execute(f"{_EXPERIMENTS} ORDER BY created_at")]
-
-    def fetch_runs(self, filters: dict[str, Any]) -> list[RunInfo]:
-        """Runs of `filters["group"]` (optionally only those of `filters["status"]`), or of one `run_id`."""
-        clauses, params = [], []
-        if "group" in filters:
-            clauses.append("experiment = ?")
-            params.append(filters["group"])
-        if "run_id" in filters:
-            clauses.append("run_id = ?")
-            params.append(filters["run_id"])
-        if "status" in filters:
-            clauses.append("status = ?")
-            params.append(JobStatus(filters["status"]).value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._db().execute(f"{_RUNS}{where} ORDER BY trial_index, created_at", params)
-        return [run_from_row(row, with_jobs=False) for row in rows]
-
-    def count_by_status(self, experiment: str) -> dict[str, int]:
-        """How many runs of `experiment` are in each status (statuses with runs only)."""
-        rows = self._db().execute(
-            "SELECT status, COUNT(*) FROM runs WHERE experiment = ? GROUP BY status", (experiment,)
-        )
-        return {status: count for status, count in rows}
-
-    def load_state(self, experiment: str) -> dict[str, Any] | None:
-        """The state saved under `experiment` (a scheduler's, or its mirrors' markers), or None."""
-        import json
-
-        row = (
-            self._db()
-            .execute("SELECT state FROM scheduler_state WHERE experiment = ?", (experiment,))
-            .fetchone()
-        )
-        value = json.loads(row[0]) if row is not None else None
-        return value if isinstance(value, dict) else None
 
     def close(self) -> None:
         """Close the connection."""
@@ -118,4 +143,55 @@ class SQLiteReader:
             self._connection = None
 
 
-__all__ = ["SQLiteReader", "sqlite_path"]
+class PostgresReader(LeanReader):
+    """Read-only access to a PostgreSQL store through psycopg 3, in autocommit.
+
+    Args:
+        conninfo: the server's libpq URI (`postgres_conninfo`).
+        connect_for: how long to keep trying to connect (s), for a server restarting.
+    """
+
+    _mark = "%s"
+
+    def __init__(self, conninfo: str, *, connect_for: float = 10.0) -> None:
+        self._conninfo = conninfo
+        parts = urlsplit(conninfo)
+        if parts.password is not None:
+            parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
+        self.url = urlunsplit(parts)
+        self._connect_for = connect_for
+        self._connection: Any = None
+
+    def exists(self) -> bool:
+        """True if the database holds a sweepwise schema."""
+        return bool(self._rows("SELECT to_regclass('runs') IS NOT NULL")[0][0])
+
+    def _db(self) -> Any:
+        if self._connection is None:
+            import psycopg
+
+            deadline = time.monotonic() + self._connect_for
+            pause = 0.1
+            while True:
+                try:
+                    self._connection = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
+                    break
+                except psycopg.OperationalError as exc:
+                    if time.monotonic() + pause > deadline:
+                        reason = " ".join(str(exc).split())
+                        raise StoreError(
+                            f"could not read the store {self.url}: {reason}; "
+                            "check that the server runs and the URL is right"
+                        ) from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, 2.0)
+        return self._connection
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+__all__ = ["LeanReader", "PostgresReader", "SQLiteReader", "postgres_conninfo", "sqlite_path"]
