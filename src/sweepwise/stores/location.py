@@ -155,12 +155,18 @@ def check_store_url(url: str) -> None:
 
 
 def open_reader(url: str) -> SQLiteReader | SQLStore:
-    """Something to read runs from: `sqlite3` directly for a SQLite file, else the full store."""
+    """Something to read runs from: `sqlite3` directly for a SQLite file at the head revision, else the store.
+
+    The store upgrades an older schema first (docs/stores.md, "Upgrades").
+    """
     from sweepwise.stores.sqlite_reader import SQLiteReader, sqlite_path
 
     path = sqlite_path(url)
     if path is not None and _is_sql_store(STORES.registered("sqlite")):  # importing nothing
-        return SQLiteReader(path.absolute())
+        reader = SQLiteReader(path.absolute())
+        if not path.is_file() or reader.at_head():
+            return reader
+        reader.close()
     return open_store(url)
 
 

@@ -3,7 +3,9 @@
 `sweepwise status` and `best` are typed by people and run by scripts, often while a
 sweep writes the same file. Reading with `sqlite3` directly skips importing SQLAlchemy
 and validating job definitions, which on a 10,000-run experiment is most of the
-command's time. It opens the file read-only and never creates or migrates anything.
+command's time. It opens the file read-only and never creates or migrates anything:
+a file of an older (or newer) schema revision is read through `SQLStore` instead
+(`at_head`), which upgrades it (docs/stores.md, "Upgrades").
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sweepwise.stores._codec import (
     experiment_from_row,
     run_from_row,
 )
+from sweepwise.stores.revision import HEAD_REVISION
 
 _RUNS = f"SELECT {', '.join(RUN_FIELDS)} FROM runs"
 _EXPERIMENTS = f"SELECT {', '.join(EXPERIMENT_FIELDS)} FROM experiments"
@@ -61,6 +64,14 @@ class SQLiteReader:
         except sqlite3.DatabaseError:
             return False
         return row is not None
+
+    def at_head(self) -> bool:
+        """True if the file's schema is at `HEAD_REVISION`, the columns this reader reads."""
+        try:
+            row = self._db().execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.DatabaseError:
+            return False
+        return row is not None and row[0] == HEAD_REVISION
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
