@@ -4,6 +4,7 @@ W&B's real offline mode for the targets."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -211,6 +212,64 @@ def test_the_quickstart_mirrored_to_mlflow_lists_one_run_per_trial(
     assert len(status_json(work, "quickstart")["runs"]) == 8
     shown = cli("status", "quickstart", cwd=work).stdout
     assert f"mirror mlflow {mlflow_server.uri}: up to date" in shown
+
+
+MLFLOW_SETTINGS = (
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",
+    "MLFLOW_DISABLE_TELEMETRY",
+)
+
+
+def test_the_mirrors_mlflow_settings_hold_for_its_own_calls_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow.environment_variables as variables
+
+    from sweepwise.stores.mirrors.mlflow import mlflow_settings
+
+    for name in MLFLOW_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "33")  # the user's own setting wins
+    retries, timeout = variables.MLFLOW_HTTP_REQUEST_MAX_RETRIES, variables.MLFLOW_HTTP_REQUEST_TIMEOUT
+    elsewhere: list[Any] = []
+    with mlflow_settings():
+        assert (retries.get(), timeout.get()) == (0, 33)
+        assert variables.MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.get() is True
+        other = threading.Thread(target=lambda: elsewhere.append(retries.get()))
+        other.start()
+        other.join()
+        in_environ = {name: os.environ[name] for name in MLFLOW_SETTINGS if name in os.environ}
+        assert in_environ == {"MLFLOW_HTTP_REQUEST_TIMEOUT": "33"}
+    assert elsewhere == [retries.default]  # another thread (the controller's) is not in the block
+    assert (retries.get(), timeout.get()) == (retries.default, 33)
+
+
+# A train job that writes the MLflow settings it sees, then trains as conftest's does.
+ENV_TRAIN = (
+    "import json, os\n"
+    f"names = {list(MLFLOW_SETTINGS)!r}\n"
+    "with open(os.path.join(os.environ['MARKERS'], 'env.txt'), 'a') as f:\n"
+    "    f.write(json.dumps({name: os.environ.get(name) for name in names}) + '\\n')\n"
+)
+
+
+@pytest.mark.slow
+def test_jobs_of_an_mlflow_mirrored_sweep_see_none_of_the_mirrors_settings(
+    tmp_path: Path, mlflow_server: MlflowServer, make_sweep: Any
+) -> None:
+    from conftest import TRAIN
+
+    spec = make_sweep("exp", mirror={"type": "mlflow", "tracking_uri": mlflow_server.uri})
+    (tmp_path / "train.py").write_text(ENV_TRAIN + TRAIN)
+    user = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "33"}  # set before the controller started: the jobs keep it
+    result = cli("run", str(spec), "--quiet", cwd=tmp_path, env=user)
+    assert result.returncode == 0, result.stderr
+    seen = [json.loads(line) for line in (tmp_path / "markers" / "env.txt").read_text().splitlines()]
+    assert len(seen) == 6
+    expected = {name: None for name in MLFLOW_SETTINGS} | user
+    assert all(row == expected for row in seen), seen
+    assert cli("mirror", "exp", cwd=tmp_path).returncode == 0  # whatever the end-of-sweep flush left
+    _check_one_mlflow_run_per_trial(mlflow_server.uri, tmp_path, "exp")
 
 
 @pytest.mark.slow

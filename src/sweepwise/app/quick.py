@@ -43,6 +43,9 @@ def main(argv: list[str]) -> int | None:
             file=sys.stderr,
         )
         return 1
+    if not reader.at_head():
+        reader.close()
+        return None  # an older schema: the full CLI upgrades it first (docs/stores.md, "Upgrades")
     try:
         if argv[0] == "status":
             payload = (

@@ -155,15 +155,26 @@ def check_store_url(url: str) -> None:
 
 
 def open_reader(url: str) -> LeanReader | SQLStore:
-    """Something to read runs from: the bare driver for a SQLite file or PostgreSQL, else the full store."""
+    """Something to read runs from: the bare driver for a SQLite file or PostgreSQL, else the full store.
+
+    A store whose schema is not at the head revision is read through the full store,
+    which upgrades it first (docs/stores.md, "Upgrades").
+    """
     from sweepwise.stores.sqlite_reader import PostgresReader, SQLiteReader, postgres_conninfo, sqlite_path
 
+    reader: LeanReader | None = None
     path = sqlite_path(url)
-    if path is not None and _is_sql_store(STORES.registered("sqlite")):  # importing nothing
-        return SQLiteReader(path.absolute())
     conninfo = postgres_conninfo(url)
-    if conninfo is not None and _is_sql_store(STORES.registered("postgresql")) and _has_module("psycopg"):
-        return PostgresReader(conninfo)
+    if path is not None and _is_sql_store(STORES.registered("sqlite")):  # importing nothing
+        reader = SQLiteReader(path.absolute())
+        if not path.is_file():
+            return reader
+    elif conninfo is not None and _is_sql_store(STORES.registered("postgresql")) and _has_module("psycopg"):
+        reader = PostgresReader(conninfo)
+    if reader is not None:
+        if not reader.exists() or reader.at_head():
+            return reader
+        reader.close()
     return open_store(url)
 
 

@@ -2,7 +2,8 @@
 
 The Alembic migrations in `migrations/versions/` create exactly these tables;
 `tests/test_sql_store.py` checks that the two agree. Change both together, in a
-new migration, and bump `HEAD_REVISION`.
+new migration, bump `HEAD_REVISION` (in `revision.py`) and save a database of
+the new revision for the upgrade tests (`tests/schema_fixtures/make.py`).
 
 The store writes every column explicitly (no Python-side defaults: its hot
 statements run on the driver's cursor, see `_exec.py`).
@@ -19,9 +20,7 @@ from typing import cast
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-HEAD_REVISION = "0002_attempts"
-"""The newest schema revision; a database already at it skips Alembic entirely."""
-
+from sweepwise.stores.revision import HEAD_REVISION
 
 # Named constraints, so later migrations can alter them on every backend.
 NAMING_CONVENTION = {

@@ -3,8 +3,10 @@
 `sweepwise status` and `best` are typed by people and run by scripts, often while a
 sweep writes the same store. Reading with the driver directly skips importing SQLAlchemy
 and validating job definitions, which on a 10,000-run experiment is most of the
-command's time. A reader never creates or migrates anything. Both readers run the same
-queries through `LeanReader`; only connecting, and the driver's parameter style, differ.
+command's time. A reader never creates or migrates anything: a store of an older (or
+newer) schema revision is read through `SQLStore` instead (`at_head`), which upgrades it
+(docs/stores.md, "Upgrades"). Both readers run the same queries through `LeanReader`;
+only connecting, and the driver's parameter style, differ.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sweepwise.stores._codec import (
     experiment_from_row,
     run_from_row,
 )
+from sweepwise.stores.revision import HEAD_REVISION
 
 # Readers never use the runs' job definitions (`run_from_row(..., with_jobs=False)`): not read.
 _RUNS = "SELECT {} FROM runs".format(
@@ -64,7 +67,21 @@ class LeanReader:
         """True if the store holds a sweepwise schema."""
         raise NotImplementedError
 
+    def at_head(self) -> bool:
+        """True if the store's schema is at `HEAD_REVISION`, the columns this reader reads."""
+        try:
+            rows = self._rows("SELECT version_num FROM alembic_version")
+        except StoreError:
+            raise
+        except Exception:  # no such table: the driver's own error class
+            return False
+        return bool(rows) and rows[0][0] == HEAD_REVISION
+
     def _db(self) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the connection."""
         raise NotImplementedError
 
     def _rows(self, query: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:

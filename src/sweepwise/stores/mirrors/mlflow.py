@@ -6,8 +6,11 @@ Needs `pip install "sweepwise[mlflow]"` (the MLflow client, `mlflow-skinny`); im
 from __future__ import annotations
 
 import os
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sweepwise.core.models import RunInfo
@@ -16,6 +19,14 @@ from sweepwise.stores.mirrors._target import is_finished, run_metrics, run_param
 
 RUN_ID_TAG = "sweepwise.run_id"
 _END_STATUS = {JobStatus.COMPLETED: "FINISHED", JobStatus.FAILED: "FAILED", JobStatus.CANCELLED: "KILLED"}
+_SETTINGS: dict[str, Any] = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": 0,  # the mirror's thread retries with backoff itself
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": 10,
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": True,  # the sweep's output is ours
+    "MLFLOW_DISABLE_TELEMETRY": True,  # a mirror calls the user's server only
+}
+"""MLflow settings of the mirror's own calls, each unless the variable is set (docs/stores.md, "Mirrors")."""
+_scope = threading.local()
 
 
 class MlflowMirror:
@@ -24,10 +35,12 @@ class MlflowMirror:
     The sweepwise experiment becomes an MLflow experiment (`experiment_name`, default the
     sweepwise name); each run gets its parameters once, its numeric summary values (score
     and cost included) as metrics, tags for its status, cost and sweepwise run id, and ends
-    FINISHED, FAILED or KILLED with it. MLflow's own HTTP retries are turned off for this
-    process unless set (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`): the mirror's thread retries with
-    backoff itself, and a server that is down must fail fast (docs/stores.md, "Mirrors").
+    FINISHED, FAILED or KILLED with it. For the mirror's own calls MLflow's HTTP retries are
+    off and its timeout is 10 s, unless set (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`, ...): the
+    mirror's thread retries with backoff itself, and a server that is down must fail fast.
     MLflow's printing of run URLs and its usage telemetry are turned off too, unless set.
+    None of this is put in `os.environ`: jobs the controller starts never see it
+    (docs/stores.md, "Mirrors").
 
     Args:
         tracking_uri: the server (`http://host:5000`), default `$MLFLOW_TRACKING_URI`.
@@ -35,10 +48,6 @@ class MlflowMirror:
     """
 
     def __init__(self, tracking_uri: str | None = None, experiment_name: str | None = None) -> None:
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # the sweep's output is ours
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # a mirror calls the user's server only
         self._tracking_uri = tracking_uri
         self._client_: Any = None  # made on the mirror's thread: importing MLflow takes a second
         self._uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "default")
@@ -57,14 +66,15 @@ class MlflowMirror:
     def push(self, experiment: str, runs: list[RunInfo]) -> None:
         """Create or update the MLflow run of each of `runs`."""
         client = self._client  # first: a server that is down is found before MLflow is imported
-        experiment_id = self._experiment_id(self._experiment_name or experiment)
-        known = self._known_runs(experiment_id)
-        try:
-            self._push(client, experiment_id, experiment, runs, known)
-        except BaseException:
-            # a create whose answer was lost may have happened: read the server's runs again
-            self._runs.pop(experiment_id, None)
-            raise
+        with mlflow_settings():
+            experiment_id = self._experiment_id(self._experiment_name or experiment)
+            known = self._known_runs(experiment_id)
+            try:
+                self._push(client, experiment_id, experiment, runs, known)
+            except BaseException:
+                # a create whose answer was lost may have happened: read the server's runs again
+                self._runs.pop(experiment_id, None)
+                raise
 
     def _push(
         self, client: Any, experiment_id: str, experiment: str, runs: list[RunInfo], known: dict[str, Any]
@@ -104,7 +114,8 @@ class MlflowMirror:
             _check_answers(self._tracking_uri)  # a server that is down costs no MLflow import
             from mlflow.tracking import MlflowClient
 
-            self._client_ = MlflowClient(tracking_uri=self._tracking_uri)
+            with mlflow_settings():
+                self._client_ = MlflowClient(tracking_uri=self._tracking_uri)
         return self._client_
 
     def _experiment_id(self, name: str) -> str:
@@ -157,6 +168,61 @@ class MlflowMirror:
         return str(created.info.run_id), False
 
 
+@contextmanager
+def mlflow_settings() -> Iterator[None]:
+    """Within: MLflow's reads of the `_SETTINGS` variables on this thread give the mirror's values.
+
+    MLflow reads them from `os.environ` at each request; set there, they would reach every
+    job the controller starts. So each variable's reader is wrapped, once per process, to
+    answer the mirror's value inside this block (on the thread that entered it) unless the
+    variable is set, and MLflow's own answer everywhere else.
+    """
+    _wrap_readers()
+    _scope.depth = getattr(_scope, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _scope.depth -= 1
+
+
+_wrapping = threading.Lock()
+_wrapped: list[bool] = []  # one item once the readers are wrapped
+
+
+def _wrap_readers() -> None:
+    """Wrap the `get` of each `_SETTINGS` variable of `mlflow.environment_variables` (imports MLflow)."""
+    if _wrapped:
+        return
+    import mlflow.environment_variables as variables
+
+    with _wrapping:
+        if _wrapped:
+            return
+        for name, value in _SETTINGS.items():
+            variable = getattr(variables, name, None)
+            if variable is not None:  # else not read by this MLflow
+                variable.get = _reader(variable, variable.get, value)
+        _wrapped.append(True)
+    if "MLFLOW_DISABLE_TELEMETRY" not in os.environ:
+        # MLflow decided on telemetry when it was imported, without the mirror's setting
+        from mlflow.telemetry import set_telemetry_client
+
+        _scope.depth = getattr(_scope, "depth", 0) + 1
+        try:
+            set_telemetry_client()  # type: ignore[no-untyped-call]
+        finally:
+            _scope.depth -= 1
+
+
+def _reader(variable: Any, read: Any, value: Any) -> Any:
+    def get() -> Any:
+        if getattr(_scope, "depth", 0) and variable.name not in os.environ:
+            return value
+        return read()
+
+    return get
+
+
 def _check_answers(uri: str | None) -> None:
     """Raise `OSError` unless the HTTP tracking server at `uri` answers `/health` (other URIs pass)."""
     if uri is None or not uri.startswith(("http://", "https://")):
@@ -169,4 +235,4 @@ def _text(value: Any) -> str:
     return str(value)[:6000]
 
 
-__all__ = ["RUN_ID_TAG", "MlflowMirror"]
+__all__ = ["RUN_ID_TAG", "MlflowMirror", "mlflow_settings"]
