@@ -110,7 +110,7 @@ def _snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _status(url: str, cwd: Path) -> dict[str, Any]:
-    result = cli("status", "exp", "--json", "--all", "--store", url, cwd=cwd)
+    result = cli("status", "exp", "--json", "--store", url, cwd=cwd)  # the quick path first
     assert result.returncode == 0, result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
     return data

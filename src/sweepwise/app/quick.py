@@ -1,9 +1,9 @@
-"""`status --json` and `best --json` on a SQLite store, without the CLI framework.
+"""`status --json` and `best --json` on a SQLite or PostgreSQL store, without the CLI framework.
 
 Scripts poll these two commands; a whole process must answer in well under a second
 on a 10,000-run experiment. This path parses the few options they take with
-argparse and reads the file with `sqlite3`; anything else (help, tables, another
-database) goes to the full CLI.
+argparse and reads the store through its bare driver (`sqlite3`, psycopg); anything
+else (help, tables, another database, a schema to upgrade) goes to the full CLI.
 """
 
 from __future__ import annotations
@@ -25,27 +25,29 @@ def main(argv: list[str]) -> int | None:
     args, unknown = parser.parse_known_args(argv[1:])
     if unknown or args.experiment is None and argv[0] == "best":
         return None  # let the full CLI word the usage error
-    from sweepwise.stores.location import resolve_store_url
-    from sweepwise.stores.sqlite_reader import SQLiteReader, sqlite_path
+    from sweepwise.core.errors import SweepwiseError
+    from sweepwise.stores.location import open_reader, resolve_store_url
+    from sweepwise.stores.sqlite_reader import LeanReader, postgres_conninfo, sqlite_path
 
     url = resolve_store_url(args.store)
-    path = sqlite_path(url)
-    if path is None:
+    if sqlite_path(url) is None and postgres_conninfo(url) is None:
+        return None
+    try:
+        reader = open_reader(url)  # the full store when the schema is to be upgraded
+    except SweepwiseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not isinstance(reader, LeanReader):
         return None
     from sweepwise.app.views import best_payload, experiments_payload, status_payload
-    from sweepwise.core.errors import SweepwiseError
-    from sweepwise.core.jsonsafe import dumps_strict
+    from sweepwise.core.jsonsafe import dumps_rows, dumps_strict
 
-    reader = SQLiteReader(path.absolute())
     if not reader.exists():
         print(
             f"error: no sweepwise store at {reader.url}; run a sweep first or pass --store URL",
             file=sys.stderr,
         )
         return 1
-    if not reader.at_head():
-        reader.close()
-        return None  # an older schema: the full CLI upgrades it first (docs/stores.md, "Upgrades")
     try:
         if argv[0] == "status":
             payload = (
@@ -56,6 +58,11 @@ def main(argv: list[str]) -> int | None:
     except SweepwiseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    indent = None if argv[0] == "best" and "best" in payload else 2
-    sys.stdout.write(dumps_strict(payload, indent=indent, default=str) + "\n")
+    if argv[0] == "status" and args.experiment:
+        text = dumps_rows(payload, "runs", default=str)  # as the full CLI writes it
+    else:
+        text = dumps_strict(
+            payload, indent=None if argv[0] == "best" and "best" in payload else 2, default=str
+        )
+    sys.stdout.write(text + "\n")
     return 0
