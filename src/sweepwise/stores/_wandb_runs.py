@@ -41,14 +41,14 @@ FLAG_KEYS = {
 }
 """`RunInfo` flag -> the summary key that holds it in W&B."""
 
-_STATE_FLAGS = {
-    "finished": ("has_started_training", "has_completed_training"),
-    "crashed": ("has_failed",),
-    "failed": ("has_failed",),
-    "killed": ("is_cancelled",),
+_STATE_PROGRESS = {
     "running": ("has_started_training",),
+    "finished": ("has_started_training", "has_completed_training"),
 }
-"""A W&B run state -> the flags it sets when the summary does not hold them (a job's own run)."""
+"""A W&B run state -> the progress it means when the summary holds no flags (a job's own run)."""
+
+_STATE_END = {"crashed": "has_failed", "failed": "has_failed", "killed": "is_cancelled"}
+"""A W&B run state that ends the run whatever the summary says (its job crashed or was killed)."""
 
 _FILTERS = frozenset({"group", "run_id", "status"})
 _TRANSIENT_NAMES = frozenset({"CommError", "Timeout", "ConnectTimeout", "ReadTimeout", "ConnectionError"})
@@ -68,13 +68,17 @@ def wandb_summary(run: RunInfo) -> dict[str, Any]:
 def run_from_wandb(
     run_id: str, group: str | None, tags: list[str], state: str, summary: dict[str, Any]
 ) -> RunInfo:
-    """A W&B run as a `RunInfo`: its flags from the summary, else from its state; status as everywhere.
+    """A W&B run as a `RunInfo`; its status is derived as everywhere (`sweepwise.core.status.status_of`).
 
-    The status is `RunInfo.status`, derived by `sweepwise.core.status.status_of`.
+    The flags are the summary's; a flag the summary lacks (a run a job logged itself) comes
+    from the state (`running`, `finished`); and a `crashed`, `failed` or `killed` state
+    always fails or cancels the run.
     """
     flags = {name: bool(summary[key]) for name, key in FLAG_KEYS.items() if key in summary}
-    for name in _STATE_FLAGS.get(state, ()):
+    for name in _STATE_PROGRESS.get(state, ()):
         flags.setdefault(name, True)
+    if state in _STATE_END:
+        flags[_STATE_END[state]] = True
     cost = summary.get(keys.OBSERVATION_COST)
     if isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost):
         cost = 0.0
@@ -215,7 +219,8 @@ class WandbRuns:
     ) -> None:
         """Create the W&B run of `run_id` in `group`, with `tags` and `initial_summary` (an upsert)."""
         wandb_id, tags = wandb_run_id(run_id), list(tags or [])
-        summary = {RUN_ID_KEY: run_id, **(initial_summary or {})}
+        unset = dict.fromkeys(FLAG_KEYS.values(), False)  # a PENDING run, whatever state W&B gives it
+        summary = {RUN_ID_KEY: run_id, **unset, **(initial_summary or {})}
         if self.mode == "offline":
             self._created[wandb_id] = (run_id, group, tags)
             self._write_offline(run_id, {**self._written.get(wandb_id, {}), **summary})
@@ -223,7 +228,8 @@ class WandbRuns:
 
             def create() -> None:
                 api = self._api()
-                run = api.create_run(run_id=wandb_id, project=self.project, entity=self.entity)
+                api.create_run(run_id=wandb_id, project=self.project, entity=self.entity)
+                run = api.run(f"{self.path}/{wandb_id}")  # with its summary: `update()` writes it back
                 run.name, run.group, run.tags = run_id, group, tags
                 run.update()
                 run.summary.update({**self._written.get(wandb_id, {}), **summary})
