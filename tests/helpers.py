@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,18 @@ class RecordingOptimizer:
         return out
 
 
-def wandb_records(path: Path) -> list[Any]:
+def wandb_records(path: Path, timeout: float = 30.0) -> list[Any]:
+    """The records of a finished run's `.wandb` file, once its `exit` record is written (W&B's
+    service may still be writing it when `finish()` returns, on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = _wandb_records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.1)
+
+
+def _wandb_records(path: Path) -> list[Any]:
     """The records of a `.wandb` file: W&B's 7-byte header, then LevelDB-log framed protobufs."""
     from wandb.proto import wandb_internal_pb2
 

@@ -13,6 +13,7 @@ next write of the next run. Needs `pip install "sweepwise[wandb]"`; W&B is impor
 from __future__ import annotations
 
 import importlib.util
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,6 +68,7 @@ class WandbStore(ForwardingStore):
         self._seqs: dict[str, int] = {}  # experiment -> the ledger's update number W&B has
         self._sent: dict[str, dict[str, Any]] = {}  # run id -> the W&B summary last written
         self._created: set[str] = set()
+        self._lock = threading.RLock()
 
     @classmethod
     def from_url(cls, url: str) -> WandbStore:
@@ -112,9 +114,12 @@ class WandbStore(ForwardingStore):
     # -- what names an experiment: W&B follows the experiments this store was asked about --------
 
     def acquire_lease(self, experiment: str, owner: str, ttl: float, now: float) -> bool:
-        """See `ExperimentStore.acquire_lease`."""
+        """See `ExperimentStore.acquire_lease`; once taken, W&B is brought up to date."""
         self._experiments.add(experiment)
-        return super().acquire_lease(experiment, owner, ttl, now)
+        acquired = super().acquire_lease(experiment, owner, ttl, now)
+        if acquired:  # catch up with what a process that died (or W&B's outage) left unwritten
+            self.sync(experiment)
+        return acquired
 
     def fetch_changed(self, experiment: str, since_seq: int) -> tuple[list[RunInfo], int]:
         """See `ExperimentStore.fetch_changed`."""
@@ -178,6 +183,10 @@ class WandbStore(ForwardingStore):
         Raises:
             StoreError: W&B failed after retries (the marker keeps the error; the next write retries).
         """
+        with self._lock:  # one writer to W&B at a time, whatever thread committed
+            return self._sync(experiment)
+
+    def _sync(self, experiment: str) -> int:
         self._experiments.add(experiment)
         seq = self._seqs.get(experiment)
         if seq is None:
