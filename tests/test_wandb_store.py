@@ -353,6 +353,7 @@ def test_wandb_urls_open_a_wandb_store_on_a_sql_ledger(
         ("wandb://a/b/c", "use wandb://ENTITY/PROJECT"),
         ("wandb://a/b?color=red", "unknown option 'color'"),
         ("wandb://a/b?mode=sometimes", "mode must be online or offline"),
+        ("wandb://a/b?ledger=wandb://c/d", "the ledger must be a SQL store"),
     ]:
         with pytest.raises(ConfigError, match=message):
             check_store_url(bad)

@@ -25,7 +25,7 @@ from sweepwise.core.protocols import ExperimentStore
 from sweepwise.stores._forwarding import ForwardingStore
 from sweepwise.stores._wandb_runs import WandbRuns, wandb_summary
 from sweepwise.stores.location import DEFAULT_STORE, register_store
-from sweepwise.stores.mirrors._worker import marker_key
+from sweepwise.stores.mirrors._worker import load_marker, save_marker
 
 _URL_OPTIONS = frozenset({"ledger", "mode", "dir"})
 
@@ -178,7 +178,7 @@ class WandbStore(ForwardingStore):
             self.sync(experiment)
 
     def sync(self, experiment: str) -> int:
-        """Write to W&B every run of `experiment` the ledger changed since W&B's marker; the runs written.
+        """Write to W&B every run of `experiment` the ledger changed since W&B's marker; how many changed.
 
         Raises:
             StoreError: W&B failed after retries (the marker keeps the error; the next write retries).
@@ -208,23 +208,17 @@ class WandbStore(ForwardingStore):
         content = wandb_summary(run)
         if self._sent.get(run.run_id) == content:
             return  # a change W&B does not show (a dispatch id, a heartbeat)
-        if run.run_id in self._created and self.wandb.update_run_summary(run.run_id, content):
-            pass
-        else:  # an upsert: after a restart it finds the run it created before
+        updated = run.run_id in self._created and self.wandb.update_run_summary(run.run_id, content)
+        if not updated:  # an upsert: after a restart it finds the run it created before
             self.wandb.init_run(run.run_id, run.group, list(run.tags), content)
             self._created.add(run.run_id)
         self._sent[run.run_id] = content
 
     def _marker(self, experiment: str) -> dict[str, Any]:
-        state = self.store.load_state(marker_key(experiment)) or {}
-        marker = state.get(self.name)
-        return dict(marker) if isinstance(marker, dict) else {}
+        return load_marker(self.store, experiment, self.name)
 
     def _save_marker(self, experiment: str, marker: dict[str, Any]) -> None:
-        key = marker_key(experiment)
-        state = self.store.load_state(key) or {}
-        state[self.name] = marker
-        self.store.save_state(key, state)
+        save_marker(self.store, experiment, self.name, marker)
 
 
 def parse_wandb_url(url: str) -> tuple[str | None, str, dict[str, str]]:
@@ -243,6 +237,10 @@ def parse_wandb_url(url: str) -> tuple[str | None, str, dict[str, str]]:
         raise ConfigError("store", f"unknown option {unknown[0]!r} in {url!r}; use ledger, mode or dir")
     if options.get("mode", "online") not in ("online", "offline"):
         raise ConfigError("store", f"mode must be online or offline, not {options['mode']!r}")
+    if options.get("ledger", "").startswith("wandb:"):
+        raise ConfigError(
+            "store", f"{url!r}: the ledger must be a SQL store (sqlite:///..., postgresql://...)"
+        )
     if importlib.util.find_spec("wandb") is None:
         raise ConfigError("store", 'a wandb:// store needs the wandb package; pip install "sweepwise[wandb]"')
     entity = names[0] if len(names) == 2 else None
