@@ -254,8 +254,10 @@ def test_w_and_b_down_stops_the_write_with_one_line_and_the_next_write_catches_u
     store.wandb.retries = 2
     job = JobDefinition(run_id="exp_trial_0001", type=JobTypes.LAUNCH_TRAINING, cmd=["train"])
     fake.set(fail=100)
-    with pytest.raises(StoreError, match="could not create run exp_trial_0001 in W&B team/sweeps after"):
+    down = "could not create run exp_trial_0001 in W&B team/sweeps after 2 attempts"
+    with pytest.raises(StoreError, match=down):
         store.record_training_intent("exp", job, {"x": 0.1}, 1)
+    assert fake.read()["calls"]["failed"] == 2  # `retries` attempts
     assert store.fetch_runs({"group": "exp"})[0].run_id == "exp_trial_0001"  # the ledger has it
     marker = store.load_state("exp/mirror")
     assert marker is not None and "after" in marker[f"wandb-store {ENTITY}/{PROJECT}"]["last_error"]

@@ -191,15 +191,9 @@ class WandbRuns:
         if mode not in ("online", "offline"):
             raise ValueError(f"mode must be online or offline, not {mode!r}")
         self.project, self.entity, self.mode, self.dir = project, entity, mode, dir
-        self.retries = retries
+        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
         self._make_api = api or _default_api
         self._api_: Any = None
-        self._retrying = Retrying(
-            stop=stop_after_attempt(retries),
-            wait=wait_exponential(multiplier=backoff, max=max_backoff),
-            retry=retry_if_exception(is_transient),
-            reraise=True,
-        )
         self._written: dict[str, dict[str, Any]] = {}  # W&B id -> every summary key this process wrote
         self._created: dict[str, tuple[str, str | None, list[str]]] = {}  # W&B id -> (run id, group, tags)
 
@@ -339,8 +333,14 @@ class WandbRuns:
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         """`fn()`, retried with backoff while it fails with a transient error; else one `StoreError`."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries),
+            wait=wait_exponential(multiplier=self.backoff, max=self.max_backoff),
+            retry=retry_if_exception(is_transient),
+            reraise=True,
+        )
         try:
-            result: T = self._retrying(fn)
+            result: T = retrying(fn)
         except StoreError:
             raise
         except Exception as exc:
