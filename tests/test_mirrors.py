@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import REPO, cli, status_json
+from helpers import wandb_records
 from mlflow_server import MlflowServer
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.models import JobDefinition, JobTypes, RunInfo
@@ -330,37 +331,6 @@ def test_mirror_without_a_mirror_in_the_spec_says_so(tmp_path: Path, make_sweep:
 # -- W&B, offline for real -----------------------------------------------------------------------
 
 
-def _wandb_records(path: Path) -> list[Any]:
-    """The records of a `.wandb` file: W&B's 7-byte header, then LevelDB-log framed protobufs."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = path.read_bytes()
-    assert data[:4] == b":W&B"
-    pos, block, chunks, pending = 7, 32768, [], b""
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6]
-        if left < 7 or (length == 0 and kind == 0):  # the end of a block is padding
-            pos += left
-            continue
-        chunk = data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind == 1:  # FULL
-            chunks.append(chunk)
-        elif kind == 2:  # FIRST
-            pending = chunk
-        elif kind == 3:  # MIDDLE
-            pending += chunk
-        elif kind == 4:  # LAST
-            chunks.append(pending + chunk)
-    records = []
-    for chunk in chunks:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(chunk)
-        records.append(record)
-    return records
-
-
 @pytest.mark.slow
 def test_wandb_offline_runs_hold_the_params_and_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -385,7 +355,7 @@ def test_wandb_offline_runs_hold_the_params_and_summary(
     mirror.push("exp", [run, pending])
     files = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert [f.name for f in files] == [f"run-{wandb_run_id('exp_trial_0001')}.wandb"]  # finished runs only
-    records = _wandb_records(files[0])
+    records = wandb_records(files[0])
     (header,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert header.run_group == "exp" and header.display_name == "exp_trial_0001"
     config = {item.key: json.loads(item.value_json) for item in header.config.update}

@@ -183,7 +183,7 @@ def test_unknown_names_list_the_choices_on_their_field() -> None:
         (
             lambda: STORES.get("nope"),
             "store",
-            "unknown store 'nope'; choose one of: mysql, postgresql, sqlite",
+            "unknown store 'nope'; choose one of: mysql, postgresql, sqlite, wandb",
         ),
     ]
     for call, field, message in checks:
@@ -243,7 +243,7 @@ def test_help_lists_the_parts_installed_plug_ins_add(tmp_path: Path) -> None:
         in text
     )
     assert "Optimizers: ax, door_opt, grid, optuna, protein, random, sobol." in text
-    assert "Stores (URL schemes): doorstore, mysql, postgresql, sqlite." in text
+    assert "Stores (URL schemes): doorstore, mysql, postgresql, sqlite, wandb." in text
 
 
 @pytest.mark.slow  # a whole sweep; the entry points themselves are checked above, in the fast subset

@@ -18,6 +18,16 @@ POST_EVAL_PROCESSED_AT = "adaptive/post_eval_processed_at"
 POST_TRAINING_PROCESSED = "adaptive/post_training_processed"
 POST_TRAINING_PROCESSED_AT = "adaptive/post_training_processed_at"
 
+# A run's status flags, as a W&B store keeps them in the W&B run's summary (docs/stores.md,
+# "WandbStore"); a run's status is derived from them by `sweepwise.core.status.status_of`.
+TRAINING_STARTED = "adaptive/training_started"
+TRAINING_COMPLETED = "adaptive/training_completed"
+EVAL_STARTED = "adaptive/eval_started"
+EVAL_COMPLETED = "adaptive/eval_completed"
+RUN_FAILED = "adaptive/failed"
+RUN_STALE = "adaptive/stale"
+RUN_CANCELLED = "adaptive/cancelled"
+
 # In a training job's metadata: the optimizer's suggestion it runs (its overrides may add more).
 SUGGESTION_METADATA = "adaptive/suggestion"
 
@@ -41,10 +51,12 @@ POLICY_URI = "train/policy_uri"
 
 __all__ = [
     "ATTEMPTS",
+    "EVAL_COMPLETED",
     "EVAL_EXIT_CODE",
     "EVAL_METRICS",
     "EVAL_RESULT",
     "EVAL_RUNTIME",
+    "EVAL_STARTED",
     "EVAL_STEP",
     "OBSERVATION_COST",
     "OBSERVATION_IS_FAILURE",
@@ -55,7 +67,12 @@ __all__ = [
     "POST_EVAL_PROCESSED_AT",
     "POST_TRAINING_PROCESSED",
     "POST_TRAINING_PROCESSED_AT",
+    "RUN_CANCELLED",
+    "RUN_FAILED",
+    "RUN_STALE",
     "SUGGESTION_METADATA",
+    "TRAINING_COMPLETED",
+    "TRAINING_STARTED",
     "TRAIN_EXIT_CODE",
     "TRAIN_METRICS",
     "TRAIN_RESULT",

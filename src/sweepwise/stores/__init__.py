@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from sweepwise.stores.file_state import FileStateStore
     from sweepwise.stores.mirrors import MirroredStore
     from sweepwise.stores.sql import SQLStore
+    from sweepwise.stores.wandb_store import WandbStore
 
 _EXPORTS: dict[str, str] = {
     "ExperimentRecord": "sweepwise.stores._codec",
@@ -21,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "MirroredStore": "sweepwise.stores.mirrors",
     "SQLStore": "sweepwise.stores.sql",
     "StoreTransaction": "sweepwise.stores._transaction",
+    "WandbStore": "sweepwise.stores.wandb_store",
 }
 
 
@@ -37,4 +39,11 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
 
 
-__all__ = ["ExperimentRecord", "FileStateStore", "MirroredStore", "SQLStore", "StoreTransaction"]
+__all__ = [
+    "ExperimentRecord",
+    "FileStateStore",
+    "MirroredStore",
+    "SQLStore",
+    "StoreTransaction",
+    "WandbStore",
+]

@@ -3,7 +3,8 @@
 The URL: `--store`, else `$SWEEPWISE_STORE`, else the spec's, else ./sweepwise.db. The
 URL's scheme picks the store from a registry (`sweepwise.core.registry.Registry`):
 `sqlite`, `postgresql` and `mysql` (with any `+driver`) are `SQLStore`, as is any other
-URL SQLAlchemy knows; `register_store("myscheme")` or an entry point in the group
+URL SQLAlchemy knows; `wandb://ENTITY/PROJECT` is `WandbStore` (docs/stores.md,
+"WandbStore"); `register_store("myscheme")` or an entry point in the group
 `sweepwise.stores` adds another (docs/backends.md, "Plug-in door").
 """
 
@@ -31,7 +32,10 @@ STORES: Registry[StoreFactory] = Registry(
     "store",
     field="store",
     group="sweepwise.stores",
-    builtins={scheme: "sweepwise.stores.sql" for scheme in ("mysql", "postgresql", "sqlite")},
+    builtins={
+        **{scheme: "sweepwise.stores.sql" for scheme in ("mysql", "postgresql", "sqlite")},
+        "wandb": "sweepwise.stores.wandb_store",  # docs/stores.md, "WandbStore"
+    },
 )
 """The store registry, by URL scheme."""
 
@@ -118,8 +122,12 @@ def check_store_url(url: str) -> None:
     Raises:
         ConfigError: one of these fails; the message says what to fix (or install).
     """
-    if not _is_sql_store(store_factory(url)):
-        return  # a plug-in store checks its own URL when it opens
+    factory = store_factory(url)
+    if not _is_sql_store(factory):
+        check = getattr(factory, "check_url", None)  # else a plug-in store checks its URL when it opens
+        if check is not None:
+            check(url)
+        return
     from sqlalchemy.exc import NoSuchModuleError
 
     from sweepwise.core.errors import ConfigError

@@ -40,6 +40,21 @@ def marker_key(experiment: str) -> str:
     return f"{experiment}/mirror"
 
 
+def load_marker(source: _Source, experiment: str, name: str) -> dict[str, Any]:
+    """Target `name`'s marker of `experiment` (`{"seq": N, "last_error": ...}`); empty when none."""
+    state = source.load_state(marker_key(experiment)) or {}
+    marker = state.get(name)
+    return dict(marker) if isinstance(marker, dict) else {}
+
+
+def save_marker(source: _Source, experiment: str, name: str, marker: dict[str, Any]) -> None:
+    """Save target `name`'s marker of `experiment`, beside the other targets' markers."""
+    key = marker_key(experiment)
+    state = source.load_state(key) or {}
+    state[name] = marker
+    source.save_state(key, state)
+
+
 class MirrorWorker:
     """Drains `source`'s changes of `experiment` to `target` on a daemon thread.
 
@@ -182,9 +197,7 @@ class MirrorWorker:
     # -- the marker --------------------------------------------------------------------------
 
     def _load_marker(self) -> dict[str, Any]:
-        state = self._source.load_state(marker_key(self._experiment)) or {}
-        marker = state.get(self._target.name)
-        return dict(marker) if isinstance(marker, dict) else {}
+        return load_marker(self._source, self._experiment, self._target.name)
 
     def _load_marker_quietly(self) -> dict[str, Any]:
         try:
@@ -193,10 +206,8 @@ class MirrorWorker:
             return {"seq": self._seq or 0}
 
     def _save_marker(self, marker: dict[str, Any]) -> None:
-        key = marker_key(self._experiment)
-        state = self._source.load_state(key) or {}
-        state[self._target.name] = {**marker, "seq": marker.get("seq", self._seq or 0)}
-        self._source.save_state(key, state)
+        full = {**marker, "seq": marker.get("seq", self._seq or 0)}
+        save_marker(self._source, self._experiment, self._target.name, full)
 
 
-__all__ = ["BATCH_DELAY", "MirrorWorker", "marker_key"]
+__all__ = ["BATCH_DELAY", "MirrorWorker", "load_marker", "marker_key", "save_marker"]

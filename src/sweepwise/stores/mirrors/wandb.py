@@ -21,6 +21,36 @@ def wandb_run_id(run_id: str) -> str:
     return "sw-" + hashlib.sha256(run_id.encode()).hexdigest()[:20]
 
 
+def open_run(
+    *,
+    project: str,
+    entity: str | None,
+    mode: str | None,
+    dir: str | None,
+    group: str | None,
+    run_id: str,
+    config: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+) -> Any:
+    """`wandb.init` of sweepwise run `run_id`'s W&B run, resumed if it exists; silent, no console capture."""
+    import wandb
+
+    return wandb.init(
+        project=project,
+        entity=entity,
+        group=group,
+        name=run_id,
+        id=wandb_run_id(run_id),
+        resume="allow",
+        mode=mode,  # type: ignore[arg-type]
+        dir=dir,
+        config=config,
+        tags=tags,
+        settings=wandb.Settings(silent=True, console="off"),
+        reinit="create_new",
+    )
+
+
 class WandbMirror:
     """Copies finished runs to W&B (`mode`: `online`, or `offline` for files under `dir`).
 
@@ -45,25 +75,18 @@ class WandbMirror:
 
     def push(self, experiment: str, runs: list[RunInfo]) -> None:
         """Open, update and finish the W&B run of each finished run of `runs`."""
-        import wandb
-
         for run in runs:
             if not is_finished(run):
                 continue
-            settings: dict[str, Any] = {"silent": True, "console": "off"}
-            wb = wandb.init(
+            wb = open_run(
                 project=self.project,
                 entity=self.entity,
-                group=experiment,
-                name=run.run_id,
-                id=wandb_run_id(run.run_id),
-                resume="allow",
-                mode=self.mode,  # type: ignore[arg-type]
+                mode=self.mode,
                 dir=self.dir,
+                group=experiment,
+                run_id=run.run_id,
                 config=run_params(run),
                 tags=[f"status:{run.status.key}"],
-                settings=wandb.Settings(**settings),
-                reinit="create_new",
             )
             wb.summary.update(
                 {
@@ -79,4 +102,4 @@ class WandbMirror:
         """Nothing to release (each run is finished when pushed)."""
 
 
-__all__ = ["WandbMirror", "wandb_run_id"]
+__all__ = ["WandbMirror", "open_run", "wandb_run_id"]
