@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
 
 from sweepwise.stores._engine import begin
+from sweepwise.stores._exec import discard_pending, flush_pending
 from sweepwise.stores._runs import TX_CACHE
 
 
@@ -40,8 +41,8 @@ class OpenTransaction:
             sqlalchemy.exc.SQLAlchemyError: the commit failed (the transaction was rolled back).
         """
         if error is None:
-            try:
-                self._transaction.commit()
+            try:  # the writes held back (`Prepared.later`) go with the commit, in one round trip
+                flush_pending(self.connection, then=self._transaction.commit)
             except SQLAlchemyError as exc:
                 self._end(exc)
                 raise
@@ -51,6 +52,7 @@ class OpenTransaction:
         connection = self.connection
         if not connection.closed and not connection.invalidated:
             connection.info.pop(TX_CACHE, None)
+            discard_pending(connection)
         if error is not None:
             try:
                 self._transaction.rollback()
@@ -85,6 +87,7 @@ class ThreadConnections:
         """
         connection, spare = self._connection()
         connection.info[TX_CACHE] = {}
+        discard_pending(connection)
         try:
             transaction = begin(connection, write=write)
         except BaseException:

@@ -169,9 +169,9 @@ def apply_events_without_commit(
             values["b_seq"] = next_seq(conn, run.experiment, now)
             values["b_updated_at"] = now
             params.append(values)
-        _WRITE_BACK.run_many(conn, params)
+        _WRITE_BACK.later_many(conn, params)
     if log:
-        _INSERT_EVENT.run_many(conn, log)
+        _INSERT_EVENT.later_many(conn, log)
     return [run.run_id for run in changed]
 
 

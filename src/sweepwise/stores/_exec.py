@@ -18,7 +18,7 @@ are; booleans read back from SQLite as 0/1 are converted by the callers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -69,16 +69,47 @@ class Prepared:
             found = self._compiled[cache_key] = _Compiled(compiled.string, positions, defaults)
         return found
 
-    def _cursor(self, conn: Connection, params: Mapping[str, Any]) -> DBAPICursor:
+    def _cursor(self, conn: Connection, params: Mapping[str, Any]) -> DBAPICursor | _Rows:
         compiled = self._compile(conn.dialect, tuple(params))
         arguments = compiled.arguments(params)
         cursor: DBAPICursor = _dbapi_connection(conn).cursor()
+        pending = conn.info.pop(PENDING, None)
         try:
-            cursor.execute(compiled.sql, arguments)
+            if pending:  # the writes waiting, then this statement, in one round trip
+                with _pipeline(conn):
+                    _send(cursor, pending)
+                    cursor.execute(compiled.sql, arguments)
+                    if cursor.description is not None:
+                        rows = list(cursor.fetchall())
+                        return _Rows(rows, cursor.rowcount)
+            else:
+                cursor.execute(compiled.sql, arguments)
         except Exception as exc:
             cursor.close()
             _reraise(conn, compiled.sql, arguments, exc)
         return cursor
+
+    def later(self, conn: Connection, params: Mapping[str, Any]) -> None:
+        """Execute a write whose outcome the caller does not read, with the next statement or commit.
+
+        On a server that saves a round trip each (`flush_pending`); SQLite runs it at once.
+        """
+        if conn.dialect.name == "sqlite":
+            self.run(conn, params)
+            return
+        compiled = self._compile(conn.dialect, tuple(params))
+        conn.info.setdefault(PENDING, []).append((compiled.sql, compiled.arguments(params), False))
+
+    def later_many(self, conn: Connection, params: Sequence[Mapping[str, Any]]) -> None:
+        """`run_many`, sent as `later` sends one write."""
+        if not params:
+            return
+        if conn.dialect.name == "sqlite":
+            self.run_many(conn, params)
+            return
+        compiled = self._compile(conn.dialect, tuple(params[0]))
+        arguments = [compiled.arguments(one) for one in params]
+        conn.info.setdefault(PENDING, []).append((compiled.sql, arguments, True))
 
     def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row (tuples, in the statement's column order)."""
@@ -112,6 +143,7 @@ class Prepared:
             return
         compiled = self._compile(conn.dialect, tuple(params[0]))
         arguments: Any = [compiled.arguments(one) for one in params]
+        flush_pending(conn)
         cursor = _dbapi_connection(conn).cursor()
         try:
             cursor.executemany(compiled.sql, arguments)
@@ -119,6 +151,64 @@ class Prepared:
             _reraise(conn, compiled.sql, arguments, exc)
         finally:
             cursor.close()
+
+
+PENDING = "sweepwise.pending"
+"""Key in `Connection.info` of the writes `Prepared.later` holds for the next round trip."""
+
+
+class _Rows:
+    """A cursor's rows read inside a pipeline, served as the cursor would serve them."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+    def close(self) -> None:
+        pass
+
+
+def _pipeline(conn: Connection) -> Any:
+    return _dbapi_connection(conn).pipeline()  # psycopg 3
+
+
+def _send(cursor: DBAPICursor, pending: list[tuple[str, Any, bool]]) -> None:
+    for sql, arguments, many in pending:
+        if many:
+            cursor.executemany(sql, arguments)
+        else:
+            cursor.execute(sql, arguments)
+
+
+def flush_pending(conn: Connection, then: Callable[[], object] | None = None) -> None:
+    """Send the writes `Prepared.later` holds, and `then()` (the commit), in one round trip.
+
+    Raises:
+        sqlalchemy.exc.DBAPIError: a write failed (the transaction is then aborted).
+    """
+    pending = conn.info.pop(PENDING, None)
+    if not pending:
+        if then is not None:
+            then()
+        return
+    cursor = _dbapi_connection(conn).cursor()
+    try:
+        with _pipeline(conn):
+            _send(cursor, pending)
+            if then is not None:
+                then()
+    except Exception as exc:
+        _reraise(conn, pending[0][0], pending[0][1], exc)
+    finally:
+        cursor.close()
+
+
+def discard_pending(conn: Connection) -> None:
+    """Forget the writes `later` holds (the transaction rolls back)."""
+    conn.info.pop(PENDING, None)
 
 
 def _dbapi_connection(conn: Connection) -> DBAPIConnection:
@@ -142,4 +232,4 @@ def _reraise(conn: Connection, sql: str, arguments: Any, exc: Exception) -> NoRe
     ) from exc
 
 
-__all__ = ["Prepared"]
+__all__ = ["PENDING", "Prepared", "discard_pending", "flush_pending"]

@@ -19,6 +19,7 @@ import uuid
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from sweepwise.core import keys
@@ -66,6 +67,7 @@ _MAX_TRIAL = Prepared(
 )
 _RUN_EXISTS = Prepared(select(RUNS.c.run_id).where(RUNS.c.run_id == bindparam("b_run_id")))
 _INSERT_RUN = Prepared(insert(RUNS))
+_INSERT_NEW_RUN = Prepared(postgresql.insert(RUNS).on_conflict_do_nothing(index_elements=[RUNS.c.run_id]))
 # Run with the columns to set as parameters: `{"status": ..., "b_run_id": ...}`.
 UPDATE_RUN = Prepared(update(RUNS).where(RUNS.c.run_id == bindparam("b_run_id")))
 
@@ -197,7 +199,9 @@ def _insert_run(
     summary: dict[str, Any],
     train_job: str | None,
     now: float,
+    if_new: bool = False,
 ) -> None:
+    """Insert the run; with `if_new`, only if no run has its id, sent with the next round trip."""
     values: dict[str, Any] = dict.fromkeys(FLAGS, False)
     values.update(
         run_id=run_id,
@@ -215,7 +219,10 @@ def _insert_run(
         summary=to_json(summary, what="initial_summary"),
         train_job=train_job,
     )
-    _INSERT_RUN.run(conn, values)
+    if if_new:
+        _INSERT_NEW_RUN.later(conn, values)
+    else:
+        _INSERT_RUN.run(conn, values)
 
 
 def init_run_without_commit(
@@ -250,11 +257,13 @@ def record_training_intent_without_commit(
     """docs/design.md, crash safety: the PENDING run with its job and suggestion, no dispatch id yet."""
     if job.type is not JobTypes.LAUNCH_TRAINING:
         raise ValueError(f"run {job.run_id!r}: a training intent needs a {JobTypes.LAUNCH_TRAINING} job")
-    if _run_exists(conn, job.run_id):
+    server = conn.dialect.name == "postgresql"  # a round trip saved (docs/stores.md, "PostgreSQL")
+    if not server and _run_exists(conn, job.run_id):
         return
     now = time.time()
     _insert_run(
         conn,
+        if_new=server,
         run_id=job.run_id,
         experiment=experiment,
         trial_index=trial_index,
@@ -289,7 +298,7 @@ def record_eval_intent_without_commit(conn: Connection, job: JobDefinition) -> N
     if row.has_started_eval or JobStatus(row.status).is_finished():
         return
     now = time.time()
-    UPDATE_RUN.run(
+    UPDATE_RUN.later(
         conn,
         {
             "b_run_id": job.run_id,
@@ -314,7 +323,7 @@ def record_dispatch_id_without_commit(
     if getattr(row, column) == dispatch_id:
         return
     now = time.time()
-    UPDATE_RUN.run(
+    UPDATE_RUN.later(
         conn,
         {
             "b_run_id": run_id,
@@ -376,7 +385,7 @@ def update_run_summary_without_commit(conn: Connection, run_id: str, summary_upd
     summary = json.loads(text) | summary_update
     cost = cost_of(summary)
     now = time.time()
-    UPDATE_RUN.run(
+    UPDATE_RUN.later(
         conn,
         {
             "b_run_id": run_id,
