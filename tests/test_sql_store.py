@@ -706,3 +706,26 @@ def test_the_lean_reader_reads_what_the_store_holds(store_url: str) -> None:
     assert reader.load_state("other") is None
     reader.close()
     store.close()
+
+
+def test_dispatch_ids_recorded_together_are_as_if_recorded_one_by_one(store: SQLStore) -> None:
+    # The controller records the ids of a tick's jobs together (one read of the runs on a server).
+    for run_id in ("r1", "r2", "r3"):
+        started_run(store, run_id)
+    store.record_eval_intent(eval_job("r3"))
+    with store.transaction() as tx:
+        tx.record_dispatch_ids([("r1", TRAIN, "d1"), ("r2", TRAIN, "d2"), ("r3", EVAL, "e3")])
+    assert [
+        (r.run_id, r.train_dispatch_id, r.eval_dispatch_id) for r in store.fetch_runs({"group": "exp"})
+    ] == [
+        ("r1", "d1", None),
+        ("r2", "d2", None),
+        ("r3", None, "e3"),
+    ]
+    _, seq = store.fetch_changed("exp", 0)
+    with store.transaction() as tx:  # the same ids again change nothing
+        tx.record_dispatch_ids([("r1", TRAIN, "d1"), ("r2", TRAIN, "d2")])
+    assert store.fetch_changed("exp", seq) == ([], seq)
+    with pytest.raises(ValueError, match="no run 'nope'"), store.transaction() as tx:
+        tx.record_dispatch_ids([("r1", TRAIN, "d9"), ("nope", TRAIN, "d0")])
+    assert run(store, "r1").train_dispatch_id == "d1"  # nothing of the failed transaction stayed

@@ -484,8 +484,12 @@ class AdaptiveController:
         return started
 
     def _record_dispatch_ids(self, tx: RunWriter) -> None:
-        for run_id, job_type, dispatch_id in self._unrecorded:
-            tx.record_dispatch_id(run_id, job_type, dispatch_id)
+        batch = getattr(tx, "record_dispatch_ids", None)  # a store that reads the runs together
+        if batch is not None and len(self._unrecorded) > 1:
+            batch(self._unrecorded)
+        else:
+            for run_id, job_type, dispatch_id in self._unrecorded:
+                tx.record_dispatch_id(run_id, job_type, dispatch_id)
         self._just_recorded += self._unrecorded
         self._unrecorded = []
 

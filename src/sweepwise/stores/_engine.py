@@ -109,13 +109,7 @@ def create_store_engine(url: URL, synchronous: str) -> Engine:
         _configure_sqlite(engine, synchronous)
         return engine
     # A server's connections die when it restarts: test each one as it leaves the pool.
-    connect_args: dict[str, Any] = {}
-    if url.get_backend_name() == "postgresql":
-        # Plan each statement for its values: a plan cached for any value (PostgreSQL's generic
-        # plan, chosen after a statement's fifth run) scans every run of `seq > $1` as the
-        # table grows, so a tick would cost more and more (docs/stores.md, "PostgreSQL").
-        connect_args["options"] = "-c plan_cache_mode=force_custom_plan"
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(url, pool_pre_ping=True)
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:

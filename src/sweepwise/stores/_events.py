@@ -53,7 +53,8 @@ _LOAD = Prepared(
 _LOAD_ALL = Prepared(
     select(*(RUNS.c[name] for name in _LOADED_FIELDS)).where(
         RUNS.c.run_id == any_(bindparam("b_run_ids", type_=ARRAY(String)))
-    )
+    ),
+    custom_plan=True,
 )
 _EVAL_STARTED_AT = Prepared(
     select(func.max(JOB_EVENTS.c.at)).where(

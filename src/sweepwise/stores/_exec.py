@@ -51,11 +51,16 @@ class Prepared:
             the VALUES / SET clause (as with `Connection.execute`).
     """
 
-    __slots__ = ("_compiled", "statement")
+    __slots__ = ("_compiled", "_options", "statement")
 
-    def __init__(self, statement: ClauseElement) -> None:
+    def __init__(self, statement: ClauseElement, *, custom_plan: bool = False) -> None:
         self.statement = statement
         self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
+        # psycopg prepares a statement on the server after its fifth run, and PostgreSQL may
+        # then keep one generic plan for any value: for a range (`seq > $1`) or a list
+        # (`= ANY($1)`) that plan scans every run, so a tick would cost more as the table
+        # grows. `custom_plan` statements are never prepared: each is planned for its values.
+        self._options: dict[str, Any] = {"prepare": False} if custom_plan else {}
 
     def _compile(self, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
         cache_key = (dialect.name, keys)
@@ -78,16 +83,19 @@ class Prepared:
             if pending:  # the writes waiting, then this statement, in one round trip
                 with _pipeline(conn):
                     _send(cursor, pending)
-                    cursor.execute(compiled.sql, arguments)
+                    cursor.execute(compiled.sql, arguments, **self._driver_options(conn))
                     if cursor.description is not None:
                         rows = list(cursor.fetchall())
                         return _Rows(rows, cursor.rowcount)
             else:
-                cursor.execute(compiled.sql, arguments)
+                cursor.execute(compiled.sql, arguments, **self._driver_options(conn))
         except Exception as exc:
             cursor.close()
             _reraise(conn, compiled.sql, arguments, exc)
         return cursor
+
+    def _driver_options(self, conn: Connection) -> dict[str, Any]:
+        return self._options if self._options and conn.dialect.driver == "psycopg" else {}
 
     def later(self, conn: Connection, params: Mapping[str, Any]) -> None:
         """Execute a write whose outcome the caller does not read, with the next statement or commit.

@@ -35,7 +35,8 @@ _CHANGED = Prepared(
         # where each statement sees newer commits (PostgreSQL, READ COMMITTED).
         RUNS.c.seq <= bindparam("b_upto"),
     )
-    .order_by(*_ORDER)
+    .order_by(*_ORDER),
+    custom_plan=True,
 )
 _COUNT_BY_STATUS = Prepared(
     select(RUNS.c.status, func.count())
@@ -104,7 +105,7 @@ def _fetch_statement(group: bool, statuses: int, since: bool, ids: int) -> Prepa
         statement = statement.where(RUNS.c.seq > bindparam("b_since"))
     if ids:
         statement = statement.where(RUNS.c.run_id.in_([bindparam(f"b_id_{i}") for i in range(ids)]))
-    return Prepared(statement.order_by(*_ORDER))
+    return Prepared(statement.order_by(*_ORDER), custom_plan=since or ids > 1)
 
 
 def _id_chunks(run_ids: Sequence[str]) -> Iterable[list[str]]:

@@ -16,9 +16,10 @@ import dataclasses
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, String, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
@@ -88,6 +89,12 @@ class _RunState(NamedTuple):
 
 _RUN_STATE = Prepared(
     select(*(RUNS.c[name] for name in _RunState._fields)).where(RUNS.c.run_id == bindparam("b_run_id"))
+)
+_RUN_STATES = Prepared(
+    select(RUNS.c.run_id, *(RUNS.c[name] for name in _RunState._fields)).where(
+        RUNS.c.run_id == any_(bindparam("b_run_ids", type_=postgresql.ARRAY(String)))
+    ),
+    custom_plan=True,
 )
 _CAS_RUN = Prepared(
     update(RUNS).where(RUNS.c.run_id == bindparam("b_run_id"), RUNS.c.status == bindparam("b_status"))
@@ -316,7 +323,27 @@ def record_dispatch_id_without_commit(
     conn: Connection, run_id: str, job_type: JobTypes, dispatch_id: str
 ) -> None:
     """docs/design.md, crash safety: remember where the run's job of `job_type` runs."""
-    row = _run_state(conn, run_id)
+    _set_dispatch_id(conn, run_id, _run_state(conn, run_id), job_type, dispatch_id)
+
+
+def record_dispatch_ids_without_commit(conn: Connection, items: Sequence[tuple[str, JobTypes, str]]) -> None:
+    """`record_dispatch_id_without_commit` for each (run id, job type, dispatch id).
+
+    On a server every run is read in one query: a round trip each would cost more.
+    """
+    run_ids = list(dict.fromkeys(run_id for run_id, _, _ in items))
+    if conn.dialect.name != "postgresql" or len(run_ids) < 2:
+        for item in items:
+            record_dispatch_id_without_commit(conn, *item)
+        return
+    states = {row[0]: _RunState(*row[1:]) for row in _RUN_STATES.rows(conn, {"b_run_ids": run_ids})}
+    for run_id, job_type, dispatch_id in items:
+        _set_dispatch_id(conn, run_id, states.get(run_id), job_type, dispatch_id)
+
+
+def _set_dispatch_id(
+    conn: Connection, run_id: str, row: _RunState | None, job_type: JobTypes, dispatch_id: str
+) -> None:
     if row is None:
         raise _missing(run_id)
     column = "train_dispatch_id" if job_type is JobTypes.LAUNCH_TRAINING else "eval_dispatch_id"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -153,6 +153,11 @@ class StoreTransaction:
         """See `SQLStore.record_dispatch_id`."""
         self.operations["record_dispatch_id"] = None
         _runs.record_dispatch_id_without_commit(self.connection, run_id, job_type, dispatch_id)
+
+    def record_dispatch_ids(self, items: Sequence[tuple[str, JobTypes, str]]) -> None:
+        """`record_dispatch_id` for each (run id, job type, dispatch id), the runs read together."""
+        self.operations["record_dispatch_id"] = None
+        _runs.record_dispatch_ids_without_commit(self.connection, items)
 
     def apply_events(
         self,
