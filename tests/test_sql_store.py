@@ -729,3 +729,20 @@ def test_dispatch_ids_recorded_together_are_as_if_recorded_one_by_one(store: SQL
     with pytest.raises(ValueError, match="no run 'nope'"), store.transaction() as tx:
         tx.record_dispatch_ids([("r1", TRAIN, "d9"), ("nope", TRAIN, "d0")])
     assert run(store, "r1").train_dispatch_id == "d1"  # nothing of the failed transaction stayed
+
+
+def test_eval_intents_and_summaries_written_together_are_as_if_written_one_by_one(store: SQLStore) -> None:
+    for run_id in ("r1", "r2", "r3"):
+        started_run(store, run_id)
+        store.apply_events([event(run_id, EventKind.FINISHED, 110.0, exit_code=0, result={"score": 1.0})])
+    with store.transaction() as tx:
+        tx.record_eval_intents([eval_job("r1"), eval_job("r2")])
+        missing = tx.update_run_summaries({"r1": {"a": 1}, "r3": {"observation/cost": 2.5}, "nope": {"a": 2}})
+    assert missing == ["nope"]
+    runs = {r.run_id: r for r in store.fetch_runs({"group": "exp"})}
+    assert [runs[i].has_started_eval for i in ("r1", "r2", "r3")] == [True, True, False]
+    assert runs["r1"].eval_job is not None and runs["r1"].eval_job.cmd == ["python", "eval.py"]
+    assert runs["r1"].summary["a"] == 1 and runs["r3"].cost == 2.5
+    with pytest.raises(ValueError, match="no run 'nope'"), store.transaction() as tx:
+        tx.record_eval_intents([eval_job("r3"), eval_job("nope")])
+    assert not run(store, "r3").has_started_eval  # nothing of the failed transaction stayed

@@ -317,8 +317,12 @@ class AdaptiveController:
         with self.store.transaction() as tx:
             for run_id, reason in results.failures:
                 tx.mark_failed(run_id, reason)
-            for run_id, update in results.updates.items():
-                tx.update_run_summary(run_id, update)
+            batch = getattr(tx, "update_run_summaries", None)  # a store that reads the runs together
+            if batch is not None and len(results.updates) > 1:
+                batch(results.updates)
+            else:
+                for run_id, update in results.updates.items():
+                    tx.update_run_summary(run_id, update)
         self._refresh()
 
     @property
@@ -444,8 +448,12 @@ class AdaptiveController:
         with self.store.transaction() as tx:  # docs/design.md, crash safety: intent before dispatch
             self._record_dispatch_ids(tx)
             self._save_state(tx)
-            for job in evals:
-                tx.record_eval_intent(job)
+            batch = getattr(tx, "record_eval_intents", None)  # a store that reads the runs together
+            if batch is not None and len(evals) > 1:
+                batch(evals)
+            else:
+                for job in evals:
+                    tx.record_eval_intent(job)
             for offset, job in enumerate(trainings):
                 suggestion = job.metadata.get(keys.SUGGESTION_METADATA, job.overrides)
                 tx.record_training_intent(self.experiment, job, suggestion, next_index + offset + 1)

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, String, any_, bindparam, func, insert, select, update
@@ -92,6 +92,12 @@ _RUN_STATE = Prepared(
 )
 _RUN_STATES = Prepared(
     select(RUNS.c.run_id, *(RUNS.c[name] for name in _RunState._fields)).where(
+        RUNS.c.run_id == any_(bindparam("b_run_ids", type_=postgresql.ARRAY(String)))
+    ),
+    custom_plan=True,
+)
+_RUN_SUMMARIES = Prepared(
+    select(RUNS.c.run_id, RUNS.c.experiment, RUNS.c.summary, RUNS.c.cost).where(
         RUNS.c.run_id == any_(bindparam("b_run_ids", type_=postgresql.ARRAY(String)))
     ),
     custom_plan=True,
@@ -297,9 +303,21 @@ def _flags(row: _RunState, **changes: bool) -> dict[str, bool]:
 
 def record_eval_intent_without_commit(conn: Connection, job: JobDefinition) -> None:
     """Mark the run's eval as started, with its job and no dispatch id (no-op once started)."""
+    _set_eval_intent(conn, job, _run_state(conn, job.run_id))
+
+
+def record_eval_intents_without_commit(conn: Connection, jobs: Sequence[JobDefinition]) -> None:
+    """`record_eval_intent_without_commit` for each job; on a server the runs are read in one query."""
+    states = _states(conn, [job.run_id for job in jobs])
+    for job in jobs:
+        _set_eval_intent(
+            conn, job, _run_state(conn, job.run_id) if states is None else states.get(job.run_id)
+        )
+
+
+def _set_eval_intent(conn: Connection, job: JobDefinition, row: _RunState | None) -> None:
     if job.type is not JobTypes.LAUNCH_EVAL:
         raise ValueError(f"run {job.run_id!r}: an eval intent needs a {JobTypes.LAUNCH_EVAL} job")
-    row = _run_state(conn, job.run_id)
     if row is None:
         raise _missing(job.run_id)
     if row.has_started_eval or JobStatus(row.status).is_finished():
@@ -331,14 +349,22 @@ def record_dispatch_ids_without_commit(conn: Connection, items: Sequence[tuple[s
 
     On a server every run is read in one query: a round trip each would cost more.
     """
-    run_ids = list(dict.fromkeys(run_id for run_id, _, _ in items))
-    if conn.dialect.name != "postgresql" or len(run_ids) < 2:
-        for item in items:
-            record_dispatch_id_without_commit(conn, *item)
-        return
-    states = {row[0]: _RunState(*row[1:]) for row in _RUN_STATES.rows(conn, {"b_run_ids": run_ids})}
+    states = _states(conn, [run_id for run_id, _, _ in items])
     for run_id, job_type, dispatch_id in items:
-        _set_dispatch_id(conn, run_id, states.get(run_id), job_type, dispatch_id)
+        row = _run_state(conn, run_id) if states is None else states.get(run_id)
+        _set_dispatch_id(conn, run_id, row, job_type, dispatch_id)
+
+
+def _states(conn: Connection, run_ids: list[str]) -> dict[str, _RunState] | None:
+    """On a server, the states of `run_ids` read in one query; None on SQLite or for one run.
+
+    A round trip per run would cost more on a server; SQLite reads in-process, where one
+    primary-key lookup each is cheaper than a list (docs/stores.md, "PostgreSQL").
+    """
+    unique = list(dict.fromkeys(run_ids))
+    if conn.dialect.name != "postgresql" or len(unique) < 2:
+        return None
+    return {row[0]: _RunState(*row[1:]) for row in _RUN_STATES.rows(conn, {"b_run_ids": unique})}
 
 
 def _set_dispatch_id(
@@ -405,7 +431,27 @@ def mark_failed_without_commit(conn: Connection, run_id: str, reason: str) -> bo
 def update_run_summary_without_commit(conn: Connection, run_id: str, summary_update: dict[str, Any]) -> bool:
     """Merge `summary_update` into the run's summary; False if there is no such run."""
     to_json(summary_update, what="summary_update")  # fail before touching the database
-    row = _RUN_SUMMARY.first(conn, {"b_run_id": run_id})
+    return _merge_summary(conn, run_id, summary_update, _RUN_SUMMARY.first(conn, {"b_run_id": run_id}))
+
+
+def update_run_summaries_without_commit(conn: Connection, updates: Mapping[str, dict[str, Any]]) -> list[str]:
+    """`update_run_summary_without_commit` for each run; the ids of the runs not in the store.
+
+    On a server the runs are read in one query.
+    """
+    for summary_update in updates.values():
+        to_json(summary_update, what="summary_update")  # fail before touching the database
+    run_ids = list(updates)
+    if conn.dialect.name != "postgresql" or len(run_ids) < 2:
+        rows = {run_id: _RUN_SUMMARY.first(conn, {"b_run_id": run_id}) for run_id in run_ids}
+    else:
+        rows = {row[0]: row[1:] for row in _RUN_SUMMARIES.rows(conn, {"b_run_ids": run_ids})}
+    return [
+        run_id for run_id in run_ids if not _merge_summary(conn, run_id, updates[run_id], rows.get(run_id))
+    ]
+
+
+def _merge_summary(conn: Connection, run_id: str, summary_update: dict[str, Any], row: Any) -> bool:
     if row is None:
         return False
     experiment, text, old_cost = row

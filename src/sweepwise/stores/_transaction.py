@@ -113,6 +113,11 @@ class StoreTransaction:
         self.operations["update_run_summary"] = None
         return _runs.update_run_summary_without_commit(self.connection, run_id, summary_update)
 
+    def update_run_summaries(self, updates: Mapping[str, dict[str, Any]]) -> list[str]:
+        """`update_run_summary` for each run, read together; the ids of the runs not in the store."""
+        self.operations["update_run_summary"] = None
+        return _runs.update_run_summaries_without_commit(self.connection, updates)
+
     # -- experiments ----------------------------------------------------------------------
 
     def ensure_experiment(self, name: str, spec: dict[str, Any]) -> ExperimentRecord:
@@ -148,6 +153,11 @@ class StoreTransaction:
         """See `SQLStore.record_eval_intent`."""
         self.operations["record_eval_intent"] = None
         _runs.record_eval_intent_without_commit(self.connection, job)
+
+    def record_eval_intents(self, jobs: Sequence[JobDefinition]) -> None:
+        """`record_eval_intent` for each job, the runs read together."""
+        self.operations["record_eval_intent"] = None
+        _runs.record_eval_intents_without_commit(self.connection, jobs)
 
     def record_dispatch_id(self, run_id: str, job_type: JobTypes, dispatch_id: str) -> None:
         """See `SQLStore.record_dispatch_id`."""
