@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REVISIONS = ["0001_initial", "0002_attempts"]
+REVISIONS = ["0001_initial", "0002_attempts", "0003_stopped"]
 """Every released schema revision, oldest first (the last one is the head)."""
 
 T0 = 1795000000.0  # 2026-11-18, when the sweep started
@@ -160,6 +160,7 @@ def _iso(at: float) -> str:
 def rows(revision: str) -> list[tuple[str, dict[str, Any]]]:
     """The rows of the sweep, as (table, {column: value}) for the schema of `revision`."""
     attempts = REVISIONS.index(revision) >= REVISIONS.index("0002_attempts")
+    stops = REVISIONS.index(revision) >= REVISIONS.index("0003_stopped")
     out: list[tuple[str, dict[str, Any]]] = []
     experiment = {
         "name": "exp",
@@ -301,6 +302,8 @@ def rows(revision: str) -> list[tuple[str, dict[str, Any]]]:
         run["train_job"] = _job_row(run_id, "launch_training", x, start, train_attempt)
         if attempts:
             run |= {"train_attempt": train_attempt, "eval_attempt": 1}
+        if stops:
+            run["is_stopped"] = False
         out.append(("runs", run))
     out += [("job_events", event) for event in events]
     state = {

@@ -275,7 +275,9 @@ def _run_and_close(
                     controller = resume(controller)
         display.print_summary(runs)
         statuses = {run.status for run in runs}
-        succeeded = JobStatus.COMPLETED in statuses or not any(status.is_failure() for status in statuses)
+        succeeded = bool(statuses & {JobStatus.COMPLETED, JobStatus.STOPPED}) or not any(
+            status.is_failure() for status in statuses
+        )
     except BaseException:
         _close_quietly(getattr(controller.dispatcher, "close", None))
         _close_quietly(getattr(controller.store, "close", sql.close))

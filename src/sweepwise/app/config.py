@@ -20,6 +20,7 @@ from sweepwise.core.container import CONFIG_ERROR
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.lifecycle import RetryPolicy
 from sweepwise.dispatchers.launch import split_command
+from sweepwise.engine.stopping import StopperSpec
 from sweepwise.recipes.values import parse_value
 from sweepwise.schedulers import canonical_scheduler_name
 
@@ -77,6 +78,10 @@ class ExperimentSpec(BaseModel):
     monitoring_interval: float = Field(default=5.0, gt=0, allow_inf_nan=False)
     stale_after: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
     retries: RetryPolicy = Field(default_factory=RetryPolicy)
+    stopper: StopperSpec = Field(
+        default_factory=StopperSpec,
+        description="none, asha or median, or {type: ...}: runs stopped early by what they report",
+    )
     runs_dir: str = "runs"
     metric: str = "score"
     goal: Literal["maximize", "minimize"] = "maximize"
@@ -104,7 +109,7 @@ class ExperimentSpec(BaseModel):
                     )
         return names
 
-    @field_validator("dispatcher", "eval_dispatcher", "scheduler", mode="before")
+    @field_validator("dispatcher", "eval_dispatcher", "scheduler", "stopper", mode="before")
     @classmethod
     def _type_shorthand(cls, value: Any) -> Any:
         return {"type": value} if isinstance(value, str) else value

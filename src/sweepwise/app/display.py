@@ -29,6 +29,7 @@ _STYLES = {
     JobStatus.FAILED.key: "red",
     JobStatus.STALE.key: "red",
     JobStatus.CANCELLED.key: "yellow",
+    JobStatus.STOPPED.key: "blue",
     JobStatus.IN_TRAINING.key: "cyan",
     JobStatus.IN_EVAL.key: "magenta",
 }

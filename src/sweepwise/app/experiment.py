@@ -419,6 +419,8 @@ class Experiment:
 
             optimizer = WarmStarted(build_optimizer(self.scheduler_config), warm_start)
             scheduler = self.scheduler_cls(self.scheduler_config, optimizer=optimizer)
+        from sweepwise.engine.stopping import Stopper
+
         return AdaptiveController(
             self.name,
             scheduler,
@@ -428,6 +430,7 @@ class Experiment:
             metric=self.spec.metric,
             clock=clock,
             on_tick=on_tick,
+            stopper=Stopper(self.spec.stopper, self.spec.metric, self.spec.goal),
         )
 
 

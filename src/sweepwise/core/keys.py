@@ -27,6 +27,13 @@ EVAL_COMPLETED = "adaptive/eval_completed"
 RUN_FAILED = "adaptive/failed"
 RUN_STALE = "adaptive/stale"
 RUN_CANCELLED = "adaptive/cancelled"
+RUN_STOPPED = "adaptive/stopped"
+
+# Early stopping (docs/optimizers.md, "Early stopping"): the metric's value at each rung a
+# run reached ({"3": 0.71, "9": 0.80}), and the stopper's decision ({step, value, at}),
+# committed before the job is cancelled.
+RUNGS = "adaptive/rungs"
+STOP = "adaptive/stop"
 
 # In a training job's metadata: the optimizer's suggestion it runs (its overrides may add more).
 SUGGESTION_METADATA = "adaptive/suggestion"
@@ -67,9 +74,12 @@ __all__ = [
     "POST_EVAL_PROCESSED_AT",
     "POST_TRAINING_PROCESSED",
     "POST_TRAINING_PROCESSED_AT",
+    "RUNGS",
     "RUN_CANCELLED",
     "RUN_FAILED",
     "RUN_STALE",
+    "RUN_STOPPED",
+    "STOP",
     "SUGGESTION_METADATA",
     "TRAINING_COMPLETED",
     "TRAINING_STARTED",

@@ -82,6 +82,7 @@ class TrialRecord:
     has_failed: bool
     is_stale: bool
     is_cancelled: bool
+    is_stopped: bool
     started_at: float | None
     completed_at: float | None
     last_heartbeat_at: float | None
@@ -144,6 +145,27 @@ def _finish(record: TrialRecord, event: JobEvent, eval_started_at: float | None)
         record.completed_at = event.at
         record.summary[runtime_key] = max(0.0, event.at - (event.at if start is None else start))
     record.summary[result_key] = dict(event.result or {})
+
+
+def _stopped(record: TrialRecord, event: JobEvent) -> None:
+    """The training job of a run its stopper stopped has ended: the run is STOPPED, never retried.
+
+    Its observation is the value the decision recorded (`observation/score`, written with
+    it); its cost is what it spent: its runtime, unless the job reported a cost.
+    """
+    start = event.started_at if event.started_at is not None else record.started_at
+    start = event.at if start is None else start
+    record.has_started_training = True
+    record.is_stopped = True
+    record.started_at = start if record.started_at is None else record.started_at
+    record.completed_at = event.at
+    record.runtime = max(0.0, event.at - start)
+    record.summary[keys.TRAIN_RUNTIME] = record.runtime
+    if event.exit_code is not None:
+        record.summary[keys.TRAIN_EXIT_CODE] = event.exit_code
+    cost = record.summary.get(keys.OBSERVATION_COST)
+    if not isinstance(cost, int | float) or isinstance(cost, bool):
+        record.summary[keys.OBSERVATION_COST] = record.runtime
 
 
 def _end_without_success(
@@ -223,6 +245,8 @@ def apply_event(
         record.summary[metrics_key] = dict(event.metrics)
         if "step" in event.metrics:
             record.summary[step_key] = event.metrics["step"]
+    elif event.job_type is JobTypes.LAUNCH_TRAINING and keys.STOP in record.summary:
+        _stopped(record, event)  # the stopper's decision holds, however the job ended
     else:
         reason = end_reason(event)
         if reason is None:
@@ -285,6 +309,8 @@ def retry_due(run: RunInfo) -> JobTypes | None:
 def observation_of(run: RunInfo) -> Observation | None:
     """What an optimizer learns from `run`: its score if COMPLETED, a failure if FAILED/STALE.
 
+    A STOPPED run gives the value its stopper recorded, at the step it was stopped.
+
     A COMPLETED run counts only once its post-eval hook wrote `observation/score`.
     """
     status = run.status
@@ -294,6 +320,19 @@ def observation_of(run: RunInfo) -> Observation | None:
             return None
         cost = run.summary.get(keys.OBSERVATION_COST)
         return Observation(float(score), float(cost) if cost is not None else run.runtime, _kept(run))
+    if status is JobStatus.STOPPED:
+        score = run.summary.get(keys.OBSERVATION_SCORE)
+        stop = run.summary.get(keys.STOP)
+        if score is None:
+            return None
+        cost = run.summary.get(keys.OBSERVATION_COST)
+        step = stop.get("step") if isinstance(stop, dict) else None
+        return Observation(
+            float(score),
+            float(cost) if cost is not None else run.runtime,
+            _kept(run),
+            step=step if isinstance(step, int) else None,
+        )
     if status.is_failure() and run.suggestion:
         return Observation(math.nan, run.runtime, _kept(run), is_failure=True)
     return None

@@ -47,6 +47,7 @@ class Observation:
     cost: float
     suggestion: dict[str, Any]
     is_failure: bool = False
+    step: int | None = None  # the training step a STOPPED run reached (its fidelity); None: all
 
 
 @dataclass(slots=True)
@@ -69,6 +70,7 @@ class RunInfo:
     has_failed: bool = False
     is_stale: bool = False
     is_cancelled: bool = False
+    is_stopped: bool = False
     cost: float = 0.0
     runtime: float = 0.0
     error: str | None = None

@@ -28,7 +28,7 @@ from sweepwise.core.models import JobStatus, RunInfo
 
 logger = logging.getLogger(__name__)
 
-FINISHED = (JobStatus.COMPLETED, JobStatus.STALE, JobStatus.FAILED, JobStatus.CANCELLED)
+FINISHED = tuple(status for status in JobStatus if status.is_finished())
 UNFINISHED = tuple(status for status in JobStatus if status not in FINISHED)
 KEEP_FINISHED = 1000
 """How many finished runs a `RunList` with a `load` function keeps in memory."""

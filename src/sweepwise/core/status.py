@@ -21,6 +21,7 @@ class JobStatus(enum.StrEnum):
     STALE = "STALE"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    STOPPED = "STOPPED"  # ended early by the spec's stopper (docs/optimizers.md, "Early stopping")
 
     @property
     def key(self) -> str:
@@ -67,9 +68,12 @@ _KEYS: dict[JobStatus, str] = {
     JobStatus.STALE: "stale",
     JobStatus.FAILED: "failed",
     JobStatus.CANCELLED: "cancelled",
+    JobStatus.STOPPED: "stopped",
 }
 
-_FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.STALE, JobStatus.FAILED, JobStatus.CANCELLED})
+_FINISHED = frozenset(
+    {JobStatus.COMPLETED, JobStatus.STALE, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.STOPPED}
+)
 
 
 def status_of(
@@ -81,10 +85,13 @@ def status_of(
     has_failed: bool,
     is_stale: bool,
     is_cancelled: bool,
+    is_stopped: bool = False,
 ) -> JobStatus:
-    """A run's status from its flags: cancellation, then failure, then staleness win."""
+    """A run's status from its flags: cancellation, then a stop, failure and staleness win."""
     if is_cancelled:
         return JobStatus.CANCELLED
+    if is_stopped:
+        return JobStatus.STOPPED
     if has_failed:
         return JobStatus.FAILED
     if is_stale:
@@ -101,7 +108,7 @@ def status_of(
 
 
 class RunFlags(Protocol):
-    """What a run's status derives from: its seven flags."""
+    """What a run's status derives from: its eight flags."""
 
     @property
     def has_started_training(self) -> bool: ...
@@ -117,6 +124,8 @@ class RunFlags(Protocol):
     def is_stale(self) -> bool: ...
     @property
     def is_cancelled(self) -> bool: ...
+    @property
+    def is_stopped(self) -> bool: ...
 
 
 def status_from(run: RunFlags) -> JobStatus:
@@ -129,6 +138,7 @@ def status_from(run: RunFlags) -> JobStatus:
         has_failed=run.has_failed,
         is_stale=run.is_stale,
         is_cancelled=run.is_cancelled,
+        is_stopped=run.is_stopped,
     )
 
 

@@ -38,6 +38,7 @@ from sweepwise.core.runs import UNFINISHED, RunList
 from sweepwise.engine.hook_runner import ControllerHooks, HookRunner
 from sweepwise.engine.hooks import ObservationHook
 from sweepwise.engine.lease import ExperimentLease
+from sweepwise.engine.stopping import Stopper
 from sweepwise.runtime.slices import short_slices
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class AdaptiveController:
         metric: str = "score",
         clock: Clock | None = None,
         on_tick: Callable[[AdaptiveController, TickReport], None] | None = None,
+        stopper: Stopper | None = None,
     ) -> None:
         self.experiment = experiment
         self.scheduler = scheduler
@@ -119,6 +121,7 @@ class AdaptiveController:
         self.clock: Clock = clock or RealClock()
         self._hook_runner = HookRunner(hooks, retries=self.settings.hook_retries, clock=self.clock)
         self.on_tick = on_tick
+        self.stopper = stopper
         self.on_start: Callable[[], object] | None = None
         self.lease = ExperimentLease(store, experiment, self.settings.lease_ttl)
         self.runs = RunList(load=self._load_runs)
@@ -159,6 +162,8 @@ class AdaptiveController:
                 self.on_start()
             with short_slices():  # start the next job soon after one ends, even on busy cores
                 every_run = self._refresh()
+                if self.stopper is not None:
+                    self.stopper.learn(every_run)  # the values at rungs, from the runs' summaries
                 self._restore_state()
                 self._recover()
                 # hooks a dead controller left undone, on each run's latest snapshot
@@ -197,7 +202,9 @@ class AdaptiveController:
         report.events = len(events)
         crash_point("after_poll")
         changed = self._apply(events, now)
-        self._run_hooks(list({run.run_id: run for run in changed}.values()))  # each run's latest snapshot
+        latest = list({run.run_id: run for run in changed}.values())  # each run's latest snapshot
+        self._run_hooks(latest)
+        self._stop_early(latest, now)
         self._check_silence(now)
         runs = self.runs
         if self._cancelled():
@@ -370,6 +377,59 @@ class AdaptiveController:
         tx.apply_events([no_eval_event(run.run_id, now) for run in trained], results.updates)
         for run_id, reason in results.failures:
             tx.mark_failed(run_id, reason)
+
+    # -- early stopping ------------------------------------------------------------------------
+
+    def _stop_early(self, changed: list[RunInfo], now: float) -> None:
+        """Ask the stopper about each new report; commit its decisions, then cancel the stopped jobs.
+
+        docs/optimizers.md, "Early stopping": a decision is committed (with the values at the
+        rungs it judged) before its job is cancelled, so a restarted controller cancels a job
+        whose stop was decided, and never decides it twice.
+        """
+        if self.stopper is None or not self.stopper.active:
+            return
+        updates: dict[str, dict[str, Any]] = {}
+        stopped: list[tuple[RunInfo, int, float]] = []
+        for run in changed:
+            if run.status is not JobStatus.IN_TRAINING:
+                continue
+            decision = self.stopper.decide(run)
+            if decision is None:
+                continue
+            update: dict[str, Any] = {keys.RUNGS: decision.rungs}
+            if decision.stop:
+                update[keys.STOP] = {"step": decision.step, "value": decision.value, "at": now}
+                update[keys.OBSERVATION_SCORE] = decision.value
+                stopped.append((run, decision.step, decision.value))
+            updates[run.run_id] = update
+        if not updates:
+            return
+        with self.store.transaction() as tx:
+            self._record_dispatch_ids(tx)
+            batch = getattr(tx, "update_run_summaries", None)  # a store that reads the runs together
+            if batch is not None and len(updates) > 1:
+                batch(updates)
+            else:
+                for run_id, update in updates.items():
+                    tx.update_run_summary(run_id, update)
+        crash_point("after_stop_decision")
+        for run, step, value in stopped:
+            logger.info("run %s: stopped at step %d (%s %.6g)", run.run_id, step, self.stopper.metric, value)
+            dispatch_id = self._dispatch_id(run, JobTypes.LAUNCH_TRAINING)
+            if dispatch_id:
+                self.dispatcher.cancel(dispatch_id)
+        self._refresh()
+
+    def _dispatch_id(self, run: RunInfo, job_type: JobTypes) -> str | None:
+        """Where `run`'s job of `job_type` runs, recorded or only just dispatched."""
+        recorded = run.train_dispatch_id if job_type is JobTypes.LAUNCH_TRAINING else run.eval_dispatch_id
+        if recorded:
+            return recorded
+        for run_id, kind, dispatch_id in reversed(self._just_recorded + self._unrecorded):
+            if run_id == run.run_id and kind is job_type:
+                return dispatch_id
+        return None
 
     # -- silent jobs ---------------------------------------------------------------------------
 
@@ -549,6 +609,7 @@ class AdaptiveController:
         for run in self.runs.in_status(*UNFINISHED):
             run_id = run.run_id
             self._retries_due.pop(run_id, None)  # handled here
+            stopping = keys.STOP in run.summary  # decided before the last controller could cancel
             for job, dispatch_id, wanted in (
                 (run.train_job, run.train_dispatch_id, not run.has_completed_training),
                 (run.eval_job, run.eval_dispatch_id, run.has_started_eval and not run.has_been_evaluated),
@@ -562,12 +623,18 @@ class AdaptiveController:
                     found = dispatch_id or self.dispatcher.find(run_id, job.type, attempt)
                     if found is not None:
                         self.dispatcher.reattach(found, run_id, job.type)
+                        if stopping and job.type is JobTypes.LAUNCH_TRAINING:
+                            self.dispatcher.cancel(found)
                         if dispatch_id is None:
                             recorded.append((run_id, job.type, found))
                         continue
                 elif dispatch_id is not None:
                     now = self.clock.now()
                     lost.append(JobEvent(run_id, job.type, EventKind.LOST, now, dispatch_id, attempt=attempt))
+                    continue
+                if stopping and job.type is JobTypes.LAUNCH_TRAINING:  # never started again: STOPPED
+                    now = self.clock.now()
+                    lost.append(JobEvent(run_id, job.type, EventKind.LOST, now, "", attempt=attempt))
                     continue
                 new_id = self._start(self._with_env(job))
                 if new_id is not None:

@@ -107,6 +107,7 @@ RUN_FIELDS = (
     "trial_index",
     "train_attempt",
     "eval_attempt",
+    "is_stopped",
 )
 """The `runs` columns `run_from_row` reads, in the order it unpacks them."""
 
@@ -156,6 +157,7 @@ def run_from_row(row: Sequence[Any], *, with_jobs: bool = True) -> RunInfo:
         _trial_index,
         train_attempt,
         eval_attempt,
+        is_stopped,
     ) = row
     return RunInfo(
         run_id=sys.intern(run_id),  # one copy of each id, however many sets and indexes hold it
@@ -174,6 +176,7 @@ def run_from_row(row: Sequence[Any], *, with_jobs: bool = True) -> RunInfo:
         has_failed=bool(has_failed),
         is_stale=bool(is_stale),
         is_cancelled=bool(is_cancelled),
+        is_stopped=bool(is_stopped),
         cost=cost,
         runtime=runtime,
         error=error,

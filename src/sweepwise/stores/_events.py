@@ -32,6 +32,7 @@ _WRITTEN = (
     "has_been_evaluated",
     "has_failed",
     "is_stale",
+    "is_stopped",
     "started_at",
     "completed_at",
     "last_heartbeat_at",

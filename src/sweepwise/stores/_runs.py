@@ -48,6 +48,7 @@ FLAGS = (
     "has_failed",
     "is_stale",
     "is_cancelled",
+    "is_stopped",
 )
 EXPERIMENT_COLUMNS = [EXPERIMENTS.c[name] for name in EXPERIMENT_FIELDS]
 _FINISHED = frozenset(status for status in JobStatus if status.is_finished())
@@ -85,6 +86,7 @@ class _RunState(NamedTuple):
     has_failed: bool
     is_stale: bool
     is_cancelled: bool
+    is_stopped: bool
 
 
 _RUN_STATE = Prepared(

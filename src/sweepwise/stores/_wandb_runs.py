@@ -38,6 +38,7 @@ FLAG_KEYS = {
     "has_failed": keys.RUN_FAILED,
     "is_stale": keys.RUN_STALE,
     "is_cancelled": keys.RUN_CANCELLED,
+    "is_stopped": keys.RUN_STOPPED,
 }
 """`RunInfo` flag -> the summary key that holds it in W&B."""
 
@@ -55,7 +56,7 @@ _TRANSIENT_NAMES = frozenset({"CommError", "Timeout", "ConnectTimeout", "ReadTim
 
 
 def wandb_summary(run: RunInfo) -> dict[str, Any]:
-    """What the W&B summary of `run` holds: its summary, its seven status flags, its id and status."""
+    """What the W&B summary of `run` holds: its summary, its eight status flags, its id and status."""
     summary = dict(run.summary)
     summary.update({key: bool(getattr(run, name)) for name, key in FLAG_KEYS.items()})
     summary[RUN_ID_KEY] = run.run_id
@@ -97,6 +98,7 @@ def run_from_wandb(
         has_failed=flags.get("has_failed", False),
         is_stale=flags.get("is_stale", False),
         is_cancelled=flags.get("is_cancelled", False),
+        is_stopped=flags.get("is_stopped", False),
     )
     return run
 

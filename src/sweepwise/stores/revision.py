@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-HEAD_REVISION = "0002_attempts"
+HEAD_REVISION = "0003_stopped"
 """The newest schema revision; a database already at it skips Alembic entirely."""
 
 __all__ = ["HEAD_REVISION"]

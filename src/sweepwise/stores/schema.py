@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sweepwise.stores.revision import HEAD_REVISION
@@ -80,6 +80,7 @@ class RunRow(Base):
     has_failed: Mapped[bool] = mapped_column(Boolean)
     is_stale: Mapped[bool] = mapped_column(Boolean)
     is_cancelled: Mapped[bool] = mapped_column(Boolean)
+    is_stopped: Mapped[bool] = mapped_column(Boolean, server_default=false())  # docs/optimizers.md
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float)
     completed_at: Mapped[float | None] = mapped_column(Float)

@@ -54,7 +54,7 @@ def run_metrics(run: RunInfo) -> dict[str, float]:
 
 def is_finished(run: RunInfo) -> bool:
     """True once nothing more will happen to the run."""
-    return run.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+    return run.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.STOPPED)
 
 
 __all__ = ["MirrorTarget", "is_finished", "run_metrics", "run_params"]

@@ -18,7 +18,12 @@ from sweepwise.core.status import JobStatus
 from sweepwise.stores.mirrors._target import is_finished, run_metrics, run_params
 
 RUN_ID_TAG = "sweepwise.run_id"
-_END_STATUS = {JobStatus.COMPLETED: "FINISHED", JobStatus.FAILED: "FAILED", JobStatus.CANCELLED: "KILLED"}
+_END_STATUS = {
+    JobStatus.COMPLETED: "FINISHED",
+    JobStatus.STOPPED: "FINISHED",  # a finished trial, ended early by its stopper
+    JobStatus.FAILED: "FAILED",
+    JobStatus.CANCELLED: "KILLED",
+}
 _SETTINGS: dict[str, Any] = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": 0,  # the mirror's thread retries with backoff itself
     "MLFLOW_HTTP_REQUEST_TIMEOUT": 10,

@@ -1,0 +1,151 @@
+"""Early stopping: after each report of a running training job, decide whether it goes on.
+
+The spec's `stopper` (docs/optimizers.md, "Early stopping") is one of
+
+- `none` (the default): every run trains to its end;
+- `asha`: asynchronous successive halving. Rungs sit at `grace_period * reduction_factor**k`
+  steps (up to `max_t`). The first report at or past a rung records the run's value there;
+  a run whose value is not in the best `1 / reduction_factor` of the values recorded at
+  that rung so far is stopped. A run is never stopped before `grace_period` steps;
+- `median`: at the same rungs, a run whose value is
+  worse than the median of the values recorded there is stopped, once `min_samples` runs
+  have been recorded at that rung.
+
+A stopper keeps no state of its own: the values at each rung live in each run's summary
+(`adaptive/rungs`), written with the decision, so a restarted controller rebuilds the
+same table from the store.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from sweepwise.core import keys
+from sweepwise.core.records import RunInfo
+
+
+class StopperSpec(BaseModel):
+    """The spec's `stopper`: `none`, `asha` or `median`, with its settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["none", "asha", "median"] = "none"
+    grace_period: Annotated[StrictInt, Field(ge=1, description="steps every run gets before any stop")] = 1
+    reduction_factor: Annotated[
+        StrictInt, Field(ge=2, description="rungs are this many times apart; asha keeps 1/this at each")
+    ] = 3
+    max_t: Annotated[StrictInt | None, Field(ge=1, description="the last rung's step (none: no limit)")] = (
+        None
+    )
+    min_samples: Annotated[StrictInt, Field(ge=1, description="median: values needed at a rung")] = 3
+    metric: str | None = Field(default=None, description="the reported metric judged (default: the spec's)")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the stopper decided for one report: the rungs to record, and whether to stop."""
+
+    rungs: dict[str, float]
+    stop: bool
+    step: int
+    value: float
+
+
+class Stopper:
+    """Decides, report by report, which running trainings to stop.
+
+    Args:
+        spec: the spec's `stopper`.
+        metric: the metric the jobs report (the spec's `metric` unless the stopper names one).
+        goal: `maximize` or `minimize`.
+    """
+
+    def __init__(self, spec: StopperSpec, metric: str, goal: str) -> None:
+        self.spec = spec
+        self.metric = spec.metric or metric
+        self.maximize = goal != "minimize"
+        self._recorded: dict[int, dict[str, float]] = defaultdict(dict)  # rung -> run id -> value
+
+    @property
+    def active(self) -> bool:
+        """False for `none`: no run is ever stopped."""
+        return self.spec.type != "none"
+
+    def rungs(self) -> Iterable[int]:
+        """The rungs' steps, smallest first."""
+        factor = self.spec.reduction_factor
+        rung = self.spec.grace_period
+        while self.spec.max_t is None or rung <= self.spec.max_t:
+            yield rung
+            if rung > 10**12:
+                return
+            rung *= factor
+
+    def learn(self, runs: Iterable[RunInfo]) -> None:
+        """Take the values at rungs that `runs` recorded (a restarted controller's start)."""
+        for run in runs:
+            self._remember(run.run_id, run.summary.get(keys.RUNGS))
+
+    def decide(self, run: RunInfo) -> Decision | None:
+        """The decision after the newest report of `run`'s training; None when it has nothing to judge."""
+        if not self.active or keys.STOP in run.summary:
+            return None
+        row = run.summary.get(keys.TRAIN_METRICS)
+        if not isinstance(row, Mapping):
+            return None
+        step, value = row.get("step"), _number(row.get(self.metric))
+        if not isinstance(step, int) or isinstance(step, bool) or value is None:
+            return None
+        done = run.summary.get(keys.RUNGS)
+        done = done if isinstance(done, Mapping) else {}
+        new = {str(rung): value for rung in self.rungs() if rung <= step and str(rung) not in done}
+        if not new:
+            return None
+        self._remember(run.run_id, new)
+        stop = any(self._below_cut(int(rung), run.run_id, value) for rung in new)
+        if self.spec.max_t is not None and step >= self.spec.max_t:
+            stop = False  # it has trained as long as any run: nothing to save
+        return Decision({**done, **new}, stop, step, value)
+
+    def _remember(self, run_id: str, rungs: Any) -> None:
+        if not isinstance(rungs, Mapping):
+            return
+        for rung, value in rungs.items():
+            number = _number(value)
+            if number is not None and str(rung).isdigit():
+                self._recorded[int(rung)][run_id] = number
+
+    def _below_cut(self, rung: int, run_id: str, value: float) -> bool:
+        values = sorted(self._recorded[rung].values(), reverse=self.maximize)  # best first
+        if self.spec.type == "asha":
+            keep = max(1, len(values) // self.spec.reduction_factor)
+            if len(values) < self.spec.reduction_factor:
+                return False  # too few to judge: ASHA promotes the first ones
+            cut = values[keep - 1]
+        else:
+            if len(values) < self.spec.min_samples:
+                return False
+            cut = _median(values)
+        return value < cut if self.maximize else value > cut
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+__all__ = ["Decision", "Stopper", "StopperSpec"]

@@ -1,0 +1,227 @@
+"""Early stopping: the spec's `stopper` ends runs from what their jobs report.
+
+The rules are checked on `Stopper` directly; the sweeps run real `sweepwise run`
+processes whose training jobs report one row per step with `sweepwise.report` and write
+each step they reach to a file of their own, so what was stopped, and when, is judged
+from the jobs' side effects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import cli, status_json
+from sweepwise.core import keys
+from sweepwise.core.errors import ConfigError
+from sweepwise.core.records import RunInfo
+from sweepwise.engine.stopping import Stopper, StopperSpec
+
+# -- the rules ------------------------------------------------------------------------------
+
+
+def _run(run_id: str, step: int, value: float, rungs: dict[str, float] | None = None) -> RunInfo:
+    summary: dict[str, Any] = {keys.TRAIN_METRICS: {"step": step, "score": value}}
+    if rungs is not None:
+        summary[keys.RUNGS] = rungs
+    return RunInfo(run_id, group="exp", summary=summary, has_started_training=True)
+
+
+def test_asha_keeps_the_best_third_at_each_rung_and_never_judges_before_the_grace_period() -> None:
+    stopper = Stopper(
+        StopperSpec(type="asha", grace_period=2, reduction_factor=3, max_t=18), "score", "maximize"
+    )
+    assert list(stopper.rungs()) == [2, 6, 18]
+    assert stopper.decide(_run("a", 1, 0.1)) is None  # before the grace period: nothing to judge
+    first = stopper.decide(_run("a", 2, 0.9))
+    assert first is not None and not first.stop and first.rungs == {"2": 0.9}
+    assert not stopper.decide(_run("b", 2, 0.5)).stop  # type: ignore[union-attr]  # 2 values: too few
+    third = stopper.decide(_run("c", 3, 0.1))  # at step 3 it passed rung 2, with 3 values there
+    assert third is not None and third.stop and (third.step, third.value) == (3, 0.1)
+    assert not stopper.decide(_run("d", 2, 0.95)).stop  # type: ignore[union-attr]  # the best so far
+    assert stopper.decide(_run("a", 4, 0.9, rungs={"2": 0.9})) is None  # no new rung reached
+
+
+def test_a_minimized_metric_stops_the_largest_and_max_t_is_never_cut() -> None:
+    stopper = Stopper(
+        StopperSpec(type="asha", grace_period=1, reduction_factor=2, max_t=4), "loss", "minimize"
+    )
+    for run_id, loss in (("a", 1.0), ("b", 2.0)):
+        stopper.decide(RunInfo(run_id, summary={keys.TRAIN_METRICS: {"step": 1, "loss": loss}}))
+    worst = stopper.decide(RunInfo("c", summary={keys.TRAIN_METRICS: {"step": 1, "loss": 3.0}}))
+    assert worst is not None and worst.stop
+    at_end = stopper.decide(RunInfo("e", summary={keys.TRAIN_METRICS: {"step": 4, "loss": 9.0}}))
+    assert at_end is not None and not at_end.stop  # it trained as long as any run will
+
+
+def test_median_needs_min_samples_then_stops_below_the_median() -> None:
+    stopper = Stopper(StopperSpec(type="median", grace_period=1, min_samples=3), "score", "maximize")
+    assert not any(stopper.decide(_run(r, 1, v)).stop for r, v in (("a", 0.5), ("b", 0.7)))  # type: ignore[union-attr]
+    assert stopper.decide(_run("c", 1, 0.4)).stop  # type: ignore[union-attr]
+    assert not stopper.decide(_run("d", 1, 0.6)).stop  # type: ignore[union-attr]
+
+
+def test_a_restarted_stopper_learns_the_rungs_from_the_runs() -> None:
+    spec = StopperSpec(type="asha", grace_period=1, reduction_factor=2)
+    stopper = Stopper(spec, "score", "maximize")
+    stopper.learn([_run("a", 1, 0.9, rungs={"1": 0.9}), _run("b", 1, 0.8, rungs={"1": 0.8})])
+    assert stopper.decide(_run("c", 1, 0.1)).stop  # type: ignore[union-attr]
+    assert Stopper(StopperSpec(), "score", "maximize").decide(_run("c", 1, 0.1)) is None  # none
+
+
+def test_a_bad_stopper_is_one_line_naming_the_field(tmp_path: Path) -> None:
+    from sweepwise.app.experiment import Experiment
+
+    (tmp_path / "train.py").write_text("")
+    for stopper, words in (
+        ({"type": "hyperband"}, "stopper.type"),
+        ({"type": "asha", "reduction_factor": 1}, "stopper.reduction_factor"),
+        ({"type": "asha", "grace": 2}, "stopper.grace"),
+    ):
+        data = {"name": "exp", "stopper": stopper, "train": {"cmd": ["python", "train.py"]}}
+        with pytest.raises(ConfigError) as error:
+            Experiment.from_dict(data, base_dir=tmp_path)
+        assert words in str(error.value), str(error.value)
+
+
+# -- sweeps ---------------------------------------------------------------------------------
+
+STEPS = 30
+
+TRAIN = textwrap.dedent(
+    """
+    import os, sys, time
+    import sweepwise
+    x = float(sys.argv[1].split("=", 1)[1])
+    run_id = os.environ["SWEEPWISE_RUN_ID"]
+    with open(os.path.join(os.environ["MARKERS"], "train.txt"), "a") as f:
+        f.write(run_id + "\\n")
+    for step in range(1, STEPS + 1):
+        with open(os.path.join(os.environ["MARKERS"], run_id + ".steps"), "a") as f:
+            f.write(f"{step}\\n")
+        sweepwise.report(step=step, score=x * step / STEPS)
+        time.sleep(float(os.environ.get("STEP_SLEEP", "0.05")))
+    sweepwise.report_result(score=x)
+    """
+).replace("STEPS", str(STEPS))
+
+
+def _sweep(directory: Path, stopper: dict[str, Any] | str, trials: int = 9) -> Path:
+    directory.mkdir(exist_ok=True)
+    (directory / "train.py").write_text(TRAIN)
+    (directory / "markers").mkdir(exist_ok=True)
+    spec = {
+        "name": "es",
+        "max_parallel": 3,
+        "monitoring_interval": 0.2,
+        "scheduler": {"type": "batched_synced", "max_trials": trials, "batch_size": 3},
+        "optimizer": {"type": "random", "seed": 5},
+        "stopper": stopper,
+        "train": {"cmd": ["python", "train.py"], "env": {"MARKERS": str(directory / "markers")}},
+        "parameters": {"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}},
+    }
+    path = directory / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _steps(directory: Path, run_id: str) -> list[int]:
+    path = directory / "markers" / f"{run_id}.steps"
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+def _stopped_runs(directory: Path) -> list[dict[str, Any]]:
+    return [row for row in status_json(directory, "es")["runs"] if row["status"] == "stopped"]
+
+
+@pytest.mark.slow
+def test_asha_stops_the_worst_runs_through_the_cancel_path_and_each_job_runs_once(tmp_path: Path) -> None:
+    spec = _sweep(tmp_path, {"type": "asha", "grace_period": 5, "reduction_factor": 3, "max_t": STEPS})
+    result = cli("run", str(spec), "--quiet", cwd=tmp_path, env={"STEP_SLEEP": "0.1"}, timeout=600)
+    assert result.returncode == 0, result.stderr
+    runs = status_json(tmp_path, "es")["runs"]
+    stopped = [row for row in runs if row["status"] == "stopped"]
+    assert stopped, [row["status"] for row in runs]
+    assert {row["status"] for row in runs} <= {"completed", "stopped"}
+    for row in stopped:  # ended by the stop: its job never reached the last step, and it has a score
+        assert max(_steps(tmp_path, row["run_id"])) < STEPS, row
+        assert row["score"] is not None and row["cost"] is not None
+    for row in runs:
+        if row["status"] == "completed":
+            assert max(_steps(tmp_path, row["run_id"])) == STEPS
+    started = Counter((tmp_path / "markers" / "train.txt").read_text().split())
+    assert set(started.values()) == {1}, started  # a stopped run is never started again
+    assert "stopped at step" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_controller_killed_between_the_decision_and_the_cancel_stops_the_run_once(tmp_path: Path) -> None:
+    spec = _sweep(tmp_path, {"type": "asha", "grace_period": 2, "reduction_factor": 3}, trials=3)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
+    env |= {"STEP_SLEEP": "0.4", "SWEEPWISE_CRASH_AT": "after_stop_decision:1"}
+    first = subprocess.run(  # no pipes: the jobs it leaves running would hold them open
+        [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+    )
+    assert first.returncode == -signal.SIGKILL
+    (decided,) = _stopped_or_deciding(tmp_path)
+    reached = max(_steps(tmp_path, decided))
+    assert reached < STEPS  # its job still runs: the crash came before the cancel
+    again = cli("run", str(spec), "--quiet", cwd=tmp_path, env={"STEP_SLEEP": "0.4"}, timeout=600)
+    assert again.returncode == 0, again.stderr
+    rows = {row["run_id"]: row for row in status_json(tmp_path, "es")["runs"]}
+    assert rows[decided]["status"] == "stopped"
+    time.sleep(1.0)  # a job still running would have reached another step by now
+    final = max(_steps(tmp_path, decided))
+    assert final < STEPS, final  # cancelled by the restarted controller, not run to its end
+    assert max(_steps(tmp_path, decided)) == final
+    started = Counter((tmp_path / "markers" / "train.txt").read_text().split())
+    assert started[decided] == 1 and set(started.values()) == {1}, started  # never started again
+
+
+def _stopped_or_deciding(directory: Path) -> list[str]:
+    """The runs whose stop is decided (in the store), finished or not."""
+    from sweepwise.stores.sql import SQLStore
+
+    store = SQLStore(f"sqlite:///{directory / 'sweepwise.db'}")
+    try:
+        return [run.run_id for run in store.fetch_runs({"group": "es"}) if keys.STOP in run.summary]
+    finally:
+        store.close()
+
+
+def test_status_counts_stopped_runs(tmp_path: Path) -> None:
+    # A STOPPED run is a finished trial: `status --json` counts it under its own key.
+    from sweepwise.stores.sql import SQLStore
+
+    store = SQLStore(f"sqlite:///{tmp_path / 'sweepwise.db'}")
+    store.init_run("r1", group="es")
+    store.update_run_summary(
+        "r1", {keys.STOP: {"step": 3, "value": 0.2, "at": 1.0}, keys.OBSERVATION_SCORE: 0.2}
+    )
+    from sweepwise.core.models import EventKind, JobEvent, JobTypes
+
+    store.apply_events([JobEvent("r1", JobTypes.LAUNCH_TRAINING, EventKind.STARTED, 1.0, "d")])
+    store.apply_events(
+        [JobEvent("r1", JobTypes.LAUNCH_TRAINING, EventKind.FINISHED, 4.0, "d", exit_code=-15)]
+    )
+    store.close()
+    data = json.loads(cli("status", "es", "--json", cwd=tmp_path).stdout)
+    assert data["counts"]["stopped"] == 1
+    (row,) = data["runs"]
+    assert (row["status"], row["score"], row["cost"], row["runtime"]) == ("stopped", 0.2, 3.0, 3.0)
