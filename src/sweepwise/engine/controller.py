@@ -418,8 +418,20 @@ class AdaptiveController:
             logger.info("run %s: stopped at step %d (%s %.6g)", run.run_id, step, self.stopper.metric, value)
             dispatch_id = self._dispatch_id(run, JobTypes.LAUNCH_TRAINING)
             if dispatch_id:
-                self.dispatcher.cancel(dispatch_id)
+                self._cancel_stopped(run.run_id, dispatch_id)
         self._refresh()
+
+    def _cancel_stopped(self, run_id: str, dispatch_id: str) -> None:
+        """Cancel the job of a run whose stop is decided; a cancel that fails leaves the job to end.
+
+        The decision holds either way: however the job ends, the run is STOPPED.
+        """
+        try:
+            self.dispatcher.cancel(dispatch_id)
+        except DispatchError as exc:
+            logger.warning(
+                "run %s: could not stop its training job (%s); it is STOPPED when it ends", run_id, exc
+            )
 
     def _dispatch_id(self, run: RunInfo, job_type: JobTypes) -> str | None:
         """Where `run`'s job of `job_type` runs, recorded or only just dispatched."""
@@ -624,7 +636,7 @@ class AdaptiveController:
                     if found is not None:
                         self.dispatcher.reattach(found, run_id, job.type)
                         if stopping and job.type is JobTypes.LAUNCH_TRAINING:
-                            self.dispatcher.cancel(found)
+                            self._cancel_stopped(run_id, found)
                         if dispatch_id is None:
                             recorded.append((run_id, job.type, found))
                         continue
