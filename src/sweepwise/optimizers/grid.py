@@ -43,14 +43,16 @@ class GridOptimizer:
                 values = [spec.from_unit(float(u)) for u in np.linspace(-1.0, 1.0, points)]
             axes.append([(name, value) for value in dict.fromkeys(values)])
         self._axes = axes
+        self._cache: list[dict[str, Any]] | None = None
 
     def _points(self) -> list[dict[str, Any]]:
         """Every grid point once, in order."""
-        points = (dict(point) for point in itertools.product(*self._axes))
-        if not self.space.conditional:
-            return list(points)
-        unique = {_key(p): p for p in map(self.space.prune, points)}
-        return list(unique.values())
+        if self._cache is None:
+            points: list[dict[str, Any]] = [dict(point) for point in itertools.product(*self._axes)]
+            if self.space.conditional:
+                points = list({_key(p): p for p in map(self.space.prune, points)}.values())
+            self._cache = points
+        return self._cache
 
     def __len__(self) -> int:
         if self.space.conditional:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from sweepwise.core.errors import ConfigError
 from sweepwise.space._errors import config_error
@@ -62,6 +62,24 @@ class SearchSpace(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     specs: dict[str, ParameterSpec]
+    _order: list[str] = PrivateAttr(default_factory=list)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Order the names once: parents before their children."""
+        done: dict[str, None] = {}
+        visiting: set[str] = set()  # `from_dict` rejects cycles; this only keeps a direct build finite
+
+        def visit(name: str) -> None:
+            if name not in done and name not in visiting:
+                visiting.add(name)
+                for parent in self.specs[name].when or {}:
+                    if parent in self.specs:
+                        visit(parent)
+                done[name] = None
+
+        for name in sorted(self.specs):
+            visit(name)
+        self._order = list(done)
 
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any], *, field: str = "parameters") -> SearchSpace:
@@ -120,17 +138,7 @@ class SearchSpace(BaseModel):
 
     def order(self) -> list[str]:
         """The names with every parent before its children (else sorted)."""
-        done: dict[str, None] = {}
-
-        def visit(name: str) -> None:
-            if name not in done:
-                for parent in self.specs[name].when or {}:
-                    visit(parent)
-                done[name] = None
-
-        for name in self.names:
-            visit(name)
-        return list(done)
+        return list(self._order)
 
     def active(self, suggestion: Mapping[str, Any]) -> set[str]:
         """The parameters that exist in `suggestion`: each parent active with the given value."""
@@ -138,8 +146,8 @@ class SearchSpace(BaseModel):
         for name in self.order():
             when = self.specs[name].when or {}
             if all(
-                parent in out and parent in suggestion and self.specs[parent].same_value(suggestion[parent], v)
-                for parent, v in when.items()
+                p in out and p in suggestion and self.specs[p].same_value(suggestion[p], v)
+                for p, v in when.items()
             ):
                 out.add(name)
         return out
@@ -269,25 +277,22 @@ def _resolve_conditions(specs: dict[str, ParameterSpec], paths: dict[str, str]) 
                 raise ConfigError(field, f"{value!r} is not one of the values {values!r} of '{full}'")
             resolved[full] = match[0]
         spec.when = resolved
-    for name in specs:  # a cycle: following parents leads back to the start
-        chain, seen = [name], {name}
-        stack = [(name, iter(specs[name].when or {}))]
-        while stack:
-            current, parents = stack[-1]
-            parent = next(parents, None)
-            if parent is None:
-                stack.pop()
-                seen.discard(current)
-                chain.pop()
-            elif parent == name:
-                loop = " -> ".join([*chain, parent])
-                raise ConfigError(
-                    f"{paths[name]}.when", f"the conditions form a cycle ({loop}); remove one of them"
-                )
-            elif parent not in seen:
-                seen.add(parent)
-                chain.append(parent)
-                stack.append((parent, iter(specs[parent].when or {})))
+    state: dict[str, str] = {}  # "open" while its parents are followed, then "done"
+
+    def visit(name: str, chain: list[str]) -> None:
+        if state.get(name) == "open":  # following parents led back here: a cycle
+            start = chain.index(name)
+            loop = " -> ".join([*chain[start:], name])
+            message = f"the conditions form a cycle ({loop}); remove one of them"
+            raise ConfigError(f"{paths[name]}.when", message)
+        if name not in state:
+            state[name] = "open"
+            for parent in specs[name].when or {}:
+                visit(parent, [*chain, name])
+            state[name] = "done"
+
+    for name in sorted(specs):
+        visit(name, [])
 
 
 __all__ = ["SearchSpace"]

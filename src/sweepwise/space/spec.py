@@ -76,14 +76,17 @@ def _same_choice(a: object, b: object) -> bool:
 def _check_values(values: object) -> list[int | float]:
     """An ordinal's `values`: a list of finite numbers, strictly increasing."""
     if not isinstance(values, list | tuple) or not values:
-        raise ConfigError("values", f"must be a non-empty list of numbers (got {values!r}); write values: [1, 2, 4]")
+        raise ConfigError(
+            "values", f"must be a non-empty list of numbers (got {values!r}); write values: [1, 2, 4]"
+        )
     out: list[int | float] = []
     for item in values:
         if _as_float(item) is None or isinstance(item, str):
             raise ConfigError("values", f"each value must be a finite number (got {item!r})")
         number = float(item)
         if out and number <= out[-1]:
-            raise ConfigError("values", f"must be strictly increasing (got {_fmt(number)} after {_fmt(float(out[-1]))})")
+            got = f"got {_fmt(number)} after {_fmt(float(out[-1]))}"
+            raise ConfigError("values", f"must be strictly increasing ({got})")
         out.append(int(item) if isinstance(item, numbers.Integral) else number)
     return out
 
@@ -91,7 +94,8 @@ def _check_values(values: object) -> list[int | float]:
 def _check_when(when: object) -> dict[str, Scalar]:
     """A condition: `{parent: value, ...}`, every parent a name and every value a scalar."""
     if not isinstance(when, Mapping) or not when:
-        raise ConfigError("when", f"must be a mapping of parameter names to values (got {when!r}); e.g. when: {{kernel: poly}}")
+        example = "e.g. when: {kernel: poly}"
+        raise ConfigError("when", f"must be a mapping of parameter names to values (got {when!r}); {example}")
     for parent, value in when.items():
         if not isinstance(parent, str) or not parent:
             raise ConfigError("when", f"{parent!r} is not a parameter name")
@@ -207,7 +211,8 @@ class ParameterSpec(BaseModel):
         if not self.values:
             raise ConfigError("values", "required for distribution 'ordinal'; write values: [1, 2, 4]")
         if self.log and self.values[0] <= 0:
-            raise ConfigError("values", f"must all be above 0 with log: true (got {_fmt(float(self.values[0]))})")
+            first = _fmt(float(self.values[0]))
+            raise ConfigError("values", f"must all be above 0 with log: true (got {first})")
         if self.mean is None:
             self.mean = self.from_unit(0.0)
             return

@@ -47,7 +47,8 @@ class CostModel:
         """Predicted natural-log cost at `xs`, shape (m,)."""
         xs = np.atleast_2d(xs)
         linear: np.ndarray = self._features(xs) @ self.coef
-        return linear + self.gp.predict(xs)[0]
+        result: np.ndarray = linear + self.gp.predict(xs)[0]
+        return result
 
 
 __all__ = ["CostModel"]

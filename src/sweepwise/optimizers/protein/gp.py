@@ -77,7 +77,7 @@ class GaussianProcess:
             (math.log(1e-6), math.log(2.0)),
             (math.log(1e-6), math.log(10.0)),
         ]
-        self._sq = ((self.x[:, None, :] - self.x[None, :, :]) ** 2).reshape(n * n, columns)  # squared differences
+        self._sq = ((self.x[:, None, :] - self.x[None, :, :]) ** 2).reshape(n * n, columns)  # squared diffs
         self._gram = self.x @ self.x.T
         if theta is None:
             theta = self._fit(rng, restarts) if n > 1 else self._prior_mean.copy()
