@@ -308,3 +308,25 @@ def test_cost_model_learns_that_cost_is_iterations_times_width() -> None:
     ranks = np.argsort(np.argsort(predicted)), np.argsort(np.argsort(true))
     assert np.corrcoef(*ranks)[0, 1] > 0.995  # Spearman: the predicted ordering is the real one
     assert np.median(np.abs(predicted - true)) < 0.02  # within 2 % (a GP alone: 3.4 %)
+
+
+def test_the_acquisition_only_scores_suggestable_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sweepwise.optimizers.protein import optimizer as module
+
+    opt = protein(CONDITIONAL, seed=1)
+    observations = [
+        Observation(mixed_score(s), 1.0, s)
+        for s in SearchSpace.from_dict(CONDITIONAL).sample_uniform(np.random.default_rng(0), 12)
+    ]
+    scored: list[np.ndarray] = []
+    original = module._Model._acquire
+
+    def spy(self, xs, *args):  # type: ignore[no-untyped-def]
+        scored.append(xs)
+        return original(self, xs, *args)
+
+    monkeypatch.setattr(module._Model, "_acquire", spy)
+    opt.suggest(observations, 2)
+    assert scored
+    for xs in scored:  # ints rounded, ordinals on their values, inactive blocks neutral: before scoring
+        assert np.array_equal(opt.encoder.snap(xs), xs)
