@@ -193,6 +193,11 @@ def test_axes_are_spaced_in_each_distributions_own_scale() -> None:
     assert all(isinstance(v, int) for v in got["batch"] + got["layers"])
 
 
+def test_an_ordinal_axis_has_every_value() -> None:
+    grid = Grid({"lr": {"distribution": "ordinal", "values": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]}}, points=2)
+    assert grid.axes == [("lr", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2])]
+
+
 def test_nested_groups_may_give_points_too() -> None:
     grid = Grid({"trainer": {"lr": {"distribution": "uniform", "min": 0, "max": 1, "points": 3}}}, points=2)
     assert axes(grid) == {"trainer.lr": [0.0, 0.5, 1.0]}
@@ -217,6 +222,8 @@ def test_key_tells_grid_points_from_other_suggestions() -> None:
         ({"a": {"distribution": "uniform", "min": 0, "max": 1, "points": 1}}, "parameters.a.points"),
         ({"a": {"distribution": "uniform", "min": 0, "max": 1, "points": 2.5}}, "parameters.a.points"),
         ({"g": {"a": {"distribution": "uniform", "min": 1, "max": 0}}}, "parameters.g.a.min"),
+        ({"a": {"distribution": "ordinal", "values": [1, 2], "points": 2}}, "parameters.a.points"),
+        ({"a": {"choices": [1, 2]}, "b": {"choices": [3], "when": {"a": 1}}}, "parameters.b.when"),
     ],
 )
 def test_bad_points_or_specs_name_the_field(parameters: dict[str, Any], field: str) -> None:

@@ -106,3 +106,46 @@ def test_a_missing_extra_names_the_install_command(
     with pytest.raises(MissingExtraError) as info:
         make_optimizer(OptimizerSpec(type=name), SPACE)
     assert f"sweepwise[{name}]" in str(info.value)
+
+
+MIXED = SearchSpace.from_dict(
+    {
+        "lr": {"distribution": "ordinal", "values": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "log": True},
+        "layers": {"distribution": "ordinal", "values": [1, 2, 4, 8]},
+        "steps": {"distribution": "int_uniform", "min": 10, "max": 50},
+        "kernel": {"choices": ["rbf", "poly", "linear"]},
+        "degree": {"distribution": "int_uniform", "min": 2, "max": 5, "when": {"kernel": "poly"}},
+        "gamma": {"distribution": "log_normal", "min": 1e-3, "max": 1.0, "when": {"kernel": "rbf"}},
+    }
+)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": "protein"},
+        {"type": "random"},
+        {"type": "grid"},
+        {"type": "sobol"},
+        {"type": "optuna", "sampler": "tpe"},
+        {"type": "optuna", "sampler": "gp"},
+        {"type": "ax", "initialization_budget": 3},
+    ],
+    ids=lambda spec: "-".join(str(v) for v in spec.values()),
+)
+def test_every_optimizer_gives_valid_suggestions_on_a_mixed_conditional_space(spec: dict[str, Any]) -> None:
+    optimizer = make_optimizer(OptimizerSpec.model_validate({**spec, "seed": 2}), MIXED)
+    observations: list[Observation] = []
+    kernels = set()
+    for _ in range(2 if spec["type"] == "ax" else 4):  # ax: one Sobol round, one BoTorch round
+        batch = optimizer.suggest(observations, n_suggestions=3, pending=[MIXED.center()])
+        assert len(batch) == 3
+        for s in batch:
+            MIXED.validate_suggestion(s)
+            assert set(s) == MIXED.active(s)  # inactive parameters are left out
+            assert isinstance(s["steps"], int) and isinstance(s["layers"], int)
+            assert s["lr"] in (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+            kernels.add(s["kernel"])
+            observations.append(Observation(s["layers"] - s.get("degree", 0), 1.0, s, is_failure=False))
+    if spec["type"] != "grid":  # the grid walks one kernel's points first
+        assert len(kernels) > 1

@@ -378,3 +378,113 @@ def test_discrete_values_and_levels() -> None:
     assert one(U).specs["p"].levels is None and one(U).specs["p"].discrete_values() is None
     big = one({"distribution": "int_uniform", "min": 0, "max": 10**12}).specs["p"]
     assert big.levels == 10**12 + 1
+
+
+# -- ordinal and conditional parameters --------------------------------------------------------
+
+LRS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+CONDITIONAL: dict[str, Any] = {
+    "kernel": {"choices": ["rbf", "poly"]},
+    "degree": {"distribution": "int_uniform", "min": 2, "max": 5, "when": {"kernel": "poly"}},
+    "coef": {"distribution": "ordinal", "values": [0, 1, 2], "when": {"kernel": "poly"}},
+    "scale": {"distribution": "uniform", "min": 0, "max": 1, "when": {"coef": 2}},
+    "lr": {"distribution": "ordinal", "values": LRS, "log": True},
+}
+
+
+def test_ordinal_is_encoded_by_rank_by_default_and_by_log10_with_log() -> None:
+    by_rank = one({"distribution": "ordinal", "values": [1, 2, 5, 100]})
+    assert by_rank.specs["p"].unit_levels() == pytest.approx([-1.0, -1 / 3, 1 / 3, 1.0])
+    assert [by_rank.normalize({"p": v})[0] for v in (1, 2, 5, 100)] == pytest.approx([-1, -1 / 3, 1 / 3, 1])
+    by_log = one({"distribution": "ordinal", "values": [1, 10, 1000], "log": True})
+    assert by_log.specs["p"].unit_levels() == pytest.approx([-1.0, -1 / 3, 1.0])
+    for u, value in ((-0.7, 1), (-0.6, 10), (0.3, 10), (0.4, 1000)):
+        assert by_log.denormalize([u]) == {"p": value}
+    assert by_rank.center() == {"p": 5} and by_log.center() == {"p": 10}  # the middle rank, ties up
+    assert by_rank.specs["p"].levels == 4 and by_rank.specs["p"].discrete_values() == [1, 2, 5, 100]
+
+
+def test_ordinal_samples_are_members_and_round_trip() -> None:
+    space = one({"distribution": "ordinal", "values": LRS, "log": True, "mean": 1e-3})
+    drawn = [s["p"] for s in space.sample_uniform(np.random.default_rng(0), 200)]
+    assert set(drawn) == set(LRS)
+    for value in LRS:
+        assert space.denormalize(space.normalize({"p": value})) == {"p": value}
+    assert SearchSpace.from_dict(space.to_dict()) == space
+    with pytest.raises(ConfigError, match="not one of the values"):
+        space.validate_suggestion({"p": 2e-3})
+
+
+def test_conditional_parameters_exist_only_when_their_condition_holds() -> None:
+    space = SearchSpace.from_dict(CONDITIONAL)
+    assert space.order().index("kernel") < space.order().index("coef") < space.order().index("scale")
+    rbf = {"kernel": "rbf", "lr": 1e-3}
+    assert space.active(rbf) == {"kernel", "lr"}
+    space.validate_suggestion(rbf)
+    space.validate_suggestion(rbf | {"degree": 3})  # an inactive value is accepted, not required
+    assert space.prune(rbf | {"degree": 3, "coef": 2}) == rbf
+    poly = {"kernel": "poly", "lr": 1e-3, "degree": 3, "coef": 2, "scale": 0.5}
+    assert space.active(poly) == set(poly)
+    with pytest.raises(ConfigError, match="scale"):
+        space.validate_suggestion({k: v for k, v in poly.items() if k != "scale"})
+    # inactive parameters sit at 0 whatever value they hold
+    assert np.array_equal(space.normalize(rbf), space.normalize(rbf | {"degree": 5}))
+    for s in space.sample_uniform(np.random.default_rng(1), 100):
+        assert set(s) == space.active(s)
+        space.validate_suggestion(s)
+    assert SearchSpace.from_dict(space.to_dict()) == space
+
+
+def test_a_condition_names_a_sibling_within_its_group() -> None:
+    space = SearchSpace.from_dict(
+        {"model": {"kernel": {"choices": ["rbf", "poly"]}, "degree": {**CONDITIONAL["degree"]}}}
+    )
+    assert space.specs["model.degree"].when == {"model.kernel": "poly"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "needle"),
+    [
+        ({"distribution": "ordinal"}, "p.values", "required"),
+        ({"distribution": "ordinal", "values": []}, "p.values", "non-empty list"),
+        ({"distribution": "ordinal", "values": "1,2"}, "p.values", "non-empty list"),
+        ({"distribution": "ordinal", "values": [1, "a"]}, "p.values", "finite number"),
+        ({"distribution": "ordinal", "values": [1, True]}, "p.values", "finite number"),
+        ({"distribution": "ordinal", "values": [1, float("nan")]}, "p.values", "finite number"),
+        ({"distribution": "ordinal", "values": [1, 3, 2]}, "p.values", "strictly increasing"),
+        ({"distribution": "ordinal", "values": [1, 1]}, "p.values", "strictly increasing"),
+        ({"distribution": "ordinal", "values": [0, 1], "log": True}, "p.values", "above 0"),
+        ({"distribution": "ordinal", "values": [1, 2], "log": "yes"}, "p.log", "true or false"),
+        ({"distribution": "ordinal", "values": [1, 2], "mean": 3}, "p.mean", "one of the values"),
+        ({"distribution": "ordinal", "values": [1, 2], "min": 0}, "p.min", "take values"),
+        ({"distribution": "ordinal", "values": [1, 2], "choices": [1]}, "p.choices", "take values"),
+        ({"distribution": "uniform", "min": 0, "max": 1, "log": True}, "p.log", "only ordinal"),
+        ({"choices": [1, 2], "values": [1, 2]}, "p.values", "only ordinal"),
+        ({"distribution": "ordinal", "values": [1, 2], "when": "kernel=poly"}, "p.when", "mapping"),
+        ({"distribution": "ordinal", "values": [1, 2], "when": {}}, "p.when", "mapping"),
+        ({"distribution": "ordinal", "values": [1, 2], "when": {"k": [1]}}, "p.when.k", "one value"),
+        ({"distribution": "ordinal", "values": [1, 2], "when": {"no": 1}}, "p.when.no", "not a parameter"),
+        ({"distribution": "ordinal", "values": [1, 2], "when": {"p": 1}}, "p.when.p", "itself"),
+        ({"choices": ["a"], "when": {"kernel": "linear"}}, "p.when.kernel", "not one of the values"),
+        ({"choices": ["a"], "when": {"x": 1}}, "p.when.x", "categorical or ordinal"),
+    ],
+)
+def test_bad_ordinal_and_when_specs_raise_one_line_config_errors(
+    spec: dict[str, Any], field: str, needle: str
+) -> None:
+    others = {"kernel": {"choices": ["rbf", "poly"]}, "x": {"distribution": "uniform", "min": 0, "max": 1}}
+    error = config_error({"p": spec, **others})
+    assert error.field == f"parameters.{field}"
+    assert needle in str(error)
+
+
+def test_conditions_that_form_a_cycle_are_rejected() -> None:
+    error = config_error(
+        {
+            "a": {"choices": [1, 2], "when": {"c": 1}},
+            "b": {"choices": [1, 2], "when": {"a": 1}},
+            "c": {"choices": [1, 2], "when": {"b": 1}},
+        }
+    )
+    assert error.field == "parameters.a.when"
+    assert "cycle (a -> c -> b -> a)" in str(error)

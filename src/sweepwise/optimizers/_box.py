@@ -1,7 +1,9 @@
 """Suggestions as coordinates for an outside optimizer: numbers in [-1, 1], discrete values by index.
 
 The optuna and ax adapters search this box, so every distribution's scale (log, logit,
-powers of two) carries over, and whole numbers and choices stay on their grid.
+powers of two) carries over, and whole numbers, ordinal values and choices stay on their
+grid. An inactive conditional parameter gets the index of the value nearest the box's
+centre (`SearchSpace.normalize` puts it at 0); `from_box` leaves it out.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ def to_box(space: SearchSpace, suggestion: Mapping[str, Any]) -> dict[str, float
         return None
     out: dict[str, float | int] = {}
     for name, u in zip(space.names, point.tolist(), strict=True):
-        levels = space.specs[name].levels
-        out[name] = u if levels is None else int(round((u + 1.0) / 2.0 * max(levels - 1, 0)))
+        spec = space.specs[name]
+        out[name] = u if spec.levels is None else spec.level_index(u)
     return out
 
 
@@ -30,9 +32,9 @@ def from_box(space: SearchSpace, coords: Mapping[str, Any]) -> dict[str, Any]:
     """The suggestion at box coordinates `coords` (by parameter name)."""
     point = []
     for name in space.names:
-        levels = space.specs[name].levels
-        value = float(coords[name])
-        point.append(value if levels is None else (-1.0 + 2.0 * value / (levels - 1) if levels > 1 else 0.0))
+        levels = space.specs[name].unit_levels()
+        value = coords.get(name, 0.0)  # an inactive parameter the caller left out
+        point.append(float(value) if levels is None else levels[int(value)])
     return space.denormalize(point)
 
 

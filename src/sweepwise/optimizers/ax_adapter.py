@@ -4,7 +4,12 @@ Stateless, like every sweepwise optimizer: each `suggest` builds a fresh Ax `Cli
 attaches every observation (failures marked failed, pending suggestions left running)
 and asks for new trials. Continuous parameters are searched in sweepwise's normalised
 box [-1, 1] (so log and logit scales carry over); discrete ones as the index of their
-value. Ax sees the parameters as `p0, p1, ...`, because sweepwise names may hold dots.
+value; an ordinal one as an ordered choice of its index. Ax sees the parameters as
+`p0, p1, ...`, because sweepwise names may hold dots.
+
+Conditional parameters: Ax's parameter constraints are linear inequalities and cannot
+say "exists only when kernel is poly", so Ax searches every parameter, an observation's
+inactive ones are attached at the box's centre, and suggestions drop the inactive ones.
 """
 
 from __future__ import annotations

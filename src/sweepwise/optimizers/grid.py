@@ -24,8 +24,9 @@ class GridOptimizer:
 
     Discrete parameters (choices, whole numbers, powers of two) contribute every value;
     continuous ones `points` values evenly spaced in their normalised range (so a
-    log-normal parameter is spaced evenly in log). Once the grid is used up, it starts
-    over from the beginning.
+    log-normal parameter is spaced evenly in log). A conditional parameter is left out of
+    the points where its condition fails, and the points that then coincide are one point.
+    Once the grid is used up, it starts over from the beginning.
 
     Args:
         space: the search space.
@@ -42,8 +43,20 @@ class GridOptimizer:
                 values = [spec.from_unit(float(u)) for u in np.linspace(-1.0, 1.0, points)]
             axes.append([(name, value) for value in dict.fromkeys(values)])
         self._axes = axes
+        self._cache: list[dict[str, Any]] | None = None
+
+    def _points(self) -> list[dict[str, Any]]:
+        """Every grid point once, in order."""
+        if self._cache is None:
+            points: list[dict[str, Any]] = [dict(point) for point in itertools.product(*self._axes)]
+            if self.space.conditional:
+                points = list({_key(p): p for p in map(self.space.prune, points)}.values())
+            self._cache = points
+        return self._cache
 
     def __len__(self) -> int:
+        if self.space.conditional:
+            return len(self._points())
         size = 1
         for axis in self._axes:
             size *= len(axis)
@@ -58,14 +71,14 @@ class GridOptimizer:
         """The next `n_suggestions` grid points not yet observed or pending."""
         seen = {_key(obs.suggestion) for obs in observations} | {_key(p) for p in pending or []}
         out: list[dict[str, Any]] = []
-        for point in itertools.product(*self._axes):
+        points = self._points()
+        for suggestion in points:
             if len(out) == n_suggestions:
                 break
-            suggestion = dict(point)
             if _key(suggestion) not in seen:
-                out.append(suggestion)
+                out.append(dict(suggestion))
                 seen.add(_key(suggestion))
-        again = itertools.cycle(itertools.product(*self._axes))  # the grid is used up: start over
+        again = itertools.cycle(points)  # the grid is used up: start over
         while len(out) < n_suggestions:
             out.append(dict(next(again)))
         return out

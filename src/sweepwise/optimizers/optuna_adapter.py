@@ -4,7 +4,11 @@ Stateless, like every sweepwise optimizer: each `suggest` builds an in-memory st
 tells it every observation (failures as FAIL trials, pending suggestions as RUNNING
 trials) and asks it for new points. Continuous parameters are searched in sweepwise's
 normalised box [-1, 1] (so log and logit scales carry over); discrete ones (ints,
-powers of two, choices) as the index of their value.
+powers of two, choices) as the index of their value. An ordinal parameter is an
+`IntDistribution` over the index of its value, not a `CategoricalDistribution` of its
+values: Optuna's categoricals are unordered (TPE and GP would forget that 1e-3 lies
+between 3e-4 and 3e-3). Conditional parameters are suggested define-by-run, only when
+their condition holds, and told only where they were active.
 """
 
 from __future__ import annotations
@@ -109,7 +113,7 @@ class OptunaOptimizer:
                 study.add_trial(
                     optuna.trial.create_trial(
                         params=params,
-                        distributions=distributions,
+                        distributions={name: distributions[name] for name in params},
                         value=float(obs.score) if ok else None,
                         state=state.COMPLETE if ok else state.FAIL,
                     )
@@ -119,13 +123,35 @@ class OptunaOptimizer:
                 if params is not None:
                     study.add_trial(
                         optuna.trial.create_trial(
-                            params=params, distributions=distributions, state=state.RUNNING
+                            params=params,
+                            distributions={name: distributions[name] for name in params},
+                            state=state.RUNNING,
                         )
                     )
             # Asked trials stay RUNNING, so each later ask in this batch knows of the earlier ones.
-            return [self._decode(study.ask(distributions).params) for _ in range(n_suggestions)]
+            return [self._ask(optuna, study, distributions) for _ in range(n_suggestions)]
         finally:
             optuna.logging.set_verbosity(verbosity)
+
+    def _ask(self, optuna: Any, study: Any, distributions: dict[str, Any]) -> dict[str, Any]:
+        """One new trial: unconditional parameters at once, then each conditional one in turn
+        (parents first) only when its condition holds."""
+        roots = {name: dist for name, dist in distributions.items() if not self.space.specs[name].when}
+        trial = study.ask(roots)
+        if len(roots) < len(distributions):
+            params = self._decode(dict(trial.params))
+            for name in self.space.order():
+                if name in roots or name not in self.space.active(params):
+                    continue
+                dist = distributions[name]
+                if isinstance(dist, optuna.distributions.FloatDistribution):
+                    index: Any = trial.suggest_float(name, dist.low, dist.high)
+                elif isinstance(dist, optuna.distributions.IntDistribution):
+                    index = trial.suggest_int(name, dist.low, dist.high)
+                else:
+                    index = trial.suggest_categorical(name, dist.choices)
+                params = self._decode({**trial.params, name: index})
+        return self._decode(dict(trial.params))
 
     def _make_sampler(self, optuna: Any, seed: int) -> Any:
         samplers = optuna.samplers
@@ -154,8 +180,12 @@ class OptunaOptimizer:
         return out
 
     def _encode(self, suggestion: dict[str, Any]) -> dict[str, Any] | None:
-        """Sampler coordinates of `suggestion`, or None if it does not fit the space."""
-        return to_box(self.space, suggestion)
+        """Sampler coordinates of `suggestion`'s active parameters, or None if it does not fit the space."""
+        coords = to_box(self.space, suggestion)
+        if coords is None or not self.space.conditional:
+            return coords
+        active = self.space.active(suggestion)
+        return {name: value for name, value in coords.items() if name in active}
 
     def _decode(self, params: dict[str, Any]) -> dict[str, Any]:
         return from_box(self.space, params)

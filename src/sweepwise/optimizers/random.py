@@ -85,6 +85,8 @@ class RandomOptimizer:
         names = self.space.names
         grids = [self.space.specs[name].discrete_values() or [] for name in names]
         points = [dict(zip(names, values, strict=True)) for values in itertools.product(*grids)]
+        if self.space.conditional:  # inactive parameters dropped: points that then coincide are one
+            points = list({self._key(p): p for p in map(self.space.prune, points)}.values())
         fresh = [point for point in points if self._key(point) not in taken]
         chosen = [fresh[i] for i in rng.permutation(len(fresh))[:n]]
         while len(chosen) < n:

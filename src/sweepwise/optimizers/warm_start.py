@@ -42,10 +42,11 @@ def fit_to_space(observations: Iterable[Observation], space: SearchSpace) -> Fit
     kept: list[Observation] = []
     skipped = 0
     for observation in observations:
-        if any(name not in observation.suggestion for name in space.names):
+        names = sorted(space.active(observation.suggestion))
+        if any(name not in observation.suggestion for name in names):
             skipped += 1
             continue
-        suggestion = {name: observation.suggestion[name] for name in space.names}
+        suggestion = {name: observation.suggestion[name] for name in names}
         try:
             space.validate_suggestion(suggestion)
         except ConfigError:

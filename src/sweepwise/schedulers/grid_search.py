@@ -1,10 +1,10 @@
 """Grid search: every point of a parameter grid trained and evaluated exactly once.
 
 The grid is the cartesian product of each parameter's values: every choice of a
-categorical parameter, and `points` values evenly spaced across a numeric range in
-the parameter's own normalisation (in log space for `log_normal`, whole numbers for
-`int_uniform`, powers of two for `uniform_pow2`; values that round to the same
-number count once). Points go out in a fixed order, and which ones are taken is read
+categorical parameter, every value of an ordinal one, and `points` values evenly spaced
+across a numeric range in the parameter's own normalisation (in log space for
+`log_normal`, whole numbers for `int_uniform`, powers of two for `uniform_pow2`; values
+that round to the same number count once). Points go out in a fixed order, and which ones are taken is read
 from the suggestion stored on every run, so a restarted controller never trains a
 point twice and never skips one.
 """
@@ -86,8 +86,8 @@ def _split_points(mapping: Mapping[str, Any], prefix: str, points: dict[str, obj
 
 def _axis(spec: ParameterSpec, points: int) -> list[Scalar]:
     """A parameter's grid values, in increasing order (choices in their given order)."""
-    if spec.distribution is Distribution.CATEGORICAL:
-        return list(spec.choices or [])
+    if spec.distribution in (Distribution.CATEGORICAL, Distribution.ORDINAL):
+        return list(spec.discrete_values() or [])
     steps = [-1.0 + 2.0 * i / (points - 1) for i in range(points)]
     return list(dict.fromkeys(spec.from_unit(u) for u in steps))
 
@@ -117,6 +117,13 @@ class Grid:
         clean = _split_points(parameters, "", own_points) if isinstance(parameters, Mapping) else parameters
         self.space = SearchSpace.from_dict(clean)
         check_resource_parameters(self.space)  # a `gpus` / `nodes` axis is each run's resource request
+        for name in self.space.names:  # the grid's points are positions in a full product
+            if self.space.specs[name].when:
+                raise ConfigError(
+                    f"parameters.{name}.when",
+                    "grid_search takes no conditional parameters; use scheduler batched_synced "
+                    "with optimizer: {type: grid}, which drops inactive ones (docs/optimizers.md)",
+                )
         self.axes: list[tuple[str, list[Scalar]]] = []
         for name in self.space.names:
             spec = self.space.specs[name]
@@ -165,6 +172,8 @@ def _check_points(name: str, spec: ParameterSpec, value: object, own: bool) -> i
     field = f"parameters.{name}.{_POINTS}"
     if own and spec.distribution is Distribution.CATEGORICAL:
         raise ConfigError(field, "a categorical parameter uses every choice; remove points")
+    if own and spec.distribution is Distribution.ORDINAL:
+        raise ConfigError(field, "an ordinal parameter uses every value; remove points")
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 2:
         raise ConfigError(field, f"must be a whole number of at least 2 (got {value!r})")
     return int(value)

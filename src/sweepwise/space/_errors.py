@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from sweepwise.core.errors import ConfigError
 
-_FIELDS = "distribution, min, max, mean, scale, choices"
+_FIELDS = "distribution, min, max, mean, scale, choices, values, log, when"
 
 
 def config_error(path: str, exc: ValidationError) -> ConfigError:

@@ -1,8 +1,8 @@
 """One parameter's spec: its distribution, range and centre, and its map to [-1, 1] and back.
 
 A value is first moved into its distribution's natural space (linear, log10, log2 for
-powers of two, logit, or the index of a choice) and then mapped linearly so that the
-range's ends sit at -1 and 1.
+powers of two, logit, the index of a choice, or an ordinal value's rank or log10) and
+then mapped linearly so that the range's ends sit at -1 and 1.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class Distribution(enum.StrEnum):
     LOG_NORMAL = "log_normal"
     LOGIT_NORMAL = "logit_normal"
     CATEGORICAL = "categorical"
+    ORDINAL = "ordinal"
 
 
 _DISTRIBUTIONS = ", ".join(d.value for d in Distribution)
@@ -72,6 +73,37 @@ def _same_choice(a: object, b: object) -> bool:
     return isinstance(a, bool) == isinstance(b, bool) and (a is None) == (b is None) and a == b
 
 
+def _check_values(values: object) -> list[int | float]:
+    """An ordinal's `values`: a list of finite numbers, strictly increasing."""
+    if not isinstance(values, list | tuple) or not values:
+        raise ConfigError(
+            "values", f"must be a non-empty list of numbers (got {values!r}); write values: [1, 2, 4]"
+        )
+    out: list[int | float] = []
+    for item in values:
+        if _as_float(item) is None or isinstance(item, str):
+            raise ConfigError("values", f"each value must be a finite number (got {item!r})")
+        number = float(item)
+        if out and number <= out[-1]:
+            got = f"got {_fmt(number)} after {_fmt(float(out[-1]))}"
+            raise ConfigError("values", f"must be strictly increasing ({got})")
+        out.append(int(item) if isinstance(item, numbers.Integral) else number)
+    return out
+
+
+def _check_when(when: object) -> dict[str, Scalar]:
+    """A condition: `{parent: value, ...}`, every parent a name and every value a scalar."""
+    if not isinstance(when, Mapping) or not when:
+        example = "e.g. when: {kernel: poly}"
+        raise ConfigError("when", f"must be a mapping of parameter names to values (got {when!r}); {example}")
+    for parent, value in when.items():
+        if not isinstance(parent, str) or not parent:
+            raise ConfigError("when", f"{parent!r} is not a parameter name")
+        if not (value is None or isinstance(value, str | bool) or _as_float(value) is not None):
+            raise ConfigError(f"when.{parent}", f"must be one value of '{parent}' (got {value!r})")
+    return dict(when)
+
+
 def _logit(p: float) -> float:
     return math.log(p) - math.log1p(-p)
 
@@ -97,6 +129,10 @@ class ParameterSpec(BaseModel):
         mean: the search centre.
         scale: half-width of the search box in normalised units, or "auto" (0.5).
         choices: the values of a categorical parameter.
+        values: the values of an ordinal parameter, strictly increasing.
+        log: an ordinal's values are spaced on a log scale (else by rank).
+        when: the parameter exists only when every named categorical or ordinal parent
+            has the given value (checked against the other parameters by `SearchSpace`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -107,6 +143,9 @@ class ParameterSpec(BaseModel):
     mean: Scalar = None
     scale: float | Literal["auto"] = "auto"
     choices: list[Scalar] | None = None
+    values: list[int | float] | None = None
+    log: bool = False
+    when: dict[str, Scalar] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -143,15 +182,44 @@ class ParameterSpec(BaseModel):
                         "choices", f"{item!r} holds a control character (a NUL, tab, newline...); remove it"
                     )
             data["choices"] = list(choices)
+        if data.get("values") is not None:
+            data["values"] = _check_values(data["values"])
+        if "log" in data and not isinstance(data["log"], bool):
+            raise ConfigError("log", f"must be true or false (got {data['log']!r})")
+        if data.get("when") is not None:
+            data["when"] = _check_when(data["when"])
         return data
 
     @model_validator(mode="after")
     def _check(self) -> ParameterSpec:
+        if self.log and self.distribution is not Distribution.ORDINAL:
+            raise ConfigError("log", "only ordinal parameters take log; use log_normal for a log range")
+        if self.values is not None and self.distribution is not Distribution.ORDINAL:
+            raise ConfigError("values", "only ordinal parameters take values; write distribution: ordinal")
         if self.distribution is Distribution.CATEGORICAL:
             self._check_categorical()
+        elif self.distribution is Distribution.ORDINAL:
+            self._check_ordinal()
         else:
             self._check_numeric()
         return self
+
+    def _check_ordinal(self) -> None:
+        for field in ("min", "max", "choices"):
+            if getattr(self, field) is not None:
+                raise ConfigError(field, f"ordinal parameters take values, not {field}; remove it")
+        if not self.values:
+            raise ConfigError("values", "required for distribution 'ordinal'; write values: [1, 2, 4]")
+        if self.log and self.values[0] <= 0:
+            first = _fmt(float(self.values[0]))
+            raise ConfigError("values", f"must all be above 0 with log: true (got {first})")
+        if self.mean is None:
+            self.mean = self.from_unit(0.0)
+            return
+        mean = _as_float(self.mean)
+        if mean is None or isinstance(self.mean, str) or self._rank_of(mean) is None:
+            raise ConfigError("mean", f"must be one of the values {self.values!r} (got {self.mean!r})")
+        self.mean = self.values[self._rank_of(mean) or 0]
 
     def _check_categorical(self) -> None:
         for bound in ("min", "max"):
@@ -236,6 +304,8 @@ class ParameterSpec(BaseModel):
     @property
     def levels(self) -> int | None:
         """How many distinct values the parameter has, or None when continuous."""
+        if self.distribution is Distribution.ORDINAL:
+            return len(self.values or [])
         if self.distribution not in (*_INTEGRAL, Distribution.CATEGORICAL):
             return None
         a, b = self._natural_bounds()
@@ -245,11 +315,51 @@ class ParameterSpec(BaseModel):
         """Every value of a discrete parameter in order, or None when continuous."""
         if self.distribution is Distribution.CATEGORICAL:
             return list(self.choices or [])
+        if self.distribution is Distribution.ORDINAL:
+            return list(self.values or [])
         if self.distribution is Distribution.INT_UNIFORM:
             return list(range(int(self._lo), int(self._hi) + 1))
         if self.distribution is Distribution.UNIFORM_POW2:
             e_lo, e_hi = self._exponents()
             return [2**e for e in range(e_lo, e_hi + 1)]
+        return None
+
+    @property
+    def evenly_spaced(self) -> bool:
+        """A discrete parameter's values sit evenly in [-1, 1] (all but a `log: true` ordinal)."""
+        return not (self.distribution is Distribution.ORDINAL and self.log)
+
+    def unit_levels(self) -> list[float] | None:
+        """Where each value of a discrete parameter sits in [-1, 1], in order; None when continuous."""
+        n = self.levels
+        if n is None:
+            return None
+        if n == 1:
+            return [0.0]
+        if self.evenly_spaced:
+            return [-1.0 + 2.0 * k / (n - 1) for k in range(n)]
+        return [self.to_unit(v) for v in self.values or []]
+
+    def level_index(self, u: float) -> int:
+        """The index of the discrete value nearest to the point `u` of [-1, 1] (ties go up)."""
+        n = self.levels or 1
+        if n == 1:
+            return 0
+        if self.evenly_spaced:
+            return min(max(_round_half_up((min(max(u, -1.0), 1.0) + 1.0) / 2.0 * (n - 1)), 0), n - 1)
+        levels = self.unit_levels() or [0.0]
+        return sum(1 for a, b in zip(levels, levels[1:], strict=False) if u >= (a + b) / 2.0)
+
+    def same_value(self, a: object, b: object) -> bool:
+        """`a` and `b` are the same value of this parameter (1 is 1.0 for an ordinal; never True)."""
+        if self.distribution is Distribution.CATEGORICAL:
+            return _same_choice(a, b)
+        return _is_number(a) and _is_number(b) and float(a) == float(b)
+
+    def _rank_of(self, value: float) -> int | None:
+        for i, v in enumerate(self.values or []):
+            if float(v) == value:
+                return i
         return None
 
     def _exponents(self) -> tuple[int, int]:
@@ -281,6 +391,11 @@ class ParameterSpec(BaseModel):
                 return float(e_lo), float(e_hi)
             case Distribution.CATEGORICAL:
                 return 0.0, float(len(self.choices or []) - 1)
+            case Distribution.ORDINAL:
+                values = self.values or [1.0]
+                if self.log:
+                    return math.log10(values[0]), math.log10(values[-1])
+                return 0.0, float(len(values) - 1)
             case _:
                 return self._lo, self._hi
 
@@ -301,6 +416,10 @@ class ParameterSpec(BaseModel):
         if not _is_number(value):
             raise ValueError(f"must be a number (got {value!r})")
         number = float(value)
+        if self.distribution is Distribution.ORDINAL:
+            if self._rank_of(number) is None:
+                raise ValueError(f"{_fmt(number)} is not one of the values {self.values!r}")
+            return
         if not self._lo <= number <= self._hi:
             raise ValueError(f"must lie within [{_fmt(self._lo)}, {_fmt(self._hi)}] (got {_fmt(number)})")
         if self.distribution in _INTEGRAL and not number.is_integer():
@@ -323,6 +442,8 @@ class ParameterSpec(BaseModel):
             if not _is_number(value):
                 raise ValueError(f"must be a number (got {value!r})")
             number = min(max(float(value), self._lo), self._hi)
+            if self.distribution is Distribution.ORDINAL:
+                number = self._ordinal_natural(float(value))
             match self.distribution:
                 case Distribution.LOG_NORMAL:
                     natural = math.log10(number)
@@ -330,6 +451,8 @@ class ParameterSpec(BaseModel):
                     natural = _logit(number)
                 case Distribution.UNIFORM_POW2:
                     natural = math.log2(number)
+                case Distribution.ORDINAL:
+                    natural = number
                 case _:
                     natural = number
         a, b = self._natural_bounds()
@@ -337,9 +460,23 @@ class ParameterSpec(BaseModel):
             return 0.0
         return min(max(2.0 * (natural - a) / (b - a) - 1.0, -1.0), 1.0)
 
+    def _ordinal_natural(self, value: float) -> float:
+        """An ordinal value's natural coordinate: its log10, or its rank (interpolated between
+        values, clipped to the ends, for a number that is not one of them)."""
+        values = [float(v) for v in self.values or []]
+        value = min(max(value, values[0]), values[-1])
+        if self.log:
+            return math.log10(value)
+        for i in range(len(values) - 1):
+            if value <= values[i + 1]:
+                return i + (value - values[i]) / (values[i + 1] - values[i])
+        return float(len(values) - 1)
+
     def from_unit(self, u: float) -> Scalar:
         """Map a point of [-1, 1] (clipped first) back to a valid value."""
         u = min(max(float(u), -1.0), 1.0)
+        if self.distribution is Distribution.ORDINAL:
+            return (self.values or [0])[self.level_index(u)]
         a, b = self._natural_bounds()
         natural = a + (u + 1.0) / 2.0 * (b - a)
         match self.distribution:
@@ -366,6 +503,10 @@ class ParameterSpec(BaseModel):
         out: dict[str, Any] = {"distribution": self.distribution.value}
         if self.distribution is Distribution.CATEGORICAL:
             out["choices"] = list(self.choices or [])
+        elif self.distribution is Distribution.ORDINAL:
+            out["values"] = list(self.values or [])
+            if self.log:
+                out["log"] = True
         else:
             as_int = self.distribution in _INTEGRAL
             for key in ("min", "max"):
@@ -373,6 +514,8 @@ class ParameterSpec(BaseModel):
                 out[key] = int(value) if as_int and value.is_integer() else value
         out["mean"] = self.mean
         out["scale"] = self.scale
+        if self.when is not None:
+            out["when"] = dict(self.when)
         return out
 
 

@@ -1,13 +1,18 @@
 """Suggestions as feature vectors for the GP: numbers in [-1, 1], categoricals one-hot.
 
-One-hot blocks keep the GP from reading an order into categorical choices. Every
-vector can be snapped onto the grid of what is really suggestable (whole numbers,
-powers of two, one choice per categorical), so two candidates that would round to the
-same suggestion get the same key.
+One-hot blocks keep the GP from reading an order into categorical choices; an ordinal
+parameter is one number, its rank (or its log10 with `log: true`) mapped to [-1, 1].
+Every vector can be snapped onto the grid of what is really suggestable (whole numbers,
+powers of two, ordinal values, one choice per categorical), so the acquisition is only
+ever scored at points that can be suggested, and two candidates that would round to the
+same suggestion get the same key. An inactive conditional parameter takes a fixed
+neutral value (0 for a number, all zeros for a one-hot block), so the GP sees one
+vector per suggestion whatever the inactive parameters were (docs/optimizers.md).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +28,13 @@ class _Block:
     width: int  # 1 for numbers, len(choices) for categoricals
     categorical: bool
     discrete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Condition:
+    child: int  # block index
+    parent: int  # block index
+    level: int  # index of the parent's value that makes the child active
 
 
 class Encoder:
@@ -46,11 +58,29 @@ class Encoder:
         self.blocks = tuple(blocks)
         self.width = start
         self.numeric = np.array([not b.categorical for b in blocks for _ in range(b.width)], dtype=bool)
+        self.groups = np.array([i for i, b in enumerate(blocks) for _ in range(b.width)], dtype=int)
+        """Block index of each column: a categorical's one-hot columns share one length scale."""
+        index = {b.name: i for i, b in enumerate(blocks)}
+        conditions = []
+        for name in space.order():
+            for parent, value in (space.specs[name].when or {}).items():
+                values = space.specs[parent].discrete_values() or []
+                level = next(k for k, v in enumerate(values) if space.specs[parent].same_value(v, value))
+                conditions.append(_Condition(index[name], index[parent], level))
+        self._conditions = tuple(conditions)
+        self._levels = {
+            i: np.asarray(space.specs[b.name].unit_levels())
+            for i, b in enumerate(blocks)
+            if b.discrete and not b.categorical and not space.specs[b.name].evenly_spaced
+        }
 
     def encode(self, suggestion: dict[str, Any]) -> np.ndarray:
         """The feature vector of a suggestion (values outside the range are clipped)."""
         out = np.zeros(self.width)
+        active = self.space.active(suggestion) if self._conditions else None
         for block in self.blocks:
+            if active is not None and block.name not in active:
+                continue  # neutral: 0, or no choice hot
             spec = self.space.specs[block.name]
             u = spec.to_unit(suggestion[block.name])
             if block.categorical:
@@ -60,9 +90,12 @@ class Encoder:
         return out
 
     def decode(self, x: np.ndarray) -> dict[str, Any]:
-        """The suggestion a feature vector stands for."""
+        """The suggestion a (snapped) feature vector stands for, without its inactive parameters."""
+        active = self.active(x[None])[0]
         out: dict[str, Any] = {}
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
+            if not active[i]:
+                continue
             spec = self.space.specs[block.name]
             if block.categorical:
                 index = int(np.argmax(x[block.start : block.start + block.width]))
@@ -71,22 +104,50 @@ class Encoder:
                 out[block.name] = spec.from_unit(float(x[block.start]))
         return out
 
+    def _level(self, xs: np.ndarray, i: int) -> np.ndarray:
+        """The index of each row's value of discrete block `i` (rows already snapped)."""
+        block = self.blocks[i]
+        if block.categorical:
+            index: np.ndarray = np.argmax(xs[:, block.start : block.start + block.width], axis=1)
+            return index
+        u = xs[:, block.start]
+        if i in self._levels:
+            levels = self._levels[i]
+            return np.searchsorted((levels[1:] + levels[:-1]) / 2.0, u, side="right")
+        steps = max((self.space.specs[block.name].levels or 1) - 1, 0)
+        return np.floor((u + 1.0) / 2.0 * steps + 0.5).astype(int)
+
+    def active(self, xs: np.ndarray) -> np.ndarray:
+        """Which blocks are active in each row, shape (m, len(blocks)), parents before children."""
+        mask = np.ones((len(xs), len(self.blocks)), dtype=bool)
+        for c in self._conditions:  # in the space's order: a parent's mask is final before its child's
+            mask[:, c.child] &= mask[:, c.parent] & (self._level(xs, c.parent) == c.level)
+        return mask
+
     def snap(self, xs: np.ndarray) -> np.ndarray:
-        """Move each row (shape (m, width)) onto the suggestable grid."""
+        """Move each row (shape (m, width)) onto the suggestable grid; inactive blocks neutral."""
         xs = np.clip(np.array(xs, dtype=float), -1.0, 1.0)
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             cols = slice(block.start, block.start + block.width)
             if block.categorical:
                 hot = np.argmax(xs[:, cols], axis=1)
                 xs[:, cols] = 0.0
                 xs[np.arange(len(xs)), block.start + hot] = 1.0
-            elif block.discrete:  # whole numbers and powers of two are evenly spaced in [-1, 1]
+            elif i in self._levels:  # unevenly spaced (a log ordinal): the nearest level
+                levels = self._levels[i]
+                index = np.searchsorted((levels[1:] + levels[:-1]) / 2.0, xs[:, block.start], side="right")
+                xs[:, block.start] = levels[index]
+            elif block.discrete:  # whole numbers, powers of two, ranks are evenly spaced in [-1, 1]
                 steps = (self.space.specs[block.name].levels or 1) - 1
                 if steps == 0:
                     xs[:, block.start] = 0.0
                 else:
                     index = np.floor((xs[:, block.start] + 1.0) / 2.0 * steps + 0.5)
                     xs[:, block.start] = 2.0 * index / steps - 1.0
+        if self._conditions:
+            mask = self.active(xs)
+            for i, block in enumerate(self.blocks):
+                xs[~mask[:, i], block.start : block.start + block.width] = 0.0
         return xs
 
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -101,18 +162,44 @@ class Encoder:
     def perturb(
         self, centers: np.ndarray, sigma: np.ndarray, rng: np.random.Generator, flip: float
     ) -> np.ndarray:
-        """Gaussian steps of per-row size `sigma` around `centers`; categoricals re-drawn with prob `flip`."""
+        """Gaussian steps of per-row size `sigma` around `centers`; categoricals re-drawn with prob `flip`.
+
+        An inactive (all-zero) categorical block is always re-drawn, so that it has a choice
+        should its parent change.
+        """
         xs = centers + rng.standard_normal(centers.shape) * sigma[:, None] * self.numeric
         for block in self.blocks:
             if block.categorical:
-                redraw = rng.random(len(xs)) < flip
                 cols = slice(block.start, block.start + block.width)
+                redraw = (rng.random(len(xs)) < flip) | ~xs[:, cols].any(axis=1)
                 xs[redraw, cols] = 0.0
                 xs[np.flatnonzero(redraw), block.start + rng.integers(0, block.width, int(redraw.sum()))] = (
                     1.0
                 )
         clipped: np.ndarray = np.clip(xs, -1.0, 1.0)
         return clipped
+
+    def log_features(self, xs: np.ndarray) -> np.ndarray:
+        """log10 of each positive linear-scale number (uniform, int_uniform, ordinal by rank),
+        mapped to [-1, 1]: costs that multiply such numbers are linear in these (shape (m, k))."""
+        out = []
+        for block in self.blocks:
+            spec = self.space.specs[block.name]
+            u = xs[:, block.start]
+            if spec.distribution in (Distribution.UNIFORM, Distribution.INT_UNIFORM) and (spec.min or 0) > 0:
+                lo, hi = float(spec.min or 1), float(spec.max or 1)
+                natural = np.log10(lo + (u + 1.0) / 2.0 * (hi - lo))
+            elif spec.distribution is Distribution.ORDINAL and not spec.log and (spec.values or [0])[0] > 0:
+                values = np.log10(np.asarray(spec.values, dtype=float))
+                if len(values) < 2:
+                    continue
+                natural = np.interp((u + 1.0) / 2.0 * (len(values) - 1), np.arange(len(values)), values)
+                lo, hi = 10 ** values[0], 10 ** values[-1]
+            else:
+                continue
+            span = math.log10(hi) - math.log10(lo)
+            out.append(2.0 * (natural - math.log10(lo)) / span - 1.0 if span > 0 else 0.0 * natural)
+        return np.stack(out, axis=1) if out else np.zeros((len(xs), 0))
 
     @staticmethod
     def key(x: np.ndarray) -> tuple[float, ...]:

@@ -1,6 +1,9 @@
 """A small Gaussian process: ARD Matérn plus a linear kernel plus noise, fitted by MAP.
 
-Inputs live in [-1, 1]^d. Targets are standardised inside. Hyperparameters are fitted
+Inputs live in [-1, 1]^d. Columns may share a length scale (`groups`): Protein gives the
+one-hot columns of a categorical one, so any two different choices are equally far
+apart (sqrt(2) / l), an overlap (Hamming) kernel on the categorical inside the Matérn.
+Targets are standardised inside. Hyperparameters are fitted
 by maximising the marginal likelihood times weak log-normal priors (L-BFGS-B with
 analytic gradients and a few restarts), which keeps the fit sane with 1 point,
 duplicate points or constant targets.
@@ -37,6 +40,7 @@ class GaussianProcess:
         nu: Matérn smoothness, 1.5 or 2.5.
         restarts: extra random starts of the fit.
         theta: fixed hyperparameters (log scale) instead of a fit.
+        groups: the length-scale index of each column (default: one per column).
     """
 
     def __init__(
@@ -48,11 +52,14 @@ class GaussianProcess:
         nu: float = 2.5,
         restarts: int = 2,
         theta: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
     ) -> None:
         self.x = np.asarray(x, dtype=float)
         y = np.asarray(y, dtype=float)
         self.nu = nu
-        n, d = self.x.shape
+        n, columns = self.x.shape
+        self.groups = np.arange(columns) if groups is None else np.asarray(groups, dtype=int)
+        d = int(self.groups.max()) + 1 if columns else 0
         self.y_mean = float(y.mean()) if n else 0.0
         std = float(y.std()) if n > 1 else 0.0
         self.y_std = std if std > 1e-12 else 1.0
@@ -70,7 +77,7 @@ class GaussianProcess:
             (math.log(1e-6), math.log(2.0)),
             (math.log(1e-6), math.log(10.0)),
         ]
-        self._sq = ((self.x[:, None, :] - self.x[None, :, :]) ** 2).reshape(n * n, d)  # squared differences
+        self._sq = ((self.x[:, None, :] - self.x[None, :, :]) ** 2).reshape(n * n, columns)  # squared diffs
         self._gram = self.x @ self.x.T
         if theta is None:
             theta = self._fit(rng, restarts) if n > 1 else self._prior_mean.copy()
@@ -80,8 +87,10 @@ class GaussianProcess:
     # -- kernel ------------------------------------------------------------------------------
 
     def _unpack(self, theta: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-        d = self.x.shape[1]
-        return np.exp(theta[:d]), math.exp(theta[d]), math.exp(theta[d + 1]), math.exp(theta[d + 2])
+        """Length scales (one per column), signal variance, noise variance, linear weight."""
+        d = len(theta) - 3
+        ls = np.exp(theta[:d])[self.groups]
+        return ls, math.exp(theta[d]), math.exp(theta[d + 1]), math.exp(theta[d + 2])
 
     def _cross(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ls, sf2, _, lin = self._unpack(self.theta)
@@ -109,7 +118,8 @@ class GaussianProcess:
         w = np.outer(alpha, alpha) - kinv
         nll = 0.5 * float(self.y @ alpha) + float(np.log(np.diag(chol)).sum()) + 0.5 * n * _LOG_2PI
         grad = np.empty_like(theta)
-        grad[:-3] = -0.5 * ((w * (sf2 * g)).reshape(-1) @ self._sq) * inv_ls2
+        per_column = -0.5 * ((w * (sf2 * g)).reshape(-1) @ self._sq) * inv_ls2
+        grad[:-3] = np.bincount(self.groups, weights=per_column, minlength=len(theta) - 3)
         grad[-3] = -0.5 * float((w * (sf2 * corr)).sum())
         grad[-2] = -0.5 * sn2 * float(np.trace(w))
         grad[-1] = -0.5 * lin * float((w * self._gram).sum())
@@ -171,7 +181,7 @@ class GaussianProcess:
         x = np.vstack([self.x, np.atleast_2d(x_new)])
         y = np.concatenate([self.y * self.y_std + self.y_mean, np.atleast_1d(y_new)])
         other = GaussianProcess.__new__(GaussianProcess)
-        other.x, other.nu, other.theta = x, self.nu, self.theta
+        other.x, other.nu, other.theta, other.groups = x, self.nu, self.theta, self.groups
         other.y_mean, other.y_std = self.y_mean, self.y_std
         other.y = (y - self.y_mean) / self.y_std
         other._factor()

@@ -17,6 +17,7 @@ from scipy.stats import qmc, yeojohnson
 from sweepwise.core.models import Observation
 from sweepwise.optimizers import resolve_seed
 from sweepwise.optimizers.protein import acquisition
+from sweepwise.optimizers.protein.cost import CostModel
 from sweepwise.optimizers.protein.encoding import Encoder
 from sweepwise.optimizers.protein.gp import GaussianProcess
 from sweepwise.optimizers.protein.pareto import pareto_front
@@ -187,16 +188,21 @@ class _Model:
         # restarts cost O(n^3) each: use them while the data is small, where the fit is least settled
         restarts = s.gp_restarts if len(data.x) <= 64 else 0
         self.score_gp = GaussianProcess(
-            data.x, np.concatenate([y, imputed]), rng, nu=s.matern_nu, restarts=restarts
+            data.x,
+            np.concatenate([y, imputed]),
+            rng,
+            nu=s.matern_nu,
+            restarts=restarts,
+            groups=self.encoder.groups,
         )
         self.cost_lo = float(data.log_cost.min())
         self.cost_span = float(np.ptp(data.log_cost))
-        self.cost_gp: GaussianProcess | None = None
+        self.cost_model: CostModel | None = None
         if self.cost_span > _COST_VARIES:
-            self.cost_gp = GaussianProcess(data.x, data.log_cost, rng, nu=s.matern_nu, restarts=0)
+            self.cost_model = CostModel(self.encoder, data.x, data.log_cost, rng, nu=s.matern_nu)
         ok_x = data.x[: data.n_ok]
         self.front = (
-            pareto_front(y, data.log_cost[: data.n_ok]) if self.cost_gp is not None else np.array([], int)
+            pareto_front(y, data.log_cost[: data.n_ok]) if self.cost_model is not None else np.array([], int)
         )
         top = np.argsort(-y)[:3]
         self.anchors = ok_x[np.unique(np.concatenate([top, self.front]))]
@@ -207,8 +213,8 @@ class _Model:
         mean, sd = self.fantasy_gp.predict(xs)
         weight = np.ones(len(xs))
         allowed = np.ones(len(xs), dtype=bool)
-        if self.cost_gp is not None:
-            log_cost = self.cost_gp.predict(xs)[0]
+        if self.cost_model is not None:
+            log_cost = self.cost_model.predict(xs)
             if s.cost_aware or kind == "naive":
                 weight = acquisition.cost_weight((log_cost - self.cost_lo) / self.cost_span, target)
             if s.max_suggestion_cost is not None:

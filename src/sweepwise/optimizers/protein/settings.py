@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ProteinSettings(BaseModel):
-    """How Protein searches (README, "Protein"). Defaults suit 10–500 observations.
+    """How Protein searches (docs/optimizers.md, "How Protein searches"). Defaults suit 10–500 observations.
 
     Attributes:
         max_suggestion_cost: candidates whose predicted cost exceeds this are not suggested.
@@ -18,7 +18,8 @@ class ProteinSettings(BaseModel):
         suggestions_per_pareto: candidates drawn around each Pareto-front point.
         resample_frequency: every Nth suggestion re-proposes a front point (0: never).
         num_random_samples: suggestions drawn from a space-filling design before the GP is
-            used; None means `max(4, dims + 1)`.
+            used; None means `max(4, width + 1)`, width being the encoded vector's length
+            (one column per number or ordinal, one per choice of a categorical).
         seed_with_search_center: the very first suggestion is every parameter's `mean`.
         expansion_rate: how far past the most expensive observation a cost target may reach.
         acquisition_fn: `ei` (expected improvement), `ucb` (upper confidence bound),
@@ -28,7 +29,8 @@ class ProteinSettings(BaseModel):
         ucb_beta: UCB's exploration weight.
         randomize_acquisition: draw the exploration weight afresh for each suggestion.
         cost_aware: when observed costs differ, give each suggestion a cost target along the
-            score/cost frontier, so cheap configurations are learnt before expensive ones.
+            score/cost frontier, so cheap configurations are learnt before expensive ones; the
+            predicted cost comes from a model of log cost (`cost.CostModel`).
         matern_nu: smoothness of the GP's Matérn kernel (1.5 or 2.5).
         gp_restarts: extra starts of the GP's marginal-likelihood fit, up to 64
             observations (past that the fit starts once, from the prior's mode).
