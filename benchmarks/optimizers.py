@@ -9,6 +9,16 @@ best peer's median score on the cost-aware problem, and seconds per suggestion.
     pip install -e '.[bench]'        # optuna, ax-platform (install torch==2.13.0 first)
     python benchmarks/optimizers.py --seeds 10 --workers 2 --out benchmarks/results/optimizers.json
 
+`--suite real` runs Protein, random, Optuna TPE, Optuna GPSampler and Ax on models
+trained on scikit-learn's bundled datasets (look-ups in benchmarks/real/tables; rebuilt
+by benchmarks/real/build.py) and prints the median final regret, the median fit seconds
+to reach the best peer's median final regret, and the issue's targets for Protein.
+`--suite curves` spends a budget of training steps on the same tables' learning curves,
+with and without Optuna's successive halving (benchmarks/real/curves.py).
+
+    python benchmarks/optimizers.py --suite real --seeds 10 --workers 2
+    python benchmarks/optimizers.py --suite curves --seeds 10 --workers 2
+
 Every process runs its numeric libraries on one thread, so the workers do not fight
 over cores and the seconds per suggestion are comparable.
 """

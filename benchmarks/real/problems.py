@@ -139,10 +139,12 @@ class RealProblem:
 
     # -- the peers' own spaces ---------------------------------------------------------------
 
-    def optuna_params(self, trial: Any) -> dict[str, Any]:
+    def optuna_params(self, trial: Any, *, with_step: bool = True) -> dict[str, Any]:
         """Suggest a point with an Optuna trial: log and int ranges, choices, conditions by run."""
         out: dict[str, Any] = {}
         for name, p in self.params.items():
+            if name == self.step_param and not with_step:
+                continue
             if any(out.get(k) != v for k, v in p.get("when", {}).items()):
                 continue
             values = p["values"]
