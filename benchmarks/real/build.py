@@ -104,7 +104,7 @@ def _mlp_grid(epochs: int) -> Grid:
             "alpha": _log(1e-4, 1e-2, 1.0),
             "learning_rate_init": _log(1e-4, 1e-3, 1e-2, 1e-1),
             "activation": {"kind": "categorical", "values": ["relu", "tanh", "logistic"]},
-            "batch_size": {"kind": "ordinal", "values": [16, 64, 256]},
+            "batch_size": {"kind": "ordinal", "values": [32, 128, 512]},
         },
         list(range(1, epochs + 1)),
     )
@@ -125,12 +125,12 @@ def _svm_grid() -> Grid:
 SPECS = {
     s.name: s
     for s in [
-        Spec("hgb-digits", "hgb", "digits", "classification", _hgb_grid(50)),
-        Spec("hgb-breast-cancer", "hgb", "breast_cancer", "classification", _hgb_grid(200)),
-        Spec("hgb-diabetes", "hgb", "diabetes", "regression", _hgb_grid(200)),
-        Spec("mlp-digits", "mlp", "digits", "classification", _mlp_grid(20)),
-        Spec("mlp-breast-cancer", "mlp", "breast_cancer", "classification", _mlp_grid(30)),
-        Spec("mlp-diabetes", "mlp", "diabetes", "regression", _mlp_grid(30)),
+        Spec("hgb-wine", "hgb", "wine", "classification", _hgb_grid(100)),
+        Spec("hgb-breast-cancer", "hgb", "breast_cancer", "classification", _hgb_grid(100)),
+        Spec("hgb-diabetes", "hgb", "diabetes", "regression", _hgb_grid(100)),
+        Spec("mlp-digits", "mlp", "digits", "classification", _mlp_grid(15)),
+        Spec("mlp-breast-cancer", "mlp", "breast_cancer", "classification", _mlp_grid(20)),
+        Spec("mlp-diabetes", "mlp", "diabetes", "regression", _mlp_grid(20)),
         Spec("svc-digits", "svm", "digits", "classification", _svm_grid(), seeds=3),
         Spec("svc-breast-cancer", "svm", "breast_cancer", "classification", _svm_grid(), seeds=3),
         Spec("svr-diabetes", "svm", "diabetes", "regression", _svm_grid(), seeds=3),
@@ -292,7 +292,8 @@ def table(spec: Spec, fitted: dict[tuple[int, int], tuple[list[float], list[floa
 
 
 def build(names: list[str], jobs: int, limit: int | None = None, out: Path = TABLES) -> dict[str, float]:
-    """Fit every point of the named problems and write their tables; seconds per problem (CPU)."""
+    """Fit every point of the named problems and write each table once its fits are in;
+    the seconds of fitting per problem."""
     tasks = [
         (name, i, s)
         for name in names
@@ -308,8 +309,15 @@ def build(names: list[str], jobs: int, limit: int | None = None, out: Path = TAB
         done_iter = pool.imap_unordered(fit_point, tasks, chunksize=4)
     else:
         pool, done_iter = None, map(fit_point, tasks)
+    seconds: dict[str, float] = {}
+    out.mkdir(parents=True, exist_ok=True)
     for done, ((name, i, s), losses, costs) in enumerate(done_iter, 1):
         fitted[name][(i, s)] = (losses, costs)
+        if len(fitted[name]) == sum(t[0] == name for t in tasks):
+            seconds[name] = sum(c[-1] for _, c in fitted[name].values())
+            if limit is None:  # a trial run (limit) is timed, not written
+                with gzip.open(out / f"{name}.json.gz", "wt", encoding="utf-8") as fh:
+                    json.dump(table(SPECS[name], fitted[name]), fh, separators=(",", ":"))
         if done % 50 == 0 or done == len(tasks):
             print(
                 f"\r{done}/{len(tasks)} fits, {time.time() - start:.0f} s",
@@ -320,17 +328,6 @@ def build(names: list[str], jobs: int, limit: int | None = None, out: Path = TAB
     if pool is not None:
         pool.close()
     print(file=sys.stderr)
-    seconds = {}
-    out.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        spec = SPECS[name]
-        if limit is not None:  # a trial run: time it, write nothing
-            seconds[name] = sum(c[-1] for _, c in fitted[name].values())
-            continue
-        data = table(spec, fitted[name])
-        with gzip.open(out / f"{name}.json.gz", "wt", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
-        seconds[name] = sum(c[-1] for _, c in fitted[name].values())
     return seconds
 
 
