@@ -9,6 +9,16 @@ best peer's median score on the cost-aware problem, and seconds per suggestion.
     pip install -e '.[bench]'        # optuna, ax-platform (install torch==2.13.0 first)
     python benchmarks/optimizers.py --seeds 10 --workers 2 --out benchmarks/results/optimizers.json
 
+`--suite real` runs Protein, random, Optuna TPE, Optuna GPSampler and Ax on models
+trained on scikit-learn's bundled datasets (look-ups in benchmarks/real/tables; rebuilt
+by benchmarks/real/build.py) and prints the median final regret, the median fit seconds
+to reach the best peer's median final regret, and the issue's targets for Protein.
+`--suite curves` spends a budget of training steps on the same tables' learning curves,
+with and without Optuna's successive halving (benchmarks/real/curves.py).
+
+    python benchmarks/optimizers.py --suite real --seeds 10 --workers 2
+    python benchmarks/optimizers.py --suite curves --seeds 10 --workers 2
+
 Every process runs its numeric libraries on one thread, so the workers do not fight
 over cores and the seconds per suggestion are comparable.
 """
@@ -17,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -31,6 +42,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from problems import PROBLEMS, Problem  # noqa: E402
+from real.problems import RealProblem, load_problems  # noqa: E402
 
 SWEEPWISE = {
     "protein": {"type": "protein"},
@@ -41,7 +53,11 @@ SWEEPWISE = {
     "sobol": {"type": "sobol"},
 }
 PEERS = ["optuna-tpe", "optuna-gp", "ax"]
+REAL = ["protein", "random", *PEERS]  # the optimizers of --suite real
 BATCH = 4
+AnyProblem = Problem | RealProblem
+Task = tuple[str, str, str, int]  # optimizer, problem, mode, seed
+Results = dict[Task, dict[str, Any]]
 
 
 # -- one optimizer on one problem -------------------------------------------------------------
@@ -51,11 +67,19 @@ def _vector(problem: Problem, params: dict[str, Any]) -> np.ndarray:
     return np.array([float(params[f"x{i}"]) for i in range(problem.dim)])
 
 
+def _problem(name: str, budget_scale: float = 1.0) -> AnyProblem:
+    """A synthetic problem by name, else a real one (its budget scaled)."""
+    if name in PROBLEMS:
+        return PROBLEMS[name]
+    return load_problems()[name].scaled(budget_scale)
+
+
 class _Run:
     """Bookkeeping of one run: best-so-far regret and cumulative cost after each evaluation."""
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: AnyProblem, seed: int = 0) -> None:
         self.problem = problem
+        self.seed = seed
         self.regret: list[float] = []
         self.cost: list[float] = []
         self.seconds = 0.0
@@ -63,26 +87,36 @@ class _Run:
         self.duplicates = 0
 
     def record(self, params: dict[str, Any]) -> tuple[float, float]:
-        value, cost = self.problem.evaluate(_vector(self.problem, params))
-        best = min(self.regret[-1], self.problem.regret(value)) if self.regret else self.problem.regret(value)
+        if isinstance(self.problem, RealProblem):
+            value, cost = self.problem.evaluate(params, self.seed)
+            regret = self.problem.regret(value, self.seed)
+        else:
+            value, cost = self.problem.evaluate(_vector(self.problem, params))
+            regret = self.problem.regret(value)
+        best = min(self.regret[-1], regret) if self.regret else regret
         self.regret.append(best)
         self.cost.append((self.cost[-1] if self.cost else 0.0) + cost)
         return value, cost
 
     def batch_duplicates(self, batch: list[dict[str, Any]]) -> None:
-        keys = {tuple(round(float(p[f"x{i}"]), 9) for i in range(self.problem.dim)) for p in batch}
+        problem = self.problem
+        if isinstance(problem, RealProblem):
+            keys = {problem.key(p) for p in batch}
+        else:
+            keys = {tuple(round(float(p[f"x{i}"]), 9) for i in range(problem.dim)) for p in batch}
         self.duplicates += len(batch) - len(keys)
 
     def result(self) -> dict[str, Any]:
+        log = not isinstance(self.problem, RealProblem)
         return {
-            "regret": [float(np.log10(r)) for r in self.regret],
+            "regret": [float(np.log10(r)) if log else r for r in self.regret],
             "cost": self.cost,
             "seconds_per_suggestion": self.seconds / max(self.suggestions, 1),
             "duplicates": self.duplicates,
         }
 
 
-def run_sweepwise(name: str, problem: Problem, batch: int, seed: int) -> dict[str, Any]:
+def run_sweepwise(name: str, problem: AnyProblem, batch: int, seed: int) -> dict[str, Any]:
     from sweepwise.core.models import Observation
     from sweepwise.optimizers import OptimizerSpec, make_optimizer
     from sweepwise.space import SearchSpace
@@ -92,7 +126,7 @@ def run_sweepwise(name: str, problem: Problem, batch: int, seed: int) -> dict[st
         SearchSpace.from_dict(problem.parameters()),
         goal="minimize",
     )
-    run, observations = _Run(problem), []
+    run, observations = _Run(problem, seed), []
     while len(observations) < problem.budget:
         k = min(batch, problem.budget - len(observations))
         start = time.perf_counter()
@@ -106,7 +140,7 @@ def run_sweepwise(name: str, problem: Problem, batch: int, seed: int) -> dict[st
     return run.result()
 
 
-def run_optuna(name: str, problem: Problem, batch: int, seed: int) -> dict[str, Any]:
+def run_optuna(name: str, problem: AnyProblem, batch: int, seed: int) -> dict[str, Any]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -116,7 +150,7 @@ def run_optuna(name: str, problem: Problem, batch: int, seed: int) -> dict[str, 
         else optuna.samplers.GPSampler(seed=seed)
     )
     study = optuna.create_study(direction="minimize", sampler=sampler)
-    run = _Run(problem)
+    run = _Run(problem, seed)
     while len(run.regret) < problem.budget:
         k = min(batch, problem.budget - len(run.regret))
         start = time.perf_counter()
@@ -130,7 +164,9 @@ def run_optuna(name: str, problem: Problem, batch: int, seed: int) -> dict[str, 
     return run.result()
 
 
-def _optuna_params(problem: Problem, trial: Any) -> dict[str, Any]:
+def _optuna_params(problem: AnyProblem, trial: Any) -> dict[str, Any]:
+    if isinstance(problem, RealProblem):
+        return problem.optuna_params(trial)
     params = {}
     for i, (lo, hi) in enumerate(problem.bounds):
         if problem.kind(i) == "pow2":
@@ -140,7 +176,7 @@ def _optuna_params(problem: Problem, trial: Any) -> dict[str, Any]:
     return params
 
 
-def run_ax(name: str, problem: Problem, batch: int, seed: int) -> dict[str, Any]:
+def run_ax(name: str, problem: AnyProblem, batch: int, seed: int) -> dict[str, Any]:
     import logging
 
     import torch
@@ -150,36 +186,41 @@ def run_ax(name: str, problem: Problem, batch: int, seed: int) -> dict[str, Any]
     logging.getLogger("ax").setLevel(logging.ERROR)
     client = Client(random_seed=seed)
     parameters = []
-    for i, (lo, hi) in enumerate(problem.bounds):
-        if problem.kind(i) == "pow2":
-            parameters.append(RangeParameterConfig(f"x{i}", (int(np.log2(lo)), int(np.log2(hi))), "int"))
-        else:
-            parameters.append(RangeParameterConfig(f"x{i}", (lo, hi), "float"))
+    if isinstance(problem, RealProblem):
+        parameters = problem.ax_parameters()
+    else:
+        for i, (lo, hi) in enumerate(problem.bounds):
+            if problem.kind(i) == "pow2":
+                parameters.append(RangeParameterConfig(f"x{i}", (int(np.log2(lo)), int(np.log2(hi))), "int"))
+            else:
+                parameters.append(RangeParameterConfig(f"x{i}", (lo, hi), "float"))
     client.configure_experiment(parameters=parameters)
     client.configure_optimization(objective="-value")
-    run = _Run(problem)
+    run = _Run(problem, seed)
     while len(run.regret) < problem.budget:
         k = min(batch, problem.budget - len(run.regret))
         start = time.perf_counter()
         trials = client.get_next_trials(max_trials=k)
         run.seconds += time.perf_counter() - start
         run.suggestions += len(trials)
-        batch_params = [
-            {
-                f"x{i}": (2 ** p[f"x{i}"] if problem.kind(i) == "pow2" else p[f"x{i}"])
-                for i in range(problem.dim)
-            }
-            for p in trials.values()
-        ]
+        batch_params = [_from_ax(problem, p) for p in trials.values()]
         run.batch_duplicates(batch_params)
         for index, params in zip(trials, batch_params, strict=True):
             client.complete_trial(trial_index=index, raw_data={"value": run.record(params)[0]})
     return run.result()
 
 
-def run_task(task: tuple[str, str, str, int]) -> tuple[tuple[str, str, str, int], dict[str, Any]]:
+def _from_ax(problem: AnyProblem, p: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(problem, RealProblem):
+        return dict(p)
+    return {
+        f"x{i}": (2 ** p[f"x{i}"] if problem.kind(i) == "pow2" else p[f"x{i}"]) for i in range(problem.dim)
+    }
+
+
+def run_task(task: Task, budget_scale: float = 1.0) -> tuple[Task, dict[str, Any]]:
     name, problem_name, mode, seed = task
-    problem = PROBLEMS[problem_name]
+    problem = _problem(problem_name, budget_scale)
     batch = 1 if mode == "seq" else BATCH
     runner: Callable[..., dict[str, Any]]
     if name in SWEEPWISE:
@@ -257,7 +298,24 @@ def time_at_100(repeats: int = 5) -> dict[str, float]:
 # -- the table -----------------------------------------------------------------------------------
 
 
-def summarise(results: dict[tuple[str, str, str, int], dict[str, Any]], timing: dict[str, float]) -> str:
+def cost_to_reach(results: Results, cell: tuple[str, str, str], target: float) -> list[float]:
+    """Per seed of a cell (optimizer, problem, mode): the cumulative cost at which the
+    best-so-far regret first reaches `target` (inf when it never does)."""
+    spent = []
+    for k, r in results.items():
+        if k[:3] != cell:
+            continue
+        hit = next((c for g, c in zip(r["regret"], r["cost"], strict=True) if g <= target), float("inf"))
+        spent.append(hit)
+    return spent
+
+
+def final_regrets(results: Results, cell: tuple[str, str, str]) -> list[float]:
+    """Per seed of a cell (optimizer, problem, mode): the final best-so-far regret."""
+    return [r["regret"][-1] for k, r in results.items() if k[:3] == cell]
+
+
+def summarise(results: Results, timing: dict[str, float]) -> str:
     names = sorted({k[0] for k in results}, key=lambda n: (n not in SWEEPWISE, n))
     problems = [p for p in PROBLEMS if any(k[1] == p for k in results)]
     modes = [m for m in ("seq", "batch") if any(k[2] == m for k in results)]
@@ -269,7 +327,7 @@ def summarise(results: dict[tuple[str, str, str, int], dict[str, Any]], timing: 
         cells = []
         for p in problems:
             for m in modes:
-                finals = [r["regret"][-1] for k, r in results.items() if k[:3] == (name, p, m)]
+                finals = final_regrets(results, (name, p, m))
                 if not finals:
                     cells.append("—")
                     continue
@@ -316,14 +374,7 @@ def summarise(results: dict[tuple[str, str, str, int], dict[str, Any]], timing: 
             )
             lines.append("| --- | --- | --- | --- |")
             for name in names:
-                spent = []
-                for k, r in results.items():
-                    if k[:3] != (name, "training", m):
-                        continue
-                    hit = next(
-                        (c for g, c in zip(r["regret"], r["cost"], strict=True) if g <= target), float("inf")
-                    )
-                    spent.append(hit)
+                spent = cost_to_reach(results, (name, "training", m), target)
                 if spent:
                     med = float(np.median(spent))
                     reached = sum(np.isfinite(spent))
@@ -353,37 +404,95 @@ def summarise(results: dict[tuple[str, str, str, int], dict[str, Any]], timing: 
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--problems", default=",".join(PROBLEMS))
-    parser.add_argument("--optimizers", default=",".join([*SWEEPWISE, *PEERS]))
-    parser.add_argument("--modes", default="seq,batch")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None, help="write every run's trace as JSON")
-    parser.add_argument("--no-timing", action="store_true", help="skip the 100-observation timing")
-    parser.add_argument("--timing-only", action="store_true", help="only the 100-observation timing")
-    args = parser.parse_args(argv)
-    if args.timing_only:
-        print(summarise({}, time_at_100()))
-        return 0
-    tasks = [
-        (name, problem, mode, seed)
-        for name in args.optimizers.split(",")
-        for problem in args.problems.split(",")
-        for mode in args.modes.split(",")
-        for seed in range(args.seeds)
+def summarise_real(results: Results) -> str:
+    """The real suite's tables: final regret, cost to reach the best peer's score, the targets."""
+    names = [n for n in REAL if any(k[0] == n for k in results)]
+    names += sorted({k[0] for k in results} - set(names))
+    problems = [p for p in load_problems() if any(k[1] == p for k in results)]
+    modes = [m for m in ("seq", "batch") if any(k[2] == m for k in results)]
+    cells = [(p, m) for p in problems for m in modes]
+    header = ["| problem | mode | " + " | ".join(names) + " |", "| --- " * (2 + len(names)) + "|"]
+    lines = [
+        "## Final regret (validation loss above the table's best): median [IQR] over seeds",
+        "",
+        *header,
     ]
-    tasks.sort(key=lambda t: t[0] != "ax")  # the slowest first, so the pool ends together
-    results: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    medians: dict[tuple[str, str, str], float] = {}
+    for p, m in cells:
+        row = []
+        for name in names:
+            finals = final_regrets(results, (name, p, m))
+            if not finals:
+                row.append("—")
+                continue
+            q1, med, q3 = np.percentile(finals, [25, 50, 75])
+            medians[(name, p, m)] = float(med)
+            row.append(f"{med:.4f} [{q1:.4f}, {q3:.4f}]")
+        lines.append(f"| {p} | {m} | " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "## Median cost (fit seconds) to reach the best peer's median final regret [seeds reaching it]",
+        "",
+        *header,
+    ]
+    peers = [n for n in names if n in PEERS]
+    costs: dict[tuple[str, str, str], float] = {}
+    for p, m in cells:
+        targets = [medians[(n, p, m)] for n in peers if (n, p, m) in medians]
+        if not targets:
+            continue
+        target, row = min(targets), []
+        for name in names:
+            spent = cost_to_reach(results, (name, p, m), target)
+            med = float(np.median(spent)) if spent else float("inf")
+            costs[(name, p, m)] = med
+            row.append(f"{med:.2f} [{sum(np.isfinite(spent))}/{len(spent)}]" if spent else "—")
+        lines.append(f"| {p} | {m} | " + " | ".join(row) + " |")
+    lines += ["", "## Protein against the issue's targets", ""]
+    for m in modes:
+        ps = [p for p in problems if ("protein", p, m) in medians]
+        if not ps or not {"optuna-tpe", "optuna-gp"} <= set(names):
+            continue
+        regret_ok = [
+            p
+            for p in ps
+            if medians[("protein", p, m)]
+            <= min(medians[("optuna-tpe", p, m)], medians[("optuna-gp", p, m)]) + 1e-12
+        ]
+        cost_ok = [
+            p
+            for p in ps
+            if np.isfinite(costs.get(("protein", p, m), np.inf))
+            and costs[("protein", p, m)]
+            <= 0.75 * min(costs.get(("optuna-tpe", p, m), np.inf), costs.get(("optuna-gp", p, m), np.inf))
+        ]
+        need_regret, need_cost = math.ceil(7 / 8 * len(ps)), math.ceil(6 / 8 * len(ps))
+        lines.append(
+            f"- {m}: regret at or below TPE and GP on {len(regret_ok)} of {len(ps)} problems "
+            f"(target {need_regret}: {'met' if len(regret_ok) >= need_regret else 'NOT met'}); "
+            f"target reached at <= 3/4 of the cheaper of TPE's and GP's cost on {len(cost_ok)} of {len(ps)} "
+            f"(target {need_cost}: {'met' if len(cost_ok) >= need_cost else 'NOT met'})"
+        )
+        missed = sorted(set(ps) - set(regret_ok))
+        if missed:
+            lines.append(f"  - regret above TPE or GP: {', '.join(missed)}")
+    return "\n".join(lines)
+
+
+def run_all(
+    runner: Callable[..., tuple[Task, dict[str, Any]]], tasks: list[Task], workers: int, **options: Any
+) -> Results:
+    """Run every task (in a pool of `workers` processes when above 1), printing progress."""
+    import functools
+
+    results: Results = {}
     start = time.time()
-    if args.workers > 1:
+    run = functools.partial(runner, **options)
+    if workers > 1:
         import multiprocessing
 
-        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-            for done, (task, result) in enumerate(pool.imap_unordered(run_task, tasks), 1):
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            for done, (task, result) in enumerate(pool.imap_unordered(run, tasks), 1):
                 results[task] = result
                 print(
                     f"\r{done}/{len(tasks)} runs, {time.time() - start:.0f} s",
@@ -393,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     else:
         for done, task in enumerate(tasks, 1):
-            results[task] = run_task(task)[1]
+            results[task] = run(task)[1]
             print(
                 f"\r{done}/{len(tasks)} runs, {time.time() - start:.0f} s",
                 end="",
@@ -401,13 +510,68 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     print(file=sys.stderr)
-    timing = {} if args.no_timing else time_at_100()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--suite",
+        choices=["synthetic", "real", "curves"],
+        default="synthetic",
+        help="test functions (default); models trained on scikit-learn's datasets (tables in "
+        "benchmarks/real/tables); or their learning curves under a budget of training steps",
+    )
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--problems", default=None, help="comma-separated (default: the suite's all)")
+    parser.add_argument("--optimizers", default=None, help="comma-separated (default: the suite's all)")
+    parser.add_argument("--modes", default="seq,batch")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--budget-scale",
+        type=float,
+        default=1.0,
+        help="scale the real problems' budgets (e.g. 0.1 for a smoke run)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="write every run's trace as JSON")
+    parser.add_argument("--no-timing", action="store_true", help="skip the 100-observation timing")
+    parser.add_argument("--timing-only", action="store_true", help="only the 100-observation timing")
+    args = parser.parse_args(argv)
+    if args.timing_only:
+        print(summarise({}, time_at_100()))
+        return 0
+    if args.suite == "curves":
+        from real import curves
+
+        problems = args.problems.split(",") if args.problems else list(curves.curve_problems())
+        methods = args.optimizers.split(",") if args.optimizers else list(curves.METHODS)
+        tasks = [
+            (method, p, "seq", seed) for method in methods for p in problems for seed in range(args.seeds)
+        ]
+        results = run_all(curves.run_task, tasks, args.workers, budget_scale=args.budget_scale)
+        print(curves.summarise(results))
+        return 0
+    real = args.suite == "real"
+    default_problems = list(load_problems()) if real else list(PROBLEMS)
+    default_optimizers = REAL if real else [*SWEEPWISE, *PEERS]
+    tasks = [
+        (name, problem, mode, seed)
+        for name in (args.optimizers.split(",") if args.optimizers else default_optimizers)
+        for problem in (args.problems.split(",") if args.problems else default_problems)
+        for mode in args.modes.split(",")
+        for seed in range(args.seeds)
+    ]
+    tasks.sort(key=lambda t: t[0] != "ax")  # the slowest first, so the pool ends together
+    results = run_all(run_task, tasks, args.workers, budget_scale=args.budget_scale)
+    timing = {} if args.no_timing or real else time_at_100()
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
             json.dumps({"|".join(map(str, k)): v for k, v in results.items()} | {"timing": timing})
         )
-    print(summarise(results, timing))
+    print(summarise_real(results) if real else summarise(results, timing))
     return 0
 
 

@@ -1,0 +1,128 @@
+"""Learning-curve suite: a budget of training steps spent with or without early stopping.
+
+Every real problem with more than one recorded step (boosting iterations, MLP epochs) gives
+each configuration a learning curve; a sweep pays one unit of budget per recorded step it
+trains, and a trial that is stopped early pays only for the steps it ran (and the seconds
+its fit spent up to there). A sweep's result is the best final-step loss among the trials
+it trained to the end, reported as regret above the table's best final-step loss.
+
+    python benchmarks/optimizers.py --suite curves --seeds 10
+
+Methods: Optuna's random and TPE samplers without stopping, the same with Optuna's
+SuccessiveHalvingPruner, and a row for sweepwise's own stopper (not built yet).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from real.problems import RealProblem, load_problems
+
+STEP_BUDGET = 15  # full trainings' worth of recorded steps per sweep
+METHODS = ["random", "tpe", "random+sha", "tpe+sha", "sweepwise-asha"]
+NOT_BUILT = "sweepwise asha: not built yet"
+
+
+def curve_problems() -> dict[str, RealProblem]:
+    """The real problems whose tables hold more than one step of training."""
+    return {name: p for name, p in load_problems().items() if len(p.steps) > 1}
+
+
+def step_budget(problem: RealProblem, scale: float = 1.0) -> int:
+    """Recorded steps a sweep may train (at least one full training)."""
+    return max(len(problem.steps), round(STEP_BUDGET * len(problem.steps) * scale))
+
+
+def sweepwise_asha(problem: RealProblem, seed: int, budget: int) -> dict[str, Any]:
+    """sweepwise's own early stopping on the same curves: the hook for when it exists."""
+    raise NotImplementedError(NOT_BUILT)
+
+
+def run_optuna(method: str, problem: RealProblem, seed: int, budget: int) -> dict[str, Any]:
+    """One sweep with an Optuna sampler, with or without successive halving, under `budget` steps."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    sampler_name, _, stopper = method.partition("+")
+    sampler = (
+        optuna.samplers.TPESampler(seed=seed)
+        if sampler_name == "tpe"
+        else optuna.samplers.RandomSampler(seed=seed)
+    )
+    pruner = optuna.pruners.SuccessiveHalvingPruner() if stopper == "sha" else optuna.pruners.NopPruner()
+    study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
+    spent, seconds, best, started, completed = 0, 0.0, math.inf, 0, 0
+    while spent < budget:
+        trial = study.ask()
+        losses, costs = problem.curve(problem.optuna_params(trial, with_step=False), seed)
+        started += 1
+        for t, loss in enumerate(losses):
+            spent += 1
+            trial.report(float(loss), t + 1)
+            if t + 1 == len(losses):
+                seconds += float(costs[t])
+                study.tell(trial, float(loss))
+                best, completed = min(best, float(loss)), completed + 1
+            elif spent >= budget or trial.should_prune():
+                seconds += float(costs[t])
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+    reference = float(problem.loss[:, seed % problem.seeds, -1].min())
+    return {
+        "regret": [max(best - reference, 0.0)],
+        "cost": [seconds],
+        "started": started,
+        "completed": completed,
+    }
+
+
+def run_task(task: tuple[str, str, str, int], budget_scale: float = 1.0) -> tuple[Any, dict[str, Any]]:
+    """One sweep (method, problem, mode, seed) of the curves suite; the mode is always seq."""
+    method, name, _, seed = task
+    problem = load_problems()[name]
+    budget = step_budget(problem, budget_scale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if method == "sweepwise-asha":
+            try:
+                return task, sweepwise_asha(problem, seed, budget)
+            except NotImplementedError as exc:
+                return task, {"skipped": str(exc)}
+        return task, run_optuna(method, problem, seed, budget)
+
+
+def summarise(results: dict[Any, dict[str, Any]]) -> str:
+    """Per problem and method: median final regret [IQR], trials started/completed, fit seconds."""
+    methods = [m for m in METHODS if any(k[0] == m for k in results)]
+    problems = [p for p in load_problems() if any(k[1] == p for k in results)]
+    lines = [
+        f"## Learning curves: {STEP_BUDGET} full trainings' worth of steps per sweep",
+        "",
+        "Final regret (best final-step loss above the table's best): median [IQR]; "
+        "trials started / trained to the end; fit seconds spent (medians over seeds)",
+        "",
+        "| problem | steps | " + " | ".join(methods) + " |",
+        "| --- " * (2 + len(methods)) + "|",
+    ]
+    skipped = set()
+    for p in problems:
+        row = []
+        for method in methods:
+            runs = [r for k, r in results.items() if k[0] == method and k[1] == p]
+            if not runs or "skipped" in runs[0]:
+                skipped |= {r["skipped"] for r in runs if "skipped" in r}
+                row.append("—")
+                continue
+            q1, med, q3 = np.percentile([r["regret"][-1] for r in runs], [25, 50, 75])
+            started = np.median([r["started"] for r in runs])
+            completed = np.median([r["completed"] for r in runs])
+            seconds = np.median([r["cost"][-1] for r in runs])
+            row.append(f"{med:.4f} [{q1:.4f}, {q3:.4f}]; {started:.0f}/{completed:.0f}; {seconds:.1f} s")
+        steps = load_problems()[p].steps
+        lines.append(f"| {p} | {len(steps)} | " + " | ".join(row) + " |")
+    lines += [""] + [f"- {s}" for s in sorted(skipped)]
+    return "\n".join(lines)

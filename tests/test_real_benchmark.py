@@ -1,0 +1,98 @@
+"""The real-problem benchmark: its tables load, their specs are valid sweepwise spaces, look-ups
+are finite, and `benchmarks/optimizers.py --suite real` / `--suite curves` run end to end.
+
+Only that the suites run and what they print are checked, not their figures.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from sweepwise.space import SearchSpace
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import optimizers  # noqa: E402
+from real import curves  # noqa: E402
+from real.problems import RealProblem, load_problems  # noqa: E402
+
+
+def _corner(problem: RealProblem, pick: int) -> dict[str, object]:
+    """A grid point: each parameter's first (pick=0) or last (pick=-1) value."""
+    return {name: p["values"][pick] for name, p in problem.params.items()}
+
+
+def test_tables_load_and_stay_small() -> None:
+    problems = load_problems()
+    assert len(problems) >= 8
+    assert {p.model for p in problems.values()} == {"hgb", "mlp", "svm"}
+    size = sum(f.stat().st_size for f in (BENCHMARKS / "real" / "tables").glob("*.json.gz"))
+    assert size < 3_000_000
+    for problem in problems.values():
+        points, seeds, steps = problem.loss.shape
+        assert points == len(problem.rows) and seeds == problem.seeds >= 2 and steps == len(problem.steps)
+        assert problem.cost.shape == problem.loss.shape
+        assert (problem.cost >= 0).all() and (problem.loss >= 0).all()
+
+
+def test_specs_are_valid_sweepwise_spaces() -> None:
+    for problem in load_problems().values():
+        space = SearchSpace.from_dict(problem.parameters())
+        assert set(space.names) == set(problem.params)
+        SearchSpace.from_dict(problem.parameters(with_step=False))
+
+
+def test_lookups_are_finite_and_snap_to_the_grid() -> None:
+    for problem in load_problems().values():
+        for seed in range(3):
+            for pick in (0, -1):
+                params = _corner(problem, pick)
+                loss, cost = problem.evaluate(params, seed)
+                assert math.isfinite(loss) and math.isfinite(cost) and cost >= 0
+                assert problem.regret(loss, seed) >= 0
+                nudged = {k: v * 1.01 if problem.params[k]["kind"] == "log" else v for k, v in params.items()}
+                assert problem.evaluate(nudged, seed) == (loss, cost)
+                losses, costs = problem.curve(params, seed)
+                assert len(losses) == len(problem.steps) and list(costs) == sorted(costs)
+                assert problem.evaluate(params, seed, step=problem.steps[0])[1] == costs[0]
+
+
+def test_conditional_parameter_is_ignored_where_its_condition_fails() -> None:
+    problem = load_problems()["svc-digits"]
+    base = {"C": 1.0, "gamma": 0.01, "kernel": "rbf"}
+    assert problem.evaluate(base | {"degree": 2}, 0) == problem.evaluate(base | {"degree": 4}, 0)
+    poly = base | {"kernel": "poly"}
+    assert problem.row(poly | {"degree": 2}) != problem.row(poly | {"degree": 4})
+
+
+def test_real_suite_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--suite", "real", "--problems", "svc-breast-cancer", "--seeds", "1", "--workers", "1"]
+    argv += ["--optimizers", "protein,random,optuna-tpe", "--budget-scale", "0.2"]
+    assert optimizers.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| svc-breast-cancer | seq |" in out and "| svc-breast-cancer | batch |" in out
+    assert "## Median cost" in out
+
+
+def test_curves_suite_leaves_a_row_for_sweepwise_asha(capsys: pytest.CaptureFixture[str]) -> None:
+    problems = curves.curve_problems()
+    assert problems and all(len(p.steps) > 1 for p in problems.values())
+    argv = ["--suite", "curves", "--problems", "hgb-diabetes", "--seeds", "1", "--workers", "1"]
+    argv += ["--optimizers", "random,tpe+sha,sweepwise-asha", "--budget-scale", "0.1"]
+    assert optimizers.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| hgb-diabetes |" in out and curves.NOT_BUILT in out
+
+
+@pytest.mark.slow
+def test_real_suite_with_every_optimizer(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--suite", "real", "--problems", "mlp-diabetes", "--seeds", "1", "--workers", "1"]
+    assert optimizers.main([*argv, "--budget-scale", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "| protein | random | optuna-tpe | optuna-gp | ax |" in out
+    assert "## Protein against the issue's targets" in out
