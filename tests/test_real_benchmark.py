@@ -79,14 +79,18 @@ def test_real_suite_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     assert "## Median cost" in out
 
 
-def test_curves_suite_leaves_a_row_for_sweepwise_asha(capsys: pytest.CaptureFixture[str]) -> None:
+def test_curves_suite_runs_sweepwise_with_and_without_its_stopper(capsys: pytest.CaptureFixture[str]) -> None:
     problems = curves.curve_problems()
     assert problems and all(len(p.steps) > 1 for p in problems.values())
     argv = ["--suite", "curves", "--problems", "hgb-diabetes", "--seeds", "1", "--workers", "1"]
-    argv += ["--optimizers", "random,tpe+sha,sweepwise-asha", "--budget-scale", "0.1"]
+    argv += ["--optimizers", "random,tpe+sha,sweepwise-random,sweepwise-random+asha", "--budget-scale", "0.5"]
     assert optimizers.main(argv) == 0
     out = capsys.readouterr().out
-    assert "| hgb-diabetes |" in out and curves.NOT_BUILT in out
+    (row,) = [line for line in out.splitlines() if line.startswith("| hgb-diabetes |")]
+    cells = [cell.strip() for cell in row.split("|")[3:-1]]
+    assert len(cells) == 4 and "—" not in cells, row
+    started = [int(cell.split("; ")[1].split("/")[0]) for cell in cells]
+    assert started[3] > started[2]  # with the stopper, the same budget starts more trials
 
 
 @pytest.mark.slow

@@ -8,8 +8,9 @@ it trained to the end, reported as regret above the table's best final-step loss
 
     python benchmarks/optimizers.py --suite curves --seeds 10
 
-Methods: Optuna's random and TPE samplers without stopping, the same with Optuna's
-SuccessiveHalvingPruner, and a row for sweepwise's own stopper (not built yet).
+Methods: Optuna's random and TPE samplers without stopping and with Optuna's
+SuccessiveHalvingPruner; sweepwise's random search and Protein without stopping and with
+sweepwise's own `asha` stopper (grace period 1, reduction factor 3, max_t the last step).
 """
 
 from __future__ import annotations
@@ -23,8 +24,16 @@ import numpy as np
 from real.problems import RealProblem, load_problems
 
 STEP_BUDGET = 15  # full trainings' worth of recorded steps per sweep
-METHODS = ["random", "tpe", "random+sha", "tpe+sha", "sweepwise-asha"]
-NOT_BUILT = "sweepwise asha: not built yet"
+METHODS = [
+    "random",
+    "tpe",
+    "random+sha",
+    "tpe+sha",
+    "sweepwise-random",
+    "sweepwise-random+asha",
+    "sweepwise-protein",
+    "sweepwise-protein+asha",
+]
 
 
 def curve_problems() -> dict[str, RealProblem]:
@@ -37,9 +46,54 @@ def step_budget(problem: RealProblem, scale: float = 1.0) -> int:
     return max(len(problem.steps), round(STEP_BUDGET * len(problem.steps) * scale))
 
 
-def sweepwise_asha(problem: RealProblem, seed: int, budget: int) -> dict[str, Any]:
-    """sweepwise's own early stopping on the same curves: the hook for when it exists."""
-    raise NotImplementedError(NOT_BUILT)
+def run_sweepwise(method: str, problem: RealProblem, seed: int, budget: int) -> dict[str, Any]:
+    """One sweep with a sweepwise optimizer, with sweepwise's own stopper or none, under `budget` steps.
+
+    The stopper is `sweepwise.engine.stopping.Stopper` itself, fed each trial's curve one
+    report at a time as the controller feeds it the jobs' reports; a stopped trial is an
+    observation at the step it reached, as a STOPPED run is.
+    """
+    from sweepwise.core import keys
+    from sweepwise.core.models import Observation, RunInfo
+    from sweepwise.engine.stopping import Stopper, StopperSpec
+    from sweepwise.optimizers import OptimizerSpec, make_optimizer
+    from sweepwise.space import SearchSpace
+
+    optimizer_name, _, stopper_name = method.removeprefix("sweepwise-").partition("+")
+    space = SearchSpace.from_dict(problem.parameters(with_step=False))
+    optimizer = make_optimizer(OptimizerSpec(type=optimizer_name, seed=seed), space, goal="minimize")
+    spec = StopperSpec(
+        type=stopper_name or "none", grace_period=1, reduction_factor=3, max_t=len(problem.steps)
+    )
+    stopper = Stopper(spec, "loss", "minimize")
+    observations: list[Observation] = []
+    spent, seconds, best, started, completed = 0, 0.0, math.inf, 0, 0
+    while spent < budget:
+        (params,) = optimizer.suggest(observations, 1)
+        losses, costs = problem.curve(params, seed)
+        started += 1
+        rungs: dict[str, float] = {}
+        for t, loss in enumerate(losses):
+            spent += 1
+            report = {keys.TRAIN_METRICS: {"step": t + 1, "loss": float(loss)}, keys.RUNGS: rungs}
+            decision = stopper.decide(RunInfo(f"trial{started}", summary=report))
+            if decision is not None:
+                rungs = decision.rungs
+            if t + 1 == len(losses):
+                seconds += float(costs[t])
+                observations.append(Observation(float(loss), float(costs[t]), params))
+                best, completed = min(best, float(loss)), completed + 1
+            elif spent >= budget or (decision is not None and decision.stop):
+                seconds += float(costs[t])
+                observations.append(Observation(float(loss), float(costs[t]), params, step=t + 1))
+                break
+    reference = float(problem.loss[:, seed % problem.seeds, -1].min())
+    return {
+        "regret": [max(best - reference, 0.0)],
+        "cost": [seconds],
+        "started": started,
+        "completed": completed,
+    }
 
 
 def run_optuna(method: str, problem: RealProblem, seed: int, budget: int) -> dict[str, Any]:
@@ -87,11 +141,8 @@ def run_task(task: tuple[str, str, str, int], budget_scale: float = 1.0) -> tupl
     budget = step_budget(problem, budget_scale)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if method == "sweepwise-asha":
-            try:
-                return task, sweepwise_asha(problem, seed, budget)
-            except NotImplementedError as exc:
-                return task, {"skipped": str(exc)}
+        if method.startswith("sweepwise-"):
+            return task, run_sweepwise(method, problem, seed, budget)
         return task, run_optuna(method, problem, seed, budget)
 
 

@@ -24,23 +24,26 @@ BUDGETS = {"hgb": 40, "mlp": 40, "svm": 30}  # evaluations per run, by model fam
 
 
 def sweepwise_parameters(params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """A table's grid as a sweepwise parameter spec, in today's distributions.
+    """A table's grid as a sweepwise parameter spec.
 
-    A log grid is searched as log_normal over its range, an int grid as int_uniform, an
-    ordinal list as a categorical whose choices keep their order (sweepwise indexes them),
-    a categorical as a categorical; a conditional parameter is always present (a look-up
-    ignores it where its condition fails). The one place to change once sweepwise has
-    ordinal parameters and conditions.
+    A log grid is an `ordinal` spaced on a log scale, an ordinal list an `ordinal`, an int
+    grid `int_uniform` over its range, a categorical a categorical; a conditional parameter
+    carries its `when:` (docs/optimizers.md, "Parameter specs").
     """
     out: dict[str, dict[str, Any]] = {}
     for name, p in params.items():
         values = p["values"]
         if p["kind"] == "log":
-            out[name] = {"distribution": "log_normal", "min": min(values), "max": max(values)}
+            spec: dict[str, Any] = {"distribution": "ordinal", "values": list(values), "log": True}
+        elif p["kind"] == "ordinal":
+            spec = {"distribution": "ordinal", "values": list(values)}
         elif p["kind"] == "int":
-            out[name] = {"distribution": "int_uniform", "min": min(values), "max": max(values)}
+            spec = {"distribution": "int_uniform", "min": min(values), "max": max(values)}
         else:
-            out[name] = {"distribution": "categorical", "choices": list(values)}
+            spec = {"distribution": "categorical", "choices": list(values)}
+        if p.get("when"):
+            spec["when"] = dict(p["when"])
+        out[name] = spec
     return out
 
 
