@@ -82,7 +82,6 @@ class TrialRecord:
     has_failed: bool
     is_stale: bool
     is_cancelled: bool
-    is_stopped: bool
     started_at: float | None
     completed_at: float | None
     last_heartbeat_at: float | None
@@ -95,6 +94,7 @@ class TrialRecord:
     train_dispatch_id: str | None = None
     eval_dispatch_id: str | None = None
     eval_started_at: float | None = None
+    is_stopped: bool = False
     dirty: bool = field(default=False)
 
     @property
