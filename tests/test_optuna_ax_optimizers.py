@@ -129,7 +129,8 @@ MIXED = SearchSpace.from_dict(
         {"type": "sobol"},
         {"type": "optuna", "sampler": "tpe"},
         {"type": "optuna", "sampler": "gp"},
-        {"type": "ax", "initialization_budget": 3},
+        # Ax in the full suite: test_ax_gives_valid_suggestions_with_failures_and_pending is fast
+        pytest.param({"type": "ax", "initialization_budget": 3}, marks=pytest.mark.slow),
     ],
     ids=lambda spec: "-".join(str(v) for v in spec.values()),
 )

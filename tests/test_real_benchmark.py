@@ -83,7 +83,8 @@ def test_curves_suite_runs_sweepwise_with_and_without_its_stopper(capsys: pytest
     problems = curves.curve_problems()
     assert problems and all(len(p.steps) > 1 for p in problems.values())
     argv = ["--suite", "curves", "--problems", "hgb-diabetes", "--seeds", "1", "--workers", "1"]
-    argv += ["--optimizers", "random,tpe+sha,sweepwise-random,sweepwise-random+asha", "--budget-scale", "0.5"]
+    methods = "random,random+sha,sweepwise-random,sweepwise-random+asha"
+    argv += ["--optimizers", methods, "--budget-scale", "0.4"]
     assert optimizers.main(argv) == 0
     out = capsys.readouterr().out
     (row,) = [line for line in out.splitlines() if line.startswith("| hgb-diabetes |")]

@@ -207,6 +207,7 @@ def test_an_old_database_is_upgraded_with_every_run_kept_and_its_sweep_goes_on(
     assert sorted(markers(work, "train")) == ["exp_trial_0004", "exp_trial_0005", "exp_trial_0006"]
 
 
+@pytest.mark.slow  # three whole CLI runs; the fast subset keeps the upgrade of the oldest revision
 def test_a_newer_revision_is_one_clear_error_and_left_untouched(load: Loader, tmp_path: Path) -> None:
     url = load(SAVED[-1])
     from sqlalchemy import create_engine, text

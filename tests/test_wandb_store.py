@@ -370,6 +370,7 @@ def test_wandb_urls_open_a_wandb_store_on_a_sql_ledger(
     )
 
 
+@pytest.mark.slow  # ~3 s of wandb start-up; the fast subset has test_mirrors' W&B cases on the fake
 def test_offline_mode_writes_the_runs_for_real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
