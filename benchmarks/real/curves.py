@@ -87,13 +87,7 @@ def run_sweepwise(method: str, problem: RealProblem, seed: int, budget: int) -> 
                 seconds += float(costs[t])
                 observations.append(Observation(float(loss), float(costs[t]), params, step=t + 1))
                 break
-    reference = float(problem.loss[:, seed % problem.seeds, -1].min())
-    return {
-        "regret": [max(best - reference, 0.0)],
-        "cost": [seconds],
-        "started": started,
-        "completed": completed,
-    }
+    return _sweep_result(problem, seed, best, seconds, started, completed)
 
 
 def run_optuna(method: str, problem: RealProblem, seed: int, budget: int) -> dict[str, Any]:
@@ -125,6 +119,13 @@ def run_optuna(method: str, problem: RealProblem, seed: int, budget: int) -> dic
                 seconds += float(costs[t])
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 break
+    return _sweep_result(problem, seed, best, seconds, started, completed)
+
+
+def _sweep_result(
+    problem: RealProblem, seed: int, best: float, seconds: float, started: int, completed: int
+) -> dict[str, Any]:
+    """One sweep's row: final regret above the table's best final-step loss, seconds, trials."""
     reference = float(problem.loss[:, seed % problem.seeds, -1].min())
     return {
         "regret": [max(best - reference, 0.0)],
