@@ -18,7 +18,8 @@ from conftest import cli, markers, status_json
 
 # Every status's machine name, in the order `--json` counts list them.
 ZERO_COUNTS = dict.fromkeys(
-    ("pending", "in_training", "trained", "in_eval", "completed", "stale", "failed", "cancelled"), 0
+    ("pending", "in_training", "trained", "in_eval", "completed", "stale", "failed", "cancelled", "stopped"),
+    0,
 )
 
 
