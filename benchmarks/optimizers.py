@@ -239,6 +239,57 @@ def run_task(task: Task, budget_scale: float = 1.0) -> tuple[Task, dict[str, Any
 # -- time per suggestion at 100 observations in 6 dimensions ----------------------------------------
 
 
+def time_10d_pending(repeats: int = 5) -> dict[str, float]:
+    """Seconds for one suggestion at 100 observations in 10 dimensions with 4 pending (median).
+
+    Protein is given the 4 pending suggestions; Optuna's GPSampler holds 4 running trials.
+    """
+    import warnings
+
+    from sweepwise.core.models import Observation
+    from sweepwise.optimizers import OptimizerSpec, make_optimizer
+    from sweepwise.space import SearchSpace
+
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 1, (104, 10))
+    values = [float(np.sum((p - 0.3) ** 2)) for p in points]
+    names = [f"x{i}" for i in range(10)]
+    params = [dict(zip(names, map(float, p), strict=True)) for p in points]
+    observations = [Observation(v, 1.0, q) for q, v in zip(params[:100], values[:100], strict=True)]
+    space = {name: {"distribution": "uniform", "min": 0.0, "max": 1.0} for name in names}
+    optimizer = make_optimizer(
+        OptimizerSpec(type="protein", seed=0), SearchSpace.from_dict(space), goal="minimize"
+    )
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        optimizer.suggest(observations, 1, pending=params[100:])
+        times.append(time.perf_counter() - start)
+    out = {"protein": float(np.median(times))}
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        distributions = {name: optuna.distributions.FloatDistribution(0.0, 1.0) for name in names}
+        times = []
+        for _ in range(repeats):
+            study = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=0))
+            for q, v in zip(params[:100], values[:100], strict=True):
+                study.add_trial(optuna.trial.create_trial(params=q, distributions=distributions, value=v))
+            for _ in range(4):  # running trials
+                trial = study.ask()
+                for name in names:
+                    trial.suggest_float(name, 0.0, 1.0)
+            start = time.perf_counter()
+            trial = study.ask()
+            for name in names:
+                trial.suggest_float(name, 0.0, 1.0)
+            times.append(time.perf_counter() - start)
+    out["optuna-gp"] = float(np.median(times))
+    return out
+
+
 def time_at_100(repeats: int = 5) -> dict[str, float]:
     """Seconds for one suggestion given 100 observations of Hartmann-6 (median of `repeats`)."""
     import logging
@@ -541,6 +592,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.timing_only:
         print(summarise({}, time_at_100()))
+        pending = time_10d_pending()
+        print("\n## One suggestion at 100 observations, 10 dimensions, 4 pending\n")
+        for name, secs in pending.items():
+            print(f"- {name}: {secs:.3f} s")
         return 0
     if args.suite == "curves":
         from real import curves
