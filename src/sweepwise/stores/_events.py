@@ -13,13 +13,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, String, any_, bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from sweepwise.core.lifecycle import DEFAULT_RETRIES, LOST_ERROR, RetryPolicy, TrialRecord, apply_event
 from sweepwise.core.models import EventKind, JobEvent, JobTypes
 from sweepwise.stores._codec import cost_of, to_json
-from sweepwise.stores._exec import Prepared
+from sweepwise.stores._exec import Prepared, RunLookup
 from sweepwise.stores._runs import FLAGS, next_seq
 from sweepwise.stores.schema import JOB_EVENTS, RUNS
 
@@ -46,17 +45,7 @@ _WRITTEN = (
 )
 
 _LOADED_FIELDS = ("run_id", "experiment", *_WRITTEN, "is_cancelled", "summary")
-# SQLite: one primary-key lookup per run (in-process, that beats rendering an IN list).
-# A server: one query for every run, as each statement costs a network round trip.
-_LOAD = Prepared(
-    select(*(RUNS.c[name] for name in _LOADED_FIELDS)).where(RUNS.c.run_id == bindparam("b_run_id"))
-)
-_LOAD_ALL = Prepared(
-    select(*(RUNS.c[name] for name in _LOADED_FIELDS)).where(
-        RUNS.c.run_id == any_(bindparam("b_run_ids", type_=ARRAY(String)))
-    ),
-    custom_plan=True,
-)
+_LOAD = RunLookup([RUNS.c[name] for name in _LOADED_FIELDS])
 _EVAL_STARTED_AT = Prepared(
     select(func.max(JOB_EVENTS.c.at)).where(
         JOB_EVENTS.c.run_id == bindparam("b_run_id"),
@@ -72,21 +61,15 @@ _WRITE_BACK = Prepared(
 _INSERT_EVENT = Prepared(insert(JOB_EVENTS))
 
 
-def _rows(conn: Connection, run_ids: list[str]) -> list[Any]:
-    if conn.dialect.name == "postgresql" and len(run_ids) > 1:
-        return _LOAD_ALL.rows(conn, {"b_run_ids": run_ids})
-    return [row for run_id in run_ids if (row := _LOAD.first(conn, {"b_run_id": run_id})) is not None]
-
-
 def _load(conn: Connection, run_ids: list[str]) -> dict[str, TrialRecord]:
     runs: dict[str, TrialRecord] = {}
-    for row in _rows(conn, run_ids):
+    for run_id, row in _LOAD.many(conn, run_ids).items():  # in the order asked
         values = dict(zip(_LOADED_FIELDS, row, strict=True))
         values["summary"] = json.loads(values["summary"])
         for flag in FLAGS:  # SQLite hands booleans back as 0 / 1
             values[flag] = bool(values[flag])
-        runs[values["run_id"]] = TrialRecord(**values)
-    return {run_id: runs[run_id] for run_id in run_ids if run_id in runs}  # in the order asked
+        runs[run_id] = TrialRecord(**values)
+    return runs
 
 
 def _eval_started_at(conn: Connection, event: JobEvent, record: TrialRecord) -> float | None:

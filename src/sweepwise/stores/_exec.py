@@ -161,6 +161,41 @@ class Prepared:
             cursor.close()
 
 
+class RunLookup:
+    """Columns of runs read by id: one run, or many (docs/stores.md, "What keeps a tick cheap on a server").
+
+    SQLite reads in-process, where one primary-key lookup per run beats rendering a list; on
+    a server each statement costs a round trip, so many runs are read in one `= ANY(...)`.
+
+    Args:
+        columns: the `runs` columns to read, in the order the rows give them.
+    """
+
+    __slots__ = ("_many", "_one")
+
+    def __init__(self, columns: Sequence[Any]) -> None:
+        from sqlalchemy import String, any_, bindparam, select
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        run_id = columns[0].table.c.run_id
+        self._one = Prepared(select(*columns).where(run_id == bindparam("b_run_id")))
+        ids = bindparam("b_run_ids", type_=ARRAY(String))
+        self._many = Prepared(select(run_id, *columns).where(run_id == any_(ids)), custom_plan=True)
+
+    def one(self, conn: Connection, run_id: str) -> Any:
+        """The row of `run_id`, or None."""
+        return self._one.first(conn, {"b_run_id": run_id})
+
+    def many(self, conn: Connection, run_ids: Sequence[str]) -> dict[str, Any]:
+        """The rows of the runs of `run_ids` that exist, by run id, in the order asked."""
+        unique = list(dict.fromkeys(run_ids))
+        if conn.dialect.name != "postgresql" or len(unique) < 2:
+            found = {run_id: self.one(conn, run_id) for run_id in unique}
+        else:
+            found = {row[0]: tuple(row[1:]) for row in self._many.rows(conn, {"b_run_ids": unique})}
+        return {run_id: found[run_id] for run_id in unique if found.get(run_id) is not None}
+
+
 PENDING = "sweepwise.pending"
 """Key in `Connection.info` of the writes `Prepared.later` holds for the next round trip."""
 
@@ -240,4 +275,4 @@ def _reraise(conn: Connection, sql: str, arguments: Any, exc: Exception) -> NoRe
     ) from exc
 
 
-__all__ = ["PENDING", "Prepared", "discard_pending", "flush_pending"]
+__all__ = ["PENDING", "Prepared", "RunLookup", "discard_pending", "flush_pending"]

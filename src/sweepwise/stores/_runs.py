@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, String, any_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
@@ -34,7 +34,7 @@ from sweepwise.stores._codec import (
     to_epoch,
     to_json,
 )
-from sweepwise.stores._exec import Prepared
+from sweepwise.stores._exec import Prepared, RunLookup
 from sweepwise.stores.schema import EXPERIMENTS, RUNS
 
 TX_CACHE = "sweepwise.tx"
@@ -89,27 +89,11 @@ class _RunState(NamedTuple):
     is_stopped: bool
 
 
-_RUN_STATE = Prepared(
-    select(*(RUNS.c[name] for name in _RunState._fields)).where(RUNS.c.run_id == bindparam("b_run_id"))
-)
-_RUN_STATES = Prepared(
-    select(RUNS.c.run_id, *(RUNS.c[name] for name in _RunState._fields)).where(
-        RUNS.c.run_id == any_(bindparam("b_run_ids", type_=postgresql.ARRAY(String)))
-    ),
-    custom_plan=True,
-)
-_RUN_SUMMARIES = Prepared(
-    select(RUNS.c.run_id, RUNS.c.experiment, RUNS.c.summary, RUNS.c.cost).where(
-        RUNS.c.run_id == any_(bindparam("b_run_ids", type_=postgresql.ARRAY(String)))
-    ),
-    custom_plan=True,
-)
+_RUN_STATE = RunLookup([RUNS.c[name] for name in _RunState._fields])
 _CAS_RUN = Prepared(
     update(RUNS).where(RUNS.c.run_id == bindparam("b_run_id"), RUNS.c.status == bindparam("b_status"))
 )
-_RUN_SUMMARY = Prepared(
-    select(RUNS.c.experiment, RUNS.c.summary, RUNS.c.cost).where(RUNS.c.run_id == bindparam("b_run_id"))
-)
+_RUN_SUMMARY = RunLookup([RUNS.c.experiment, RUNS.c.summary, RUNS.c.cost])
 
 
 def _tx_cache(conn: Connection) -> dict[str, Any]:
@@ -291,7 +275,7 @@ def record_training_intent_without_commit(
 
 
 def _run_state(conn: Connection, run_id: str) -> _RunState | None:
-    row = _RUN_STATE.first(conn, {"b_run_id": run_id})
+    row = _RUN_STATE.one(conn, run_id)
     return None if row is None else _RunState(*row)
 
 
@@ -312,9 +296,7 @@ def record_eval_intents_without_commit(conn: Connection, jobs: Sequence[JobDefin
     """`record_eval_intent_without_commit` for each job; on a server the runs are read in one query."""
     states = _states(conn, [job.run_id for job in jobs])
     for job in jobs:
-        _set_eval_intent(
-            conn, job, _run_state(conn, job.run_id) if states is None else states.get(job.run_id)
-        )
+        _set_eval_intent(conn, job, states.get(job.run_id))
 
 
 def _set_eval_intent(conn: Connection, job: JobDefinition, row: _RunState | None) -> None:
@@ -353,20 +335,12 @@ def record_dispatch_ids_without_commit(conn: Connection, items: Sequence[tuple[s
     """
     states = _states(conn, [run_id for run_id, _, _ in items])
     for run_id, job_type, dispatch_id in items:
-        row = _run_state(conn, run_id) if states is None else states.get(run_id)
-        _set_dispatch_id(conn, run_id, row, job_type, dispatch_id)
+        _set_dispatch_id(conn, run_id, states.get(run_id), job_type, dispatch_id)
 
 
-def _states(conn: Connection, run_ids: list[str]) -> dict[str, _RunState] | None:
-    """On a server, the states of `run_ids` read in one query; None on SQLite or for one run.
-
-    A round trip per run would cost more on a server; SQLite reads in-process, where one
-    primary-key lookup each is cheaper than a list (docs/stores.md, "PostgreSQL").
-    """
-    unique = list(dict.fromkeys(run_ids))
-    if conn.dialect.name != "postgresql" or len(unique) < 2:
-        return None
-    return {row[0]: _RunState(*row[1:]) for row in _RUN_STATES.rows(conn, {"b_run_ids": unique})}
+def _states(conn: Connection, run_ids: list[str]) -> dict[str, _RunState]:
+    """The states of the runs of `run_ids` that exist (one query on a server)."""
+    return {run_id: _RunState(*row) for run_id, row in _RUN_STATE.many(conn, run_ids).items()}
 
 
 def _set_dispatch_id(
@@ -433,7 +407,7 @@ def mark_failed_without_commit(conn: Connection, run_id: str, reason: str) -> bo
 def update_run_summary_without_commit(conn: Connection, run_id: str, summary_update: dict[str, Any]) -> bool:
     """Merge `summary_update` into the run's summary; False if there is no such run."""
     to_json(summary_update, what="summary_update")  # fail before touching the database
-    return _merge_summary(conn, run_id, summary_update, _RUN_SUMMARY.first(conn, {"b_run_id": run_id}))
+    return _merge_summary(conn, run_id, summary_update, _RUN_SUMMARY.one(conn, run_id))
 
 
 def update_run_summaries_without_commit(conn: Connection, updates: Mapping[str, dict[str, Any]]) -> list[str]:
@@ -443,13 +417,9 @@ def update_run_summaries_without_commit(conn: Connection, updates: Mapping[str, 
     """
     for summary_update in updates.values():
         to_json(summary_update, what="summary_update")  # fail before touching the database
-    run_ids = list(updates)
-    if conn.dialect.name != "postgresql" or len(run_ids) < 2:
-        rows = {run_id: _RUN_SUMMARY.first(conn, {"b_run_id": run_id}) for run_id in run_ids}
-    else:
-        rows = {row[0]: row[1:] for row in _RUN_SUMMARIES.rows(conn, {"b_run_ids": run_ids})}
+    rows = _RUN_SUMMARY.many(conn, list(updates))  # one query on a server
     return [
-        run_id for run_id in run_ids if not _merge_summary(conn, run_id, updates[run_id], rows.get(run_id))
+        run_id for run_id in updates if not _merge_summary(conn, run_id, updates[run_id], rows.get(run_id))
     ]
 
 
