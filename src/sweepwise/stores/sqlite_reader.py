@@ -63,8 +63,14 @@ class LeanReader:
     url: str
     _mark = "?"  # the driver's parameter placeholder
 
+    _found = False
+
     def exists(self) -> bool:
-        """True if the store holds a sweepwise schema."""
+        """True if the store holds a sweepwise schema (a yes is remembered: callers ask twice)."""
+        self._found = self._found or self._exists()
+        return self._found
+
+    def _exists(self) -> bool:
         raise NotImplementedError
 
     def at_head(self) -> bool:
@@ -138,8 +144,7 @@ class SQLiteReader(LeanReader):
         self.url = f"sqlite:///{path}"
         self._connection: sqlite3.Connection | None = None
 
-    def exists(self) -> bool:
-        """True if the file exists and holds a sweepwise schema."""
+    def _exists(self) -> bool:
         if not self.path.is_file():
             return False
         try:
@@ -179,8 +184,7 @@ class PostgresReader(LeanReader):
         self._connect_for = connect_for
         self._connection: Any = None
 
-    def exists(self) -> bool:
-        """True if the database holds a sweepwise schema."""
+    def _exists(self) -> bool:
         return bool(self._rows("SELECT to_regclass('runs') IS NOT NULL")[0][0])
 
     def _db(self) -> Any:
