@@ -530,36 +530,66 @@ def summarise_real(results: Results) -> str:
     return "\n".join(lines)
 
 
+def save_results(path: Path, results: Results, timing: dict[str, float] | None = None) -> None:
+    """Write every run's trace as JSON (atomically: a killed run leaves the last whole file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(
+        json.dumps({"|".join(map(str, k)): v for k, v in results.items()} | {"timing": timing or {}})
+    )
+    os.replace(tmp, path)
+
+
+def load_results(path: Path) -> Results:
+    """The runs a `save_results` file holds (its timing left out)."""
+    data = json.loads(path.read_text())
+    data.pop("timing", None)
+    out: Results = {}
+    for key, value in data.items():
+        name, problem, mode, seed = key.split("|")
+        out[(name, problem, mode, int(seed))] = value
+    return out
+
+
 def run_all(
-    runner: Callable[..., tuple[Task, dict[str, Any]]], tasks: list[Task], workers: int, **options: Any
+    runner: Callable[..., tuple[Task, dict[str, Any]]],
+    tasks: list[Task],
+    workers: int,
+    checkpoint: Path | None = None,
+    **options: Any,
 ) -> Results:
-    """Run every task (in a pool of `workers` processes when above 1), printing progress."""
+    """Run every task (in a pool of `workers` processes when above 1), printing progress.
+
+    With `checkpoint`, the runs done so far are saved there after each one, and runs the
+    file already holds are not run again: an interrupted benchmark resumes where it stopped.
+    """
     import functools
 
     results: Results = {}
+    if checkpoint is not None and checkpoint.exists():
+        done_before = load_results(checkpoint)
+        results = {task: done_before[task] for task in tasks if task in done_before}
+        tasks = [task for task in tasks if task not in done_before]
+        if results:
+            print(f"{len(results)} runs read back from {checkpoint}", file=sys.stderr)
     start = time.time()
     run = functools.partial(runner, **options)
+
+    def finished(done: int, task: Task, result: dict[str, Any]) -> None:
+        results[task] = result
+        if checkpoint is not None:
+            save_results(checkpoint, results)
+        print(f"\r{done}/{len(tasks)} runs, {time.time() - start:.0f} s", end="", file=sys.stderr, flush=True)
+
     if workers > 1:
         import multiprocessing
 
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             for done, (task, result) in enumerate(pool.imap_unordered(run, tasks), 1):
-                results[task] = result
-                print(
-                    f"\r{done}/{len(tasks)} runs, {time.time() - start:.0f} s",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                finished(done, task, result)
     else:
         for done, task in enumerate(tasks, 1):
-            results[task] = run(task)[1]
-            print(
-                f"\r{done}/{len(tasks)} runs, {time.time() - start:.0f} s",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
+            finished(done, task, run(task)[1])
     print(file=sys.stderr)
     return results
 
@@ -586,7 +616,13 @@ def main(argv: list[str] | None = None) -> int:
         default=1.0,
         help="scale the real problems' budgets (e.g. 0.1 for a smoke run)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="write every run's trace as JSON")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write every run's trace as JSON, after each run; runs the file already holds are "
+        "not run again (an interrupted benchmark resumes)",
+    )
     parser.add_argument("--no-timing", action="store_true", help="skip the 100-observation timing")
     parser.add_argument("--timing-only", action="store_true", help="only the 100-observation timing")
     args = parser.parse_args(argv)
@@ -605,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks = [
             (method, p, "seq", seed) for method in methods for p in problems for seed in range(args.seeds)
         ]
-        results = run_all(curves.run_task, tasks, args.workers, budget_scale=args.budget_scale)
+        results = run_all(curves.run_task, tasks, args.workers, args.out, budget_scale=args.budget_scale)
         print(curves.summarise(results))
         return 0
     real = args.suite == "real"
@@ -619,13 +655,10 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(args.seeds)
     ]
     tasks.sort(key=lambda t: t[0] != "ax")  # the slowest first, so the pool ends together
-    results = run_all(run_task, tasks, args.workers, budget_scale=args.budget_scale)
+    results = run_all(run_task, tasks, args.workers, args.out, budget_scale=args.budget_scale)
     timing = {} if args.no_timing or real else time_at_100()
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps({"|".join(map(str, k)): v for k, v in results.items()} | {"timing": timing})
-        )
+        save_results(args.out, results, timing)
     print(summarise_real(results) if real else summarise(results, timing))
     return 0
 

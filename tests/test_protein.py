@@ -330,3 +330,94 @@ def test_the_acquisition_only_scores_suggestable_points(monkeypatch: pytest.Monk
     assert scored
     for xs in scored:  # ints rounded, ordinals on their values, inactive blocks neutral: before scoring
         assert np.array_equal(opt.encoder.snap(xs), xs)
+
+
+# -- stopped runs: a multi-fidelity observation ------------------------------------------------
+
+
+def _full_score(x: float) -> float:
+    return -((x - 0.8) ** 2)
+
+
+def _fidelity_history(stopped: bool) -> list[Observation]:
+    """Runs trained in full only where x < 0.45; runs stopped at step 1 of 10 across the range,
+    each 1.0 below its full-training score (the early value of any run is worse)."""
+    done = [Observation(_full_score(x), 10.0, {"x": x}, step=10) for x in (0.05, 0.2, 0.3, 0.4)]
+    early = [
+        Observation(_full_score(x) - 1.0, 1.0, {"x": x}, step=1, stopped=stopped)
+        for x in (0.1, 0.25, 0.5, 0.6, 0.7, 0.9, 0.95)
+    ]
+    return [*done, *early]
+
+
+def test_a_stopped_run_is_not_taken_for_a_bad_configuration_at_full_training() -> None:
+    space = SearchSpace.from_dict({"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}})
+    settings = ProteinSettings(acquisition_fn="ei", cost_aware=False)
+    picks = {
+        stopped: [
+            ProteinOptimizer(space, settings=settings, seed=seed).suggest(_fidelity_history(stopped), 1)[0][
+                "x"
+            ]
+            for seed in range(5)
+        ]
+        for stopped in (True, False)
+    }
+    # told which runs were stopped, Protein reads the early values' shape and goes where a full
+    # training would score best; read as full trainings, those runs looked worst of all
+    assert all(0.6 <= x <= 1.0 for x in picks[True]), picks
+    assert not all(0.6 <= x <= 1.0 for x in picks[False]), picks
+
+
+def test_steps_alone_change_nothing_when_no_run_was_stopped() -> None:
+    # a sweep without a stopper, where jobs report how far they trained (epochs may be a
+    # parameter): the steps are not a fidelity, and the suggestions are those without them
+    space = SearchSpace.from_dict({"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}})
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(0, 1, 8)
+    with_steps = [Observation(_full_score(x), 1.0, {"x": x}, step=int(1 + 9 * x)) for x in xs]
+    without = [Observation(_full_score(x), 1.0, {"x": x}) for x in xs]
+    optimizer = ProteinOptimizer(space, seed=3)
+    assert optimizer.suggest(with_steps, 2) == optimizer.suggest(without, 2)
+
+
+def test_auto_is_ei_on_a_grid_and_the_portfolio_on_continuous_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sweepwise.optimizers.protein import optimizer as module
+
+    kinds: list[str] = []
+    real_acquire = module._Model._acquire
+
+    def spy(self: Any, xs: np.ndarray, target: float, rng: np.random.Generator, kind: str) -> np.ndarray:
+        kinds.append(kind)
+        return real_acquire(self, xs, target, rng, kind)
+
+    monkeypatch.setattr(module._Model, "_acquire", spy)
+    grid = {"lr": {"distribution": "ordinal", "values": [0.001, 0.01, 0.1], "log": True}}
+    for spec, expected in (
+        ({**grid, "x": {"distribution": "uniform", "min": 0.0, "max": 1.0}}, {"ei"}),
+        ({"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}}, {"ei", "naive", "ucb"}),
+    ):
+        kinds.clear()
+        space = SearchSpace.from_dict(spec)
+        optimizer = ProteinOptimizer(space, seed=0)
+        history: list[Observation] = []
+        rng = np.random.default_rng(1)
+        for params in optimizer.suggest([], 6):
+            history.append(Observation(float(rng.random()), 1.0, params))
+        for _ in range(3):
+            (params,) = optimizer.suggest(history, 1)
+            history.append(Observation(float(rng.random()), 1.0, params))
+        assert set(kinds) == expected, (spec, kinds)
+
+
+def test_stopped_runs_without_a_usable_step_are_taken_as_trained_in_full() -> None:
+    # a job may report step=0 or a negative step, or a stop may have recorded none
+    space = SearchSpace.from_dict({"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}})
+    odd = [
+        Observation(_full_score(0.2), 1.0, {"x": 0.2}, step=-3, stopped=True),
+        Observation(_full_score(0.4), 1.0, {"x": 0.4}, step=0, stopped=True),
+        Observation(_full_score(0.6), 1.0, {"x": 0.6}, step=None, stopped=True),
+    ]
+    plain = [Observation(o.score, o.cost, o.suggestion) for o in odd]
+    history = [Observation(_full_score(x), 1.0, {"x": x}) for x in (0.05, 0.9, 0.95)]
+    optimizer = ProteinOptimizer(space, seed=2)
+    assert optimizer.suggest(history + odd, 2) == optimizer.suggest(history + plain, 2)

@@ -83,15 +83,17 @@ def test_curves_suite_runs_sweepwise_with_and_without_its_stopper(capsys: pytest
     problems = curves.curve_problems()
     assert problems and all(len(p.steps) > 1 for p in problems.values())
     argv = ["--suite", "curves", "--problems", "hgb-diabetes", "--seeds", "1", "--workers", "1"]
-    methods = "random,random+sha,sweepwise-random,sweepwise-random+asha"
+    methods = "random,random+sha,sweepwise-random,sweepwise-random+asha,raytune-random+asha"
     argv += ["--optimizers", methods, "--budget-scale", "0.4"]
     assert optimizers.main(argv) == 0
     out = capsys.readouterr().out
     (row,) = [line for line in out.splitlines() if line.startswith("| hgb-diabetes |")]
     cells = [cell.strip() for cell in row.split("|")[3:-1]]
-    assert len(cells) == 4 and "—" not in cells, row
+    assert len(cells) == 5 and "—" not in cells, row
     started = [int(cell.split("; ")[1].split("/")[0]) for cell in cells]
+    completed = [int(cell.split("; ")[1].split("/")[1]) for cell in cells]
     assert started[3] > started[2]  # with the stopper, the same budget starts more trials
+    assert started[4] > completed[4]  # Ray Tune's ASHA stopped some
 
 
 @pytest.mark.slow
@@ -101,3 +103,22 @@ def test_real_suite_with_every_optimizer(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "| protein | random | optuna-tpe | optuna-gp | ax |" in out
     assert "## Protein against the issue's targets" in out
+
+
+def test_a_benchmark_saves_each_run_and_resumes_from_its_out_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs.json"
+    argv = ["--suite", "real", "--problems", "svc-breast-cancer", "--seeds", "2", "--workers", "1"]
+    argv += ["--optimizers", "random", "--budget-scale", "0.2", "--modes", "seq", "--out", str(out)]
+    assert optimizers.main(argv) == 0
+    first = optimizers.load_results(out)
+    assert len(first) == 2
+    # as if killed after its first run: the second invocation runs only what is missing
+    optimizers.save_results(out, {key: first[key] for key in sorted(first)[:1]})
+    assert optimizers.main(argv) == 0
+    assert "1 runs read back from" in capsys.readouterr().err
+    again = optimizers.load_results(out)
+    assert again.keys() == first.keys()
+    for key, run in again.items():  # the same traces (the seconds per suggestion are timed anew)
+        assert (run["regret"], run["cost"]) == (first[key]["regret"], first[key]["cost"])

@@ -10,7 +10,8 @@ it trained to the end, reported as regret above the table's best final-step loss
 
 Methods: Optuna's random and TPE samplers without stopping and with Optuna's
 SuccessiveHalvingPruner; sweepwise's random search and Protein without stopping and with
-sweepwise's own `asha` stopper (grace period 1, reduction factor 3, max_t the last step).
+sweepwise's own `asha` stopper (grace period 1, reduction factor 3, max_t the last step);
+Ray Tune's random search with its ASHA scheduler (its defaults).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import numpy as np
 from real.problems import RealProblem, load_problems
 
 STEP_BUDGET = 15  # full trainings' worth of recorded steps per sweep
+GRACE_PERIOD = 3  # steps every trial trains before a stopper may judge it (every stopper)
+REDUCTION_FACTOR = 2  # every stopper keeps the best half at each rung
 METHODS = [
     "random",
     "tpe",
@@ -33,6 +36,7 @@ METHODS = [
     "sweepwise-random+asha",
     "sweepwise-protein",
     "sweepwise-protein+asha",
+    "raytune-random+asha",
 ]
 
 
@@ -63,7 +67,10 @@ def run_sweepwise(method: str, problem: RealProblem, seed: int, budget: int) -> 
     space = SearchSpace.from_dict(problem.parameters(with_step=False))
     optimizer = make_optimizer(OptimizerSpec(type=optimizer_name, seed=seed), space, goal="minimize")
     spec = StopperSpec(
-        type=stopper_name or "none", grace_period=1, reduction_factor=3, max_t=len(problem.steps)
+        type=stopper_name or "none",
+        grace_period=GRACE_PERIOD,
+        reduction_factor=REDUCTION_FACTOR,
+        max_t=len(problem.steps),
     )
     stopper = Stopper(spec, "loss", "minimize")
     observations: list[Observation] = []
@@ -81,11 +88,14 @@ def run_sweepwise(method: str, problem: RealProblem, seed: int, budget: int) -> 
                 rungs = decision.rungs
             if t + 1 == len(losses):
                 seconds += float(costs[t])
-                observations.append(Observation(float(loss), float(costs[t]), params))
+                observations.append(Observation(float(loss), float(costs[t]), params, step=t + 1))
                 best, completed = min(best, float(loss)), completed + 1
             elif spent >= budget or (decision is not None and decision.stop):
                 seconds += float(costs[t])
-                observations.append(Observation(float(loss), float(costs[t]), params, step=t + 1))
+                stopped = decision is not None and decision.stop
+                observations.append(
+                    Observation(float(loss), float(costs[t]), params, step=t + 1, stopped=stopped)
+                )
                 break
     return _sweep_result(problem, seed, best, seconds, started, completed)
 
@@ -101,7 +111,11 @@ def run_optuna(method: str, problem: RealProblem, seed: int, budget: int) -> dic
         if sampler_name == "tpe"
         else optuna.samplers.RandomSampler(seed=seed)
     )
-    pruner = optuna.pruners.SuccessiveHalvingPruner() if stopper == "sha" else optuna.pruners.NopPruner()
+    pruner = (
+        optuna.pruners.SuccessiveHalvingPruner(min_resource=GRACE_PERIOD, reduction_factor=REDUCTION_FACTOR)
+        if stopper == "sha"
+        else optuna.pruners.NopPruner()
+    )
     study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
     spent, seconds, best, started, completed = 0, 0.0, math.inf, 0, 0
     while spent < budget:
@@ -118,6 +132,63 @@ def run_optuna(method: str, problem: RealProblem, seed: int, budget: int) -> dic
             elif spent >= budget or trial.should_prune():
                 seconds += float(costs[t])
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+    return _sweep_result(problem, seed, best, seconds, started, completed)
+
+
+def run_ray(method: str, problem: RealProblem, seed: int, budget: int) -> dict[str, Any]:
+    """One sweep with Ray Tune's random search and its ASHA scheduler, under `budget` steps.
+
+    Ray Tune's own `ASHAScheduler` (its defaults: grace period 1, reduction factor 4; `max_t`
+    the last step) decides after each report, called as Tune's controller calls it, one trial
+    at a time; the configurations are drawn from Ray Tune's own search-space domains. Tune's
+    actor runtime is left out: it changes how long a sweep takes, not what it decides.
+    """
+    from types import SimpleNamespace
+
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    np.random.seed(seed)  # the scheduler draws its bracket from numpy's global generator
+    random_state = np.random.RandomState(seed)
+    scheduler = ASHAScheduler(
+        metric="loss",
+        mode="min",
+        max_t=len(problem.steps),
+        grace_period=GRACE_PERIOD,
+        reduction_factor=REDUCTION_FACTOR,
+    )
+    domains: dict[str, Any] = {}
+    for name, p in problem.params.items():
+        if name == problem.step_param:
+            continue
+        values = p["values"]
+        if p["kind"] == "log":
+            domains[name] = tune.loguniform(min(values), max(values))
+        elif p["kind"] == "int":
+            domains[name] = tune.randint(min(values), max(values) + 1)
+        else:
+            domains[name] = tune.choice(values)
+    spent, seconds, best, started, completed = 0, 0.0, math.inf, 0, 0
+    while spent < budget:
+        params = {name: domain.sample(random_state=random_state) for name, domain in domains.items()}
+        losses, costs = problem.curve(params, seed)
+        started += 1
+        trial = SimpleNamespace(trial_id=f"trial{started}")
+        scheduler.on_trial_add(None, trial)
+        for t, loss in enumerate(losses):
+            spent += 1
+            result = {"training_iteration": t + 1, "loss": float(loss)}
+            last = t + 1 == len(losses)
+            if (
+                last
+                or spent >= budget
+                or scheduler.on_trial_result(None, trial, result) == TrialScheduler.STOP
+            ):
+                scheduler.on_trial_complete(None, trial, result)
+                seconds += float(costs[t])
+                if last:
+                    best, completed = min(best, float(loss)), completed + 1
                 break
     return _sweep_result(problem, seed, best, seconds, started, completed)
 
@@ -144,6 +215,8 @@ def run_task(task: tuple[str, str, str, int], budget_scale: float = 1.0) -> tupl
         warnings.simplefilter("ignore")
         if method.startswith("sweepwise-"):
             return task, run_sweepwise(method, problem, seed, budget)
+        if method.startswith("raytune"):
+            return task, run_ray(method, problem, seed, budget)
         return task, run_optuna(method, problem, seed, budget)
 
 

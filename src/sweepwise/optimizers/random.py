@@ -88,11 +88,28 @@ class RandomOptimizer:
         if self.space.conditional:  # inactive parameters dropped: points that then coincide are one
             points = list({self._key(p): p for p in map(self.space.prune, points)}.values())
         fresh = [point for point in points if self._key(point) not in taken]
-        chosen = [fresh[i] for i in rng.permutation(len(fresh))[:n]]
+        chosen = [fresh[i] for i in self._order(rng, fresh)[:n]]
         while len(chosen) < n:
             # Every point has been used: repeat, but spread the repeats over the space.
-            chosen.extend(points[i] for i in rng.permutation(len(points))[: n - len(chosen)])
+            chosen.extend(points[i] for i in self._order(rng, points)[: n - len(chosen)])
         return [dict(point) for point in chosen]
+
+    def _order(self, rng: np.random.Generator, points: list[dict[str, Any]]) -> np.ndarray:
+        """A random order of `points`: uniform, or weighted by the values' chances where a
+        parameter has unequal ones (a `log: true` ordinal; a weighted shuffle)."""
+        weighted = {
+            name: dict(zip(spec.values or [], weights, strict=True))
+            for name, spec in self.space.specs.items()
+            if (weights := spec.value_weights()) is not None
+        }
+        if not weighted:
+            return rng.permutation(len(points))
+        weight = np.ones(len(points))
+        for name, chance in weighted.items():
+            weight *= [chance.get(point[name], 1.0) if name in point else 1.0 for point in points]
+        keys = np.log(rng.random(len(points))) / weight  # larger keys first (Efraimidis-Spirakis)
+        order: np.ndarray = np.argsort(-keys)
+        return order
 
     def _by_rejection(self, rng: np.random.Generator, taken: set[_Key], n: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

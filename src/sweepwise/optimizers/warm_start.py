@@ -10,7 +10,7 @@ sees each of them once, never twice (docs/stores.md, "Export and import").
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sweepwise.core.errors import ConfigError
@@ -52,7 +52,7 @@ def fit_to_space(observations: Iterable[Observation], space: SearchSpace) -> Fit
         except ConfigError:
             skipped += 1
             continue
-        kept.append(Observation(observation.score, observation.cost, suggestion, observation.is_failure))
+        kept.append(replace(observation, suggestion=suggestion))  # its step and stopped flag kept
     return Fitted(kept, skipped)
 
 

@@ -23,14 +23,23 @@ class CostModel:
 
     Args:
         encoder: the search space's encoder.
-        x: encoded observations, shape (n, width).
+        x: encoded observations, shape (n, width), optionally followed by more inputs
+            (a fidelity column), which enter the regression and the GP as they are.
         log_cost: their natural-log costs, shape (n,).
         rng: draws the GP fit's restart points.
         nu: the GP's Matérn smoothness.
+        groups: the GP's length-scale group of each column of `x` (default: the encoder's).
     """
 
     def __init__(
-        self, encoder: Encoder, x: np.ndarray, log_cost: np.ndarray, rng: np.random.Generator, *, nu: float
+        self,
+        encoder: Encoder,
+        x: np.ndarray,
+        log_cost: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        nu: float,
+        groups: np.ndarray | None = None,
     ) -> None:
         self.encoder = encoder
         phi = self._features(x)
@@ -38,10 +47,11 @@ class CostModel:
         penalty[0, 0] = 0.0
         self.coef = np.linalg.solve(phi.T @ phi + penalty, phi.T @ log_cost)
         residual = log_cost - phi @ self.coef
-        self.gp = GaussianProcess(x, residual, rng, nu=nu, restarts=0, groups=encoder.groups)
+        groups = encoder.groups if groups is None else groups
+        self.gp = GaussianProcess(x, residual, rng, nu=nu, restarts=0, groups=groups)
 
     def _features(self, xs: np.ndarray) -> np.ndarray:
-        return np.hstack([np.ones((len(xs), 1)), xs, self.encoder.log_features(xs)])
+        return np.hstack([np.ones((len(xs), 1)), xs, self.encoder.log_features(xs[:, : self.encoder.width])])
 
     def predict(self, xs: np.ndarray) -> np.ndarray:
         """Predicted natural-log cost at `xs`, shape (m,)."""

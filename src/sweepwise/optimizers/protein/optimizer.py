@@ -27,8 +27,8 @@ from sweepwise.space import SearchSpace
 _ZOOM_ROUNDS = 2
 _ZOOM_KEEP = 8
 _ZOOM_DRAWS = 64
-_COST_VARIES = math.log(1.2)
-_PORTFOLIO = ("ei", "naive", "ucb")  # log-cost spread below this is treated as constant cost
+_COST_VARIES = math.log(1.2)  # log-cost spread below this is treated as constant cost
+_PORTFOLIO = ("ei", "naive", "ucb")  # `auto` on a space of continuous parameters only
 
 
 @dataclass
@@ -39,6 +39,7 @@ class _Data:
     y: np.ndarray  # (n_ok,) internal scores of the successes
     log_cost: np.ndarray  # (n,)
     n_ok: int
+    fidelity: np.ndarray | None = None  # (n,) in [-1, 1], 1 = trained in full; None: no run was stopped
 
 
 class ProteinOptimizer:
@@ -75,6 +76,11 @@ class ProteinOptimizer:
             * self.settings.global_search_scale
         )
         self._center = self.encoder.encode(space.center())
+        # `auto`: on a grid (any discrete parameter) the portfolio's exploit and explore turns
+        # spend evaluations on neighbours EI already weighs; there EI alone does better
+        # (docs/optimizers.md, "How Protein searches")
+        continuous = not any(block.discrete for block in self.encoder.blocks)
+        self._portfolio = _PORTFOLIO if continuous else ("ei",)
 
     @classmethod
     def from_config(cls, config: ProteinConfig, seed: int | None = None) -> ProteinOptimizer:
@@ -124,7 +130,7 @@ class ProteinOptimizer:
                     target = (i + rng.random()) / n_suggestions * (1.0 + self.settings.expansion_rate)
                     kind: str = self.settings.acquisition_fn
                     if kind == "auto":
-                        kind = _PORTFOLIO[index % len(_PORTFOLIO)]
+                        kind = self._portfolio[index % len(self._portfolio)]
                     x = model.best_candidate(chosen, taken, target, rng, kind)
             taken.add(Encoder.key(x))
             chosen.append(x)
@@ -147,7 +153,7 @@ class ProteinOptimizer:
             [max(float(o.cost), 1e-12) if math.isfinite(o.cost) else 1.0 for o in [*ok, *failed]]
         )
         y = self.sign * np.array([float(o.score) for o in ok])
-        return _Data(x, y, np.log(costs) if len(costs) else costs, len(ok))
+        return _Data(x, y, np.log(costs) if len(costs) else costs, len(ok), _fidelity([*ok, *failed]))
 
     def _design_point(
         self, index: int, rng: np.random.Generator, taken: set[tuple[float, ...]]
@@ -170,6 +176,25 @@ class ProteinOptimizer:
         return result
 
 
+def _fidelity(observations: list[Observation]) -> np.ndarray | None:
+    """How far each run trained, as log(step) / log(longest step seen) mapped to [-1, 1].
+
+    A run that was not stopped counts as trained in full (1), whatever step it reported;
+    None when no run was stopped, so a sweep without early stopping models no fidelity
+    (docs/optimizers.md, "Early stopping").
+    """
+    if not any(o.stopped for o in observations):
+        return None
+    longest = max((o.step for o in observations if o.step and o.step > 0), default=1)
+    if longest <= 1:
+        return None
+    out = np.ones(len(observations))
+    for i, o in enumerate(observations):
+        if o.stopped and o.step and o.step > 0:  # a stopped run with no (valid) step counts as full
+            out[i] = 2.0 * math.log(min(o.step, longest)) / math.log(longest) - 1.0
+    return out
+
+
 class _Model:
     """The GPs of one `suggest` call and the candidate search built on them."""
 
@@ -187,34 +212,58 @@ class _Model:
         imputed = np.full(n_fail, float(y.min()) - 0.25 * float(np.ptp(y) or 1.0))
         # restarts cost O(n^3) each: use them while the data is small, where the fit is least settled
         restarts = s.gp_restarts if len(data.x) <= 64 else 0
+        groups = self.encoder.groups
+        self.fidelity = data.fidelity
+        if self.fidelity is not None:  # one more input, with its own length scale
+            groups = np.append(groups, int(groups.max(initial=-1)) + 1)
         self.score_gp = GaussianProcess(
-            data.x,
+            self._inputs(data.x, self.fidelity),
             np.concatenate([y, imputed]),
             rng,
             nu=s.matern_nu,
             restarts=restarts,
-            groups=self.encoder.groups,
+            groups=groups,
         )
+        full = np.ones(data.n_ok, dtype=bool) if self.fidelity is None else self.fidelity[: data.n_ok] >= 1.0
+        if full.any():  # the bar to beat is a run trained in full, not a stopped run's early value
+            self.best = float(y[full].max())
         self.cost_lo = float(data.log_cost.min())
         self.cost_span = float(np.ptp(data.log_cost))
         self.cost_model: CostModel | None = None
         if self.cost_span > _COST_VARIES:
-            self.cost_model = CostModel(self.encoder, data.x, data.log_cost, rng, nu=s.matern_nu)
+            self.cost_model = CostModel(
+                self.encoder,
+                self._inputs(data.x, self.fidelity),
+                data.log_cost,
+                rng,
+                nu=s.matern_nu,
+                groups=groups,
+            )
         ok_x = data.x[: data.n_ok]
+        front = np.flatnonzero(full)
         self.front = (
-            pareto_front(y, data.log_cost[: data.n_ok]) if self.cost_model is not None else np.array([], int)
+            front[pareto_front(y[full], data.log_cost[: data.n_ok][full])]
+            if self.cost_model is not None and full.any()
+            else np.array([], int)
         )
-        top = np.argsort(-y)[:3]
+        top = np.argsort(-np.where(full, y, -np.inf))[:3]
         self.anchors = ok_x[np.unique(np.concatenate([top, self.front]))]
         self.fantasy_gp = self.score_gp
 
+    def _inputs(self, xs: np.ndarray, fidelity: np.ndarray | None = None) -> np.ndarray:
+        """The GPs' inputs: encoded points, plus their fidelity when runs were stopped (1: full)."""
+        if self.fidelity is None:
+            return xs
+        column = np.ones(len(xs)) if fidelity is None else fidelity
+        return np.hstack([xs, column[:, None]])
+
     def _acquire(self, xs: np.ndarray, target: float, rng: np.random.Generator, kind: str) -> np.ndarray:
         s = self.settings
-        mean, sd = self.fantasy_gp.predict(xs)
+        mean, sd = self.fantasy_gp.predict(self._inputs(xs))
         weight = np.ones(len(xs))
         allowed = np.ones(len(xs), dtype=bool)
         if self.cost_model is not None:
-            log_cost = self.cost_model.predict(xs)
+            log_cost = self.cost_model.predict(self._inputs(xs))
             if s.cost_aware or kind == "naive":
                 weight = acquisition.cost_weight((log_cost - self.cost_lo) / self.cost_span, target)
             if s.max_suggestion_cost is not None:
@@ -252,7 +301,7 @@ class _Model:
     ) -> np.ndarray:
         """The best new candidate for this cost target by acquisition `kind`; then a fantasy."""
         if chosen:
-            fantasies = np.array(chosen)
+            fantasies = self._inputs(np.array(chosen))
             self.fantasy_gp = self.score_gp.conditioned(fantasies, self.score_gp.predict(fantasies)[0])
         xs = self.encoder.snap(self._candidates(rng))
         values = self._acquire(xs, target, rng, kind)
