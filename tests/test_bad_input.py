@@ -94,3 +94,19 @@ def test_shell_metacharacters_reach_the_job_literally(
     assert (tmp_path / "markers" / "argv.txt").read_text() == nasty
     assert not list(tmp_path.glob("pwned*")) and not list((tmp_path / "markers").glob("pwned*"))
     assert len(markers(tmp_path, "train")) == 1
+
+
+def test_a_scheduler_setting_of_another_scheduler_lists_the_keys_a_user_can_write(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
+    spec = make_sweep(scheduler={"type": "async_capped", "max_trials": 4, "batch_size": 2})
+    result = cli("run", str(spec), cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: scheduler.batch_size: unknown field; valid keys: ")
+    keys = line.split("valid keys: ")[1].split(", ")
+    assert {"max_trials", "max_concurrent_evals", "type"} <= set(keys), line
+    assert not {"eval_entrypoint", "train_entrypoint", "recipe_module", "experiment_id", "train"} & set(
+        keys
+    ), line
+    assert not (tmp_path / "sweepwise.db").exists()

@@ -158,7 +158,7 @@ def test_unknown_experiment_and_run_are_one_line_errors(
 def test_help_lists_every_command(tmp_path: Path) -> None:
     result = cli("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("run", "status", "best", "logs", "cancel"):
+    for command in ("run", "status", "best", "logs", "cancel", "dashboard", "report"):
         assert command in result.stdout
 
 
@@ -186,3 +186,42 @@ def test_human_status_shows_the_newest_runs_and_all_with_a_flag(
         "newest 30 of 40 runs" in out.getvalue() and "r39" in out.getvalue() and "r9 " not in out.getvalue()
     )
     assert "40 completed" in out.getvalue() and "COMPLETED" in out.getvalue()
+
+
+@pytest.mark.slow
+def test_json_of_failed_and_train_only_runs_and_of_best_with_nothing_scored(tmp_path: Path) -> None:
+    # train-only jobs: the first sleeps then fails, the second completes without a score
+    # (its metric is missing), so nothing ever scores
+    job = (
+        "import json, sys, time\n"
+        "x = float(dict(word.split('=', 1) for word in sys.argv[1:])['x'])\n"
+        "time.sleep(0.5)\n"
+        "sys.exit(3) if x < 0.5 else print('SWEEPWISE_RESULT ' + json.dumps({'other': 1}))\n"
+    )
+    (tmp_path / "job.py").write_text(job)
+    spec = {
+        "name": "shapes",
+        "metric": "score",
+        "scheduler": {"type": "batched_synced", "max_trials": 4, "batch_size": 4},
+        "optimizer": {"type": "random", "seed": 1},
+        "train": {"cmd": [sys.executable, "job.py"]},
+        "parameters": {"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}},
+    }
+    (tmp_path / "sweep.yaml").write_text(json.dumps(spec))
+    cli("run", "sweep.yaml", "--quiet", cwd=tmp_path)
+    runs = status_json(tmp_path, "shapes")["runs"]
+    assert runs and all(row["status"] == "failed" for row in runs), runs
+    for row in runs:
+        assert row["runtime"] >= 0.5, row  # the time the failed job ran, not 0.0
+        assert row["eval_exit_code"] is None, row  # a train-only run never had an eval
+    for run in (cli, full_cli):
+        best = run("best", "shapes", "--json", cwd=tmp_path)
+        assert best.returncode == 1 and "no completed run with a score yet" in best.stderr
+        row = json.loads(best.stdout)
+        assert set(row) == {"experiment", "run_id", "metric", "goal", "score", "cost", "parameters"}
+        assert (row["experiment"], row["run_id"], row["metric"], row["score"]) == (
+            "shapes",
+            None,
+            "score",
+            None,
+        )

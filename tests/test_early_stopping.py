@@ -225,3 +225,28 @@ def test_status_counts_stopped_runs(tmp_path: Path) -> None:
     assert data["counts"]["stopped"] == 1
     (row,) = data["runs"]
     assert (row["status"], row["score"], row["cost"], row["runtime"]) == ("stopped", 0.2, 3.0, 3.0)
+
+
+def test_observations_say_how_far_a_run_trained_and_whether_it_was_stopped() -> None:
+    from sweepwise.core import keys
+    from sweepwise.core.lifecycle import observation_of
+    from sweepwise.core.records import RunInfo
+
+    base = {keys.OBSERVATION_SUGGESTION: {"x": 1}, keys.OBSERVATION_SCORE: 0.5, keys.OBSERVATION_COST: 2.0}
+    completed = RunInfo(
+        "a",
+        summary={**base, keys.TRAIN_STEP: 27},
+        has_started_training=True,
+        has_completed_training=True,
+        has_started_eval=True,
+        has_been_evaluated=True,
+    )
+    stopped = RunInfo(
+        "b",
+        summary={**base, keys.TRAIN_STEP: 3, keys.STOP: {"step": 3, "value": 0.5, "at": 1.0}},
+        has_started_training=True,
+        is_stopped=True,
+    )
+    done, early = observation_of(completed), observation_of(stopped)
+    assert done is not None and (done.step, done.stopped) == (27, False)
+    assert early is not None and (early.step, early.stopped, early.score) == (3, True, 0.5)

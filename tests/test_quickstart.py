@@ -71,7 +71,10 @@ def test_status_and_best_read_a_sweep_running_in_another_process(tmp_path: Path,
                     if seen_running:
                         assert all(set(row["suggestion"]) == {"x"} for row in rows)
                         best = cli("best", "live", "--json", cwd=tmp_path)
-                        assert best.returncode == 0 and json.loads(best.stdout)["best"] is None
+                        # nothing scored yet: the normal shape with nulls, and exit 1
+                        row = json.loads(best.stdout)
+                        assert best.returncode == 1 and row["run_id"] is None and row["metric"] == "score"
+                        assert "no completed run with a score yet" in best.stderr
             time.sleep(0.2)
         assert seen_running
     finally:

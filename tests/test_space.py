@@ -458,7 +458,7 @@ def test_a_condition_names_a_sibling_within_its_group() -> None:
         ({"distribution": "ordinal", "values": [1, 2], "mean": 3}, "p.mean", "one of the values"),
         ({"distribution": "ordinal", "values": [1, 2], "min": 0}, "p.min", "take values"),
         ({"distribution": "ordinal", "values": [1, 2], "choices": [1]}, "p.choices", "take values"),
-        ({"distribution": "uniform", "min": 0, "max": 1, "log": True}, "p.log", "only ordinal"),
+        ({"distribution": "logit_normal", "min": 0.1, "max": 0.9, "log": True}, "p.log", "only ordinal"),
         ({"choices": [1, 2], "values": [1, 2]}, "p.values", "only ordinal"),
         ({"distribution": "ordinal", "values": [1, 2], "when": "kernel=poly"}, "p.when", "mapping"),
         ({"distribution": "ordinal", "values": [1, 2], "when": {}}, "p.when", "mapping"),

@@ -1,4 +1,4 @@
-"""The `sweepwise` command line: run, status, logs, cancel, best, doctor.
+"""The `sweepwise` command line: run, status, logs, cancel, best, doctor, dashboard, report.
 
 Read-only commands (`status`, `best`, `logs`) import neither the numeric stack nor
 the controller, so they start fast.
@@ -208,15 +208,17 @@ def run(
 
     try:
         with _signals_interrupt():
-            succeeded = _run_and_close(controller, display, sql, resume)
+            failure = _run_and_close(controller, display, sql, resume)
     except LeaseHeldError as exc:
         raise _fail(str(exc), 3) from None
     except KeyboardInterrupt as exc:
         typer.echo("interrupted: jobs keep running; run the same command again to resume", err=True)
         raise typer.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
-    if not succeeded:
+    if failure == "":
         summary = f"experiment {experiment.name!r} ended with no completed trial"
         raise _fail(f"{summary}; see `sweepwise status {experiment.name}` and `sweepwise logs`", 1)
+    if failure is not None:
+        raise _fail(f"experiment {experiment.name!r} {failure}", 1)
 
 
 class _Stopped(KeyboardInterrupt):
@@ -248,11 +250,12 @@ def _run_and_close(
     display: LiveDisplay,
     sql: SQLStore,
     resume: Callable[[AdaptiveController], AdaptiveController],
-) -> bool:
+) -> str | None:
     """Run the sweep, print its summary, then close the dispatcher and the store.
 
-    Returns False when trials failed or were lost and none completed (a sweep whose
-    runs were all cancelled did what the user asked).
+    Returns None when the sweep did what was asked; why it stopped when its controller
+    halted it (`AdaptiveController.halted`); "" when trials failed or were lost and none
+    completed (a sweep whose runs were all cancelled did what the user asked).
 
     When the store's server goes away, waits for it (`app.outage`) and goes on with
     `resume(controller)`, a controller that reads everything back from the store.
@@ -278,6 +281,7 @@ def _run_and_close(
         succeeded = bool(statuses & {JobStatus.COMPLETED, JobStatus.STOPPED}) or not any(
             status.is_failure() for status in statuses
         )
+        failure = controller.halted if controller.halted is not None else None if succeeded else ""
     except BaseException:
         _close_quietly(getattr(controller.dispatcher, "close", None))
         _close_quietly(getattr(controller.store, "close", sql.close))
@@ -285,7 +289,7 @@ def _run_and_close(
     for close in (getattr(controller.dispatcher, "close", None), getattr(controller.store, "close", None)):
         if close is not None:
             close()
-    return succeeded
+    return failure
 
 
 def _close_quietly(close: Callable[[], object] | None) -> None:
@@ -434,18 +438,15 @@ def best(
     store: StoreOption = None,
 ) -> None:
     """Show the best completed run of an experiment and its parameters."""
-    from sweepwise.app.views import best_payload
+    from sweepwise.app.views import NO_BEST, best_payload
     from sweepwise.core.jsonsafe import dumps_strict
 
     row = _or_fail(lambda: best_payload(_open_reader(store), experiment))
-    if row is None:
-        if as_json:
-            typer.echo(dumps_strict({"experiment": experiment, "best": None}))
-            return
-        raise _fail(f"experiment {experiment!r} has no completed run with a score yet", 1)
     if as_json:
         typer.echo(dumps_strict(row, indent=2, default=str))
-    else:
+    if row["run_id"] is None:
+        raise _fail(NO_BEST.format(experiment), 1)
+    if not as_json:
         from sweepwise.app.display import print_best
 
         print_best(row)
@@ -607,33 +608,10 @@ def logs(
 
 
 def _job_log(record: ExperimentRecord, run_id: str, job_type: JobTypes, attempt: int) -> str:
-    """A job's log: from its dispatcher if that keeps logs itself (`LogReader`), else the run-dir file.
+    """A job's log (`sweepwise.app.job_logs.job_log`, which the dashboard reads too)."""
+    from sweepwise.app.job_logs import job_log
 
-    A dispatcher that cannot be built here (its spec's `imports:` do not import from this
-    directory) leaves the run-dir file to read, and is named if there is none.
-
-    Raises:
-        SweepwiseError: there is no log yet.
-    """
-    from sweepwise.app.backends import recorded_log_reader
-    from sweepwise.runtime import job_stem
-
-    try:
-        reader = recorded_log_reader(record.spec, record.name, job_type, incarnation=record.incarnation)
-    except ConfigError as exc:
-        reader, unbuilt = None, f"; its dispatcher could not be asked: {exc}"
-    else:
-        unbuilt = ""
-    if reader is not None:
-        text = reader.read_log(run_id, job_type, attempt)
-        if text is None:
-            raise SweepwiseError(f"no {job_type.short} log for run {run_id} yet")
-        return text
-    runs_root = Path(record.spec.get("runs_root", "runs"))
-    log_path = runs_root / record.name / run_id / f"{job_stem(job_type.short, attempt)}.log"
-    if not log_path.exists():
-        raise SweepwiseError(f"no {job_type.short} log for run {run_id} yet ({log_path}){unbuilt}")
-    return log_path.read_text(errors="replace")
+    return job_log(record, run_id, job_type, attempt)
 
 
 @app.command(cls=PlainCommand)
@@ -697,6 +675,48 @@ def doctor(
         typer.echo(f"{failed} of {len(results)} checks failed", err=True)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command(cls=PlainCommand)
+def dashboard(
+    store: StoreOption = None,
+    host: Annotated[
+        str, typer.Option("--host", help="address to listen on; any but loopback needs a token")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port to listen on")] = 8080,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", help="token every request must carry (one is generated off loopback)"),
+    ] = None,
+) -> None:
+    """Serve a live web view of the store's experiments (docs/dashboard.md)."""
+    from sweepwise.dashboard.extra import check_extra
+
+    _or_fail(lambda: check_extra("dashboard"))
+    from sweepwise.dashboard.serve import serve
+    from sweepwise.stores.location import resolve_store_url
+
+    serve(resolve_store_url(store), host, port, token, say=_say)
+
+
+@app.command("report", cls=PlainCommand)
+def report_(
+    experiment: Annotated[str, typer.Argument(help="experiment name")],
+    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="the HTML file to write")],
+    store: StoreOption = None,
+) -> None:
+    """Write one self-contained HTML file with the experiment's plots and best runs (docs/dashboard.md)."""
+    from sweepwise.dashboard.extra import check_extra
+
+    _or_fail(lambda: check_extra("report"))
+    if not out.absolute().parent.is_dir():
+        raise _fail(
+            f"--out: directory {out.absolute().parent} does not exist; create it or pick another path"
+        )
+    from sweepwise.dashboard.report import write_report
+
+    size = _or_fail(lambda: write_report(_open_reader(store), experiment, out))
+    typer.echo(f"wrote {out} ({size / 1e6:.1f} MB, opens offline)")
 
 
 @app.command(

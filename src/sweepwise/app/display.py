@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -87,8 +88,60 @@ def _runs_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
     return table
 
 
+_FRAME_LINES = 6
+"""Lines of the live view that are not run rows: title, header, rule, progress line, a spare."""
+
+
+def _live_table(rows: list[dict[str, Any]], title: str, width: int) -> Table:
+    """The live view's table: one line per run whatever the width. Run ids are never cut (they
+    are copied into other commands); the parameters take what room is left, cut short with an
+    ellipsis, each by its last name part."""
+    wide = width >= 100
+    cells = []
+    for row in rows:
+        progress = row.get("progress")
+        cells.append(
+            [
+                row["run_id"],
+                _status_cell(row),
+                *([f"{progress:.0%}" if isinstance(progress, int | float) else "-"] if wide else []),
+                _fmt(row["score"]),
+                _fmt(row["cost"]),
+            ]
+        )
+    names = ["run", "status", *(["progress"] if wide else []), "score", "cost"]
+    widths = [max([len(name), *(len(str(c[k])) for c in cells)]) for k, name in enumerate(names)]
+    room = max(10, width - sum(widths) - 2 * len(names) - 2)  # the edges and gaps take 2 each
+    table = Table(title=title, box=box.SIMPLE_HEAD, expand=False, padding=(0, 1), pad_edge=False)
+    for name, size in zip(names, widths, strict=True):
+        table.add_column(name, no_wrap=True, min_width=size, max_width=size)
+    table.add_column("parameters", no_wrap=True, overflow="ellipsis", max_width=room)
+    for row, cell in zip(rows, cells, strict=True):
+        params = " ".join(f"{k.rsplit('.', 1)[-1]}={_fmt(v)}" for k, v in sorted(row["suggestion"].items()))
+        if len(params) > room:
+            params = params[: room - 1] + "…"
+        status = Text(cell[1], style=_STYLES.get(row["status"], ""))
+        table.add_row(cell[0], status, *cell[2:], params or "-")
+    return table
+
+
+def _event_line(row: dict[str, Any], finished: int, total: int) -> str:
+    """One line of piped output: a run that changed status, with the sweep's progress."""
+    parts = [row["run_id"], _status_cell(row)]
+    if row["score"] is not None:
+        parts.append(f"score={_fmt(row['score'])}")
+    if row["status"] in (JobStatus.FAILED.key, JobStatus.STALE.key) and row["error"]:
+        parts.append(str(row["error"]))
+    return f"{' '.join(parts)} ({finished}/{total} trials finished)"
+
+
 class LiveDisplay:
-    """The live table of a running sweep (no background thread: refreshed from the tick)."""
+    """The live view of a running sweep (no background thread: refreshed from the tick).
+
+    On a terminal: the progress line on top, then the running runs and the newest finished
+    ones, as many as the terminal's height allows, one line each. Piped: one line per run
+    that changes status.
+    """
 
     def __init__(
         self, experiment: Experiment, *, enabled: bool = True, console: Console | None = None
@@ -99,10 +152,14 @@ class LiveDisplay:
         self.max_trials = int(getattr(experiment.scheduler_config, "max_trials", 0) or 0)
         self._live: Live | None = None
         self._last = 0.0
+        self._said: dict[str, str] = {}  # piped: the status last printed for each run
+        self._finished_seen: int | None = None  # piped: finished runs already looked at
 
     def __enter__(self) -> LiveDisplay:
-        if self.enabled:
-            self._live = Live(console=self.console, auto_refresh=False, transient=False)
+        if self.enabled and self.console.is_terminal:
+            self._live = Live(
+                console=self.console, auto_refresh=False, transient=False, vertical_overflow="crop"
+            )
             self._live.__enter__()
         return self
 
@@ -112,8 +169,6 @@ class LiveDisplay:
             return
         try:
             live.__exit__(None, None, None)
-            if not self.console.is_terminal:
-                self.console.line()  # the last frame ends without a newline off a terminal
         except Exception as failure:  # stderr on a full disk, say
             if exc is None:
                 raise
@@ -121,7 +176,10 @@ class LiveDisplay:
 
     def update(self, controller: AdaptiveController, report: TickReport) -> None:
         """Redraw at most a few times a second, and always on the last tick."""
+        if not self.enabled:
+            return
         if self._live is None:
+            self._print_events(controller)
             return
         now = time.monotonic()
         if now - self._last < 0.25 and not report.complete:
@@ -130,15 +188,48 @@ class LiveDisplay:
         runs = controller.runs
         active = controller.active_runs
         finished = runs.how_many(*FINISHED)
-        shown = active + runs.recently_finished(12 - len(active))
         total = max(self.max_trials, len(runs), 1)
+        width, height = self.console.size
+        room = max(1, height - _FRAME_LINES)
+        recent = list(reversed(runs.recently_finished(max(0, room - len(active)))))
+        # running runs first (newest first), then pending ones, then the newest finished
+        waiting = [run for run in active if run.status is JobStatus.PENDING]
+        running = [run for run in active if run.status is not JobStatus.PENDING]
+        running.sort(key=lambda run: run.run_id, reverse=True)  # trial numbers grow: newest first
+        shown = (running + waiting + recent)[:room]
+        text = f"{finished}/{total} trials finished, {len(running)} running"
+        if waiting:
+            text += f", {len(waiting)} pending"
+        if len(active) > room:
+            text += f" ({len(active) - room} not shown)"
         bar = Table.grid(padding=(0, 1))
         bar.add_row(
-            ProgressBar(total=total, completed=finished, width=40),
-            Text(f"{finished}/{total} trials finished, {len(active)} running"),
+            ProgressBar(total=total, completed=finished, width=max(10, min(40, width - len(text) - 2))),
+            Text(text, no_wrap=True, overflow="ellipsis"),
         )
-        table = _runs_table([run_row(run) for run in shown], title=f"sweepwise · {self.experiment.name}")
-        self._live.update(Group(table, bar), refresh=True)
+        table = _live_table([run_row(run) for run in shown], f"sweepwise · {self.experiment.name}", width)
+        self._live.update(Group(bar, table), refresh=True)
+
+    def _print_events(self, controller: AdaptiveController) -> None:
+        """Piped output: a line for each run whose status changed since the last tick (runs
+        that had finished before this process started are not repeated)."""
+        runs = controller.runs
+        finished = runs.how_many(*FINISHED)
+        if self._finished_seen is None:
+            self._finished_seen = finished
+        fresh = runs.recently_finished(finished - self._finished_seen)
+        self._finished_seen = finished
+        candidates = controller.active_runs + fresh
+        changed = [run for run in candidates if self._said.get(run.run_id) != run.status.key]
+        if not changed:
+            return
+        total = max(self.max_trials, len(runs), 1)
+        for run in sorted(changed, key=lambda run: run.run_id):
+            self._said[run.run_id] = run.status.key
+            if run.status is JobStatus.PENDING:
+                continue
+            line = _event_line(run_row(run), finished, total)
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def print_summary(self, runs: Sequence[RunInfo]) -> None:
         """The closing lines: counts and the best trial (always printed, to stdout)."""

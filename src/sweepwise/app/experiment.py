@@ -101,7 +101,7 @@ class Experiment:
         try:
             config = config_cls.model_validate(values)
         except ValidationError as exc:
-            raise config_error(exc, "scheduler", fields=[f for f in fields if f not in values]) from None
+            raise config_error(exc, "scheduler", fields=_scheduler_keys(fields, values)) from None
         search = search_of(config)
         if search.metric is not None and "metric" not in data:
             spec = spec.model_copy(update={"metric": search.metric})
@@ -655,6 +655,20 @@ def _check_space_and_optimizer(
     except ValidationError as exc:
         raise config_error(exc, f"{prefix}optimizer") from None
     make_optimizer(opt, space, goal=Goal(goal))
+
+
+_FILLED_BY_SPEC = ("experiment_id", "train", "eval", "parameters", "optimizer", "goal")
+_RECIPE_KEYS = ("recipe_module", "train_entrypoint", "eval_entrypoint")
+
+
+def _scheduler_keys(fields: Any, values: dict[str, Any]) -> list[str]:
+    """The keys a user may write under `scheduler:` for an error's list: the scheduler's own
+    settings, without what the spec fills from elsewhere (`name`, `train`, `parameters`, ...),
+    and without a recipe's entrypoints when the jobs are commands."""
+    recipe = values.get("recipe_module") is not None or values.get("train") is None
+    return ["type"] + [
+        name for name in fields if name not in _FILLED_BY_SPEC and (recipe or name not in _RECIPE_KEYS)
+    ]
 
 
 __all__ = ["Experiment", "import_modules", "resolve_store_url"]

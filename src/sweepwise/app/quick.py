@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int | None:
         return 1
     if not isinstance(reader, LeanReader):
         return None
-    from sweepwise.app.views import best_payload, experiments_payload, status_payload
+    from sweepwise.app.views import NO_BEST, best_payload, experiments_payload, status_payload
     from sweepwise.core.jsonsafe import dumps_rows, dumps_strict
 
     if not reader.exists():
@@ -54,15 +54,16 @@ def main(argv: list[str]) -> int | None:
                 status_payload(reader, args.experiment) if args.experiment else experiments_payload(reader)
             )
         else:
-            payload = best_payload(reader, args.experiment) or {"experiment": args.experiment, "best": None}
+            payload = best_payload(reader, args.experiment)
     except SweepwiseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if argv[0] == "status" and args.experiment:
         text = dumps_rows(payload, "runs", default=str)  # as the full CLI writes it
     else:
-        text = dumps_strict(
-            payload, indent=None if argv[0] == "best" and "best" in payload else 2, default=str
-        )
+        text = dumps_strict(payload, indent=2, default=str)
     sys.stdout.write(text + "\n")
+    if argv[0] == "best" and payload["run_id"] is None:
+        print(f"error: {NO_BEST.format(args.experiment)}", file=sys.stderr)
+        return 1
     return 0

@@ -147,16 +147,35 @@ def status_payload(reader: RunReader, experiment: str) -> dict[str, Any]:
     }
 
 
-def best_payload(reader: RunReader, experiment: str) -> dict[str, Any] | None:
-    """`best EXPERIMENT --json`: the best completed run with its parameters, or None."""
+def best_payload(reader: RunReader, experiment: str) -> dict[str, Any]:
+    """`best EXPERIMENT --json`: the best completed run with its parameters.
+
+    One shape whether or not a run has scored: with none, `run_id`, `score`, `cost` and
+    `parameters` are null (and the command exits 1).
+    """
     record = experiment_record(reader, experiment)
     spec = record.spec.get("spec", {})
     metric, goal = spec.get("metric", "score"), spec.get("goal", "maximize")
     run = best_run(reader.fetch_runs({"group": experiment, "status": "COMPLETED"}), goal)
-    return None if run is None else {"experiment": experiment, **best_row(run, metric, goal)}
+    if run is None:
+        none = {
+            "run_id": None,
+            "metric": metric,
+            "goal": goal,
+            "score": None,
+            "cost": None,
+            "parameters": None,
+        }
+        return {"experiment": experiment, **none}
+    return {"experiment": experiment, **best_row(run, metric, goal)}
+
+
+NO_BEST = "experiment {!r} has no completed run with a score yet"
+"""What `best` says (and exits 1 with) when no run has scored."""
 
 
 __all__ = [
+    "NO_BEST",
     "RunReader",
     "best_payload",
     "best_row",

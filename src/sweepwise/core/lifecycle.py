@@ -126,10 +126,16 @@ def end_reason(event: JobEvent) -> EndReason | None:
     return EndReason.FAILED
 
 
+_NO_EVAL = "none"
+"""The dispatch id of the empty eval that completes a run of a spec with no eval job."""
+
+
 def _finish(record: TrialRecord, event: JobEvent, eval_started_at: float | None) -> None:
     """A job ended with success: its result joins the summary and the run moves on."""
     result_key, exit_key, runtime_key = _RESULT_KEYS[event.job_type]
-    record.summary[exit_key] = event.exit_code
+    no_eval = event.job_type is JobTypes.LAUNCH_EVAL and event.dispatch_id == _NO_EVAL
+    if not no_eval:  # a run with no eval job has no eval exit code or runtime to show
+        record.summary[exit_key] = event.exit_code
     if event.job_type is JobTypes.LAUNCH_TRAINING:
         start = event.started_at if event.started_at is not None else record.started_at
         start = event.at if start is None else start
@@ -143,7 +149,8 @@ def _finish(record: TrialRecord, event: JobEvent, eval_started_at: float | None)
         record.has_started_eval = True
         record.has_been_evaluated = True
         record.completed_at = event.at
-        record.summary[runtime_key] = max(0.0, event.at - (event.at if start is None else start))
+        if not no_eval:
+            record.summary[runtime_key] = max(0.0, event.at - (event.at if start is None else start))
     record.summary[result_key] = dict(event.result or {})
 
 
@@ -193,8 +200,16 @@ def _end_without_success(
             record.eval_attempt = attempt + 1
             record.eval_dispatch_id = None
         return
+    _, exit_key, runtime_key = _RESULT_KEYS[job_type]
     if event.exit_code is not None:
-        record.summary[_RESULT_KEYS[job_type][1]] = event.exit_code
+        record.summary[exit_key] = event.exit_code
+    started = record.started_at if job_type is JobTypes.LAUNCH_TRAINING else record.eval_started_at
+    start = event.started_at if event.started_at is not None else started
+    if start is not None:  # what the failed job ran for, shown as the run's runtime
+        spent = max(0.0, event.at - start)
+        record.summary[runtime_key] = spent
+        if job_type is JobTypes.LAUNCH_TRAINING:
+            record.runtime = spent
     if reason is EndReason.LOST:
         record.is_stale = True
     else:
@@ -260,7 +275,7 @@ def apply_event(
 def no_eval_event(run_id: str, now: float) -> JobEvent:
     """The empty eval that completes a trained run of a spec with no eval job."""
     return JobEvent(
-        run_id, JobTypes.LAUNCH_EVAL, EventKind.FINISHED, now, "none", exit_code=0, started_at=now
+        run_id, JobTypes.LAUNCH_EVAL, EventKind.FINISHED, now, _NO_EVAL, exit_code=0, started_at=now
     )
 
 
@@ -319,7 +334,13 @@ def observation_of(run: RunInfo) -> Observation | None:
         if score is None or run.summary.get(keys.OBSERVATION_IS_FAILURE):
             return None
         cost = run.summary.get(keys.OBSERVATION_COST)
-        return Observation(float(score), float(cost) if cost is not None else run.runtime, _kept(run))
+        step = run.summary.get(keys.TRAIN_STEP)
+        return Observation(
+            float(score),
+            float(cost) if cost is not None else run.runtime,
+            _kept(run),
+            step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+        )
     if status is JobStatus.STOPPED:
         score = run.summary.get(keys.OBSERVATION_SCORE)
         stop = run.summary.get(keys.STOP)
@@ -331,7 +352,8 @@ def observation_of(run: RunInfo) -> Observation | None:
             float(score),
             float(cost) if cost is not None else run.runtime,
             _kept(run),
-            step=step if isinstance(step, int) else None,
+            step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+            stopped=True,
         )
     if status.is_failure() and run.suggestion:
         return Observation(math.nan, run.runtime, _kept(run), is_failure=True)

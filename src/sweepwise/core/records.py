@@ -47,7 +47,8 @@ class Observation:
     cost: float
     suggestion: dict[str, Any]
     is_failure: bool = False
-    step: int | None = None  # the training step a STOPPED run reached (its fidelity); None: all
+    step: int | None = None  # the last training step the run reported (None: it reported none)
+    stopped: bool = False  # a STOPPED run: its score is at `step`, short of full training
 
 
 @dataclass(slots=True)

@@ -35,6 +35,7 @@ from sweepwise.core.protocols import (
     Waitable,
 )
 from sweepwise.core.runs import UNFINISHED, RunList
+from sweepwise.engine import first_failures
 from sweepwise.engine.hook_runner import ControllerHooks, HookRunner
 from sweepwise.engine.hooks import ObservationHook
 from sweepwise.engine.lease import ExperimentLease
@@ -140,6 +141,12 @@ class AdaptiveController:
         self._elapsed: Callable[[], float] = getattr(self.clock, "elapsed", self.clock.now)
         self._checked_elapsed = self._elapsed()
         self._env_warned: set[tuple[JobTypes, str]] = set()  # env names missing from the spec, said once
+        self.halted: str | None = None
+        """Why the sweep stopped before its end (its first trials all failed one way), else None."""
+        self._scored = False  # some trial has scored: first failures no longer stop the sweep
+        # runs that had failed before this controller started: a rerun after the jobs were fixed
+        # must not stop at once on the old failures
+        self._failed_before: set[str] = set()
 
     # -- public --------------------------------------------------------------------------
 
@@ -164,6 +171,7 @@ class AdaptiveController:
                 every_run = self._refresh()
                 if self.stopper is not None:
                     self.stopper.learn(every_run)  # the values at rungs, from the runs' summaries
+                self._failed_before = {run.run_id for run in every_run if run.status is JobStatus.FAILED}
                 self._restore_state()
                 self._recover()
                 # hooks a dead controller left undone, on each run's latest snapshot
@@ -180,7 +188,7 @@ class AdaptiveController:
                         # Nothing more to do until a job changes: the wait returns at once if one has.
                         self._wait(self.settings.monitoring_interval)
                 self._flush_dispatch_ids()
-                if not self._cancelled():
+                if self.halted is None and not self._cancelled():
                     self.store.set_experiment_status(self.experiment, "complete")
                     end_sweep = getattr(self.dispatcher, "end_sweep", None)
                     if end_sweep is not None:  # what the dispatcher keeps on its engine for the sweep
@@ -207,7 +215,9 @@ class AdaptiveController:
         self._stop_early(latest, now)
         self._check_silence(now)
         runs = self.runs
-        if self._cancelled():
+        if self.halted is None and not self._scored:
+            self._check_first_failures(runs)
+        if self.halted is not None or self._cancelled():
             self._stop_unfinished()
             report.complete = not runs.how_many(*UNFINISHED)
             return report
@@ -300,6 +310,20 @@ class AdaptiveController:
         record = self.store.get_experiment(self.experiment)
         self._is_cancelled = record is not None and record.status == "cancelled"
         return self._is_cancelled
+
+    def _check_first_failures(self, runs: RunList) -> None:
+        """Halt the sweep when its first trials all failed for one reason in the spec
+        (`engine.first_failures`); once a trial has scored, never again."""
+        if runs.how_many(JobStatus.COMPLETED, JobStatus.STOPPED):
+            self._scored = True
+            return
+        if runs.how_many(JobStatus.FAILED) - len(self._failed_before) < first_failures.LIMIT:
+            return
+        fresh = [run for run in runs.in_status(JobStatus.FAILED) if run.run_id not in self._failed_before]
+        reason = first_failures.misconfiguration(fresh)
+        if reason is not None:
+            self.halted = reason
+            logger.debug("experiment %s: %s", self.experiment, reason)
 
     def _stop_unfinished(self) -> None:
         """Cancel the runs the experiment's cancellation did not reach (started meanwhile)."""

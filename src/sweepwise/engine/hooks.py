@@ -30,6 +30,20 @@ class MissingMetricError(ValueError):
     """The finished job did not report the experiment's metric, or its score or cost is not a number."""
 
 
+_MISSING = re.compile(r"^the result has no '(?P<metric>.*?)' \(it reported: (?P<found>.*?)\); ")
+
+
+def missing_metric(error: str | None) -> tuple[str, list[str]] | None:
+    """(metric, keys reported) when `error` is the hook's "the result has no ..." failure, else None.
+
+    Read here, beside the message `ObservationHook` writes, so the two cannot drift apart.
+    """
+    match = _MISSING.match(error or "")
+    if match is None:
+        return None
+    return match["metric"], [key for key in match["found"].split(", ") if key and key != "nothing"]
+
+
 # How the store keeps what strict JSON cannot hold (`sweepwise.core.jsonsafe`).
 _STORED_NON_FINITE = ("NaN", "Infinity", "-Infinity")
 _STORED_HUGE_INT = re.compile(r"-?\d{309,}")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from sweepwise.core.errors import ConfigError
 from sweepwise.space._errors import config_error
+from sweepwise.space.aliases import from_optuna
 from sweepwise.space.spec import Distribution, ParameterSpec
 
 _WORD = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?")
@@ -105,6 +106,12 @@ class SearchSpace(BaseModel):
                 raise config_error(path, exc) from None
         _resolve_conditions(specs, {name: path for name, (path, _) in raw.items()})
         return cls(specs=specs)
+
+    @classmethod
+    def from_optuna(cls, distributions: Mapping[str, Any]) -> SearchSpace:
+        """The space of an Optuna search space (`{name: FloatDistribution(...), ...}`), as
+        `from_dict` reads Optuna's spellings (docs/optimizers.md, "Parameter specs")."""
+        return cls.from_dict({name: from_optuna(d) for name, d in distributions.items()})
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Flat `{name: spec}` that `from_dict` reads back to an equal space."""
@@ -200,7 +207,8 @@ class SearchSpace(BaseModel):
 
         Continuous parameters are uniform in their natural space (log-uniform for
         log_normal); discrete ones (ints, powers of two, choices) give each value the
-        same chance.
+        same chance, but a `log: true` ordinal its share of the log scale
+        (`ParameterSpec.value_weights`).
 
         Args:
             rng: the random state to draw from.
@@ -216,7 +224,11 @@ class SearchSpace(BaseModel):
             elif levels == 1:
                 points[:, j] = 0.0
             elif not self.specs[name].evenly_spaced:
-                points[:, j] = np.asarray(self.specs[name].unit_levels())[rng.integers(0, levels, size=n)]
+                weights = self.specs[name].value_weights()
+                index = (
+                    rng.integers(0, levels, size=n) if weights is None else rng.choice(levels, n, p=weights)
+                )
+                points[:, j] = np.asarray(self.specs[name].unit_levels())[index]
             else:
                 points[:, j] = -1.0 + 2.0 * rng.integers(0, levels, size=n) / (levels - 1)
         return [self.denormalize(row) for row in points]

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeAlias, TypeGuard
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from sweepwise.core.errors import ConfigError
+from sweepwise.space.aliases import ALIASES, resolve_aliases
 
 Scalar: TypeAlias = str | int | float | bool | None
 """A JSON scalar: what a suggestion's values and a categorical's choices may be."""
@@ -153,14 +154,17 @@ class ParameterSpec(BaseModel):
         # Checks run here so that errors name the field, not a pydantic union member.
         if not isinstance(data, Mapping):
             return data
-        data = dict(data)
+        data = resolve_aliases(dict(data))
         dist = data.get("distribution")
         if dist is None and "choices" not in data:
             raise ConfigError("distribution", f"required; set one of: {_DISTRIBUTIONS}")
         if dist is None:
             data["distribution"] = Distribution.CATEGORICAL.value
         elif not isinstance(dist, str) or dist not in {d.value for d in Distribution}:
-            raise ConfigError("distribution", f"unknown distribution {dist!r}; use one of: {_DISTRIBUTIONS}")
+            raise ConfigError(
+                "distribution",
+                f"unknown distribution {dist!r}; use one of: {_DISTRIBUTIONS} (or {', '.join(ALIASES)})",
+            )
         scale = data.get("scale", "auto")
         if not (isinstance(scale, str) and scale == "auto"):
             number = _as_float(scale)
@@ -193,7 +197,10 @@ class ParameterSpec(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> ParameterSpec:
         if self.log and self.distribution is not Distribution.ORDINAL:
-            raise ConfigError("log", "only ordinal parameters take log; use log_normal for a log range")
+            raise ConfigError(
+                "log",
+                "only ordinal, uniform and int_uniform parameters take log; use log_normal for a log range",
+            )
         if self.values is not None and self.distribution is not Distribution.ORDINAL:
             raise ConfigError("values", "only ordinal parameters take values; write distribution: ordinal")
         if self.distribution is Distribution.CATEGORICAL:
@@ -339,6 +346,27 @@ class ParameterSpec(BaseModel):
         if self.evenly_spaced:
             return [-1.0 + 2.0 * k / (n - 1) for k in range(n)]
         return [self.to_unit(v) for v in self.values or []]
+
+    def value_weights(self) -> list[float] | None:
+        """A discrete parameter's chance of each value under a uniform draw; None: all equal.
+
+        Only a `log: true` ordinal has unequal chances: each value gets the width of its cell
+        on the log scale (half-way to each neighbour, and as far again past the ends), so a
+        geometric list keeps equal chances and every whole number of an `int_log_uniform`
+        range gets its log-uniform share (docs/optimizers.md, "Parameter specs").
+        """
+        if self.distribution is not Distribution.ORDINAL or not self.log or len(self.values or []) < 2:
+            return None
+        logs = [math.log10(v) for v in self.values or []]
+        edges = [1.5 * logs[0] - 0.5 * logs[1]]
+        edges += [(a + b) / 2.0 for a, b in zip(logs, logs[1:], strict=False)]
+        edges.append(1.5 * logs[-1] - 0.5 * logs[-2])
+        widths = [b - a for a, b in zip(edges, edges[1:], strict=False)]
+        total = sum(widths)
+        weights = [w / total for w in widths]
+        if max(weights) - min(weights) < 1e-9 * max(weights):
+            return None
+        return weights
 
     def level_index(self, u: float) -> int:
         """The index of the discrete value nearest to the point `u` of [-1, 1] (ties go up)."""

@@ -34,6 +34,7 @@ _RUNS = "SELECT {} FROM runs".format(
     ", ".join("NULL" if field in ("train_job", "eval_job") else field for field in RUN_FIELDS)
 )
 _EXPERIMENTS = f"SELECT {', '.join(EXPERIMENT_FIELDS)} FROM experiments"
+_EVENT_FIELDS = ("id", "run_id", "job_type", "kind", "at", "exit_code", "payload")  # as SQLStore's
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -124,6 +125,16 @@ class LeanReader:
             "SELECT status, COUNT(*) FROM runs WHERE experiment = ? GROUP BY status", (experiment,)
         )
         return {status: int(count) for status, count in rows}
+
+    def fetch_job_events(self, run_id: str) -> list[dict[str, Any]]:
+        """The recorded events of a run, oldest first (as `SQLStore.fetch_job_events`)."""
+        rows = self._rows(
+            f"SELECT {', '.join(_EVENT_FIELDS)} FROM job_events WHERE run_id = ? ORDER BY id", (run_id,)
+        )
+        events = [dict(zip(_EVENT_FIELDS, row, strict=True)) for row in rows]
+        for event in events:
+            event["payload"] = json.loads(event["payload"]) if event["payload"] else {}
+        return events
 
     def load_state(self, experiment: str) -> dict[str, Any] | None:
         """The state saved under `experiment` (a scheduler's, or its mirrors' markers), or None."""

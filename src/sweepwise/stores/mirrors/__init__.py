@@ -23,7 +23,7 @@ _OPTIONS = {
 """Mirror type -> (the module and extra it needs, its options)."""
 
 
-DEFAULT_FLUSH_TIMEOUT = 10.0
+DEFAULT_FLUSH_TIMEOUT = 30.0
 """Seconds a sweep's end waits for its mirror's last runs (`mirror: {flush_timeout: ...}`)."""
 
 

@@ -184,15 +184,15 @@ class MirrorWorker:
     def _record_failure(self, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         first = self._healthy or message != self._last_error
-        self._healthy, self._last_error = False, message
-        self._idle.set()  # nothing to wait for on close: the target is down
-        if first:
+        if first:  # recorded in the store before `last_error` shows it, so a reader of both agrees
             _log.warning("mirror %s failed (retrying in the background): %s", self._target.name, message)
             marker = self._load_marker_quietly()
             try:
                 self._save_marker({**marker, "last_error": message, "error_at": time.time()})
             except Exception as save_exc:
                 _log.debug("recording the mirror's error: %s", save_exc)
+        self._healthy, self._last_error = False, message
+        self._idle.set()  # nothing to wait for on close: the target is down
 
     # -- the marker --------------------------------------------------------------------------
 

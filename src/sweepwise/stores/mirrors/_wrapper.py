@@ -29,7 +29,7 @@ class MirroredStore(ForwardingStore):
     """
 
     def __init__(
-        self, store: ExperimentStore, target: MirrorTarget, experiment: str, *, flush_timeout: float = 10.0
+        self, store: ExperimentStore, target: MirrorTarget, experiment: str, *, flush_timeout: float = 30.0
     ) -> None:
         super().__init__(store)
         self.target = target
