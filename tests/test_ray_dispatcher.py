@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import yaml
 
 from conftest import REPO, cli, status_json
 from dispatcher_contract import DispatcherContract
+from faults_helpers import alive
 from ray_cluster import LocalRayCluster
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
@@ -416,13 +416,13 @@ def test_cancel_stops_a_running_job(ray_cluster: LocalRayCluster, work: Path) ->
     dispatcher = _dispatcher(ray_cluster, work)
     sid = dispatcher.dispatch(_job(work, "demo_trial_0004", overrides={"mode": "wait"}))
     [[*_, pid]] = [words for words in _wait_for(lambda: _side_effects(work), "the job to start")]
-    job_process = psutil.Process(int(pid))
+    job_pid = int(pid)
 
     dispatcher.cancel(sid)
     events = _until_finished(dispatcher, "demo_trial_0004")
     assert events[-1].kind is EventKind.FINISHED and events[-1].error == "cancelled (Ray STOPPED)"
     assert not events[-1].succeeded
-    _wait_for(lambda: not job_process.is_running(), "the job's process to end", timeout=60)
+    _wait_for(lambda: not alive(job_pid), "the job's process to end", timeout=60)
     (work / "go-demo_trial_0004").touch()  # a job still running would now write "done"
     assert [words[4] for words in _side_effects(work)] == ["start"]
     dispatcher.cancel(sid)  # an ended job: no error
@@ -489,10 +489,11 @@ def test_a_job_on_two_nodes_runs_each_rank_in_its_placement_group(
     pids = _wait_for(
         lambda: len(_pids(work, "demo_trial_0009")) == 2 and _pids(work, "demo_trial_0009"), "2 ranks"
     )
-    ranks = [psutil.Process(pid) for pid in pids]
     dispatcher.cancel(sid)
     assert _until_finished(dispatcher, "demo_trial_0009")[-1].error == "cancelled (Ray STOPPED)"
-    _wait_for(lambda: not any(rank.is_running() for rank in ranks), "every rank's process to end", timeout=60)
+    # A rank's process whose runner died before reaping it is a zombie of a PID 1 that may never
+    # reap it: a zombie has ended (it runs no code), so it counts as ended.
+    _wait_for(lambda: not any(alive(pid) for pid in pids), "every rank's process to end", timeout=60)
     (work / "go-demo_trial_0009").touch()
     assert [words[4] for words in _side_effects(work) if words[0] == "demo_trial_0009"] == ["start", "start"]
 
@@ -580,12 +581,12 @@ def test_cancel_stops_a_running_task_and_a_queued_one(ray_cluster: LocalRayClust
     dispatcher = _task_dispatcher(ray_cluster, work)
     sid = dispatcher.dispatch(_job(work, "demo_trial_0103", overrides={"mode": "wait"}))
     [[*_, pid]] = [words for words in _wait_for(lambda: _side_effects(work), "the job to start")]
-    job_process = psutil.Process(int(pid))
+    job_pid = int(pid)
     dispatcher.cancel(sid)
     finished = _until_finished(dispatcher, "demo_trial_0103")[-1]
     assert finished.kind is EventKind.FINISHED and not finished.succeeded
     assert (finished.error or "").startswith("cancelled; exit code -15"), finished.error
-    _wait_for(lambda: not job_process.is_running(), "the job's process to end", timeout=60)
+    _wait_for(lambda: not alive(job_pid), "the job's process to end", timeout=60)
     (work / "go-demo_trial_0103").touch()  # a job still running would now write "done"
     assert [words[4] for words in _side_effects(work)] == ["start"]
 
@@ -622,7 +623,7 @@ def test_a_task_whose_worker_is_killed_fails_and_its_job_does_not_run_on(
     dispatcher = _task_dispatcher(ray_cluster, work)
     dispatcher.dispatch(_job(work, "demo_trial_0110", overrides={"mode": "wait"}))
     [[*_, pid]] = [words for words in _wait_for(lambda: _side_effects(work), "the job to start")]
-    job_process = psutil.Process(int(pid))
+    job_pid = int(pid)
     status = work / "runs" / EXPERIMENT / "demo_trial_0110" / "train.status.json"
     worker = _wait_for(lambda: json.loads(status.read_text()).get("ray_worker_pid"), "the worker's pid")
     os.kill(worker, signal.SIGKILL)  # as the kernel's OOM killer would
@@ -631,7 +632,7 @@ def test_a_task_whose_worker_is_killed_fails_and_its_job_does_not_run_on(
     assert finished.kind is EventKind.FINISHED and not finished.succeeded
     assert (finished.error or "").startswith("Ray task failed: WorkerCrashedError"), finished.error
     assert finished.error.endswith("its job's processes were killed"), finished.error
-    _wait_for(lambda: not job_process.is_running(), "the orphaned job's process to end", timeout=60)
+    _wait_for(lambda: not alive(job_pid), "the orphaned job's process to end", timeout=60)
     (work / "go-demo_trial_0110").touch()  # a job still running would now write "done"
     time.sleep(1)
     assert [words[4] for words in _side_effects(work)] == ["start"]
