@@ -269,6 +269,31 @@ def test_encoder_gives_inactive_parameters_a_neutral_value_and_ordinals_one_colu
         assert np.allclose(encoder.encode(s), row)  # snapped rows are exactly suggestable points
 
 
+def test_the_acquisition_search_reaches_every_one_step_move_on_the_grid() -> None:
+    # On a coarse grid a small random step snaps back to where it started and a large one moves
+    # several parameters at once; the moves of one parameter by one level are searched as such.
+    space = SearchSpace.from_dict(CONDITIONAL)
+    encoder = Encoder(space)
+    here = {"kernel": "poly", "degree": 3, "lr": 1e-3, "layers": 2, "steps": 20}
+    moved = [encoder.decode(row) for row in encoder.snap(encoder.neighbours(encoder.encode(here)[None]))]
+    changed = [{k: s[k] for k in s if s.get(k) != here.get(k)} for s in moved]
+    for step in (
+        {"lr": 3e-4},
+        {"lr": 3e-3},
+        {"layers": 1},
+        {"layers": 4},
+        {"steps": 19},
+        {"steps": 21},
+        {"degree": 2},
+        {"degree": 4},
+    ):
+        assert step in changed
+    assert any(s["kernel"] == "linear" and "degree" not in s for s in moved)
+    assert all(len(c) <= 2 for c in changed)  # one parameter moved (and a condition's child with it)
+    cornered = encoder.neighbours(encoder.encode(here | {"layers": 8})[None])
+    assert all(encoder.decode(row)["layers"] in (4, 8) for row in encoder.snap(cornered))
+
+
 def test_protein_on_a_mixed_conditional_space_gives_valid_suggestions_and_learns() -> None:
     space = SearchSpace.from_dict(CONDITIONAL)
     opt = protein(CONDITIONAL, seed=3)

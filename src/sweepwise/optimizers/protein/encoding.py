@@ -150,6 +150,32 @@ class Encoder:
                 xs[~mask[:, i], block.start : block.start + block.width] = 0.0
         return xs
 
+    def neighbours(self, centers: np.ndarray) -> np.ndarray:
+        """Every one-step move of each (snapped) row on the grid: a discrete number one level up or
+        down, a categorical to each other choice. Continuous columns are left to `perturb`."""
+        moves = []
+        for i, block in enumerate(self.blocks):
+            if not block.discrete:
+                continue
+            if block.categorical:
+                for choice in range(block.width):
+                    moved = centers.copy()
+                    moved[:, block.start : block.start + block.width] = 0.0
+                    moved[:, block.start + choice] = 1.0
+                    moves.append(moved)
+                continue
+            if i in self._levels:
+                values = self._levels[i]
+            else:
+                steps = (self.space.specs[block.name].levels or 1) - 1
+                values = np.linspace(-1.0, 1.0, steps + 1) if steps else np.zeros(1)
+            index = np.searchsorted((values[1:] + values[:-1]) / 2.0, centers[:, block.start], side="right")
+            for step in (-1, 1):
+                moved = centers.copy()
+                moved[:, block.start] = values[np.clip(index + step, 0, len(values) - 1)]
+                moves.append(moved)
+        return np.vstack(moves) if moves else np.zeros((0, self.width))
+
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """`n` uniform feature vectors (a random choice per categorical)."""
         xs = rng.uniform(-1.0, 1.0, (n, self.width))

@@ -289,6 +289,7 @@ class _Model:
         centers = np.repeat(self.anchors, per, axis=0)
         sigma = np.exp(rng.uniform(math.log(0.005), math.log(0.5), len(centers)))
         parts.append(self.encoder.perturb(centers, sigma * self.owner.settings.global_search_scale, rng, 0.2))
+        parts.append(self.encoder.neighbours(self.anchors))
         return np.vstack(parts)
 
     def best_candidate(
@@ -309,7 +310,9 @@ class _Model:
             lead = xs[np.argsort(-values)[:_ZOOM_KEEP]]
             centers = np.repeat(lead, _ZOOM_DRAWS, axis=0)
             sigma = np.exp(rng.uniform(math.log(1e-4), math.log(0.05), len(centers)))
-            local = self.encoder.snap(self.encoder.perturb(centers, sigma, rng, 0.0))
+            local = self.encoder.snap(
+                np.vstack([self.encoder.perturb(centers, sigma, rng, 0.0), self.encoder.neighbours(lead)])
+            )
             xs = np.vstack([xs, local])
             values = np.concatenate([values, self._acquire(local, target, rng, kind)])
         for index in np.argsort(-values):
