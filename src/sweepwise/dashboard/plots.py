@@ -42,6 +42,19 @@ def _better(goal: str) -> float:
     return 1.0 if goal == "maximize" else -1.0
 
 
+def _trials(points: Sequence[Point], x: Sequence[Any], hover: str) -> dict[str, Any]:
+    """One marker per trial at (`x`, its score), named by its run id on hover."""
+    return {
+        "type": "scatter",
+        "mode": "markers",
+        "name": "trial",
+        "x": list(x),
+        "y": [point["score"] for point in points],
+        "text": [_text(point["run_id"]) for point in points],
+        "hovertemplate": hover,
+    }
+
+
 def history_figure(points: Sequence[Point], metric: str, goal: str) -> dict[str, Any]:
     """The score of each scored trial in the order it was suggested, and the best so far as a step line."""
     sign = _better(goal)
@@ -52,15 +65,7 @@ def history_figure(points: Sequence[Point], metric: str, goal: str) -> dict[str,
     x = list(range(1, len(points) + 1))
     return {
         "data": [
-            {
-                "type": "scatter",
-                "mode": "markers",
-                "name": "trial",
-                "x": x,
-                "y": [point["score"] for point in points],
-                "text": [_text(point["run_id"]) for point in points],
-                "hovertemplate": "%{text}<br>" + _text(metric) + " %{y}<extra></extra>",
-            },
+            _trials(points, x, "%{text}<br>" + _text(metric) + " %{y}<extra></extra>"),
             {
                 "type": "scatter",
                 "mode": "lines",
@@ -96,15 +101,11 @@ def pareto_figure(points: Sequence[Point], metric: str, goal: str) -> dict[str, 
     front = pareto_front(points, goal)
     return {
         "data": [
-            {
-                "type": "scatter",
-                "mode": "markers",
-                "name": "trial",
-                "x": [point["cost"] for point in costed],
-                "y": [point["score"] for point in costed],
-                "text": [_text(point["run_id"]) for point in costed],
-                "hovertemplate": "%{text}<br>cost %{x}<br>" + _text(metric) + " %{y}<extra></extra>",
-            },
+            _trials(
+                costed,
+                [point["cost"] for point in costed],
+                "%{text}<br>cost %{x}<br>" + _text(metric) + " %{y}<extra></extra>",
+            ),
             {
                 "type": "scatter",
                 "mode": "lines+markers",
