@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, status_json
+from sweepwise.core.records import RunInfo
+from sweepwise.engine.first_failures import misconfiguration
 
 JOB = """
 import json, os, sys
@@ -80,3 +82,55 @@ def test_a_halted_sweep_whose_jobs_were_fixed_runs_on_when_run_again(tmp_path: P
     assert again.returncode == 0, again.stderr
     counts = status_json(tmp_path, "fixed")["counts"]
     assert counts["completed"] >= 6 and counts["failed"] == 3, counts
+
+
+@pytest.mark.slow
+def test_a_job_that_cannot_set_itself_up_stops_the_sweep_after_three_trials(tmp_path: Path) -> None:
+    path = _sweep(tmp_path, "broken", mixed=False)
+    spec = json.loads(path.read_text()) | {"metric": "accuracy"}
+    path.write_text(json.dumps(spec))
+    (tmp_path / "job.py").write_text(JOB + "\nimport a_module_nobody_installed\n")
+    result = cli("run", str(path), "--quiet", cwd=tmp_path)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: experiment 'broken' stopped after 3 trials: every job failed the same way")
+    assert "No module named 'a_module_nobody_installed'" in last and "sweepwise logs" in last
+    assert 3 <= len(_started(tmp_path)) <= 4
+
+
+def _failed(*errors: str) -> list[RunInfo]:
+    return [RunInfo(f"t{i}", has_failed=True, error=error) for i, error in enumerate(errors)]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "exit code 1; last output: ModuleNotFoundError: No module named 'torchvision'",
+        "exit code 1; last output: SyntaxError: invalid syntax",
+        "exit code 1; last output: FileNotFoundError: [Errno 2] No such file or directory: 'data.csv'",
+        "exit code 127; last output: train.sh: line 2: pythn: command not found",
+    ],
+)
+def test_the_same_set_up_error_three_times_is_a_misconfiguration(error: str) -> None:
+    reason = misconfiguration(_failed(error, error, error))
+    assert reason is not None and error in reason
+    assert misconfiguration(_failed(error, error)) is None  # not yet three
+
+
+@pytest.mark.parametrize(
+    "errors",
+    [
+        # an error the parameters may cause, however often it repeats
+        ["exit code 1; last output: ValueError: loss is nan"] * 3,
+        ["exit code 3"] * 3,
+        ["timed out after 60 s"] * 3,
+        # set-up errors, but not the same one
+        [
+            "exit code 1; last output: ModuleNotFoundError: No module named 'a'",
+            "exit code 1; last output: ModuleNotFoundError: No module named 'b'",
+            "exit code 1; last output: ModuleNotFoundError: No module named 'a'",
+        ],
+    ],
+)
+def test_failures_a_job_may_have_for_its_own_reasons_never_stop_the_sweep(errors: list[str]) -> None:
+    assert misconfiguration(_failed(*errors)) is None
