@@ -52,9 +52,10 @@ def _screens(tmp_path: Path) -> tuple[list[list[str]], int]:
     screen = pyte.Screen(COLUMNS, LINES)
     stream = pyte.ByteStream(screen)
     screens: list[list[str]] = []
+    drawing = False  # bytes fed since the last screen was taken
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.2)
+        ready, _, _ = select.select([leader], [], [], 0.05)
         if ready:
             try:
                 data = os.read(leader, 65536)
@@ -63,11 +64,19 @@ def _screens(tmp_path: Path) -> tuple[list[list[str]], int]:
             if not data:
                 break
             stream.feed(data)
+            drawing = True
+            continue
+        # The terminal has been quiet for 50 ms: a whole frame is drawn. (A screen taken between
+        # two reads of one frame would show it half redrawn, which no person sees.)
+        if drawing:
             shown = list(screen.display)
             if not screens or shown != screens[-1]:
                 screens.append(shown)
-        elif proc.poll() is not None:
+            drawing = False
+        if proc.poll() is not None:
             break
+    if drawing:
+        screens.append(list(screen.display))
     os.close(leader)
     return screens, proc.wait(timeout=60)
 
