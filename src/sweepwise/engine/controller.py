@@ -143,7 +143,9 @@ class AdaptiveController:
         self._env_warned: set[tuple[JobTypes, str]] = set()  # env names missing from the spec, said once
         self.halted: str | None = None
         """Why the sweep stopped before its end (its first trials all failed one way), else None."""
-        self._scored = False  # some trial has scored: first failures no longer stop the sweep
+        # some trial has scored, or the first failures were judged to be the jobs' own: from then
+        # on failures never stop the sweep
+        self._first_failures_settled = False
         # runs that had failed before this controller started: a rerun after the jobs were fixed
         # must not stop at once on the old failures
         self._failed_before: set[str] = set()
@@ -215,7 +217,7 @@ class AdaptiveController:
         self._stop_early(latest, now)
         self._check_silence(now)
         runs = self.runs
-        if self.halted is None and not self._scored:
+        if self.halted is None and not self._first_failures_settled:
             self._check_first_failures(runs)
         if self.halted is not None or self._cancelled():
             self._stop_unfinished()
@@ -313,14 +315,17 @@ class AdaptiveController:
 
     def _check_first_failures(self, runs: RunList) -> None:
         """Halt the sweep when its first trials all failed for one reason in the spec
-        (`engine.first_failures`); once a trial has scored, never again."""
+        (`engine.first_failures`); once a trial has scored or they were judged, never again."""
         if runs.how_many(JobStatus.COMPLETED, JobStatus.STOPPED):
-            self._scored = True
+            self._first_failures_settled = True
             return
         if runs.how_many(JobStatus.FAILED) - len(self._failed_before) < first_failures.LIMIT:
             return
         fresh = [run for run in runs.in_status(JobStatus.FAILED) if run.run_id not in self._failed_before]
         reason = first_failures.misconfiguration(fresh)
+        # a verdict of "their own reasons" on LIMIT or more failures stands: a later failure only
+        # adds another reason or the same one (engine.first_failures), so no tick scans them again
+        self._first_failures_settled = reason is None
         if reason is not None:
             self.halted = reason
             logger.debug("experiment %s: %s", self.experiment, reason)
