@@ -10,8 +10,9 @@ it trained to the end, reported as regret above the table's best final-step loss
 
 Methods: Optuna's random and TPE samplers without stopping and with Optuna's
 SuccessiveHalvingPruner; sweepwise's random search and Protein without stopping and with
-sweepwise's own `asha` stopper (grace period 1, reduction factor 3, max_t the last step);
-Ray Tune's random search with its ASHA scheduler (its defaults).
+sweepwise's own `asha` stopper; Ray Tune's random search with its ASHA scheduler. Every
+stopper has grace period `GRACE_PERIOD`, reduction factor `REDUCTION_FACTOR` and `max_t` the
+last step.
 """
 
 from __future__ import annotations
@@ -139,8 +140,8 @@ def run_optuna(method: str, problem: RealProblem, seed: int, budget: int) -> dic
 def run_ray(method: str, problem: RealProblem, seed: int, budget: int) -> dict[str, Any]:
     """One sweep with Ray Tune's random search and its ASHA scheduler, under `budget` steps.
 
-    Ray Tune's own `ASHAScheduler` (its defaults: grace period 1, reduction factor 4; `max_t`
-    the last step) decides after each report, called as Tune's controller calls it, one trial
+    Ray Tune's own `ASHAScheduler` (grace period `GRACE_PERIOD`, reduction factor
+    `REDUCTION_FACTOR`, `max_t` the last step, as every stopper here) decides after each report, called as Tune's controller calls it, one trial
     at a time; the configurations are drawn from Ray Tune's own search-space domains. Tune's
     actor runtime is left out: it changes how long a sweep takes, not what it decides.
     """
