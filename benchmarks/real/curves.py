@@ -141,9 +141,10 @@ def run_ray(method: str, problem: RealProblem, seed: int, budget: int) -> dict[s
     """One sweep with Ray Tune's random search and its ASHA scheduler, under `budget` steps.
 
     Ray Tune's own `ASHAScheduler` (grace period `GRACE_PERIOD`, reduction factor
-    `REDUCTION_FACTOR`, `max_t` the last step, as every stopper here) decides after each report, called as Tune's controller calls it, one trial
-    at a time; the configurations are drawn from Ray Tune's own search-space domains. Tune's
-    actor runtime is left out: it changes how long a sweep takes, not what it decides.
+    `REDUCTION_FACTOR`, `max_t` the last step, as every stopper here) decides after each
+    report, called as Tune's controller calls it, one trial at a time; the configurations are
+    drawn from Ray Tune's own search-space domains. Tune's actor runtime is left out: it
+    changes how long a sweep takes, not what it decides.
     """
     from types import SimpleNamespace
 
