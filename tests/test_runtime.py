@@ -76,6 +76,30 @@ def test_supervise_job_killed_by_signal(tmp_path: Path) -> None:
     assert exit_status(code) == 137
 
 
+@pytest.mark.parametrize(
+    "end",
+    ["os.kill(os.getpid(), signal.SIGTERM)", "raise SystemExit(143)"],
+    ids=["killed-by-sigterm", "exits-143-as-a-shell-does"],
+)
+def test_a_job_signalled_by_an_engine_before_its_supervisor_is_recorded_cancelled(
+    tmp_path: Path, end: str
+) -> None:
+    # `scancel` signals every process of the SLURM job: the job may end before its supervisor
+    # has seen its own SIGTERM. The `<job>.cancel` file, written before the engine's cancel,
+    # is what says the end was a cancel. Here the job writes it and ends itself; the
+    # supervisor gets no signal at all.
+    marker = tmp_path / "train.cancel"
+    job = f"import os, signal; open({str(marker)!r}, 'w').write('{{}}'); {end}"
+    _supervise(tmp_path, job)
+    status = _status(tmp_path)
+    assert status["cancelled"] is True
+
+
+def test_a_job_that_ends_by_sigterm_without_a_cancel_file_is_not_cancelled(tmp_path: Path) -> None:
+    assert _supervise(tmp_path, "import os, signal; os.kill(os.getpid(), signal.SIGTERM)") == -15
+    assert _status(tmp_path)["cancelled"] is False
+
+
 def test_supervise_refreshes_the_heartbeat(tmp_path: Path) -> None:
     # The job itself waits until the supervisor has refreshed heartbeat_at.
     job = (

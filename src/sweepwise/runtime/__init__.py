@@ -34,6 +34,8 @@ RESULT = "result.json"
 METRICS = "metrics.jsonl"
 PARAMS = "params.json"
 DISPATCH = "dispatch.json"
+CANCEL = "cancel"
+"""The kind of `<job>.cancel`, the file a canceller writes before it signals the job."""
 
 
 def job_stem(job: str, attempt: int = 1) -> str:
@@ -59,7 +61,7 @@ def job_file(run_dir: str | os.PathLike[str], job_name: str, kind: str) -> str:
     Args:
         run_dir: the run directory.
         job_name: `train` or `eval`, or an attempt's `job_stem` (`train.2`).
-        kind: one of `LOG`, `STATUS`, `RESULT`, `METRICS`, `PARAMS`, `DISPATCH`.
+        kind: one of `LOG`, `STATUS`, `RESULT`, `METRICS`, `PARAMS`, `DISPATCH`, `CANCEL`.
 
     Returns:
         `<run_dir>/<job_name>.<kind>` as a string.

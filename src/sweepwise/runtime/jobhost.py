@@ -46,7 +46,7 @@ import signal
 import sys
 import time
 
-from sweepwise.runtime import job_file
+from sweepwise.runtime import CANCEL, job_file
 from sweepwise.runtime.slices import request_short_slices
 from sweepwise.runtime.supervise import (
     RunState,
@@ -67,8 +67,6 @@ if TYPE_CHECKING:
     from types import FrameType
     from typing import Any
 
-CANCEL = "cancel"
-"""The kind of `<job>.cancel`, the file a canceller writes before it signals the job."""
 
 _EX_SOFTWARE = 70  # the host failed to start or finish a job
 

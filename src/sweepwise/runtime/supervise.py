@@ -8,7 +8,9 @@ ends, so a controller that was down meanwhile can still tell what happened.
 Process layout: the job runs in its own process group (pgid = job pid) inside the
 supervisor's session. SIGTERM / SIGINT / SIGHUP sent to the supervisor are forwarded
 once to the job's whole group and mark the job cancelled; a dispatcher can escalate
-with SIGKILL to the job's group and still get a final status saying "cancelled". When
+with SIGKILL to the job's group and still get a final status saying "cancelled". A job
+that ends while its `<job>.cancel` file exists is recorded cancelled too, whoever signalled
+it: an engine's cancel (`scancel`) may reach the job before its supervisor. When
 the job's main process exits, what is left of its process group is killed, so a job's
 background processes do not outlive it (a process that must, starts its own session).
 A job with a timeout that runs longer gets SIGTERM on its group, SIGKILL after a grace
@@ -28,7 +30,7 @@ import signal
 import subprocess
 import time
 
-from sweepwise.runtime import RESULT, RESULT_FILE, job_file
+from sweepwise.runtime import CANCEL, RESULT, RESULT_FILE, job_file
 from sweepwise.runtime._fork import fork_detached
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs milliseconds at start-up
@@ -431,7 +433,8 @@ class Supervisor:
             self.job_name,
             code,
             started_at=started_at,
-            cancelled=self.cancel_signal is not None,
+            cancelled=self.cancel_signal is not None
+            or os.path.exists(job_file(self.run_dir, self.job_name, CANCEL)),
             limit=self.limit,
         )
         self.write_status()
