@@ -527,7 +527,41 @@ def summarise_real(results: Results) -> str:
         missed = sorted(set(ps) - set(regret_ok))
         if missed:
             lines.append(f"  - regret above TPE or GP: {', '.join(missed)}")
+    lines += ["", *seed_by_seed(results, cells, names)]
     return "\n".join(lines)
+
+
+def seed_by_seed(results: Results, cells: list[tuple[str, str]], names: list[str]) -> list[str]:
+    """Protein against each other optimizer on the same seeds: wins/losses and mean final regret.
+
+    Runs of the same seed number share the table's train/validation split, so they face the
+    same function. Where a few seeds decide a median (the final regrets cluster on a handful
+    of grid points), this shows which optimizer is ahead seed for seed.
+    """
+    others = [n for n in names if n != "protein"]
+    lines = [
+        "## Protein against each optimizer, seed by seed: the seeds where Protein ends lower/higher; "
+        "mean final regret (a peer's over the seeds both ran)",
+        "",
+        "| problem | mode | protein | " + " | ".join(others) + " |",
+        "| --- " * (3 + len(others)) + "|",
+    ]
+    for p, m in cells:
+        mine = {k[3]: r["regret"][-1] for k, r in results.items() if k[:3] == ("protein", p, m)}
+        if not mine:
+            continue
+        row = [f"{np.mean(list(mine.values())):.4f}"]
+        for name in others:
+            theirs = {k[3]: r["regret"][-1] for k, r in results.items() if k[:3] == (name, p, m)}
+            seeds = sorted(mine.keys() & theirs.keys())
+            if not seeds:
+                row.append("—")
+                continue
+            wins = sum(mine[s] < theirs[s] - 1e-12 for s in seeds)
+            losses = sum(mine[s] > theirs[s] + 1e-12 for s in seeds)
+            row.append(f"{wins}/{losses}; {np.mean([theirs[s] for s in seeds]):.4f}")
+        lines.append(f"| {p} | {m} | " + " | ".join(row) + " |")
+    return lines
 
 
 def save_results(path: Path, results: Results, timing: dict[str, float] | None = None) -> None:

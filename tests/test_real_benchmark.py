@@ -103,6 +103,7 @@ def test_real_suite_with_every_optimizer(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "| protein | random | optuna-tpe | optuna-gp | ax |" in out
     assert "## Protein against the issue's targets" in out
+    assert "## Protein against each optimizer, seed by seed" in out
 
 
 def test_a_benchmark_saves_each_run_and_resumes_from_its_out_file(
