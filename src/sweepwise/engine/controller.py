@@ -442,7 +442,8 @@ class AdaptiveController:
             else:
                 for run_id, update in updates.items():
                     tx.update_run_summary(run_id, update)
-        crash_point("after_stop_decision")
+        if stopped:  # a commit of rung values alone is no decision to crash after
+            crash_point("after_stop_decision")
         for run, step, value in stopped:
             logger.info("run %s: stopped at step %d (%s %.6g)", run.run_id, step, self.stopper.metric, value)
             dispatch_id = self._dispatch_id(run, JobTypes.LAUNCH_TRAINING)

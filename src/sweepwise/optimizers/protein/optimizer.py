@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc, yeojohnson
+from scipy.stats import norm, qmc, rankdata, yeojohnson
 
 from sweepwise.core.models import Observation
 from sweepwise.optimizers import resolve_seed
@@ -195,6 +195,20 @@ def _fidelity(observations: list[Observation]) -> np.ndarray | None:
     return out
 
 
+def _gaussianise(y: np.ndarray, *, stopped: bool) -> np.ndarray:
+    """Scores made near-normal for the GP (docs/optimizers.md, "Models and search").
+
+    Standardised, then Yeo-Johnson transformed. When runs were stopped the scores mix steps
+    of training (an early loss may be ten times a final one), a mixture no single power
+    evens out: then the mean of that and the normal scores of their ranks, which are even
+    whatever the mixture, while the power transform keeps how far apart the scores lie.
+    """
+    warped: np.ndarray = yeojohnson((y - y.mean()) / y.std())[0]
+    if stopped:
+        warped = 0.5 * (warped + norm.ppf((rankdata(y) - 0.5) / len(y)))
+    return warped
+
+
 class _Model:
     """The GPs of one `suggest` call and the candidate search built on them."""
 
@@ -206,7 +220,7 @@ class _Model:
         s = self.settings
         y = data.y
         if len(y) > 2 and float(np.ptp(y)) > 0:
-            y = yeojohnson((y - y.mean()) / y.std())[0]
+            y = _gaussianise(y, stopped=data.fidelity is not None)
         self.best = float(y.max())
         n_fail = len(data.x) - data.n_ok
         imputed = np.full(n_fail, float(y.min()) - 0.25 * float(np.ptp(y) or 1.0))
