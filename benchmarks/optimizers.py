@@ -363,7 +363,12 @@ def cost_to_reach(results: Results, cell: tuple[str, str, str], target: float) -
 
 def final_regrets(results: Results, cell: tuple[str, str, str]) -> list[float]:
     """Per seed of a cell (optimizer, problem, mode): the final best-so-far regret."""
-    return [r["regret"][-1] for k, r in results.items() if k[:3] == cell]
+    return list(_finals_by_seed(results, cell).values())
+
+
+def _finals_by_seed(results: Results, cell: tuple[str, str, str]) -> dict[int, float]:
+    """The final best-so-far regret of a cell (optimizer, problem, mode), by seed."""
+    return {k[3]: r["regret"][-1] for k, r in results.items() if k[:3] == cell}
 
 
 def summarise(results: Results, timing: dict[str, float]) -> str:
@@ -547,12 +552,12 @@ def seed_by_seed(results: Results, cells: list[tuple[str, str]], names: list[str
         "| --- " * (3 + len(others)) + "|",
     ]
     for p, m in cells:
-        mine = {k[3]: r["regret"][-1] for k, r in results.items() if k[:3] == ("protein", p, m)}
+        mine = _finals_by_seed(results, ("protein", p, m))
         if not mine:
             continue
         row = [f"{np.mean(list(mine.values())):.4f}"]
         for name in others:
-            theirs = {k[3]: r["regret"][-1] for k, r in results.items() if k[:3] == (name, p, m)}
+            theirs = _finals_by_seed(results, (name, p, m))
             seeds = sorted(mine.keys() & theirs.keys())
             if not seeds:
                 row.append("—")
