@@ -446,3 +446,18 @@ def test_stopped_runs_without_a_usable_step_are_taken_as_trained_in_full() -> No
     history = [Observation(_full_score(x), 1.0, {"x": x}) for x in (0.05, 0.9, 0.95)]
     optimizer = ProteinOptimizer(space, seed=2)
     assert optimizer.suggest(history + odd, 2) == optimizer.suggest(history + plain, 2)
+
+
+@pytest.mark.parametrize("stopped", [False, True])
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_scores_of_any_finite_size_get_suggestions(scale: float, stopped: bool) -> None:
+    # a metric on a denormal scale once made the score transform divide by a zero deviation
+    # and Protein's suggest raise; one near the float limit overflowed it
+    space = SearchSpace.from_dict({"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}})
+    xs = np.random.default_rng(0).uniform(0, 1, 12)
+    history = [
+        Observation(scale * (x - 0.5), 1.0, {"x": x}, step=10 if i < 3 else 2, stopped=stopped and i >= 3)
+        for i, x in enumerate(xs)
+    ]
+    picks = ProteinOptimizer(space, seed=1).suggest(history, 3)
+    assert len({p["x"] for p in picks}) == 3 and all(0.0 <= p["x"] <= 1.0 for p in picks)

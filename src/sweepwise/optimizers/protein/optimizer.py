@@ -202,8 +202,11 @@ def _gaussianise(y: np.ndarray, *, stopped: bool) -> np.ndarray:
     of training (an early loss may be ten times a final one), a mixture no single power
     evens out: then the mean of that and the normal scores of their ranks, which are even
     whatever the mixture, while the power transform keeps how far apart the scores lie.
+    Scores of any finite size work: they are divided by the largest magnitude first, so the
+    standard deviation neither overflows (1e300) nor underflows to zero (1e-300).
     """
-    warped: np.ndarray = yeojohnson((y - y.mean()) / y.std())[0]
+    unit = y / np.abs(y).max()
+    warped: np.ndarray = yeojohnson((unit - unit.mean()) / unit.std())[0]
     if stopped:
         warped = 0.5 * (warped + norm.ppf((rankdata(y) - 0.5) / len(y)))
     return warped
