@@ -11,6 +11,8 @@ builds a fresh dispatcher over the same runs root and experiment each time it is
 - `reattach` + `poll` yield the FINISHED event with the job's result, for a job still
   running at the restart and for one that ended meanwhile;
 - `cancel` stops a running job (its process is gone and never writes "done");
+- a running job's `sweepwise.report` rows reach `poll` as METRICS events, newer and newer,
+  each row at most once (early stopping judges runs by them);
 - the job's log is readable (`LogReader.read_log`, else `<runs_root>/<experiment>/<run_id>/<stem>.log`);
 - a job killed behind the dispatcher's back, watched or while the controller is down,
   ends LOST or FAILED with a reason, never RUNNING forever.
@@ -51,11 +53,13 @@ TRAIN, EVAL = JobTypes.LAUNCH_TRAINING, JobTypes.LAUNCH_EVAL
 DEADLINE = 120.0  # seconds any awaited event may take; generous, never a measure of speed
 
 # The contract's job: appends "start <pid>" to its marker file, says hello on stdout, and
-# with CONTRACT_HOLD=1 appends "tick" every 0.05 s until `<marker>.release` exists (at
-# most 300 s); then appends "done" and reports its result.
+# with CONTRACT_HOLD=1 appends "tick" and reports a metrics row (`sweepwise.report`) every
+# 0.05 s until `<marker>.release` exists (at most 300 s); then appends "done" and reports
+# its result.
 JOB_SCRIPT = textwrap.dedent(
     """
     import json, os, time
+    import sweepwise
     mark = os.environ["CONTRACT_MARK"]
 
     def note(line):
@@ -66,8 +70,11 @@ JOB_SCRIPT = textwrap.dedent(
     print("contract job says hello", flush=True)
     if os.environ.get("CONTRACT_HOLD") == "1":
         deadline = time.time() + 300
+        ticks = 0
         while not os.path.exists(mark + ".release") and time.time() < deadline:
             note("tick")
+            ticks += 1
+            sweepwise.report(step=ticks, ticks=ticks)
             time.sleep(0.05)
     note("done")
     print("SWEEPWISE_RESULT " + json.dumps({"score": 1.5, "job": os.path.basename(mark)}))
@@ -370,6 +377,36 @@ class DispatcherContract:
             wait_until(lambda: job_gone(held), "the cancelled job's process to end")
             job.release(held)  # a job still alive would now finish and write "done"
             assert "done" not in job.lines(held)
+
+    def test_a_running_jobs_reports_come_back_as_metrics_events(
+        self,
+        make_dispatcher: Callable[[], Dispatcher],
+        job: ContractJobs,
+        job_type: JobTypes,
+        wait_for_event: EventWaiter,
+    ) -> None:
+        dispatcher = make_dispatcher()
+        held = job("reporting", job_type, hold=True)
+        dispatcher.dispatch(held)
+        first = wait_for_event(dispatcher, held, EventKind.METRICS)
+        assert first.metrics is not None and first.metrics["ticks"] == first.metrics["step"] >= 1
+        seen = wait_for_event.events(dispatcher)
+
+        def steps() -> list[int]:
+            return [
+                int(e.metrics["step"])
+                for e in seen
+                if e.kind is EventKind.METRICS and e.run_id == held.run_id and e.metrics
+            ]
+
+        def progressed() -> bool:
+            seen.extend(dispatcher.poll())
+            return steps()[-1] > first.metrics["step"]  # type: ignore[index]
+
+        wait_until(progressed, "a newer metrics row while the job runs")
+        job.release(held)
+        wait_for_event(dispatcher, held, EventKind.FINISHED)
+        assert steps() == sorted(set(steps()))  # newer rows only, each once
 
     def test_the_log_is_readable(
         self,

@@ -13,16 +13,15 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from conftest import cli, status_json
+from early_stopping_helpers import STEPS, check_asha_sweep, job_steps, write_sweep
 from sweepwise.core import keys
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.records import RunInfo
@@ -97,77 +96,18 @@ def test_a_bad_stopper_is_one_line_naming_the_field(tmp_path: Path) -> None:
 
 # -- sweeps ---------------------------------------------------------------------------------
 
-STEPS = 30
-
-TRAIN = textwrap.dedent(
-    """
-    import os, sys, time
-    import sweepwise
-    x = float(sys.argv[1].split("=", 1)[1])
-    run_id = os.environ["SWEEPWISE_RUN_ID"]
-    with open(os.path.join(os.environ["MARKERS"], "train.txt"), "a") as f:
-        f.write(run_id + "\\n")
-    for step in range(1, STEPS + 1):
-        with open(os.path.join(os.environ["MARKERS"], run_id + ".steps"), "a") as f:
-            f.write(f"{step}\\n")
-        sweepwise.report(step=step, score=x * step / STEPS)
-        time.sleep(float(os.environ.get("STEP_SLEEP", "0.05")))
-    sweepwise.report_result(score=x)
-    """
-).replace("STEPS", str(STEPS))
-
-
-def _sweep(directory: Path, stopper: dict[str, Any] | str, trials: int = 9) -> Path:
-    directory.mkdir(exist_ok=True)
-    (directory / "train.py").write_text(TRAIN)
-    (directory / "markers").mkdir(exist_ok=True)
-    spec = {
-        "name": "es",
-        "max_parallel": 3,
-        "monitoring_interval": 0.2,
-        "scheduler": {"type": "batched_synced", "max_trials": trials, "batch_size": 3},
-        "optimizer": {"type": "random", "seed": 5},
-        "stopper": stopper,
-        "train": {"cmd": ["python", "train.py"], "env": {"MARKERS": str(directory / "markers")}},
-        "parameters": {"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}},
-    }
-    path = directory / "sweep.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def _steps(directory: Path, run_id: str) -> list[int]:
-    path = directory / "markers" / f"{run_id}.steps"
-    return [int(line) for line in path.read_text().split()] if path.exists() else []
-
-
-def _stopped_runs(directory: Path) -> list[dict[str, Any]]:
-    return [row for row in status_json(directory, "es")["runs"] if row["status"] == "stopped"]
-
 
 @pytest.mark.slow
 def test_asha_stops_the_worst_runs_through_the_cancel_path_and_each_job_runs_once(tmp_path: Path) -> None:
-    spec = _sweep(tmp_path, {"type": "asha", "grace_period": 5, "reduction_factor": 3, "max_t": STEPS})
+    spec = write_sweep(tmp_path, {"type": "asha", "grace_period": 5, "reduction_factor": 3, "max_t": STEPS})
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, env={"STEP_SLEEP": "0.1"}, timeout=600)
-    assert result.returncode == 0, result.stderr
-    runs = status_json(tmp_path, "es")["runs"]
-    stopped = [row for row in runs if row["status"] == "stopped"]
-    assert stopped, [row["status"] for row in runs]
-    assert {row["status"] for row in runs} <= {"completed", "stopped"}
-    for row in stopped:  # ended by the stop: its job never reached the last step, and it has a score
-        assert max(_steps(tmp_path, row["run_id"])) < STEPS, row
-        assert row["score"] is not None and row["cost"] is not None
-    for row in runs:
-        if row["status"] == "completed":
-            assert max(_steps(tmp_path, row["run_id"])) == STEPS
-    started = Counter((tmp_path / "markers" / "train.txt").read_text().split())
-    assert set(started.values()) == {1}, started  # a stopped run is never started again
+    check_asha_sweep(tmp_path, "es", result)
     assert "stopped at step" in result.stderr
 
 
 @pytest.mark.slow
 def test_a_controller_killed_between_the_decision_and_the_cancel_stops_the_run_once(tmp_path: Path) -> None:
-    spec = _sweep(tmp_path, {"type": "asha", "grace_period": 2, "reduction_factor": 3}, trials=3)
+    spec = write_sweep(tmp_path, {"type": "asha", "grace_period": 2, "reduction_factor": 3}, trials=3)
     env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
     env |= {"STEP_SLEEP": "0.4", "SWEEPWISE_CRASH_AT": "after_stop_decision:1"}
     first = subprocess.run(  # no pipes: the jobs it leaves running would hold them open
@@ -180,16 +120,16 @@ def test_a_controller_killed_between_the_decision_and_the_cancel_stops_the_run_o
     )
     assert first.returncode == -signal.SIGKILL
     (decided,) = _stopped_or_deciding(tmp_path)
-    reached = max(_steps(tmp_path, decided))
+    reached = max(job_steps(tmp_path, decided))
     assert reached < STEPS  # its job still runs: the crash came before the cancel
     again = cli("run", str(spec), "--quiet", cwd=tmp_path, env={"STEP_SLEEP": "0.4"}, timeout=600)
     assert again.returncode == 0, again.stderr
     rows = {row["run_id"]: row for row in status_json(tmp_path, "es")["runs"]}
     assert rows[decided]["status"] == "stopped"
     time.sleep(1.0)  # a job still running would have reached another step by now
-    final = max(_steps(tmp_path, decided))
+    final = max(job_steps(tmp_path, decided))
     assert final < STEPS, final  # cancelled by the restarted controller, not run to its end
-    assert max(_steps(tmp_path, decided)) == final
+    assert max(job_steps(tmp_path, decided)) == final
     started = Counter((tmp_path / "markers" / "train.txt").read_text().split())
     assert started[decided] == 1 and set(started.values()) == {1}, started  # never started again
 

@@ -26,6 +26,7 @@ import yaml
 
 from conftest import REPO, cli, status_json
 from dispatcher_contract import DispatcherContract
+from early_stopping_helpers import STEPS, check_asha_sweep, write_sweep
 from faults_helpers import alive
 from ray_cluster import LocalRayCluster
 from sweepwise.core.errors import ConfigError
@@ -766,3 +767,27 @@ class TestRayTaskContract(DispatcherContract):
             )
 
         return make
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["job", "task", "job-own-runs-dir"])
+def test_asha_stops_ray_jobs_through_cancel_and_each_runs_once(
+    ray_cluster: LocalRayCluster, tmp_path: Path, mode: str
+) -> None:
+    # The stopper decides from what the jobs report; the stop is a `cancel` of the Ray job or task.
+    # "job-own-runs-dir": the nodes keep run directories this controller does not read, so the
+    # jobs' progress reaches it through their logs' SWEEPWISE_METRICS lines.
+    if mode == "task":
+        dispatcher = {"type": "ray", "address": ray_cluster.gcs_address, "mode": "task"}
+    else:
+        dispatcher = {"type": "ray", "address": ray_cluster.address}
+    if mode == "job-own-runs-dir":
+        dispatcher["remote_runs_dir"] = str(tmp_path / "node-runs")
+    name = f"es-{mode}"
+    stopper = {"type": "asha", "grace_period": 5, "reduction_factor": 3, "max_t": STEPS}
+    spec = write_sweep(tmp_path, stopper, name=name, dispatcher=dispatcher, step_sleep=0.3)
+    result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=900)
+    check_asha_sweep(tmp_path, name, result)
+    if mode == "job-own-runs-dir":  # the controller's copies of the runs hold no metrics file
+        assert not list((tmp_path / "runs").rglob("*metrics.jsonl"))
+        assert list((tmp_path / "node-runs").rglob("*metrics.jsonl"))

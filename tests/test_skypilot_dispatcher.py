@@ -675,6 +675,55 @@ def test_a_node_reports_a_failure_and_only_rank_0_the_result(
     assert (tmp_path / "node-runs" / "rank-1" / EXPERIMENT / "demo_trial_0002" / "train.result.json").exists()
 
 
+REPORTING = """
+import time
+import sweepwise
+for step in (1, 2, 3):
+    print("epoch", step, end=" ", flush=True)  # a line left open: the runner's own line starts anew
+    sweepwise.report(step=step, loss=1.0 / step)
+    time.sleep(0.5)
+sweepwise.report_result(loss=0.25)
+"""
+
+
+def test_a_running_jobs_reports_reach_the_controller_through_its_log(
+    sky: ModuleType, runs_root: Path, tmp_path: Path
+) -> None:
+    # Early stopping on SkyPilot: the node's files are out of reach, so the runner writes each new
+    # `sweepwise.report` row into the log, and the dispatcher reads the newest while the job runs.
+    workdir = tmp_path / "code"
+    workdir.mkdir()
+    (workdir / "train.py").write_text(REPORTING)
+    api = FakeSkyApi(sky)
+    dispatcher = _dispatcher(runs_root, api, workdir=str(workdir))
+    dispatcher.dispatch(_job())
+    [(task, _)] = api.launched
+    node = _run_on_node(task, workdir, tmp_path / "node-runs")
+    assert node.returncode == 0, node.stderr
+    lines = node.stdout.splitlines()
+    forwarded = [json.loads(line.split(" ", 1)[1]) for line in lines if line.startswith("SWEEPWISE_METRICS ")]
+    steps = [row["step"] for row in forwarded]  # the newest row after each copy of the output
+    assert steps == sorted(set(steps)) and steps[-1] == 3 and forwarded[-1]["loss"] == 1 / 3
+    assert lines[-1] == 'SWEEPWISE_RESULT {"loss":0.25}'
+
+    api.set(1, sky.jobs.ManagedJobStatus.RUNNING, start_at=time.time())
+    cut = next(i for i, line in enumerate(lines) if line.startswith("SWEEPWISE_METRICS ")) + 1
+    for upto, step in ((cut, steps[0]), (len(lines) - 1, 3)):  # the log as it grows
+        api.logs_text[1] = "".join(f"(task, pid=77) {line}\n" for line in lines[:upto])
+        [metrics] = [event for event in dispatcher.poll() if event.kind is EventKind.METRICS]
+        assert metrics.metrics == {"step": step, "loss": 1.0 / step}
+        assert not [event for event in dispatcher.poll() if event.kind is EventKind.METRICS]  # once
+    api.logs_text[1] += '(task, pid=77) SWEEPWISE_METRICS {"step": 4}\n'
+
+    def unreadable(*args: Any, **kwargs: Any) -> str:
+        raise ConnectionError("the log cannot be read now")
+
+    api.logs = unreadable  # type: ignore[method-assign]
+    assert _kinds(dispatcher.poll()) == [EventKind.HEARTBEAT]  # still alive, no error
+    del api.logs  # readable again: the row is reported at the next poll
+    assert [event.metrics for event in dispatcher.poll() if event.kind is EventKind.METRICS] == [{"step": 4}]
+
+
 def test_the_spec_in_docs_backends(sky: ModuleType, runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "backends.md").read_text()
     block = re.search(r"```yaml\n(.*?)```", doc[doc.index("## SkyPilot") :], re.S)

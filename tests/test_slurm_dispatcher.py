@@ -26,6 +26,7 @@ import yaml
 
 from conftest import EVAL, REPO, TRAIN, cli, markers, status_json
 from dispatcher_contract import DispatcherContract
+from early_stopping_helpers import STEPS, check_asha_sweep, write_sweep
 from local_dispatcher_fixtures import wait_for
 from sweepwise.core.errors import ConfigError, DispatchError
 from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
@@ -637,3 +638,28 @@ class TestSlurmContract(DispatcherContract):
         yield make
         for dispatcher in made:
             dispatcher.close()
+
+
+@pytest.mark.slow
+def test_asha_stops_slurm_jobs_through_scancel_and_each_runs_once(
+    slurm: None, tmp_path: Path, experiment: str
+) -> None:
+    # The stopper decides from what the jobs report; the stop is a `cancel`, here an scancel.
+    stopper = {"type": "asha", "grace_period": 5, "reduction_factor": 3, "max_t": STEPS}
+    spec = write_sweep(
+        tmp_path,
+        stopper,
+        name=experiment,
+        dispatcher={"type": "slurm", "poll_interval": 1},
+        step_sleep=0.3,
+    )
+    result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=900)
+    check_asha_sweep(tmp_path, experiment, result)
+    live = subprocess.run(
+        ["squeue", "--noheader", "--states=PENDING,RUNNING,COMPLETING", "--Format=Name:|"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert not [name for name in live.stdout.split("|") if name.strip().startswith(f"{experiment}.")]

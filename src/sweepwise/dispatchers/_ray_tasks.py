@@ -48,7 +48,7 @@ _REAP_TIMEOUT = 120.0  # seconds to wait for the job of a dead worker to be kill
 _KEEPER_TIMEOUT = 120.0  # seconds to wait for the Ray job that keeps the supervisor to make it
 
 
-SUPERVISOR = "sweepwise-supervisor-1"
+SUPERVISOR = "sweepwise-supervisor-2"
 """The supervisor actor's name; its number changes when its methods do, so an older one is left alone."""
 
 
@@ -103,6 +103,12 @@ class TaskSupervisor:
         if record is not None and record["status"] == "PENDING":
             record.update(status="RUNNING", started_at=at)
             self._bump()
+
+    async def metrics(self, sid: str, row: dict[str, Any]) -> None:
+        """The task `sid` passes on its job's newest metrics row (read with the record, at each poll)."""
+        record = self._jobs.get(sid)
+        if record is not None and record["status"] == "RUNNING":
+            record["metrics"] = row
 
     async def _follow(self, sid: str, ref: Any) -> None:
         from ray import exceptions
@@ -200,6 +206,7 @@ def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str,
     """
     from sweepwise.core.errors import ConfigError
     from sweepwise.runtime.remote import prepare_job
+    from sweepwise.runtime.results import read_new_metrics
     from sweepwise.runtime.supervise import Supervisor
 
     try:
@@ -243,9 +250,13 @@ def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str,
     # thread still runs (a CPython race); an Event's wait survives the interruption.
     threading.Thread(target=run, daemon=True).start()
     cancelled_at: float | None = None
+    metrics_offset = 0
     while not done.is_set():
         try:
             done.wait(0.5)
+            row, metrics_offset = read_new_metrics(plan.metrics_path, metrics_offset)
+            if row is not None:  # for early stopping: the controller cannot read this node's files
+                supervisor.metrics.remote(sid, row)
             if cancelled_at is not None and time.monotonic() - cancelled_at > _KILL_GRACE:
                 supervision.cancel(signal.SIGKILL)
         except KeyboardInterrupt:  # ray.cancel: stop the job, then return its end

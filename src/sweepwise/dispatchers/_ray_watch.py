@@ -15,6 +15,7 @@ from typing import Any
 
 from sweepwise.core.models import EventKind, JobEvent, JobTypes
 from sweepwise.dispatchers._job_files import number
+from sweepwise.dispatchers._reported_metrics import forwarded, metrics_event
 from sweepwise.dispatchers._sky_watch import clean_log
 from sweepwise.runtime import job_stem
 from sweepwise.runtime.remote import TIMEOUT_LINE_PREFIX
@@ -91,6 +92,8 @@ class RayWatch:
     started_at: float | None = None  # when this dispatcher first saw it RUNNING
     done: bool = False
     route: str = "job"  # "job": a Ray job (Jobs API); "task": a Ray task (`_ray_tasks`)
+    metrics_offset: int = 0  # how far its metrics file was read (run directories shared with the node)
+    metrics_seen: str | None = None  # the last metrics row reported, as JSON
 
     @property
     def stem(self) -> str:
@@ -141,7 +144,9 @@ class RayWatch:
             if timeout is not None:  # the job's supervisor stopped it (`sweepwise.runtime.remote`)
                 timed_out = True
                 error = f"{timeout.removeprefix('sweepwise: ')}; {error}"
-            last = next((line.strip() for line in reversed(lines) if line.strip()), None)
+            last = next(
+                (line.strip() for line in reversed(lines) if line.strip() and not forwarded(line)), None
+            )
             error += f"; last output: {last}" if last else ""
         else:
             error = f"cancelled (Ray {record.status})"
@@ -177,10 +182,13 @@ class RayWatch:
             return [self.event(EventKind.LOST, error=error)]
         status = record.get("status")
         if status in ("PENDING", "RUNNING"):
+            live: list[JobEvent] = []
             if status == "RUNNING" and self.started_at is None:
                 self.started_at = number(record.get("started_at")) or time.time()
-                return [self.event(EventKind.STARTED, self.started_at), self.event(EventKind.HEARTBEAT)]
-            return [self.event(EventKind.HEARTBEAT)]
+                live.append(self.event(EventKind.STARTED, self.started_at))
+            if status == "RUNNING":  # the newest row the task passed on (`TaskSupervisor.metrics`)
+                live.extend(metrics_event(self, record.get("metrics")))
+            return [*live, self.event(EventKind.HEARTBEAT)]
         self.done = True
         ended_at = number(record.get("ended_at"))
         if status == "LOST":

@@ -16,6 +16,7 @@ from typing import Any
 
 from sweepwise.core.models import EventKind, JobEvent, JobTypes
 from sweepwise.dispatchers._local_watch import number
+from sweepwise.dispatchers._reported_metrics import forwarded
 from sweepwise.runtime import job_stem, parse_stem
 from sweepwise.runtime.remote import TIMEOUT_LINE_PREFIX
 from sweepwise.runtime.results import result_from_lines
@@ -154,6 +155,7 @@ class SkyWatch:
     cancelled_id: int | None = None
     missing: int = 0  # reads of the queue in a row that did not show the launched job
     done: bool = False
+    metrics_seen: str | None = None  # the last metrics row reported, as JSON
 
     @property
     def stem(self) -> str:
@@ -208,7 +210,11 @@ class SkyWatch:
                 timed_out = True
                 error = f"{timeout.removeprefix('sweepwise: ')}; {error}"
             last = next(
-                (line.strip() for line in reversed(lines) if line.strip() and not _SKY_TRAILER.search(line)),
+                (
+                    line.strip()
+                    for line in reversed(lines)
+                    if line.strip() and not _SKY_TRAILER.search(line) and not forwarded(line)
+                ),
                 None,
             )
             error += f"; last output: {last}" if last else ""

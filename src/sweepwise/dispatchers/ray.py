@@ -65,8 +65,10 @@ from sweepwise.dispatchers._ray_watch import (
     clean_log,
     latest_heartbeats,
 )
+from sweepwise.dispatchers._reported_metrics import metrics_event
 from sweepwise.dispatchers.launch import run_dir_for
-from sweepwise.runtime import DISPATCH, LOG, job_file, job_stem
+from sweepwise.runtime import DISPATCH, LOG, METRICS, job_file, job_stem
+from sweepwise.runtime.results import metrics_from_lines, read_new_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -436,6 +438,8 @@ class RayDispatcher:
             else:
                 try:
                     events.extend(self._read_one(watch))
+                    if not watch.done and watch.started_at is not None:
+                        events.extend(self._job_metrics(watch))
                 except Exception as exc:  # Ray raises many types: this job is read again next time
                     self._unreachable_now(exc)
                     reached = False
@@ -472,6 +476,21 @@ class RayDispatcher:
         if phase is not RayPhase.STOPPED:  # a result must be read; a last line may be missing
             lines = self._log_lines(watch, phase is RayPhase.SUCCEEDED)
         return watch.ended(record, phase, lines)
+
+    def _job_metrics(self, watch: RayWatch) -> list[JobEvent]:
+        """METRICS of a running Ray job: the newest row its job reported (`sweepwise.report`).
+
+        Read from its metrics file when the nodes make run directories where this machine
+        reads them (no `remote_runs_dir`); else from the last `SWEEPWISE_METRICS` line of its
+        log, which `sweepwise.runtime.remote` writes (docs/backends.md, "Early stopping on
+        every backend").
+        """
+        if self._options.remote_runs_dir is None:
+            path = job_file(watch.claim.parent, watch.stem, METRICS)
+            row, watch.metrics_offset = read_new_metrics(path, watch.metrics_offset)
+            return metrics_event(watch, row)
+        text = self._jobs.logs(watch.submission_id) or ""
+        return metrics_event(watch, metrics_from_lines(text.splitlines()))
 
     def _log_lines(self, watch: RayWatch, succeeded: bool) -> list[str]:
         """The end of a finished job's log, cleaned.

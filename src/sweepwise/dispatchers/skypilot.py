@@ -41,6 +41,7 @@ from sweepwise.dispatchers._claims import (
     update_claim,
 )
 from sweepwise.dispatchers._local_watch import number
+from sweepwise.dispatchers._reported_metrics import metrics_event
 from sweepwise.dispatchers._sky_client import LaunchState, SkyClient, import_sky, one_line, sky_client
 from sweepwise.dispatchers._sky_task import build_resources, build_storage, build_task, parse_options
 from sweepwise.dispatchers._sky_watch import (
@@ -55,6 +56,7 @@ from sweepwise.dispatchers._sky_watch import (
 )
 from sweepwise.dispatchers.launch import run_dir_for
 from sweepwise.runtime import DISPATCH, LOG, job_file, job_stem, parse_stem
+from sweepwise.runtime.results import metrics_from_lines
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ _CLOCK_SKEW = 300.0  # seconds the API server's clock may be behind this machine
 
 _RESULT_TAIL = 2000  # log lines read for a finished job's result
 _FAILURE_TAIL = 50  # log lines read for a failed job's last output
+_METRICS_TAIL = 200  # log lines read of a running job for its newest metrics row
 
 
 @register_dispatcher("skypilot")
@@ -401,7 +404,23 @@ class SkyPilotDispatcher:
                 watch.run_id,
                 watch.stem,
             )
-        return watch.alive(record, phase)
+        events = watch.alive(record, phase)
+        if phase is SkyPhase.RUNNING:
+            events[-1:-1] = self._metrics(watch)  # before the heartbeat
+        return events
+
+    def _metrics(self, watch: SkyWatch) -> list[JobEvent]:
+        """METRICS of a running job: the last `SWEEPWISE_METRICS` line at the end of its log.
+
+        `sweepwise.runtime.remote` writes one after each row the job reports, so a stopper can
+        judge it (docs/backends.md, "Early stopping on every backend"). A log that cannot be
+        read now is read again at the next poll.
+        """
+        try:
+            text = self._client.logs(watch.name, watch.job_id, _METRICS_TAIL)
+        except Exception:  # SkyPilot raises many types: the job's progress is read next time
+            return []
+        return metrics_event(watch, metrics_from_lines(clean_log(text)))
 
     def _not_in_queue(self, watch: SkyWatch) -> list[JobEvent]:
         """A watched job the queue does not show: its launch is on its way, failed, or it is lost."""

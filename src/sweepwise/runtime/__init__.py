@@ -28,6 +28,9 @@ RESULT_FILE = "result.json"
 RESULT_LINE_PREFIX = "SWEEPWISE_RESULT "
 """A job may print `SWEEPWISE_RESULT {json}` as its result instead."""
 
+METRICS_LINE_PREFIX = "SWEEPWISE_METRICS "
+"""How a remote job's log carries its newest `sweepwise.report` row (`sweepwise.runtime.remote`)."""
+
 LOG = "log"
 STATUS = "status.json"
 RESULT = "result.json"
@@ -74,6 +77,7 @@ __all__ = [
     "JOB_NAMES",
     "LOG",
     "METRICS",
+    "METRICS_LINE_PREFIX",
     "PARAMS",
     "PARAMS_FILE",
     "RESULT",

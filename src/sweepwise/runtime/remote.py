@@ -18,7 +18,10 @@ hyperparameter value passes through a shell:
 
 The job runs as under the local dispatcher (its hyperparameters as words, in
 `SWEEPWISE_PARAMS` and in `params.json`; the supervisor enforces its `timeout`), and its
-output is copied to this process's stdout, the task's log, as it is written. When it
+output is copied to this process's stdout, the task's log, as it is written, with the newest
+row of its metrics file (`sweepwise.report`) after each copy, as a line of ours:
+`SWEEPWISE_METRICS {json}` (a dispatcher that cannot read the node's files reads the job's
+progress there, for early stopping). When it
 ends, the node of rank 0 prints the job's result, found as the local dispatcher finds it
 (`result.json`, its last `SWEEPWISE_RESULT` line, its last metrics row), as the log's
 last line of ours: `SWEEPWISE_RESULT {json}`. A job stopped for its timeout says so in a
@@ -127,8 +130,23 @@ def prepare_job(environ: Mapping[str, str], rank: str = "0") -> tuple[JobDefinit
     return job, plan
 
 
-def _follow(path: str, offset: int, stop: threading.Event, out: BinaryIO) -> None:
-    """Copy what is appended to `path` after byte `offset` to `out` until `stop` is set, then the rest."""
+def _follow(path: str, offset: int, metrics_path: str, stop: threading.Event, out: BinaryIO) -> None:
+    """Copy what is appended to `path` after byte `offset` to `out` until `stop` is set, then the rest.
+
+    The newest row the job appended to its metrics file (`metrics_path`) since the last copy
+    follows, as a line `SWEEPWISE_METRICS {json}` of its own: a dispatcher that cannot read
+    the node's files learns from the log how far the job got, for early stopping
+    (docs/backends.md, "Early stopping on every backend").
+    """
+    from sweepwise.core.jsonsafe import dumps_strict
+    from sweepwise.runtime import METRICS_LINE_PREFIX
+    from sweepwise.runtime.results import read_new_metrics
+
+    try:  # rows already there are an earlier run's (one SkyPilot recovered from a preemption)
+        metrics_offset = os.path.getsize(metrics_path)
+    except OSError:
+        metrics_offset = 0
+    line_open = False  # the copied output ends inside a line
     while True:
         stopping = stop.is_set()
         try:
@@ -139,8 +157,15 @@ def _follow(path: str, offset: int, stop: threading.Event, out: BinaryIO) -> Non
             data = b""
         if data:
             out.write(data)
-            out.flush()
             offset += len(data)
+            line_open = not data.endswith(b"\n")
+        row, metrics_offset = read_new_metrics(metrics_path, metrics_offset)
+        if row is not None:
+            line = METRICS_LINE_PREFIX + dumps_strict(row, separators=(",", ":"))
+            out.write((("\n" if line_open else "") + line + "\n").encode())
+            line_open = False
+        if data or row is not None:
+            out.flush()
         if stopping:
             return
         stop.wait(_FOLLOW_STEP)
@@ -178,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     offset = plan.log_path.stat().st_size if plan.log_path.exists() else 0
     stop = threading.Event()
     follower = threading.Thread(
-        target=_follow, args=(str(plan.log_path), offset, stop, sys.stdout.buffer), daemon=True
+        target=_follow,
+        args=(str(plan.log_path), offset, str(plan.metrics_path), stop, sys.stdout.buffer),
+        daemon=True,
     )
     follower.start()
     try:

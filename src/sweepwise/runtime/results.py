@@ -12,7 +12,7 @@ import logging
 import os
 from typing import Any
 
-from sweepwise.runtime import LOG, METRICS, RESULT, RESULT_LINE_PREFIX, job_file
+from sweepwise.runtime import LOG, METRICS, METRICS_LINE_PREFIX, RESULT, RESULT_LINE_PREFIX, job_file
 
 StrPath = str | os.PathLike[str]
 
@@ -178,6 +178,30 @@ def result_from_lines(lines: list[str], job_name: str) -> tuple[dict[str, Any] |
     return None
 
 
+def metrics_from_lines(lines: list[str]) -> dict[str, Any] | None:
+    """The metrics row of the last well-formed `SWEEPWISE_METRICS {json}` line of a remote job's log.
+
+    Args:
+        lines: the end of the job's log, one line per item, without line endings.
+
+    Returns:
+        The row (a JSON object, at most the result size limit), or None when there is none.
+    """
+    for line in reversed(lines):
+        if not line.startswith(METRICS_LINE_PREFIX):
+            continue
+        text = line[len(METRICS_LINE_PREFIX) :]
+        if len(text.encode()) > max_result_bytes():
+            continue
+        try:
+            row = json.loads(text)
+        except ValueError:
+            continue  # a line cut or mangled in transit: an older one will do
+        if isinstance(row, dict):
+            return row
+    return None
+
+
 def _from_metrics(path: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str | None]:
     row, size = _last_metrics_row(path)
     if row is None:
@@ -307,6 +331,7 @@ __all__ = [
     "last_metrics_row",
     "last_output",
     "max_result_bytes",
+    "metrics_from_lines",
     "read_job_result",
     "read_job_result_file",
     "read_new_metrics",
