@@ -256,7 +256,10 @@ def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str,
             done.wait(0.5)
             row, metrics_offset = read_new_metrics(plan.metrics_path, metrics_offset)
             if row is not None:  # for early stopping: the controller cannot read this node's files
-                supervisor.metrics.remote(sid, row)
+                try:
+                    supervisor.metrics.remote(sid, row)
+                except Exception:  # Ray raises many types; a lost row must not end the task
+                    logger.warning("job %s: its newest metrics row could not be passed on", sid)
             if cancelled_at is not None and time.monotonic() - cancelled_at > _KILL_GRACE:
                 supervision.cancel(signal.SIGKILL)
         except KeyboardInterrupt:  # ray.cancel: stop the job, then return its end
