@@ -627,16 +627,25 @@ def _run_on_node(
     return subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
 
 
+def _launched(
+    sky: ModuleType, runs_root: Path, tmp_path: Path, script: str, job: JobDefinition
+) -> tuple[FakeSkyApi, SkyPilotDispatcher, Any, Path]:
+    """`job` dispatched with `script` as its code's train.py: the API, dispatcher, task and workdir."""
+    workdir = tmp_path / "code"
+    workdir.mkdir()
+    (workdir / "train.py").write_text(script)
+    api = FakeSkyApi(sky)
+    dispatcher = _dispatcher(runs_root, api, workdir=str(workdir))
+    dispatcher.dispatch(job)
+    [(task, _)] = api.launched
+    return api, dispatcher, task, workdir
+
+
 def test_a_node_runs_the_job_and_its_log_ends_with_the_result(
     sky: ModuleType, runs_root: Path, tmp_path: Path
 ) -> None:
-    workdir = tmp_path / "code"
-    workdir.mkdir()
-    (workdir / "train.py").write_text(TRAIN)
-    api = FakeSkyApi(sky)
-    dispatcher = _dispatcher(runs_root, api, workdir=str(workdir))
-    dispatcher.dispatch(_job(overrides={"lr": "0.1; rm -rf / $(x)"}, env={"TOKEN": "t0k"}))
-    [(task, _)] = api.launched
+    job = _job(overrides={"lr": "0.1; rm -rf / $(x)"}, env={"TOKEN": "t0k"})
+    api, dispatcher, task, workdir = _launched(sky, runs_root, tmp_path, TRAIN, job)
 
     node = _run_on_node(task, workdir, tmp_path / "node-runs")
     assert node.returncode == 0, node.stderr
@@ -691,13 +700,7 @@ def test_a_running_jobs_reports_reach_the_controller_through_its_log(
 ) -> None:
     # Early stopping on SkyPilot: the node's files are out of reach, so the runner writes each new
     # `sweepwise.report` row into the log, and the dispatcher reads the newest while the job runs.
-    workdir = tmp_path / "code"
-    workdir.mkdir()
-    (workdir / "train.py").write_text(REPORTING)
-    api = FakeSkyApi(sky)
-    dispatcher = _dispatcher(runs_root, api, workdir=str(workdir))
-    dispatcher.dispatch(_job())
-    [(task, _)] = api.launched
+    api, dispatcher, task, workdir = _launched(sky, runs_root, tmp_path, REPORTING, _job())
     node = _run_on_node(task, workdir, tmp_path / "node-runs")
     assert node.returncode == 0, node.stderr
     lines = node.stdout.splitlines()
