@@ -785,7 +785,9 @@ def test_asha_stops_ray_jobs_through_cancel_and_each_runs_once(
         dispatcher["remote_runs_dir"] = str(tmp_path / "node-runs")
     name = f"es-{mode}"
     stopper = {"type": "asha", "grace_period": 5, "reduction_factor": 3, "max_t": STEPS}
-    spec = write_sweep(tmp_path, stopper, name=name, dispatcher=dispatcher, step_sleep=0.3)
+    # Slower steps when rows come from the log, which is read at most every 5 s.
+    step_sleep = 0.6 if mode == "job-own-runs-dir" else 0.3
+    spec = write_sweep(tmp_path, stopper, name=name, dispatcher=dispatcher, step_sleep=step_sleep)
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=900)
     check_asha_sweep(tmp_path, name, result)
     if mode == "job-own-runs-dir":  # the controller's copies of the runs hold no metrics file

@@ -571,6 +571,7 @@ def test_without_skypilot_one_line_names_the_extra(monkeypatch: pytest.MonkeyPat
         ({"file_mounts": {"/x": {"name": "b", "mode": "NO"}}}, "dispatcher.file_mounts./x: Invalid storage"),
         ({"workdir": "/no/such/dir"}, "dispatcher.workdir: directory '/no/such/dir' does not exist"),
         ({"poll_interval": -1}, "dispatcher.poll_interval: expected seconds >= 0, got -1"),
+        ({"metrics_interval": "1m"}, "dispatcher.metrics_interval: expected seconds >= 0, got '1m'"),
     ],
 )
 def test_a_bad_option_is_one_config_error_line(
@@ -628,14 +629,14 @@ def _run_on_node(
 
 
 def _launched(
-    sky: ModuleType, runs_root: Path, tmp_path: Path, script: str, job: JobDefinition
+    sky: ModuleType, runs_root: Path, tmp_path: Path, script: str, job: JobDefinition, **options: Any
 ) -> tuple[FakeSkyApi, SkyPilotDispatcher, Any, Path]:
     """`job` dispatched with `script` as its code's train.py: the API, dispatcher, task and workdir."""
     workdir = tmp_path / "code"
     workdir.mkdir()
     (workdir / "train.py").write_text(script)
     api = FakeSkyApi(sky)
-    dispatcher = _dispatcher(runs_root, api, workdir=str(workdir))
+    dispatcher = _dispatcher(runs_root, api, workdir=str(workdir), **options)
     dispatcher.dispatch(job)
     [(task, _)] = api.launched
     return api, dispatcher, task, workdir
@@ -700,7 +701,9 @@ def test_a_running_jobs_reports_reach_the_controller_through_its_log(
 ) -> None:
     # Early stopping on SkyPilot: the node's files are out of reach, so the runner writes each new
     # `sweepwise.report` row into the log, and the dispatcher reads the newest while the job runs.
-    api, dispatcher, task, workdir = _launched(sky, runs_root, tmp_path, REPORTING, _job())
+    api, dispatcher, task, workdir = _launched(
+        sky, runs_root, tmp_path, REPORTING, _job(), metrics_interval=0
+    )
     node = _run_on_node(task, workdir, tmp_path / "node-runs")
     assert node.returncode == 0, node.stderr
     lines = node.stdout.splitlines()
@@ -725,6 +728,31 @@ def test_a_running_jobs_reports_reach_the_controller_through_its_log(
     assert _kinds(dispatcher.poll()) == [EventKind.HEARTBEAT]  # still alive, no error
     del api.logs  # readable again: the row is reported at the next poll
     assert [event.metrics for event in dispatcher.poll() if event.kind is EventKind.METRICS] == [{"step": 4}]
+
+
+class _CountingApi(FakeSkyApi):
+    """`FakeSkyApi` that counts the reads of logs."""
+
+    log_reads = 0
+
+    def logs(self, name: str, job_id: int | None = None, tail: int | None = None) -> str:
+        self.log_reads += 1
+        return super().logs(name, job_id, tail)
+
+
+def test_a_running_jobs_log_is_read_for_metrics_at_most_once_per_metrics_interval(
+    sky: ModuleType, runs_root: Path
+) -> None:
+    # One `tail_logs` call per running job per read: with many jobs the reads must be spaced.
+    for interval, expected in ((None, 0), (60.0, 1), (0, 3)):
+        api = _CountingApi(sky)
+        dispatcher = _dispatcher(runs_root / str(interval), api, metrics_interval=interval)
+        dispatcher.dispatch(_job())
+        api.set(1, sky.jobs.ManagedJobStatus.RUNNING, start_at=time.time())
+        api.logs_text[1] = 'SWEEPWISE_METRICS {"step": 1}\n'
+        for _ in range(3):
+            dispatcher.poll()
+        assert api.log_reads == expected, interval
 
 
 def test_the_spec_in_docs_backends(sky: ModuleType, runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -93,6 +93,7 @@ class RayWatch:
     done: bool = False
     route: str = "job"  # "job": a Ray job (Jobs API); "task": a Ray task (`_ray_tasks`)
     metrics_offset: int = 0  # how far its metrics file was read (run directories shared with the node)
+    metrics_read_at: float | None = None  # when its log was last read for metrics (monotonic)
     metrics_seen: str | None = None  # the last metrics row reported, as JSON
 
     @property

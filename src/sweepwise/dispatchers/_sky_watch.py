@@ -156,6 +156,7 @@ class SkyWatch:
     missing: int = 0  # reads of the queue in a row that did not show the launched job
     done: bool = False
     metrics_seen: str | None = None  # the last metrics row reported, as JSON
+    metrics_read_at: float | None = None  # when its log was last read for metrics (monotonic)
 
     @property
     def stem(self) -> str:

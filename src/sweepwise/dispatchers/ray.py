@@ -74,6 +74,7 @@ logger = logging.getLogger(__name__)
 
 _RESULT_TAIL = 2000  # log lines searched for a finished job's result
 _FAILURE_TAIL = 50  # log lines searched for a failed job's last output
+_LOG_METRICS_EVERY = 5.0  # seconds between reads of a running job's whole log for its newest metrics row
 
 
 @register_dispatcher("ray")
@@ -482,14 +483,18 @@ class RayDispatcher:
 
         Read from its metrics file when the nodes make run directories where this machine
         reads them (no `remote_runs_dir`); else from the last `SWEEPWISE_METRICS` line of its
-        log, which `sweepwise.runtime.remote` writes (docs/backends.md, "Early stopping on
-        every backend").
+        log, which `sweepwise.runtime.remote` writes, at most every 5 s (docs/backends.md,
+        "Early stopping on every backend").
         """
         if self._options.remote_runs_dir is None:
             path = job_file(watch.claim.parent, watch.stem, METRICS)
             row, watch.metrics_offset = read_new_metrics(path, watch.metrics_offset)
             return metrics_event(watch, row)
+        now = time.monotonic()
+        if watch.metrics_read_at is not None and now - watch.metrics_read_at < _LOG_METRICS_EVERY:
+            return []  # the whole log comes back each time: not at every poll
         text = self._jobs.logs(watch.submission_id) or ""
+        watch.metrics_read_at = now
         return metrics_event(watch, metrics_from_lines(text.splitlines()))
 
     def _log_lines(self, watch: RayWatch, succeeded: bool) -> list[str]:

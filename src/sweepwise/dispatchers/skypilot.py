@@ -99,6 +99,9 @@ class SkyPilotDispatcher:
             `~/sweepwise-runs`; a mounted bucket keeps them).
         python: the interpreter on the nodes that has sweepwise (default `python`).
         poll_interval: seconds between reads of the managed-jobs queue.
+        metrics_interval: seconds between reads of a running job's log for its newest
+            `sweepwise.report` row (what a `stopper` judges; one `tail_logs` call per job);
+            None never reads it.
         client: what talks to SkyPilot (default: its API server, through `sky`).
 
     Raises:
@@ -134,10 +137,14 @@ class SkyPilotDispatcher:
         remote_runs_dir: str | None = None,
         python: str | None = None,
         poll_interval: float = 10.0,
+        metrics_interval: float | None = 60.0,
         client: SkyClient | None = None,
     ) -> None:
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval < 0:
-            raise ConfigError("dispatcher.poll_interval", f"expected seconds >= 0, got {poll_interval!r}")
+        for name, value in (("poll_interval", poll_interval), ("metrics_interval", metrics_interval)):
+            if value is None and name == "metrics_interval":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"dispatcher.{name}", f"expected seconds >= 0, got {value!r}")
         run_dir_for(Path(runs_root), experiment, "x")  # validates the experiment name
         self._options = parse_options(
             cloud=cloud,
@@ -165,6 +172,7 @@ class SkyPilotDispatcher:
         self._experiment = experiment
         self._incarnation = incarnation
         self._poll_interval = float(poll_interval)
+        self._metrics_interval = None if metrics_interval is None else float(metrics_interval)
         self._next_poll = 0.0
         self._watches: dict[tuple[str, str], SkyWatch] = {}
         self._finished: set[tuple[str, str]] = set()
@@ -413,13 +421,18 @@ class SkyPilotDispatcher:
         """METRICS of a running job: the last `SWEEPWISE_METRICS` line at the end of its log.
 
         `sweepwise.runtime.remote` writes one after each row the job reports, so a stopper can
-        judge it (docs/backends.md, "Early stopping on every backend"). A log that cannot be
-        read now is read again at the next poll.
+        judge it (docs/backends.md, "Early stopping on every backend"). The log is read at most
+        once per `metrics_interval`; one that cannot be read now is read again at the next poll.
         """
+        now = time.monotonic()
+        interval = self._metrics_interval
+        if interval is None or (watch.metrics_read_at is not None and now - watch.metrics_read_at < interval):
+            return []
         try:
             text = self._client.logs(watch.name, watch.job_id, _METRICS_TAIL)
         except Exception:  # SkyPilot raises many types: the job's progress is read next time
             return []
+        watch.metrics_read_at = now
         return metrics_event(watch, metrics_from_lines(clean_log(text)))
 
     def _not_in_queue(self, watch: SkyWatch) -> list[JobEvent]:
