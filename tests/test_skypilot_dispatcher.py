@@ -711,6 +711,8 @@ def test_a_running_jobs_reports_reach_the_controller_through_its_log(
     steps = [row["step"] for row in forwarded]  # the newest row after each copy of the output
     assert steps == sorted(set(steps)) and steps[-1] == 3 and forwarded[-1]["loss"] == 1 / 3
     assert lines[-1] == 'SWEEPWISE_RESULT {"loss":0.25}'
+    other = _run_on_node(task, workdir, tmp_path / "node-runs", rank="1")
+    assert other.returncode == 0 and "SWEEPWISE_" not in other.stdout  # rank 0 speaks for the job
 
     api.set(1, sky.jobs.ManagedJobStatus.RUNNING, start_at=time.time())
     cut = next(i for i, line in enumerate(lines) if line.startswith("SWEEPWISE_METRICS ")) + 1

@@ -130,20 +130,21 @@ def prepare_job(environ: Mapping[str, str], rank: str = "0") -> tuple[JobDefinit
     return job, plan
 
 
-def _follow(path: str, offset: int, metrics_path: str, stop: threading.Event, out: BinaryIO) -> None:
+def _follow(path: str, offset: int, metrics_path: str | None, stop: threading.Event, out: BinaryIO) -> None:
     """Copy what is appended to `path` after byte `offset` to `out` until `stop` is set, then the rest.
 
-    The newest row the job appended to its metrics file (`metrics_path`) since the last copy
-    follows, as a line `SWEEPWISE_METRICS {json}` of its own: a dispatcher that cannot read
-    the node's files learns from the log how far the job got, for early stopping
-    (docs/backends.md, "Early stopping on every backend").
+    The newest row the job appended to its metrics file (`metrics_path`; None on nodes of
+    rank 1 and up, which report nothing) since the last copy follows, as a line
+    `SWEEPWISE_METRICS {json}` of its own: a dispatcher that cannot read the node's files
+    learns from the log how far the job got, for early stopping (docs/backends.md, "Early
+    stopping on every backend").
     """
     from sweepwise.core.jsonsafe import dumps_strict
     from sweepwise.runtime import METRICS_LINE_PREFIX
     from sweepwise.runtime.results import read_new_metrics
 
     try:  # rows already there are an earlier run's (one SkyPilot recovered from a preemption)
-        metrics_offset = os.path.getsize(metrics_path)
+        metrics_offset = os.path.getsize(metrics_path) if metrics_path else 0
     except OSError:
         metrics_offset = 0
     line_open = False  # the copied output ends inside a line
@@ -159,7 +160,9 @@ def _follow(path: str, offset: int, metrics_path: str, stop: threading.Event, ou
             out.write(data)
             offset += len(data)
             line_open = not data.endswith(b"\n")
-        row, metrics_offset = read_new_metrics(metrics_path, metrics_offset)
+        row = None
+        if metrics_path is not None:
+            row, metrics_offset = read_new_metrics(metrics_path, metrics_offset)
         if row is not None:
             line = METRICS_LINE_PREFIX + dumps_strict(row, separators=(",", ":"))
             out.write((("\n" if line_open else "") + line + "\n").encode())
@@ -202,10 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     # a runs root in a bucket) was shown by that run.
     offset = plan.log_path.stat().st_size if plan.log_path.exists() else 0
     stop = threading.Event()
+    metrics = str(plan.metrics_path) if rank == "0" else None  # rank 0 speaks for the job
     follower = threading.Thread(
-        target=_follow,
-        args=(str(plan.log_path), offset, str(plan.metrics_path), stop, sys.stdout.buffer),
-        daemon=True,
+        target=_follow, args=(str(plan.log_path), offset, metrics, stop, sys.stdout.buffer), daemon=True
     )
     follower.start()
     try:
