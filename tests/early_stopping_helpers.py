@@ -6,15 +6,20 @@ same sweep and the same checks, judged from the jobs' own marker files.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
 import textwrap
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from conftest import status_json
+from conftest import cli, status_json
+from sweepwise.core import keys
 
 STEPS = 30
 
@@ -91,3 +96,49 @@ def check_asha_sweep(directory: Path, name: str, result: subprocess.CompletedPro
     started = Counter((directory / "markers" / "train.txt").read_text().split())
     assert sorted(started) == sorted(row["run_id"] for row in runs)
     assert set(started.values()) == {1}, started  # a stopped run is never started again
+
+
+def decided_stops(directory: Path, name: str) -> list[str]:
+    """The runs whose stop is decided (in the store), finished or not."""
+    from sweepwise.stores.sql import SQLStore
+
+    store = SQLStore(f"sqlite:///{directory / 'sweepwise.db'}")
+    try:
+        return [run.run_id for run in store.fetch_runs({"group": name}) if keys.STOP in run.summary]
+    finally:
+        store.close()
+
+
+def check_a_kill_between_the_decision_and_the_cancel(
+    directory: Path, *, name: str = "es", dispatcher: dict[str, Any] | None = None
+) -> None:
+    """SIGKILL the controller right after it commits a stop, rerun it: the run is stopped once.
+
+    Judged from the decided run's job: it was still running after the kill, it is stopped by
+    the restarted controller before its last step, and no job ever starts twice.
+    """
+    stopper = {"type": "asha", "grace_period": 2, "reduction_factor": 3}
+    spec = write_sweep(directory, stopper, trials=3, name=name, dispatcher=dispatcher, step_sleep=0.4)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
+    env["SWEEPWISE_CRASH_AT"] = "after_stop_decision:1"
+    first = subprocess.run(  # no pipes: the jobs it leaves running would hold them open
+        [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
+        cwd=directory,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+    )
+    assert first.returncode == -signal.SIGKILL
+    (decided,) = decided_stops(directory, name)
+    assert max(job_steps(directory, decided)) < STEPS  # its job still runs: the crash came before the cancel
+    again = cli("run", str(spec), "--quiet", cwd=directory, timeout=600)
+    assert again.returncode == 0, again.stderr
+    rows = {row["run_id"]: row for row in status_json(directory, name)["runs"]}
+    assert rows[decided]["status"] == "stopped"
+    final = max(job_steps(directory, decided))
+    assert final < STEPS, final  # cancelled by the restarted controller, not run to its end
+    time.sleep(1.0)  # a job still running would have reached another step by now
+    assert max(job_steps(directory, decided)) == final
+    started = Counter((directory / "markers" / "train.txt").read_text().split())
+    assert started[decided] == 1 and set(started.values()) == {1}, started  # never started again

@@ -9,19 +9,18 @@ from the jobs' side effects.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import cli, status_json
-from early_stopping_helpers import STEPS, check_asha_sweep, job_steps, write_sweep
+from conftest import cli
+from early_stopping_helpers import (
+    STEPS,
+    check_a_kill_between_the_decision_and_the_cancel,
+    check_asha_sweep,
+    write_sweep,
+)
 from sweepwise.core import keys
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.records import RunInfo
@@ -107,42 +106,7 @@ def test_asha_stops_the_worst_runs_through_the_cancel_path_and_each_job_runs_onc
 
 @pytest.mark.slow
 def test_a_controller_killed_between_the_decision_and_the_cancel_stops_the_run_once(tmp_path: Path) -> None:
-    spec = write_sweep(tmp_path, {"type": "asha", "grace_period": 2, "reduction_factor": 3}, trials=3)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
-    env |= {"STEP_SLEEP": "0.4", "SWEEPWISE_CRASH_AT": "after_stop_decision:1"}
-    first = subprocess.run(  # no pipes: the jobs it leaves running would hold them open
-        [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=300,
-    )
-    assert first.returncode == -signal.SIGKILL
-    (decided,) = _stopped_or_deciding(tmp_path)
-    reached = max(job_steps(tmp_path, decided))
-    assert reached < STEPS  # its job still runs: the crash came before the cancel
-    again = cli("run", str(spec), "--quiet", cwd=tmp_path, env={"STEP_SLEEP": "0.4"}, timeout=600)
-    assert again.returncode == 0, again.stderr
-    rows = {row["run_id"]: row for row in status_json(tmp_path, "es")["runs"]}
-    assert rows[decided]["status"] == "stopped"
-    time.sleep(1.0)  # a job still running would have reached another step by now
-    final = max(job_steps(tmp_path, decided))
-    assert final < STEPS, final  # cancelled by the restarted controller, not run to its end
-    assert max(job_steps(tmp_path, decided)) == final
-    started = Counter((tmp_path / "markers" / "train.txt").read_text().split())
-    assert started[decided] == 1 and set(started.values()) == {1}, started  # never started again
-
-
-def _stopped_or_deciding(directory: Path) -> list[str]:
-    """The runs whose stop is decided (in the store), finished or not."""
-    from sweepwise.stores.sql import SQLStore
-
-    store = SQLStore(f"sqlite:///{directory / 'sweepwise.db'}")
-    try:
-        return [run.run_id for run in store.fetch_runs({"group": "es"}) if keys.STOP in run.summary]
-    finally:
-        store.close()
+    check_a_kill_between_the_decision_and_the_cancel(tmp_path)
 
 
 def test_status_counts_stopped_runs(tmp_path: Path) -> None:

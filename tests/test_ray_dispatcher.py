@@ -26,7 +26,12 @@ import yaml
 
 from conftest import REPO, cli, status_json
 from dispatcher_contract import DispatcherContract
-from early_stopping_helpers import STEPS, check_asha_sweep, write_sweep
+from early_stopping_helpers import (
+    STEPS,
+    check_a_kill_between_the_decision_and_the_cancel,
+    check_asha_sweep,
+    write_sweep,
+)
 from faults_helpers import alive
 from ray_cluster import LocalRayCluster
 from sweepwise.core.errors import ConfigError
@@ -793,3 +798,12 @@ def test_asha_stops_ray_jobs_through_cancel_and_each_runs_once(
     if mode == "job-own-runs-dir":  # the controller's copies of the runs hold no metrics file
         assert not list((tmp_path / "runs").rglob("*metrics.jsonl"))
         assert list((tmp_path / "node-runs").rglob("*metrics.jsonl"))
+
+
+@pytest.mark.slow
+def test_a_controller_killed_between_a_stop_and_its_cancel_stops_the_ray_job_once(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    # The cancel is a call to the cluster: the restarted controller reattaches the job and makes it.
+    dispatcher = {"type": "ray", "address": ray_cluster.address}
+    check_a_kill_between_the_decision_and_the_cancel(tmp_path, name="es-killed", dispatcher=dispatcher)

@@ -26,7 +26,12 @@ import yaml
 
 from conftest import EVAL, REPO, TRAIN, cli, markers, status_json
 from dispatcher_contract import DispatcherContract
-from early_stopping_helpers import STEPS, check_asha_sweep, write_sweep
+from early_stopping_helpers import (
+    STEPS,
+    check_a_kill_between_the_decision_and_the_cancel,
+    check_asha_sweep,
+    write_sweep,
+)
 from local_dispatcher_fixtures import wait_for
 from sweepwise.core.errors import ConfigError, DispatchError
 from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
@@ -656,3 +661,12 @@ def test_asha_stops_slurm_jobs_through_scancel_and_each_runs_once(
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=900)
     check_asha_sweep(tmp_path, experiment, result)
     assert slurm_jobs(experiment, states="PENDING,RUNNING,COMPLETING") == []  # none left running
+
+
+@pytest.mark.slow
+def test_a_controller_killed_between_a_stop_and_its_scancel_stops_the_job_once(
+    slurm: None, tmp_path: Path, experiment: str
+) -> None:
+    # SLURM keeps the job running while the controller is dead; the restarted one scancels it.
+    dispatcher = {"type": "slurm", "poll_interval": 1}
+    check_a_kill_between_the_decision_and_the_cancel(tmp_path, name=experiment, dispatcher=dispatcher)
