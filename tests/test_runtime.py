@@ -331,3 +331,43 @@ def test_report_outside_sweepwise_warns_once_and_writes_nothing(tmp_path: Path) 
     )
     assert proc.stderr.count("not running under sweepwise") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_remote_runner_writes_the_newest_row_into_the_log_and_again_when_buried(tmp_path: Path) -> None:
+    # What a dispatcher that cannot read the node's files reads (docs/backends.md, "Early
+    # stopping on every backend"): the newest row on a line of its own, written again after
+    # more output, and not again while the job is silent.
+    import io
+    import threading
+
+    from sweepwise.runtime.remote import _follow
+
+    log, metrics = tmp_path / "train.log", tmp_path / "train.metrics.jsonl"
+    out, stop = io.BytesIO(), threading.Event()
+
+    def append(path: Path, text: str) -> None:
+        with path.open("a") as handle:
+            handle.write(text)
+
+    follower = threading.Thread(target=_follow, args=(str(log), 0, str(metrics), stop, out, 0.5))
+    follower.start()
+    try:
+        append(log, "epoch 1 ")  # a line the job leaves open
+        append(metrics, '{"step": 1, "loss": 0.5}\n')
+        row = 'SWEEPWISE_METRICS {"step":1,"loss":0.5}\n'
+        wait_for(lambda: row.encode() in out.getvalue(), "the row in the log")
+        assert out.getvalue() == ("epoch 1 \n" + row).encode()
+        for batch in range(30):  # output without a new row, for longer than repeat_after
+            append(log, f"batch {batch}\n")
+            wait_for(lambda b=batch: f"batch {b}\n".encode() in out.getvalue(), "the output copied")
+            if out.getvalue().count(row.encode()) == 2:
+                break
+            stop.wait(0.05)
+        assert out.getvalue().count(row.encode()) == 2
+        assert out.getvalue().endswith(row.encode())  # right after the output that buried it
+        silent = out.getvalue()
+        stop.wait(1.0)  # no output: nothing is written again
+        assert out.getvalue() == silent
+    finally:
+        stop.set()
+        follower.join()

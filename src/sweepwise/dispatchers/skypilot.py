@@ -64,7 +64,7 @@ _CLOCK_SKEW = 300.0  # seconds the API server's clock may be behind this machine
 
 _RESULT_TAIL = 2000  # log lines read for a finished job's result
 _FAILURE_TAIL = 50  # log lines read for a failed job's last output
-_METRICS_TAIL = 200  # log lines read of a running job for its newest metrics row
+_METRICS_TAIL = 500  # log lines read of a running job for its newest metrics row (rewritten every 10 s)
 
 
 @register_dispatcher("skypilot")

@@ -67,6 +67,7 @@ TIMEOUT_LINE_PREFIX = "sweepwise: timeout"
 """How the line that says a job was stopped for its timeout starts."""
 
 _FOLLOW_STEP = 0.2  # seconds between copies of the job's new output to stdout
+_METRICS_REPEAT = 10.0  # seconds of output after which the newest metrics row is written again
 
 
 def load_job(environ: Mapping[str, str]) -> JobDefinition:
@@ -130,14 +131,22 @@ def prepare_job(environ: Mapping[str, str], rank: str = "0") -> tuple[JobDefinit
     return job, plan
 
 
-def _follow(path: str, offset: int, metrics_path: str | None, stop: threading.Event, out: BinaryIO) -> None:
+def _follow(
+    path: str,
+    offset: int,
+    metrics_path: str | None,
+    stop: threading.Event,
+    out: BinaryIO,
+    repeat_after: float = _METRICS_REPEAT,
+) -> None:
     """Copy what is appended to `path` after byte `offset` to `out` until `stop` is set, then the rest.
 
     The newest row the job appended to its metrics file (`metrics_path`; None on nodes of
     rank 1 and up, which report nothing) since the last copy follows, as a line
     `SWEEPWISE_METRICS {json}` of its own: a dispatcher that cannot read the node's files
-    learns from the log how far the job got, for early stopping (docs/backends.md, "Early
-    stopping on every backend").
+    learns from the end of the log how far the job got, for early stopping (docs/backends.md,
+    "Early stopping on every backend"). So that the line stays near the end of a log the job
+    keeps writing to, it is written again after `repeat_after` seconds of output.
     """
     from sweepwise.core.jsonsafe import dumps_strict
     from sweepwise.runtime import METRICS_LINE_PREFIX
@@ -148,6 +157,8 @@ def _follow(path: str, offset: int, metrics_path: str | None, stop: threading.Ev
     except OSError:
         metrics_offset = 0
     line_open = False  # the copied output ends inside a line
+    last_line: str | None = None
+    last_at = 0.0
     while True:
         stopping = stop.is_set()
         try:
@@ -163,11 +174,17 @@ def _follow(path: str, offset: int, metrics_path: str | None, stop: threading.Ev
         row = None
         if metrics_path is not None:
             row, metrics_offset = read_new_metrics(metrics_path, metrics_offset)
+        now = time.monotonic()
+        line = None
         if row is not None:
             line = METRICS_LINE_PREFIX + dumps_strict(row, separators=(",", ":"))
+        elif data and last_line is not None and now - last_at >= repeat_after:
+            line = last_line  # buried under the job's output since: written again
+        if line is not None:
             out.write((("\n" if line_open else "") + line + "\n").encode())
             line_open = False
-        if data or row is not None:
+            last_line, last_at = line, now
+        if data or line is not None:
             out.flush()
         if stopping:
             return
