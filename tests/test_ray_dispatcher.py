@@ -9,6 +9,7 @@ records its own starts in a side-effect file, which is how "started once" is jud
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -807,3 +808,59 @@ def test_a_controller_killed_between_a_stop_and_its_cancel_stops_the_ray_job_onc
     # The cancel is a call to the cluster: the restarted controller reattaches the job and makes it.
     dispatcher = {"type": "ray", "address": ray_cluster.address}
     check_a_kill_between_the_decision_and_the_cancel(tmp_path, name="es-killed", dispatcher=dispatcher)
+
+
+REPORTING_JOB = textwrap.dedent(
+    """
+    import os, time
+    import sweepwise
+    for step in range(1, 100000):
+        sweepwise.report(step=step, score=float(step))
+        if os.path.exists(os.environ["GO"]):
+            break
+        time.sleep(0.1)
+    print("SWEEPWISE_RESULT " + '{"score": 1.0}')
+    """
+)
+
+
+@pytest.mark.slow
+def test_tasks_of_a_supervisor_older_than_metrics_still_run_to_their_end(
+    ray_cluster: LocalRayCluster,
+    work: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A cluster whose supervisor actor was made by a sweepwise without `metrics`: its tasks must
+    # run as before (no row passed on, no error), and the controller says why nothing is judged.
+    import ray
+
+    from sweepwise.dispatchers import _ray_tasks
+    from sweepwise.dispatchers import ray as ray_module
+
+    name = "sweepwise-supervisor-test-older"
+    older = type(
+        "TaskSupervisor",
+        (),
+        {key: value for key, value in vars(_ray_tasks.TaskSupervisor).items() if key != "metrics"},
+    )
+    ray.init(address=ray_cluster.gcs_address, ignore_reinit_error=True)
+    actor = (
+        ray.remote(older)
+        .options(name=name, namespace=_ray_tasks.NAMESPACE, lifetime="detached", num_cpus=0)
+        .remote()
+    )
+    try:
+        monkeypatch.setattr(ray_module, "SUPERVISOR", name)
+        (work / "report.py").write_text(REPORTING_JOB)
+        with caplog.at_level(logging.WARNING, logger="sweepwise.dispatchers._ray_tasks"):
+            dispatcher = _task_dispatcher(ray_cluster, work)
+            dispatcher.dispatch(_job(work, "demo_trial_0301", cmd=["python", "report.py"]))
+            assert "predates early stopping of tasks" in caplog.text
+        _wait_for(lambda: list((work / "runs").rglob("train.metrics.jsonl")), "the job to report")
+        (work / "go-demo_trial_0301").touch()
+        events = _until_finished(dispatcher, "demo_trial_0301")
+        assert events[-1].succeeded and events[-1].result == {"score": 1.0}, events[-1].error
+        assert not [event for event in events if event.kind is EventKind.METRICS]
+    finally:
+        ray.kill(actor, no_restart=True)

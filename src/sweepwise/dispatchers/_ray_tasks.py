@@ -48,8 +48,11 @@ _REAP_TIMEOUT = 120.0  # seconds to wait for the job of a dead worker to be kill
 _KEEPER_TIMEOUT = 120.0  # seconds to wait for the Ray job that keeps the supervisor to make it
 
 
-SUPERVISOR = "sweepwise-supervisor-2"
-"""The supervisor actor's name; its number changes when its methods do, so an older one is left alone."""
+SUPERVISOR = "sweepwise-supervisor-1"
+"""The supervisor actor's name; its number changes when the methods a controller calls do, so an
+older one is left alone. `metrics`, which only tasks call and only when their supervisor has it,
+came later without a new number: a new number would leave the tasks a sweep has running under the
+older actor unknown to an upgraded controller, which would run their jobs again."""
 
 
 class TaskSupervisor:
@@ -251,13 +254,16 @@ def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str,
     threading.Thread(target=run, daemon=True).start()
     cancelled_at: float | None = None
     metrics_offset = 0
+    pass_on = getattr(supervisor, "metrics", None)  # None: an older supervisor (see `SUPERVISOR`)
     while not done.is_set():
         try:
             done.wait(0.5)
-            row, metrics_offset = read_new_metrics(plan.metrics_path, metrics_offset)
-            if row is not None:  # for early stopping: the controller cannot read this node's files
+            row = None
+            if pass_on is not None:
+                row, metrics_offset = read_new_metrics(plan.metrics_path, metrics_offset)
+            if pass_on is not None and row is not None:  # the controller cannot read this node's files
                 try:
-                    supervisor.metrics.remote(sid, row)
+                    pass_on.remote(sid, row)
                 except Exception:  # Ray raises many types; a lost row must not end the task
                     logger.warning("job %s: its newest metrics row could not be passed on", sid)
             if cancelled_at is not None and time.monotonic() - cancelled_at > _KILL_GRACE:
@@ -342,6 +348,14 @@ class RayTasks:
         self._python = python
         self._actor = self._find_actor()
         self.address = address or "this machine's Ray cluster"
+        if not hasattr(self._actor, "metrics"):
+            logger.warning(
+                "the Ray supervisor actor %s on %s predates early stopping of tasks: a stopper sees "
+                "no reports from them until it is restarted, between sweeps (docs/backends.md, "
+                '"Tasks or Ray jobs")',
+                name,
+                self.address,
+            )
 
     def _find_actor(self) -> Any:
         """The supervisor actor: found by name, else made by a Ray job that keeps it (`keep_supervisor`).
