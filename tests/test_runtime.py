@@ -349,10 +349,11 @@ def test_the_remote_runner_writes_the_newest_row_into_the_log_and_again_when_bur
         with path.open("a") as handle:
             handle.write(text)
 
-    follower = threading.Thread(target=_follow, args=(str(log), 0, str(metrics), stop, out, 0.5))
+    follower = threading.Thread(target=_follow, args=(str(log), 0, str(metrics), 0, stop, out, 0.5))
     follower.start()
     try:
         append(log, "epoch 1 ")  # a line the job leaves open
+        wait_for(lambda: out.getvalue() == b"epoch 1 ", "the open line copied")
         append(metrics, '{"step": 1, "loss": 0.5}\n')
         row = 'SWEEPWISE_METRICS {"step":1,"loss":0.5}\n'
         wait_for(lambda: row.encode() in out.getvalue(), "the row in the log")

@@ -135,14 +135,16 @@ def _follow(
     path: str,
     offset: int,
     metrics_path: str | None,
+    metrics_offset: int,
     stop: threading.Event,
     out: BinaryIO,
     repeat_after: float = _METRICS_REPEAT,
 ) -> None:
     """Copy what is appended to `path` after byte `offset` to `out` until `stop` is set, then the rest.
 
-    The newest row the job appended to its metrics file (`metrics_path`; None on nodes of
-    rank 1 and up, which report nothing) since the last copy follows, as a line
+    The newest row the job appended to its metrics file (`metrics_path`, after byte
+    `metrics_offset`; None on nodes of rank 1 and up, which report nothing) since the last
+    copy follows, as a line
     `SWEEPWISE_METRICS {json}` of its own: a dispatcher that cannot read the node's files
     learns from the end of the log how far the job got, for early stopping (docs/backends.md,
     "Early stopping on every backend"). So that the line stays near the end of a log the job
@@ -152,10 +154,6 @@ def _follow(
     from sweepwise.runtime import METRICS_LINE_PREFIX
     from sweepwise.runtime.results import read_new_metrics
 
-    try:  # rows already there are an earlier run's (one SkyPilot recovered from a preemption)
-        metrics_offset = os.path.getsize(metrics_path) if metrics_path else 0
-    except OSError:
-        metrics_offset = 0
     line_open = False  # the copied output ends inside a line
     last_line: str | None = None
     last_at = 0.0
@@ -223,8 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     offset = plan.log_path.stat().st_size if plan.log_path.exists() else 0
     stop = threading.Event()
     metrics = str(plan.metrics_path) if rank == "0" else None  # rank 0 speaks for the job
+    # Rows already there are that earlier run's too. Measured here, before the job starts, so
+    # that a follower thread slow to start cannot take the job's first rows for old ones.
+    metrics_offset = plan.metrics_path.stat().st_size if plan.metrics_path.exists() else 0
     follower = threading.Thread(
-        target=_follow, args=(str(plan.log_path), offset, metrics, stop, sys.stdout.buffer), daemon=True
+        target=_follow,
+        args=(str(plan.log_path), offset, metrics, metrics_offset, stop, sys.stdout.buffer),
+        daemon=True,
     )
     follower.start()
     try:
