@@ -31,7 +31,10 @@ TRAIN = textwrap.dedent(
     run_id = os.environ["SWEEPWISE_RUN_ID"]
     with open(os.path.join(os.environ["MARKERS"], "train.txt"), "a") as f:
         f.write(run_id + "\\n")
+    hold = os.path.join(os.environ["MARKERS"], run_id + ".hold")
     for step in range(1, STEPS + 1):
+        while os.path.exists(hold):  # a test holds the job where it is
+            time.sleep(0.05)
         with open(os.path.join(os.environ["MARKERS"], run_id + ".steps"), "a") as f:
             f.write(f"{step}\\n")
         sweepwise.report(step=step, score=x * step / STEPS)
@@ -131,6 +134,8 @@ def check_a_kill_between_the_decision_and_the_cancel(
     )
     assert first.returncode == -signal.SIGKILL
     (decided,) = decided_stops(directory, name)
+    hold = directory / "markers" / f"{decided}.hold"
+    hold.touch()  # its job waits where it is, however long the restarted controller takes
     assert max(job_steps(directory, decided)) < STEPS  # its job still runs: the crash came before the cancel
     again = cli("run", str(spec), "--quiet", cwd=directory, timeout=600)
     assert again.returncode == 0, again.stderr
@@ -138,7 +143,8 @@ def check_a_kill_between_the_decision_and_the_cancel(
     assert rows[decided]["status"] == "stopped"
     final = max(job_steps(directory, decided))
     assert final < STEPS, final  # cancelled by the restarted controller, not run to its end
-    time.sleep(1.0)  # a job still running would have reached another step by now
+    hold.unlink()
+    time.sleep(1.0)  # a job still running would have gone on to another step by now
     assert max(job_steps(directory, decided)) == final
     started = Counter((directory / "markers" / "train.txt").read_text().split())
     assert started[decided] == 1 and set(started.values()) == {1}, started  # never started again
