@@ -228,3 +228,65 @@ def test_a_remote_jobs_metrics_line_is_its_newest_well_formed_row(monkeypatch: p
     ):
         assert metrics_from_lines([good, bad]) == {"step": 2, "loss": 0.5}, bad
     assert metrics_from_lines(['  SWEEPWISE_METRICS {"step": 9}', "no rows"]) is None  # not at a line's start
+
+
+# A job's JSON nested thousands deep: `json.loads` raises RecursionError, not ValueError, which once
+# took the controller down with a traceback at its first poll (and again at every restart).
+DEEP_TRAIN = textwrap.dedent(
+    """
+    import os, sys
+    case = dict(word.split("=", 1) for word in sys.argv[1:])["case"]
+    deep = "[" * 5000 + "]" * 5000
+    with open(os.environ["SWEEPWISE_METRICS_FILE"], "a") as f:
+        f.write('{"step": 1, "score": 0.5}\\n')
+        f.write('{"step": 2, "score": 0.5, "x": ' + deep + '}\\n')  # the newest row
+    if case == "file":
+        with open(os.environ["SWEEPWISE_RESULT_FILE"], "w") as f:
+            f.write('{"score": 0.5, "x": ' + deep + '}')
+    elif case == "line":
+        print('SWEEPWISE_RESULT {"score": 0.5, "x": ' + deep + '}')
+    else:
+        print('SWEEPWISE_RESULT {"score": 0.5}')
+    """
+)
+
+
+def test_a_value_nested_thousands_deep_fails_its_run_not_the_sweep(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
+    spec = make_sweep(
+        "deep",
+        monitoring_interval=0.2,
+        scheduler={"type": "grid_search"},
+        stopper={"type": "asha", "grace_period": 1},
+        parameters={"case": {"choices": ["file", "line", "rows"]}},
+        eval=None,
+    )
+    (tmp_path / "train.py").write_text(DEEP_TRAIN)
+    result = cli("run", str(spec), "--quiet", cwd=tmp_path)
+    assert "Traceback" not in result.stderr, result.stderr
+    rows = {
+        row["suggestion"]["case"]: row
+        for row in strict(cli("status", "deep", "--json", cwd=tmp_path).stdout)["runs"]
+    }
+    how = 'write one JSON object, e.g. {"score": 0.9}'
+    assert rows["file"]["error"] == f"train.result.json is nested more than 64 levels deep; {how}"
+    line = 'print one JSON object on one line, e.g. SWEEPWISE_RESULT {"score": 0.9}'
+    assert (
+        rows["line"]["error"]
+        == f"the last SWEEPWISE_RESULT line of train.log is nested more than 64 levels deep; {line}"
+    )
+    assert (rows["rows"]["status"], rows["rows"]["score"]) == (
+        "completed",
+        0.5,
+    )  # the deep row is passed over
+
+
+def test_loads_bounded_refuses_what_is_nested_too_deep() -> None:
+    from sweepwise.core.jsonsafe import MAX_DEPTH, loads_bounded
+
+    assert loads_bounded('{"a": [1, {"b": 2}]}') == {"a": [1, {"b": 2}]}
+    assert loads_bounded("[" * MAX_DEPTH + "]" * MAX_DEPTH) is not None
+    for depth in (MAX_DEPTH + 1, 100_000):
+        with pytest.raises(ValueError, match=f"nested more than {MAX_DEPTH} levels deep"):
+            loads_bounded("[" * depth + "]" * depth)

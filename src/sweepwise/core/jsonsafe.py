@@ -15,6 +15,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+# Deeper than this, a value a job wrote is refused: no metrics or result needs it, and a value
+# nested thousands deep makes `json.loads` (and every later reader of the store) overflow the stack.
+MAX_DEPTH = 64
+
 # A run of 309 digits is the shortest text of an integer too large for a float (about 1.8e308).
 _HUGE_DIGITS = re.compile(r"\d{309}")
 
@@ -104,4 +108,34 @@ def dumps_rows(value: dict[str, Any], rows_key: str, *, default: Callable[[Any],
     return "\n".join(lines)
 
 
-__all__ = ["dumps_rows", "dumps_strict", "json_safe"]
+class TooDeepError(ValueError):
+    """A JSON value nested deeper than `MAX_DEPTH`."""
+
+    def __init__(self) -> None:
+        super().__init__(f"nested more than {MAX_DEPTH} levels deep")
+
+
+def loads_bounded(text: str | bytes) -> Any:
+    """`json.loads(text)` of text a job wrote, refusing a value nested more than `MAX_DEPTH` deep.
+
+    Raises:
+        ValueError: `text` is not JSON (`json.JSONDecodeError`) or is nested too deep
+            (`TooDeepError`).
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise TooDeepError() from None
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_DEPTH:
+                    raise TooDeepError()
+                pending.append((child, depth + 1))
+    return value
+
+
+__all__ = ["MAX_DEPTH", "TooDeepError", "dumps_rows", "dumps_strict", "json_safe", "loads_bounded"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from sweepwise.app.job_logs import job_log, run_directory
 from sweepwise.app.views import RunReader, experiment_record, run_row
 from sweepwise.core import keys
 from sweepwise.core.errors import SweepwiseError
+from sweepwise.core.jsonsafe import loads_bounded
 from sweepwise.core.models import JobTypes, RunInfo
 from sweepwise.runtime import job_stem
 
@@ -41,7 +41,7 @@ def when(value: Any) -> dt.datetime | None:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        value = json.loads(path.read_text())
+        value = loads_bounded(path.read_text())
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
@@ -150,7 +150,7 @@ def metric_curves(record: Any, run: RunInfo) -> dict[str, Any] | None:
         rows = []
         for line in lines:
             try:
-                row = json.loads(line)
+                row = loads_bounded(line)
             except ValueError:
                 continue
             if isinstance(row, dict):

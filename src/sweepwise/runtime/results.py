@@ -12,6 +12,7 @@ import logging
 import os
 from typing import Any
 
+from sweepwise.core.jsonsafe import loads_bounded
 from sweepwise.runtime import LOG, METRICS, METRICS_LINE_PREFIX, RESULT, RESULT_LINE_PREFIX, job_file
 
 StrPath = str | os.PathLike[str]
@@ -125,9 +126,11 @@ def _json_error(exc: json.JSONDecodeError) -> str:
 
 def _parse_object(text: str, where: str, how: str) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        value = json.loads(text)
+        value = loads_bounded(text)
     except json.JSONDecodeError as exc:
         return None, f"{where} is not valid JSON ({_json_error(exc)}); {how}"
+    except ValueError as exc:  # nested too deep
+        return None, f"{where} is {exc}; {how}"
     if not isinstance(value, dict):
         kind = _JSON_TYPES.get(type(value), "null")
         return None, f"{where} holds {kind}, not a JSON object of metrics; {how}"
@@ -194,7 +197,7 @@ def metrics_from_lines(lines: list[str]) -> dict[str, Any] | None:
         if len(text.encode()) > max_result_bytes():
             continue
         try:
-            row = json.loads(text)
+            row = loads_bounded(text)
         except ValueError:
             continue  # a line cut or mangled in transit: an older one will do
         if isinstance(row, dict):
@@ -224,8 +227,8 @@ def _last_metrics_row(path: StrPath) -> tuple[dict[str, Any] | None, int]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
+            row = loads_bounded(line)
+        except ValueError:
             continue  # a line being written right now, or garbage
         if isinstance(row, dict):
             return row, len(line.encode())
@@ -267,7 +270,7 @@ def read_new_metrics(path: StrPath, offset: int) -> tuple[dict[str, Any] | None,
         if len(line) > limit:
             continue  # a row over the result limit is data, not progress
         try:
-            row = json.loads(line)
+            row = loads_bounded(line)
         except ValueError:
             continue
         if isinstance(row, dict):
@@ -319,7 +322,7 @@ def read_status(path: StrPath) -> dict[str, Any] | None:
     """A status file's contents; None if it is missing, unreadable or not a JSON object."""
     try:
         with open(path, "rb") as handle:
-            value = json.loads(handle.read())
+            value = loads_bounded(handle.read())
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None

@@ -30,6 +30,7 @@ import signal
 import subprocess
 import time
 
+from sweepwise.core.jsonsafe import loads_bounded
 from sweepwise.runtime import CANCEL, RESULT, RESULT_FILE, job_file
 from sweepwise.runtime._fork import fork_detached
 
@@ -183,7 +184,7 @@ def accept_claim(token: str | None, status_path: str, status: dict[str, Any]) ->
         return False
     try:
         with open(status_path, "rb") as handle:
-            fields = json.loads(handle.read())
+            fields = loads_bounded(handle.read())  # the job can write this file too
     except (OSError, ValueError):
         return True
     if isinstance(fields, dict):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sweepwise.core.jsonsafe import dumps_strict
+from sweepwise.core.jsonsafe import dumps_strict, loads_bounded
 
 PARAM_PREFIX = "param."
 RESULT_PREFIX = "result."
@@ -45,14 +45,14 @@ def decode_cell(text: str) -> Any:
     if text == "":
         return None
     try:
-        return json.loads(text)
+        return loads_bounded(text)
     except ValueError:
         return text
 
 
 def _reads_as_json(text: str) -> bool:
     try:
-        json.loads(text)
+        loads_bounded(text)
     except ValueError:
         return False
     return True
