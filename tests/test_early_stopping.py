@@ -9,6 +9,8 @@ from the jobs' side effects.
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,12 @@ from early_stopping_helpers import (
     STEPS,
     check_a_kill_between_the_decision_and_the_cancel,
     check_asha_sweep,
+    job_steps,
     write_sweep,
 )
 from sweepwise.core import keys
-from sweepwise.core.errors import ConfigError
+from sweepwise.core.errors import ConfigError, DispatchError
+from sweepwise.core.models import JobStatus
 from sweepwise.core.records import RunInfo
 from sweepwise.engine.stopping import Stopper, StopperSpec
 
@@ -107,6 +111,62 @@ def test_asha_stops_the_worst_runs_through_the_cancel_path_and_each_job_runs_onc
 @pytest.mark.slow
 def test_a_controller_killed_between_the_decision_and_the_cancel_stops_the_run_once(tmp_path: Path) -> None:
     check_a_kill_between_the_decision_and_the_cancel(tmp_path)
+
+
+class _CancelFailsOnce:
+    """The sweep's real local dispatcher, but the first cancel of each job fails (a cluster that
+    did not answer); that job is held at its step (`markers/<run>.hold`) until a cancel reaches it."""
+
+    def __init__(self, inner: Any, markers: Path) -> None:
+        self.inner, self.markers = inner, markers
+        self.run_of: dict[str, str] = {}
+        self.cancels: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def dispatch(self, job: Any) -> str:
+        dispatch_id: str = self.inner.dispatch(job)
+        self.run_of[dispatch_id] = job.run_id
+        return dispatch_id
+
+    def cancel(self, dispatch_id: str) -> None:
+        self.cancels[dispatch_id] += 1
+        if self.cancels[dispatch_id] == 1:
+            (self.markers / f"{self.run_of[dispatch_id]}.hold").touch()
+            raise DispatchError("the cluster did not answer")
+        self.inner.cancel(dispatch_id)
+
+
+@pytest.mark.slow
+def test_a_cancel_that_fails_is_tried_again_until_the_stopped_job_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sweepwise.app.experiment import Experiment
+    from sweepwise.stores.sql import SQLStore
+
+    monkeypatch.chdir(tmp_path)  # the runs dir, `runs/`, is relative to it
+    stopper = {"type": "asha", "grace_period": 2, "reduction_factor": 3}
+    spec = write_sweep(tmp_path, stopper, trials=3, step_sleep=0.2)
+    experiment = Experiment.from_file(spec)
+    store = SQLStore(f"sqlite:///{tmp_path / 'sweepwise.db'}")
+    try:
+        store.ensure_experiment("es", experiment.record())
+        controller = experiment.build_controller(store)
+        flaky = _CancelFailsOnce(controller.dispatcher, tmp_path / "markers")
+        controller.dispatcher = flaky
+        runs = {run.run_id: run for run in controller.run()}
+    finally:
+        store.close()
+    held = [path.stem for path in (tmp_path / "markers").glob("*.hold")]
+    assert held, "no run was stopped"
+    finals = {run_id: max(job_steps(tmp_path, run_id)) for run_id in held}
+    for run_id in held:  # held at its step by the failed cancel, then ended by the one tried again
+        assert runs[run_id].status is JobStatus.STOPPED and finals[run_id] < STEPS
+        (tmp_path / "markers" / f"{run_id}.hold").unlink()
+    time.sleep(1.0)  # a held job still alive would go on to another step by now
+    assert {run_id: max(job_steps(tmp_path, run_id)) for run_id in held} == finals
+    assert sorted(flaky.cancels.values()) == [2] * len(held)  # tried again once: it then succeeded
 
 
 def test_status_counts_stopped_runs(tmp_path: Path) -> None:

@@ -48,6 +48,8 @@ _TRAINING_SLOTS = (JobStatus.PENDING, JobStatus.IN_TRAINING)
 _RUNNING = (JobStatus.PENDING, JobStatus.IN_TRAINING, JobStatus.IN_EVAL)
 _CANCEL_CHECK_INTERVAL = 0.2  # real seconds between reads of the experiment's cancelled status
 _STATE_SAVE_INTERVAL = 1.0  # real seconds between saves of a changing scheduler state
+_CANCEL_RETRY_FIRST = 1.0  # real seconds before a stopped run's failed cancel is tried again
+_CANCEL_RETRY_LAST = 60.0  # the wait doubles after each failure, up to this
 
 
 class ControllerSettings(BaseModel):
@@ -135,6 +137,8 @@ class AdaptiveController:
         self._just_recorded: list[tuple[str, JobTypes, str]] = []  # ids committed since the last read
         self._state_saved_at = -_STATE_SAVE_INTERVAL
         self._retries_due: dict[str, JobTypes] = {}  # runs whose lost or failed job runs again
+        # Stopped runs whose cancel failed: (dispatch id, when to try again on `_elapsed`, the wait after)
+        self._cancels_due: dict[str, tuple[str, float, float]] = {}
         # Per running job: the last heartbeat this controller saw, and when it saw it change (on
         # `_elapsed`): silence is measured from there, never from before this controller could see it.
         self._last_sign: dict[tuple[str, JobTypes, int], tuple[Any, float]] = {}
@@ -215,6 +219,7 @@ class AdaptiveController:
         latest = list({run.run_id: run for run in changed}.values())  # each run's latest snapshot
         self._run_hooks(latest)
         self._stop_early(latest, now)
+        self._cancel_stopped_again()
         self._check_silence(now)
         runs = self.runs
         if self.halted is None and not self._first_failures_settled:
@@ -451,17 +456,39 @@ class AdaptiveController:
                 self._cancel_stopped(run.run_id, dispatch_id)
         self._refresh()
 
-    def _cancel_stopped(self, run_id: str, dispatch_id: str) -> None:
-        """Cancel the job of a run whose stop is decided; a cancel that fails leaves the job to end.
+    def _cancel_stopped(self, run_id: str, dispatch_id: str, wait: float = _CANCEL_RETRY_FIRST) -> None:
+        """Cancel the job of a run whose stop is decided; a cancel that fails is tried again later.
 
-        The decision holds either way: however the job ends, the run is STOPPED.
+        The decision holds either way: however the job ends, the run is STOPPED. Until it ends,
+        a failed cancel (a cluster that did not answer) is tried again after `wait` seconds,
+        then twice as long each time, up to a minute (docs/optimizers.md, "Early stopping").
         """
         try:
             self.dispatcher.cancel(dispatch_id)
         except DispatchError as exc:
-            logger.warning(
-                "run %s: could not stop its training job (%s); it is STOPPED when it ends", run_id, exc
-            )
+            if run_id not in self._cancels_due:
+                logger.warning(
+                    "run %s: could not stop its training job (%s); trying again, and it is STOPPED "
+                    "when it ends",
+                    run_id,
+                    exc,
+                )
+            next_wait = min(2 * wait, _CANCEL_RETRY_LAST)
+            self._cancels_due[run_id] = (dispatch_id, self._elapsed() + wait, next_wait)
+        else:
+            self._cancels_due.pop(run_id, None)
+
+    def _cancel_stopped_again(self) -> None:
+        """Try again the failed cancels that are due, of stopped runs whose job has not ended."""
+        if not self._cancels_due:
+            return
+        elapsed = self._elapsed()
+        for run_id, (dispatch_id, due, wait) in list(self._cancels_due.items()):
+            run = self.runs.get(run_id)
+            if run is None or run.status is not JobStatus.IN_TRAINING:
+                del self._cancels_due[run_id]  # its job has ended: STOPPED
+            elif due <= elapsed:
+                self._cancel_stopped(run_id, dispatch_id, wait)
 
     def _dispatch_id(self, run: RunInfo, job_type: JobTypes) -> str | None:
         """Where `run`'s job of `job_type` runs, recorded or only just dispatched."""
