@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import cli
+from conftest import cli, status_json
 from early_stopping_helpers import (
     STEPS,
     check_a_kill_between_the_decision_and_the_cancel,
@@ -72,6 +72,29 @@ def test_median_needs_min_samples_then_stops_below_the_median() -> None:
     assert not any(stopper.decide(_run(r, 1, v)).stop for r, v in (("a", 0.5), ("b", 0.7)))  # type: ignore[union-attr]
     assert stopper.decide(_run("c", 1, 0.4)).stop  # type: ignore[union-attr]
     assert not stopper.decide(_run("d", 1, 0.6)).stop  # type: ignore[union-attr]
+
+
+def test_a_run_that_diverged_is_stopped_at_its_first_rung_even_before_anyone_else_reported() -> None:
+    # A NaN loss never recovers: the run is stopped at the first rung it reaches, though no
+    # other run has a value there to compare with; a good value at the same rung is not.
+    def loss(run_id: str, step: int, value: Any) -> RunInfo:
+        return RunInfo(run_id, summary={keys.TRAIN_METRICS: {"step": step, "loss": value}})
+
+    for kind in ("asha", "median"):
+        spec = StopperSpec(type=kind, grace_period=2, reduction_factor=2, max_t=8)
+        stopper = Stopper(spec, "loss", "minimize")
+        assert stopper.decide(loss("a", 1, "NaN")) is None  # before the grace period
+        # as `report` writes NaN and +inf, and as a job's own JSON may hold them
+        for run_id, value in (("a", "NaN"), ("b", float("nan")), ("c", "Infinity"), ("d", float("inf"))):
+            decision = stopper.decide(loss(run_id, 2, value))
+            assert decision is not None and decision.stop and decision.step == 2, (kind, value)
+            assert decision.rungs == {}  # nothing recorded at the rung to judge others by
+        assert not stopper.decide(loss("e", 2, 0.5)).stop  # type: ignore[union-attr]  # the first value
+        assert stopper.decide(loss("f", 8, "NaN")) is None  # at max_t: nothing left to save
+        assert stopper.decide(loss("g", 2, "-Infinity")) is None  # a loss of -inf: not judged
+    maximize = Stopper(StopperSpec(type="asha", grace_period=1), "score", "maximize")
+    assert maximize.decide(_run("a", 1, float("-inf"))).stop  # type: ignore[union-attr]
+    assert maximize.decide(_run("b", 1, float("inf"))) is None
 
 
 def test_a_restarted_stopper_learns_the_rungs_from_the_runs() -> None:
@@ -169,6 +192,52 @@ def test_a_cancel_that_fails_is_tried_again_until_the_stopped_job_ends(
     assert sorted(flaky.cancels.values()) == [2] * len(held)  # tried again once: it then succeeded
 
 
+_DIVERGING_TRAIN = """
+import math, os, sys, time
+import sweepwise
+lr = float(sys.argv[1].split("=", 1)[1])
+run_id = os.environ["SWEEPWISE_RUN_ID"]
+with open(os.path.join("markers", "train.txt"), "a") as f:
+    f.write(run_id + "\\n")
+for step in range(1, STEPS + 1):
+    with open(os.path.join("markers", run_id + ".steps"), "a") as f:
+        f.write(f"{step}\\n")
+    sweepwise.report(step=step, loss=math.nan if lr > 10 else lr / step)  # lr 100 diverges at once
+    time.sleep(0.1)
+sweepwise.report_result(loss=lr / STEPS)
+""".replace("STEPS", str(STEPS))
+
+
+@pytest.mark.slow
+def test_a_run_whose_loss_is_nan_is_stopped_at_the_grace_period_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text(_DIVERGING_TRAIN)
+    (tmp_path / "markers").mkdir()
+    spec = {
+        "name": "nan",
+        "metric": "loss",
+        "goal": "minimize",
+        "max_parallel": 3,
+        "monitoring_interval": 0.2,
+        "scheduler": {"type": "batched_synced", "max_trials": 3, "batch_size": 3},
+        "optimizer": {"type": "grid"},
+        "stopper": {"type": "asha", "grace_period": 3, "reduction_factor": 3},
+        "train": {"cmd": ["python", "train.py"]},
+        "parameters": {"lr": {"distribution": "categorical", "choices": [0.1, 1.0, 100.0]}},
+    }
+    (tmp_path / "sweep.yaml").write_text(json.dumps(spec))
+    result = cli("run", "sweep.yaml", "--quiet", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    runs = {row["suggestion"]["lr"]: row for row in status_json(tmp_path, "nan")["runs"]}
+    steps = {lr: job_steps(tmp_path, row["run_id"]) for lr, row in runs.items()}
+    assert runs[100.0]["status"] == "stopped" and 3 <= max(steps[100.0]) < STEPS, steps[100.0]
+    for lr in (0.1, 1.0):  # alone at their rungs with values, too few to judge: never stopped
+        assert runs[lr]["status"] == "completed" and steps[lr] == list(range(1, STEPS + 1))
+    started = Counter((tmp_path / "markers" / "train.txt").read_text().split())
+    assert sorted(started.values()) == [1, 1, 1]
+    best = cli("best", "nan", "--json", cwd=tmp_path)
+    assert json.loads(best.stdout)["parameters"]["lr"] == 0.1, best.stdout
+
+
 def test_status_counts_stopped_runs(tmp_path: Path) -> None:
     # A STOPPED run is a finished trial: `status --json` counts it under its own key.
     from sweepwise.stores.sql import SQLStore
@@ -214,3 +283,11 @@ def test_observations_say_how_far_a_run_trained_and_whether_it_was_stopped() -> 
     done, early = observation_of(completed), observation_of(stopped)
     assert done is not None and (done.step, done.stopped) == (27, False)
     assert early is not None and (early.step, early.stopped, early.score) == (3, True, 0.5)
+    diverged = RunInfo(
+        "c",
+        summary={**base, keys.OBSERVATION_SCORE: "NaN", keys.STOP: {"step": 2, "value": "NaN", "at": 1.0}},
+        has_started_training=True,
+        is_stopped=True,
+    )
+    failed = observation_of(diverged)  # the optimizer steers away from it, as from a failure
+    assert failed is not None and failed.is_failure and failed.stopped and failed.step == 2

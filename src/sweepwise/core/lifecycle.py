@@ -324,7 +324,8 @@ def retry_due(run: RunInfo) -> JobTypes | None:
 def observation_of(run: RunInfo) -> Observation | None:
     """What an optimizer learns from `run`: its score if COMPLETED, a failure if FAILED/STALE.
 
-    A STOPPED run gives the value its stopper recorded, at the step it was stopped.
+    A STOPPED run gives the value its stopper recorded, at the step it was stopped (a
+    failure when it was stopped for a NaN or a wrong-way infinity: it diverged).
 
     A COMPLETED run counts only once its post-eval hook wrote `observation/score`.
     """
@@ -348,10 +349,12 @@ def observation_of(run: RunInfo) -> Observation | None:
             return None
         cost = run.summary.get(keys.OBSERVATION_COST)
         step = stop.get("step") if isinstance(stop, dict) else None
+        value = float(score)  # NaN (stored as "NaN") when it was stopped for diverging
         return Observation(
-            float(score),
+            value,
             float(cost) if cost is not None else run.runtime,
             _kept(run),
+            is_failure=not math.isfinite(value),
             step=step if isinstance(step, int) and not isinstance(step, bool) else None,
             stopped=True,
         )

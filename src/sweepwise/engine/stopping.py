@@ -7,6 +7,8 @@ The spec's `stopper` (docs/optimizers.md, "Early stopping") is one of
   steps (up to `max_t`). The first report at or past a rung records the run's value there;
   a run whose value is not in the best `1 / reduction_factor` of the values recorded at
   that rung so far is stopped. A run is never stopped before `grace_period` steps;
+  one whose value is NaN (or a loss of +inf: diverged) is stopped at the first rung it
+  reaches, before any other run has reported;
 - `median`: at the same rungs, a run whose value is
   worse than the median of the values recorded there is stopped, once `min_samples` runs
   have been recorded at that rung.
@@ -99,14 +101,21 @@ class Stopper:
         row = run.summary.get(keys.TRAIN_METRICS)
         if not isinstance(row, Mapping):
             return None
-        step, value = row.get("step"), _number(row.get(self.metric))
-        if not isinstance(step, int) or isinstance(step, bool) or value is None:
+        step, reported = row.get("step"), row.get(self.metric)
+        value = _number(reported)
+        diverged = value is None and _diverged(reported, self.maximize)
+        if not isinstance(step, int) or isinstance(step, bool) or (value is None and not diverged):
             return None
         done = run.summary.get(keys.RUNGS)
         done = done if isinstance(done, Mapping) else {}
-        new = {str(rung): value for rung in self.rungs() if rung <= step and str(rung) not in done}
-        if not new:
+        reached = [str(rung) for rung in self.rungs() if rung <= step and str(rung) not in done]
+        if not reached:
             return None
+        if value is None:  # diverged: worse than any value, so stopped at its rung whoever else reported
+            if self.spec.max_t is not None and step >= self.spec.max_t:
+                return None
+            return Decision(dict(done), True, step, math.nan)
+        new = dict.fromkeys(reached, value)
         self._remember(run.run_id, new)
         stop = any(self._below_cut(int(rung), run.run_id, value) for rung in new)
         if self.spec.max_t is not None and step >= self.spec.max_t:
@@ -139,6 +148,21 @@ def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _diverged(value: Any, maximize: bool) -> bool:
+    """NaN, or the infinity on the wrong side of the goal (a loss of +inf when minimising).
+
+    Strings too: `report` writes a non-finite number as `"NaN"`, `"Infinity"` or `"-Infinity"`.
+    """
+    if isinstance(value, str):
+        value = _NON_FINITE.get(value)
+    if isinstance(value, bool) or not isinstance(value, float):
+        return False
+    return math.isnan(value) or value == (-math.inf if maximize else math.inf)
+
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def _number(value: Any) -> float | None:
