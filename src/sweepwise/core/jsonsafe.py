@@ -19,6 +19,9 @@ from typing import Any
 # nested thousands deep makes `json.loads` (and every later reader of the store) overflow the stack.
 MAX_DEPTH = 64
 
+# The strings `json_safe` writes for non-finite floats, and the floats they stand for.
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
 # A run of 309 digits is the shortest text of an integer too large for a float (about 1.8e308).
 _HUGE_DIGITS = re.compile(r"\d{309}")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sweepwise.core import keys
+from sweepwise.core.jsonsafe import NON_FINITE
 from sweepwise.core.models import RunInfo
 
 HookFn = Callable[[RunInfo], dict[str, Any] | None]
@@ -45,7 +46,7 @@ def missing_metric(error: str | None) -> tuple[str, list[str]] | None:
 
 
 # How the store keeps what strict JSON cannot hold (`sweepwise.core.jsonsafe`).
-_STORED_NON_FINITE = ("NaN", "Infinity", "-Infinity")
+_STORED_NON_FINITE = tuple(NON_FINITE)
 _STORED_HUGE_INT = re.compile(r"-?\d{309,}")
 
 

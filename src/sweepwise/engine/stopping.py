@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from sweepwise.core import keys
+from sweepwise.core.jsonsafe import NON_FINITE
 from sweepwise.core.records import RunInfo
 
 
@@ -111,15 +112,12 @@ class Stopper:
         reached = [str(rung) for rung in self.rungs() if rung <= step and str(rung) not in done]
         if not reached:
             return None
+        at_end = self.spec.max_t is not None and step >= self.spec.max_t  # trained as long as any run
         if value is None:  # diverged: worse than any value, so stopped at its rung whoever else reported
-            if self.spec.max_t is not None and step >= self.spec.max_t:
-                return None
-            return Decision(dict(done), True, step, math.nan)
+            return None if at_end else Decision(dict(done), True, step, math.nan)
         new = dict.fromkeys(reached, value)
         self._remember(run.run_id, new)
-        stop = any(self._below_cut(int(rung), run.run_id, value) for rung in new)
-        if self.spec.max_t is not None and step >= self.spec.max_t:
-            stop = False  # it has trained as long as any run: nothing to save
+        stop = not at_end and any(self._below_cut(int(rung), run.run_id, value) for rung in new)
         return Decision({**done, **new}, stop, step, value)
 
     def _remember(self, run_id: str, rungs: Any) -> None:
@@ -156,13 +154,10 @@ def _diverged(value: Any, maximize: bool) -> bool:
     Strings too: `report` writes a non-finite number as `"NaN"`, `"Infinity"` or `"-Infinity"`.
     """
     if isinstance(value, str):
-        value = _NON_FINITE.get(value)
+        value = NON_FINITE.get(value)
     if isinstance(value, bool) or not isinstance(value, float):
         return False
     return math.isnan(value) or value == (-math.inf if maximize else math.inf)
-
-
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def _number(value: Any) -> float | None:
