@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conftest import cli, status_json
 from early_stopping_helpers import (
@@ -190,6 +191,55 @@ def test_a_cancel_that_fails_is_tried_again_until_the_stopped_job_ends(
     time.sleep(1.0)  # a held job still alive would go on to another step by now
     assert {run_id: max(job_steps(tmp_path, run_id)) for run_id in held} == finals
     assert sorted(flaky.cancels.values()) == [2] * len(held)  # tried again once: it then succeeded
+
+
+# The sweep's job, but it notes each SIGTERM and trains on (as a job saving a checkpoint would), and
+# notes how many of the sweep's other jobs were alive when it started.
+_STUBBORN_PREAMBLE = """
+import os, signal
+markers = os.environ["MARKERS"]
+me = os.environ["SWEEPWISE_RUN_ID"]
+def _note_term(signum, frame):
+    with open(os.path.join(markers, me + ".terms"), "a") as f:
+        f.write("term\\n")
+signal.signal(signal.SIGTERM, _note_term)
+def _alive(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+others = [n for n in os.listdir(markers) if n.endswith(".pid") and n != me + ".pid"]
+beside = sum(_alive(int(open(os.path.join(markers, n)).read())) for n in others)
+with open(os.path.join(markers, me + ".beside"), "w") as f:
+    f.write(str(beside))
+with open(os.path.join(markers, me + ".pid"), "w") as f:
+    f.write(str(os.getpid()))
+"""
+
+
+@pytest.mark.slow
+def test_stopped_jobs_that_train_on_after_sigterm_are_killed_and_never_run_beside_more_jobs(
+    tmp_path: Path,
+) -> None:
+    # Several stops decided at once, of jobs that take SIGTERM slowly: the controller signals them
+    # all and goes on; each is SIGKILLed after the grace period, and a stopped run keeps its slot
+    # until its job is gone (docs/design.md, "Cancelling a job").
+    stopper = {"type": "asha", "grace_period": 5, "reduction_factor": 3, "max_t": STEPS}
+    local = {"type": "local", "grace_period": 1}
+    spec_path = write_sweep(tmp_path, stopper, dispatcher=local, step_sleep=0.2)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["scheduler"] = {"type": "async_capped", "max_trials": 9}
+    spec_path.write_text(yaml.safe_dump(spec))
+    train = tmp_path / "train.py"
+    train.write_text(_STUBBORN_PREAMBLE + train.read_text())
+    result = cli("run", str(spec_path), "--quiet", cwd=tmp_path, timeout=600)
+    check_asha_sweep(tmp_path, "es", result)
+    markers = tmp_path / "markers"
+    stopped = [row["run_id"] for row in status_json(tmp_path, "es")["runs"] if row["status"] == "stopped"]
+    for run_id in stopped:  # SIGTERM once, trained on, then killed: its steps end short of the last
+        assert (markers / f"{run_id}.terms").read_text() == "term\n", run_id
+    beside = {path.stem: int(path.read_text()) for path in markers.glob("*.beside")}
+    assert len(beside) == 9 and max(beside.values()) <= spec["max_parallel"] - 1, beside
 
 
 _DIVERGING_TRAIN = """

@@ -264,6 +264,110 @@ def test_cancel_escalates_to_sigkill(make: Callable[..., LocalDispatcher], runs_
     assert status["cancelled"] is True and status["state"] == "exited"
 
 
+# A job that notes each SIGTERM it gets in `<run_dir>/terms`, goes on, and says when it is ready.
+STUBBORN = (
+    "import os, signal, time\n"
+    "run_dir = os.environ['SWEEPWISE_RUN_DIR']\n"
+    "def note(signum, frame):\n"
+    "    open(os.path.join(run_dir, 'terms'), 'a').write('term\\n')\n"
+    "signal.signal(signal.SIGTERM, note)\n"
+    "open(os.path.join(run_dir, 'pid'), 'w').write(str(os.getpid()))\n"
+    "time.sleep(600)\n"
+)
+
+
+def _job_pid(runs_root: Path, run_id: str) -> int:
+    pid_file = runs_root / "exp" / run_id / "pid"
+    return int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), f"{run_id} to start"))
+
+
+def test_cancelling_jobs_that_ignore_sigterm_signals_them_all_before_any_is_killed(
+    make: Callable[..., LocalDispatcher], runs_root: Path
+) -> None:
+    # Each cancel returns with its job still alive: stopping many stubborn jobs (ASHA stopping
+    # several runs in one tick) takes one grace period for all, not one each (docs/design.md).
+    dispatcher = make(grace_period=3)
+    names = ["s1", "s2", "s3"]
+    ids = {name: dispatcher.dispatch(JobDefinition(run_id=name, cmd=_py(STUBBORN))) for name in names}
+    pids = {name: _job_pid(runs_root, name) for name in names}
+    for name in names:
+        dispatcher.cancel(ids[name])
+        dispatcher.cancel(ids[name])  # again while in progress: one cancel, not two
+    for name in names:
+        terms = runs_root / "exp" / name / "terms"
+        wait_for(terms.exists, f"{name} to get SIGTERM")
+    assert all(process_alive(pid) for pid in pids.values())  # every one signalled, none killed yet
+    finished: dict[str, JobEvent] = {}
+    deadline = time.monotonic() + 60
+    while len(finished) < len(names) and time.monotonic() < deadline:
+        dispatcher.wait(0.2)
+        finished.update((e.run_id, e) for e in dispatcher.poll() if e.kind is EventKind.FINISHED)
+    for name in names:
+        assert finished[name].exit_code == -signal.SIGKILL
+        assert _status(runs_root, name)["cancelled"] is True
+        assert (runs_root / "exp" / name / "terms").read_text() == "term\n"  # SIGTERM once
+    assert all(_gone(pid) for pid in pids.values())
+
+
+def test_a_retry_of_a_cancelled_job_starts_only_once_the_cancelled_attempt_is_gone(
+    make: Callable[..., LocalDispatcher], runs_root: Path
+) -> None:
+    dispatcher = make(grace_period=2)
+    first = dispatcher.dispatch(JobDefinition(run_id="r", cmd=_py(STUBBORN)))
+    first_pid = _job_pid(runs_root, "r")
+    dispatcher.cancel(first)
+    wait_for((runs_root / "exp" / "r" / "terms").exists, "the first attempt to get SIGTERM")
+    # The second attempt notes whether the first one's process still existed when it started.
+    check = f"""
+        import os
+        try:
+            state = open('/proc/{first_pid}/stat').read().rsplit(')', 1)[1].split()[0]
+        except FileNotFoundError:
+            state = 'gone'
+        open(os.path.join(os.environ['SWEEPWISE_RUN_DIR'], 'first_seen'), 'w').write(state)
+        """
+    dispatcher.dispatch(JobDefinition(run_id="r", cmd=_py(check), attempt=2))
+    attempts: dict[int, JobEvent] = {}
+    deadline = time.monotonic() + 60
+    while 2 not in attempts and time.monotonic() < deadline:
+        dispatcher.wait(0.2)
+        attempts.update((e.attempt, e) for e in dispatcher.poll() if e.kind is EventKind.FINISHED)
+    assert attempts[2].succeeded
+    assert (runs_root / "exp" / "r" / "first_seen").read_text() in ("gone", "Z", "X")  # dead
+    assert _gone(first_pid)
+
+
+def test_close_returns_once_every_cancelled_job_is_gone(
+    make: Callable[..., LocalDispatcher], runs_root: Path
+) -> None:
+    dispatcher = make(grace_period=1)
+    dispatch_id = dispatcher.dispatch(JobDefinition(run_id="c", cmd=_py(STUBBORN)))
+    pid = _job_pid(runs_root, "c")
+    dispatcher.cancel(dispatch_id)
+    dispatcher.close()  # as `sweepwise cancel` does once it has cancelled every job
+    assert _gone(pid)
+
+
+def test_a_process_that_exits_without_closing_still_kills_the_jobs_it_cancelled(runs_root: Path) -> None:
+    # A script driving the dispatcher, cancelling a stubborn job and exiting at once.
+    script = f"""
+        import sys
+        from pathlib import Path
+        from sweepwise.core.models import JobDefinition
+        from sweepwise.dispatchers.local import LocalDispatcher
+        dispatcher = LocalDispatcher(Path({str(runs_root)!r}), "exp", grace_period=1)
+        dispatch_id = dispatcher.dispatch(JobDefinition(run_id="x", cmd=sys.argv[1:]))
+        pid_file = Path({str(runs_root)!r}) / "exp" / "x" / "pid"
+        while not pid_file.exists() or not pid_file.read_text():
+            pass
+        dispatcher.cancel(dispatch_id)
+        """
+    subprocess.run([sys.executable, "-c", textwrap.dedent(script), *_py(STUBBORN)], check=True, timeout=120)
+    pid = int((runs_root / "exp" / "x" / "pid").read_text())
+    wait_for(lambda: _gone(pid), "the cancelled job to be gone once its canceller exited")
+    assert (runs_root / "exp" / "x" / "terms").exists()
+
+
 @pytest.mark.parametrize(  # the same evidence rules for each; the host is the default start method
     "method",
     ["host", pytest.param("fork", marks=pytest.mark.slow), pytest.param("spawn", marks=pytest.mark.slow)],

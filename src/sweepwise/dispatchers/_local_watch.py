@@ -56,18 +56,10 @@ class Watch(JobFiles):
         """
         if self.exited:
             return False
-        if self.proc is not None:
-            supervised = self.proc.poll() is None
-        elif self.forked:
-            try:
-                supervised = os.waitpid(self.pid, os.WNOHANG)[0] == 0
-            except ChildProcessError:
-                supervised = False
-        elif self.pid > 0:
-            supervised = process_alive(self.pid, self.pid_start)
-        else:  # claimed, pid never recorded: give the supervisor time to write its status
+        if self.proc is None and not self.forked and self.pid <= 0:
+            # claimed, pid never recorded: give the supervisor time to write its status
             return time.time() - self.claimed_at < _CLAIM_TIMEOUT
-        if supervised:
+        if self.supervisor_alive():
             return True
         if not self.job_pid:
             status = read_status(self.path(STATUS)) or {}
@@ -76,6 +68,19 @@ class Watch(JobFiles):
                 self.job_pid, self.job_start = pid, (start if isinstance(start, int) else None)
         self.exited = not (self.job_pid and process_alive(self.job_pid, self.job_start))
         return not self.exited
+
+    def supervisor_alive(self) -> bool:
+        """Whether the supervisor (or job host) runs; reaps it if we started it. False while unknown."""
+        if self.exited:
+            return False
+        if self.proc is not None:
+            return self.proc.poll() is None
+        if self.forked:
+            try:
+                return os.waitpid(self.pid, os.WNOHANG)[0] == 0
+            except ChildProcessError:
+                return False
+        return self.pid > 0 and process_alive(self.pid, self.pid_start)
 
     def host_gone(self) -> None:
         """Our job host has died: watch the job's own process from now on."""

@@ -18,6 +18,8 @@ supervisor leads its session and runs its job in a process group of its own. `ca
 marks the job cancelled (a `<job>.cancel` file for the host; SIGTERM to a per-job
 supervisor, which forwards it) and sends SIGTERM to the job's group; a job still alive
 after `grace_period` gets SIGKILL on its group, and the final status says "cancelled".
+`cancel` returns at once: the SIGKILL is sent by a later `poll`, `wait`, `dispatch` of the
+same run, or `close` (which returns once every cancelled job is gone).
 A job's `timeout` is enforced by its supervisor the same way, controller or not.
 
 POSIX only (Linux first: `/proc` start times and pidfds; elsewhere liveness falls
@@ -26,12 +28,14 @@ back to `kill(pid, 0)` and polling).
 
 from __future__ import annotations
 
+import atexit
 import enum
 import logging
 import os
 import sys
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -41,7 +45,7 @@ from sweepwise.core.errors import ConfigError, DispatchError
 from sweepwise.core.models import JobDefinition, JobEvent, JobTypes
 from sweepwise.dispatchers import register_dispatcher
 from sweepwise.dispatchers._claims import check_incarnation, make_claim, owned_attempt, settle_claim
-from sweepwise.dispatchers._local_cancel import cancel_watch
+from sweepwise.dispatchers._local_cancel import Cancellation
 from sweepwise.dispatchers._local_host import JobHostClient, reap_lingering_hosts
 from sweepwise.dispatchers._local_watch import UNREAPED, ExitSelector, Watch, load_watch
 from sweepwise.dispatchers.gpus import GpuPool
@@ -90,8 +94,8 @@ class LocalDispatcher:
         experiment: the experiment's name; runs live in `<runs_root>/<experiment>/`.
         heartbeat_interval: seconds between a job's heartbeats (status file reads are
             throttled to one per interval per job).
-        grace_period: seconds `cancel` waits after SIGTERM before SIGKILL; also the
-            grace a job past its `timeout` gets from its supervisor.
+        grace_period: seconds from a cancel's SIGTERM to its SIGKILL; also the grace a
+            job past its `timeout` gets from its supervisor.
         gpu_pool: the GPUs to hand out to jobs with `gpus > 0` (default: detected
             from `CUDA_VISIBLE_DEVICES` / `nvidia-smi` on first need).
         start_method: `host`, `fork`, `spawn` or `auto` (the job host on Linux,
@@ -134,6 +138,7 @@ class LocalDispatcher:
         self._gpu_pool = gpu_pool
         self._warned_no_gpus = False
         self._watches: dict[tuple[str, str], Watch] = {}
+        self._cancelling: list[Cancellation] = []  # cancelled jobs not yet gone
         self._finished: set[tuple[str, str]] = set()
         self._unreaped = UNREAPED  # supervisors we started and must reap once they exit
         self._exits = ExitSelector()  # wakes `wait` when a watched supervisor exits
@@ -161,6 +166,7 @@ class LocalDispatcher:
         if job.nodes != 1:
             raise DispatchError(f"run {job.run_id}: local jobs run on one node, not nodes={job.nodes}")
         plan = build_launch(job, experiment=self._experiment, runs_root=self._runs_root)
+        self._finish_cancels(job.run_id)  # a retry never runs beside its cancelled attempt
         key = (job.run_id, plan.job_name)
         watched = self._watches.get(key)
         if watched is not None:
@@ -451,6 +457,7 @@ class LocalDispatcher:
         `stat` of its metrics file, and a read of its status file at most once per
         heartbeat interval (always once its supervisor has exited).
         """
+        self._advance_cancels()
         self._unreaped[:] = [watch for watch in self._unreaped if watch.running()]
         reap_lingering_hosts()
         events: list[JobEvent] = []
@@ -493,22 +500,27 @@ class LocalDispatcher:
 
         Uses one pidfd per watched supervisor (and the job host's reply pipe) in an
         epoll selector; where pidfds are unavailable, checks liveness every 0.1 s. Returns
-        in time for the first status read of a job that has not been seen to start.
+        in time for the first status read of a job that has not been seen to start, and
+        for the next step of a cancel in progress.
         """
         watches = list(self._watches.values())
         first_reads = [watch.next_status_read for watch in watches if watch.started_at is None]
         if first_reads:
             timeout = min(timeout, max(0.0, min(first_reads) - time.monotonic()))
+        if self._cancelling:  # back in time for a SIGKILL that falls due
+            timeout = min(timeout, *(c.next_step_in() for c in self._cancelling))
         self._exits.wait(watches, timeout)
 
     # -- cancelling --------------------------------------------------------------------
 
     def cancel(self, dispatch_id: str) -> None:
-        """Stop a job: SIGTERM, then SIGKILL to its process group after `grace_period`.
+        """Stop a job: SIGTERM now, SIGKILL to its process group after `grace_period`.
 
-        Blocks up to `grace_period` (plus a few seconds if SIGKILL was needed). No
-        error if the job has already ended. The job's final status says cancelled; a
-        job whose supervisor is gone (LOST) is signalled directly.
+        Returns at once; the SIGKILL, if the job is still alive by then, is sent by a later
+        `poll`, `wait` or `close`, so stopping many jobs takes one grace period, not one
+        each (docs/design.md, "Cancelling a job"). No error if the job has already ended. The
+        job's final status says cancelled; a job whose supervisor is gone (LOST) is
+        signalled directly.
 
         Raises:
             DispatchError: the id is malformed.
@@ -518,15 +530,34 @@ class LocalDispatcher:
         watch = self._watches.get((run_id, stem)) or self._load_watch(
             run_id, JobTypes.from_short(job), pid, attempt
         )
-        cancel_watch(watch, grace_period=self._grace_period, learn_pid=self._learn_pid)
+        if any(c.watch.run_id == run_id and c.watch.job == watch.job for c in self._cancelling):
+            return  # already being cancelled
+        cancellation = Cancellation(watch, self._grace_period, self._learn_pid)
+        if not cancellation.advance():
+            self._cancelling.append(cancellation)
+            _CANCELLING.add(self)
+
+    def _advance_cancels(self) -> None:
+        """Take the due steps of the cancels in progress (a SIGKILL once a grace period ends)."""
+        if self._cancelling:
+            self._cancelling = [c for c in self._cancelling if not c.advance()]
+
+    def _finish_cancels(self, run_id: str | None = None) -> None:
+        """Complete the cancels in progress (of `run_id`'s jobs only, if given): their jobs are gone."""
+        for cancellation in [c for c in self._cancelling if run_id is None or c.run_id == run_id]:
+            cancellation.finish()
+            self._cancelling.remove(cancellation)
 
     def close(self) -> None:
-        """Stop watching and release descriptors; running jobs are left running.
+        """Stop watching and release descriptors; running jobs are left running, cancelled ones stopped.
+
+        Returns once every job cancelled through this dispatcher is gone.
 
         Supervisors this process started stay referenced (and are reaped by any later
         `poll` of a dispatcher in this process), so closing never warns or leaves
         zombies behind while the process lives.
         """
+        self._finish_cancels()
         for watch in self._watches.values():
             self._exits.close(watch)
             if not watch.hosted and watch.running():
@@ -537,6 +568,16 @@ class LocalDispatcher:
         if self._host is not None:
             self._host.close()
             self._host = None
+
+
+_CANCELLING: weakref.WeakSet[LocalDispatcher] = weakref.WeakSet()  # with cancels maybe in progress
+
+
+@atexit.register
+def _finish_cancels_at_exit() -> None:
+    """A process that exits without closing its dispatcher still SIGKILLs the jobs it cancelled."""
+    for dispatcher in list(_CANCELLING):
+        dispatcher._finish_cancels()
 
 
 __all__ = ["LocalDispatcher", "StartMethod", "parse_dispatch_id"]
