@@ -20,6 +20,7 @@ import yaml
 
 from conftest import cli, status_json
 from sweepwise.core import keys
+from sweepwise.runtime.supervise import process_alive
 
 STEPS = 30
 
@@ -43,6 +44,30 @@ TRAIN = textwrap.dedent(
     sweepwise.report_result(score=x)
     """
 ).replace("STEPS", str(STEPS))
+
+
+# The sweep's job, but it notes each SIGTERM and trains on (as a job saving a checkpoint would), and
+# notes how many of the sweep's other jobs were alive when it started.
+STUBBORN_PREAMBLE = """
+import os, signal
+markers = os.environ["MARKERS"]
+me = os.environ["SWEEPWISE_RUN_ID"]
+def _note_term(signum, frame):
+    with open(os.path.join(markers, me + ".terms"), "a") as f:
+        f.write("term\\n")
+signal.signal(signal.SIGTERM, _note_term)
+def _alive(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+others = [n for n in os.listdir(markers) if n.endswith(".pid") and n != me + ".pid"]
+beside = sum(_alive(int(open(os.path.join(markers, n)).read())) for n in others)
+with open(os.path.join(markers, me + ".beside"), "w") as f:
+    f.write(str(beside))
+with open(os.path.join(markers, me + ".pid"), "w") as f:
+    f.write(str(os.getpid()))
+"""
 
 
 def write_sweep(
@@ -114,17 +139,26 @@ def decided_stops(directory: Path, name: str) -> list[str]:
 
 
 def check_a_kill_between_the_decision_and_the_cancel(
-    directory: Path, *, name: str = "es", dispatcher: dict[str, Any] | None = None
+    directory: Path,
+    *,
+    name: str = "es",
+    dispatcher: dict[str, Any] | None = None,
+    after_the_cancel: bool = False,
 ) -> None:
     """SIGKILL the controller right after it commits a stop, rerun it: the run is stopped once.
 
     Judged from the decided run's job: it was still running after the kill, it is stopped by
     the restarted controller before its last step, and no job ever starts twice.
+    `after_the_cancel`: the kill comes right after the cancel's SIGTERM instead, to jobs that
+    train on after SIGTERM (`STUBBORN_PREAMBLE`): the restarted controller cancels again.
     """
     stopper = {"type": "asha", "grace_period": 2, "reduction_factor": 3}
     spec = write_sweep(directory, stopper, trials=3, name=name, dispatcher=dispatcher, step_sleep=0.4)
+    if after_the_cancel:
+        train = directory / "train.py"
+        train.write_text(STUBBORN_PREAMBLE + train.read_text())
     env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
-    env["SWEEPWISE_CRASH_AT"] = "after_stop_decision:1"
+    env["SWEEPWISE_CRASH_AT"] = "after_stop_cancel:1" if after_the_cancel else "after_stop_decision:1"
     first = subprocess.run(  # no pipes: the jobs it leaves running would hold them open
         [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
         cwd=directory,
@@ -138,12 +172,21 @@ def check_a_kill_between_the_decision_and_the_cancel(
     hold = directory / "markers" / f"{decided}.hold"
     hold.touch()  # its job waits where it is, however long the restarted controller takes
     assert max(job_steps(directory, decided)) < STEPS  # its job still runs: the crash came before the cancel
+    terms = directory / "markers" / f"{decided}.terms"
+    if after_the_cancel:  # or before the SIGKILL, to a job that trains on after its SIGTERM
+        pid = int((directory / "markers" / f"{decided}.pid").read_text())
+        deadline = time.monotonic() + 30
+        while not terms.exists() and time.monotonic() < deadline:  # its handler runs in a moment
+            time.sleep(0.05)
+        assert terms.read_text() == "term\n" and process_alive(pid)
     again = cli("run", str(spec), "--quiet", cwd=directory, timeout=600)
     assert again.returncode == 0, again.stderr
     rows = {row["run_id"]: row for row in status_json(directory, name)["runs"]}
     assert rows[decided]["status"] == "stopped"
     final = max(job_steps(directory, decided))
     assert final < STEPS, final  # cancelled by the restarted controller, not run to its end
+    if after_the_cancel:
+        assert terms.read_text() == "term\n" * 2 and not process_alive(pid)  # cancelled again, killed
     hold.unlink()
     time.sleep(1.0)  # a job still running would have gone on to another step by now
     assert max(job_steps(directory, decided)) == final

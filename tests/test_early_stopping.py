@@ -20,6 +20,7 @@ import yaml
 from conftest import cli, status_json
 from early_stopping_helpers import (
     STEPS,
+    STUBBORN_PREAMBLE,
     check_a_kill_between_the_decision_and_the_cancel,
     check_asha_sweep,
     job_steps,
@@ -137,6 +138,15 @@ def test_a_controller_killed_between_the_decision_and_the_cancel_stops_the_run_o
     check_a_kill_between_the_decision_and_the_cancel(tmp_path)
 
 
+@pytest.mark.slow
+def test_a_controller_killed_after_the_sigterm_of_a_stop_before_its_sigkill_stops_the_run_once(
+    tmp_path: Path,
+) -> None:
+    # The cancel returns at once (docs/design.md, "Cancelling a job"): a controller killed then
+    # leaves a job that trains on after SIGTERM running; the restarted one cancels it again.
+    check_a_kill_between_the_decision_and_the_cancel(tmp_path, after_the_cancel=True)
+
+
 class _CancelFailsOnce:
     """The sweep's real local dispatcher, but the first cancel of each job fails (a cluster that
     did not answer); that job is held at its step (`markers/<run>.hold`) until a cancel reaches it."""
@@ -193,30 +203,6 @@ def test_a_cancel_that_fails_is_tried_again_until_the_stopped_job_ends(
     assert sorted(flaky.cancels.values()) == [2] * len(held)  # tried again once: it then succeeded
 
 
-# The sweep's job, but it notes each SIGTERM and trains on (as a job saving a checkpoint would), and
-# notes how many of the sweep's other jobs were alive when it started.
-_STUBBORN_PREAMBLE = """
-import os, signal
-markers = os.environ["MARKERS"]
-me = os.environ["SWEEPWISE_RUN_ID"]
-def _note_term(signum, frame):
-    with open(os.path.join(markers, me + ".terms"), "a") as f:
-        f.write("term\\n")
-signal.signal(signal.SIGTERM, _note_term)
-def _alive(pid):
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-others = [n for n in os.listdir(markers) if n.endswith(".pid") and n != me + ".pid"]
-beside = sum(_alive(int(open(os.path.join(markers, n)).read())) for n in others)
-with open(os.path.join(markers, me + ".beside"), "w") as f:
-    f.write(str(beside))
-with open(os.path.join(markers, me + ".pid"), "w") as f:
-    f.write(str(os.getpid()))
-"""
-
-
 @pytest.mark.slow
 def test_stopped_jobs_that_train_on_after_sigterm_are_killed_and_never_run_beside_more_jobs(
     tmp_path: Path,
@@ -231,7 +217,7 @@ def test_stopped_jobs_that_train_on_after_sigterm_are_killed_and_never_run_besid
     spec["scheduler"] = {"type": "async_capped", "max_trials": 9}
     spec_path.write_text(yaml.safe_dump(spec))
     train = tmp_path / "train.py"
-    train.write_text(_STUBBORN_PREAMBLE + train.read_text())
+    train.write_text(STUBBORN_PREAMBLE + train.read_text())
     result = cli("run", str(spec_path), "--quiet", cwd=tmp_path, timeout=600)
     check_asha_sweep(tmp_path, "es", result)
     markers = tmp_path / "markers"

@@ -454,6 +454,8 @@ class AdaptiveController:
             dispatch_id = self._dispatch_id(run, JobTypes.LAUNCH_TRAINING)
             if dispatch_id:
                 self._cancel_stopped(run.run_id, dispatch_id)
+        if stopped:
+            crash_point("after_stop_cancel")
         self._refresh()
 
     def _cancel_stopped(self, run_id: str, dispatch_id: str, wait: float = _CANCEL_RETRY_FIRST) -> None:
