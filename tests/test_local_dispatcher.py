@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -346,6 +347,47 @@ def test_close_returns_once_every_cancelled_job_is_gone(
     dispatcher.cancel(dispatch_id)
     dispatcher.close()  # as `sweepwise cancel` does once it has cancelled every job
     assert _gone(pid)
+
+
+@pytest.mark.slow
+def test_a_cancel_on_a_full_disk_still_stops_the_job(tmp_path: Path) -> None:
+    # The `<job>.cancel` marker cannot be written: the job is signalled all the same, and its end
+    # is recorded once there is room again (the job host retries its final status).
+    from faults_helpers import kill_everything_under
+    from tmpfs import small_tmpfs
+
+    code = """
+        import os, time
+        open(os.path.join(os.environ['SWEEPWISE_RUN_DIR'], 'pid'), 'w').write(str(os.getpid()))
+        time.sleep(600)
+        """
+    with small_tmpfs(tmp_path / "disk") as disk:
+        runs = disk / "runs"
+        dispatcher = LocalDispatcher(runs, "exp", start_method="host", heartbeat_interval=0.2)
+        try:
+            dispatch_id = dispatcher.dispatch(JobDefinition(run_id="f", cmd=_py(code)))
+            pid = _job_pid(runs, "f")
+            filler = disk / "filler"
+            with open(filler, "wb", buffering=0) as f:
+                for chunk in (b"\0" * 65536, b"\0" * 4096, b"\0"):
+                    with contextlib.suppress(OSError):
+                        while True:
+                            f.write(chunk)
+            dispatcher.cancel(dispatch_id)  # no error, though the marker cannot be written
+            dispatcher.close()  # returns once the job is gone
+            assert _gone(pid) and not (runs / "exp" / "f" / "train.cancel").exists()
+            filler.unlink()
+            status = wait_for(
+                lambda: (
+                    (read_status(runs / "exp" / "f" / "train.status.json") or {}).get("state") == "exited"
+                    and read_status(runs / "exp" / "f" / "train.status.json")
+                ),
+                "the job's final status, once there is room for it",
+            )
+            assert status["exit_code"] == -signal.SIGTERM
+        finally:
+            dispatcher.close()
+            kill_everything_under(tmp_path)
 
 
 def test_a_process_that_exits_without_closing_still_kills_the_jobs_it_cancelled(runs_root: Path) -> None:

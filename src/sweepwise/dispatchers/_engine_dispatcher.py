@@ -26,10 +26,9 @@ from sweepwise.dispatchers._claims import (
 )
 from sweepwise.dispatchers._engine import Engine, EngineJob, EngineState, Phase
 from sweepwise.dispatchers._engine_watch import EngineWatch
-from sweepwise.dispatchers._job_files import number
+from sweepwise.dispatchers._job_files import mark_cancelled, number
 from sweepwise.dispatchers.launch import LaunchPlan, build_launch, run_dir_for
 from sweepwise.runtime import DISPATCH, STATUS, job_file, job_stem, parse_stem
-from sweepwise.runtime.jobhost import CANCEL
 from sweepwise.runtime.results import read_status
 from sweepwise.runtime.supervise import RunState, accept_claim, mark_exited, write_json_atomic
 
@@ -393,7 +392,7 @@ class EngineDispatcher:
         status = read_status(status_path)
         if status is not None and status.get("state") == RunState.EXITED:
             return
-        write_json_atomic(job_file(run_dir, stem, CANCEL), {"cancelled_at": time.time()})
+        mark_cancelled(run_dir, stem)
         self._engine.cancel(engine_id)
         record = read_status(job_file(run_dir, stem, DISPATCH)) or {}
         claim_id = record.get("claim_id")

@@ -10,6 +10,7 @@ local dispatcher, the engine's word for a remote one: docs/design.md, "Liveness 
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sweepwise.core.models import EventKind, JobEvent, JobTypes
-from sweepwise.runtime import LOG, METRICS, RESULT_FILE, STATUS, job_file, job_stem
+from sweepwise.runtime import CANCEL, LOG, METRICS, RESULT_FILE, STATUS, job_file, job_stem
 from sweepwise.runtime.results import (
     last_output,
     read_job_result,
@@ -28,10 +29,28 @@ from sweepwise.runtime.results import (
 )
 from sweepwise.runtime.supervise import RunState, mark_exited, write_json_atomic
 
+logger = logging.getLogger(__name__)
+
 
 def number(value: Any) -> float | None:
     """`value` as a float when it is an int or float (not a bool), else None."""
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def mark_cancelled(run_dir: str | Path, stem: str) -> bool:
+    """Write the job's `<job>.cancel` marker; False (with a warning) when it cannot be written.
+
+    The marker only lets the job's supervisor record the end as "cancelled" and keeps a job
+    that has not started from starting; a canceller that cannot write it (a full disk) signals
+    the job all the same (docs/design.md, "Cancelling a job").
+    """
+    path = job_file(str(run_dir), stem, CANCEL)
+    try:
+        write_json_atomic(path, {"cancelled_at": time.time()})
+    except OSError as exc:
+        logger.warning("cannot write %s (%s); stopping the job without it", path, exc.strerror or exc)
+        return False
+    return True
 
 
 def _describe_exit(code: int) -> str:

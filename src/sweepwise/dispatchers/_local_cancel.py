@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sweepwise.dispatchers._job_files import mark_cancelled
 from sweepwise.dispatchers._local_watch import Watch
 from sweepwise.runtime import STATUS
-from sweepwise.runtime.jobhost import CANCEL
 from sweepwise.runtime.results import read_status
-from sweepwise.runtime.supervise import RunState, process_alive, signal_group, write_json_atomic
+from sweepwise.runtime.supervise import RunState, process_alive, signal_group
 
 _SUPERVISOR_EXIT_WAIT = 5.0  # after the job is SIGKILLed, time for the final status
 _STARTING_STEP = 0.02  # between reads of the status of a job that is being started
@@ -153,7 +153,7 @@ class Cancellation:
     def _start_hosted(self, now: float) -> bool:
         if _exited(read_status(self.watch.path(STATUS))):
             return True
-        write_json_atomic(self.watch.path(CANCEL), {"cancelled_at": time.time()})
+        mark_cancelled(self.watch.run_dir, self.watch.job)
         self._step = self._settle_hosted
         return False
 
