@@ -384,7 +384,8 @@ class EngineDispatcher:
         it cancelled). Returns without waiting for it to end; no error if it has ended.
 
         Raises:
-            DispatchError: the id is malformed, or the engine refused.
+            DispatchError: the id is malformed, the engine refused, or the cancel of a job that
+                never started could not be recorded (a full disk).
         """
         run_id, stem, engine_id = parse_engine_dispatch_id(dispatch_id)
         run_dir = self._run_dir(run_id)
@@ -400,10 +401,13 @@ class EngineDispatcher:
             return
         token = token_path(Path(job_file(run_dir, stem, DISPATCH)), claim_id)
         taken: dict[str, Any] = {"job": stem, "pid": None, "engine_id": engine_id}
-        if accept_claim(str(token), status_path, taken):  # it never started, and now never will
-            started_at = time.time()
-            mark_exited(taken, str(run_dir), stem, -signal.SIGTERM, started_at=started_at, cancelled=True)
-            write_json_atomic(status_path, taken)
+        try:
+            if accept_claim(str(token), status_path, taken):  # it never started, and now never will
+                started_at = time.time()
+                mark_exited(taken, str(run_dir), stem, -signal.SIGTERM, started_at=started_at, cancelled=True)
+                write_json_atomic(status_path, taken)
+        except OSError as exc:  # a full disk: the engine has the cancel, and a taken claim never starts
+            raise DispatchError(f"cannot record the cancel of {dispatch_id}: {exc.strerror or exc}") from exc
 
     def close(self) -> None:
         """Stop watching; submitted jobs run on."""
