@@ -277,6 +277,26 @@ STUBBORN = (
 )
 
 
+def _cancelled_stubborn_job(
+    dispatcher: LocalDispatcher, runs_root: Path, run_id: str
+) -> tuple[LocalDispatcher, int]:
+    """Start a `STUBBORN` job as `run_id` and cancel it once it runs; the dispatcher and its pid."""
+    dispatch_id = dispatcher.dispatch(JobDefinition(run_id=run_id, cmd=_py(STUBBORN)))
+    pid = _job_pid(runs_root, run_id)
+    dispatcher.cancel(dispatch_id)
+    return dispatcher, pid
+
+
+def _ends(dispatcher: LocalDispatcher, enough: Callable[[list[JobEvent]], bool]) -> list[JobEvent]:
+    """Poll until the FINISHED events seen are `enough` (at most a minute); return them."""
+    seen: list[JobEvent] = []
+    deadline = time.monotonic() + 60
+    while not enough(seen) and time.monotonic() < deadline:
+        dispatcher.wait(0.2)
+        seen += [event for event in dispatcher.poll() if event.kind is EventKind.FINISHED]
+    return seen
+
+
 def _job_pid(runs_root: Path, run_id: str) -> int:
     pid_file = runs_root / "exp" / run_id / "pid"
     return int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), f"{run_id} to start"))
@@ -298,11 +318,8 @@ def test_cancelling_jobs_that_ignore_sigterm_signals_them_all_before_any_is_kill
         terms = runs_root / "exp" / name / "terms"
         wait_for(terms.exists, f"{name} to get SIGTERM")
     assert all(process_alive(pid) for pid in pids.values())  # every one signalled, none killed yet
-    finished: dict[str, JobEvent] = {}
-    deadline = time.monotonic() + 60
-    while len(finished) < len(names) and time.monotonic() < deadline:
-        dispatcher.wait(0.2)
-        finished.update((e.run_id, e) for e in dispatcher.poll() if e.kind is EventKind.FINISHED)
+    ended = _ends(dispatcher, lambda seen: {e.run_id for e in seen} >= set(names))
+    finished = {event.run_id: event for event in ended}
     for name in names:
         assert finished[name].exit_code == -signal.SIGKILL
         assert _status(runs_root, name)["cancelled"] is True
@@ -313,10 +330,7 @@ def test_cancelling_jobs_that_ignore_sigterm_signals_them_all_before_any_is_kill
 def test_a_retry_of_a_cancelled_job_starts_only_once_the_cancelled_attempt_is_gone(
     make: Callable[..., LocalDispatcher], runs_root: Path
 ) -> None:
-    dispatcher = make(grace_period=2)
-    first = dispatcher.dispatch(JobDefinition(run_id="r", cmd=_py(STUBBORN)))
-    first_pid = _job_pid(runs_root, "r")
-    dispatcher.cancel(first)
+    dispatcher, first_pid = _cancelled_stubborn_job(make(grace_period=2), runs_root, "r")
     wait_for((runs_root / "exp" / "r" / "terms").exists, "the first attempt to get SIGTERM")
     # The second attempt notes whether the first one's process still existed when it started.
     check = f"""
@@ -328,11 +342,8 @@ def test_a_retry_of_a_cancelled_job_starts_only_once_the_cancelled_attempt_is_go
         open(os.path.join(os.environ['SWEEPWISE_RUN_DIR'], 'first_seen'), 'w').write(state)
         """
     dispatcher.dispatch(JobDefinition(run_id="r", cmd=_py(check), attempt=2))
-    attempts: dict[int, JobEvent] = {}
-    deadline = time.monotonic() + 60
-    while 2 not in attempts and time.monotonic() < deadline:
-        dispatcher.wait(0.2)
-        attempts.update((e.attempt, e) for e in dispatcher.poll() if e.kind is EventKind.FINISHED)
+    ended = _ends(dispatcher, lambda seen: any(e.attempt == 2 for e in seen))
+    attempts = {event.attempt: event for event in ended}
     assert attempts[2].succeeded
     assert (runs_root / "exp" / "r" / "first_seen").read_text() in ("gone", "Z", "X")  # dead
     assert _gone(first_pid)
@@ -341,10 +352,7 @@ def test_a_retry_of_a_cancelled_job_starts_only_once_the_cancelled_attempt_is_go
 def test_close_returns_once_every_cancelled_job_is_gone(
     make: Callable[..., LocalDispatcher], runs_root: Path
 ) -> None:
-    dispatcher = make(grace_period=1)
-    dispatch_id = dispatcher.dispatch(JobDefinition(run_id="c", cmd=_py(STUBBORN)))
-    pid = _job_pid(runs_root, "c")
-    dispatcher.cancel(dispatch_id)
+    dispatcher, pid = _cancelled_stubborn_job(make(grace_period=1), runs_root, "c")
     dispatcher.close()  # as `sweepwise cancel` does once it has cancelled every job
     assert _gone(pid)
 
