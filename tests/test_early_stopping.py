@@ -143,7 +143,8 @@ def test_a_controller_killed_after_the_sigterm_of_a_stop_before_its_sigkill_stop
     tmp_path: Path,
 ) -> None:
     # The cancel returns at once (docs/design.md, "Cancelling a job"): a controller killed then
-    # leaves a job that trains on after SIGTERM running; the restarted one cancels it again.
+    # leaves a job that trains on after SIGTERM running until its supervisor's SIGKILL or the
+    # restarted controller's cancel.
     check_a_kill_between_the_decision_and_the_cancel(tmp_path, after_the_cancel=True)
 
 

@@ -357,6 +357,37 @@ def test_close_returns_once_every_cancelled_job_is_gone(
     assert _gone(pid)
 
 
+def test_a_cancel_is_carried_through_by_the_supervisor_when_the_canceller_dies_before_its_sigkill(
+    runs_root: Path, method: str
+) -> None:
+    # A controller SIGKILLed right after its cancel's SIGTERM, to a job that takes SIGTERM slowly:
+    # the job's supervisor (or the job host) sends the SIGKILL once the grace period is over.
+    script = f"""
+        import os, signal, sys
+        from pathlib import Path
+        from sweepwise.core.models import JobDefinition
+        from sweepwise.dispatchers.local import LocalDispatcher
+        runs = Path({str(runs_root)!r})
+        dispatcher = LocalDispatcher(
+            runs, "exp", grace_period=1, heartbeat_interval=0.2, start_method={method!r}
+        )
+        dispatch_id = dispatcher.dispatch(JobDefinition(run_id="k", cmd=sys.argv[1:]))
+        pid_file = runs / "exp" / "k" / "pid"
+        while not pid_file.exists() or not pid_file.read_text():
+            pass
+        dispatcher.cancel(dispatch_id)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    canceller = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *_py(STUBBORN)], timeout=120)
+    assert canceller.returncode == -signal.SIGKILL
+    pid = int((runs_root / "exp" / "k" / "pid").read_text())
+    wait_for((runs_root / "exp" / "k" / "terms").exists, "the job to get its SIGTERM")
+    wait_for(lambda: _gone(pid), "the job to be killed once its grace period is over")
+    wait_for(lambda: _status(runs_root, "k").get("state") == "exited", "its final status")
+    status = _status(runs_root, "k")
+    assert status["exit_code"] == -signal.SIGKILL and status["cancelled"] is True
+
+
 @pytest.mark.slow
 def test_a_cancel_on_a_full_disk_still_stops_the_job(tmp_path: Path) -> None:
     # The `<job>.cancel` marker cannot be written: the job is signalled all the same, and its end

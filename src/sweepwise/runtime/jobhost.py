@@ -262,10 +262,14 @@ class JobHost:
                 self._unwritten.append(job)
 
     def _beat(self) -> float:
-        """Refresh due heartbeats; return seconds until the next one is due."""
+        """Refresh due heartbeats, stop jobs past their timeout or cancelled; seconds until the next is due.
+
+        A job whose `<job>.cancel` marker is seen at a heartbeat gets SIGKILL `kill_grace` seconds
+        later, should it outlive the canceller's SIGTERM and the canceller (docs/design.md,
+        "Cancelling a job").
+        """
         if self._unwritten:
             self._retry_final_statuses()
-        """Refresh due heartbeats, stop jobs past their timeout; return seconds until the next is due."""
         now = time.monotonic()
         soonest = 1.0 if self._unwritten else 3600.0
         for job in self._jobs.values():
@@ -274,17 +278,21 @@ class JobHost:
                 job.status["heartbeat_at"] = time.time()
                 job.write_status()
                 job.next_beat = now + float(job.request["heartbeat_interval"])
+                if job.cancel_requested():
+                    job.limit.cancelled(now)
             job.limit.enforce(job.pid, now)
             soonest = min(soonest, job.next_beat - now, job.limit.remaining(now))
         return max(soonest, 0.0)
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
-        """SIGTERM / SIGHUP: cancel every job (forwarded once to each job's group)."""
+        """SIGTERM / SIGHUP: cancel every job (forwarded to each job's group, SIGKILL after the grace)."""
         self._cancel_all = True
+        now = time.monotonic()
         for job in list(self._jobs.values()):
             if not job.cancelled:
                 job.cancelled = True
                 signal_group(job.pid, signum)
+                job.limit.cancelled(now)
 
     def serve(self, requests_fd: int) -> None:
         """Take requests from `requests_fd` until it ends; return when no job runs."""

@@ -242,13 +242,14 @@ class TimeLimit:
         grace: seconds between SIGTERM and SIGKILL.
     """
 
-    __slots__ = ("timeout", "grace", "expired", "_next")
+    __slots__ = ("timeout", "grace", "expired", "_terminated", "_next")
 
     def __init__(self, timeout: float | None, grace: float = 10.0) -> None:
         number = (int, float)
         self.timeout = float(timeout) if isinstance(timeout, number) and timeout > 0 else None
         self.grace = max(0.0, float(grace)) if isinstance(grace, number) else 10.0
         self.expired = False
+        self._terminated = False  # SIGTERM was sent (the limit's or a canceller's): SIGKILL is next
         self._next = time.monotonic() + self.timeout if self.timeout is not None else float("inf")
 
     def remaining(self, now: float) -> float:
@@ -259,13 +260,23 @@ class TimeLimit:
         """Signal the job's process group `pgid` if a signal is due at `now`."""
         if now < self._next:
             return
-        if not self.expired:
-            self.expired = True
+        if not self._terminated:
+            self.expired = self._terminated = True
             signal_group(pgid, signal.SIGTERM)
             self._next = now + self.grace
         else:
             signal_group(pgid, signal.SIGKILL)
             self._next = float("inf")
+
+    def cancelled(self, now: float) -> None:
+        """A canceller sent the job SIGTERM at `now`: SIGKILL is due `grace` seconds later.
+
+        So a cancel is carried through even when the canceller (a controller) dies within the
+        grace period (docs/design.md, "Cancelling a job"). Once SIGTERM was sent, nothing changes.
+        """
+        if not self._terminated:
+            self._terminated = True
+            self._next = now + self.grace
 
 
 def mark_exited(
@@ -355,6 +366,8 @@ class Supervisor:
         self.cancel_signal = signum
         if self.child is not None:
             signal_group(self.child.pid, signum)
+            if self.limit is not None:
+                self.limit.cancelled(time.monotonic())
 
     def run(self) -> int:
         if not accept_claim(self.claim_token, self.status_path, self.status):
@@ -386,6 +399,7 @@ class Supervisor:
         self.limit = TimeLimit(self.timeout, self.kill_grace)
         if self.cancel_signal is not None:  # arrived while the job was being started
             signal_group(child.pid, self.cancel_signal)
+            self.limit.cancelled(time.monotonic())
         started_at = mark_running(self.status, child.pid)
         self.write_status()
         self.wait(child)
