@@ -115,6 +115,8 @@ def test_a_bad_stopper_is_one_line_naming_the_field(tmp_path: Path) -> None:
         ({"type": "hyperband"}, "stopper.type"),
         ({"type": "asha", "reduction_factor": 1}, "stopper.reduction_factor"),
         ({"type": "asha", "grace": 2}, "stopper.grace"),
+        ({"type": "asha", "grace_period": 10, "max_t": 10}, "must be greater than grace_period (10)"),
+        ({"type": "median", "max_t": 1}, "stopper.max_t"),
     ):
         data = {"name": "exp", "stopper": stopper, "train": {"cmd": ["python", "train.py"]}}
         with pytest.raises(ConfigError) as error:

@@ -26,9 +26,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from sweepwise.core import keys
+from sweepwise.core.container import CONFIG_ERROR
 from sweepwise.core.jsonsafe import NON_FINITE
 from sweepwise.core.records import RunInfo
 
@@ -48,6 +50,19 @@ class StopperSpec(BaseModel):
     )
     min_samples: Annotated[StrictInt, Field(ge=1, description="median: values needed at a rung")] = 3
     metric: str | None = Field(default=None, description="the reported metric judged (default: the spec's)")
+
+    @field_validator("max_t")
+    @classmethod
+    def _a_rung_before_the_end(cls, max_t: int | None, info: ValidationInfo) -> int | None:
+        grace, kind = info.data.get("grace_period"), info.data.get("type")
+        if max_t is not None and isinstance(grace, int) and max_t <= grace and kind != "none":
+            raise PydanticCustomError(
+                CONFIG_ERROR,
+                f"is {max_t}; it must be greater than grace_period ({grace}): no run is stopped before "
+                "grace_period nor at max_t, so this stopper would stop nothing; raise max_t or lower "
+                "grace_period",
+            )
+        return max_t
 
 
 @dataclass(frozen=True, slots=True)
