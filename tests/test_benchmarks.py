@@ -1,4 +1,4 @@
-"""The orchestration benchmark runs end to end (in its quick mode) and prints its whole table.
+"""The benchmarks run end to end (the orchestration one in its quick mode) and print their tables.
 
 Only that it runs and what it prints are checked: its figures are the benchmark's to
 report, not the tests' to assert (times vary with the machine).
@@ -33,3 +33,16 @@ def test_orchestration_benchmark_prints_every_row() -> None:
     assert any("controller RSS" in line for line in table) and any(
         "status big --json" in line for line in table
     )
+
+
+def test_cancel_benchmark_prints_its_row() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "cancels.py"), "--jobs", "2", "--grace", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| jobs ignoring SIGTERM |") and table[2].startswith("| 2 | 0.5 s |")
