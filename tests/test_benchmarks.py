@@ -17,16 +17,17 @@ pytestmark = pytest.mark.slow
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def test_orchestration_benchmark_prints_every_row() -> None:
+def _table(script: str, *args: str) -> list[str]:
+    """Run `benchmarks/<script>` with `args`; the lines of the table it prints."""
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "orchestration.py"), "--quick", "--no-ray"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        [sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    return [line for line in done.stdout.splitlines() if line.startswith("| ")]
+
+
+def test_orchestration_benchmark_prints_every_row() -> None:
+    table = _table("orchestration.py", "--quick", "--no-ray")
     sections = [line.split(" | ")[0].removeprefix("| ") for line in table[2:]]
     assert table[0] == "| section | what | figure |"
     assert sections.count("overhead") >= 1 and sections.count("processes") == 3
@@ -36,13 +37,5 @@ def test_orchestration_benchmark_prints_every_row() -> None:
 
 
 def test_cancel_benchmark_prints_its_row() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "cancels.py"), "--jobs", "2", "--grace", "0.5"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    table = _table("cancels.py", "--jobs", "2", "--grace", "0.5")
     assert table[0].startswith("| jobs ignoring SIGTERM |") and table[2].startswith("| 2 | 0.5 s |")
