@@ -37,8 +37,8 @@ def number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def mark_cancelled(run_dir: str | Path, stem: str) -> bool:
-    """Write the job's `<job>.cancel` marker; False (with a warning) when it cannot be written.
+def mark_cancelled(run_dir: str | Path, stem: str) -> None:
+    """Write the job's `<job>.cancel` marker; a warning when it cannot be written.
 
     The marker only lets the job's supervisor record the end as "cancelled" and keeps a job
     that has not started from starting; a canceller that cannot write it (a full disk) signals
@@ -49,8 +49,6 @@ def mark_cancelled(run_dir: str | Path, stem: str) -> bool:
         write_json_atomic(path, {"cancelled_at": time.time()})
     except OSError as exc:
         logger.warning("cannot write %s (%s); stopping the job without it", path, exc.strerror or exc)
-        return False
-    return True
 
 
 def _describe_exit(code: int) -> str:

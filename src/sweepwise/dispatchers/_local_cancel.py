@@ -74,10 +74,6 @@ class Cancellation:
         self._step: Callable[[float], bool] = self._start_hosted if watch.hosted else self._start
         self.done = False
 
-    @property
-    def run_id(self) -> str:
-        return self.watch.run_id
-
     def advance(self) -> bool:
         """Take the steps that are due; True once there is nothing left to do (the job is gone)."""
         while not self.done:
@@ -166,10 +162,7 @@ class Cancellation:
         self._job = _job_identity(status)
         if process_alive(*self._job):
             signal_group(self._job[0] or 0, signal.SIGTERM)
-            self._step = self._terminating_hosted
-        else:
-            self._until = now + _SUPERVISOR_EXIT_WAIT
-            self._step = self._recorded_hosted
+        self._step = self._terminating_hosted
         return False
 
     def _terminating_hosted(self, now: float) -> bool:

@@ -138,7 +138,7 @@ class LocalDispatcher:
         self._gpu_pool = gpu_pool
         self._warned_no_gpus = False
         self._watches: dict[tuple[str, str], Watch] = {}
-        self._cancelling: list[Cancellation] = []  # cancelled jobs not yet gone
+        self._cancelling: dict[tuple[str, str], Cancellation] = {}  # cancelled jobs not yet gone
         self._finished: set[tuple[str, str]] = set()
         self._unreaped = UNREAPED  # supervisors we started and must reap once they exit
         self._exits = ExitSelector()  # wakes `wait` when a watched supervisor exits
@@ -508,7 +508,7 @@ class LocalDispatcher:
         if first_reads:
             timeout = min(timeout, max(0.0, min(first_reads) - time.monotonic()))
         if self._cancelling:  # back in time for a SIGKILL that falls due
-            timeout = min(timeout, *(c.next_step_in() for c in self._cancelling))
+            timeout = min(timeout, *(c.next_step_in() for c in self._cancelling.values()))
         self._exits.wait(watches, timeout)
 
     # -- cancelling --------------------------------------------------------------------
@@ -530,23 +530,23 @@ class LocalDispatcher:
         watch = self._watches.get((run_id, stem)) or self._load_watch(
             run_id, JobTypes.from_short(job), pid, attempt
         )
-        if any(c.watch.run_id == run_id and c.watch.job == watch.job for c in self._cancelling):
+        if (run_id, watch.job) in self._cancelling:
             return  # already being cancelled
         cancellation = Cancellation(watch, self._grace_period, self._learn_pid)
         if not cancellation.advance():
-            self._cancelling.append(cancellation)
+            self._cancelling[run_id, watch.job] = cancellation
             _CANCELLING.add(self)
 
     def _advance_cancels(self) -> None:
         """Take the due steps of the cancels in progress (a SIGKILL once a grace period ends)."""
-        if self._cancelling:
-            self._cancelling = [c for c in self._cancelling if not c.advance()]
+        for key in [key for key, cancellation in self._cancelling.items() if cancellation.advance()]:
+            del self._cancelling[key]
 
     def _finish_cancels(self, run_id: str | None = None) -> None:
         """Complete the cancels in progress (of `run_id`'s jobs only, if given): their jobs are gone."""
-        for cancellation in [c for c in self._cancelling if run_id is None or c.run_id == run_id]:
-            cancellation.finish()
-            self._cancelling.remove(cancellation)
+        for key in [key for key in self._cancelling if run_id is None or key[0] == run_id]:
+            self._cancelling[key].finish()
+            del self._cancelling[key]
 
     def close(self) -> None:
         """Stop watching and release descriptors; running jobs are left running, cancelled ones stopped.
