@@ -388,6 +388,24 @@ def test_a_cancel_is_carried_through_by_the_supervisor_when_the_canceller_dies_b
     assert status["exit_code"] == -signal.SIGKILL and status["cancelled"] is True
 
 
+def test_a_sigterm_to_the_supervisor_is_followed_by_its_sigkill_long_before_the_next_heartbeat(
+    make: Callable[..., LocalDispatcher], runs_root: Path
+) -> None:
+    # The SIGTERM interrupts the supervisor's (or the host's) wait for its next heartbeat, an
+    # hour away: the SIGKILL it arms must not wait for that hour (a poll a signal interrupts
+    # resumes with its old timeout unless the handler wakes it).
+    dispatcher = make(grace_period=1, heartbeat_interval=3600)
+    dispatcher.dispatch(JobDefinition(run_id="h", cmd=_py(STUBBORN)))
+    pid = _job_pid(runs_root, "h")
+    os.kill(_status(runs_root, "h")["supervisor_pid"], signal.SIGTERM)
+    wait_for((runs_root / "exp" / "h" / "terms").exists, "the job to get its SIGTERM")
+    wait_for(lambda: _gone(pid), "the job to be killed once its grace period is over")
+    wait_for(lambda: _status(runs_root, "h").get("state") == "exited", "its final status")
+    status = _status(runs_root, "h")
+    assert status["exit_code"] == -signal.SIGKILL and status["cancelled"] is True
+    assert (runs_root / "exp" / "h" / "terms").read_text() == "term\n"
+
+
 @pytest.mark.slow
 def test_a_cancel_on_a_full_disk_still_stops_the_job(tmp_path: Path) -> None:
     # The `<job>.cancel` marker cannot be written: the job is signalled all the same, and its end

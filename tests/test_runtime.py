@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from sweepwise.runtime.results import (
     read_status,
     tail_lines,
 )
-from sweepwise.runtime.supervise import exit_status, process_alive, supervise
+from sweepwise.runtime.supervise import Supervisor, exit_status, process_alive, supervise
 
 PY = sys.executable
 
@@ -214,6 +215,38 @@ def test_exec_forwards_sigterm_and_records_the_cancel(tmp_path: Path) -> None:
     status = _status(tmp_path)
     assert status["cancelled"] is True and status["exit_code"] == -signal.SIGTERM
     assert not process_alive(job_pid)
+
+
+def test_a_cancel_from_another_thread_kills_a_job_that_ignores_sigterm_after_the_grace_period(
+    tmp_path: Path,
+) -> None:
+    # How a Ray task stops its job: `Supervisor.cancel` from another thread, while `run` waits
+    # for a heartbeat an hour away; the SIGKILL comes after the grace period, not that hour.
+    pid_file = tmp_path / "job.pid"
+    job = (
+        "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+    )
+    supervisor = Supervisor(
+        [PY, "-c", job],
+        str(tmp_path),
+        {},
+        str(tmp_path / "train.log"),
+        str(tmp_path / "train.status.json"),
+        str(tmp_path),
+        "train",
+        heartbeat_interval=3600,
+        kill_grace=1,
+    )
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(supervisor.run()), daemon=True)
+    runner.start()
+    job_pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), "the job to start"))
+    supervisor.cancel()
+    runner.join(timeout=60)
+    assert codes == [-signal.SIGKILL] and not process_alive(job_pid)
+    status = _status(tmp_path)
+    assert status["cancelled"] is True and status["exit_code"] == -signal.SIGKILL
 
 
 # -- results ----------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from sweepwise.runtime.slices import request_short_slices
 from sweepwise.runtime.supervise import (
     RunState,
     TimeLimit,
+    Waker,
     accept_claim,
     mark_exited,
     mark_running,
@@ -137,6 +138,8 @@ class JobHost:
         self._start = proc_start_time(self._pid)
         self._jobs: dict[int, _Job] = {}  # by pidfd
         self._poller = select.poll()
+        self._waker = Waker()  # a SIGTERM to the host wakes its poll: the SIGKILLs it arms are due on time
+        self._poller.register(self._waker.fd, select.POLLIN)
         self._devnull = os.open(os.devnull, os.O_RDONLY)
         self._cancel_all = False
         self._environ = dict(os.environ)  # copied once: `os.environ` decodes every item it hands out
@@ -293,6 +296,7 @@ class JobHost:
                 job.cancelled = True
                 signal_group(job.pid, signum)
                 job.limit.cancelled(now)
+        self._waker.wake()
 
     def serve(self, requests_fd: int) -> None:
         """Take requests from `requests_fd` until it ends; return when no job runs."""
@@ -311,6 +315,8 @@ class JobHost:
                     *lines, pending = (pending + chunk).split(b"\n")
                     for line in lines:
                         self._take(line)
+                elif fd == self._waker.fd:
+                    self._waker.drain()
                 elif (job := self._jobs.get(fd)) is not None:
                     self._end(job)
 

@@ -309,6 +309,42 @@ def mark_exited(
         status["timeout"] = limit.timeout
 
 
+class Waker:
+    """A pipe that a signal handler (or another thread) writes to, so a `poll` on it wakes at once.
+
+    Without it a `poll` that a signal interrupts resumes with its old timeout (PEP 475), and a
+    deadline the handler set (a cancel's SIGKILL) would wait for that timeout to run out.
+    """
+
+    __slots__ = ("fd", "_write_fd")
+
+    def __init__(self) -> None:
+        self.fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def wake(self) -> None:
+        """Make the next (or the current) `poll` on `fd` return; safe in a signal handler."""
+        try:
+            os.write(self._write_fd, b"\0")
+        except OSError:
+            pass  # the pipe is full (a wake-up is already waiting) or closed
+
+    def drain(self) -> None:
+        """Take the wake-ups written so far."""
+        try:
+            while os.read(self.fd, 512):
+                pass
+        except OSError:
+            pass  # empty
+
+    def __del__(self) -> None:
+        # Closed with the last reference, never while a canceller's thread may still write to it
+        for fd in (self.fd, self._write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 class Supervisor:
     """One job's supervision: `run()` runs it to its end; `cancel(signum)` from another thread stops it.
 
@@ -347,6 +383,7 @@ class Supervisor:
         self.child: subprocess.Popen[bytes] | None = None
         self.cancel_signal: int | None = None
         self.done = False
+        self._waker: Waker | None = None  # while `wait` polls: wakes it when a cancel arrives
         pid = os.getpid()
         self.status: dict[str, Any] = {
             "job": job_name,
@@ -368,6 +405,9 @@ class Supervisor:
             signal_group(self.child.pid, signum)
             if self.limit is not None:
                 self.limit.cancelled(time.monotonic())
+            waker = self._waker
+            if waker is not None:  # the wait loop takes the new SIGKILL deadline now
+                waker.wake()
 
     def run(self) -> int:
         if not accept_claim(self.claim_token, self.status_path, self.status):
@@ -419,6 +459,8 @@ class Supervisor:
             pidfd = os.pidfd_open(child.pid)
             poller = select.poll()
             poller.register(pidfd, select.POLLIN)
+            self._waker = Waker()
+            poller.register(self._waker.fd, select.POLLIN)
         except (AttributeError, OSError):
             poller = None
         try:
@@ -434,11 +476,14 @@ class Supervisor:
                     next_beat = time.monotonic() + self.heartbeat_interval
                 elif poller is not None:
                     poller.poll(max(1, math.ceil(remaining * 1000)))
+                    if self._waker is not None:
+                        self._waker.drain()
                 else:
                     time.sleep(min(remaining, 0.05))
         finally:
             if pidfd >= 0:
                 os.close(pidfd)
+            self._waker = None
 
     def finish(self, code: int, *, started_at: float) -> int:
         self.done = True
