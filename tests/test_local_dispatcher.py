@@ -357,11 +357,14 @@ def test_close_returns_once_every_cancelled_job_is_gone(
     assert _gone(pid)
 
 
+@pytest.mark.parametrize("heartbeat", [0.2, 3600])
 def test_a_cancel_is_carried_through_by_the_supervisor_when_the_canceller_dies_before_its_sigkill(
-    runs_root: Path, method: str
+    runs_root: Path, method: str, heartbeat: float
 ) -> None:
     # A controller SIGKILLed right after its cancel's SIGTERM, to a job that takes SIGTERM slowly:
-    # the job's supervisor (or the job host) sends the SIGKILL once the grace period is over.
+    # the job's supervisor (or the job host) sends the SIGKILL once the grace period is over, also
+    # when its next heartbeat is an hour away (the host is told of the cancel; it does not wait to
+    # see the job's marker at that heartbeat).
     script = f"""
         import os, signal, sys
         from pathlib import Path
@@ -369,7 +372,7 @@ def test_a_cancel_is_carried_through_by_the_supervisor_when_the_canceller_dies_b
         from sweepwise.dispatchers.local import LocalDispatcher
         runs = Path({str(runs_root)!r})
         dispatcher = LocalDispatcher(
-            runs, "exp", grace_period=1, heartbeat_interval=0.2, start_method={method!r}
+            runs, "exp", grace_period=1, heartbeat_interval={heartbeat}, start_method={method!r}
         )
         dispatch_id = dispatcher.dispatch(JobDefinition(run_id="k", cmd=sys.argv[1:]))
         pid_file = runs / "exp" / "k" / "pid"

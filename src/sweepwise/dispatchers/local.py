@@ -536,6 +536,20 @@ class LocalDispatcher:
         if not cancellation.advance():
             self._cancelling[run_id, watch.job] = cancellation
             _CANCELLING.add(self)
+            self._tell_host_cancelled(watch)
+
+    def _tell_host_cancelled(self, watch: Watch) -> None:
+        """Tell our job host of a cancel, so it SIGKILLs the job after the grace period if we die first.
+
+        A host this process did not start sees the job's marker at its next heartbeat instead
+        (docs/design.md, "Cancelling a job").
+        """
+        host = self._host
+        if watch.hosted and host is not None and watch.proc is host.proc and host.alive():
+            try:
+                host.submit({"cancelled": f"{watch.run_id}:{watch.job}"})
+            except OSError:
+                pass  # the host is gone: the cancel signals the job directly
 
     def _advance_cancels(self) -> None:
         """Take the due steps of the cancels in progress (a SIGKILL once a grace period ends)."""

@@ -24,8 +24,11 @@ key is written to stdout only once its final status is on disk.
 
 Cancelling: a canceller writes `<job>.cancel` in the run dir, then signals the job's
 process group; the host records a job that ends with that file present as cancelled
-(and does not start a job whose file exists). SIGTERM / SIGHUP to the host cancel all
-of its jobs. When a job's main process exits, what is left of its process group is
+(and does not start a job whose file exists). The dispatcher that started the host
+also sends it `{"cancelled": key}`; the host then SIGKILLs the job's group `kill_grace`
+seconds later, should the job outlive the SIGTERM and the dispatcher (a host that gets
+no such request sees the file at the job's next heartbeat). SIGTERM / SIGHUP to the host
+cancel all of its jobs. When a job's main process exits, what is left of its process group is
 killed before it is reaped.
 
 Timeouts: a request's `timeout` is the seconds its job may run; past it the job's group
@@ -298,6 +301,17 @@ class JobHost:
                 job.limit.cancelled(now)
         self._waker.wake()
 
+    def _cancelled(self, key: str) -> None:
+        """The dispatcher cancels job `key`: SIGKILL is due `kill_grace` seconds from now.
+
+        The dispatcher writes the job's marker and sends the SIGTERM itself; this SIGKILL stops a
+        job that outlives both the SIGTERM and the dispatcher (docs/design.md, "Cancelling a job").
+        """
+        now = time.monotonic()
+        for job in self._jobs.values():
+            if job.key == key:
+                job.limit.cancelled(now)
+
     def serve(self, requests_fd: int) -> None:
         """Take requests from `requests_fd` until it ends; return when no job runs."""
         self._poller.register(requests_fd, select.POLLIN)
@@ -327,6 +341,9 @@ class JobHost:
             request = json.loads(line)
         except ValueError:
             sys.stderr.write(f"sweepwise job host: ignored a malformed request: {line[:200]!r}\n")
+            return
+        if isinstance(request, dict) and "cancelled" in request:
+            self._cancelled(str(request["cancelled"]))
             return
         try:
             self.start(request)
