@@ -27,9 +27,9 @@ process group; the host records a job that ends with that file present as cancel
 (and does not start a job whose file exists). The dispatcher that started the host
 also sends it `{"cancelled": key}`; the host then SIGKILLs the job's group `kill_grace`
 seconds later, should the job outlive the SIGTERM and the dispatcher (a host that gets
-no such request sees the file at the job's next heartbeat). SIGTERM / SIGHUP to the host
-cancel all of its jobs. When a job's main process exits, what is left of its process group is
-killed before it is reaped.
+no such request sees the file at the job's next heartbeat). SIGTERM / SIGHUP to the
+host cancel all of its jobs. When a job's main process exits, what is left of its
+process group is killed before it is reaped.
 
 Timeouts: a request's `timeout` is the seconds its job may run; past it the job's group
 gets SIGTERM, then SIGKILL `kill_grace` seconds later (default 10), and its final status

@@ -319,7 +319,9 @@ class Waker:
     __slots__ = ("fd", "_write_fd")
 
     def __init__(self) -> None:
-        self.fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.fd, self._write_fd = os.pipe()  # not inherited by the job (PEP 446)
+        os.set_blocking(self.fd, False)
+        os.set_blocking(self._write_fd, False)
 
     def wake(self) -> None:
         """Make the next (or the current) `poll` on `fd` return; safe in a signal handler."""
@@ -338,7 +340,7 @@ class Waker:
 
     def __del__(self) -> None:
         # Closed with the last reference, never while a canceller's thread may still write to it
-        for fd in (self.fd, self._write_fd):
+        for fd in (getattr(self, "fd", -1), getattr(self, "_write_fd", -1)):
             try:
                 os.close(fd)
             except OSError:
