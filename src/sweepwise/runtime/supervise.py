@@ -459,10 +459,11 @@ class Supervisor:
         pidfd = -1
         try:
             pidfd = os.pidfd_open(child.pid)
+            waker = Waker()
             poller = select.poll()
             poller.register(pidfd, select.POLLIN)
-            self._waker = Waker()
-            poller.register(self._waker.fd, select.POLLIN)
+            poller.register(waker.fd, select.POLLIN)
+            self._waker = waker
         except (AttributeError, OSError):
             poller = None
         try:
@@ -478,8 +479,7 @@ class Supervisor:
                     next_beat = time.monotonic() + self.heartbeat_interval
                 elif poller is not None:
                     poller.poll(max(1, math.ceil(remaining * 1000)))
-                    if self._waker is not None:
-                        self._waker.drain()
+                    waker.drain()
                 else:
                     time.sleep(min(remaining, 0.05))
         finally:
