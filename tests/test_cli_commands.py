@@ -96,6 +96,13 @@ def test_status_of_all_experiments_and_an_explicit_store(
     assert not (tmp_path / "sweepwise.db").exists()
 
 
+def test_the_readme_names_every_json_status_in_the_order_status_prints_them() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `sweepwise status"))
+    listed = row.split("`status` is a stable machine name (", 1)[1].split(")", 1)[0]
+    assert [name.strip(" `") for name in listed.split(",")] == list(ZERO_COUNTS)
+
+
 @pytest.mark.slow
 def test_json_statuses_are_machine_names_in_one_shape_on_both_paths(
     tmp_path: Path, make_sweep: Callable[..., Path]
