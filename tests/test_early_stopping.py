@@ -9,6 +9,7 @@ from the jobs' side effects.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,6 +22,7 @@ from conftest import cli, status_json
 from early_stopping_helpers import (
     STEPS,
     STUBBORN_PREAMBLE,
+    TRAIN,
     check_a_kill_between_the_decision_and_the_cancel,
     check_asha_sweep,
     job_steps,
@@ -99,6 +101,53 @@ def test_a_run_that_diverged_is_stopped_at_its_first_rung_even_before_anyone_els
     assert maximize.decide(_run("b", 1, float("inf"))) is None
 
 
+def test_a_stopper_judging_another_metric_uses_its_own_goal_and_scores_in_the_experiments_metric() -> None:
+    # The sweep maximises an accuracy the job reports only now and then; the stopper judges
+    # the training loss, lower being better. A stopped run's score is never a loss.
+    spec = StopperSpec(type="asha", grace_period=1, reduction_factor=2, metric="loss", goal="minimize")
+    stopper = Stopper(spec, "accuracy", "maximize")
+
+    def report(run_id: str, loss: Any, **more: float) -> RunInfo:
+        return RunInfo(run_id, summary={keys.TRAIN_METRICS: {"step": 1, "loss": loss, **more}})
+
+    first = stopper.decide(report("a", 1.0, accuracy=0.9))
+    assert first is not None and not first.stop and first.score == 0.9
+    assert not stopper.decide(report("b", 0.5)).stop  # type: ignore[union-attr]  # the lowest loss goes on
+    worst = stopper.decide(report("c", 3.0, accuracy=0.4))
+    assert worst is not None and worst.stop and (worst.value, worst.score) == (3.0, 0.4)
+    unscored = stopper.decide(report("d", 4.0))
+    assert unscored is not None and unscored.stop and unscored.score is None  # no accuracy in its report
+    diverged = stopper.decide(report("e", "NaN", accuracy=0.5))
+    assert diverged is not None and diverged.stop and math.isnan(diverged.score)  # type: ignore[arg-type]
+    same = Stopper(StopperSpec(type="asha", grace_period=1), "score", "maximize").decide(_run("a", 1, 0.3))
+    assert same is not None and same.score == 0.3  # the experiment's own metric: its value is the score
+
+
+def test_a_run_whose_reports_the_stopper_never_judged_is_warned_of_once() -> None:
+    stopper = Stopper(StopperSpec(type="asha", grace_period=5), "accuracy", "maximize")
+
+    def trained(run_id: str, step: int, **summary: Any) -> RunInfo:
+        row = {"step": step, "loss": 0.1, "progress": 1.0}
+        return RunInfo(run_id, summary={keys.TRAIN_METRICS: row, **summary}, has_completed_training=True)
+
+    assert stopper.never_judged(trained("a", 4)) is None  # ended before the grace period
+    assert stopper.never_judged(trained("b", 9, **{keys.RUNGS: {"5": 0.7}})) is None  # judged
+    warning = stopper.never_judged(trained("c", 9))
+    assert warning is not None and "\n" not in warning
+    assert (
+        "run c trained to step 9" in warning
+        and "its reports carry loss, progress but not 'accuracy'" in warning
+    )
+    assert "sweepwise.report(step=..., accuracy=...)" in warning and "stopper.metric" in warning
+    assert stopper.never_judged(trained("d", 9)) is None  # once per controller
+    worded = Stopper(StopperSpec(type="median"), "accuracy", "maximize")
+    text = RunInfo(
+        "f", summary={keys.TRAIN_METRICS: {"step": 3, "accuracy": "high"}}, has_completed_training=True
+    )
+    assert "its reports give 'accuracy' as 'high', not a number;" in (worded.never_judged(text) or "")
+    assert Stopper(StopperSpec(), "accuracy", "maximize").never_judged(trained("e", 9)) is None  # none
+
+
 def test_a_restarted_stopper_learns_the_rungs_from_the_runs() -> None:
     spec = StopperSpec(type="asha", grace_period=1, reduction_factor=2)
     stopper = Stopper(spec, "score", "maximize")
@@ -117,11 +166,28 @@ def test_a_bad_stopper_is_one_line_naming_the_field(tmp_path: Path) -> None:
         ({"type": "asha", "grace": 2}, "stopper.grace"),
         ({"type": "asha", "grace_period": 10, "max_t": 10}, "must be greater than grace_period (10)"),
         ({"type": "median", "max_t": 1}, "stopper.max_t"),
+        ({"type": "asha", "goal": "lower"}, "stopper.goal"),
+        (
+            {"type": "asha", "metric": "loss"},
+            "stopper.goal: is required when stopper.metric ('loss') is not the experiment's metric "
+            "('score'): add goal: minimize or goal: maximize to the stopper",
+        ),
+        (
+            {"type": "median", "goal": "minimize"},
+            "stopper.goal: is minimize but the experiment's goal for the same metric ('score') is maximize",
+        ),
     ):
         data = {"name": "exp", "stopper": stopper, "train": {"cmd": ["python", "train.py"]}}
         with pytest.raises(ConfigError) as error:
             Experiment.from_dict(data, base_dir=tmp_path)
         assert words in str(error.value), str(error.value)
+    for stopper in (
+        {"type": "asha", "metric": "score"},
+        {"type": "none", "metric": "loss"},
+        {"type": "asha", "metric": "score", "goal": "maximize"},
+    ):
+        data = {"name": "exp", "stopper": stopper, "train": {"cmd": ["python", "train.py"]}}
+        assert Experiment.from_dict(data, base_dir=tmp_path).spec.stopper.type == stopper["type"]
 
 
 # -- sweeps ---------------------------------------------------------------------------------
@@ -133,6 +199,58 @@ def test_asha_stops_the_worst_runs_through_the_cancel_path_and_each_job_runs_onc
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, env={"STEP_SLEEP": "0.1"}, timeout=600)
     check_asha_sweep(tmp_path, "es", result)
     assert "stopped at step" in result.stderr
+
+
+# The sweep's job, reporting a training loss (lower for a larger x) as it goes and the score only
+# at its end. A larger x trains slower, so in each batch the lowest loss reaches a rung last, and
+# is judged against the others: a stopper that took the loss the wrong way would stop it.
+_LOSS_TRAIN = TRAIN.replace(
+    f"sweepwise.report(step=step, score=x * step / {STEPS})",
+    "sweepwise.report(step=step, loss=1.0 - x + 1.0 / step)",
+).replace('time.sleep(float(os.environ.get("STEP_SLEEP", "0.05")))', "time.sleep(0.02 + 0.2 * x)")
+assert _LOSS_TRAIN.count("0.2 * x") == 1 and "loss=" in _LOSS_TRAIN
+
+
+@pytest.mark.slow
+def test_a_stopper_on_the_training_loss_stops_the_highest_losses_and_never_scores_a_run_with_one(
+    tmp_path: Path,
+) -> None:
+    stopper = {"type": "asha", "grace_period": 5, "reduction_factor": 3, "metric": "loss", "goal": "minimize"}
+    spec = write_sweep(tmp_path, stopper)
+    (tmp_path / "train.py").write_text(_LOSS_TRAIN)
+    result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    runs = status_json(tmp_path, "es")["runs"]
+    x = {row["run_id"]: row["suggestion"]["x"] for row in runs}
+    stopped = [row["run_id"] for row in runs if row["status"] == "stopped"]
+    completed = [row for row in runs if row["status"] == "completed"]
+    assert stopped and len(stopped) + len(completed) == len(runs), [row["status"] for row in runs]
+    lowest_loss = max(x, key=x.__getitem__)  # never stopped: no run has a lower loss at any rung
+    assert lowest_loss not in stopped and all(x[run_id] < x[lowest_loss] for run_id in stopped)
+    for row in runs:  # a stopped run's score would be a loss: it has none; a completed one its x
+        reached = max(job_steps(tmp_path, row["run_id"]))
+        if row["status"] == "stopped":
+            assert row["score"] is None and reached < STEPS, row
+        else:
+            assert row["score"] == pytest.approx(x[row["run_id"]]) and reached == STEPS, row
+    started = Counter((tmp_path / "markers" / "train.txt").read_text().split())
+    assert set(started.values()) == {1}, started
+    best = json.loads(cli("best", "es", "--json", cwd=tmp_path).stdout)
+    assert best["run_id"] == lowest_loss, best
+
+
+@pytest.mark.slow
+def test_a_stopper_whose_metric_no_report_carries_warns_once_and_stops_nothing(tmp_path: Path) -> None:
+    spec = write_sweep(tmp_path, {"type": "asha", "grace_period": 5, "reduction_factor": 3}, trials=3)
+    (tmp_path / "train.py").write_text(_LOSS_TRAIN)
+    result = cli("run", str(spec), "--quiet", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    warnings = [
+        line for line in result.stderr.splitlines() if "without a report the stopper could judge" in line
+    ]
+    assert len(warnings) == 1, result.stderr
+    assert "its reports carry loss but not 'score', the metric it judges;" in warnings[0]
+    assert [row["status"] for row in status_json(tmp_path, "es")["runs"]] == ["completed"] * 3
 
 
 @pytest.mark.slow

@@ -108,6 +108,7 @@ class Experiment:
         if "goal" in fields:  # the goal in force, recorded with the experiment
             spec = spec.model_copy(update={"goal": search.goal})
             config = config.model_copy(update={"goal": search.goal})
+        _check_stopper(spec)
         _check_entrypoints(config)
         _check_warm_start(spec, config, scheduler_cls)
         scheduler_cls(
@@ -160,6 +161,7 @@ class Experiment:
         if isinstance(optimizer, OptimizerSpec) and optimizer.seed is None:
             updates["optimizer"] = optimizer.model_copy(update={"seed": secrets.randbelow(2**31)})
         config = config.model_copy(update=updates) if updates else config
+        _check_stopper(spec)
         _check_entrypoints(config)
         _check_warm_start(spec, config, scheduler_cls)
         scheduler_cls(
@@ -598,6 +600,24 @@ def _check_entrypoints(config: BaseModel) -> None:
             ensure_on_path()
             module = import_module(module_name, field="scheduler.recipe_module")
         module_function(module, str(getattr(config, entry_field)), field=f"scheduler.{entry_field}")
+
+
+def _check_stopper(spec: ExperimentSpec) -> None:
+    """A stopper judging another metric than the experiment's must say which way it is better."""
+    stopper = spec.stopper
+    own_metric = stopper.metric in (None, spec.metric)
+    if stopper.type != "none" and not own_metric and stopper.goal is None:
+        raise ConfigError(
+            "stopper.goal",
+            f"is required when stopper.metric ({stopper.metric!r}) is not the experiment's metric "
+            f"({spec.metric!r}): add goal: minimize or goal: maximize to the stopper",
+        )
+    if own_metric and stopper.goal not in (None, spec.goal):
+        raise ConfigError(
+            "stopper.goal",
+            f"is {stopper.goal} but the experiment's goal for the same metric ({spec.metric!r}) is "
+            f"{spec.goal}: the stopper would stop the best runs; leave stopper.goal out",
+        )
 
 
 def _check_warm_start(spec: ExperimentSpec, config: BaseModel, scheduler_cls: Callable[..., Any]) -> None:

@@ -427,6 +427,9 @@ class AdaptiveController:
         stopped: list[tuple[RunInfo, int, float]] = []
         for run in changed:
             if run.status is not JobStatus.IN_TRAINING:
+                warning = self.stopper.never_judged(run) if run.has_completed_training else None
+                if warning:
+                    logger.warning(warning)
                 continue
             decision = self.stopper.decide(run)
             if decision is None:
@@ -434,7 +437,8 @@ class AdaptiveController:
             update: dict[str, Any] = {keys.RUNGS: decision.rungs}
             if decision.stop:
                 update[keys.STOP] = {"step": decision.step, "value": decision.value, "at": now}
-                update[keys.OBSERVATION_SCORE] = decision.value
+                if decision.score is not None:  # else no observation: the report lacked the metric
+                    update[keys.OBSERVATION_SCORE] = decision.score
                 stopped.append((run, decision.step, decision.value))
             updates[run.run_id] = update
         if not updates:

@@ -50,6 +50,9 @@ class StopperSpec(BaseModel):
     )
     min_samples: Annotated[StrictInt, Field(ge=1, description="median: values needed at a rung")] = 3
     metric: str | None = Field(default=None, description="the reported metric judged (default: the spec's)")
+    goal: Literal["maximize", "minimize"] | None = Field(
+        default=None, description="which way `metric` is better (default: the spec's goal)"
+    )
 
     @field_validator("max_t")
     @classmethod
@@ -67,12 +70,17 @@ class StopperSpec(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What the stopper decided for one report: the rungs to record, and whether to stop."""
+    """What the stopper decided for one report: the rungs to record, and whether to stop.
+
+    `value` is the judged metric's; `score` is what a stopped run is scored with, in the
+    experiment's metric (None when the report did not carry it; NaN when the run diverged).
+    """
 
     rungs: dict[str, float]
     stop: bool
     step: int
     value: float
+    score: float | None = None
 
 
 class Stopper:
@@ -80,15 +88,17 @@ class Stopper:
 
     Args:
         spec: the spec's `stopper`.
-        metric: the metric the jobs report (the spec's `metric` unless the stopper names one).
-        goal: `maximize` or `minimize`.
+        metric: the experiment's metric (judged unless the stopper names another).
+        goal: the experiment's goal, `maximize` or `minimize` (unless the stopper has its own).
     """
 
     def __init__(self, spec: StopperSpec, metric: str, goal: str) -> None:
         self.spec = spec
         self.metric = spec.metric or metric
-        self.maximize = goal != "minimize"
+        self.score_metric = metric
+        self.maximize = (spec.goal or goal) != "minimize"
         self._recorded: dict[int, dict[str, float]] = defaultdict(dict)  # rung -> run id -> value
+        self._warned = False
 
     @property
     def active(self) -> bool:
@@ -129,11 +139,37 @@ class Stopper:
             return None
         at_end = self.spec.max_t is not None and step >= self.spec.max_t  # trained as long as any run
         if value is None:  # diverged: worse than any value, so stopped at its rung whoever else reported
-            return None if at_end else Decision(dict(done), True, step, math.nan)
+            return None if at_end else Decision(dict(done), True, step, math.nan, math.nan)
         new = dict.fromkeys(reached, value)
         self._remember(run.run_id, new)
         stop = not at_end and any(self._below_cut(int(rung), run.run_id, value) for rung in new)
-        return Decision({**done, **new}, stop, step, value)
+        score = value if self.metric == self.score_metric else _number(row.get(self.score_metric))
+        return Decision({**done, **new}, stop, step, value, score)
+
+    def never_judged(self, run: RunInfo) -> str | None:
+        """A warning, the first time only, that `run` trained past the first rung with no report
+        the stopper could judge (none carried its metric as a number); else None."""
+        if self._warned or not self.active or keys.RUNGS in run.summary or keys.STOP in run.summary:
+            return None
+        row = run.summary.get(keys.TRAIN_METRICS)
+        if not isinstance(row, Mapping):
+            return None
+        step = row.get("step")
+        if not isinstance(step, int) or isinstance(step, bool) or step < self.spec.grace_period:
+            return None
+        self._warned = True
+        others = sorted(str(key) for key in row if key != "step")
+        if self.metric in row:
+            carried = f"give {self.metric!r} as {row[self.metric]!r}, not a number;"
+        elif others:
+            carried = f"carry {', '.join(others)} but not {self.metric!r}, the metric it judges;"
+        else:
+            carried = f"carry only the step, not {self.metric!r}, the metric it judges;"
+        return (
+            f"run {run.run_id} trained to step {step} without a report the stopper could judge: its "
+            f"reports {carried} report it from the training job with sweepwise.report(step=..., "
+            f"{self.metric}=...), or name one they carry with stopper.metric (and stopper.goal)"
+        )
 
     def _remember(self, run_id: str, rungs: Any) -> None:
         if not isinstance(rungs, Mapping):
