@@ -136,7 +136,7 @@ def test_a_run_whose_reports_the_stopper_never_judged_is_warned_of_once() -> Non
     assert warning is not None and "\n" not in warning
     assert (
         "run c trained to step 9" in warning
-        and "its reports carry loss, progress but not 'accuracy'" in warning
+        and "its reports carry loss, progress but not 'accuracy', the metric it judges;" in warning
     )
     assert "sweepwise.report(step=..., accuracy=...)" in warning and "stopper.metric" in warning
     assert stopper.never_judged(trained("d", 9)) is None  # once per controller
@@ -145,7 +145,31 @@ def test_a_run_whose_reports_the_stopper_never_judged_is_warned_of_once() -> Non
         "f", summary={keys.TRAIN_METRICS: {"step": 3, "accuracy": "high"}}, has_completed_training=True
     )
     assert "its reports give 'accuracy' as 'high', not a number;" in (worded.never_judged(text) or "")
+    fractional = Stopper(StopperSpec(type="asha"), "accuracy", "maximize")
+    half = RunInfo(
+        "g", summary={keys.TRAIN_METRICS: {"step": 2.5, "accuracy": 0.5}}, has_completed_training=True
+    )
+    assert "its reports give the step as 2.5, not a whole number;" in (fractional.never_judged(half) or "")
     assert Stopper(StopperSpec(), "accuracy", "maximize").never_judged(trained("e", 9)) is None  # none
+
+
+def test_a_step_counted_in_floats_is_judged_and_report_writes_it_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    import sweepwise
+
+    stopper = Stopper(StopperSpec(type="asha", grace_period=2), "score", "maximize")
+    whole = stopper.decide(RunInfo("a", summary={keys.TRAIN_METRICS: {"step": 2.0, "score": 0.5}}))
+    assert whole is not None and whole.step == 2 and whole.rungs == {"2": 0.5}
+    assert stopper.decide(RunInfo("b", summary={keys.TRAIN_METRICS: {"step": 2.5, "score": 0.5}})) is None
+    monkeypatch.setenv("SWEEPWISE_METRICS_FILE", str(tmp_path / "metrics.jsonl"))
+    for step in (5.0, np.float64(6.0), 0.5, 7):
+        sweepwise.report(step=step, loss=1.0)  # type: ignore[arg-type]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [5, 6, 0.5, 7]
+    assert [type(row["step"]) for row in rows] == [int, int, float, int]
 
 
 def test_a_restarted_stopper_learns_the_rungs_from_the_runs() -> None:

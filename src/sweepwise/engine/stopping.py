@@ -127,10 +127,10 @@ class Stopper:
         row = run.summary.get(keys.TRAIN_METRICS)
         if not isinstance(row, Mapping):
             return None
-        step, reported = row.get("step"), row.get(self.metric)
+        step, reported = _whole(row.get("step")), row.get(self.metric)
         value = _number(reported)
         diverged = value is None and _diverged(reported, self.maximize)
-        if not isinstance(step, int) or isinstance(step, bool) or (value is None and not diverged):
+        if step is None or (value is None and not diverged):
             return None
         done = run.summary.get(keys.RUNGS)
         done = done if isinstance(done, Mapping) else {}
@@ -154,21 +154,27 @@ class Stopper:
         row = run.summary.get(keys.TRAIN_METRICS)
         if not isinstance(row, Mapping):
             return None
-        step = row.get("step")
-        if not isinstance(step, int) or isinstance(step, bool) or step < self.spec.grace_period:
+        given = row.get("step")
+        reached = _number(given)
+        if reached is None or reached < self.spec.grace_period:
             return None
         self._warned = True
-        others = sorted(str(key) for key in row if key != "step")
-        if self.metric in row:
-            carried = f"give {self.metric!r} as {row[self.metric]!r}, not a number;"
-        elif others:
-            carried = f"carry {', '.join(others)} but not {self.metric!r}, the metric it judges;"
+        metric = self.metric
+        others = ", ".join(sorted(str(key) for key in row if key != "step")) or "only the step"
+        if _whole(given) is None:
+            why = f"its reports give the step as {given!r}, not a whole number"
+            fix = "count steps in whole numbers: sweepwise.report(step=<an int>, ...)"
+        elif metric in row:
+            why = f"its reports give {metric!r} as {row[metric]!r}, not a number"
+            fix = f"report it as a number: sweepwise.report(step=..., {metric}=<a float>)"
         else:
-            carried = f"carry only the step, not {self.metric!r}, the metric it judges;"
+            why = f"its reports carry {others} but not {metric!r}, the metric it judges"
+            fix = (
+                f"report it from the training job with sweepwise.report(step=..., {metric}=...), "
+                "or name one they carry with stopper.metric (and stopper.goal)"
+            )
         return (
-            f"run {run.run_id} trained to step {step} without a report the stopper could judge: its "
-            f"reports {carried} report it from the training job with sweepwise.report(step=..., "
-            f"{self.metric}=...), or name one they carry with stopper.metric (and stopper.goal)"
+            f"run {run.run_id} trained to step {given} without a report the stopper could judge: {why}; {fix}"
         )
 
     def _remember(self, run_id: str, rungs: Any) -> None:
@@ -209,6 +215,15 @@ def _diverged(value: Any, maximize: bool) -> bool:
     if isinstance(value, bool) or not isinstance(value, float):
         return False
     return math.isnan(value) or value == (-math.inf if maximize else math.inf)
+
+
+def _whole(step: Any) -> int | None:
+    """A report's step as an int: a whole number, or a float with no fraction (5.0); else None."""
+    if isinstance(step, bool) or not isinstance(step, int | float):
+        return None
+    if isinstance(step, float) and not (math.isfinite(step) and step.is_integer()):
+        return None
+    return int(step)
 
 
 def _number(value: Any) -> float | None:

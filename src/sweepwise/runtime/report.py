@@ -79,13 +79,16 @@ def report(step: int | None = None, **metrics: Any) -> None:
     job's result when it reports no other.
 
     Args:
-        step: the training step (or epoch) the metrics belong to.
+        step: the training step (or epoch) the metrics belong to; a stopper judges whole
+            steps only (5.0 is written as 5).
         **metrics: metric names and JSON-serialisable values (numpy scalars are fine;
             NaN and infinities are written as the strings "NaN", "Infinity", "-Infinity").
     """
     path = _target("SWEEPWISE_METRICS_FILE", "metrics.jsonl")
     if path is None:
         return
+    if isinstance(step, float) and step.is_integer():
+        step = int(step)  # an epoch counted in floats (5.0) is step 5, which a stopper can judge
     row = {"step": step, "time": time.time(), **metrics}
     line = (_dumps(row, separators=(",", ":")) + "\n").encode()
     # One write on an O_APPEND descriptor: concurrent writers never interleave a line.
