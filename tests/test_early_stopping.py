@@ -464,6 +464,17 @@ def test_observations_say_how_far_a_run_trained_and_whether_it_was_stopped() -> 
     done, early = observation_of(completed), observation_of(stopped)
     assert done is not None and (done.step, done.stopped) == (27, False)
     assert early is not None and (early.step, early.stopped, early.score) == (3, True, 0.5)
+    unscored = RunInfo(  # stopped by a stopper judging another metric, with no score in its report
+        "d",
+        summary={
+            **{key: value for key, value in base.items() if key != keys.OBSERVATION_SCORE},
+            keys.STOP: {"step": 4, "value": 2.5, "at": 1.0},
+        },
+        has_started_training=True,
+        is_stopped=True,
+    )
+    lacking = observation_of(unscored)
+    assert lacking is not None and lacking.is_failure and (lacking.step, lacking.stopped) == (4, True)
     diverged = RunInfo(
         "c",
         summary={**base, keys.OBSERVATION_SCORE: "NaN", keys.STOP: {"step": 2, "value": "NaN", "at": 1.0}},

@@ -325,7 +325,8 @@ def observation_of(run: RunInfo) -> Observation | None:
     """What an optimizer learns from `run`: its score if COMPLETED, a failure if FAILED/STALE.
 
     A STOPPED run gives the value its stopper recorded, at the step it was stopped (a
-    failure when it was stopped for a NaN or a wrong-way infinity: it diverged).
+    failure when it was stopped for a NaN or a wrong-way infinity: it diverged, or when it
+    has no score: its stopper judged another metric, and its report lacked the experiment's).
 
     A COMPLETED run counts only once its post-eval hook wrote `observation/score`.
     """
@@ -345,11 +346,11 @@ def observation_of(run: RunInfo) -> Observation | None:
     if status is JobStatus.STOPPED:
         score = run.summary.get(keys.OBSERVATION_SCORE)
         stop = run.summary.get(keys.STOP)
-        if score is None:
-            return None
         cost = run.summary.get(keys.OBSERVATION_COST)
         step = stop.get("step") if isinstance(stop, dict) else None
-        value = float(score)  # NaN (stored as "NaN") when it was stopped for diverging
+        # NaN (stored as "NaN") when it was stopped for diverging; none when its stopper judged
+        # another metric and the report lacked the experiment's: then too it ranks below every score
+        value = float(score) if score is not None else math.nan
         return Observation(
             value,
             float(cost) if cost is not None else run.runtime,
