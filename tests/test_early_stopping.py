@@ -214,6 +214,38 @@ def test_a_bad_stopper_is_one_line_naming_the_field(tmp_path: Path) -> None:
         assert Experiment.from_dict(data, base_dir=tmp_path).spec.stopper.type == stopper["type"]
 
 
+def test_resuming_with_a_stopper_that_judges_another_metric_or_way_is_refused(tmp_path: Path) -> None:
+    # The values at the rungs are recorded in the runs: a stopper judging something else next
+    # would compare losses with accuracies. Other stopper changes are allowed.
+    from sweepwise.app.experiment import Experiment
+
+    (tmp_path / "train.py").write_text("")
+
+    def experiment(stopper: dict[str, Any] | str) -> Experiment:
+        data = {"name": "exp", "metric": "acc", "stopper": stopper, "train": {"cmd": ["python", "train.py"]}}
+        return Experiment.from_dict(data, base_dir=tmp_path)
+
+    on_loss = {"type": "asha", "metric": "loss", "goal": "minimize"}
+    stored = experiment(on_loss).record()
+    for stopper, field, words in (
+        (
+            {"type": "asha"},
+            "stopper.metric",
+            "the stopper judged 'loss' (minimize) and would now judge 'acc' (maximize)",
+        ),
+        ({**on_loss, "goal": "maximize"}, "stopper.goal", "would now judge 'loss' (maximize)"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            experiment(stopper).check_resume(stored)
+        assert info.value.field == field and words in info.value.message, info.value.message
+    for stopper in ({**on_loss, "grace_period": 3}, {**on_loss, "type": "median"}, "none"):
+        experiment(stopper).check_resume(stored)
+    experiment(on_loss).check_resume(experiment("none").record())  # no stopper before
+    legacy = experiment("none").record()
+    legacy["spec"].pop("stopper")  # an experiment recorded before stoppers existed
+    experiment(on_loss).check_resume(legacy)
+
+
 # -- sweeps ---------------------------------------------------------------------------------
 
 

@@ -498,7 +498,23 @@ def _changed_meaning(stored: dict[str, Any], new: dict[str, Any]) -> tuple[str, 
         if old_leaves.get(path, _UNSET) != new_leaves.get(path, _UNSET):
             was, now = _short(old_leaves.get(path, _UNSET)), _short(new_leaves.get(path, _UNSET))
             return field, f"{field} changed from {was} to {now}"
+    judged, judging = _stopper_judges(stored), _stopper_judges(new)
+    if judged is not None and judging is not None and judged != judging:
+        field = "stopper.metric" if judged[0] != judging[0] else "stopper.goal"
+        return field, (
+            f"the stopper judged {judged[0]!r} ({judged[1]}) and would now judge {judging[0]!r} "
+            f"({judging[1]}): the values its runs recorded at the rungs are of the other"
+        )
     return None
+
+
+def _stopper_judges(record: dict[str, Any]) -> tuple[Any, Any] | None:
+    """The (metric, goal) an active stopper in a record judges by; None without one."""
+    spec = record.get("spec") or {}
+    stopper = spec.get("stopper")
+    if not isinstance(stopper, dict) or stopper.get("type", "none") == "none":
+        return None
+    return stopper.get("metric") or spec.get("metric"), stopper.get("goal") or spec.get("goal")
 
 
 _MEANINGFUL = (  # (record path, field as the user writes it)
