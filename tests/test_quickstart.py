@@ -1,4 +1,5 @@
-"""Acceptance: the README's quickstart runs a real sweep, resumes as a no-op, and reports in JSON."""
+"""Acceptance: the README's quickstart runs a real sweep, resumes as a no-op, and reports in JSON;
+the early-stopping example stops some of the same jobs."""
 
 from __future__ import annotations
 
@@ -44,6 +45,28 @@ def test_quickstart_completes_and_a_second_run_does_nothing(tmp_path: Path) -> N
     assert "resuming" in again.stderr
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.log")) == logs_before
     assert len(status_json(tmp_path, "quickstart")["runs"]) == 8
+
+
+def test_the_early_stopping_example_stops_lagging_trainings_before_their_end(tmp_path: Path) -> None:
+    # The quickstart's jobs, with ASHA judging the training loss: a stopped run is never
+    # evaluated, and stopped trainings end before their last step, when train.py saves its
+    # model (one stopped at its last report may get there before the stop does: still STOPPED).
+    result = cli("run", str(REPO / "examples" / "early_stopping" / "sweep.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "without a report the stopper could judge" not in result.stderr
+    runs = status_json(tmp_path, "early-stopping")["runs"]
+    statuses = [row["status"] for row in runs]
+    assert len(runs) == 16 and set(statuses) == {"completed", "stopped"}, statuses
+    saved = {}
+    for row in runs:
+        run_dir = tmp_path / "runs" / "early-stopping" / row["run_id"]
+        finished = row["status"] == "completed"
+        saved[row["run_id"]] = (run_dir / "model.npz").exists()
+        assert (run_dir / "eval.log").exists() is finished and (saved[row["run_id"]] or not finished)
+        assert row["score"] is None if not finished else 0.0 <= row["score"] <= 1.0
+    assert any(not saved[row["run_id"]] for row in runs if row["status"] == "stopped"), saved
+    best = json.loads(cli("best", "early-stopping", "--json", cwd=tmp_path).stdout)
+    assert best["score"] == max(row["score"] for row in runs if row["status"] == "completed")
 
 
 def test_status_and_best_read_a_sweep_running_in_another_process(tmp_path: Path, make_sweep) -> None:  # type: ignore[no-untyped-def]

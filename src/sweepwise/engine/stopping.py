@@ -147,9 +147,11 @@ class Stopper:
         return Decision({**done, **new}, stop, step, value, score)
 
     def never_judged(self, run: RunInfo) -> str | None:
-        """A warning, the first time only, that `run` trained past the first rung with no report
-        the stopper could judge (none carried its metric as a number); else None."""
-        if self._warned or not self.active or keys.RUNGS in run.summary or keys.STOP in run.summary:
+        """A warning that `run` trained past the grace period while the stopper has judged no
+        report of any run (it may be set up wrong); at most once, else None."""
+        if self._warned or not self.active or self._recorded:
+            return None
+        if keys.RUNGS in run.summary or keys.STOP in run.summary:
             return None
         row = run.summary.get(keys.TRAIN_METRICS)
         if not isinstance(row, Mapping):
@@ -164,6 +166,9 @@ class Stopper:
         if _whole(given) is None:
             why = f"its reports give the step as {given!r}, not a whole number"
             fix = "count steps in whole numbers: sweepwise.report(step=<an int>, ...)"
+        elif _number(row.get(metric)) is not None:
+            why = "its training had ended when the controller first read its reports"
+            fix = "a training shorter than monitoring_interval cannot be stopped: lower monitoring_interval"
         elif metric in row:
             why = f"its reports give {metric!r} as {row[metric]!r}, not a number"
             fix = f"report it as a number: sweepwise.report(step=..., {metric}=<a float>)"
