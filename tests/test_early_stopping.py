@@ -144,9 +144,10 @@ def test_a_run_whose_reports_the_stopper_never_judged_is_warned_of_once() -> Non
     assert busy.decide(trained("a", 5)) is not None  # it judged a report: it works
     assert busy.never_judged(trained("b", 9)) is None  # a run it missed is no sign of a wrong set-up
     quick = Stopper(StopperSpec(type="asha", grace_period=5), "loss", "minimize")
-    assert "its training had ended when the controller first read its reports; a training shorter" in (
-        quick.never_judged(trained("c", 9)) or ""
-    )
+    assert quick.never_judged(trained("c", 9)) is None and quick.never_judged(trained("d", 9)) is None
+    assert "its training had ended when the controller first read its reports, as had the ones before;" in (
+        quick.never_judged(trained("e", 9)) or ""
+    )  # the third in a row, nothing judged: trainings shorter than the controller's reads
     worded = Stopper(StopperSpec(type="median"), "accuracy", "maximize")
     text = RunInfo(
         "f", summary={keys.TRAIN_METRICS: {"step": 3, "accuracy": "high"}}, has_completed_training=True

@@ -34,6 +34,9 @@ from sweepwise.core.container import CONFIG_ERROR
 from sweepwise.core.jsonsafe import NON_FINITE
 from sweepwise.core.records import RunInfo
 
+_QUICK_RUNS = 3
+"""Runs in a row whose training had ended before their reports were read, none judged, for a warning."""
+
 
 class StopperSpec(BaseModel):
     """The spec's `stopper`: `none`, `asha` or `median`, with its settings."""
@@ -99,6 +102,7 @@ class Stopper:
         self.maximize = (spec.goal or goal) != "minimize"
         self._recorded: dict[int, dict[str, float]] = defaultdict(dict)  # rung -> run id -> value
         self._warned = False
+        self._too_quick = 0  # runs whose reports were first read after their training, none judged yet
 
     @property
     def active(self) -> bool:
@@ -160,14 +164,16 @@ class Stopper:
         reached = _number(given)
         if reached is None or reached < self.spec.grace_period:
             return None
-        self._warned = True
         metric = self.metric
         others = ", ".join(sorted(str(key) for key in row if key != "step")) or "only the step"
         if _whole(given) is None:
             why = f"its reports give the step as {given!r}, not a whole number"
             fix = "count steps in whole numbers: sweepwise.report(step=<an int>, ...)"
         elif _number(row.get(metric)) is not None:
-            why = "its training had ended when the controller first read its reports"
+            self._too_quick += 1  # one such run is chance; several in a row, before any judgement, not
+            if self._too_quick < _QUICK_RUNS:
+                return None
+            why = "its training had ended when the controller first read its reports, as had the ones before"
             fix = "a training shorter than monitoring_interval cannot be stopped: lower monitoring_interval"
         elif metric in row:
             why = f"its reports give {metric!r} as {row[metric]!r}, not a number"
@@ -178,6 +184,7 @@ class Stopper:
                 f"report it from the training job with sweepwise.report(step=..., {metric}=...), "
                 "or name one they carry with stopper.metric (and stopper.goal)"
             )
+        self._warned = True
         return (
             f"run {run.run_id} trained to step {given} without a report the stopper could judge: {why}; {fix}"
         )
