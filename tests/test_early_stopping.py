@@ -200,6 +200,12 @@ def test_a_bad_stopper_is_one_line_naming_the_field(tmp_path: Path) -> None:
         ({"type": "median", "max_t": 1}, "stopper.max_t"),
         ({"type": "asha", "goal": "lower"}, "stopper.goal"),
         (
+            {"type": "asha", "metric": "time", "goal": "minimize"},
+            "stopper.metric: is 'time', which every report",
+        ),
+        ({"type": "asha", "metric": "step", "goal": "minimize"}, "stopper.metric: is 'step'"),
+        ({"type": "asha", "metric": " "}, "stopper.metric: is empty"),
+        (
             {"type": "asha", "metric": "loss"},
             "stopper.goal: is required when stopper.metric ('loss') is not the experiment's metric "
             "('score'): add goal: minimize or goal: maximize to the stopper",

@@ -57,6 +57,19 @@ class StopperSpec(BaseModel):
         default=None, description="which way `metric` is better (default: the spec's goal)"
     )
 
+    @field_validator("metric")
+    @classmethod
+    def _a_metric(cls, metric: str | None) -> str | None:
+        if metric in ("step", "time"):
+            raise PydanticCustomError(
+                CONFIG_ERROR,
+                f"is {metric!r}, which every report carries as its own {metric}, not a metric; name a "
+                "metric the training job reports with sweepwise.report(step=..., <metric>=...)",
+            )
+        if metric is not None and not metric.strip():
+            raise PydanticCustomError(CONFIG_ERROR, "is empty; name a reported metric, or leave it out")
+        return metric
+
     @field_validator("max_t")
     @classmethod
     def _a_rung_before_the_end(cls, max_t: int | None, info: ValidationInfo) -> int | None:
