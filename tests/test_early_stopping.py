@@ -485,6 +485,9 @@ def test_status_counts_stopped_runs(tmp_path: Path) -> None:
     assert data["counts"]["stopped"] == 1
     (row,) = data["runs"]
     assert (row["status"], row["score"], row["cost"], row["runtime"]) == ("stopped", 0.2, 3.0, 3.0)
+    assert row["stopped_at"] == {"step": 3, "value": 0.2}  # where, and on what value
+    table = cli("status", "es", cwd=tmp_path, env={"COLUMNS": "200"})
+    assert "STOPPED at step 3" in table.stdout, table.stdout
 
 
 def test_observations_say_how_far_a_run_trained_and_whether_it_was_stopped() -> None:

@@ -62,10 +62,14 @@ def _counts_line(counts: dict[str, int]) -> str:
 
 
 def _status_cell(row: dict[str, Any]) -> str:
-    """The run's status, with its attempt once a job of it has been run again."""
+    """The run's status, with its attempt once a job of it has been run again, and the step
+    it was stopped at."""
     attempt = row.get("attempt", 1)
     key = str(row["status"])
     label = _LABELS.get(key, row.get("status_label") or _label(key))
+    stopped_at = row.get("stopped_at")
+    if key == JobStatus.STOPPED.key and isinstance(stopped_at, dict) and stopped_at.get("step") is not None:
+        label = f"{label} at step {stopped_at['step']}"
     return f"{label} (attempt {attempt})" if attempt and attempt > 1 else label
 
 

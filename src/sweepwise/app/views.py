@@ -38,6 +38,7 @@ def run_row(run: RunInfo) -> dict[str, Any]:
         progress = metrics.get("progress")
     status = run.status
     suggestion = summary.get(keys.OBSERVATION_SUGGESTION)
+    stop = summary.get(keys.STOP)
     return {
         "run_id": run.run_id,
         "status": status.key,
@@ -54,6 +55,10 @@ def run_row(run: RunInfo) -> dict[str, Any]:
         "eval_exit_code": summary.get(keys.EVAL_EXIT_CODE),
         "error": run.error,
         "created_at": run.created_at.isoformat() if run.created_at else None,
+        # where its stopper stopped it: the step and the value it judged there
+        "stopped_at": {"step": stop.get("step"), "value": stop.get("value")}
+        if isinstance(stop, dict)
+        else None,
     }
 
 
