@@ -153,6 +153,13 @@ def test_a_run_whose_reports_the_stopper_never_judged_is_warned_of_once() -> Non
         "f", summary={keys.TRAIN_METRICS: {"step": 3, "accuracy": "high"}}, has_completed_training=True
     )
     assert "its reports give 'accuracy' as 'high', not a number;" in (worded.never_judged(text) or "")
+    no_step = RunInfo(
+        "h", summary={keys.TRAIN_METRICS: {"step": None, "accuracy": 0.5}}, has_completed_training=True
+    )
+    stepless = Stopper(StopperSpec(type="asha"), "accuracy", "maximize").never_judged(no_step) or ""
+    assert stepless.startswith(
+        "run h trained without a report the stopper could judge: its reports give no step;"
+    )
     fractional = Stopper(StopperSpec(type="asha"), "accuracy", "maximize")
     half = RunInfo(
         "g", summary={keys.TRAIN_METRICS: {"step": 2.5, "accuracy": 0.5}}, has_completed_training=True

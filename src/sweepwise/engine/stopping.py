@@ -175,11 +175,14 @@ class Stopper:
             return None
         given = row.get("step")
         reached = _number(given)
-        if reached is None or reached < self.spec.grace_period:
+        if given is not None and (reached is None or reached < self.spec.grace_period):
             return None
         metric = self.metric
         others = ", ".join(sorted(str(key) for key in row if key != "step")) or "only the step"
-        if _whole(given) is None:
+        if given is None:
+            why = "its reports give no step"
+            fix = "say how far it trained: sweepwise.report(step=<the epoch or step>, ...)"
+        elif _whole(given) is None:
             why = f"its reports give the step as {given!r}, not a whole number"
             fix = "count steps in whole numbers: sweepwise.report(step=<an int>, ...)"
         elif _number(row.get(metric)) is not None:
@@ -198,9 +201,8 @@ class Stopper:
                 "or name one they carry with stopper.metric (and stopper.goal)"
             )
         self._warned = True
-        return (
-            f"run {run.run_id} trained to step {given} without a report the stopper could judge: {why}; {fix}"
-        )
+        how_far = f"trained to step {given}" if given is not None else "trained"
+        return f"run {run.run_id} {how_far} without a report the stopper could judge: {why}; {fix}"
 
     def _remember(self, run_id: str, rungs: Any) -> None:
         if not isinstance(rungs, Mapping):
