@@ -160,6 +160,10 @@ def test_a_run_whose_reports_the_stopper_never_judged_is_warned_of_once() -> Non
     assert stepless.startswith(
         "run h trained without a report the stopper could judge: its reports give no step;"
     )
+    long = RunInfo(
+        "i", summary={keys.TRAIN_METRICS: {"step": 3, "accuracy": "x" * 10_000}}, has_completed_training=True
+    )
+    assert len(Stopper(StopperSpec(type="asha"), "accuracy", "maximize").never_judged(long) or "") < 400
     fractional = Stopper(StopperSpec(type="asha"), "accuracy", "maximize")
     half = RunInfo(
         "g", summary={keys.TRAIN_METRICS: {"step": 2.5, "accuracy": 0.5}}, has_completed_training=True

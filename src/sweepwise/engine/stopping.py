@@ -183,7 +183,7 @@ class Stopper:
             why = "its reports give no step"
             fix = "say how far it trained: sweepwise.report(step=<the epoch or step>, ...)"
         elif _whole(given) is None:
-            why = f"its reports give the step as {given!r}, not a whole number"
+            why = f"its reports give the step as {_shown(given)}, not a whole number"
             fix = "count steps in whole numbers: sweepwise.report(step=<an int>, ...)"
         elif _number(row.get(metric)) is not None:
             self._too_quick += 1  # one such run is chance; several in a row, before any judgement, not
@@ -192,7 +192,7 @@ class Stopper:
             why = "its training had ended when the controller first read its reports, as had the ones before"
             fix = "a training shorter than monitoring_interval cannot be stopped: lower monitoring_interval"
         elif metric in row:
-            why = f"its reports give {metric!r} as {row[metric]!r}, not a number"
+            why = f"its reports give {metric!r} as {_shown(row[metric])}, not a number"
             fix = f"report it as a number: sweepwise.report(step=..., {metric}=<a float>)"
         else:
             why = f"its reports carry {others} but not {metric!r}, the metric it judges"
@@ -201,7 +201,7 @@ class Stopper:
                 "or name one they carry with stopper.metric (and stopper.goal)"
             )
         self._warned = True
-        how_far = f"trained to step {given}" if given is not None else "trained"
+        how_far = f"trained to step {_shown(given)}" if given is not None else "trained"
         return f"run {run.run_id} {how_far} without a report the stopper could judge: {why}; {fix}"
 
     def _remember(self, run_id: str, rungs: Any) -> None:
@@ -242,6 +242,12 @@ def _diverged(value: Any, maximize: bool) -> bool:
     if isinstance(value, bool) or not isinstance(value, float):
         return False
     return math.isnan(value) or value == (-math.inf if maximize else math.inf)
+
+
+def _shown(value: Any) -> str:
+    """A reported value as a warning quotes it: its repr, cut short (a job may report anything)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _whole(step: Any) -> int | None:
