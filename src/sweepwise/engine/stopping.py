@@ -35,7 +35,7 @@ from sweepwise.core.jsonsafe import NON_FINITE
 from sweepwise.core.records import RunInfo
 
 _QUICK_RUNS = 3
-"""Runs in a row whose training had ended before their reports were read, none judged, for a warning."""
+"""Runs whose training had ended before their reports were read, while none was judged, for a warning."""
 
 
 class StopperSpec(BaseModel):
@@ -178,7 +178,6 @@ class Stopper:
         if given is not None and (reached is None or reached < self.spec.grace_period):
             return None
         metric = self.metric
-        others = ", ".join(sorted(str(key) for key in row if key != "step")) or "only the step"
         if given is None:
             why = "its reports give no step"
             fix = "say how far it trained: sweepwise.report(step=<the epoch or step>, ...)"
@@ -186,7 +185,7 @@ class Stopper:
             why = f"its reports give the step as {_shown(given)}, not a whole number"
             fix = "count steps in whole numbers: sweepwise.report(step=<an int>, ...)"
         elif _number(row.get(metric)) is not None:
-            self._too_quick += 1  # one such run is chance; several in a row, before any judgement, not
+            self._too_quick += 1  # one such run is chance; several before any judgement are not
             if self._too_quick < _QUICK_RUNS:
                 return None
             why = "its training had ended when the controller first read its reports, as had the ones before"
@@ -195,6 +194,7 @@ class Stopper:
             why = f"its reports give {metric!r} as {_shown(row[metric])}, not a number"
             fix = f"report it as a number: sweepwise.report(step=..., {metric}=<a float>)"
         else:
+            others = ", ".join(sorted(str(key) for key in row if key != "step")) or "only the step"
             why = f"its reports carry {others} but not {metric!r}, the metric it judges"
             fix = (
                 f"report it from the training job with sweepwise.report(step=..., {metric}=...), "
