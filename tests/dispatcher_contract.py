@@ -10,7 +10,9 @@ builds a fresh dispatcher over the same runs root and experiment each time it is
 - `find` from a restarted controller returns the id, and None for what never started;
 - `reattach` + `poll` yield the FINISHED event with the job's result, for a job still
   running at the restart and for one that ended meanwhile;
-- `cancel` stops a running job (its process is gone and never writes "done");
+- `cancel` stops a running job (its process is gone and never writes "done"), also when the
+  runs root is full (a tmpfs: the job and its supervisor live on, the cancel marker cannot be
+  written);
 - a running job's `sweepwise.report` rows reach `poll` as METRICS events, newer and newer,
   each row at most once (early stopping judges runs by them);
 - the job's log is readable (`LogReader.read_log`, else `<runs_root>/<experiment>/<run_id>/<stem>.log`);
@@ -48,14 +50,15 @@ from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
 from sweepwise.core.protocols import Dispatcher, LogReader, Reattachable, Waitable
 from sweepwise.runtime import job_stem
 from sweepwise.runtime.supervise import process_alive
+from tmpfs import fill_disk, small_tmpfs
 
 TRAIN, EVAL = JobTypes.LAUNCH_TRAINING, JobTypes.LAUNCH_EVAL
 DEADLINE = 120.0  # seconds any awaited event may take; generous, never a measure of speed
 
 # The contract's job: appends "start <pid>" to its marker file, says hello on stdout, and
 # with CONTRACT_HOLD=1 appends "tick" and reports a metrics row (`sweepwise.report`) every
-# 0.05 s until `<marker>.release` exists (at most 300 s); then appends "done" and reports
-# its result.
+# 0.05 s until `<marker>.release` exists (at most 300 s), training on when a full disk refuses
+# a row; then appends "done" and reports its result.
 JOB_SCRIPT = textwrap.dedent(
     """
     import json, os, time
@@ -74,7 +77,10 @@ JOB_SCRIPT = textwrap.dedent(
         while not os.path.exists(mark + ".release") and time.time() < deadline:
             note("tick")
             ticks += 1
-            sweepwise.report(step=ticks, ticks=ticks)
+            try:
+                sweepwise.report(step=ticks, ticks=ticks)
+            except OSError:  # a full disk (the full-disk check): this job trains on without
+                pass
             time.sleep(0.05)
     note("done")
     print("SWEEPWISE_RESULT " + json.dumps({"score": 1.5, "job": os.path.basename(mark)}))
@@ -377,6 +383,41 @@ class DispatcherContract:
             wait_until(lambda: job_gone(held), "the cancelled job's process to end")
             job.release(held)  # a job still alive would now finish and write "done"
             assert "done" not in job.lines(held)
+
+    @pytest.mark.slow  # mounts a tmpfs at the runs root (root): the full suite runs it
+    def test_cancel_on_a_full_disk_still_stops_the_job(
+        self,
+        make_dispatcher: Callable[[], Dispatcher],
+        job: ContractJobs,
+        job_type: JobTypes,
+        wait_for_event: EventWaiter,
+        job_gone: Callable[[JobDefinition], bool],
+        runs_root: Path,
+    ) -> None:
+        # The runs root fills up under a running job: the job and its supervisor live on, the
+        # `<job>.cancel` marker cannot be written, and the cancel stops the job all the same.
+        with small_tmpfs(runs_root, size="8m"):
+            dispatcher = make_dispatcher()
+            held = job("full-disk", job_type, hold=True)
+            dispatch_id = dispatcher.dispatch(held)
+            wait_for_event(dispatcher, held, EventKind.STARTED)
+            if self.RUNS_PROCESSES:
+                wait_until(lambda: "tick" in job.lines(held), "the job to run")
+            filler = fill_disk(runs_root / "filler")
+            if self.RUNS_PROCESSES:
+                ticks = job.lines(held).count("tick")
+                wait_until(lambda: job.lines(held).count("tick") > ticks + 10, "the job to go on, disk full")
+            dispatcher.cancel(dispatch_id)  # no error, though the marker cannot be written
+            if self.RUNS_PROCESSES:
+                wait_until(lambda: job_gone(held), "the cancelled job's process to end")
+                job.release(held)  # a job still alive would now finish and write "done"
+            filler.unlink()  # room for the job's final status
+            ended = wait_for_event(dispatcher, held, EventKind.FINISHED, EventKind.LOST)
+            assert not ended.succeeded, ended
+            assert "done" not in job.lines(held)
+            close = getattr(dispatcher, "close", None)
+            if close is not None:
+                close()
 
     def test_a_running_jobs_reports_come_back_as_metrics_events(
         self,

@@ -40,7 +40,7 @@ from faults_helpers import (
     wait_for,
     write_sweep,
 )
-from tmpfs import small_tmpfs
+from tmpfs import fill_disk, small_tmpfs
 
 
 @pytest.fixture(autouse=True)
@@ -393,17 +393,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
             kill_everything_under(tmp_path)
 
 
-def _fill(path: Path) -> None:
-    """Write `path` until the file system is full (4 KiB, then single bytes)."""
-    with open(path, "wb", buffering=0) as f:
-        for chunk in (b"\0" * 65536, b"\0" * 4096, b"\0"):
-            try:
-                while True:
-                    f.write(chunk)
-            except OSError:
-                pass
-
-
 @pytest.mark.slow
 def test_case_09_a_full_disk_stops_the_sweep_cleanly_and_a_rerun_finishes(
     tmp_path: Path, small_disk: Path
@@ -429,7 +418,7 @@ def test_case_09_a_full_disk_stops_the_sweep_cleanly_and_a_rerun_finishes(
     )
     assert controller.alive(), controller.stderr()[-3000:]
     filler = small_disk / "filler"
-    _fill(filler)
+    fill_disk(filler)
 
     code = controller.wait(timeout=120)
     assert code != 0, f"the sweep ended with exit 0 on a full disk:\n{controller.stderr()[-3000:]}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -414,7 +413,7 @@ def test_a_cancel_on_a_full_disk_still_stops_the_job(tmp_path: Path) -> None:
     # The `<job>.cancel` marker cannot be written: the job is signalled all the same, and its end
     # is recorded once there is room again (the job host retries its final status).
     from faults_helpers import kill_everything_under
-    from tmpfs import small_tmpfs
+    from tmpfs import fill_disk, small_tmpfs
 
     code = """
         import os, time
@@ -427,12 +426,7 @@ def test_a_cancel_on_a_full_disk_still_stops_the_job(tmp_path: Path) -> None:
         try:
             dispatch_id = dispatcher.dispatch(JobDefinition(run_id="f", cmd=_py(code)))
             pid = _job_pid(runs, "f")
-            filler = disk / "filler"
-            with open(filler, "wb", buffering=0) as f:
-                for chunk in (b"\0" * 65536, b"\0" * 4096, b"\0"):
-                    with contextlib.suppress(OSError):
-                        while True:
-                            f.write(chunk)
+            filler = fill_disk(disk / "filler")
             dispatcher.cancel(dispatch_id)  # no error, though the marker cannot be written
             dispatcher.close()  # returns once the job is gone
             assert _gone(pid) and not (runs / "exp" / "f" / "train.cancel").exists()
@@ -445,6 +439,41 @@ def test_a_cancel_on_a_full_disk_still_stops_the_job(tmp_path: Path) -> None:
                 "the job's final status, once there is room for it",
             )
             assert status["exit_code"] == -signal.SIGTERM
+        finally:
+            dispatcher.close()
+            kill_everything_under(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_job_whose_last_report_a_full_disk_cuts_short_fails_rather_than_scoring_an_older_row(
+    tmp_path: Path,
+) -> None:
+    # The job's result is its last `sweepwise.report` row. Its final row meets a full disk:
+    # the job must fail, not finish with the row before it as its score.
+    from faults_helpers import kill_everything_under
+    from tmpfs import fill_disk, small_tmpfs
+
+    full = tmp_path / "full"
+    code = f"""
+        import os, time, sweepwise
+        sweepwise.report(step=1, accuracy=0.1)
+        while not os.path.exists({str(full)!r}):
+            time.sleep(0.01)
+        sweepwise.report(step=2, accuracy=0.9, note="x" * 8000)
+        """
+    with small_tmpfs(tmp_path / "disk") as disk:
+        runs = disk / "runs"
+        dispatcher = LocalDispatcher(runs, "exp", start_method="host", heartbeat_interval=0.2)
+        try:
+            dispatcher.dispatch(JobDefinition(run_id="r", cmd=_py(code)))
+            metrics = runs / "exp" / "r" / "train.metrics.jsonl"
+            wait_for(lambda: metrics.exists() and metrics.stat().st_size > 0, "the job's first row")
+            filler = fill_disk(disk / "filler")
+            full.touch()
+            wait_for(lambda: b'"step":2' in metrics.read_bytes(), "part of the final row on disk")
+            filler.unlink()  # room for the job's final status
+            finished = _drain(dispatcher, EventKind.FINISHED, "r")[-1]
+            assert not finished.succeeded and finished.exit_code == 1, finished  # not a score of 0.1
         finally:
             dispatcher.close()
             kill_everything_under(tmp_path)

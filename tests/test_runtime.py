@@ -366,6 +366,44 @@ def test_report_outside_sweepwise_warns_once_and_writes_nothing(tmp_path: Path) 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # mounts a tmpfs (root): the full suite runs it
+def test_a_row_a_full_disk_cuts_short_raises_and_the_next_row_is_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The last row may be the job's result: a row the disk cuts short must fail the job, not
+    # leave an older row as its result; a job that goes on writes its next row whole.
+    import contextlib
+    import errno
+
+    import sweepwise
+    from sweepwise.runtime import report as report_module
+    from sweepwise.runtime.results import last_metrics_row
+    from tmpfs import fill_disk, small_tmpfs
+
+    with small_tmpfs(tmp_path / "disk") as disk:
+        path = disk / "train.metrics.jsonl"
+        monkeypatch.setenv("SWEEPWISE_METRICS_FILE", str(path))
+        monkeypatch.setattr(report_module, "_torn", False)
+        sweepwise.report(step=1, loss=0.5)  # its page has room for some 4 KB more
+        filler = fill_disk(disk / "filler")
+        with pytest.raises(OSError) as cut:
+            sweepwise.report(step=2, loss=0.25, note="x" * 8000)  # more than the page has left
+        assert cut.value.errno == errno.ENOSPC
+        assert b'"step":2' in path.read_bytes()  # part of it is on disk ...
+        assert last_metrics_row(path)["step"] == 1  # ... and passed over: the job failed, not stale
+        with pytest.raises(OSError):
+            sweepwise.report(step=3, loss=0.2)  # still full: nothing written
+        filler.unlink()
+        sweepwise.report(step=4, loss=0.125)
+        rows = []
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                rows.append(json.loads(line)["step"])
+        assert rows == [1, 4]
+        assert last_metrics_row(path) == {"step": 4, "time": last_metrics_row(path)["time"], "loss": 0.125}
+        assert read_new_metrics(path, 0)[0]["step"] == 4
+
+
 def test_the_remote_runner_writes_the_newest_row_into_the_log_and_again_when_buried(tmp_path: Path) -> None:
     # What a dispatcher that cannot read the node's files reads (docs/backends.md, "Early
     # stopping on every backend"): the newest row on a line of its own, written again after

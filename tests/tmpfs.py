@@ -31,3 +31,13 @@ def small_tmpfs(disk: Path, size: str = "3m") -> Iterator[Path]:
     finally:
         if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def fill_disk(path: Path) -> Path:
+    """Write the file `path` until its file system is full (64 KiB, 4 KiB, then single bytes)."""
+    with open(path, "wb", buffering=0) as f:
+        for chunk in (b"\0" * 65536, b"\0" * 4096, b"\0"):
+            with contextlib.suppress(OSError):
+                while True:
+                    f.write(chunk)
+    return path

@@ -7,6 +7,7 @@ on its own.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 _warned = False
+_torn = False  # the last row was cut short (a full disk): the next one starts on a new line
 
 
 def _to_json(value: Any) -> Any:
@@ -83,6 +85,9 @@ def report(step: int | None = None, **metrics: Any) -> None:
             steps only (5.0 is written as 5).
         **metrics: metric names and JSON-serialisable values (numpy scalars are fine;
             NaN and infinities are written as the strings "NaN", "Infinity", "-Infinity").
+
+    Raises:
+        OSError: the row could not be written whole (a full disk).
     """
     path = _target("SWEEPWISE_METRICS_FILE", "metrics.jsonl")
     if path is None:
@@ -90,13 +95,30 @@ def report(step: int | None = None, **metrics: Any) -> None:
     if isinstance(step, float) and step.is_integer():
         step = int(step)  # an epoch counted in floats (5.0) is step 5, which a stopper can judge
     row = {"step": step, "time": time.time(), **metrics}
-    line = (_dumps(row, separators=(",", ":")) + "\n").encode()
+    _append(path, (_dumps(row, separators=(",", ":")) + "\n").encode())
+
+
+def _append(path: str, line: bytes) -> None:
+    """Append one row whole, or raise `OSError` (a full disk): never a stale last row.
+
+    The last row may be the job's result, so a row that cannot be written is an error, not
+    a row quietly lost. A row a full disk cut short is ended by the next row's leading
+    newline, so a job that catches the error and goes on writes its next row whole, and
+    readers pass over the cut one (docs/design.md, "A full disk").
+    """
+    global _torn
+    data = b"\n" + line if _torn else line
     # One write on an O_APPEND descriptor: concurrent writers never interleave a line.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        os.write(fd, line)
+        written = os.write(fd, data)
     finally:
         os.close(fd)
+    _torn = written < len(data)
+    if _torn:
+        raise OSError(
+            errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: only {written} of {len(data)} bytes of a row", path
+        )
 
 
 def report_result(**metrics: Any) -> None:
