@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -525,6 +526,73 @@ def test_a_job_outlives_its_killed_supervisor_and_is_judged_by_its_evidence(
     lost = _drain(dispatcher, EventKind.LOST, "l")[-1]  # ended, no result: lost
     assert lost.error is not None and "without an exit status" in lost.error
     assert lost.error.endswith("last output: still here")
+
+
+def test_a_job_killed_mid_training_with_its_supervisor_is_lost_not_scored_by_its_progress(
+    make: Callable[..., LocalDispatcher], runs_root: Path
+) -> None:
+    # As in a reboot or an OOM kill: the job and its supervisor die at once, no exit status.
+    # Its `sweepwise.report` rows are progress: the run must not be scored with the last one.
+    dispatcher = make()
+    code = """
+        import time, sweepwise
+        sweepwise.report(step=1, accuracy=0.3)
+        time.sleep(600)
+        """
+    dispatcher.dispatch(JobDefinition(run_id="k", cmd=_py(code)))
+    metrics = runs_root / "exp" / "k" / "train.metrics.jsonl"
+    wait_for(lambda: metrics.exists() and metrics.stat().st_size > 0, "the job's progress row")
+    wait_for(lambda: _status(runs_root, "k").get("pid"), "the job's pid")
+    status = _status(runs_root, "k")
+    for pid in (status["supervisor_pid"], status["pid"]):  # the supervisor (or job host) first
+        os.kill(pid, signal.SIGKILL)
+    events = _drain(dispatcher, EventKind.LOST, "k")
+    assert EventKind.FINISHED not in [event.kind for event in events], events
+
+
+def test_a_job_whose_pid_is_now_a_thread_of_another_process_is_lost_not_running_for_ever(
+    make: Callable[..., LocalDispatcher],
+) -> None:
+    # A controller reattaches a job whose run directory records nothing, by the pid in its id.
+    # That id is now a thread of some other process (here, this one's): /proc answers for a
+    # thread's id and kill(tid, 0) succeeds, yet no job runs there. It must end LOST, not wait.
+    import threading
+
+    from sweepwise.runtime.supervise import proc_start_time
+
+    release, ids = threading.Event(), []
+    thread = threading.Thread(target=lambda: (ids.append(threading.get_native_id()), release.wait(60)))
+    thread.start()
+    try:
+        wait_for(lambda: ids, "the thread's id")
+        (tid,) = ids
+        assert tid != os.getpid() and not process_alive(tid) and proc_start_time(tid) is None
+        dispatcher = make()
+        dispatcher.reattach(f"gone:train:{tid}", "gone", TRAIN)
+        lost = _drain(dispatcher, EventKind.LOST, "gone")[-1]
+        assert lost.error is not None and "job lost" in lost.error
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_a_job_the_runs_dir_has_no_record_of_is_waited_on_with_a_warning_then_lost(
+    make: Callable[..., LocalDispatcher], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its pid belongs to a live process that is not our job (its runs_dir moved, say): nothing
+    # tells them apart, so the controller says so, and judges the job lost once it is gone.
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        dispatcher = make()
+        with caplog.at_level(logging.WARNING, logger="sweepwise.dispatchers.local"):
+            dispatcher.reattach(f"moved:train:{other.pid}", "moved", TRAIN)
+        assert f"holds no record of its train job; waiting on pid {other.pid}" in caplog.text
+        assert EventKind.LOST not in [event.kind for event in dispatcher.poll()]
+    finally:
+        other.kill()
+        other.wait()
+    lost = _drain(dispatcher, EventKind.LOST, "moved")[-1]
+    assert lost.error is not None and "job lost" in lost.error
 
 
 def test_wait_returns_when_a_job_ends(make: Callable[..., LocalDispatcher], runs_root: Path) -> None:

@@ -404,6 +404,28 @@ def test_a_row_a_full_disk_cuts_short_raises_and_the_next_row_is_whole(
         assert read_new_metrics(path, 0)[0]["step"] == 4
 
 
+@pytest.mark.parametrize("exit_code", [0, 3])
+def test_the_remote_runner_gives_the_last_row_as_the_result_only_of_a_job_that_exited_0(
+    tmp_path: Path, exit_code: int
+) -> None:
+    # A Ray or SkyPilot job's result is the runner's last SWEEPWISE_RESULT line. The last
+    # `sweepwise.report` row is progress: for a job that failed, printing it as a result line
+    # would make the run look finished with it wherever the exit is not seen.
+    from sweepwise.core.models import JobDefinition
+    from sweepwise.runtime.remote import JOB_ENV, RUNS_ROOT_ENV
+
+    code = f"import sys, sweepwise; sweepwise.report(step=1, accuracy=0.3); sys.exit({exit_code})"
+    job = JobDefinition(run_id="r1", cmd=[PY, "-c", code])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPWISE_")}
+    env |= {JOB_ENV: job.model_dump_json(), RUNS_ROOT_ENV: str(tmp_path / "runs")}
+    env["SWEEPWISE_EXPERIMENT"] = "exp"
+    command = [PY, "-m", "sweepwise.runtime.remote"]
+    runner = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert runner.returncode == exit_code, runner.stderr
+    results = [line for line in runner.stdout.splitlines() if line.startswith("SWEEPWISE_RESULT ")]
+    assert results == (['SWEEPWISE_RESULT {"accuracy":0.3}'] if exit_code == 0 else []), runner.stdout
+
+
 def test_the_remote_runner_writes_the_newest_row_into_the_log_and_again_when_buried(tmp_path: Path) -> None:
     # What a dispatcher that cannot read the node's files reads (docs/backends.md, "Early
     # stopping on every backend"): the newest row on a line of its own, written again after

@@ -129,9 +129,10 @@ class JobFiles:
 
         A result on disk means it finished (its exit code unknown, recorded as such); the
         verdict is written to the job's status file, so every later reader sees the same
-        (docs/design.md, "Liveness from evidence").
+        (docs/design.md, "Liveness from evidence"). A `sweepwise.report` row is progress, not
+        a result, here: a job killed mid-training leaves one.
         """
-        result, error = read_job_result(self.run_dir, self.job)
+        result, error = read_job_result(self.run_dir, self.job, rows=False)
         loose = os.path.join(self.run_dir, RESULT_FILE)
         if result is None and error is None and os.path.exists(loose):
             result, error = read_job_result_file(loose, self.job)
@@ -160,7 +161,7 @@ class JobFiles:
         a cancelled one says so first (and keeps `timed_out`).
         """
         if status.get("exit_unobserved") and status.get("exit_code") is None:
-            result, _ = read_job_result(self.run_dir, self.job)
+            result, _ = read_job_result(self.run_dir, self.job, rows=False)
             return self.event(EventKind.FINISHED, number(status.get("ended_at")), exit_code=0, result=result)
         code = status.get("exit_code")
         exit_code = code if isinstance(code, int) else -1

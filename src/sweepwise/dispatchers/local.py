@@ -420,6 +420,16 @@ class LocalDispatcher:
             return
         self._finished.discard(key)
         watch = self._load_watch(run_id, job_type, pid, attempt)
+        if not os.path.lexists(watch.path(DISPATCH)) and watch.supervisor_alive():
+            # no claim, no start time: the pid alone cannot tell our job from another process
+            logger.warning(
+                "run %s: %s holds no record of its %s job; waiting on pid %d, which may be another "
+                "process (was runs_dir moved?); the job is judged lost once that process is gone",
+                run_id,
+                watch.run_dir,
+                stem,
+                pid,
+            )
         record = read_status(watch.path(DISPATCH)) or {}
         gpus = record.get("gpus")
         if gpus and isinstance(gpus, list):

@@ -249,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sweepwise: {timeout_error(job.timeout)}", flush=True)
     if rank != "0":
         return status  # rank 0 reports the result
-    result, error = read_job_result(plan.run_dir, plan.job_name)
+    # the last progress row is the result only of a job that exited 0 (docs/design.md,
+    # "Liveness from evidence"): printed for a killed one, it would read as a result it gave
+    result, error = read_job_result(plan.run_dir, plan.job_name, rows=status == 0)
     if error is not None:
         print(f"sweepwise: {error}", flush=True)
         return status or 1

@@ -287,7 +287,9 @@ def last_output(log: StrPath, max_chars: int = 500) -> str | None:
     return None
 
 
-def read_job_result(run_dir: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str | None]:
+def read_job_result(
+    run_dir: StrPath, job_name: str, *, rows: bool = True
+) -> tuple[dict[str, Any] | None, str | None]:
     """The result a job reported, and why it was rejected if it was.
 
     Precedence: `<job>.result.json` (`report_result` or a renamed `result.json`); else
@@ -298,6 +300,9 @@ def read_job_result(run_dir: StrPath, job_name: str) -> tuple[dict[str, Any] | N
     Args:
         run_dir: the run directory.
         job_name: `train` or `eval`.
+        rows: whether the last metrics row counts. It does for a job seen to exit 0; not for
+            one whose exit nobody saw, which may have been killed mid-training with a row of
+            its progress on disk (docs/design.md, "Liveness from evidence").
 
     Returns:
         `(result, error)`: `(dict, None)` for a result; `(None, "one-line reason")`
@@ -308,8 +313,8 @@ def read_job_result(run_dir: StrPath, job_name: str) -> tuple[dict[str, Any] | N
     if os.path.exists(result_path):
         return _from_result_file(result_path, job_name)
     found = _from_log(job_file(run_dir, job_name, LOG), job_name)
-    if found is not None:
-        return found
+    if found is not None or not rows:
+        return found or (None, None)
     return _from_metrics(job_file(run_dir, job_name, METRICS), job_name)
 
 

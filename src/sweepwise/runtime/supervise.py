@@ -90,14 +90,30 @@ def write_json_atomic(path: str | os.PathLike[str], data: dict[str, Any]) -> Non
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start time in clock ticks since boot) from /proc, or None."""
+    """(state letter, start time in clock ticks since boot) from /proc, or None.
+
+    None too for the id of a thread that does not lead its process: /proc answers for any
+    thread id (and `kill(tid, 0)` succeeds), so a job's pid now taken by some process's
+    thread would otherwise look alive (docs/design.md, "Liveness from evidence").
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat_file:
             data = stat_file.read()
         fields = data[data.rindex(b")") + 2 :].split()
+        if not _leads_its_process(pid):
+            return None
         return fields[0].decode(), int(fields[19])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _leads_its_process(pid: int) -> bool:
+    """Whether `pid` is a process id, not the id of another thread of some process."""
+    with open(f"/proc/{pid}/status", "rb") as status_file:
+        for line in status_file:
+            if line.startswith(b"Tgid:"):
+                return int(line.split()[1]) == pid
+    return True
 
 
 def proc_start_time(pid: int) -> int | None:
