@@ -284,6 +284,27 @@ class DispatcherContract:
 
         return read
 
+    # -- helpers of the checks ---------------------------------------------------------------
+
+    def _running(
+        self, dispatcher: Dispatcher, held: JobDefinition, job: ContractJobs, wait_for_event: EventWaiter
+    ) -> str:
+        """Dispatch the held job `held` and wait until it runs; its dispatch id."""
+        dispatch_id = dispatcher.dispatch(held)
+        wait_for_event(dispatcher, held, EventKind.STARTED)
+        if self.RUNS_PROCESSES:
+            wait_until(lambda: "tick" in job.lines(held), "the job to run")
+        return dispatch_id
+
+    def _gone_for_good(
+        self, held: JobDefinition, job: ContractJobs, job_gone: Callable[[JobDefinition], bool]
+    ) -> None:
+        """A cancelled job's process ends, and released it writes no "done": it is not alive."""
+        if self.RUNS_PROCESSES:
+            wait_until(lambda: job_gone(held), "the cancelled job's process to end")
+            job.release(held)  # a job still alive would now finish and write "done"
+            assert "done" not in job.lines(held)
+
     # -- the checks ------------------------------------------------------------------------
 
     def test_is_a_reattachable_dispatcher(self, make_dispatcher: Callable[[], Dispatcher]) -> None:
@@ -371,18 +392,12 @@ class DispatcherContract:
     ) -> None:
         dispatcher = make_dispatcher()
         held = job("cancelled", job_type, hold=True)
-        dispatch_id = dispatcher.dispatch(held)
-        wait_for_event(dispatcher, held, EventKind.STARTED)
-        if self.RUNS_PROCESSES:
-            wait_until(lambda: "tick" in job.lines(held), "the job to run")
+        dispatch_id = self._running(dispatcher, held, job, wait_for_event)
         dispatcher.cancel(dispatch_id)
         ended = wait_for_event(dispatcher, held, EventKind.FINISHED, EventKind.LOST)
         assert not ended.succeeded
         dispatcher.cancel(dispatch_id)  # an ended job: no error
-        if self.RUNS_PROCESSES:
-            wait_until(lambda: job_gone(held), "the cancelled job's process to end")
-            job.release(held)  # a job still alive would now finish and write "done"
-            assert "done" not in job.lines(held)
+        self._gone_for_good(held, job, job_gone)
 
     @pytest.mark.slow  # mounts a tmpfs at the runs root (root): the full suite runs it
     def test_cancel_on_a_full_disk_still_stops_the_job(
@@ -399,22 +414,16 @@ class DispatcherContract:
         with small_tmpfs(runs_root, size="8m"):
             dispatcher = make_dispatcher()
             held = job("full-disk", job_type, hold=True)
-            dispatch_id = dispatcher.dispatch(held)
-            wait_for_event(dispatcher, held, EventKind.STARTED)
-            if self.RUNS_PROCESSES:
-                wait_until(lambda: "tick" in job.lines(held), "the job to run")
+            dispatch_id = self._running(dispatcher, held, job, wait_for_event)
             filler = fill_disk(runs_root / "filler")
             if self.RUNS_PROCESSES:
                 ticks = job.lines(held).count("tick")
                 wait_until(lambda: job.lines(held).count("tick") > ticks + 10, "the job to go on, disk full")
             dispatcher.cancel(dispatch_id)  # no error, though the marker cannot be written
-            if self.RUNS_PROCESSES:
-                wait_until(lambda: job_gone(held), "the cancelled job's process to end")
-                job.release(held)  # a job still alive would now finish and write "done"
+            self._gone_for_good(held, job, job_gone)
             filler.unlink()  # room for the job's final status
             ended = wait_for_event(dispatcher, held, EventKind.FINISHED, EventKind.LOST)
             assert not ended.succeeded, ended
-            assert "done" not in job.lines(held)
             close = getattr(dispatcher, "close", None)
             if close is not None:
                 close()
