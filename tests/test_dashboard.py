@@ -325,3 +325,35 @@ def test_a_postgresql_store_reads_as_status_reads_it(tmp_path: Path, postgres_se
         assert "sim" in app.get("/").text
     finally:
         next(databases, None)
+
+
+def test_a_curve_of_a_hundred_thousand_reports_is_thinned_to_real_points_ending_at_the_last(
+    tmp_path: Path,
+) -> None:
+    # A job reporting its loss every step, and a validation metric every 10,000 steps: the run
+    # page draws at most about CURVE_POINTS of each, all of them reported values, the sparse
+    # metric whole, and each curve ends at the job's last report.
+    from types import SimpleNamespace
+
+    from sweepwise.core.records import RunInfo
+    from sweepwise.dashboard.run_view import CURVE_POINTS, metric_curves
+
+    run_dir = tmp_path / "runs" / "exp" / "r1"
+    run_dir.mkdir(parents=True)
+    steps = 100_000
+    with open(run_dir / "train.metrics.jsonl", "w") as rows:
+        for step in range(1, steps + 1):
+            rows.write(json.dumps({"step": step, "time": 1.0, "loss": 1.0 / step}) + "\n")
+            if step % 10_000 == 0:
+                rows.write(json.dumps({"step": step, "time": 1.0, "val": step / steps}) + "\n")
+            if step == 5:
+                rows.write('{"step": 5, "loss": \n')  # a malformed row is passed over
+    record = SimpleNamespace(name="exp", spec={"runs_root": str(tmp_path / "runs")})
+    figure = metric_curves(record, RunInfo("r1", has_started_training=True))
+    assert figure is not None
+    traces = {trace["name"]: trace for trace in figure["data"]}
+    loss, val = traces["train: loss"], traces["train: val"]
+    assert CURVE_POINTS // 2 <= len(loss["x"]) <= CURVE_POINTS + 1
+    assert loss["x"][0] == 1 and loss["x"][-1] == steps and loss["x"] == sorted(set(loss["x"]))
+    assert loss["y"] == [1.0 / step for step in loss["x"]]  # values reported, not averaged
+    assert val["x"] == list(range(10_000, steps + 1, 10_000))

@@ -137,39 +137,77 @@ def job_bars(entries: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+CURVE_POINTS = 2000
+"""At most this many points per curve: a job reporting every step of a long training leaves
+millions of rows, which would make the run page (and `sweepwise report`'s file) enormous."""
+
+
+class _Curve:
+    """One metric's points against step, thinned as they come: every `stride`-th value is kept,
+    the stride doubling (and every other kept point dropped) whenever `CURVE_POINTS` is passed;
+    the last value is always kept, so a curve ends where its job's reports end."""
+
+    __slots__ = ("last", "points", "seen", "stride")
+
+    def __init__(self) -> None:
+        self.points: list[tuple[Any, Any]] = []
+        self.stride, self.seen = 1, 0
+        self.last: tuple[Any, Any] | None = None
+
+    def add(self, x: Any, y: Any) -> None:
+        self.last = (x, y)
+        if self.seen % self.stride == 0:
+            self.points.append(self.last)
+            if len(self.points) > CURVE_POINTS:
+                self.points, self.stride = self.points[::2], self.stride * 2
+        self.seen += 1
+
+    def xy(self) -> tuple[list[Any], list[Any]]:
+        points = self.points
+        if self.last is not None and points[-1] is not self.last:
+            points = [*points, self.last]
+        return [x for x, _ in points], [y for _, y in points]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def metric_curves(record: Any, run: RunInfo) -> dict[str, Any] | None:
-    """What the run's jobs reported with `sweepwise.report`: a line per metric against step, or None."""
+    """What the run's jobs reported with `sweepwise.report`: a line per metric against step, or None.
+
+    The metrics file is read a line at a time and each curve thinned to about `CURVE_POINTS`
+    points (docs/dashboard.md), so a file of millions of rows is never held whole.
+    """
     directory = run_directory(record, run.run_id)
     traces = []
     for _, short, attempt in _stages(run):
         path = directory / f"{job_stem(short, attempt)}.metrics.jsonl"
+        curves: dict[str, _Curve] = {}
         try:
-            lines = path.read_text(errors="replace").splitlines()
+            with open(path, encoding="utf-8", errors="replace") as lines:
+                for line in lines:
+                    try:
+                        row = loads_bounded(line)
+                    except ValueError:
+                        continue
+                    if not isinstance(row, dict):
+                        continue
+                    for name, value in row.items():
+                        if name not in ("step", "time") and _number(value):
+                            curve = curves.get(name) or curves.setdefault(name, _Curve())
+                            curve.add(row.get("step", curve.seen), value)
         except OSError:
             continue
-        rows = []
-        for line in lines:
-            try:
-                row = loads_bounded(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-        names = dict.fromkeys(
-            name
-            for row in rows
-            for name, value in row.items()
-            if name not in ("step", "time") and isinstance(value, int | float) and not isinstance(value, bool)
-        )
-        for name in names:
-            having = [row for row in rows if isinstance(row.get(name), int | float)]
+        for name, curve in curves.items():
+            x, y = curve.xy()
             traces.append(
                 {
                     "type": "scatter",
                     "mode": "lines+markers",
                     "name": html.escape(f"{short}: {name}"),  # plotly reads a few HTML tags in names
-                    "x": [row.get("step", index) for index, row in enumerate(having)],
-                    "y": [row[name] for row in having],
+                    "x": x,
+                    "y": y,
                 }
             )
     if not traces:
@@ -229,4 +267,13 @@ def run_view(reader: RunReader, run_id: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["LOG_TAIL_LINES", "job_bars", "log_tails", "metric_curves", "run_view", "timeline", "when"]
+__all__ = [
+    "CURVE_POINTS",
+    "LOG_TAIL_LINES",
+    "job_bars",
+    "log_tails",
+    "metric_curves",
+    "run_view",
+    "timeline",
+    "when",
+]
