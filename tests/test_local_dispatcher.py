@@ -480,6 +480,43 @@ def test_a_job_whose_last_report_a_full_disk_cuts_short_fails_rather_than_scorin
             kill_everything_under(tmp_path)
 
 
+@pytest.mark.slow
+def test_a_job_that_ends_on_a_full_disk_is_finished_with_its_result_once_there_is_room(
+    tmp_path: Path, method: str
+) -> None:
+    # The job reported only progress rows and exited 0 while the disk was full: its supervisor
+    # (or job host) keeps its final status until there is room, so the run is scored with its
+    # last row, as any job seen to exit 0, and not judged by the evidence of a vanished one.
+    from faults_helpers import kill_everything_under
+    from tmpfs import fill_disk, small_tmpfs
+
+    full = tmp_path / "full"
+    code = f"""
+        import os, time, sweepwise
+        sweepwise.report(step=1, accuracy=0.7)
+        while not os.path.exists({str(full)!r}):
+            time.sleep(0.01)
+        """
+    with small_tmpfs(tmp_path / "disk") as disk:
+        runs = disk / "runs"
+        dispatcher = LocalDispatcher(runs, "exp", start_method=method, heartbeat_interval=0.2)
+        try:
+            dispatcher.dispatch(JobDefinition(run_id="e", cmd=_py(code)))
+            metrics = runs / "exp" / "e" / "train.metrics.jsonl"
+            wait_for(lambda: metrics.exists() and metrics.stat().st_size > 0, "the job's row")
+            status = _status(runs, "e")
+            filler = fill_disk(disk / "filler")
+            full.touch()
+            wait_for(lambda: _gone(status["pid"]), "the job to end")
+            time.sleep(2.0)  # its final status refused twice; a supervisor that gave up is gone by now
+            filler.unlink()
+            finished = _drain(dispatcher, EventKind.FINISHED, "e")[-1]
+            assert finished.succeeded and finished.result == {"accuracy": 0.7}, finished
+        finally:
+            dispatcher.close()
+            kill_everything_under(tmp_path)
+
+
 def test_a_process_that_exits_without_closing_still_kills_the_jobs_it_cancelled(runs_root: Path) -> None:
     # A script driving the dispatcher, cancelling a stubborn job and exiting at once.
     script = f"""

@@ -22,6 +22,7 @@ Only the standard library is imported: this module is on every job's path.
 from __future__ import annotations
 
 import enum
+import errno
 import json
 import math
 import os
@@ -515,8 +516,24 @@ class Supervisor:
             or os.path.exists(job_file(self.run_dir, self.job_name, CANCEL)),
             limit=self.limit,
         )
-        self.write_status()
+        self._write_final_status()
         return code
+
+    def _write_final_status(self) -> None:
+        """The final status, retried every second while the disk is full (as the job host does).
+
+        Exiting without it would leave the job to be judged by its evidence alone, which a job
+        that reported only `sweepwise.report` rows does not have (docs/design.md, "A full disk").
+        Another error (the run directory deleted) is not waited out.
+        """
+        while True:
+            try:
+                write_json_atomic(self.status_path, self.status)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    return
+            time.sleep(1.0)
 
     def write_status(self) -> None:
         try:
