@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -445,39 +446,52 @@ def test_a_cancel_on_a_full_disk_still_stops_the_job(tmp_path: Path) -> None:
             kill_everything_under(tmp_path)
 
 
-@pytest.mark.slow
-def test_a_job_whose_last_report_a_full_disk_cuts_short_fails_rather_than_scoring_an_older_row(
-    tmp_path: Path,
-) -> None:
-    # The job's result is its last `sweepwise.report` row. Its final row meets a full disk:
-    # the job must fail, not finish with the row before it as its score.
+@contextlib.contextmanager
+def _disk_full_after_its_first_row(
+    tmp_path: Path, first: str, then: str = "", method: str = "host"
+) -> Iterator[tuple[LocalDispatcher, Path, Path]]:
+    """A job on a 3 MB tmpfs runs `first` (a `sweepwise.report`), waits while the disk is filled
+    under it, then runs `then`; yields (its dispatcher, its run dir, the filler file) once filled."""
     from faults_helpers import kill_everything_under
     from tmpfs import fill_disk, small_tmpfs
 
     full = tmp_path / "full"
     code = f"""
         import os, time, sweepwise
-        sweepwise.report(step=1, accuracy=0.1)
+        {first}
         while not os.path.exists({str(full)!r}):
             time.sleep(0.01)
-        sweepwise.report(step=2, accuracy=0.9, note="x" * 8000)
+        {then}
         """
     with small_tmpfs(tmp_path / "disk") as disk:
         runs = disk / "runs"
-        dispatcher = LocalDispatcher(runs, "exp", start_method="host", heartbeat_interval=0.2)
+        dispatcher = LocalDispatcher(runs, "exp", start_method=method, heartbeat_interval=0.2)
         try:
             dispatcher.dispatch(JobDefinition(run_id="r", cmd=_py(code)))
             metrics = runs / "exp" / "r" / "train.metrics.jsonl"
             wait_for(lambda: metrics.exists() and metrics.stat().st_size > 0, "the job's first row")
             filler = fill_disk(disk / "filler")
             full.touch()
-            wait_for(lambda: b'"step":2' in metrics.read_bytes(), "part of the final row on disk")
-            filler.unlink()  # room for the job's final status
-            finished = _drain(dispatcher, EventKind.FINISHED, "r")[-1]
-            assert not finished.succeeded and finished.exit_code == 1, finished  # not a score of 0.1
+            yield dispatcher, runs / "exp" / "r", filler
         finally:
             dispatcher.close()
             kill_everything_under(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_job_whose_last_report_a_full_disk_cuts_short_fails_rather_than_scoring_an_older_row(
+    tmp_path: Path,
+) -> None:
+    # The job's result is its last `sweepwise.report` row. Its final row meets a full disk:
+    # the job must fail, not finish with the row before it as its score.
+    first = "sweepwise.report(step=1, accuracy=0.1)"
+    then = 'sweepwise.report(step=2, accuracy=0.9, note="x" * 8000)'
+    with _disk_full_after_its_first_row(tmp_path, first, then) as (dispatcher, run_dir, filler):
+        metrics = run_dir / "train.metrics.jsonl"
+        wait_for(lambda: b'"step":2' in metrics.read_bytes(), "part of the final row on disk")
+        filler.unlink()  # room for the job's final status
+        finished = _drain(dispatcher, EventKind.FINISHED, "r")[-1]
+        assert not finished.succeeded and finished.exit_code == 1, finished  # not a score of 0.1
 
 
 @pytest.mark.slow
@@ -487,34 +501,14 @@ def test_a_job_that_ends_on_a_full_disk_is_finished_with_its_result_once_there_i
     # The job reported only progress rows and exited 0 while the disk was full: its supervisor
     # (or job host) keeps its final status until there is room, so the run is scored with its
     # last row, as any job seen to exit 0, and not judged by the evidence of a vanished one.
-    from faults_helpers import kill_everything_under
-    from tmpfs import fill_disk, small_tmpfs
-
-    full = tmp_path / "full"
-    code = f"""
-        import os, time, sweepwise
-        sweepwise.report(step=1, accuracy=0.7)
-        while not os.path.exists({str(full)!r}):
-            time.sleep(0.01)
-        """
-    with small_tmpfs(tmp_path / "disk") as disk:
-        runs = disk / "runs"
-        dispatcher = LocalDispatcher(runs, "exp", start_method=method, heartbeat_interval=0.2)
-        try:
-            dispatcher.dispatch(JobDefinition(run_id="e", cmd=_py(code)))
-            metrics = runs / "exp" / "e" / "train.metrics.jsonl"
-            wait_for(lambda: metrics.exists() and metrics.stat().st_size > 0, "the job's row")
-            status = _status(runs, "e")
-            filler = fill_disk(disk / "filler")
-            full.touch()
-            wait_for(lambda: _gone(status["pid"]), "the job to end")
-            time.sleep(2.0)  # its final status refused twice; a supervisor that gave up is gone by now
-            filler.unlink()
-            finished = _drain(dispatcher, EventKind.FINISHED, "e")[-1]
-            assert finished.succeeded and finished.result == {"accuracy": 0.7}, finished
-        finally:
-            dispatcher.close()
-            kill_everything_under(tmp_path)
+    first = "sweepwise.report(step=1, accuracy=0.7)"
+    with _disk_full_after_its_first_row(tmp_path, first, method=method) as (dispatcher, run_dir, filler):
+        pid = (read_status(run_dir / "train.status.json") or {})["pid"]
+        wait_for(lambda: _gone(pid), "the job to end")
+        time.sleep(2.0)  # its final status refused twice; a supervisor that gave up is gone by now
+        filler.unlink()
+        finished = _drain(dispatcher, EventKind.FINISHED, "r")[-1]
+        assert finished.succeeded and finished.result == {"accuracy": 0.7}, finished
 
 
 def test_a_process_that_exits_without_closing_still_kills_the_jobs_it_cancelled(runs_root: Path) -> None:

@@ -169,10 +169,6 @@ class _Curve:
         return [x for x, _ in points], [y for _, y in points]
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def metric_curves(record: Any, run: RunInfo) -> dict[str, Any] | None:
     """What the run's jobs reported with `sweepwise.report`: a line per metric against step, or None.
 
@@ -194,7 +190,8 @@ def metric_curves(record: Any, run: RunInfo) -> dict[str, Any] | None:
                     if not isinstance(row, dict):
                         continue
                     for name, value in row.items():
-                        if name not in ("step", "time") and _number(value):
+                        number = isinstance(value, int | float) and not isinstance(value, bool)
+                        if number and name not in ("step", "time"):
                             curve = curves.get(name) or curves.setdefault(name, _Curve())
                             curve.add(row.get("step", curve.seen), value)
         except OSError:

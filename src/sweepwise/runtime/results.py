@@ -313,8 +313,10 @@ def read_job_result(
     if os.path.exists(result_path):
         return _from_result_file(result_path, job_name)
     found = _from_log(job_file(run_dir, job_name, LOG), job_name)
-    if found is not None or not rows:
-        return found or (None, None)
+    if found is not None:
+        return found
+    if not rows:
+        return None, None
     return _from_metrics(job_file(run_dir, job_name, METRICS), job_name)
 
 
