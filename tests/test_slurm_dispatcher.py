@@ -90,6 +90,11 @@ def side_log(tmp_path: Path) -> Path:
     return tmp_path / "side.log"
 
 
+def wait_until_training(side_log: Path) -> None:
+    """Wait for the job's own first line: SLURM says RUNNING before the job's code has run."""
+    wait_for(lambda: side_log.exists() and side_log.read_text().endswith("\n"), "the job to start training")
+
+
 @pytest.fixture
 def make(slurm: None, tmp_path: Path, experiment: str) -> Iterator[Callable[..., SlurmDispatcher]]:
     """A factory of SLURM dispatchers of the test's experiment, closed afterwards."""
@@ -432,6 +437,7 @@ def test_a_requeued_job_is_followed_not_duplicated(
     spec = job("r1", LOGGED_WAIT, env={"SIDE_LOG": str(side_log)})
     dispatch_id = dispatcher.dispatch(spec)
     drain(dispatcher, lambda event: event.kind is EventKind.STARTED, "r1")
+    wait_until_training(side_log)
     job_id = dispatch_id.rsplit(":", 1)[1]
     subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True, timeout=60)
     lost = drain(dispatcher, ended, "r1")[-1]
@@ -455,6 +461,7 @@ def test_a_requeued_batch_script_starts_nothing_while_the_controller_is_away(
     first = make()
     dispatch_id = first.dispatch(job("r1", LOGGED_WAIT, env={"SIDE_LOG": str(side_log)}))
     drain(first, lambda event: event.kind is EventKind.STARTED, "r1")
+    wait_until_training(side_log)
     first.close()  # nobody watches from here
     job_id = dispatch_id.rsplit(":", 1)[1]
     subprocess.run(["scontrol", "requeue", job_id], check=True, capture_output=True, timeout=60)
