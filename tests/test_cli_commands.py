@@ -195,6 +195,67 @@ def test_human_status_shows_the_newest_runs_and_all_with_a_flag(
     assert "40 completed" in out.getvalue() and "COMPLETED" in out.getvalue()
 
 
+def _stopped_runs_payload() -> dict[str, object]:
+    suggestion = {"l2": 5.86151628004e-05, "learning_rate": 0.281570168643, "steps": 1308, "width": 64}
+    rows = [
+        {
+            "run_id": f"early-stopping_trial_{i:04d}",
+            "status": "stopped" if i % 2 else "completed",
+            "stopped_at": {"step": 1750, "value": 0.4} if i % 2 else None,
+            "progress": 0.5,
+            "suggestion": suggestion,
+            "score": 0.7625,
+            "cost": 1.516,
+            "error": None,
+        }
+        for i in range(1, 5)
+    ]
+    return {
+        "experiment": "es",
+        "status": "complete",
+        "counts": {**ZERO_COUNTS, "completed": 2, "stopped": 2},
+        "runs": rows,
+    }
+
+
+def _printed_status(monkeypatch: pytest.MonkeyPatch, columns: str | None) -> list[str]:
+    import io
+
+    from sweepwise.app.display import print_status
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_status(_stopped_runs_payload())
+    return out.getvalue().splitlines()
+
+
+def test_piped_status_prints_each_run_whole_on_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = _printed_status(monkeypatch, None)
+    for i in range(1, 5):
+        (line,) = [line for line in lines if f"early-stopping_trial_{i:04d}" in line]
+        status = "STOPPED at step 1750" if i % 2 else "COMPLETED"
+        assert status in line and "0.7625" in line and "1.516" in line and "50%" in line, line
+        assert "l2=5.862e-05, learning_rate=0.2816, steps=1308, width=64" in line, line
+
+
+def test_status_on_a_narrow_terminal_keeps_statuses_and_numbers_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = _printed_status(monkeypatch, "80")
+    assert all(len(line) <= 80 for line in lines)
+    text = "\n".join(lines)
+    assert text.count("STOPPED at step 1750") == 2 and text.count("COMPLETED") == 2, text
+    assert text.count("0.7625") == 4 and text.count("1.516") == 4, text
+    for i in range(1, 5):
+        assert f"early-stopping_trial_{i:04d}" in text
+    for part in ("steps=1308", "width=64"):  # the parameters wrap between parameters
+        assert text.count(part) == 4, text
+
+
 @pytest.mark.slow
 def test_json_of_failed_and_train_only_runs_and_of_best_with_nothing_scored(tmp_path: Path) -> None:
     # train-only jobs: the first sleeps then fails, the second completes without a score

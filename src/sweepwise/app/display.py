@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich import box
 from rich.console import Console, Group
 from rich.live import Live
+from rich.measure import Measurement
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
     from sweepwise.engine.controller import AdaptiveController, TickReport
 
 logger = logging.getLogger(__name__)
+
+_UNBOUNDED = 100_000
+"""A width no table reaches: to measure a table's own width."""
 
 _STYLES = {
     JobStatus.COMPLETED.key: "green",
@@ -73,18 +78,27 @@ def _status_cell(row: dict[str, Any]) -> str:
     return f"{label} (attempt {attempt})" if attempt and attempt > 1 else label
 
 
-def _runs_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
-    table = Table(title=title, expand=False)
+def _runs_table(rows: list[dict[str, Any]], title: str | None = None, *, width: int = _UNBOUNDED) -> Table:
+    """`status`'s table for a console `width` wide: run ids, statuses and numbers whole on one
+    line (a word cut in two reads as two: `COMPLETE` `D`); the parameters wrap between
+    parameters. Below 100 columns the progress column is left out, as in the live view."""
+    wide = width >= 100
+    table = (
+        Table(title=title, expand=False)
+        if wide
+        else Table(title=title, box=box.SIMPLE_HEAD, expand=False, padding=(0, 1), pad_edge=False)
+    )
     table.add_column("run", no_wrap=True)  # a run id split over two lines cannot be copied
-    for column in ("status", "progress", "score", "cost", "parameters"):
-        table.add_column(column, overflow="fold")
+    for column in ("status", *(["progress"] if wide else []), "score", "cost"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("parameters", overflow="fold", min_width=12)
     for row in rows:
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(row["suggestion"].items()))
+        params = (", " if wide else " ").join(f"{k}={_fmt(v)}" for k, v in sorted(row["suggestion"].items()))
         progress = row.get("progress")
         table.add_row(
             row["run_id"],
             Text(_status_cell(row), style=_STYLES.get(row["status"], "")),
-            f"{progress:.0%}" if isinstance(progress, int | float) else "-",
+            *([f"{progress:.0%}" if isinstance(progress, int | float) else "-"] if wide else []),
             _fmt(row["score"]),
             _fmt(row["cost"]),
             params or "-",
@@ -254,19 +268,30 @@ class LiveDisplay:
 
 def print_status(payload: dict[str, Any], *, limit: int | None = 30) -> None:
     """`status EXPERIMENT` as a table: the newest `limit` runs (all when None), then the failures."""
-    console = Console()
     runs = payload["runs"]
     shown = runs if limit is None or len(runs) <= limit else runs[-limit:]
     title = f"{payload['experiment']} ({payload['status']})"
     if len(shown) < len(runs):
         title += f" — newest {len(shown)} of {len(runs)} runs (--all for every run)"
-    console.print(_runs_table(shown, title=title))
+    console = Console()
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        table = _runs_table(shown, title=title, width=console.width)
+    else:  # piped: one line per run, for grep and files
+        table = _runs_table(shown, title=title)
+        console = Console(width=max(console.width, _natural_width(table)))
+    console.print(table)
     console.print(_counts_line(payload["counts"]) or "no runs yet")
     failed = [row for row in runs if row["error"]]
     for row in failed if limit is None else failed[-limit:]:
         console.print(f"[red]{row['run_id']}[/red]: {row['error']}")
     for mirror in payload.get("mirrors", []):
         console.print(mirror_line(mirror), markup=False, highlight=False)
+
+
+def _natural_width(table: Table) -> int:
+    """The width `table` takes when nothing limits it."""
+    wide = Console(width=_UNBOUNDED)
+    return Measurement.get(wide, wide.options, table).maximum
 
 
 def mirror_line(mirror: dict[str, Any]) -> str:
