@@ -35,3 +35,35 @@ def test_failed_training_is_reported_and_the_sweep_goes_on(tmp_path: Path, make_
     assert logs.returncode == 0
     assert "training diverged: loss is nan" in logs.stdout
     assert "exit code 3" in logs.stderr
+
+
+def test_text_from_jobs_and_specs_is_shown_as_written(tmp_path: Path, make_sweep) -> None:  # type: ignore[no-untyped-def]
+    """A job's output and a parameter's values are the user's text, never rich markup: a
+    `[/data]` in a traceback once made `sweepwise status` crash on a closing tag."""
+    spec = make_sweep(
+        "brackets",
+        scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2},
+        parameters={"tag": {"distribution": "categorical", "choices": ["[/]", "[bold red]b"]}},
+    )
+    (tmp_path / "train.py").write_text(
+        "import json, os, sys\n"
+        "tag = dict(word.split('=', 1) for word in sys.argv[1:])['tag']\n"
+        "if tag == '[/]':\n"
+        "    print(\"KeyError: '[/data]' not in [red]cache[/red]\")\n"
+        "    sys.exit(3)\n"
+        "json.dump({'x': 0.5}, open(os.path.join(os.environ['SWEEPWISE_RUN_DIR'], 'model.json'), 'w'))\n"
+    )
+    result = cli("run", str(spec), "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {row["suggestion"]["tag"]: row for row in status_json(tmp_path, "brackets")["runs"]}
+    assert rows["[/]"]["status"] == "failed" and rows["[bold red]b"]["status"] == "completed"
+
+    human = cli("status", "brackets", cwd=tmp_path)
+    assert human.returncode == 0, human.stderr
+    assert "KeyError: '[/data]' not in [red]cache[/red]" in human.stdout
+    assert "tag=[/]" in human.stdout and "tag=[bold red]b" in human.stdout
+    best = cli("best", "brackets", cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+    assert "tag = [bold red]b" in best.stdout
+    every = cli("status", cwd=tmp_path)
+    assert every.returncode == 0 and "brackets" in every.stdout, every.stderr

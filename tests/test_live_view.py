@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pyte
 import pytest
+import yaml
 
 from conftest import REPO, cli
 
@@ -32,13 +33,14 @@ PROGRESS = re.compile(r"(\d+)/8 trials finished, (\d+) running")
 RUNNING = ("IN TRAINING", "IN EVAL", "TRAINED")
 
 
-def _screens(tmp_path: Path) -> tuple[list[list[str]], int]:
-    """Every distinct screen the quickstart drew in an 80x24 pseudo-terminal, and its exit code."""
+def _screens(
+    tmp_path: Path, spec: Path = REPO / "examples" / "quickstart" / "sweep.yaml"
+) -> tuple[list[list[str]], int]:
+    """Every distinct screen a sweep (the quickstart by default) drew in an 80x24 terminal; its exit code."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
     env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
     env["TERM"] = "xterm-256color"
-    spec = REPO / "examples" / "quickstart" / "sweep.yaml"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweepwise", "run", str(spec)],
         cwd=tmp_path,
@@ -115,3 +117,18 @@ def test_piped_output_is_one_line_per_event(tmp_path: Path) -> None:
     assert len(completed) == 8, result.stderr
     assert all(re.search(r"\(\d/8 trials finished\)$", line) for line in events), events
     assert "━" not in result.stderr and "┃" not in result.stderr  # no table, no bar
+
+
+def test_parameter_values_are_drawn_as_written(tmp_path: Path) -> None:
+    """A value that reads as rich markup (`[/]`) is text: it once crashed the live view."""
+    spec = yaml.safe_load((REPO / "examples" / "quickstart" / "sweep.yaml").read_text())
+    for name in ("train.py", "eval.py", "data.py"):
+        (tmp_path / name).write_text((REPO / "examples" / "quickstart" / name).read_text())
+    spec["parameters"]["note"] = {"distribution": "categorical", "choices": ["[/]", "[bold]x[/bold]"]}
+    spec["scheduler"]["max_trials"] = 4
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    screens, code = _screens(tmp_path, tmp_path / "sweep.yaml")
+    assert code == 0, screens[-1] if screens else "nothing drawn"
+    drawn = "\n".join("\n".join(screen) for screen in screens)
+    assert "note=[/]" in drawn or "note=[bold]x[/bold]" in drawn, screens[-1]
+    assert re.search(r"note = (\[/\]|\[bold\]x\[/bold\])", "\n".join(screens[-1])), screens[-1]

@@ -83,10 +83,11 @@ def _runs_table(rows: list[dict[str, Any]], title: str | None = None, *, width: 
     line (a word cut in two reads as two: `COMPLETE` `D`); the parameters wrap between
     parameters. Below 100 columns the progress column is left out, as in the live view."""
     wide = width >= 100
+    heading = Text(title) if title is not None else None
     table = (
-        Table(title=title, expand=False)
+        Table(title=heading, expand=False)
         if wide
-        else Table(title=title, box=box.SIMPLE_HEAD, expand=False, padding=(0, 1), pad_edge=False)
+        else Table(title=heading, box=box.SIMPLE_HEAD, expand=False, padding=(0, 1), pad_edge=False)
     )
     table.add_column("run", no_wrap=True)  # a run id split over two lines cannot be copied
     for column in ("status", *(["progress"] if wide else []), "score", "cost"):
@@ -96,12 +97,12 @@ def _runs_table(rows: list[dict[str, Any]], title: str | None = None, *, width: 
         params = (", " if wide else " ").join(f"{k}={_fmt(v)}" for k, v in sorted(row["suggestion"].items()))
         progress = row.get("progress")
         table.add_row(
-            row["run_id"],
+            Text(row["run_id"]),
             Text(_status_cell(row), style=_STYLES.get(row["status"], "")),
             *([f"{progress:.0%}" if isinstance(progress, int | float) else "-"] if wide else []),
             _fmt(row["score"]),
             _fmt(row["cost"]),
-            params or "-",
+            Text(params or "-"),
         )
     return table
 
@@ -130,7 +131,7 @@ def _live_table(rows: list[dict[str, Any]], title: str, width: int) -> Table:
     names = ["run", "status", *(["progress"] if wide else []), "score", "cost"]
     widths = [max([len(name), *(len(str(c[k])) for c in cells)]) for k, name in enumerate(names)]
     room = max(10, width - sum(widths) - 2 * len(names) - 2)  # the edges and gaps take 2 each
-    table = Table(title=title, box=box.SIMPLE_HEAD, expand=False, padding=(0, 1), pad_edge=False)
+    table = Table(title=Text(title), box=box.SIMPLE_HEAD, expand=False, padding=(0, 1), pad_edge=False)
     for name, size in zip(names, widths, strict=True):
         table.add_column(name, no_wrap=True, min_width=size, max_width=size)
     table.add_column("parameters", no_wrap=True, overflow="ellipsis", max_width=room)
@@ -139,7 +140,7 @@ def _live_table(rows: list[dict[str, Any]], title: str, width: int) -> Table:
         if len(params) > room:
             params = params[: room - 1] + "…"
         status = Text(cell[1], style=_STYLES.get(row["status"], ""))
-        table.add_row(cell[0], status, *cell[2:], params or "-")
+        table.add_row(Text(cell[0]), status, *cell[2:], Text(params or "-"))
     return table
 
 
@@ -257,7 +258,8 @@ class LiveDisplay:
         for run in runs:
             counts[run.status.value] = counts.get(run.status.value, 0) + 1
         out.print(
-            f"experiment {spec.name}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+            f"experiment {spec.name}: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())),
+            markup=False,
         )
         best = best_run(runs, spec.goal)
         if best is None:
@@ -283,7 +285,7 @@ def print_status(payload: dict[str, Any], *, limit: int | None = 30) -> None:
     console.print(_counts_line(payload["counts"]) or "no runs yet")
     failed = [row for row in runs if row["error"]]
     for row in failed if limit is None else failed[-limit:]:
-        console.print(f"[red]{row['run_id']}[/red]: {row['error']}")
+        console.print(Text.assemble((row["run_id"], "red"), f": {row['error']}"), soft_wrap=True)
     for mirror in payload.get("mirrors", []):
         console.print(mirror_line(mirror), markup=False, highlight=False)
 
@@ -308,7 +310,7 @@ def print_experiments(rows: list[dict[str, Any]]) -> None:
     for column in ("experiment", "status", "runs"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["experiment"], row["status"], _counts_line(row["counts"]) or "-")
+        table.add_row(Text(row["experiment"]), row["status"], _counts_line(row["counts"]) or "-")
     Console().print(table)
 
 
@@ -316,11 +318,14 @@ def print_best(row: dict[str, Any], console: Console | None = None) -> None:
     """The best run and its parameters."""
     console = console or Console()
     console.print(
-        f"best trial: [bold]{row['run_id']}[/bold]  {row['metric']}={_fmt(row['score'])}"
-        f" ({row['goal']})  cost={_fmt(row['cost'])}"
+        Text.assemble(
+            "best trial: ",
+            (row["run_id"], "bold"),
+            f"  {row['metric']}={_fmt(row['score'])} ({row['goal']})  cost={_fmt(row['cost'])}",
+        )
     )
     for key, value in sorted(row["parameters"].items()):
-        console.print(f"  {key} = {value}")
+        console.print(f"  {key} = {value}", markup=False)
 
 
 __all__ = ["LiveDisplay", "mirror_line", "print_best", "print_experiments", "print_status"]
