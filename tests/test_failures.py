@@ -67,3 +67,23 @@ def test_text_from_jobs_and_specs_is_shown_as_written(tmp_path: Path, make_sweep
     assert "tag = [bold red]b" in best.stdout
     every = cli("status", cwd=tmp_path)
     assert every.returncode == 0 and "brackets" in every.stdout, every.stderr
+
+
+@pytest.mark.parametrize("where", ["spec", "word"])
+def test_retries_on_is_a_key_as_written_in_yaml(tmp_path: Path, make_sweep, where: str) -> None:  # type: ignore[no-untyped-def]
+    """YAML 1.1 reads a bare `on` as True: `retries: {on: [failed]}` once failed to load."""
+    spec = make_sweep("again", scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2})
+    (tmp_path / "train.py").write_text(
+        (tmp_path / "train.py").read_text().replace('os.environ.get("FAIL_ABOVE", "2")', '"-1"')
+    )
+    words = []
+    if where == "spec":
+        spec.write_text(spec.read_text() + "retries: {max_attempts: 2, on: [failed]}\n")
+    else:
+        words = ["retries={max_attempts: 2, on: [failed]}"]
+    result = cli("run", str(spec), *words, "--quiet", cwd=tmp_path)
+    assert result.returncode == 1 and "ended with no completed trial" in result.stderr, result.stderr
+    rows = status_json(tmp_path, "again")["runs"]
+    assert [row["status"] for row in rows] == ["failed", "failed"]
+    started = markers(tmp_path, "train")
+    assert sorted(started) == sorted(row["run_id"] for row in rows for _ in range(2))  # each ran twice

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 from sweepwise.core.container import CONFIG_ERROR
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.lifecycle import RetryPolicy
+from sweepwise.core.yaml_words import WordKeyLoader, keep_word_keys
 from sweepwise.dispatchers.launch import split_command
 from sweepwise.engine.stopping import StopperSpec
 from sweepwise.recipes.values import parse_value
@@ -211,10 +212,11 @@ def scheduler_type(data: dict[str, Any], words: list[str]) -> str:
     return chosen
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last)."""
+class _UniqueKeyLoader(WordKeyLoader):
+    """The spec's YAML loader (`WordKeyLoader`), refusing a mapping that repeats a key."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keep_word_keys(node)
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)

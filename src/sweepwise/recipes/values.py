@@ -19,6 +19,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 
 from sweepwise.core.errors import ConfigError
+from sweepwise.core.yaml_words import load_yaml
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -28,7 +29,7 @@ _NULL_WORDS = frozenset({"null", "Null", "NULL", "~", "None"})
 def parse_value(text: str) -> Any:
     """A `key=value` word's value, read as YAML (`3` int, `0.1` float, `true` bool, else string)."""
     try:
-        return yaml.safe_load(text) if text.strip() else ""
+        return load_yaml(text) if text.strip() else ""
     except yaml.YAMLError:
         return text
 

@@ -1,0 +1,44 @@
+"""YAML as sweepwise reads specs and `key=value` words: PyYAML's safe loader, with the
+words YAML 1.1 reads as booleans (`on`, `off`, `yes`, `no`, `y`, `n`) kept as words where
+they are a mapping's key.
+
+`retries: {on: [lost]}` would otherwise name its key `True`. As a value such a word stays a
+boolean, and `true` and `false` are booleans everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+_BOOL = "tag:yaml.org,2002:bool"
+_STR = "tag:yaml.org,2002:str"
+
+
+class WordKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader; a plain `on`/`yes`/... mapping key is the word, not a boolean."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keep_word_keys(node)
+        return super().construct_mapping(node, deep=deep)
+
+
+def keep_word_keys(node: yaml.MappingNode) -> None:
+    """Retag `node`'s plain keys that YAML 1.1 resolves to a boolean, other than true/false, as strings."""
+    for key_node, _ in node.value:
+        if (
+            isinstance(key_node, yaml.ScalarNode)
+            and key_node.tag == _BOOL
+            and key_node.style is None
+            and key_node.value.lower() not in ("true", "false")
+        ):
+            key_node.tag = _STR
+
+
+def load_yaml(text: str) -> Any:
+    """`text` as YAML, read by `WordKeyLoader`."""
+    return yaml.load(text, Loader=WordKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+__all__ = ["WordKeyLoader", "keep_word_keys", "load_yaml"]
