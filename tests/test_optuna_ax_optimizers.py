@@ -78,6 +78,31 @@ def test_ax_gives_valid_suggestions_with_failures_and_pending() -> None:
     assert info.value.field == "optimizer.method"
 
 
+def test_ax_searches_an_int_range_of_more_values_than_it_takes_in_a_choice() -> None:
+    space = SearchSpace.from_dict(
+        {
+            "steps": {"distribution": "int_uniform", "min": 100, "max": 2000},
+            "x": {"distribution": "uniform", "min": 0.0, "max": 1.0},
+        }
+    )
+    optimizer = make_optimizer(OptimizerSpec(type="ax", seed=0, initialization_budget=2), space)
+    observations = [
+        Observation(score=s["steps"] / 2000 - s["x"], cost=1.0, suggestion=s)
+        for s in optimizer.suggest([], n_suggestions=2)
+    ]
+    for suggestion in [*[o.suggestion for o in observations], *optimizer.suggest(observations, 2)]:
+        space.validate_suggestion(suggestion)
+        assert isinstance(suggestion["steps"], int) and 100 <= suggestion["steps"] <= 2000
+
+
+def test_ax_refuses_a_categorical_of_more_choices_than_it_takes_naming_the_parameter() -> None:
+    choices = [f"c{i}" for i in range(1001)]
+    space = SearchSpace.from_dict({"arch": {"choices": choices}})
+    with pytest.raises(ConfigError) as info:
+        make_optimizer(OptimizerSpec(type="ax"), space)
+    assert info.value.field == "parameters.arch" and "1001 choices" in str(info.value)
+
+
 @pytest.mark.slow  # the optimizers' suggestions are checked in the fast subset above
 @pytest.mark.parametrize(
     "optimizer",

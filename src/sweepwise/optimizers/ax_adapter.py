@@ -4,8 +4,8 @@ Stateless, like every sweepwise optimizer: each `suggest` builds a fresh Ax `Cli
 attaches every observation (failures marked failed, pending suggestions left running)
 and asks for new trials. Continuous parameters are searched in sweepwise's normalised
 box [-1, 1] (so log and logit scales carry over); discrete ones as the index of their
-value; an ordinal one as an ordered choice of its index. Ax sees the parameters as
-`p0, p1, ...`, because sweepwise names may hold dots.
+value; an ordinal one as an ordered choice of its index, or past Ax's 1,000 values an int
+range of it. Ax sees the parameters as `p0, p1, ...`, because sweepwise names may hold dots.
 
 Conditional parameters: Ax's parameter constraints are linear inequalities and cannot
 say "exists only when kernel is poly", so Ax searches every parameter, an observation's
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sweepwise.core.errors import MissingExtraError
+from sweepwise.core.errors import ConfigError, MissingExtraError
 from sweepwise.optimizers import Goal, OptimizerSpec, parse_settings, register_optimizer, resolve_seed
 from sweepwise.optimizers._box import from_box, to_box
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sweepwise.space import SearchSpace
 
 _METRIC = "score"
+_AX_MAX_CHOICES = 1000  # the most values Ax takes in a choice parameter
 
 
 def import_ax() -> Any:
@@ -54,7 +55,8 @@ class AxOptimizer:
         seed: integer >= 0; None draws one at construction.
 
     Raises:
-        ConfigError: `seed` is negative or not an integer (field `optimizer.seed`).
+        ConfigError: `seed` is negative or not an integer (field `optimizer.seed`), or a
+            categorical parameter has more choices than Ax takes.
     """
 
     def __init__(
@@ -72,6 +74,14 @@ class AxOptimizer:
         self.initialization_budget = initialization_budget
         self.seed = resolve_seed(seed)
         self._names = {name: f"p{i}" for i, name in enumerate(space.names)}
+        for name in space.names:
+            choices = space.specs[name].choices
+            if choices is not None and len(choices) > _AX_MAX_CHOICES:
+                raise ConfigError(
+                    f"parameters.{name}",
+                    f"has {len(choices)} choices; Ax takes at most {_AX_MAX_CHOICES} in a categorical "
+                    "parameter: give fewer, or use optimizer protein or optuna",
+                )
 
     def suggest(
         self,
@@ -131,6 +141,9 @@ class AxOptimizer:
                 out.append(ax.RangeParameterConfig(name=safe, bounds=(-1.0, 1.0), parameter_type="float"))
             elif levels == 1:
                 out.append(ax.ChoiceParameterConfig(name=safe, values=[0], parameter_type="int"))
+            elif levels > _AX_MAX_CHOICES and self.space.specs[name].choices is None:
+                # Ax refuses a choice of more values (an int_uniform 100..2000): an int range of indices
+                out.append(ax.RangeParameterConfig(name=safe, bounds=(0, levels - 1), parameter_type="int"))
             else:
                 ordered = self.space.specs[name].choices is None
                 out.append(
