@@ -89,6 +89,14 @@ CASES = [
     Case("unknown scheduler word", "scheduler.type", words=("scheduler.type=nope",)),
     Case("switched scheduler's fields", "scheduler.batch_size", words=("scheduler=async_capped",)),
     Case("duplicate key", "max_parallel", prepare=_append("max_parallel: 2\n")),
+    Case(
+        "parameters of a scheduler that searches nothing", "parameters", words=("scheduler=train_and_eval",)
+    ),
+    Case(
+        "ax categorical of 1001 choices",
+        "parameters.c",
+        spec={"optimizer": {"type": "ax"}, **_param("c", choices=list(range(1001)))},
+    ),
     Case("bool max_parallel", "max_parallel", spec={"max_parallel": True}),
     Case(
         "bool max_trials",

@@ -81,6 +81,13 @@ class Experiment:
         if jobs["train"] is None and "recipe_module" not in (spec.scheduler.model_extra or {}):
             raise ConfigError("train", "is required; add train: {cmd: [python, train.py]}")
         fields = config_cls.model_fields
+        if spec.parameters and "parameters" not in fields:
+            raise ConfigError(
+                "parameters",
+                f"the {spec.scheduler.type} scheduler searches nothing, so no run would get "
+                "them; remove parameters (fixed arguments go in scheduler.train_overrides), or pick a "
+                "scheduler that searches: batched_synced, async_capped or grid_search",
+            )
         if spec.parameters and "parameters" in fields and "optimizer" in fields:
             _check_space_and_optimizer(spec.parameters, spec.optimizer, spec.goal)
         values: dict[str, Any] = {"experiment_id": spec.name, **jobs}

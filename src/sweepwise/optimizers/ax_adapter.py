@@ -14,6 +14,7 @@ inactive ones are attached at the box's centre, and suggestions drop the inactiv
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,15 +33,20 @@ _AX_MAX_CHOICES = 1000  # the most values Ax takes in a choice parameter
 
 
 def import_ax() -> Any:
-    """The `ax` package (ax-platform).
+    """The `ax` package (ax-platform), imported without the INFO line Ax logs as it loads
+    (`Ax SQL storage initialized ...`: a bad spec's error is one line).
 
     Raises:
         MissingExtraError: ax-platform is not installed.
     """
+    previous = logging.root.manager.disable
+    logging.disable(max(previous, logging.INFO))
     try:
         import ax
     except ImportError:
         raise MissingExtraError("ax-platform", "ax") from None
+    finally:
+        logging.disable(previous)
     return ax
 
 
