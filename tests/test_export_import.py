@@ -410,7 +410,9 @@ def test_warm_start_naming_no_experiment_is_refused_before_anything_is_written(t
 
 
 def test_warm_start_is_refused_for_a_scheduler_without_an_optimizer(tmp_path: Path) -> None:
-    spec = _warm_sweep(tmp_path, "grid", warm_start="past", scheduler={"type": "train_and_eval"})
+    spec = _warm_sweep(
+        tmp_path, "grid", warm_start="past", scheduler={"type": "train_and_eval"}, parameters={}
+    )
     result = cli("run", str(spec), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("error: warm_start: scheduler 'train_and_eval' has no optimizer")

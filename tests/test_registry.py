@@ -251,7 +251,10 @@ def test_a_store_url_reaches_a_plug_in_store(tmp_path: Path, make_sweep: Callabl
     site = _distribution(tmp_path / "site")
     env = _door_env(site, tmp_path)
     spec = make_sweep(
-        name="plugged", dispatcher="simulated", scheduler={"type": "train_and_eval", "max_trials": 2}
+        name="plugged",
+        dispatcher="simulated",
+        scheduler={"type": "train_and_eval", "max_trials": 2},
+        parameters={},
     )
     result = cli("run", str(spec), "--store", "doorstore://door", "-q", cwd=tmp_path, env=env)
     assert result.returncode in (0, 1), result.stderr  # virtual jobs report no score: the sweep still ends
