@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from rich import box
 from rich.console import Console, Group
 from rich.live import Live
-from rich.measure import Measurement
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _UNBOUNDED = 100_000
-"""A width no table reaches: to measure a table's own width."""
+"""A width no table reaches: piped, a table is as wide as its own rows."""
 
 _STYLES = {
     JobStatus.COMPLETED.key: "green",
@@ -278,9 +277,9 @@ def print_status(payload: dict[str, Any], *, limit: int | None = 30) -> None:
     console = Console()
     if console.is_terminal or os.environ.get("COLUMNS"):
         table = _runs_table(shown, title=title, width=console.width)
-    else:  # piped: one line per run, for grep and files
+    else:  # piped: one line per run, for grep and files (the table takes its own width)
         table = _runs_table(shown, title=title)
-        console = Console(width=max(console.width, _natural_width(table)))
+        console = Console(width=_UNBOUNDED)
     console.print(table)
     console.print(_counts_line(payload["counts"]) or "no runs yet")
     failed = [row for row in runs if row["error"]]
@@ -288,12 +287,6 @@ def print_status(payload: dict[str, Any], *, limit: int | None = 30) -> None:
         console.print(Text.assemble((row["run_id"], "red"), f": {row['error']}"), soft_wrap=True)
     for mirror in payload.get("mirrors", []):
         console.print(mirror_line(mirror), markup=False, highlight=False)
-
-
-def _natural_width(table: Table) -> int:
-    """The width `table` takes when nothing limits it."""
-    wide = Console(width=_UNBOUNDED)
-    return Measurement.get(wide, wide.options, table).maximum
 
 
 def mirror_line(mirror: dict[str, Any]) -> str:
