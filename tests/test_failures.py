@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import cli, markers, status_json
 
@@ -87,3 +88,43 @@ def test_retries_on_is_a_key_as_written_in_yaml(tmp_path: Path, make_sweep, wher
     assert [row["status"] for row in rows] == ["failed", "failed"]
     started = markers(tmp_path, "train")
     assert sorted(started) == sorted(row["run_id"] for row in rows for _ in range(2))  # each ran twice
+
+
+FIFO_JOB = """
+import json, os, sys
+kind = dict(word.split("=", 1) for word in sys.argv[1:])["kind"]
+run_dir = os.environ["SWEEPWISE_RUN_DIR"]
+names = {"result": "result.json", "metrics": "train.metrics.jsonl", "log": "train.log"}
+path = os.path.join(run_dir, names[kind])
+if os.path.lexists(path):
+    os.unlink(path)
+os.mkfifo(path)  # whoever opens it to read waits for a writer that never comes
+if kind != "result":
+    json.dump({"score": 1.0}, open(os.path.join(run_dir, "result.json"), "w"))
+"""
+
+
+def test_a_job_that_leaves_a_fifo_where_its_files_go_does_not_hang_the_sweep(tmp_path: Path) -> None:
+    """A job owns its run directory: a FIFO in place of its result, reports or log once
+    blocked the controller for ever in open()."""
+    (tmp_path / "train.py").write_text(FIFO_JOB)
+    spec = {
+        "name": "fifo",
+        "max_parallel": 3,
+        "monitoring_interval": 0.5,
+        "scheduler": {"type": "grid_search"},
+        "optimizer": {"type": "grid"},
+        "train": {"cmd": ["python", "train.py"]},
+        "parameters": {"kind": {"choices": ["result", "metrics", "log"]}},
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    result = cli("run", "sweep.yaml", "--quiet", cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = {row["suggestion"]["kind"]: row for row in status_json(tmp_path, "fifo")["runs"]}
+    assert rows["result"]["status"] == "failed"
+    assert "train.result.json cannot be read (not a regular file)" in rows["result"]["error"]
+    assert (rows["metrics"]["status"], rows["metrics"]["score"]) == ("completed", 1.0)
+    assert (rows["log"]["status"], rows["log"]["score"]) == ("completed", 1.0)
+    for command in (("status", "fifo"), ("logs", rows["log"]["run_id"]), ("export", "fifo")):
+        shown = cli(*command, cwd=tmp_path, timeout=60)
+        assert shown.returncode in (0, 1) and "Traceback" not in shown.stderr, shown.stderr

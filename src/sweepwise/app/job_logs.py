@@ -28,6 +28,7 @@ def job_log(record: ExperimentRecord, run_id: str, job_type: JobTypes, attempt: 
     """
     from sweepwise.app.backends import recorded_log_reader
     from sweepwise.runtime import job_stem
+    from sweepwise.runtime.regular import open_regular
 
     try:
         reader = recorded_log_reader(record.spec, record.name, job_type, incarnation=record.incarnation)
@@ -43,7 +44,13 @@ def job_log(record: ExperimentRecord, run_id: str, job_type: JobTypes, attempt: 
     log_path = run_directory(record, run_id) / f"{job_stem(job_type.short, attempt)}.log"
     if not log_path.exists():
         raise SweepwiseError(f"no {job_type.short} log for run {run_id} yet ({log_path}){unbuilt}")
-    return log_path.read_text(errors="replace")
+    try:
+        with open_regular(log_path) as handle:
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise SweepwiseError(
+            f"cannot read the {job_type.short} log of run {run_id} ({log_path}: {exc.strerror})"
+        ) from None
 
 
 __all__ = ["job_log", "run_directory"]

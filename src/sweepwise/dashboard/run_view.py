@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from sweepwise.core.errors import SweepwiseError
 from sweepwise.core.jsonsafe import loads_bounded
 from sweepwise.core.models import JobTypes, RunInfo
 from sweepwise.runtime import job_stem
+from sweepwise.runtime.regular import open_regular
 
 LOG_TAIL_LINES = 200
 _STAGES = ((JobTypes.LAUNCH_TRAINING, "train"), (JobTypes.LAUNCH_EVAL, "eval"))
@@ -41,7 +43,8 @@ def when(value: Any) -> dt.datetime | None:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        value = loads_bounded(path.read_text())
+        with open_regular(path) as handle:
+            value = loads_bounded(handle.read())
     except (OSError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
@@ -181,7 +184,7 @@ def metric_curves(record: Any, run: RunInfo) -> dict[str, Any] | None:
         path = directory / f"{job_stem(short, attempt)}.metrics.jsonl"
         curves: dict[str, _Curve] = {}
         try:
-            with open(path, encoding="utf-8", errors="replace") as lines:
+            with io.TextIOWrapper(open_regular(path), encoding="utf-8", errors="replace") as lines:
                 for line in lines:
                     try:
                         row = loads_bounded(line)

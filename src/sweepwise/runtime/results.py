@@ -14,6 +14,7 @@ from typing import Any
 
 from sweepwise.core.jsonsafe import loads_bounded
 from sweepwise.runtime import LOG, METRICS, METRICS_LINE_PREFIX, RESULT, RESULT_LINE_PREFIX, job_file
+from sweepwise.runtime.regular import open_regular
 
 StrPath = str | os.PathLike[str]
 
@@ -66,7 +67,7 @@ def _too_large(where: str, size: int, limit: int) -> str:
 
 def _read_tail(path: StrPath, max_bytes: int) -> tuple[bytes, bool]:
     """The last `max_bytes` of `path` and whether that is the whole file."""
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         size = handle.seek(0, os.SEEK_END)
         start = max(0, size - max_bytes)
         handle.seek(start)
@@ -98,7 +99,7 @@ def tail_lines(path: StrPath, n: int = 20) -> list[str]:
     if n <= 0:
         return []
     try:
-        handle = open(path, "rb")
+        handle = open_regular(path)
     except OSError:
         return []
     with handle:
@@ -142,7 +143,7 @@ def _from_result_file(path: StrPath, job_name: str) -> tuple[dict[str, Any] | No
     where = f"{job_name}.{RESULT}"
     limit = max_result_bytes()
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             size = os.fstat(handle.fileno()).st_size
             data = b"" if size > limit else handle.read(limit + 1)  # it may grow as we read
             if size > limit or len(data) > limit:
@@ -257,7 +258,7 @@ def read_new_metrics(path: StrPath, offset: int) -> tuple[dict[str, Any] | None,
     if size == offset:
         return None, offset
     start = max(offset, size - _TAIL_BYTES)
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         handle.seek(start)
         data = handle.read(size - start)
     end = data.rfind(b"\n")
@@ -328,7 +329,7 @@ def read_job_result_file(path: StrPath, job_name: str) -> tuple[dict[str, Any] |
 def read_status(path: StrPath) -> dict[str, Any] | None:
     """A status file's contents; None if it is missing, unreadable or not a JSON object."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             value = loads_bounded(handle.read())
     except (OSError, ValueError):
         return None

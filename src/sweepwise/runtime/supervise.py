@@ -34,6 +34,7 @@ import time
 from sweepwise.core.jsonsafe import loads_bounded
 from sweepwise.runtime import CANCEL, RESULT, RESULT_FILE, job_file
 from sweepwise.runtime._fork import fork_detached
+from sweepwise.runtime.regular import open_regular
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs milliseconds at start-up
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ def accept_claim(token: str | None, status_path: str, status: dict[str, Any]) ->
     except FileNotFoundError:
         return False
     try:
-        with open(status_path, "rb") as handle:
+        with open_regular(status_path) as handle:
             fields = loads_bounded(handle.read())  # the job can write this file too
     except (OSError, ValueError):
         return True
