@@ -293,3 +293,68 @@ def test_json_of_failed_and_train_only_runs_and_of_best_with_nothing_scored(tmp_
             "score",
             None,
         )
+
+
+def _one_line_exit_2(result: subprocess.CompletedProcess[str], *parts: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert all(part in lines[0] for part in parts), lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "parts"),
+    [
+        (("status", "--store", "http://x"), ("store:", "sqlite:///")),
+        (("best", "e", "--store", "http://x"), ("store:",)),
+        (("export", "e", "--store", "mysql://a@b/c"), ("store:", "pip install")),
+        (("export", "e", "--out", "."), ("--out:", "is a directory")),
+        (("report", "e", "--out", "."), ("--out:", "is a directory")),
+        (("status", os.fsdecode(b"caf\xe9")), ("is not UTF-8 text",)),
+        (("logs", os.fsdecode(b"\xff_trial_0001")), ("is not UTF-8 text",)),
+    ],
+    ids=[
+        "unknown scheme",
+        "best",
+        "missing driver",
+        "export to a dir",
+        "report to a dir",
+        "latin-1",
+        "run id",
+    ],
+)
+def test_bad_reading_commands_are_one_line_exit_2(
+    tmp_path: Path, args: tuple[str, ...], parts: tuple[str, ...]
+) -> None:
+    (tmp_path / "past.csv").write_text("run_id,score,param.x\nr1,0.5,1\n")
+    assert cli("import", "e", "--csv", "past.csv", cwd=tmp_path).returncode == 0  # a store to read
+    env = {"SWEEPWISE_STORE": args[2]} if args[1:2] == ("--store",) and args[0] == "status" else None
+    _one_line_exit_2(cli(*args, cwd=tmp_path), *parts)
+    if env is not None:  # the environment's store URL is checked as --store's is
+        _one_line_exit_2(cli(args[0], cwd=tmp_path, env=env), *parts)
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "parts"),
+    [
+        ("run_id,score,param.x\nr1,1," + "a" * 200_000 + "\n", ("line 2", "field limit")),
+        ("run_id,score,param.x\nr1,1.0\n", ("line 2 has fewer cells",)),
+        ('run_id,score,param.x\nr1,1,"abc\n', ("line 2",)),
+        ("run_id,score,param.x,score\nr1,1,2,3\n", ("'score' appears more than once",)),
+    ],
+    ids=["a 200 kB cell", "a short row", "an unclosed quote", "a repeated column"],
+)
+def test_a_malformed_csv_is_refused_in_one_line_and_imports_nothing(
+    tmp_path: Path, csv_text: str, parts: tuple[str, ...]
+) -> None:
+    (tmp_path / "bad.csv").write_text(csv_text)
+    _one_line_exit_2(cli("import", "bad", "--csv", "bad.csv", cwd=tmp_path), "--csv:", *parts)
+    assert not (tmp_path / "sweepwise.db").exists()
+
+
+def test_an_export_keeps_a_result_no_utf8_can_hold_and_reads_it_back() -> None:
+    from sweepwise.app.transfer.cells import decode_cell, encode_cell
+
+    for value in ("\ud800", "a\x1b[2Jb", "tab\tnewline\n"):
+        cell = encode_cell(value)
+        cell.encode("utf-8")  # writable as UTF-8
+        assert cell.isprintable() and decode_cell(cell) == value

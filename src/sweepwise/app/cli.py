@@ -21,7 +21,13 @@ import typer
 from sweepwise import __version__
 from sweepwise.app.help_format import PlainCommand, PlainGroup
 from sweepwise.core import keys
-from sweepwise.core.errors import ConfigError, LeaseHeldError, StoreUnavailableError, SweepwiseError
+from sweepwise.core.errors import (
+    ConfigError,
+    LeaseHeldError,
+    MissingExtraError,
+    StoreUnavailableError,
+    SweepwiseError,
+)
 from sweepwise.core.status import JobStatus
 
 if TYPE_CHECKING:
@@ -79,19 +85,31 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _open_store(url_option: str | None, *, must_exist: bool = True) -> SQLStore:
-    from sweepwise.stores.location import open_store, resolve_store_url
+def _checked_url(url_option: str | None) -> str:
+    """The store URL in force, checked without connecting (exit 2 with one line if it cannot be opened)."""
+    from sweepwise.stores.location import check_store_url, resolve_store_url
 
-    store = open_store(resolve_store_url(url_option))
+    url = resolve_store_url(url_option)
+    try:
+        check_store_url(url)
+    except (ConfigError, MissingExtraError) as exc:
+        raise _fail(str(exc)) from None
+    return url
+
+
+def _open_store(url_option: str | None, *, must_exist: bool = True) -> SQLStore:
+    from sweepwise.stores.location import open_store
+
+    store = open_store(_checked_url(url_option))
     if must_exist and not store.exists():
         raise _fail(f"no sweepwise store at {store.url}; run a sweep first or pass --store URL", 1)
     return store
 
 
 def _open_reader(url_option: str | None) -> RunReader:
-    from sweepwise.stores.location import open_reader, resolve_store_url
+    from sweepwise.stores.location import open_reader
 
-    reader = open_reader(resolve_store_url(url_option))
+    reader = open_reader(_checked_url(url_option))
     if not reader.exists():
         path = getattr(reader, "path", None)
         if isinstance(path, Path) and path.is_file():
@@ -480,7 +498,7 @@ def export_(
         raise _fail(f"EXPERIMENT: {exc}; `sweepwise status` lists them", 1) from None
     text = write_export(table, chosen, out)
     if text is not None:
-        sys.stdout.write(text)
+        sys.stdout.buffer.write(text.encode("utf-8", errors="backslashreplace"))
     else:
         typer.echo(f"wrote {len(table.rows)} runs of {experiment!r} to {out}", err=True)
 
@@ -713,6 +731,8 @@ def report_(
         raise _fail(
             f"--out: directory {out.absolute().parent} does not exist; create it or pick another path"
         )
+    if out.is_dir():
+        raise _fail(f"--out: {out} is a directory; give a file to write, e.g. {out / 'report.html'}")
     from sweepwise.dashboard.report import write_report
 
     size = _or_fail(lambda: write_report(_open_reader(store), experiment, out))
@@ -745,6 +765,14 @@ _DISK_ERRORS = {
 }
 
 
+def _is_utf8(word: str) -> bool:
+    try:
+        word.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def run_app() -> None:
     """Run the typer app, turning our errors into one line on stderr.
 
@@ -767,3 +795,13 @@ def run_app() -> None:
         where = f"{exc.filename}: " if exc.filename else ""
         typer.echo(f"error: {where}{exc.strerror or exc}; {hint}", err=True)
         sys.exit(1)
+    except UnicodeEncodeError:
+        # a word the terminal gave as bytes that are not UTF-8 (sys.argv holds them as surrogates)
+        words = [word for word in sys.argv[1:] if not _is_utf8(word)]
+        if not words:
+            raise
+        shown = words[0].encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+        typer.echo(
+            f"error: '{shown}' is not UTF-8 text; experiment names, run ids and store URLs are", err=True
+        )
+        sys.exit(2)

@@ -2,7 +2,7 @@
 
 One row per run; a parameter's column is `param.<name>`, a reported result value's
 `result.<key>` (docs/stores.md, "Export and import"). A cell holds the value's JSON text
-(a float as `repr` writes it, so it reads back bit for bit), except a string that JSON
+(a float as `repr` writes it, so it reads back bit for bit), except a printable string that JSON
 would not read, which is written bare so that `relu` stays `relu`; an empty cell is no value.
 """
 
@@ -34,8 +34,10 @@ def encode_cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        if value and not _reads_as_json(value):
+        if value and value.isprintable() and not _reads_as_json(value):
             return value
+        # JSON's escapes: a lone surrogate cannot be written as UTF-8, a control character
+        # would reach the terminal of whoever reads the file
         return json.dumps(value)
     return dumps_strict(value, separators=(",", ":"))
 

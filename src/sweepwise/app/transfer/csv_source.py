@@ -54,8 +54,18 @@ def read_csv_runs(path: Path) -> CsvRuns:
         raise ConfigError("--csv", f"no such file {path}; check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError("--csv", f"cannot read {path} ({exc}); give a UTF-8 CSV file") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        return _runs(reader, path)
+    except csv.Error as exc:  # an unclosed quote, a cell over the csv module's size limit
+        raise ConfigError("--csv", f"line {reader.line_num + 1}: {exc}; fix the file") from None
+
+
+def _runs(reader: csv.DictReader[str], path: Path) -> CsvRuns:
     columns = list(reader.fieldnames or [])
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if repeated:
+        raise ConfigError("--csv", f"column {repeated[0]!r} appears more than once in the header; keep one")
     params = [name for name in columns if name.startswith(PARAM_PREFIX) and len(name) > len(PARAM_PREFIX)]
     if "score" not in columns:
         raise ConfigError("--csv", f"{path} has no score column; add one (columns: {', '.join(columns)})")
@@ -67,6 +77,8 @@ def read_csv_runs(path: Path) -> CsvRuns:
     for line, row in enumerate(reader, start=2):
         if None in row:
             raise ConfigError("--csv", f"line {line} has more cells than the header has columns; fix it")
+        if None in row.values():  # a cell missing from a short row (a cell read is a string)
+            raise ConfigError("--csv", f"line {line} has fewer cells than the header has columns; fix it")
         status = row.get("status")
         if status not in (None, "", "completed"):
             skipped += 1

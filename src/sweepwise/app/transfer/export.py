@@ -205,6 +205,10 @@ def check_export(fmt: ExportFormat, out: Path | None) -> None:
         load_pyarrow()
     if out is not None and not out.absolute().parent.is_dir():
         raise ConfigError("--out", f"directory {out.absolute().parent} does not exist; create it first")
+    if out is not None and out.is_dir():
+        raise ConfigError(
+            "--out", f"{out} is a directory; give a file to write, e.g. {out / 'runs'}.{fmt.value}"
+        )
 
 
 def write_export(table: ExportTable, fmt: ExportFormat, out: Path | None) -> str | None:
@@ -219,7 +223,8 @@ def write_export(table: ExportTable, fmt: ExportFormat, out: Path | None) -> str
         write_atomically(out, lambda tmp: write_parquet(table, tmp))
     else:
         text = to_csv(table) if fmt is ExportFormat.CSV else to_json(table)
-        write_atomically(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        # a column named by a result key with a lone surrogate cannot be UTF-8: escaped
+        write_atomically(out, lambda tmp: tmp.write_text(text, encoding="utf-8", errors="backslashreplace"))
     return None
 
 
