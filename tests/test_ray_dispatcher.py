@@ -43,6 +43,7 @@ from sweepwise.dispatchers._claims import claimant, create_claim, new_claim
 from sweepwise.dispatchers._ray_job import (
     PlacementRequest,
     build_submission,
+    id_prefix,
     parse_options,
     route,
     task_request,
@@ -734,7 +735,10 @@ def test_the_quickstart_on_ray_survives_a_killed_controller(
     started = starts.read_text().splitlines()
     expected = sorted(f"{row['run_id']} {job} 1" for row in status["runs"] for job in ("train", "eval"))
     assert sorted(started) == expected  # each (run, job) started exactly once
-    submitted = [sid for sid in _submissions(ray_cluster, "sweepwise-quickstart-") if sid not in earlier]
+    # this experiment's own: any process on this machine may submit to the cluster Ray finds by itself
+    claim = next(tmp_path.rglob(f"{status['runs'][0]['run_id']}/train.dispatch.json"))
+    ours = id_prefix("quickstart", json.loads(claim.read_text())["incarnation"])
+    submitted = [sid for sid in _submissions(ray_cluster, ours) if sid not in earlier]
     if mode == "job":
         assert len(submitted) == len(set(submitted)) == 16  # and submitted once
     else:
