@@ -74,6 +74,11 @@ def _same_choice(a: object, b: object) -> bool:
     return isinstance(a, bool) == isinstance(b, bool) and (a is None) == (b is None) and a == b
 
 
+def _choice_key(choice: object) -> tuple[str, object]:
+    """A key equal for two scalar choices exactly when `_same_choice` says they are the same."""
+    return "bool" if isinstance(choice, bool) else "none" if choice is None else "value", choice
+
+
 def _check_values(values: object) -> list[int | float]:
     """An ordinal's `values`: a list of finite numbers, strictly increasing."""
     if not isinstance(values, list | tuple) or not values:
@@ -234,9 +239,12 @@ class ParameterSpec(BaseModel):
                 raise ConfigError(bound, f"categorical parameters take no {bound}; remove it")
         if not self.choices:
             raise ConfigError("choices", "must list at least one value; write choices: [a, b]")
-        for i, choice in enumerate(self.choices):
-            if any(_same_choice(choice, earlier) for earlier in self.choices[:i]):
+        seen: set[tuple[str, object]] = set()  # choices are scalars (checked before): hashable
+        for choice in self.choices:
+            key = _choice_key(choice)
+            if key in seen:
                 raise ConfigError("choices", f"duplicate value {choice!r}; list each choice once")
+            seen.add(key)
         if self.mean is None:
             self.mean = self.choices[0]
         else:
