@@ -49,6 +49,15 @@ def test_yaml_spec_imports_the_module_that_registers_the_scheduler(workdir: Path
     assert record["scheduler_config"]["high"] == 0.5
 
 
+@pytest.mark.slow
+def test_an_imports_word_imports_the_module_as_the_spec_key_does(workdir: Path) -> None:
+    result = cli("run", str(_spec(workdir)), "imports=[custom_scheduler_pkg.every_other]", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert len(_xs_and_scores(workdir, "custom_yaml")) == 4
+    record = json.loads((workdir / "runs" / "custom_yaml" / "adaptive_config.json").read_text())
+    assert record["spec"]["imports"] == ["custom_scheduler_pkg.every_other"]
+
+
 def test_without_imports_the_scheduler_is_unknown(workdir: Path) -> None:
     result = cli("run", str(_spec(workdir)), cwd=workdir)
     assert result.returncode == 2
