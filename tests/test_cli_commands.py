@@ -358,3 +358,29 @@ def test_an_export_keeps_a_result_no_utf8_can_hold_and_reads_it_back() -> None:
         cell = encode_cell(value)
         cell.encode("utf-8")  # writable as UTF-8
         assert cell.isprintable() and decode_cell(cell) == value
+
+
+def test_control_characters_a_job_printed_are_shown_not_played(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's last output or a reported value may hold escapes that clear or retitle a terminal."""
+    import io
+
+    from sweepwise.app.display import print_best, print_status
+
+    rows = [
+        {
+            "run_id": "r1",
+            "status": "failed",
+            "suggestion": {"tag": "\x1b]0;PWN\x07v"},
+            "score": None,
+            "cost": None,
+            "error": "exit code 3; last output: \x1b[2Jgone",
+        }
+    ]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_status({"experiment": "e", "status": "complete", "counts": {"failed": 1}, "runs": rows})
+        best = {"run_id": "r1", "metric": "m", "score": 1.0, "goal": "maximize", "cost": 2.0}
+        print_best({**best, "parameters": {"tag": "\x1b]0;PWN\x07v"}})
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text
+    assert "last output: \\x1b[2Jgone" in text and "tag = \\x1b]0;PWN\\x07v" in text

@@ -45,7 +45,15 @@ def _fmt(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value)
+    return printable(str(value))
+
+
+def printable(text: str) -> str:
+    """`text` with each control character shown as its escape (`\\x1b`): a job's output or a
+    value it reported never moves the cursor, clears the screen or retitles the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 # How a status reads in a table, where it differs from its label; JSON keeps key and label.
@@ -82,7 +90,7 @@ def _runs_table(rows: list[dict[str, Any]], title: str | None = None, *, width: 
     line (a word cut in two reads as two: `COMPLETE` `D`); the parameters wrap between
     parameters. Below 100 columns the progress column is left out, as in the live view."""
     wide = width >= 100
-    heading = Text(title) if title is not None else None
+    heading = Text(printable(title)) if title is not None else None
     table = (
         Table(title=heading, expand=False)
         if wide
@@ -96,7 +104,7 @@ def _runs_table(rows: list[dict[str, Any]], title: str | None = None, *, width: 
         params = (", " if wide else " ").join(f"{k}={_fmt(v)}" for k, v in sorted(row["suggestion"].items()))
         progress = row.get("progress")
         table.add_row(
-            Text(row["run_id"]),
+            Text(printable(row["run_id"])),
             Text(_status_cell(row), style=_STYLES.get(row["status"], "")),
             *([f"{progress:.0%}" if isinstance(progress, int | float) else "-"] if wide else []),
             _fmt(row["score"]),
@@ -139,7 +147,7 @@ def _live_table(rows: list[dict[str, Any]], title: str, width: int) -> Table:
         if len(params) > room:
             params = params[: room - 1] + "…"
         status = Text(cell[1], style=_STYLES.get(row["status"], ""))
-        table.add_row(Text(cell[0]), status, *cell[2:], Text(params or "-"))
+        table.add_row(Text(printable(cell[0])), status, *cell[2:], Text(params or "-"))
     return table
 
 
@@ -149,7 +157,7 @@ def _event_line(row: dict[str, Any], finished: int, total: int) -> str:
     if row["score"] is not None:
         parts.append(f"score={_fmt(row['score'])}")
     if row["status"] in (JobStatus.FAILED.key, JobStatus.STALE.key) and row["error"]:
-        parts.append(str(row["error"]))
+        parts.append(printable(str(row["error"])))
     return f"{' '.join(parts)} ({finished}/{total} trials finished)"
 
 
@@ -284,7 +292,9 @@ def print_status(payload: dict[str, Any], *, limit: int | None = 30) -> None:
     console.print(_counts_line(payload["counts"]) or "no runs yet")
     failed = [row for row in runs if row["error"]]
     for row in failed if limit is None else failed[-limit:]:
-        console.print(Text.assemble((row["run_id"], "red"), f": {row['error']}"), soft_wrap=True)
+        console.print(
+            Text.assemble((printable(row["run_id"]), "red"), f": {printable(row['error'])}"), soft_wrap=True
+        )
     for mirror in payload.get("mirrors", []):
         console.print(mirror_line(mirror), markup=False, highlight=False)
 
@@ -303,7 +313,7 @@ def print_experiments(rows: list[dict[str, Any]]) -> None:
     for column in ("experiment", "status", "runs"):
         table.add_column(column)
     for row in rows:
-        table.add_row(Text(row["experiment"]), row["status"], _counts_line(row["counts"]) or "-")
+        table.add_row(Text(printable(row["experiment"])), row["status"], _counts_line(row["counts"]) or "-")
     Console().print(table)
 
 
@@ -313,12 +323,12 @@ def print_best(row: dict[str, Any], console: Console | None = None) -> None:
     console.print(
         Text.assemble(
             "best trial: ",
-            (row["run_id"], "bold"),
+            (printable(row["run_id"]), "bold"),
             f"  {row['metric']}={_fmt(row['score'])} ({row['goal']})  cost={_fmt(row['cost'])}",
         )
     )
     for key, value in sorted(row["parameters"].items()):
-        console.print(f"  {key} = {value}", markup=False)
+        console.print(f"  {key} = {printable(str(value))}", markup=False)
 
 
 __all__ = ["LiveDisplay", "mirror_line", "print_best", "print_experiments", "print_status"]
