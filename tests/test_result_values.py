@@ -290,3 +290,12 @@ def test_loads_bounded_refuses_what_is_nested_too_deep() -> None:
     for depth in (MAX_DEPTH + 1, 100_000):
         with pytest.raises(ValueError, match=f"nested more than {MAX_DEPTH} levels deep"):
             loads_bounded("[" * depth + "]" * depth)
+
+
+def test_a_result_with_an_integer_too_long_to_read_names_why(tmp_path: Path) -> None:
+    from sweepwise.runtime.results import read_job_result
+
+    (tmp_path / "train.result.json").write_text('{"score": ' + "9" * 5000 + "}")
+    result, error = read_job_result(tmp_path, "train")
+    assert result is None and error is not None
+    assert error.startswith("train.result.json holds an integer of more than 4300 digits; write one JSON")

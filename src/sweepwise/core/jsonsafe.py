@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -112,23 +113,34 @@ def dumps_rows(value: dict[str, Any], rows_key: str, *, default: Callable[[Any],
 
 
 class TooDeepError(ValueError):
-    """A JSON value nested deeper than `MAX_DEPTH`."""
+    """A JSON value nested deeper than `MAX_DEPTH`; its message follows the file's name."""
 
     def __init__(self) -> None:
-        super().__init__(f"nested more than {MAX_DEPTH} levels deep")
+        super().__init__(f"is nested more than {MAX_DEPTH} levels deep")
+
+
+class TooLongIntegerError(ValueError):
+    """A JSON integer of more digits than Python converts (`sys.get_int_max_str_digits`)."""
+
+    def __init__(self) -> None:
+        super().__init__(f"holds an integer of more than {sys.get_int_max_str_digits()} digits")
 
 
 def loads_bounded(text: str | bytes) -> Any:
     """`json.loads(text)` of text a job wrote, refusing a value nested more than `MAX_DEPTH` deep.
 
     Raises:
-        ValueError: `text` is not JSON (`json.JSONDecodeError`) or is nested too deep
-            (`TooDeepError`).
+        ValueError: `text` is not JSON (`json.JSONDecodeError`), is nested too deep
+            (`TooDeepError`) or holds too long an integer (`TooLongIntegerError`).
     """
     try:
         value = json.loads(text)
     except RecursionError:
         raise TooDeepError() from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # the only other: int("9" * 5000) refused by Python's digit limit
+        raise TooLongIntegerError() from None
     pending = [(value, 1)]
     while pending:
         item, depth = pending.pop()
@@ -141,4 +153,12 @@ def loads_bounded(text: str | bytes) -> Any:
     return value
 
 
-__all__ = ["MAX_DEPTH", "TooDeepError", "dumps_rows", "dumps_strict", "json_safe", "loads_bounded"]
+__all__ = [
+    "MAX_DEPTH",
+    "TooDeepError",
+    "TooLongIntegerError",
+    "dumps_rows",
+    "dumps_strict",
+    "json_safe",
+    "loads_bounded",
+]

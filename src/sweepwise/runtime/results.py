@@ -130,8 +130,8 @@ def _parse_object(text: str, where: str, how: str) -> tuple[dict[str, Any] | Non
         value = loads_bounded(text)
     except json.JSONDecodeError as exc:
         return None, f"{where} is not valid JSON ({_json_error(exc)}); {how}"
-    except ValueError as exc:  # nested too deep
-        return None, f"{where} is {exc}; {how}"
+    except ValueError as exc:  # nested too deep, or an integer too long to read
+        return None, f"{where} {exc}; {how}"
     if not isinstance(value, dict):
         kind = _JSON_TYPES.get(type(value), "null")
         return None, f"{where} holds {kind}, not a JSON object of metrics; {how}"
