@@ -35,7 +35,7 @@ def test_failed_training_is_reported_and_the_sweep_goes_on(tmp_path: Path, make_
     logs = cli("logs", failed[0]["run_id"], "--job", "train", cwd=tmp_path)
     assert logs.returncode == 0
     assert "training diverged: loss is nan" in logs.stdout
-    assert "exit code 3" in logs.stderr
+    assert "exit code 3" in logs.stderr and logs.stderr.count("exit code 3") == 1, logs.stderr
 
 
 def test_text_from_jobs_and_specs_is_shown_as_written(tmp_path: Path, make_sweep) -> None:  # type: ignore[no-untyped-def]

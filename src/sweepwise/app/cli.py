@@ -596,6 +596,7 @@ def logs(
     store: StoreOption = None,
 ) -> None:
     """Print a job's output (its latest attempt's), and why it failed if it did."""
+    from sweepwise.app.display import printable
     from sweepwise.core.models import JobTypes
 
     if job not in ("train", "eval"):
@@ -620,8 +621,9 @@ def logs(
     # the run's error is the eval job's once training completed, else the train job's
     error = run.error if (job == "eval") == run.has_completed_training else None
     if error or code not in (None, 0):
-        why = [f"exit code {code}"] if code is not None else []
-        why += [error] if error and error != f"exit code {code}" else []
+        said = f"exit code {code}"
+        why = [] if code is None or (error or "").startswith(said) else [said]  # the error may say it
+        why += [printable(error)] if error else []
         typer.echo(f"--- {job} job of {run_id}: {run.status.value}, {', '.join(why)}", err=True)
 
 
