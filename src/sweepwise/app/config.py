@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from sweepwise.core.container import CONFIG_ERROR
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.lifecycle import RetryPolicy
-from sweepwise.core.yaml_words import WordKeyLoader, keep_word_keys
+from sweepwise.core.yaml_words import WordKeyLoader
 from sweepwise.dispatchers.launch import split_command
 from sweepwise.engine.stopping import StopperSpec
 from sweepwise.recipes.values import parse_value
@@ -188,6 +188,18 @@ def apply_overrides(data: dict[str, Any], words: list[str], scheduler_fields: li
     return data
 
 
+def word_value(words: list[str], keys: tuple[str, ...], default: Any) -> Any:
+    """What the last `key=value` word naming one of `keys` gives (read as YAML), else `default`.
+
+    For the settings needed before the overrides are applied: the scheduler, the imports.
+    """
+    for word in words:
+        key, _, raw = word.partition("=")
+        if key in keys:
+            default = parse_value(raw)
+    return default
+
+
 def scheduler_type(data: dict[str, Any], words: list[str]) -> str:
     """The scheduler type the spec names, after the `scheduler=X` / `scheduler.type=X` words.
 
@@ -203,10 +215,7 @@ def scheduler_type(data: dict[str, Any], words: list[str]) -> str:
             f"expected a scheduler name or a mapping like {{type: batched_synced}}, got {scheduler!r}",
         )
     chosen = scheduler if isinstance(scheduler, str) else scheduler.get("type", "batched_synced")
-    for word in words:
-        key, _, raw = word.partition("=")
-        if key in ("scheduler", "scheduler.type"):
-            chosen = parse_value(raw)
+    chosen = word_value(words, ("scheduler", "scheduler.type"), chosen)
     if not isinstance(chosen, str):
         raise ConfigError("scheduler.type", f"expected a scheduler name, got {chosen!r}")
     return chosen
@@ -216,7 +225,6 @@ class _UniqueKeyLoader(WordKeyLoader):
     """The spec's YAML loader (`WordKeyLoader`), refusing a mapping that repeats a key."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        keep_word_keys(node)
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)

@@ -23,13 +23,13 @@ from sweepwise.app.config import (
     load_spec_data,
     refuse_bools,
     scheduler_type,
+    word_value,
 )
 from sweepwise.core.errors import ConfigError
 from sweepwise.core.models import redact_env
 from sweepwise.core.private import make_private_dirs, write_private_text
 from sweepwise.optimizers import Goal, OptimizerSpec
 from sweepwise.recipes.loading import ensure_on_path, import_module, module_function
-from sweepwise.recipes.values import parse_value
 from sweepwise.schedulers import scheduler_classes
 from sweepwise.schedulers.base import JobSpec
 from sweepwise.schedulers.search import check_resource_parameters, search_of
@@ -68,12 +68,7 @@ class Experiment:
         directory or installed packages), so they can register custom schedulers,
         dispatchers and optimizers.
         """
-        imports = data.get("imports")
-        for word in words or []:  # an `imports=[...]` word replaces the spec's list, as any override
-            key, _, raw = word.partition("=")
-            if key.strip() == "imports":
-                imports = parse_value(raw)
-        import_modules(imports)
+        import_modules(word_value(words or [], ("imports",), data.get("imports")))  # an imports= word too
         config_cls, scheduler_cls = scheduler_classes(scheduler_type(data, words or []))
         data = apply_overrides(dict(data), words or [], [f for f in config_cls.model_fields if f != "type"])
         refuse_bools(ExperimentSpec, data)

@@ -17,14 +17,19 @@ _STR = "tag:yaml.org,2002:str"
 
 
 class WordKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader; a plain `on`/`yes`/... mapping key is the word, not a boolean."""
+    """PyYAML's safe loader; a plain `on`/`yes`/... mapping key is the word, not a boolean.
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        keep_word_keys(node)
-        return super().construct_mapping(node, deep=deep)
+    The keys are retagged as each mapping is composed, before any constructor (a subclass's
+    too) reads them.
+    """
+
+    def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
+        node: yaml.MappingNode = super().compose_mapping_node(anchor)
+        _keep_word_keys(node)
+        return node
 
 
-def keep_word_keys(node: yaml.MappingNode) -> None:
+def _keep_word_keys(node: yaml.MappingNode) -> None:
     """Retag `node`'s plain keys that YAML 1.1 resolves to a boolean, other than true/false, as strings."""
     for key_node, _ in node.value:
         if (
@@ -41,4 +46,4 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=WordKeyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
-__all__ = ["WordKeyLoader", "keep_word_keys", "load_yaml"]
+__all__ = ["WordKeyLoader", "load_yaml"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,6 +40,9 @@ def import_ax() -> Any:
     Raises:
         MissingExtraError: ax-platform is not installed.
     """
+    loaded = sys.modules.get("ax")
+    if loaded is not None:  # imported before: no need to quiet logging (a per-suggest call)
+        return loaded
     previous = logging.root.manager.disable
     logging.disable(max(previous, logging.INFO))
     try:

@@ -14,9 +14,7 @@ from typing import Any
 
 from sweepwise.core.jsonsafe import loads_bounded
 from sweepwise.runtime import LOG, METRICS, METRICS_LINE_PREFIX, RESULT, RESULT_LINE_PREFIX, job_file
-from sweepwise.runtime.regular import open_regular
-
-StrPath = str | os.PathLike[str]
+from sweepwise.runtime.regular import StrPath, open_regular
 
 _TAIL_BYTES = 64 * 1024
 _RESULT_EXAMPLE = '{"score": 0.9}'

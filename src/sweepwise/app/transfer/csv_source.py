@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def read_csv_runs(path: Path) -> CsvRuns:
 
 def _runs(reader: csv.DictReader[str], path: Path) -> CsvRuns:
     columns = list(reader.fieldnames or [])
-    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    repeated = sorted(name for name, count in Counter(columns).items() if count > 1)
     if repeated:
         raise ConfigError("--csv", f"column {repeated[0]!r} appears more than once in the header; keep one")
     params = [name for name in columns if name.startswith(PARAM_PREFIX) and len(name) > len(PARAM_PREFIX)]
