@@ -74,6 +74,41 @@ def test_snapping_puts_integers_and_powers_of_two_on_their_grid() -> None:
         assert np.allclose(encoder.encode(s), row)
 
 
+def test_the_score_model_sees_wide_integers_on_a_log_scale_and_narrow_ones_as_they_are() -> None:
+    space = SearchSpace.from_dict(
+        {
+            "leaves": {"distribution": "int_uniform", "min": 1, "max": 1000},
+            "steps": {"distribution": "int_uniform", "min": 10, "max": 20},
+            "units": {"distribution": "int_uniform", "min": 0, "max": 1000},
+        }
+    )
+    encoder = Encoder(space)
+    rows = np.array([encoder.encode({"leaves": v, "steps": 15, "units": v}) for v in (1, 10, 100, 1000)])
+    before = rows.copy()
+    seen = encoder.log_integers(rows)
+    assert np.allclose(seen[:, 0], [-1.0, -1.0 / 3.0, 1.0 / 3.0, 1.0])  # 1, 10, 100, 1000 evenly apart
+    assert np.allclose(seen[:, 1:], rows[:, 1:])  # a range under 10x, or from 0, stays linear
+    assert np.array_equal(rows, before)  # the encoding itself is untouched
+
+
+@pytest.mark.parametrize("log_integers", [True, False])
+def test_a_count_whose_best_value_is_small_is_found_on_its_log_scale(log_integers: bool) -> None:
+    # the best number of leaves is 8 of 2..1024: on a linear scale 2..16 is the first 1.4% of
+    # the range, and the GP reads the boundary at 2 as best; on a log scale 8 is a third of the way
+    parameters = {
+        "leaves": {"distribution": "int_uniform", "min": 2, "max": 1024},
+        "lr": {"distribution": "log_normal", "min": 1e-4, "max": 1e-1},
+    }
+
+    def score(s: dict[str, Any]) -> float:
+        return -((math.log2(s["leaves"]) - 3.0) ** 2) - (math.log10(s["lr"]) + 2.0) ** 2
+
+    for seed in (0, 1):
+        observations = observe(protein(parameters, seed=seed, log_integers=log_integers), 12, fn=score)
+        best = max(observations, key=lambda o: o.score).suggestion["leaves"]
+        assert (best == 8) is log_integers
+
+
 def test_pareto_front_keeps_only_undominated_points_cheapest_first() -> None:
     score = np.array([1.0, 3.0, 2.0, 3.0, 0.5])
     cost = np.array([1.0, 5.0, 2.0, 6.0, 0.5])

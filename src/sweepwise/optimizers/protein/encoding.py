@@ -68,6 +68,14 @@ class Encoder:
                 level = next(k for k, v in enumerate(values) if space.specs[parent].same_value(v, value))
                 conditions.append(_Condition(index[name], index[parent], level))
         self._conditions = tuple(conditions)
+        self.wide_integers = tuple(
+            (b.start, float(spec.min or 1), float(spec.max or 1))
+            for b in blocks
+            if (spec := space.specs[b.name]).distribution is Distribution.INT_UNIFORM
+            and (spec.min or 0) >= 1
+            and (spec.max or 0) >= 10 * (spec.min or 1)
+        )
+        """(column, min, max) of each integer that starts at 1 or more and spans 10 times or more."""
         self._levels = {
             i: np.asarray(space.specs[b.name].unit_levels())
             for i, b in enumerate(blocks)
@@ -226,6 +234,20 @@ class Encoder:
             span = math.log10(hi) - math.log10(lo)
             out.append(2.0 * (natural - math.log10(lo)) / span - 1.0 if span > 0 else 0.0 * natural)
         return np.stack(out, axis=1) if out else np.zeros((len(xs), 0))
+
+    def log_integers(self, xs: np.ndarray) -> np.ndarray:
+        """`xs` with each wide integer (`wide_integers`) on a log scale, still in [-1, 1].
+
+        Counts (iterations, leaves, units) act by their ratios: 8 and 16 leaves differ as
+        much as 32 and 64 (docs/optimizers.md, "Encoding").
+        """
+        if not self.wide_integers:
+            return xs
+        out = xs.copy()
+        for column, lo, hi in self.wide_integers:
+            value = np.clip(lo + (xs[:, column] + 1.0) / 2.0 * (hi - lo), lo, hi)
+            out[:, column] = 2.0 * np.log(value / lo) / math.log(hi / lo) - 1.0
+        return out
 
     @staticmethod
     def key(x: np.ndarray) -> tuple[float, ...]:

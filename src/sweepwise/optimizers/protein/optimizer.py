@@ -250,7 +250,7 @@ class _Model:
         if self.cost_span > _COST_VARIES:
             self.cost_model = CostModel(
                 self.encoder,
-                self._inputs(data.x, self.fidelity),
+                self._inputs(data.x, self.fidelity, score=False),
                 data.log_cost,
                 rng,
                 nu=s.matern_nu,
@@ -267,8 +267,16 @@ class _Model:
         self.anchors = ok_x[np.unique(np.concatenate([top, self.front]))]
         self.fantasy_gp = self.score_gp
 
-    def _inputs(self, xs: np.ndarray, fidelity: np.ndarray | None = None) -> np.ndarray:
-        """The GPs' inputs: encoded points, plus their fidelity when runs were stopped (1: full)."""
+    def _inputs(
+        self, xs: np.ndarray, fidelity: np.ndarray | None = None, *, score: bool = True
+    ) -> np.ndarray:
+        """The GPs' inputs: encoded points, plus their fidelity when runs were stopped (1: full).
+
+        The score GP sees wide integers on a log scale (`log_integers`); the cost model has
+        log features of its own (docs/optimizers.md, "The cost model").
+        """
+        if score and self.settings.log_integers:
+            xs = self.encoder.log_integers(xs)
         if self.fidelity is None:
             return xs
         column = np.ones(len(xs)) if fidelity is None else fidelity
@@ -280,7 +288,7 @@ class _Model:
         weight = np.ones(len(xs))
         allowed = np.ones(len(xs), dtype=bool)
         if self.cost_model is not None:
-            log_cost = self.cost_model.predict(self._inputs(xs))
+            log_cost = self.cost_model.predict(self._inputs(xs, score=False))
             if s.cost_aware or kind == "naive":
                 weight = acquisition.cost_weight((log_cost - self.cost_lo) / self.cost_span, target)
             if s.max_suggestion_cost is not None:

@@ -31,6 +31,9 @@ class ProteinSettings(BaseModel):
         cost_aware: when observed costs differ, give each suggestion a cost target along the
             score/cost frontier, so cheap configurations are learnt before expensive ones; the
             predicted cost comes from a model of log cost (`cost.CostModel`).
+        log_integers: the score GP sees an `int_uniform` parameter that starts at 1 or more
+            and spans 10 times or more on a log scale (counts act by their ratios);
+            suggestions are still drawn and rounded on its own scale.
         matern_nu: smoothness of the GP's Matérn kernel (1.5 or 2.5).
         gp_restarts: extra starts of the GP's marginal-likelihood fit, up to 64
             observations (past that the fit starts once, from the prior's mode).
@@ -50,6 +53,7 @@ class ProteinSettings(BaseModel):
     ucb_beta: float = Field(default=2.0, gt=0)
     randomize_acquisition: bool = False
     cost_aware: bool = True
+    log_integers: bool = True
     matern_nu: float = 2.5
     gp_restarts: int = Field(default=2, ge=0)
 
