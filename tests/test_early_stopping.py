@@ -172,6 +172,41 @@ def test_a_run_whose_reports_the_stopper_never_judged_is_warned_of_once() -> Non
     assert Stopper(StopperSpec(), "accuracy", "maximize").never_judged(trained("e", 9)) is None  # none
 
 
+def test_a_step_given_as_something_else_than_a_number_is_warned_of() -> None:
+    for step, shown in (("3", "'3'"), (True, "True"), (math.inf, "inf"), (10**400, "1000000")):
+        row = {"step": step, "acc": 0.5}
+        run = RunInfo("s", summary={keys.TRAIN_METRICS: row}, has_completed_training=True)
+        warning = Stopper(StopperSpec(type="asha"), "acc", "maximize").never_judged(run) or ""
+        if step == 10**400:  # a whole number, but more steps than any rung: judged, so no warning
+            assert Stopper(StopperSpec(type="asha"), "acc", "maximize").decide(run) is not None
+            continue
+        assert f"its reports give the step as {shown}, not a whole number;" in warning, (step, warning)
+
+
+def test_every_report_since_the_last_read_is_judged_at_its_own_rung() -> None:
+    # A job reports steps 1..8 between two reads: each rung's value is the first report at or past
+    # it (0.2 at rung 2, 0.4 at 4, 0.8 at 8), not the newest report's (0.8 everywhere).
+    stopper = Stopper(StopperSpec(type="asha", grace_period=2, reduction_factor=2), "score", "maximize")
+    rows = [{"step": step, "score": step / 10} for step in range(1, 9)]
+    first = stopper.decide(_run("a", 8, 0.8), rows)
+    assert first is not None and first.rungs == {"2": 0.2, "4": 0.4, "8": 0.8} and not first.stop
+    # a run as good at every step, read at step 3, is not cut against a's later value
+    assert not stopper.decide(_run("b", 3, 0.3), [{"step": 3, "score": 0.3}]).stop  # type: ignore[union-attr]
+    # a run worse at rung 2 is stopped there, on the report of that step, though newer ones came along
+    worse = [{"step": step, "score": step / 20} for step in range(1, 6)]
+    stop = stopper.decide(_run("c", 5, 0.25), worse)
+    assert stop is not None and stop.stop and (stop.step, stop.value, stop.rungs) == (2, 0.1, {"2": 0.1})
+    # rows without the judged metric (another report call of the same step) are passed over
+    split = [{"step": 2, "loss": 1.0}, {"step": 2, "score": 0.9}, {"step": 3, "loss": 0.5}]
+    mixed = Stopper(StopperSpec(type="asha", grace_period=2), "score", "maximize").decide(
+        RunInfo("d", summary={keys.TRAIN_METRICS: split[-1]}), split
+    )
+    assert mixed is not None and mixed.rungs == {"2": 0.9}
+    # rows of an event the run did not take (its newest report is another): the newest alone counts
+    other = stopper.decide(_run("e", 4, 0.4), [{"step": 2, "score": 0.0}, {"step": 9, "score": 0.0}])
+    assert other is not None and other.rungs == {"2": 0.4, "4": 0.4}
+
+
 def test_a_step_counted_in_floats_is_judged_and_report_writes_it_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -280,6 +315,38 @@ def test_asha_stops_the_worst_runs_through_the_cancel_path_and_each_job_runs_onc
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, env={"STEP_SLEEP": "0.1"}, timeout=600)
     check_asha_sweep(tmp_path, "es", result)
     assert "stopped at step" in result.stderr
+
+
+# A job whose score is x * step / 60 (a larger x is better at every step), where the worse half
+# steps fast (a small model) and the better half slowly: between two reads of the controller a
+# fast job reports many steps. Each rung must hold the value at that rung's step, not the newest.
+_FAST_WORSE_TRAIN = """
+import os, sys, time
+import sweepwise
+x = float(sys.argv[1].split("=", 1)[1])
+me = os.environ["SWEEPWISE_RUN_ID"]
+for step in range(1, 61):
+    with open(os.path.join(os.environ["MARKERS"], me + ".steps"), "a") as f:
+        f.write(f"{step}\\n")
+    sweepwise.report(step=step, score=x * step / 60)
+    time.sleep(0.02 if x < 0.5 else 0.15)
+sweepwise.report_result(score=x)
+"""
+
+
+@pytest.mark.slow
+def test_runs_read_many_steps_apart_are_judged_at_the_same_rungs(tmp_path: Path) -> None:
+    write_sweep(tmp_path, {"type": "asha", "grace_period": 2, "reduction_factor": 2})
+    (tmp_path / "train.py").write_text(_FAST_WORSE_TRAIN)
+    spec = yaml.safe_load((tmp_path / "sweep.yaml").read_text())
+    spec.update(max_parallel=4, monitoring_interval=1.0, scheduler={"type": "grid_search", "points": 4})
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    result = cli("run", "sweep.yaml", "--quiet", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    by_x = sorted(status_json(tmp_path, "es")["runs"], key=lambda row: float(row["suggestion"]["x"]))
+    assert [round(float(row["suggestion"]["x"]), 3) for row in by_x] == [0.0, 0.333, 0.667, 1.0]
+    for row in by_x[2:]:  # the two best at every step train to their end, by their own marker files
+        assert row["status"] == "completed" and job_steps(tmp_path, row["run_id"])[-1] == 60, row
 
 
 # The sweep's job, reporting a training loss (lower for a larger x) as it goes and the score only

@@ -213,21 +213,22 @@ def test_report_writes_a_nan_loss_as_strict_json(tmp_path: Path, monkeypatch: py
     assert strict(result.read_text()) == {"score": 0.5, "loss": "NaN"}
 
 
-def test_a_remote_jobs_metrics_line_is_its_newest_well_formed_row(monkeypatch: pytest.MonkeyPatch) -> None:
-    # What a remote job's log carries (docs/backends.md, "Early stopping on every backend"): the
-    # newest well-formed SWEEPWISE_METRICS line counts; a cut, non-object or oversized one does not.
+def test_a_remote_jobs_metrics_lines_are_its_well_formed_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a remote job's log carries (docs/backends.md, "Early stopping on every backend"): every
+    # well-formed SWEEPWISE_METRICS line counts, in order; a cut, non-object or oversized one does not.
     from sweepwise.runtime.results import metrics_from_lines
 
     monkeypatch.setenv("SWEEPWISE_MAX_RESULT_BYTES", "64")
-    good = 'SWEEPWISE_METRICS {"step": 2, "loss": 0.5}'
-    assert metrics_from_lines(["epoch 1", good, "epoch 2 done"]) == {"step": 2, "loss": 0.5}
+    first, good = 'SWEEPWISE_METRICS {"step": 1}', 'SWEEPWISE_METRICS {"step": 2, "loss": 0.5}'
+    both = [{"step": 1}, {"step": 2, "loss": 0.5}]
+    assert metrics_from_lines([first, "epoch 1", good, "epoch 2 done"]) == both
     for bad in (
         'SWEEPWISE_METRICS {"step": 3, "lo',
         "SWEEPWISE_METRICS [3]",
         "SWEEPWISE_METRICS " + "9" * 80,
     ):
-        assert metrics_from_lines([good, bad]) == {"step": 2, "loss": 0.5}, bad
-    assert metrics_from_lines(['  SWEEPWISE_METRICS {"step": 9}', "no rows"]) is None  # not at a line's start
+        assert metrics_from_lines([good, bad]) == [{"step": 2, "loss": 0.5}], bad
+    assert metrics_from_lines(['  SWEEPWISE_METRICS {"step": 9}', "no rows"]) == []  # not at a line's start
 
 
 # A job's JSON nested thousands deep: `json.loads` raises RecursionError, not ValueError, which once

@@ -291,17 +291,17 @@ def test_metrics_rows_are_the_last_resort(tmp_path: Path) -> None:
     assert read_job_result(tmp_path, "train") == ({"loss": 1}, None)
 
 
-def test_read_new_metrics_reads_only_complete_new_rows(tmp_path: Path) -> None:
+def test_read_new_metrics_reads_every_complete_new_row_in_order(tmp_path: Path) -> None:
     path = tmp_path / "m.jsonl"
-    assert read_new_metrics(path, 0) == (None, 0)
+    assert read_new_metrics(path, 0) == ([], 0)
     path.write_text('{"step": 1}\n{"step": 2}\n{"st')
-    row, offset = read_new_metrics(path, 0)
-    assert row == {"step": 2} and offset == len('{"step": 1}\n{"step": 2}\n')
-    assert read_new_metrics(path, offset) == (None, offset)
+    rows, offset = read_new_metrics(path, 0)
+    assert rows == [{"step": 1}, {"step": 2}] and offset == len('{"step": 1}\n{"step": 2}\n')
+    assert read_new_metrics(path, offset) == ([], offset)
     with path.open("a") as handle:
-        handle.write('ep": 3}\n')
-    row, offset = read_new_metrics(path, offset)
-    assert row == {"step": 3} and offset == path.stat().st_size
+        handle.write('ep": 3}\nnot json\n[4]\n{"step": 5}\n')
+    rows, offset = read_new_metrics(path, offset)
+    assert rows == [{"step": 3}, {"step": 5}] and offset == path.stat().st_size
 
 
 def test_tail_lines_and_last_output(tmp_path: Path) -> None:

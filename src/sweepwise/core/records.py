@@ -141,7 +141,10 @@ class EventKind(enum.StrEnum):
 class JobEvent:
     """One thing that happened to a job, as `Dispatcher.poll()` reports it.
 
-    `at` is in seconds since the epoch of the dispatcher's clock. A FINISHED event
+    `at` is in seconds since the epoch of the dispatcher's clock. A METRICS event carries
+    the newest row the job reported (`metrics`) and the rows it reported since the last
+    METRICS event before that one (`earlier_metrics`, oldest first), which early stopping
+    judges too (only `metrics` is kept in the event log). A FINISHED event
     carries the exit code and the parsed result (`None` when the job gave none);
     `error` says why a job failed or why its result was rejected; `timed_out` that
     its supervisor stopped it for running longer than its `JobDefinition.timeout`.
@@ -155,6 +158,7 @@ class JobEvent:
     exit_code: int | None = None
     result: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
+    earlier_metrics: list[dict[str, Any]] | None = None
     error: str | None = None
     started_at: float | None = None
     attempt: int = 1

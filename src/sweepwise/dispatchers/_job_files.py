@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,12 +181,23 @@ class JobFiles:
         )
 
     def new_metrics(self) -> list[JobEvent]:
-        """A METRICS event for the latest row the job appended since the last call, if any."""
-        row, self.metrics_offset = read_new_metrics(self.path(METRICS), self.metrics_offset)
-        if row is None:
-            return []
-        metrics = {name: value for name, value in row.items() if name != "time"}
-        return [self.event(EventKind.METRICS, number(row.get("time")), metrics=metrics)]
+        """A METRICS event for the rows the job appended since the last call (the newest as its
+        `metrics`), if any."""
+        rows, self.metrics_offset = read_new_metrics(self.path(METRICS), self.metrics_offset)
+        return metrics_rows_event(self.event, rows)
 
 
-__all__ = ["JobFiles", "number", "timeout_error"]
+def metrics_rows_event(event: Callable[..., JobEvent], rows: list[dict[str, Any]]) -> list[JobEvent]:
+    """One METRICS event made by `event` for `rows` (oldest first): the newest as its `metrics`,
+    the others as its `earlier_metrics`, each without its `time`; none without rows."""
+    if not rows:
+        return []
+    *earlier, newest = [{name: value for name, value in row.items() if name != "time"} for row in rows]
+    return [
+        event(
+            EventKind.METRICS, number(rows[-1].get("time")), metrics=newest, earlier_metrics=earlier or None
+        )
+    ]
+
+
+__all__ = ["JobFiles", "metrics_rows_event", "number", "timeout_error"]

@@ -43,6 +43,7 @@ NAMESPACE = "sweepwise"
 
 _LOG_TAIL = 16 * 1024  # bytes of a finished job's log kept for `sweepwise logs` off the node
 _CALL_TIMEOUT = 60.0  # seconds to wait for the supervisor's answer before the cluster counts as unreachable
+_METRICS_KEPT = 256  # metrics rows of a running job the supervisor keeps for the controller's next poll
 _KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL of a cancelled job
 _REAP_TIMEOUT = 120.0  # seconds to wait for the job of a dead worker to be killed
 _KEEPER_TIMEOUT = 120.0  # seconds to wait for the Ray job that keeps the supervisor to make it
@@ -108,10 +109,13 @@ class TaskSupervisor:
             self._bump()
 
     async def metrics(self, sid: str, row: dict[str, Any]) -> None:
-        """The task `sid` passes on its job's newest metrics row (read with the record, at each poll)."""
+        """The task `sid` passes on its job's next metrics row; the last `_METRICS_KEPT` are read
+        with the record, at each poll."""
         record = self._jobs.get(sid)
         if record is not None and record["status"] == "RUNNING":
-            record["metrics"] = row
+            rows = record.setdefault("metrics", [])
+            rows.append(row)
+            del rows[:-_METRICS_KEPT]
 
     async def _follow(self, sid: str, ref: Any) -> None:
         from ray import exceptions
@@ -258,14 +262,13 @@ def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str,
     while not done.is_set():
         try:
             done.wait(0.5)
-            row = None
-            if pass_on is not None:
-                row, metrics_offset = read_new_metrics(plan.metrics_path, metrics_offset)
-            if pass_on is not None and row is not None:  # the controller cannot read this node's files
-                try:
-                    pass_on.remote(sid, row)
-                except Exception:  # Ray raises many types; a lost row must not end the task
-                    logger.warning("job %s: its newest metrics row could not be passed on", sid)
+            if pass_on is not None:  # the controller cannot read this node's files
+                rows, metrics_offset = read_new_metrics(plan.metrics_path, metrics_offset)
+                for row in rows:
+                    try:
+                        pass_on.remote(sid, row)
+                    except Exception:  # Ray raises many types; a lost row must not end the task
+                        logger.warning("job %s: a metrics row could not be passed on", sid)
             if cancelled_at is not None and time.monotonic() - cancelled_at > _KILL_GRACE:
                 supervision.cancel(signal.SIGKILL)
         except KeyboardInterrupt:  # ray.cancel: stop the job, then return its end

@@ -187,8 +187,9 @@ class RayWatch:
             if status == "RUNNING" and self.started_at is None:
                 self.started_at = number(record.get("started_at")) or time.time()
                 live.append(self.event(EventKind.STARTED, self.started_at))
-            if status == "RUNNING":  # the newest row the task passed on (`TaskSupervisor.metrics`)
-                live.extend(metrics_event(self, record.get("metrics")))
+            if status == "RUNNING":  # the rows the task passed on (`TaskSupervisor.metrics`)
+                passed = record.get("metrics")  # one row: a supervisor of an earlier version
+                live.extend(metrics_event(self, [passed] if isinstance(passed, dict) else list(passed or [])))
             return [*live, self.event(EventKind.HEARTBEAT)]
         self.done = True
         ended_at = number(record.get("ended_at"))

@@ -1,10 +1,10 @@
 """METRICS events of remote jobs, from rows read off their logs or passed on by their nodes.
 
-A remote job's newest `sweepwise.report` row reaches the controller as a row (a Ray task
-passes it to its supervisor actor; `sweepwise.runtime.remote` writes it into the log as a
-`SWEEPWISE_METRICS` line). The same row is read again until the job reports a newer one, so
-each watch remembers the last row it reported (docs/backends.md, "Early stopping on every
-backend").
+A remote job's `sweepwise.report` rows reach the controller one by one (a Ray task passes
+them to its supervisor actor; `sweepwise.runtime.remote` writes each into the log as a
+`SWEEPWISE_METRICS` line). The same rows are read again until the job reports newer ones, so
+each watch remembers the last row it reported and passes on only those after it
+(docs/backends.md, "Early stopping on every backend").
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 from typing import Any, Protocol
 
 from sweepwise.core.models import EventKind, JobEvent
-from sweepwise.dispatchers._job_files import number
+from sweepwise.dispatchers._job_files import metrics_rows_event
 from sweepwise.runtime import METRICS_LINE_PREFIX
 
 
@@ -32,16 +32,16 @@ def forwarded(line: str) -> bool:
     return line.startswith(METRICS_LINE_PREFIX)
 
 
-def metrics_event(watch: MetricsWatch, row: dict[str, Any] | None) -> list[JobEvent]:
-    """A METRICS event for the job's newest row, unless it is the row `watch` reported last."""
-    if row is None:
-        return []
-    seen = json.dumps(row, sort_keys=True, default=str)
-    if seen == watch.metrics_seen:
-        return []
-    watch.metrics_seen = seen
-    metrics = {name: value for name, value in row.items() if name != "time"}
-    return [watch.event(EventKind.METRICS, number(row.get("time")), metrics=metrics)]
+def metrics_event(watch: MetricsWatch, rows: list[dict[str, Any]]) -> list[JobEvent]:
+    """A METRICS event for the rows after the one `watch` reported last (all of them when it is
+    not among them), the newest as its `metrics`; none when there is no new row."""
+    shown = [json.dumps(row, sort_keys=True, default=str) for row in rows]
+    if watch.metrics_seen in shown:
+        last = len(shown) - 1 - shown[::-1].index(watch.metrics_seen)
+        rows, shown = rows[last + 1 :], shown[last + 1 :]
+    if rows:
+        watch.metrics_seen = shown[-1]
+    return metrics_rows_event(watch.event, rows)
 
 
 __all__ = ["MetricsWatch", "forwarded", "metrics_event"]

@@ -74,7 +74,7 @@ logger = logging.getLogger(__name__)
 
 _RESULT_TAIL = 2000  # log lines searched for a finished job's result
 _FAILURE_TAIL = 50  # log lines searched for a failed job's last output
-_LOG_METRICS_EVERY = 5.0  # seconds between reads of a running job's whole log for its newest metrics row
+_LOG_METRICS_EVERY = 5.0  # seconds between reads of a running job's whole log for its new metrics rows
 
 
 @register_dispatcher("ray")
@@ -479,17 +479,17 @@ class RayDispatcher:
         return watch.ended(record, phase, lines)
 
     def _job_metrics(self, watch: RayWatch) -> list[JobEvent]:
-        """METRICS of a running Ray job: the newest row its job reported (`sweepwise.report`).
+        """METRICS of a running Ray job: the rows its job reported (`sweepwise.report`) since the last.
 
         Read from its metrics file when the nodes make run directories where this machine
-        reads them (no `remote_runs_dir`); else from the last `SWEEPWISE_METRICS` line of its
+        reads them (no `remote_runs_dir`); else from the `SWEEPWISE_METRICS` lines of its
         log, which `sweepwise.runtime.remote` writes, at most every 5 s (docs/backends.md,
         "Early stopping on every backend").
         """
         if self._options.remote_runs_dir is None:
             path = job_file(watch.claim.parent, watch.stem, METRICS)
-            row, watch.metrics_offset = read_new_metrics(path, watch.metrics_offset)
-            return metrics_event(watch, row)
+            rows, watch.metrics_offset = read_new_metrics(path, watch.metrics_offset)
+            return metrics_event(watch, rows)
         now = time.monotonic()
         if watch.metrics_read_at is not None and now - watch.metrics_read_at < _LOG_METRICS_EVERY:
             return []  # the whole log comes back each time: not at every poll

@@ -218,7 +218,7 @@ class AdaptiveController:
         changed = self._apply(events, now)
         latest = list({run.run_id: run for run in changed}.values())  # each run's latest snapshot
         self._run_hooks(latest)
-        self._stop_early(latest, now)
+        self._stop_early(latest, now, _training_reports(events))
         self._cancel_stopped_again()
         self._check_silence(now)
         runs = self.runs
@@ -414,8 +414,11 @@ class AdaptiveController:
 
     # -- early stopping ------------------------------------------------------------------------
 
-    def _stop_early(self, changed: list[RunInfo], now: float) -> None:
-        """Ask the stopper about each new report; commit its decisions, then cancel the stopped jobs.
+    def _stop_early(
+        self, changed: list[RunInfo], now: float, reports: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        """Ask the stopper about each run's new reports (`reports`: run id -> rows, oldest first);
+        commit its decisions, then cancel the stopped jobs.
 
         docs/optimizers.md, "Early stopping": a decision is committed (with the values at the
         rungs it judged) before its job is cancelled, so a restarted controller cancels a job
@@ -431,7 +434,7 @@ class AdaptiveController:
                 if warning:
                     logger.warning(warning)
                 continue
-            decision = self.stopper.decide(run)
+            decision = self.stopper.decide(run, reports.get(run.run_id))
             if decision is None:
                 continue
             update: dict[str, Any] = {keys.RUNGS: decision.rungs}
@@ -756,6 +759,15 @@ class AdaptiveController:
             self.dispatcher.wait(seconds)
         else:
             self.clock.sleep(seconds)
+
+
+def _training_reports(events: list[JobEvent]) -> dict[str, list[dict[str, Any]]]:
+    """Each run's training reports in `events` (METRICS events' rows), oldest first."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        if event.kind is EventKind.METRICS and event.job_type is JobTypes.LAUNCH_TRAINING and event.metrics:
+            out.setdefault(event.run_id, []).extend([*(event.earlier_metrics or []), event.metrics])
+    return out
 
 
 def _job_key(run: RunInfo) -> tuple[str, JobTypes, int]:

@@ -4,7 +4,8 @@ The spec's `stopper` (docs/optimizers.md, "Early stopping") is one of
 
 - `none` (the default): every run trains to its end;
 - `asha`: asynchronous successive halving. Rungs sit at `grace_period * reduction_factor**k`
-  steps (up to `max_t`). The first report at or past a rung records the run's value there;
+  steps (up to `max_t`). The first report at or past a rung (carrying the judged metric)
+  records the run's value there, whichever read of the job's reports brought it;
   a run whose value is not in the best `1 / reduction_factor` of the values recorded at
   that rung so far is stopped. A run is never stopped before `grace_period` steps;
   one whose value is NaN (or a loss of +inf: diverged) is stopped at the first rung it
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -137,31 +138,48 @@ class Stopper:
         for run in runs:
             self._remember(run.run_id, run.summary.get(keys.RUNGS))
 
-    def decide(self, run: RunInfo) -> Decision | None:
-        """The decision after the newest report of `run`'s training; None when it has nothing to judge."""
+    def decide(self, run: RunInfo, rows: Sequence[Mapping[str, Any]] | None = None) -> Decision | None:
+        """The decision after the new reports of `run`'s training; None when it has nothing to judge.
+
+        Args:
+            run: the run, its newest report in its summary.
+            rows: its reports since the last decision, oldest first, the newest last (default:
+                the newest alone). Each is judged in turn: a rung's value is the first report
+                at or past it, whichever read brought it.
+        """
         if not self.active or keys.STOP in run.summary:
             return None
-        row = run.summary.get(keys.TRAIN_METRICS)
-        if not isinstance(row, Mapping):
+        newest = run.summary.get(keys.TRAIN_METRICS)
+        if not isinstance(newest, Mapping):
             return None
-        step, reported = _whole(row.get("step")), row.get(self.metric)
-        value = _number(reported)
-        diverged = value is None and _diverged(reported, self.maximize)
-        if step is None or (value is None and not diverged):
-            return None
+        if not rows or rows[-1] != newest:  # rows of an event the run did not take
+            rows = [newest]
         done = run.summary.get(keys.RUNGS)
-        done = done if isinstance(done, Mapping) else {}
-        reached = [str(rung) for rung in self.rungs() if rung <= step and str(rung) not in done]
-        if not reached:
-            return None
-        at_end = self.spec.max_t is not None and step >= self.spec.max_t  # trained as long as any run
-        if value is None:  # diverged: worse than any value, so stopped at its rung whoever else reported
-            return None if at_end else Decision(dict(done), True, step, math.nan, math.nan)
-        new = dict.fromkeys(reached, value)
-        self._remember(run.run_id, new)
-        stop = not at_end and any(self._below_cut(int(rung), run.run_id, value) for rung in new)
-        score = value if self.metric == self.score_metric else _number(row.get(self.score_metric))
-        return Decision({**done, **new}, stop, step, value, score)
+        done = dict(done) if isinstance(done, Mapping) else {}
+        decision = None
+        for row in rows:
+            step, reported = _whole(row.get("step")), row.get(self.metric)
+            value = _number(reported)
+            diverged = value is None and _diverged(reported, self.maximize)
+            if step is None or (value is None and not diverged):
+                continue
+            reached = [str(rung) for rung in self.rungs() if rung <= step and str(rung) not in done]
+            if not reached:
+                continue
+            at_end = self.spec.max_t is not None and step >= self.spec.max_t  # trained as long as any run
+            if value is None:  # diverged: worse than any value, so stopped at its rung whoever else reported
+                if at_end:
+                    continue
+                return Decision(done, True, step, math.nan, math.nan)
+            new = dict.fromkeys(reached, value)
+            self._remember(run.run_id, new)
+            done.update(new)
+            stop = not at_end and any(self._below_cut(int(rung), run.run_id, value) for rung in new)
+            score = value if self.metric == self.score_metric else _number(row.get(self.score_metric))
+            decision = Decision(dict(done), stop, step, value, score)
+            if stop:
+                break
+        return decision
 
     def never_judged(self, run: RunInfo) -> str | None:
         """A warning that `run` trained past the grace period while the stopper has judged no
@@ -175,7 +193,7 @@ class Stopper:
             return None
         given = row.get("step")
         reached = _number(given)
-        if given is not None and (reached is None or reached < self.spec.grace_period):
+        if reached is not None and reached < self.spec.grace_period:
             return None
         metric = self.metric
         if given is None:
@@ -262,7 +280,10 @@ def _whole(step: Any) -> int | None:
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
     return number if math.isfinite(number) else None
 
 

@@ -18,7 +18,7 @@ hyperparameter value passes through a shell:
 
 The job runs as under the local dispatcher (its hyperparameters as words, in
 `SWEEPWISE_PARAMS` and in `params.json`; the supervisor enforces its `timeout`), and its
-output is copied to this process's stdout, the task's log, as it is written, with the newest
+output is copied to this process's stdout, the task's log, as it is written, with each new
 row of its metrics file (`sweepwise.report`) after each copy, as a line of ours:
 `SWEEPWISE_METRICS {json}` (a dispatcher that cannot read the node's files reads the job's
 progress there, for early stopping). When it
@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     from sweepwise.core.models import JobDefinition
@@ -67,7 +67,7 @@ TIMEOUT_LINE_PREFIX = "sweepwise: timeout"
 """How the line that says a job was stopped for its timeout starts."""
 
 _FOLLOW_STEP = 0.2  # seconds between copies of the job's new output to stdout
-_METRICS_REPEAT = 10.0  # seconds of output after which the newest metrics row is written again
+_METRICS_REPEAT = 10.0  # seconds of output after which the last metrics row is written again
 
 
 def load_job(environ: Mapping[str, str]) -> JobDefinition:
@@ -142,7 +142,7 @@ def _follow(
 ) -> None:
     """Copy what is appended to `path` after byte `offset` to `out` until `stop` is set, then the rest.
 
-    The newest row the job appended to its metrics file (`metrics_path`, after byte
+    Each row the job appended to its metrics file (`metrics_path`, after byte
     `metrics_offset`; None on nodes of rank 1 and up, which report nothing) since the last
     copy follows, as a line
     `SWEEPWISE_METRICS {json}` of its own: a dispatcher that cannot read the node's files
@@ -169,20 +169,18 @@ def _follow(
             out.write(data)
             offset += len(data)
             line_open = not data.endswith(b"\n")
-        row = None
+        rows: list[dict[str, Any]] = []
         if metrics_path is not None:
-            row, metrics_offset = read_new_metrics(metrics_path, metrics_offset)
+            rows, metrics_offset = read_new_metrics(metrics_path, metrics_offset)
         now = time.monotonic()
-        line = None
-        if row is not None:
-            line = METRICS_LINE_PREFIX + dumps_strict(row, separators=(",", ":"))
-        elif data and last_line is not None and now - last_at >= repeat_after:
-            line = last_line  # buried under the job's output since: written again
-        if line is not None:
-            out.write((("\n" if line_open else "") + line + "\n").encode())
+        lines = [METRICS_LINE_PREFIX + dumps_strict(row, separators=(",", ":")) for row in rows]
+        if not lines and data and last_line is not None and now - last_at >= repeat_after:
+            lines = [last_line]  # buried under the job's output since: written again
+        if lines:
+            out.write((("\n" if line_open else "") + "".join(line + "\n" for line in lines)).encode())
             line_open = False
-            last_line, last_at = line, now
-        if data or line is not None:
+            last_line, last_at = lines[-1], now
+        if data or lines:
             out.flush()
         if stopping:
             return

@@ -180,28 +180,23 @@ def result_from_lines(lines: list[str], job_name: str) -> tuple[dict[str, Any] |
     return None
 
 
-def metrics_from_lines(lines: list[str]) -> dict[str, Any] | None:
-    """The metrics row of the last well-formed `SWEEPWISE_METRICS {json}` line of a remote job's log.
+def metrics_from_lines(lines: list[str]) -> list[dict[str, Any]]:
+    """The metrics rows of the well-formed `SWEEPWISE_METRICS {json}` lines of a remote job's log, in order.
 
     Args:
         lines: the end of the job's log, one line per item, without line endings.
 
     Returns:
-        The row (a JSON object, at most the result size limit), or None when there is none.
+        The rows (JSON objects, each at most the result size limit); a line cut or mangled
+        in transit is left out.
     """
-    for line in reversed(lines):
-        if not line.startswith(METRICS_LINE_PREFIX):
-            continue
-        text = line[len(METRICS_LINE_PREFIX) :]
-        if len(text.encode()) > max_result_bytes():
-            continue
-        try:
-            row = loads_bounded(text)
-        except ValueError:
-            continue  # a line cut or mangled in transit: an older one will do
-        if isinstance(row, dict):
-            return row
-    return None
+    rows = []
+    for line in lines:
+        if line.startswith(METRICS_LINE_PREFIX):
+            row = _metrics_row(line[len(METRICS_LINE_PREFIX) :].encode())
+            if row is not None:
+                rows.append(row)
+    return rows
 
 
 def _from_metrics(path: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -234,27 +229,30 @@ def _last_metrics_row(path: StrPath) -> tuple[dict[str, Any] | None, int]:
     return None, 0
 
 
-def read_new_metrics(path: StrPath, offset: int) -> tuple[dict[str, Any] | None, int]:
-    """The newest row appended to a metrics file since byte `offset`.
+def read_new_metrics(path: StrPath, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The rows appended to a metrics file since byte `offset`, oldest first.
 
-    Reads only the new bytes (at most the last 64 KiB of them); a line still being
-    written is left for the next call.
+    Every row counts for early stopping: a stopper records a run's value at the first report
+    at or past each rung, which may be any of them (docs/optimizers.md, "Early stopping").
+    Reads only the new bytes (at most the last 64 KiB of them: older rows of a job that
+    reported faster than that between two reads are skipped); a line still being written
+    is left for the next call.
 
     Args:
         path: the metrics file.
         offset: where the previous call stopped (0 at first).
 
     Returns:
-        `(row or None, new offset)`; the offset restarts at 0 if the file shrank.
+        `(rows, new offset)`; the offset restarts at 0 if the file shrank.
     """
     try:
         size = os.stat(path).st_size
     except OSError:
-        return None, offset
+        return [], offset
     if size < offset:  # rewritten from scratch
         offset = 0
     if size == offset:
-        return None, offset
+        return [], offset
     start = max(offset, size - _TAIL_BYTES)
     with open_regular(path) as handle:
         handle.seek(start)
@@ -262,19 +260,20 @@ def read_new_metrics(path: StrPath, offset: int) -> tuple[dict[str, Any] | None,
     end = data.rfind(b"\n")
     skipped = start > offset  # the first line may be cut
     if end < 0:
-        return None, start if skipped else offset
+        return [], start if skipped else offset
     lines = data[: end + 1].split(b"\n")[1 if skipped else 0 :]
-    limit = max_result_bytes()
-    for line in reversed(lines):
-        if len(line) > limit:
-            continue  # a row over the result limit is data, not progress
-        try:
-            row = loads_bounded(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            return row, start + end + 1
-    return None, start + end + 1
+    return [row for line in lines if (row := _metrics_row(line)) is not None], start + end + 1
+
+
+def _metrics_row(line: bytes | str) -> dict[str, Any] | None:
+    """One reported row: a JSON object of at most the result size limit, else None."""
+    if len(line) > max_result_bytes():
+        return None  # a row over the result limit is data, not progress
+    try:
+        row = loads_bounded(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) else None
 
 
 def last_output(log: StrPath, max_chars: int = 500) -> str | None:
