@@ -239,6 +239,40 @@ def test_expensive_candidates_are_masked_by_max_suggestion_cost() -> None:
     assert max(late) <= 16  # predicted cost above 10 is never chosen once the cost model exists
 
 
+def test_a_small_grid_is_covered_before_any_point_repeats() -> None:
+    flags = {name: {"distribution": "int_uniform", "min": 0, "max": 1} for name in "abc"}  # 8 points
+    opt, observations = protein(flags), []
+    for _ in range(8):  # one at a time, each observed before the next: every point once
+        (s,) = opt.suggest(observations, 1)
+        observations.append(Observation(float(s["a"] + 2 * s["b"] + 4 * s["c"]), 1.0, s))
+    assert len({tuple(sorted(o.suggestion.items())) for o in observations}) == 8
+    grid = {"a": {"choices": ["x", "y", "z"]}, "b": {"distribution": "int_uniform", "min": 0, "max": 1}}
+    fresh = protein(grid).suggest([], 4)  # a first batch, before any observation
+    assert len({tuple(sorted(s.items())) for s in fresh}) == 4, fresh
+
+
+def test_an_integer_of_a_trillion_values_is_searched_without_listing_them() -> None:
+    huge = {
+        "i": {"distribution": "int_uniform", "min": 0, "max": 10**12},
+        "x": {"distribution": "uniform", "min": 0, "max": 1},
+    }
+    observations = observe(protein(huge), 8, fn=lambda s: -abs(s["i"] - 3 * 10**11) / 1e12 - s["x"])
+    assert all(isinstance(o.suggestion["i"], int) and 0 <= o.suggestion["i"] <= 10**12 for o in observations)
+
+
+def test_a_front_point_is_suggested_again_at_most_once_per_batch() -> None:
+    opt = protein({"x": {"distribution": "uniform", "min": 0, "max": 1}}, resample_frequency=1)
+    observations = observe(opt, 6, fn=lambda s: s["x"], cost=lambda s: 1.0 + 10.0 * s["x"])
+    batch = opt.suggest(observations, 4)
+    assert len({s["x"] for s in batch}) == 4, batch
+
+
+def test_a_scale_of_one_opens_the_design_to_the_whole_range() -> None:
+    wide = {"x": {"distribution": "uniform", "min": 0, "max": 1, "mean": 0.0, "scale": 1.0}}
+    seen = [s["x"] for s in protein(wide, num_random_samples=20).suggest([], 20)]
+    assert max(seen) > 0.75  # centre ± half the range (scale 0.5) would stop at 0.5
+
+
 def test_constant_and_duplicate_observations_do_not_break_it() -> None:
     s = {"lr": 0.01, "dropout": 0.1, "steps": 12, "width": 16, "act": "tanh", "x": 0.0}
     observations = [Observation(1.0, 1.0, dict(s)) for _ in range(6)]

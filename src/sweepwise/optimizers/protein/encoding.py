@@ -172,17 +172,25 @@ class Encoder:
                     moved[:, block.start + choice] = 1.0
                     moves.append(moved)
                 continue
-            if i in self._levels:
-                values = self._levels[i]
-            else:
-                steps = (self.space.specs[block.name].levels or 1) - 1
-                values = np.linspace(-1.0, 1.0, steps + 1) if steps else np.zeros(1)
-            index = np.searchsorted((values[1:] + values[:-1]) / 2.0, centers[:, block.start], side="right")
             for step in (-1, 1):
                 moved = centers.copy()
-                moved[:, block.start] = values[np.clip(index + step, 0, len(values) - 1)]
+                moved[:, block.start] = self._moved(i, centers[:, block.start], step)
                 moves.append(moved)
         return np.vstack(moves) if moves else np.zeros((0, self.width))
+
+    def _moved(self, i: int, u: np.ndarray, step: int) -> np.ndarray:
+        """Values `u` of discrete number block `i` moved `step` levels (held at the ends)."""
+        if i in self._levels:
+            values = self._levels[i]
+            index = np.searchsorted((values[1:] + values[:-1]) / 2.0, u, side="right")
+            moved: np.ndarray = values[np.clip(index + step, 0, len(values) - 1)]
+            return moved
+        steps = (self.space.specs[self.blocks[i].name].levels or 1) - 1
+        if steps == 0:
+            return np.zeros_like(u)
+        index = np.clip(np.floor((u + 1.0) / 2.0 * steps + 0.5) + step, 0, steps)  # no list of the levels:
+        out: np.ndarray = 2.0 * index / steps - 1.0  # an integer may have 10**15 of them
+        return out
 
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """`n` uniform feature vectors (a random choice per categorical)."""

@@ -68,7 +68,7 @@ class ProteinOptimizer:
         self._scale = (
             np.array(
                 [
-                    min(1.0, 2.0 * space.specs[b.name].resolved_scale)
+                    min(2.0, 2.0 * space.specs[b.name].resolved_scale)  # scale 1: the whole range
                     for b in self.encoder.blocks
                     for _ in range(b.width)
                 ]
@@ -115,7 +115,7 @@ class ProteinOptimizer:
         model: _Model | None = None
         out: list[dict[str, Any]] = []
         for i in range(n_suggestions):
-            index = len(data.x) + len(chosen)
+            index = len(observations) + len(chosen)  # repeats count, or a repeated point holds the design
             if index == 0 and self.settings.seed_with_search_center:
                 x = self.encoder.snap(self._center[None])[0]
             elif index < n_random or data.n_ok < 2:
@@ -124,8 +124,10 @@ class ProteinOptimizer:
                 if model is None:
                     model = _Model(self, data, rng)
                 resample = self.settings.resample_frequency
-                if resample and (index + 1) % resample == 0 and model.front.size:
-                    x = data.x[int(rng.choice(model.front))]
+                in_batch = {Encoder.key(row) for row in chosen}
+                again = [f for f in model.front if Encoder.key(data.x[f]) not in in_batch]
+                if resample and (index + 1) % resample == 0 and again:
+                    x = data.x[int(rng.choice(again))]  # a front point again, once per batch at most
                 else:
                     target = (i + rng.random()) / n_suggestions * (1.0 + self.settings.expansion_rate)
                     kind: str = self.settings.acquisition_fn
@@ -172,6 +174,9 @@ class ProteinOptimizer:
             x = self.encoder.snap(x[None])[0]
             if Encoder.key(x) not in taken:
                 break
+        else:  # a small space, mostly taken: any point of it not yet taken, else (all taken) the last tried
+            rows = self.encoder.snap(self.encoder.random(rng, 1024))
+            x = next((row for row in rows if Encoder.key(row) not in taken), x)
         result: np.ndarray = x
         return result
 
