@@ -568,6 +568,35 @@ def test_status_counts_stopped_runs(tmp_path: Path) -> None:
     assert "STOPPED at step 3" in table.stdout, table.stdout
 
 
+def test_a_stopped_runs_cost_is_the_cost_its_reports_give(tmp_path: Path) -> None:
+    # Completed runs are costed in the unit their results' `cost` gives: a stopped run is costed
+    # in the same unit when its reports carry one (docs/optimizers.md, "What a stopped run is").
+    from sweepwise.core.models import EventKind, JobEvent, JobTypes
+    from sweepwise.stores.sql import SQLStore
+
+    store = SQLStore(f"sqlite:///{tmp_path / 'sweepwise.db'}")
+    for run_id, row in (
+        ("r1", {"step": 2, "score": 0.1, "cost": 200.0}),
+        ("r2", {"step": 2, "cost": "lots"}),
+    ):
+        store.init_run(run_id, group="es")
+        store.update_run_summary(
+            run_id, {keys.STOP: {"step": 2, "value": 0.1, "at": 1.0}, keys.OBSERVATION_SCORE: 0.1}
+        )
+        start = JobEvent(run_id, JobTypes.LAUNCH_TRAINING, EventKind.STARTED, 1.0, "d")
+        report = JobEvent(run_id, JobTypes.LAUNCH_TRAINING, EventKind.METRICS, 2.0, "d", metrics=row)
+        store.apply_events([start, report])
+        store.apply_events(
+            [JobEvent(run_id, JobTypes.LAUNCH_TRAINING, EventKind.FINISHED, 4.0, "d", exit_code=-15)]
+        )
+    store.close()
+    costs = {
+        row["run_id"]: row["cost"]
+        for row in json.loads(cli("status", "es", "--json", cwd=tmp_path).stdout)["runs"]
+    }
+    assert costs == {"r1": 200.0, "r2": 3.0}  # a cost that is not a number: its runtime
+
+
 def test_observations_say_how_far_a_run_trained_and_whether_it_was_stopped() -> None:
     from sweepwise.core import keys
     from sweepwise.core.lifecycle import observation_of

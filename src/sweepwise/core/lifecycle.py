@@ -158,7 +158,8 @@ def _stopped(record: TrialRecord, event: JobEvent) -> None:
     """The training job of a run its stopper stopped has ended: the run is STOPPED, never retried.
 
     Its observation is the value the decision recorded (`observation/score`, written with
-    it); its cost is what it spent: its runtime, unless the job reported a cost.
+    it); its cost is what it spent: the `cost` of its last report when it reported one (the
+    unit its completed runs' results give), else its runtime.
     """
     start = event.started_at if event.started_at is not None else record.started_at
     start = event.at if start is None else start
@@ -172,7 +173,20 @@ def _stopped(record: TrialRecord, event: JobEvent) -> None:
         record.summary[keys.TRAIN_EXIT_CODE] = event.exit_code
     cost = record.summary.get(keys.OBSERVATION_COST)
     if not isinstance(cost, int | float) or isinstance(cost, bool):
-        record.summary[keys.OBSERVATION_COST] = record.runtime
+        reported = _reported_cost(record.summary.get(keys.TRAIN_METRICS))
+        record.summary[keys.OBSERVATION_COST] = record.runtime if reported is None else reported
+
+
+def _reported_cost(row: object) -> float | None:
+    """The `cost` a metrics row reports, when it is a finite number >= 0."""
+    cost = row.get("cost") if isinstance(row, dict) else None
+    if isinstance(cost, bool) or not isinstance(cost, int | float):
+        return None
+    try:
+        value = float(cost)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def _end_without_success(
