@@ -88,6 +88,16 @@ CASES = [
     Case("not executable", "train.cmd", spec={"train": {"cmd": ["/etc/passwd"]}}),
     Case("unknown scheduler word", "scheduler.type", words=("scheduler.type=nope",)),
     Case("switched scheduler's fields", "scheduler.batch_size", words=("scheduler=async_capped",)),
+    Case(
+        "misspelt stopper key",
+        "stopper.grace_perod: unknown field; did you mean grace_period?",
+        spec={"stopper": {"type": "asha", "grace_perod": 3}},
+    ),
+    Case(
+        "misspelt retries key",
+        "retries.max_attempt: unknown field; did you mean max_attempts?",
+        spec={"retries": {"max_attempt": 3}},
+    ),
     Case("duplicate key", "max_parallel", prepare=_append("max_parallel: 2\n")),
     Case(
         "parameters of a scheduler that searches nothing", "parameters", words=("scheduler=train_and_eval",)
@@ -212,6 +222,20 @@ def test_a_scheduler_word_switches_the_type_and_keeps_the_fields(tmp_path: Path)
     assert experiment.spec.scheduler.type == "async_capped"
     assert type(experiment.scheduler_config).__name__ == "AsyncCappedSchedulerConfig"
     assert experiment.scheduler_config.max_trials == 7  # type: ignore[attr-defined]
+
+
+def test_a_stopper_word_switches_the_type_and_keeps_the_settings(tmp_path: Path) -> None:
+    spec = {
+        "name": "switch",
+        "stopper": {"type": "asha", "grace_period": 2, "max_t": 9},
+        "train": {"cmd": ["python", "-c", "pass"]},
+        "parameters": {"x": {"distribution": "uniform", "min": 0, "max": 1}},
+    }
+    median = Experiment.from_dict(spec, base_dir=tmp_path, words=["stopper=median"]).spec.stopper
+    assert (median.type, median.grace_period, median.max_t) == ("median", 2, 9)
+    short = {**spec, "stopper": "asha"}  # the name alone, then a setting by a word
+    asha = Experiment.from_dict(short, base_dir=tmp_path, words=["stopper.grace_period=3"]).spec.stopper
+    assert (asha.type, asha.grace_period) == ("asha", 3)
 
 
 # --- fuzz: random mutations of a good spec either validate or raise ConfigError ------------------

@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
@@ -123,9 +123,34 @@ def _closest(word: str, choices: list[str]) -> str:
     return f"did you mean {' or '.join(near)}?" if near else f"valid keys: {', '.join(unique)}"
 
 
-def config_error(exc: ValidationError, prefix: str = "", fields: list[str] | None = None) -> ConfigError:
-    """Turn pydantic's first error into a one-line `ConfigError` with the field's path."""
+def _nested_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The fields of the model that holds the last item of `loc` (a path from `model`), or None."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        inner = [t for t in (field.annotation, *get_args(field.annotation)) if isinstance(t, type)]
+        found = next((t for t in inner if issubclass(t, BaseModel)), None)
+        if found is None:
+            return None
+        model = found
+    return list(model.model_fields)
+
+
+def config_error(
+    exc: ValidationError,
+    prefix: str = "",
+    fields: list[str] | None = None,
+    model: type[BaseModel] | None = None,
+) -> ConfigError:
+    """Turn pydantic's first error into a one-line `ConfigError` with the field's path.
+
+    An unknown key is matched against `fields` (the keys where it was written), or, within a
+    nested model of `model`, against that model's fields.
+    """
     err = exc.errors()[0]
+    if model is not None and len(err["loc"]) > 1:
+        fields = _nested_fields(model, tuple(err["loc"]))
     path = prefix
     for part in err["loc"]:  # a list item as `mounts[0]`
         path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
@@ -134,7 +159,7 @@ def config_error(exc: ValidationError, prefix: str = "", fields: list[str] | Non
         return ConfigError(path, err["msg"])
     if kind == "extra_forbidden":
         last = str(err["loc"][-1]) if err["loc"] else ""
-        return ConfigError(path, f"unknown field; {_closest(last, fields or [])}")
+        return ConfigError(path, f"unknown field; {_closest(last, fields) if fields else 'remove it'}")
     if kind == "missing":
         return ConfigError(path, "is required; add it to the spec")
     got = err.get("input")
@@ -150,7 +175,7 @@ def config_error(exc: ValidationError, prefix: str = "", fields: list[str] | Non
     return ConfigError(path, f"{err['msg'].lower()}{got_text}")
 
 
-_TYPED = ("scheduler", "dispatcher", "eval_dispatcher")  # fields given as a name or {type: name, ...}
+_TYPED = ("scheduler", "dispatcher", "eval_dispatcher", "stopper")  # a name or {type: name, ...}
 
 
 def apply_overrides(data: dict[str, Any], words: list[str], scheduler_fields: list[str]) -> dict[str, Any]:

@@ -75,7 +75,7 @@ class Experiment:
         try:
             spec = ExperimentSpec.model_validate(data)
         except ValidationError as exc:
-            raise config_error(exc, fields=list(ExperimentSpec.model_fields)) from None
+            raise config_error(exc, fields=list(ExperimentSpec.model_fields), model=ExperimentSpec) from None
         check_dispatchers(spec)
         check_mirror(spec.mirror)
         jobs = {name: _job_spec(getattr(spec, name), name, base_dir) for name in ("train", "eval")}
