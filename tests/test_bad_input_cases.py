@@ -100,6 +100,12 @@ CASES = [
     ),
     Case("duplicate key", "max_parallel", prepare=_append("max_parallel: 2\n")),
     Case(
+        "integer of 5000 digits",
+        "an integer of more than 4300 digits",
+        prepare=_append(f"stale_after: {'9' * 5000}\n"),
+    ),
+    Case("word of 5000 digits", "stopper.grace_period", words=(f"stopper.grace_period={'9' * 5000}",)),
+    Case(
         "parameters of a scheduler that searches nothing", "parameters", words=("scheduler=train_and_eval",)
     ),
     Case(

@@ -137,6 +137,15 @@ def _nested_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | 
     return list(model.model_fields)
 
 
+def _shown(value: Any) -> str:
+    """A value as an error quotes it: its repr, cut short (a word may be thousands of characters)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more digits than Python writes
+        return "an integer too long to show"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def config_error(
     exc: ValidationError,
     prefix: str = "",
@@ -168,7 +177,7 @@ def config_error(
         return ConfigError(path, f"is {len(got)} characters long; shorten it to at most {limit}")
     if kind == "finite_number":
         return ConfigError(path, f"must be a finite number (got {got!r}); give a number such as 5")
-    got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    got_text = f" (got {_shown(got)})" if not isinstance(got, dict | list) else ""
     if kind == "string_pattern_mismatch":
         pattern = str((err.get("ctx") or {}).get("pattern", ""))
         return ConfigError(path, f"{_PATTERN_WORDS.get(pattern, f'must match {pattern}')}{got_text}")

@@ -3,11 +3,13 @@ words YAML 1.1 reads as booleans (`on`, `off`, `yes`, `no`, `y`, `n`) kept as wo
 they are a mapping's key.
 
 `retries: {on: [lost]}` would otherwise name its key `True`. As a value such a word stays a
-boolean, and `true` and `false` are booleans everywhere.
+boolean, and `true` and `false` are booleans everywhere. An integer of more digits than
+Python reads is a YAML error at its line, not a ValueError from deep inside PyYAML.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import yaml
@@ -27,6 +29,19 @@ class WordKeyLoader(yaml.SafeLoader):
         node: yaml.MappingNode = super().compose_mapping_node(anchor)
         _keep_word_keys(node)
         return node
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    try:
+        value: int = loader.construct_yaml_int(node)
+    except ValueError:  # more digits than sys.get_int_max_str_digits()
+        limit = sys.get_int_max_str_digits()
+        problem = f"an integer of more than {limit} digits, more than any setting takes"
+        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+    return value
+
+
+WordKeyLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def _keep_word_keys(node: yaml.MappingNode) -> None:
