@@ -97,7 +97,8 @@ def test_a_run_that_diverged_is_stopped_at_its_first_rung_even_before_anyone_els
         assert stopper.decide(loss("f", 8, "NaN")) is None  # at max_t: nothing left to save
         assert stopper.decide(loss("g", 2, "-Infinity")) is None  # a loss of -inf: not judged
     maximize = Stopper(StopperSpec(type="asha", grace_period=1), "score", "maximize")
-    assert maximize.decide(_run("a", 1, float("-inf"))).stop  # type: ignore[union-attr]
+    wrong_way = maximize.decide(_run("a", 1, float("-inf")))
+    assert wrong_way is not None and wrong_way.stop and wrong_way.value == -math.inf  # shown as judged
     assert maximize.decide(_run("b", 1, float("inf"))) is None
 
 

@@ -356,6 +356,17 @@ def test_report_falls_back_to_the_run_dir(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "result.json").read_text()) == {"x": 2}
 
 
+def test_a_metric_named_time_is_refused_not_taken_for_the_rows_timestamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sweepwise
+
+    monkeypatch.setenv("SWEEPWISE_METRICS_FILE", str(tmp_path / "m.jsonl"))
+    with pytest.raises(ValueError, match="'time' is each row's timestamp.*time_s"):
+        sweepwise.report(step=7, time=3.2, score=0.5)
+    assert not (tmp_path / "m.jsonl").exists()  # nothing half-written
+
+
 def test_report_outside_sweepwise_warns_once_and_writes_nothing(tmp_path: Path) -> None:
     job = "import sweepwise as s; s.report(step=0, x=1); s.report(x=2); s.report_result(x=3)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPWISE_")}
@@ -401,7 +412,7 @@ def test_a_row_a_full_disk_cuts_short_raises_and_the_next_row_is_whole(
                 rows.append(json.loads(line)["step"])
         assert rows == [1, 4]
         assert last_metrics_row(path) == {"step": 4, "time": last_metrics_row(path)["time"], "loss": 0.125}
-        assert read_new_metrics(path, 0)[0]["step"] == 4
+        assert [row["step"] for row in read_new_metrics(path, 0)[0]] == [1, 4]  # the cut row passed over
 
 
 @pytest.mark.parametrize("exit_code", [0, 3])

@@ -170,7 +170,9 @@ class Stopper:
             if value is None:  # diverged: worse than any value, so stopped at its rung whoever else reported
                 if at_end:
                     continue
-                return Decision(done, True, step, math.nan, math.nan)
+                judged = NON_FINITE.get(reported, math.nan) if isinstance(reported, str) else reported
+                shown = judged if isinstance(judged, float) else math.nan  # NaN or the wrong infinity
+                return Decision(done, True, step, shown, math.nan)
             new = dict.fromkeys(reached, value)
             self._remember(run.run_id, new)
             done.update(new)

@@ -77,8 +77,8 @@ def report(step: int | None = None, **metrics: Any) -> None:
     """Append one row of metrics to the job's metrics file (`$SWEEPWISE_METRICS_FILE`).
 
     Each call writes one JSON line `{"step": step, "time": <epoch seconds>, **metrics}`;
-    the dispatcher turns the newest row into a METRICS event, and the last row is the
-    job's result when it reports no other.
+    the dispatcher passes every row on as it reads them (a stopper judges each), and the
+    last row is the job's result when it reports no other.
 
     Args:
         step: the training step (or epoch) the metrics belong to; a stopper judges whole
@@ -88,7 +88,13 @@ def report(step: int | None = None, **metrics: Any) -> None:
 
     Raises:
         OSError: the row could not be written whole (a full disk).
+        ValueError: a metric is named `time`, which is the row's timestamp.
     """
+    if "time" in metrics:
+        raise ValueError(
+            "report(time=...): 'time' is each row's timestamp, which report writes itself; "
+            "give the metric another name, e.g. report(step=..., time_s=...)"
+        )
     path = _target("SWEEPWISE_METRICS_FILE", "metrics.jsonl")
     if path is None:
         return
