@@ -100,6 +100,31 @@ CASES = [
     ),
     Case("duplicate key", "max_parallel", prepare=_append("max_parallel: 2\n")),
     Case(
+        "ordinal of ±1e308",
+        "parameters.x.values: each value must lie within",
+        spec=_param("x", distribution="ordinal", values=[-1e308, 1e308]),
+    ),
+    Case(
+        "q of 5e-324",
+        "parameters.x.q: gives countless values",
+        spec=_param("x", distribution="uniform", min=0, max=1, q=5e-324),
+    ),
+    Case(
+        "log int of 5000 values",
+        "use a smaller max or a larger min",
+        spec=_param("x", distribution="int_uniform", min=1, max=5000, log=True),
+    ),
+    Case(
+        "bool min",
+        "parameters.x.min: must be a number",
+        spec=_param("x", distribution="uniform", min=True, max=3),
+    ),
+    Case(
+        "range under 12 digits",
+        "parameters.x.max: is too close to min",
+        spec=_param("x", distribution="uniform", min=0.1, max=0.1000000000001),
+    ),
+    Case(
         "integer of 5000 digits",
         "an integer of more than 4300 digits",
         prepare=_append(f"stale_after: {'9' * 5000}\n"),

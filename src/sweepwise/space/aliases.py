@@ -56,11 +56,12 @@ def _swapped(lo: float, hi: float) -> ConfigError:
 
 
 def _grid(lo: float, hi: float, step: float, field: str, whole: bool) -> list[int | float]:
-    count = math.floor((hi - lo) / step + 1e-9) + 1
-    if count > MAX_GRID:
-        raise ConfigError(
-            field, f"gives {count} values, more than {MAX_GRID}; use a larger {field} or no {field}"
-        )
+    span = (hi - lo) / step
+    if not math.isfinite(span) or span + 1 > MAX_GRID:
+        fix = "use a larger q or no q" if field == "q" else f"use a smaller {field} or a larger min"
+        many = f"{math.floor(span + 1e-9) + 1} values" if math.isfinite(span) else "countless values"
+        raise ConfigError(field, f"gives {many}, more than {MAX_GRID}; {fix}")
+    count = math.floor(span + 1e-9) + 1
     if whole:
         return [int(lo) + k * int(step) for k in range(count)]
     return [float(f"{lo + k * step:.12g}") for k in range(count)]

@@ -57,7 +57,10 @@ def _as_float(value: object) -> float | None:
             value = float(value)
         except ValueError:
             return None
-    return float(value) if _is_number(value) and math.isfinite(value) else None
+    try:
+        return float(value) if _is_number(value) and math.isfinite(value) else None
+    except OverflowError:  # an int too large for a float
+        return None
 
 
 def _fmt(x: float) -> str:
@@ -90,6 +93,9 @@ def _check_values(values: object) -> list[int | float]:
         if _as_float(item) is None or isinstance(item, str):
             raise ConfigError("values", f"each value must be a finite number (got {item!r})")
         number = float(item)
+        if abs(number) > BOUND_LIMIT:
+            limit = f"±{BOUND_LIMIT:.0e}"
+            raise ConfigError("values", f"each value must lie within {limit} (got {item!r}); rescale them")
         if out and number <= out[-1]:
             got = f"got {_fmt(number)} after {_fmt(float(out[-1]))}"
             raise ConfigError("values", f"must be strictly increasing ({got})")
@@ -170,6 +176,9 @@ class ParameterSpec(BaseModel):
                 "distribution",
                 f"unknown distribution {dist!r}; use one of: {_DISTRIBUTIONS} (or {', '.join(ALIASES)})",
             )
+        for bound in ("min", "max"):
+            if isinstance(data.get(bound), bool):
+                raise ConfigError(bound, f"must be a number (got {data[bound]!r})")
         scale = data.get("scale", "auto")
         if not (isinstance(scale, str) and scale == "auto"):
             number = _as_float(scale)
@@ -271,6 +280,9 @@ class ParameterSpec(BaseModel):
         got = f"(got min={_fmt(lo)}, max={_fmt(hi)})"
         if lo >= hi:
             raise ConfigError("min", f"must be below max {got}; swap them or fix the range")
+        if self.distribution not in _INTEGRAL and float(f"{lo:.12g}") == float(f"{hi:.12g}"):
+            close = "they agree to 12 significant digits, as far as suggestions go"
+            raise ConfigError("max", f"is too close to min to search {got}: {close}; widen the range")
         if self.distribution is Distribution.LOG_NORMAL and lo <= 0:
             raise ConfigError("min", f"must be above 0 for log_normal {got}; use a positive lower bound")
         if self.distribution is Distribution.LOGIT_NORMAL:
