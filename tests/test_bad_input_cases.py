@@ -100,6 +100,12 @@ CASES = [
     ),
     Case("duplicate key", "max_parallel", prepare=_append("max_parallel: 2\n")),
     Case(
+        "stopper as a list",
+        "stopper: must be a name or a mapping such as {type: <name>, ...}",
+        spec={"stopper": ["asha"]},
+    ),
+    Case("dispatcher as a number", "dispatcher: must be a name or a mapping", spec={"dispatcher": 3}),
+    Case(
         "ordinal of ±1e308",
         "parameters.x.values: each value must lie within",
         spec=_param("x", distribution="ordinal", values=[-1e308, 1e308]),

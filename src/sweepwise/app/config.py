@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from sweepwise.core.container import CONFIG_ERROR
@@ -112,8 +112,17 @@ class ExperimentSpec(BaseModel):
 
     @field_validator("dispatcher", "eval_dispatcher", "scheduler", "stopper", mode="before")
     @classmethod
-    def _type_shorthand(cls, value: Any) -> Any:
-        return {"type": value} if isinstance(value, str) else value
+    def _type_shorthand(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name == "stopper":
+            return {"type": "none"}  # a bare `stopper:` stops nothing, as leaving it out does
+        if isinstance(value, str):
+            return {"type": value}
+        if not isinstance(value, dict | BaseModel):
+            raise PydanticCustomError(
+                CONFIG_ERROR,
+                f"must be a name or a mapping such as {{type: <name>, ...}} (got {_shown(value)})",
+            )
+        return value
 
 
 def _closest(word: str, choices: list[str]) -> str:
