@@ -273,6 +273,26 @@ def test_a_scale_of_one_opens_the_design_to_the_whole_range() -> None:
     assert max(seen) > 0.75  # centre ± half the range (scale 0.5) would stop at 0.5
 
 
+def test_a_malformed_observation_or_goal_is_named_in_the_error() -> None:
+    with pytest.raises(ValueError, match="goal must be 'maximize' or 'minimize' \\(got 'Maximize'\\)"):
+        protein(goal="Maximize")
+    good = observe(protein(), 3)
+    for suggestion, says in (
+        (
+            {k: v for k, v in good[0].suggestion.items() if k != "x"},
+            "observation 3 has no value for parameter 'x'",
+        ),
+        (
+            {**good[0].suggestion, "act": "swish"},
+            "observation 3 parameter 'act': 'swish' is not one of the choices",
+        ),
+        ({**good[0].suggestion, "x": math.nan}, "observation 3 parameter 'x' is NaN"),
+    ):
+        with pytest.raises(ValueError) as raised:
+            protein().suggest([*good, Observation(0.5, 1.0, suggestion)], 1)
+        assert says in str(raised.value)
+
+
 def test_constant_and_duplicate_observations_do_not_break_it() -> None:
     s = {"lr": 0.01, "dropout": 0.1, "steps": 12, "width": 16, "act": "tanh", "x": 0.0}
     observations = [Observation(1.0, 1.0, dict(s)) for _ in range(6)]

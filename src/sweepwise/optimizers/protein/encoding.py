@@ -83,14 +83,25 @@ class Encoder:
         }
 
     def encode(self, suggestion: dict[str, Any]) -> np.ndarray:
-        """The feature vector of a suggestion (values outside the range are clipped)."""
+        """The feature vector of a suggestion (values outside the range are clipped).
+
+        Raises:
+            ValueError: an active parameter is missing, not a number, NaN, or not a choice.
+        """
         out = np.zeros(self.width)
         active = self.space.active(suggestion) if self._conditions else None
         for block in self.blocks:
             if active is not None and block.name not in active:
                 continue  # neutral: 0, or no choice hot
             spec = self.space.specs[block.name]
-            u = spec.to_unit(suggestion[block.name])
+            if block.name not in suggestion:
+                raise ValueError(f"has no value for parameter {block.name!r}")
+            try:
+                u = spec.to_unit(suggestion[block.name])
+            except ValueError as exc:
+                raise ValueError(f"parameter {block.name!r}: {exc}") from None
+            if math.isnan(u):
+                raise ValueError(f"parameter {block.name!r} is NaN, not a value of its range")
             if block.categorical:
                 out[block.start + int(round((u + 1.0) / 2.0 * (block.width - 1)))] = 1.0
             else:

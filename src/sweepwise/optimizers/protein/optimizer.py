@@ -60,8 +60,11 @@ class ProteinOptimizer:
         settings: ProteinSettings | None = None,
         seed: int | None = None,
     ) -> None:
+        word = str(getattr(goal, "value", goal))  # a str or a str enum
+        if word not in ("maximize", "minimize"):
+            raise ValueError(f"goal must be 'maximize' or 'minimize' (got {goal!r})")
         self.space = space
-        self.sign = 1.0 if str(goal) == "maximize" else -1.0
+        self.sign = 1.0 if word == "maximize" else -1.0
         self.settings = settings or ProteinSettings()
         self.seed = resolve_seed(seed)
         self.encoder = Encoder(space)
@@ -107,7 +110,10 @@ class ProteinOptimizer:
         rng = np.random.default_rng([self.seed, len(observations), len(pending)])
         data = self._data(observations)
         taken = {Encoder.key(row) for row in self.encoder.snap(data.x)} if len(data.x) else set()
-        chosen: list[np.ndarray] = [self.encoder.snap(self.encoder.encode(p)[None])[0] for p in pending]
+        chosen: list[np.ndarray] = [
+            self.encoder.snap(self._encode(p, "pending suggestion", i)[None])[0]
+            for i, p in enumerate(pending)
+        ]
         taken.update(Encoder.key(row) for row in chosen)
         n_random = self.settings.num_random_samples
         if n_random is None:
@@ -143,8 +149,8 @@ class ProteinOptimizer:
 
     def _data(self, observations: list[Observation]) -> _Data:
         latest: dict[tuple[float, ...], Observation] = {}
-        for obs in observations:  # an observation at the same point replaces the older one
-            key = Encoder.key(self.encoder.snap(self.encoder.encode(obs.suggestion)[None])[0])
+        for i, obs in enumerate(observations):  # an observation at the same point replaces the older one
+            key = Encoder.key(self.encoder.snap(self._encode(obs.suggestion, "observation", i)[None])[0])
             latest.pop(key, None)
             latest[key] = obs
         ok = [o for o in latest.values() if not o.is_failure and math.isfinite(o.score)]
@@ -156,6 +162,12 @@ class ProteinOptimizer:
         )
         y = self.sign * np.array([float(o.score) for o in ok])
         return _Data(x, y, np.log(costs) if len(costs) else costs, len(ok), _fidelity([*ok, *failed]))
+
+    def _encode(self, suggestion: dict[str, Any], what: str, index: int) -> np.ndarray:
+        try:
+            return self.encoder.encode(suggestion)
+        except ValueError as exc:
+            raise ValueError(f"{what} {index} {exc}") from None
 
     def _design_point(
         self, index: int, rng: np.random.Generator, taken: set[tuple[float, ...]]
