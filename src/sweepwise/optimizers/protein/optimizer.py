@@ -2,7 +2,10 @@
 
 Stateless: each `suggest` rebuilds everything from the observations and pending
 suggestions it is given, with a generator seeded by (seed, #observations, #pending),
-so a restarted controller gets exactly the suggestions the old one would have.
+so the same observations (in the same order) and pending suggestions give the same
+suggestions. A restarted controller reads the finished runs in the order they were created,
+where the one before it had them in the order they finished: its next suggestions may differ
+from those the old one would have made; the ones already made are stored, never made again.
 """
 
 from __future__ import annotations
