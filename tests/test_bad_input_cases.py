@@ -104,6 +104,11 @@ CASES = [
         "stopper: must be a name or a mapping such as {type: <name>, ...}",
         spec={"stopper": ["asha"]},
     ),
+    Case(
+        "min_samples on asha",
+        "stopper: min_samples: only the median stopper takes it",
+        spec={"stopper": {"type": "asha", "min_samples": 2}},
+    ),
     Case("dispatcher as a number", "dispatcher: must be a name or a mapping", spec={"dispatcher": 3}),
     Case(
         "ordinal of ±1e308",

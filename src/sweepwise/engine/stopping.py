@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from sweepwise.core import keys
@@ -83,6 +83,16 @@ class StopperSpec(BaseModel):
                 "grace_period",
             )
         return max_t
+
+
+    @model_validator(mode="after")
+    def _settings_of_its_type(self) -> StopperSpec:
+        if "min_samples" in self.model_fields_set and self.type != "median":
+            raise PydanticCustomError(
+                CONFIG_ERROR,
+                f"min_samples: only the median stopper takes it (this one is {self.type!r}); remove it",
+            )
+        return self
 
 
 @dataclass(frozen=True, slots=True)
