@@ -208,6 +208,18 @@ def test_every_report_since_the_last_read_is_judged_at_its_own_rung() -> None:
     assert other is not None and other.rungs == {"2": 0.4, "4": 0.4}
 
 
+def test_a_training_read_after_its_end_counts_at_the_rungs_and_is_never_stopped() -> None:
+    stopper = Stopper(StopperSpec(type="asha", grace_period=1, reduction_factor=2), "score", "maximize")
+    for run_id, value in (("fast-good", 0.9), ("fast-bad", 0.1)):  # trainings quicker than a read
+        rows = [{"step": step, "score": value} for step in (1, 2, 3, 4)]
+        done = stopper.decide(_run(run_id, 4, value), rows, finished=True)
+        assert done is not None and not done.stop and done.rungs == {"1": value, "2": value, "4": value}
+    judged = stopper.decide(_run("slow", 1, 0.5))  # judged against both: below the best half
+    assert judged is not None and judged.stop
+    trained = RunInfo("e", summary={keys.TRAIN_METRICS: {"step": 9, "other": 1}}, has_completed_training=True)
+    assert stopper.never_judged(trained) is None  # a running training was judged: no warning
+
+
 def test_a_step_counted_in_floats_is_judged_and_report_writes_it_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

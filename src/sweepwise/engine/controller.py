@@ -433,6 +433,10 @@ class AdaptiveController:
                 warning = self.stopper.never_judged(run) if run.has_completed_training else None
                 if warning:
                     logger.warning(warning)
+                if run.has_completed_training and run.run_id in reports:  # read after its end: its
+                    done = self.stopper.decide(run, reports[run.run_id], finished=True)  # values count
+                    if done is not None:  # for the runs judged after it
+                        updates[run.run_id] = {keys.RUNGS: done.rungs}
                 continue
             decision = self.stopper.decide(run, reports.get(run.run_id))
             if decision is None:

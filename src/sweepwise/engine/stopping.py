@@ -84,7 +84,6 @@ class StopperSpec(BaseModel):
             )
         return max_t
 
-
     @model_validator(mode="after")
     def _settings_of_its_type(self) -> StopperSpec:
         if "min_samples" in self.model_fields_set and self.type != "median":
@@ -127,6 +126,7 @@ class Stopper:
         self._recorded: dict[int, dict[str, float]] = defaultdict(dict)  # rung -> run id -> value
         self._warned = False
         self._too_quick = 0  # runs whose reports were first read after their training, none judged yet
+        self._judged_running = False  # a report of a running training was judged (or learnt at a restart)
 
     @property
     def active(self) -> bool:
@@ -147,8 +147,11 @@ class Stopper:
         """Take the values at rungs that `runs` recorded (a restarted controller's start)."""
         for run in runs:
             self._remember(run.run_id, run.summary.get(keys.RUNGS))
+        self._judged_running = self._judged_running or bool(self._recorded)
 
-    def decide(self, run: RunInfo, rows: Sequence[Mapping[str, Any]] | None = None) -> Decision | None:
+    def decide(
+        self, run: RunInfo, rows: Sequence[Mapping[str, Any]] | None = None, *, finished: bool = False
+    ) -> Decision | None:
         """The decision after the new reports of `run`'s training; None when it has nothing to judge.
 
         Args:
@@ -156,6 +159,8 @@ class Stopper:
             rows: its reports since the last decision, oldest first, the newest last (default:
                 the newest alone). Each is judged in turn: a rung's value is the first report
                 at or past it, whichever read brought it.
+            finished: its training has ended (before its reports were read): its values at the
+                rungs are recorded, for the runs judged after it, and it is never stopped.
         """
         if not self.active or keys.STOP in run.summary:
             return None
@@ -178,15 +183,18 @@ class Stopper:
                 continue
             at_end = self.spec.max_t is not None and step >= self.spec.max_t  # trained as long as any run
             if value is None:  # diverged: worse than any value, so stopped at its rung whoever else reported
-                if at_end:
+                if at_end or finished:
                     continue
                 judged = NON_FINITE.get(reported, math.nan) if isinstance(reported, str) else reported
                 shown = judged if isinstance(judged, float) else math.nan  # NaN or the wrong infinity
                 return Decision(done, True, step, shown, math.nan)
             new = dict.fromkeys(reached, value)
             self._remember(run.run_id, new)
+            self._judged_running = self._judged_running or not finished
             done.update(new)
-            stop = not at_end and any(self._below_cut(int(rung), run.run_id, value) for rung in new)
+            stop = not (at_end or finished) and any(
+                self._below_cut(int(rung), run.run_id, value) for rung in new
+            )
             score = value if self.metric == self.score_metric else _number(row.get(self.score_metric))
             decision = Decision(dict(done), stop, step, value, score)
             if stop:
@@ -196,7 +204,7 @@ class Stopper:
     def never_judged(self, run: RunInfo) -> str | None:
         """A warning that `run` trained past the grace period while the stopper has judged no
         report of any run (it may be set up wrong); at most once, else None."""
-        if self._warned or not self.active or self._recorded:
+        if self._warned or not self.active or self._judged_running:
             return None
         if keys.RUNGS in run.summary or keys.STOP in run.summary:
             return None
