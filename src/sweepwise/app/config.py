@@ -113,8 +113,8 @@ class ExperimentSpec(BaseModel):
     @field_validator("dispatcher", "eval_dispatcher", "scheduler", "stopper", mode="before")
     @classmethod
     def _type_shorthand(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is None and info.field_name == "stopper":
-            return {"type": "none"}  # a bare `stopper:` stops nothing, as leaving it out does
+        if value is None:  # a bare `stopper:` stops nothing, as leaving it out does
+            return {"type": "none"} if info.field_name == "stopper" else None
         if isinstance(value, str):
             return {"type": value}
         if not isinstance(value, dict | BaseModel):
