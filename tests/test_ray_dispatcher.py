@@ -159,6 +159,29 @@ def _submissions(cluster: LocalRayCluster, prefix: str) -> list[str]:
 # -- without a cluster: the request built for a job, the options, the status map ---------------------
 
 
+def test_the_task_supervisor_keeps_metrics_rows_in_the_jobs_order() -> None:
+    # An async actor may run two `metrics` calls out of order: a batch ahead of its turn waits.
+    import asyncio
+
+    from sweepwise.dispatchers._ray_tasks import TaskSupervisor
+
+    supervisor = TaskSupervisor()
+    supervisor._jobs["s"] = {"status": "RUNNING"}
+    record = supervisor._jobs["s"]
+
+    async def calls() -> None:
+        await supervisor.metrics("s", [{"step": 3}, {"step": 4}], 1)
+        assert record.get("metrics", []) == []  # batch 0 has not come yet
+        await supervisor.metrics("s", [{"step": 1}, {"step": 2}], 0)
+        await supervisor.metrics("s", {"step": 5})  # one row, as a task of an earlier version passes it
+        for batch in range(3, 12):  # batch 2 lost on its way: the later ones go on after a while
+            await supervisor.metrics("s", [{"step": 10 + batch}], batch)
+
+    asyncio.run(calls())
+    steps = [row["step"] for row in record["metrics"]]
+    assert steps[:5] == [1, 2, 3, 4, 5] and steps[5:] == sorted(steps[5:]) and steps[-1] == 21, steps
+
+
 def test_every_ray_job_status_is_mapped() -> None:
     from ray.job_submission import JobStatus
 

@@ -44,6 +44,7 @@ NAMESPACE = "sweepwise"
 _LOG_TAIL = 16 * 1024  # bytes of a finished job's log kept for `sweepwise logs` off the node
 _CALL_TIMEOUT = 60.0  # seconds to wait for the supervisor's answer before the cluster counts as unreachable
 _METRICS_KEPT = 256  # metrics rows of a running job the supervisor keeps for the controller's next poll
+_BATCHES_AHEAD = 8  # metrics batches waiting for an earlier one before it counts as lost
 _KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL of a cancelled job
 _REAP_TIMEOUT = 120.0  # seconds to wait for the job of a dead worker to be killed
 _KEEPER_TIMEOUT = 120.0  # seconds to wait for the Ray job that keeps the supervisor to make it
@@ -68,6 +69,7 @@ class TaskSupervisor:
         self._logs: dict[str, str] = {}
         self._refs: dict[str, Any] = {}
         self._where: dict[str, tuple[str, str]] = {}  # running job: (its node's id, its status file there)
+        self._batches: dict[str, dict[int, list[dict[str, Any]]]] = {}  # metrics batches ahead of their turn
         self._follows: set[asyncio.Task[None]] = set()
         self._version = 0
         self._changed: asyncio.Event | None = None
@@ -108,14 +110,31 @@ class TaskSupervisor:
             record.update(status="RUNNING", started_at=at)
             self._bump()
 
-    async def metrics(self, sid: str, row: dict[str, Any]) -> None:
-        """The task `sid` passes on its job's next metrics row; the last `_METRICS_KEPT` are read
-        with the record, at each poll."""
+    async def metrics(self, sid: str, rows: list[dict[str, Any]] | dict[str, Any], batch: int = -1) -> None:
+        """The task `sid` passes on the metrics rows its job wrote since its last call (batch
+        number `batch`); the last `_METRICS_KEPT` rows, in the job's order, are read with the
+        record at each poll.
+
+        An async actor may run two calls out of order: a batch ahead of its turn waits for the
+        ones before it (unless `_BATCHES_AHEAD` wait: one was lost on its way).
+        """
         record = self._jobs.get(sid)
-        if record is not None and record["status"] == "RUNNING":
-            rows = record.setdefault("metrics", [])
-            rows.append(row)
-            del rows[:-_METRICS_KEPT]
+        if record is None or record["status"] != "RUNNING":
+            return
+        kept = record.setdefault("metrics", [])
+        if isinstance(rows, dict) or batch < 0:  # one row, from a task of an earlier version
+            kept.extend([rows] if isinstance(rows, dict) else rows)
+        else:
+            waiting = self._batches.setdefault(sid, {})
+            waiting[batch] = rows
+            turn = int(record.get("metrics_batch", 0))
+            if turn not in waiting and len(waiting) > _BATCHES_AHEAD:
+                turn = min(waiting)
+            while turn in waiting:
+                kept.extend(waiting.pop(turn))
+                turn += 1
+            record["metrics_batch"] = turn
+        del kept[:-_METRICS_KEPT]
 
     async def _follow(self, sid: str, ref: Any) -> None:
         from ray import exceptions
@@ -135,6 +154,7 @@ class TaskSupervisor:
         record["ended_at"] = time.time()
         self._refs.pop(sid, None)
         self._where.pop(sid, None)
+        self._batches.pop(sid, None)
         self._bump()
 
     async def _reap(self, sid: str) -> str:
@@ -257,18 +277,19 @@ def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str,
     # thread still runs (a CPython race); an Event's wait survives the interruption.
     threading.Thread(target=run, daemon=True).start()
     cancelled_at: float | None = None
-    metrics_offset = 0
+    metrics_offset, batch = 0, 0
     pass_on = getattr(supervisor, "metrics", None)  # None: an older supervisor (see `SUPERVISOR`)
     while not done.is_set():
         try:
             done.wait(0.5)
             if pass_on is not None:  # the controller cannot read this node's files
                 rows, metrics_offset = read_new_metrics(plan.metrics_path, metrics_offset)
-                for row in rows:
+                if rows:
                     try:
-                        pass_on.remote(sid, row)
-                    except Exception:  # Ray raises many types; a lost row must not end the task
-                        logger.warning("job %s: a metrics row could not be passed on", sid)
+                        pass_on.remote(sid, rows, batch)
+                    except Exception:  # Ray raises many types; lost rows must not end the task
+                        logger.warning("job %s: %d metrics rows could not be passed on", sid, len(rows))
+                    batch += 1
             if cancelled_at is not None and time.monotonic() - cancelled_at > _KILL_GRACE:
                 supervision.cancel(signal.SIGKILL)
         except KeyboardInterrupt:  # ray.cancel: stop the job, then return its end
