@@ -35,13 +35,19 @@ def forwarded(line: str) -> bool:
 def metrics_event(watch: MetricsWatch, rows: list[dict[str, Any]]) -> list[JobEvent]:
     """A METRICS event for the rows after the one `watch` reported last (all of them when it is
     not among them), the newest as its `metrics`; none when there is no new row."""
-    shown = [json.dumps(row, sort_keys=True, default=str) for row in rows]
-    if watch.metrics_seen in shown:
-        last = len(shown) - 1 - shown[::-1].index(watch.metrics_seen)
-        rows, shown = rows[last + 1 :], shown[last + 1 :]
+    start = 0
+    for index in range(len(rows) - 1, -1, -1):  # newest first: only the new rows and one more are dumped
+        if _key(rows[index]) == watch.metrics_seen:
+            start = index + 1
+            break
+    rows = rows[start:]
     if rows:
-        watch.metrics_seen = shown[-1]
+        watch.metrics_seen = _key(rows[-1])
     return metrics_rows_event(watch.event, rows)
+
+
+def _key(row: dict[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True, default=str)
 
 
 __all__ = ["MetricsWatch", "forwarded", "metrics_event"]
