@@ -422,19 +422,96 @@ def test_the_remote_runner_gives_the_last_row_as_the_result_only_of_a_job_that_e
     # A Ray or SkyPilot job's result is the runner's last SWEEPWISE_RESULT line. The last
     # `sweepwise.report` row is progress: for a job that failed, printing it as a result line
     # would make the run look finished with it wherever the exit is not seen.
-    from sweepwise.core.models import JobDefinition
-    from sweepwise.runtime.remote import JOB_ENV, RUNS_ROOT_ENV
-
     code = f"import sys, sweepwise; sweepwise.report(step=1, accuracy=0.3); sys.exit({exit_code})"
-    job = JobDefinition(run_id="r1", cmd=[PY, "-c", code])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPWISE_")}
-    env |= {JOB_ENV: job.model_dump_json(), RUNS_ROOT_ENV: str(tmp_path / "runs")}
-    env["SWEEPWISE_EXPERIMENT"] = "exp"
-    command = [PY, "-m", "sweepwise.runtime.remote"]
-    runner = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    env = _remote_env(tmp_path, [PY, "-c", code])
+    runner = subprocess.run(RUNNER, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert runner.returncode == exit_code, runner.stderr
     results = [line for line in runner.stdout.splitlines() if line.startswith("SWEEPWISE_RESULT ")]
     assert results == (['SWEEPWISE_RESULT {"accuracy":0.3}'] if exit_code == 0 else []), runner.stdout
+
+
+# A job that starts a helper in its own process group, records both pids, and ends only when told.
+GUARDED_JOB = """
+import os, signal, subprocess, sys, time
+from pathlib import Path
+work = Path(sys.argv[1])
+if sys.argv[2] == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+(work / "pids").write_text(f"{os.getpid()} {helper.pid}")
+while not (work / "go").exists():
+    time.sleep(0.05)
+with open(work / "side_effects", "a") as out:
+    out.write("done\\n")
+"""
+
+
+@pytest.mark.parametrize("job_kind", ["polite", pytest.param("stubborn", marks=pytest.mark.slow)])
+def test_a_remote_job_stops_when_its_runner_is_killed_outright(tmp_path: Path, job_kind: str) -> None:
+    # Ray kills a stopped job's workers, and the runners of a multi-node job's ranks with them,
+    # with SIGKILL: the job, in a process group of its own, must not run on unseen (a retry
+    # would run it twice). A job that ignores SIGTERM is SIGKILLed after the grace period.
+    from faults_helpers import alive
+
+    env = _remote_env(tmp_path, [PY, "-c", GUARDED_JOB, str(tmp_path), job_kind])
+    runner = subprocess.Popen(RUNNER, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
+    pids = [int(word) for word in wait_for(lambda: _read(tmp_path / "pids"), "the job's pids").split()]
+    runner.kill()
+    runner.wait()
+    wait_for(lambda: not any(alive(pid) for pid in pids), "the job and its helper to end", timeout=60)
+    (tmp_path / "go").touch()
+    assert not (tmp_path / "side_effects").exists()  # it never went on
+    log = (tmp_path / "runs" / "exp" / "r1" / "train.log").read_text()
+    assert "sweepwise: the job's supervisor died: stopping the job" in log
+
+
+def test_a_remote_job_that_ends_leaves_no_guard_behind(tmp_path: Path) -> None:
+    from faults_helpers import alive
+
+    (tmp_path / "go").touch()
+    env = _remote_env(tmp_path, [PY, "-c", GUARDED_JOB, str(tmp_path), "polite"])
+    runner = subprocess.run(RUNNER, env=env, cwd=tmp_path, capture_output=True)
+    assert runner.returncode == 0, runner.stderr
+    job_pid = int(_read(tmp_path / "pids").split()[0])
+    assert not [pid for pid in _group_members(job_pid) if alive(pid)]  # the helper and the guard are gone
+    assert (tmp_path / "side_effects").read_text() == "done\n"
+    assert "supervisor died" not in (tmp_path / "runs" / "exp" / "r1" / "train.log").read_text()
+
+
+RUNNER = [PY, "-m", "sweepwise.runtime.remote"]
+
+
+def _remote_env(tmp_path: Path, cmd: list[str]) -> dict[str, str]:
+    """The environment of a remote runner that runs `cmd` as job r1 of experiment exp."""
+    from sweepwise.core.models import JobDefinition
+    from sweepwise.runtime.remote import JOB_ENV, RUNS_ROOT_ENV
+
+    job = JobDefinition(run_id="r1", cmd=cmd)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPWISE_")}
+    return env | {
+        JOB_ENV: job.model_dump_json(),
+        RUNS_ROOT_ENV: str(tmp_path / "runs"),
+        "SWEEPWISE_EXPERIMENT": "exp",
+    }
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text() or None
+    except FileNotFoundError:
+        return None
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if int(stat[stat.rfind(")") + 2 :].split()[2]) == pgid:
+            members.append(int(entry))
+    return members
 
 
 def test_the_remote_runner_writes_the_newest_row_into_the_log_and_again_when_buried(tmp_path: Path) -> None:

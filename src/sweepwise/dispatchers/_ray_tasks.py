@@ -174,10 +174,12 @@ class TaskSupervisor:
         strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
         reaper = ray.remote(reap_job).options(num_cpus=0, max_retries=3, scheduling_strategy=strategy)
         try:
-            killed = await asyncio.wait_for(reaper.remote(status_path), _REAP_TIMEOUT)
+            found = await asyncio.wait_for(reaper.remote(status_path), _REAP_TIMEOUT)
         except Exception as exc:  # the node is gone too, or Ray failed: say so
             return f"; its job's processes could not be checked ({type(exc).__name__})"
-        return "; its job's processes were killed" if killed else ""
+        return {"killed": "; its job's processes were killed", "stopped": "; its job stopped with it"}.get(
+            found, ""
+        )
 
     async def infos(self, sids: list[str]) -> tuple[int, dict[str, dict[str, Any] | None]]:
         """The version of the records, and the record of each job (None: never submitted here)."""
@@ -263,6 +265,7 @@ def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str,
             "supervisor_start": None,
             "ray_worker_pid": os.getpid(),
         },
+        guard_group=True,  # a worker killed outright takes its job with it
     )
     codes: list[int] = []
     done = threading.Event()
@@ -299,22 +302,27 @@ def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str,
     return _outcome(job.run_id, job.type, job.attempt, plan, sid, codes[0] if codes else -1)
 
 
-def reap_job(status_path: str) -> bool:
-    """The Ray task that kills the process group of a job whose task's worker died; True if it did.
+def reap_job(status_path: str) -> str:
+    """The Ray task that kills the process group of a job whose task's worker died; what it found.
 
     The job's status file names its pid (its process group's id) and start time; a process
-    that is not that one (its pid reused) is left alone.
+    that is not that one (its pid reused) is left alone. The job's guard
+    (`sweepwise.runtime.group_guard`) has usually stopped it already.
+
+    Returns:
+        "killed" (it was running), "stopped" (it had ended) or "exited" (it had
+        ended before its worker, with a final status).
     """
     from sweepwise.runtime.results import read_status
     from sweepwise.runtime.supervise import process_alive, signal_group
 
     status = read_status(status_path) or {}
     pid, start = status.get("pid"), status.get("pid_start")
-    if status.get("state") == "exited" or not isinstance(pid, int):
-        return False
-    if not process_alive(pid, start if isinstance(start, int) else None):
-        return False
-    return signal_group(pid, signal.SIGKILL)
+    if status.get("state") == "exited":
+        return "exited"
+    if not isinstance(pid, int) or not process_alive(pid, start if isinstance(start, int) else None):
+        return "stopped"
+    return "killed" if signal_group(pid, signal.SIGKILL) else "stopped"
 
 
 def _outcome(run_id: str, job_type: Any, attempt: int, plan: Any, sid: str, code: int) -> dict[str, Any]:

@@ -11,7 +11,9 @@ address of rank 0's node, for the job's own rendezvous) in its environment.
 Each rank's output reaches the job's log (Ray prefixes it with the task's pid); rank 0's
 final `SWEEPWISE_RESULT` line is printed again as the log's last line. The exit status is
 the first failing rank's, else 0. Ray removes the placement group when this driver exits;
-a rank's runner gets SIGTERM when its Ray worker dies, so a stopped job stops everywhere.
+a rank's runner gets SIGTERM when its Ray worker dies, and the guard in its job's process
+group (`sweepwise.runtime.group_guard`) stops the job if the runner is SIGKILLed with the
+worker, so a stopped job stops everywhere.
 
 Unlike most of `sweepwise.runtime` this imports Ray: it runs once per multi-node Ray job.
 """

@@ -17,7 +17,9 @@ hyperparameter value passes through a shell:
   current directory (the task's workdir).
 
 The job runs as under the local dispatcher (its hyperparameters as words, in
-`SWEEPWISE_PARAMS` and in `params.json`; the supervisor enforces its `timeout`), and its
+`SWEEPWISE_PARAMS` and in `params.json`; the supervisor enforces its `timeout`), with
+`sweepwise.runtime.group_guard` in its process group to stop it if this runner is killed
+outright, and its
 output is copied to this process's stdout, the task's log, as it is written, with each new
 row of its metrics file (`sweepwise.report`) after each copy, as a line of ours:
 `SWEEPWISE_METRICS {json}` (a dispatcher that cannot read the node's files reads the job's
@@ -238,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             run_dir=plan.run_dir,
             job_name=plan.job_name,
             timeout=job.timeout,
+            guard_group=True,  # an engine may SIGKILL this runner (Ray kills a stopped job's workers)
         )
     finally:
         stop.set()

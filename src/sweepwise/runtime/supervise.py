@@ -29,6 +29,7 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import time
 
 from sweepwise.core.jsonsafe import loads_bounded
@@ -387,8 +388,10 @@ class Supervisor:
         timeout: float | None = None,
         kill_grace: float = 10.0,
         status_extra: Mapping[str, Any] | None = None,
+        guard_group: bool = False,
     ) -> None:
         self.claim_token = claim_token
+        self.guard_group = guard_group
         self.argv = list(argv)
         self.cwd = cwd
         self.env = env
@@ -456,6 +459,7 @@ class Supervisor:
             code = 127 if isinstance(exc, FileNotFoundError) else 126
             return self.finish(code, started_at=time.time())
         self.child = child
+        guard = self._start_guard(child.pid) if self.guard_group else None
         self.limit = TimeLimit(self.timeout, self.kill_grace)
         if self.cancel_signal is not None:  # arrived while the job was being started
             signal_group(child.pid, self.cancel_signal)
@@ -465,10 +469,31 @@ class Supervisor:
         self.wait(child)
         # The job's main process has exited but is not reaped yet, so its pid (= its process
         # group id) cannot be reused: kill what is left of the group, then reap.
-        signal_group(child.pid, signal.SIGKILL)
+        signal_group(child.pid, signal.SIGKILL)  # the guard too, before its pipe closes
         code = child.wait()
         self.child = None
+        if guard is not None:
+            guard.communicate()
         return self.finish(code, started_at=started_at)
+
+    def _start_guard(self, pgid: int) -> subprocess.Popen[bytes] | None:
+        """Start `sweepwise.runtime.group_guard` in the job's group `pgid`: it stops the group if we die.
+
+        None when it cannot start (the job has already ended and left its group): the job
+        then runs unguarded, as a local one does.
+        """
+        try:
+            with open(self.log_path, "ab") as log:
+                guard = [sys.executable, "-m", "sweepwise.runtime.group_guard"]
+                return subprocess.Popen(
+                    [*guard, "--grace", repr(float(self.kill_grace))],
+                    stdin=subprocess.PIPE,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    process_group=pgid,
+                )
+        except OSError:
+            return None
 
     def wait(self, child: subprocess.Popen[bytes]) -> None:
         """Return once the job has exited (without reaping it), heartbeating and enforcing its limit."""
@@ -557,6 +582,7 @@ def supervise(
     timeout: float | None = None,
     kill_grace: float = 10.0,
     status_extra: Mapping[str, Any] | None = None,
+    guard_group: bool = False,
 ) -> int:
     """Run one job to its end, recording its life in `status_path`.
 
@@ -576,6 +602,9 @@ def supervise(
         timeout: seconds the job may run before its group gets SIGTERM (None: no limit).
         kill_grace: seconds after that SIGTERM before SIGKILL.
         status_extra: more fields for every status written (a remote engine's job id).
+        guard_group: run `sweepwise.runtime.group_guard` in the job's group, so that the
+            job is stopped if this process dies (a remote runner, which its engine may
+            SIGKILL); a local job is meant to outlive its supervisor's death instead.
 
     Returns:
         The job's exit code; negative (-N) when it was killed by signal N. 127 / 126
@@ -605,6 +634,7 @@ def supervise(
         timeout,
         kill_grace,
         status_extra,
+        guard_group,
     )
     previous: dict[int, Any] = {}
     for forwarded in _FORWARDED_SIGNALS:
