@@ -284,7 +284,8 @@ def test_json_of_failed_and_train_only_runs_and_of_best_with_nothing_scored(tmp_
         assert row["eval_exit_code"] is None, row  # a train-only run never had an eval
     for run in (cli, full_cli):
         best = run("best", "shapes", "--json", cwd=tmp_path)
-        assert best.returncode == 1 and "no completed run with a score yet" in best.stderr
+        assert best.returncode == 1, best.stderr
+        assert "ended (complete) with no completed run with a score (4 failed)" in best.stderr
         row = json.loads(best.stdout)
         assert set(row) == {"experiment", "run_id", "metric", "goal", "score", "cost", "parameters"}
         assert (row["experiment"], row["run_id"], row["metric"], row["score"]) == (

@@ -456,14 +456,15 @@ def best(
     store: StoreOption = None,
 ) -> None:
     """Show the best completed run of an experiment and its parameters."""
-    from sweepwise.app.views import NO_BEST, best_payload
+    from sweepwise.app.views import best_payload, no_best
     from sweepwise.core.jsonsafe import dumps_strict
 
-    row = _or_fail(lambda: best_payload(_open_reader(store), experiment))
+    reader = _or_fail(lambda: _open_reader(store))
+    row = _or_fail(lambda: best_payload(reader, experiment))
     if as_json:
         typer.echo(dumps_strict(row, indent=2, default=str))
     if row["run_id"] is None:
-        raise _fail(NO_BEST.format(experiment), 1)
+        raise _fail(_or_fail(lambda: no_best(reader, experiment)), 1)
     if not as_json:
         from sweepwise.app.display import print_best
 

@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int | None:
         return 1
     if not isinstance(reader, LeanReader):
         return None
-    from sweepwise.app.views import NO_BEST, best_payload, experiments_payload, status_payload
+    from sweepwise.app.views import best_payload, experiments_payload, no_best, status_payload
     from sweepwise.core.jsonsafe import dumps_rows, dumps_strict
 
     if not reader.exists():
@@ -48,6 +48,7 @@ def main(argv: list[str]) -> int | None:
             file=sys.stderr,
         )
         return 1
+    missing: str | None = None  # what `best` says when no run has scored
     try:
         if argv[0] == "status":
             payload = (
@@ -55,6 +56,7 @@ def main(argv: list[str]) -> int | None:
             )
         else:
             payload = best_payload(reader, args.experiment)
+            missing = no_best(reader, args.experiment) if payload["run_id"] is None else None
     except SweepwiseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -63,7 +65,7 @@ def main(argv: list[str]) -> int | None:
     else:
         text = dumps_strict(payload, indent=2, default=str)
     sys.stdout.write(text + "\n")
-    if argv[0] == "best" and payload["run_id"] is None:
-        print(f"error: {NO_BEST.format(args.experiment)}", file=sys.stderr)
+    if argv[0] == "best" and missing is not None:
+        print(f"error: {missing}", file=sys.stderr)
         return 1
     return 0

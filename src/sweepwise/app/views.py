@@ -175,18 +175,28 @@ def best_payload(reader: RunReader, experiment: str) -> dict[str, Any]:
     return {"experiment": experiment, **best_row(run, metric, goal)}
 
 
-NO_BEST = "experiment {!r} has no completed run with a score yet"
-"""What `best` says (and exits 1 with) when no run has scored."""
+def no_best(reader: RunReader, experiment: str) -> str:
+    """What `best` says (and exits 1 with) when no run of `experiment` has scored.
+
+    An experiment still running may yet get one; one that has ended says how its runs ended
+    (every run stopped early, say, or failed).
+    """
+    status = experiment_record(reader, experiment).status
+    if status not in ("complete", "cancelled"):
+        return f"experiment {experiment!r} has no completed run with a score yet"
+    counts = reader.count_by_status(experiment)
+    ends = ", ".join(f"{count} {name.lower()}" for name, count in sorted(counts.items()) if count)
+    return f"experiment {experiment!r} ended ({status}) with no completed run with a score ({ends or 'no run'})"
 
 
 __all__ = [
-    "NO_BEST",
     "RunReader",
     "best_payload",
     "best_row",
     "best_run",
     "experiment_record",
     "experiments_payload",
+    "no_best",
     "run_row",
     "status_counts",
     "status_payload",
