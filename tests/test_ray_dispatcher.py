@@ -67,6 +67,10 @@ JOB = textwrap.dedent(
     note(f"start {os.getpid()}")
     print("hello from", os.environ["SWEEPWISE_RUN_ID"], "tag =", params.get("tag"), flush=True)
     mode = params.get("mode", "ok")
+    if mode == "stubborn":  # ignores SIGTERM, then waits like "wait"
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        mode = "wait"
     if mode == "fail":
         print("training diverged: loss is nan", flush=True)
         sys.exit(3)
@@ -457,6 +461,21 @@ def test_cancel_stops_a_running_job(ray_cluster: LocalRayCluster, work: Path) ->
     (work / "go-demo_trial_0004").touch()  # a job still running would now write "done"
     assert [words[4] for words in _side_effects(work)] == ["start"]
     dispatcher.cancel(sid)  # an ended job: no error
+
+
+@pytest.mark.slow
+def test_cancel_stops_a_job_that_ignores_sigterm(ray_cluster: LocalRayCluster, work: Path) -> None:
+    # The job, in a process group of its own, ignores the SIGTERM its runner forwards, and Ray
+    # SIGKILLs the runner 3 s later: the job must still end, or a retry would run beside it.
+    dispatcher = _dispatcher(ray_cluster, work)
+    sid = dispatcher.dispatch(_job(work, "demo_trial_0010", overrides={"mode": "stubborn"}))
+    [[*_, pid]] = [words for words in _wait_for(lambda: _side_effects(work), "the job to start")]
+    dispatcher.cancel(sid)
+    assert _until_finished(dispatcher, "demo_trial_0010")[-1].error == "cancelled (Ray STOPPED)"
+    _wait_for(lambda: not alive(int(pid)), "the job's process to end", timeout=60)
+    (work / "go-demo_trial_0010").touch()  # a job still running would now write "done"
+    time.sleep(1)
+    assert [words[4] for words in _side_effects(work)] == ["start"]
 
 
 @pytest.mark.slow
