@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -271,6 +272,20 @@ def test_a_scale_of_one_opens_the_design_to_the_whole_range() -> None:
     wide = {"x": {"distribution": "uniform", "min": 0, "max": 1, "mean": 0.0, "scale": 1.0}}
     seen = [s["x"] for s in protein(wide, num_random_samples=20).suggest([], 20)]
     assert max(seen) > 0.75  # centre ± half the range (scale 0.5) would stop at 0.5
+
+
+def test_the_design_gives_every_value_of_a_grid_its_share_the_ends_too() -> None:
+    # Four batch sizes: the middle value is 64, above the range's centre, and a design box around
+    # it used to stop short of 16. Each value should come up as often as the others.
+    grid = {
+        "batch": {"distribution": "ordinal", "values": [16, 32, 64, 128]},
+        "lr": {"distribution": "ordinal", "values": [0.0001, 0.001, 0.01, 0.1], "log": True},
+        "depth": {"distribution": "int_uniform", "min": 1, "max": 6},
+    }
+    design = protein(grid, num_random_samples=33, seed_with_search_center=False).suggest([], 32)
+    for name, values in (("batch", [16, 32, 64, 128]), ("lr", [0.0001, 0.001, 0.01, 0.1])):
+        assert sorted(Counter(s[name] for s in design).items()) == [(v, 8) for v in values], name
+    assert sorted(Counter(s["depth"] for s in design)) == [1, 2, 3, 4, 5, 6]
 
 
 def test_a_malformed_observation_or_goal_is_named_in_the_error() -> None:

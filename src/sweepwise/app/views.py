@@ -186,7 +186,8 @@ def no_best(reader: RunReader, experiment: str) -> str:
         return f"experiment {experiment!r} has no completed run with a score yet"
     counts = reader.count_by_status(experiment)
     ends = ", ".join(f"{count} {name.lower()}" for name, count in sorted(counts.items()) if count)
-    return f"experiment {experiment!r} ended ({status}) with no completed run with a score ({ends or 'no run'})"
+    ended = f"experiment {experiment!r} ended ({status})"
+    return f"{ended} with no completed run with a score ({ends or 'no run'})"
 
 
 __all__ = [

@@ -20,6 +20,8 @@ import numpy as np
 
 from sweepwise.space import Distribution, SearchSpace
 
+_TOUCH = 1e-9  # a value whose share only touches the design box is in it
+
 
 @dataclass(frozen=True, slots=True)
 class _Block:
@@ -202,6 +204,44 @@ class Encoder:
         index = np.clip(np.floor((u + 1.0) / 2.0 * steps + 0.5) + step, 0, steps)  # no list of the levels:
         out: np.ndarray = 2.0 * index / steps - 1.0  # an integer may have 10**15 of them
         return out
+
+    def design(self, u: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """The point of unit-cube row `u` in the design box `center` ± `scale` (snap it after).
+
+        A continuous number is `center + (2u - 1) * scale`. A discrete number takes each of its
+        values whose share of [-1, 1] (the points that snap to it) meets the box, with equal
+        chances: a box that spans the range reaches every value, the lowest of an even count
+        too (its middle value is above the centre). A categorical takes a choice by `u`.
+        """
+        x = center + (2.0 * u - 1.0) * scale
+        for i, block in enumerate(self.blocks):
+            v = float(u[block.start])
+            if block.categorical:
+                x[block.start : block.start + block.width] = 0.0
+                x[block.start + min(int(v * block.width), block.width - 1)] = 1.0
+            elif block.discrete:
+                low, high = center[block.start] - scale[block.start], center[block.start] + scale[block.start]
+                x[block.start] = self._level_in(i, low - _TOUCH, high + _TOUCH, v)
+        return x
+
+    def _level_in(self, i: int, low: float, high: float, v: float) -> float:
+        """The value of discrete number block `i` at fraction `v` of those whose share meets [low, high]."""
+        if i in self._levels:
+            values = self._levels[i]
+            middles = (values[1:] + values[:-1]) / 2.0
+            meets = np.flatnonzero(
+                (np.append(middles, np.inf) >= low) & (np.insert(middles, 0, -np.inf) <= high)
+            )
+            return float(values[meets[min(int(v * len(meets)), len(meets) - 1)]])
+        steps = (self.space.specs[self.blocks[i].name].levels or 1) - 1
+        if steps == 0:
+            return 0.0
+        # value k sits at 2k/steps - 1 and has the points within 1/steps of it (no list of the
+        # values: an integer may have 10**15 of them)
+        first = max(0, math.ceil((low + 1.0) / 2.0 * steps - 0.5))
+        last = min(steps, math.floor((high + 1.0) / 2.0 * steps + 0.5))
+        count = max(last - first + 1, 1)
+        return 2.0 * (first + min(int(v * count), count - 1)) / steps - 1.0
 
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """`n` uniform feature vectors (a random choice per categorical)."""

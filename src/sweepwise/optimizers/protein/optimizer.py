@@ -179,14 +179,7 @@ class ProteinOptimizer:
         size = 1 << max(4, math.ceil(math.log2(index + 2)))
         design = qmc.Sobol(self.encoder.width, scramble=True, seed=self.seed).random(size)
         for u in (design[index % size], *rng.random((32, self.encoder.width))):
-            x = self._center + (2.0 * u - 1.0) * self._scale
-            for block in self.encoder.blocks:
-                if block.categorical:
-                    cols = slice(block.start, block.start + block.width)
-                    hot = min(int(u[block.start] * block.width), block.width - 1)
-                    x[cols] = 0.0
-                    x[block.start + hot] = 1.0
-            x = self.encoder.snap(x[None])[0]
+            x = self.encoder.snap(self.encoder.design(u, self._center, self._scale)[None])[0]
             if Encoder.key(x) not in taken:
                 break
         else:  # a small space, mostly taken: any point of it not yet taken, else (all taken) the last tried
