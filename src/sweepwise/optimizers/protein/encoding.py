@@ -213,7 +213,7 @@ class Encoder:
         chances: a box that spans the range reaches every value, the lowest of an even count
         too (its middle value is above the centre). A categorical takes a choice by `u`.
         """
-        x = center + (2.0 * u - 1.0) * scale
+        x: np.ndarray = center + (2.0 * u - 1.0) * scale
         for i, block in enumerate(self.blocks):
             v = float(u[block.start])
             if block.categorical:
