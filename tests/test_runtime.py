@@ -437,6 +437,7 @@ from pathlib import Path
 work = Path(sys.argv[1])
 if sys.argv[2] == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # the helper inherits it
 helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 (work / "pids").write_text(f"{os.getpid()} {helper.pid}")
 while not (work / "go").exists():
@@ -456,6 +457,9 @@ def test_a_remote_job_stops_when_its_runner_is_killed_outright(tmp_path: Path, j
     env = _remote_env(tmp_path, [PY, "-c", GUARDED_JOB, str(tmp_path), job_kind])
     runner = subprocess.Popen(RUNNER, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
     pids = [int(word) for word in wait_for(lambda: _read(tmp_path / "pids"), "the job's pids").split()]
+    # a framework's signal to the job's group (a checkpoint request) must not end the guard
+    wait_for(lambda: _guard_ignores(pids[0], signal.SIGUSR1), "the guard to be ready")
+    os.killpg(pids[0], signal.SIGUSR1)
     runner.kill()
     runner.wait()
     wait_for(lambda: not any(alive(pid) for pid in pids), "the job and its helper to end", timeout=60)
@@ -500,6 +504,20 @@ def _read(path: Path) -> str | None:
         return path.read_text() or None
     except FileNotFoundError:
         return None
+
+
+def _guard_ignores(pgid: int, signum: int) -> bool:
+    """Whether the guard in process group `pgid` is running and ignores `signum`."""
+    for pid in _group_members(pgid):
+        try:
+            if b"sweepwise.runtime.group_guard" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        ignored = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+        return bool(ignored >> (signum - 1) & 1)
+    return False
 
 
 def _group_members(pgid: int) -> list[int]:

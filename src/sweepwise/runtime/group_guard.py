@@ -8,8 +8,9 @@ its own, so it would run on, unseen, and a retry would run it twice.
 The guard runs inside the job's process group and reads its stdin, a pipe whose other
 end only the supervisor holds. The pipe closes when the supervisor dies, however it
 dies. The guard then sends SIGTERM to its group (the job and what it started),
-SIGKILL `--grace` seconds later, and leaves. It ignores SIGTERM, SIGINT and SIGHUP, so
-that a cancel sent to the job's group does not end it first. When the job ends
+SIGKILL `--grace` seconds later, and leaves. It ignores SIGTERM, SIGINT, SIGHUP,
+SIGQUIT and SIGUSR1/2, so that a cancel or a framework's signal sent to the job's group
+does not end it first. When the job ends
 normally, the supervisor kills what is left of the group, the guard with it
 (docs/backends.md, Ray, "Crash safety").
 
@@ -26,6 +27,8 @@ import time
 GRACE = 10.0
 """Seconds from SIGTERM to SIGKILL, as for a cancel."""
 
+_IGNORED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+"""What a job may send its own group (a cancel, a framework's checkpoint signal): never the guard's end."""
 _POLL = 0.2  # seconds between checks that the group still has a process other than the guard
 
 
@@ -62,7 +65,7 @@ def _others_in_group() -> bool:
 
 def guard(grace: float = GRACE) -> int:
     """Wait for stdin to close, then stop this process's group; see the module docstring."""
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for signum in _IGNORED:
         signal.signal(signum, signal.SIG_IGN)
     while True:
         try:
