@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,6 +95,41 @@ def test_status_of_all_experiments_and_an_explicit_store(
     from_env = cli("status", "--json", cwd=tmp_path, env={"SWEEPWISE_STORE": url})
     assert json.loads(from_env.stdout) == listing
     assert not (tmp_path / "sweepwise.db").exists()
+
+
+@contextlib.contextmanager
+def _read_only_view(folder: Path, view: Path) -> Any:
+    """`folder` mounted read-only at `view` (a snapshot, a read-only share); root is required."""
+    if os.geteuid() != 0:
+        pytest.fail("this test bind-mounts a folder read-only and needs root (as .ci/run has)")
+    view.mkdir()
+    subprocess.run(["mount", "--bind", str(folder), str(view)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(view)], check=True)
+        yield view
+    finally:
+        subprocess.run(["umount", str(view)], check=True)
+
+
+def test_a_store_on_a_read_only_file_system_is_read(tmp_path: Path, make_sweep: Callable[..., Path]) -> None:
+    # A finished sweep's store seen through a read-only mount: its WAL index cannot be made
+    # there, and every reading command said it was "not a sweepwise store".
+    work = tmp_path / "work"
+    work.mkdir()
+    spec = make_sweep("one", scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2})
+    url = f"sqlite:///{work / 'sweepwise.db'}"
+    assert cli("run", str(spec), "--quiet", "--store", url, cwd=tmp_path).returncode == 0
+    with _read_only_view(work, tmp_path / "view") as view:
+        store = ["--store", f"sqlite:///{view / 'sweepwise.db'}"]
+        for run in (cli, full_cli):
+            listing = run("status", "--json", *store, cwd=tmp_path)
+            assert listing.returncode == 0, listing.stderr
+            assert json.loads(listing.stdout)["experiments"][0]["counts"] == {**ZERO_COUNTS, "completed": 2}
+            best = run("best", "one", "--json", *store, cwd=tmp_path)
+            assert best.returncode == 0 and json.loads(best.stdout)["run_id"], best.stderr
+            exported = run("export", "one", *store, cwd=tmp_path)
+            assert exported.returncode == 0 and len(exported.stdout.splitlines()) == 3, exported.stderr
+        assert sorted(path.name for path in view.iterdir()) == ["sweepwise.db"]  # nothing written
 
 
 def test_the_readme_names_every_json_status_in_the_order_status_prints_them() -> None:

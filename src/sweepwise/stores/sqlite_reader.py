@@ -12,6 +12,7 @@ only connecting, and the driver's parameter style, differ.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -166,8 +167,23 @@ class SQLiteReader(LeanReader):
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
-            self._connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10.0)
+            self._connection = sqlite3.connect(self._uri(), uri=True, timeout=10.0)
         return self._connection
+
+    def _uri(self) -> str:
+        """The file opened read-only; on a read-only file system, as immutable.
+
+        A store in WAL mode is read through a `-shm` file made beside it, which a read-only
+        file system (a snapshot, a mounted copy) cannot hold: there, nothing can change the
+        file, so SQLite reads it as immutable. Not when a `-wal` file with content sits beside
+        it: its last transactions would be missed, so the store is opened as usual (and is
+        reported unreadable).
+        """
+        uri = f"{self.path.absolute().as_uri()}?mode=ro"
+        wal = self.path.with_name(self.path.name + "-wal")
+        if os.access(self.path.parent, os.W_OK) or (wal.exists() and wal.stat().st_size > 0):
+            return uri
+        return uri + "&immutable=1"
 
     def close(self) -> None:
         """Close the connection."""
