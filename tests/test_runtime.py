@@ -259,6 +259,26 @@ def test_result_line_in_the_log_last_one_wins(tmp_path: Path) -> None:
     assert read_job_result(tmp_path, "train") == ({"score": 2}, None)
 
 
+def test_a_result_line_up_to_the_limit_is_read_and_a_longer_one_is_refused_as_too_large(
+    tmp_path: Path,
+) -> None:
+    # Only the log's last 64 KiB were read: a 200 KB result line was never seen ("no score"),
+    # and a 2 MB one was not refused as too large.
+    log = tmp_path / "train.log"
+    medium = {"score": 1.0, "curve": [0.5] * 40_000}  # about 200 KB
+    log.write_text("hello\nSWEEPWISE_RESULT " + json.dumps(medium) + "\n")
+    assert read_job_result(tmp_path, "train", rows=False) == (medium, None)
+    log.write_text("SWEEPWISE_RESULT " + json.dumps({"score": 1.0, "curve": [0.5] * 400_000}) + "\n")
+    assert read_job_result(tmp_path, "train", rows=False) == (
+        None,
+        "the last SWEEPWISE_RESULT line of train.log is 2 MB, over the 1 MB limit "
+        "(SWEEPWISE_MAX_RESULT_BYTES); report a summary, not data",
+    )
+    # a long last line that is not a result is no error: the result may come from elsewhere
+    log.write_text("x" * 2_000_000 + "\n")
+    assert read_job_result(tmp_path, "train", rows=False) == (None, None)
+
+
 def test_malformed_result_line_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "train.log").write_text('SWEEPWISE_RESULT {"score": 1}\nSWEEPWISE_RESULT {score: 2}\n')
     result, error = read_job_result(tmp_path, "train")

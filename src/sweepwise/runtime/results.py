@@ -155,7 +155,52 @@ def _from_result_file(path: StrPath, job_name: str) -> tuple[dict[str, Any] | No
 
 
 def _from_log(path: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str | None] | None:
-    return result_from_lines(_tail_text_lines(path), job_name)
+    """The result of the log's last `SWEEPWISE_RESULT` line, read from its end.
+
+    The end read holds any result line within the size limit whole. A longer one is cut at
+    the start of what was read: then only its start is looked at, to say it is too large.
+    """
+    limit = max_result_bytes()
+    try:
+        data, whole = _read_tail(path, max(_TAIL_BYTES, limit + len(RESULT_LINE_PREFIX) + 2))
+    except OSError:
+        return None
+    lines = [line.rstrip("\r") for line in data.decode("utf-8", errors="replace").split("\n")]
+    found = result_from_lines(lines if whole else lines[1:], job_name)
+    if found is not None or whole:
+        return found
+    length = _cut_result_line(path, len(data), len(lines[0].encode()))
+    if length is None:
+        return None
+    where = f"the last {RESULT_LINE_PREFIX.strip()} line of {job_name}.{LOG}"
+    return None, _too_large(where, length, limit)
+
+
+_LINE_SEARCH_BYTES = 64 * 1024 * 1024  # how far back the start of a cut line is looked for
+
+
+def _cut_result_line(path: StrPath, tail: int, seen: int) -> int | None:
+    """The size of the result line the last `tail` bytes of `path` start inside, whose last
+    `seen` bytes they hold; None when that line is not a result line (or its start is too far back)."""
+    with open_regular(path) as handle:
+        end = handle.seek(0, os.SEEK_END) - tail  # where the cut line's read part starts
+        position = end
+        while position > 0 and end - position < _LINE_SEARCH_BYTES:
+            step = min(_TAIL_BYTES, position)
+            handle.seek(position - step)
+            chunk = handle.read(step)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                position = position - step + newline + 1
+                break
+            position -= step
+        else:
+            if position > 0:
+                return None
+        handle.seek(position)
+        if handle.read(len(RESULT_LINE_PREFIX)) != RESULT_LINE_PREFIX.encode():
+            return None
+    return end - position + seen - len(RESULT_LINE_PREFIX)
 
 
 def result_from_lines(lines: list[str], job_name: str) -> tuple[dict[str, Any] | None, str | None] | None:
@@ -291,7 +336,8 @@ def read_job_result(
     """The result a job reported, and why it was rejected if it was.
 
     Precedence: `<job>.result.json` (`report_result` or a renamed `result.json`); else
-    the last `SWEEPWISE_RESULT {json}` line in the last 64 KiB of `<job>.log`; else
+    the last `SWEEPWISE_RESULT {json}` line in the end of `<job>.log` (its last 64 KiB, or
+    the size limit and the prefix if more); else
     the last row of `<job>.metrics.jsonl` without its `step` / `time`. A result over
     `max_result_bytes()` is rejected; at most that many bytes (plus one) are read.
 
