@@ -130,6 +130,18 @@ def test_a_store_on_a_read_only_file_system_is_read(tmp_path: Path, make_sweep: 
             exported = run("export", "one", *store, cwd=tmp_path)
             assert exported.returncode == 0 and len(exported.stdout.splitlines()) == 3, exported.stderr
         assert sorted(path.name for path in view.iterdir()) == ["sweepwise.db"]  # nothing written
+        # a controller with the store open (its -shm beside it, written through the other mount):
+        # read as usual, locked, not as an immutable file that could change mid-read
+        live = sqlite3.connect(work / "sweepwise.db")
+        try:
+            live.execute("PRAGMA journal_mode=WAL")
+            live.execute("UPDATE experiments SET status = 'running'")
+            live.commit()
+            listing = cli("status", "--json", *store, cwd=tmp_path)
+            assert listing.returncode == 0, listing.stderr
+            assert json.loads(listing.stdout)["experiments"][0]["status"] == "running"
+        finally:
+            live.close()
 
 
 def test_the_readme_names_every_json_status_in_the_order_status_prints_them() -> None:

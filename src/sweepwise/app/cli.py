@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import re
 import signal
 import sys
@@ -112,6 +113,13 @@ def _open_reader(url_option: str | None) -> RunReader:
     reader = open_reader(_checked_url(url_option))
     if not reader.exists():
         path = getattr(reader, "path", None)
+        if isinstance(path, Path) and path.is_file() and not os.access(path.parent, os.W_OK):
+            raise _fail(
+                f"{path} cannot be read here: its folder cannot be written, and a controller has "
+                "it open (or left its -wal and -shm files); read it where it is written, or copy "
+                "the store with its -wal file to a folder you can write",
+                1,
+            )
         if isinstance(path, Path) and path.is_file():
             raise _fail(
                 f"{path} is not a sweepwise store (not a SQLite database, or no sweepwise tables); "

@@ -171,19 +171,27 @@ class SQLiteReader(LeanReader):
         return self._connection
 
     def _uri(self) -> str:
-        """The file opened read-only; on a read-only file system, as immutable.
+        """The file opened read-only; where its folder cannot be written and no one has it open, as immutable.
 
         A store in WAL mode is read through a `-shm` file made beside it, which a read-only
-        file system (a snapshot, a mounted copy) cannot hold: there, nothing can change the
-        file, so SQLite reads it as immutable. Not when a `-wal` file with content sits beside
-        it: its last transactions would be missed, so the store is opened as usual (and is
-        reported unreadable).
+        file system (a snapshot, a read-only mount of a copy) cannot hold. There SQLite reads
+        it as immutable, unlocked. Not when a `-shm` file is there (a controller has the store
+        open, perhaps through another mount: an unlocked read could see a half-written page)
+        or a `-wal` file with content (its last transactions would be missed): then it is
+        opened as usual, and said to be unreadable here.
         """
         uri = f"{self.path.absolute().as_uri()}?mode=ro"
-        wal = self.path.with_name(self.path.name + "-wal")
-        if os.access(self.path.parent, os.W_OK) or (wal.exists() and wal.stat().st_size > 0):
+        if os.access(self.path.parent, os.W_OK) or self.in_use():
             return uri
         return uri + "&immutable=1"
+
+    def in_use(self) -> bool:
+        """Whether the store has a `-shm` file, or a `-wal` file with content, beside it."""
+        shm, wal = (self.path.with_name(self.path.name + suffix) for suffix in ("-shm", "-wal"))
+        try:
+            return shm.exists() or (wal.exists() and wal.stat().st_size > 0)
+        except OSError:
+            return True
 
     def close(self) -> None:
         """Close the connection."""
