@@ -129,6 +129,8 @@ def test_a_store_on_a_read_only_file_system_is_read(tmp_path: Path, make_sweep: 
             assert best.returncode == 0 and json.loads(best.stdout)["run_id"], best.stderr
             exported = run("export", "one", *store, cwd=tmp_path)
             assert exported.returncode == 0 and len(exported.stdout.splitlines()) == 3, exported.stderr
+        logs = full_cli("logs", "one_trial_0001", *store, cwd=tmp_path)
+        assert logs.returncode == 0, logs.stderr
         assert sorted(path.name for path in view.iterdir()) == ["sweepwise.db"]  # nothing written
         # a controller with the store open (its -shm beside it, written through the other mount):
         # read as usual, locked, not as an immutable file that could change mid-read

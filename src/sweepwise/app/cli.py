@@ -612,12 +612,14 @@ def logs(
         raise _fail(f"--job: unknown job {job!r}; use train or eval")
     if lines < 0:
         raise _fail(f"--lines: {lines} is negative; give a count of lines, or 0 for all")
-    sql = _open_store(store)
-    found = sql.fetch_runs({"run_id": run_id})
+    from sweepwise.app.views import experiment_record
+
+    reader = _open_reader(store)  # reads only: a store on a read-only file system will do
+    found = _or_fail(lambda: reader.fetch_runs({"run_id": run_id}))
     if not found:
-        raise _fail(f"no run {run_id!r} in {sql.url}; see `sweepwise status` for run ids", 1)
+        raise _fail(f"no run {run_id!r} in {reader.url}; see `sweepwise status` for run ids", 1)
     run = found[0]
-    record = _experiment_record(sql, run.group or "")
+    record = _or_fail(lambda: experiment_record(reader, run.group or ""))
     job_type = JobTypes.from_short(job)
     attempt = run.attempt(job_type)
     text = _or_fail(lambda: _job_log(record, run_id, job_type, attempt))
