@@ -355,6 +355,29 @@ def _one_line_exit_2(result: subprocess.CompletedProcess[str], *parts: str) -> N
 @pytest.mark.parametrize(
     ("args", "parts"),
     [
+        (("run", "--bogus"), ("No such option: --bogus", "(see `", " run --help`)")),
+        (("statuz",), ("No such command 'statuz'", "Did you mean 'status'?", "sweepwise --help`)")),
+        (("run",), ("Missing argument 'TARGET' (see `", " run --help`)")),
+        (("report", "e"), ("Missing option '--out'",)),
+        (("logs", "r1", "--lines", "many"), ("'--lines'", " logs --help`)")),
+        (("--bogus",), ("No such option: --bogus", "sweepwise --help`)")),
+    ],
+)
+def test_a_usage_error_is_one_line_exit_2(
+    args: tuple[str, ...], parts: tuple[str, ...], tmp_path: Path
+) -> None:
+    # click printed these in a box of four or five lines, with the usage line
+    _one_line_exit_2(cli(*args, cwd=tmp_path), *parts)
+
+
+def test_no_command_shows_the_help(tmp_path: Path) -> None:
+    result = cli(cwd=tmp_path)
+    assert result.returncode == 2 and "[OPTIONS] COMMAND [ARGS]..." in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "parts"),
+    [
         (("status", "--store", "http://x"), ("store:", "sqlite:///")),
         (("best", "e", "--store", "http://x"), ("store:",)),
         (("export", "e", "--store", "mysql://a@b/c"), ("store:", "pip install")),

@@ -12,7 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from typer import _click
+from typer._click import exceptions as _exceptions
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+
+from sweepwise.core.errors import ConfigError
 
 
 class _Argument(TyperArgument):
@@ -44,12 +47,40 @@ def _plain(params: list[Any]) -> list[Any]:
     return params
 
 
+def _one_line(exc: _exceptions.UsageError) -> ConfigError:
+    """A usage error (an unknown option, a missing argument) as our one line, with where the help is.
+
+    typer prints click's in a box of four or five lines; `run_app` prints a `ConfigError` as
+    `error: ...` and exits 2, as click does.
+    """
+    where = exc.ctx.command_path if exc.ctx is not None else "sweepwise"
+    message = exc.format_message()
+    return ConfigError("", f"{message.removesuffix('.')} (see `{where} --help`)")
+
+
+def _context(make: Any, *args: Any, **extra: Any) -> _click.Context:
+    """`make(*args, **extra)` (a `make_context`), its usage error turned into one line."""
+    try:
+        context: _click.Context = make(*args, **extra)
+    except _exceptions.NoArgsIsHelpError:
+        raise  # shows the help, as asked
+    except _exceptions.UsageError as exc:
+        raise _one_line(exc) from None
+    return context
+
+
 class PlainCommand(TyperCommand):
     """A command whose help shows a value placeholder only where a value is taken."""
 
     def get_params(self, ctx: _click.Context) -> list[Any]:
         """The command's parameters, help option included, in their plain-help classes."""
         return _plain(super().get_params(ctx))
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: _click.Context | None = None, **extra: Any
+    ) -> _click.Context:
+        """The command's context; a usage error is one line (`_one_line`)."""
+        return _context(super().make_context, info_name, args, parent, **extra)
 
 
 class PlainGroup(TyperGroup):
@@ -58,6 +89,19 @@ class PlainGroup(TyperGroup):
     def get_params(self, ctx: _click.Context) -> list[Any]:
         """The group's parameters, help option included, in their plain-help classes."""
         return _plain(super().get_params(ctx))
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: _click.Context | None = None, **extra: Any
+    ) -> _click.Context:
+        """The group's context; a usage error is one line (`_one_line`)."""
+        return _context(super().make_context, info_name, args, parent, **extra)
+
+    def resolve_command(self, ctx: _click.Context, args: list[str]) -> Any:
+        """The command `args` names; an unknown one is one line (`_one_line`), with typer's suggestion."""
+        try:
+            return super().resolve_command(ctx, args)
+        except _exceptions.UsageError as exc:
+            raise _one_line(exc) from None
 
     def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
         """The help screen, ending with the registered dispatchers, schedulers, optimizers and stores."""
