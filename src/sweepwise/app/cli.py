@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import os
 import re
 import signal
 import sys
@@ -109,11 +108,12 @@ def _open_store(url_option: str | None, *, must_exist: bool = True) -> SQLStore:
 
 def _open_reader(url_option: str | None) -> RunReader:
     from sweepwise.stores.location import open_reader
+    from sweepwise.stores.sqlite_reader import SQLiteReader
 
     reader = open_reader(_checked_url(url_option))
     if not reader.exists():
         path = getattr(reader, "path", None)
-        if isinstance(path, Path) and path.is_file() and not os.access(path.parent, os.W_OK):
+        if isinstance(reader, SQLiteReader) and reader.path.is_file() and reader.unreadable_here():
             raise _fail(
                 f"{path} cannot be read here: its folder cannot be written, and a controller has "
                 "it open (or left its -wal and -shm files); read it where it is written, or copy "

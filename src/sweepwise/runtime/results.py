@@ -72,16 +72,19 @@ def _read_tail(path: StrPath, max_bytes: int) -> tuple[bytes, bool]:
         return handle.read(size - start), start == 0
 
 
+def _text_lines(data: bytes, whole: bool) -> list[str]:
+    """The lines of `data` without their endings; when it is not `whole`, its cut first line dropped."""
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    return [line.rstrip("\r") for line in (lines if whole else lines[1:])]
+
+
 def _tail_text_lines(path: StrPath, max_bytes: int = _TAIL_BYTES) -> list[str]:
     """Complete lines in the last `max_bytes` of `path` (a cut first line is dropped)."""
     try:
         data, whole = _read_tail(path, max_bytes)
     except OSError:
         return []
-    lines = data.decode("utf-8", errors="replace").split("\n")
-    if not whole:
-        lines = lines[1:]
-    return [line.rstrip("\r") for line in lines]
+    return _text_lines(data, whole)
 
 
 def tail_lines(path: StrPath, n: int = 20) -> list[str]:
@@ -157,19 +160,21 @@ def _from_result_file(path: StrPath, job_name: str) -> tuple[dict[str, Any] | No
 def _from_log(path: StrPath, job_name: str) -> tuple[dict[str, Any] | None, str | None] | None:
     """The result of the log's last `SWEEPWISE_RESULT` line, read from its end.
 
-    The end read holds any result line within the size limit whole. A longer one is cut at
-    the start of what was read: then only its start is looked at, to say it is too large.
+    The last 64 KiB first; when they hold no result and start inside a line, as much as holds
+    any result line within the size limit whole. A line cut even then is looked at only at its
+    start, to say it is too large.
     """
     limit = max_result_bytes()
-    try:
-        data, whole = _read_tail(path, max(_TAIL_BYTES, limit + len(RESULT_LINE_PREFIX) + 2))
-    except OSError:
-        return None
-    lines = [line.rstrip("\r") for line in data.decode("utf-8", errors="replace").split("\n")]
-    found = result_from_lines(lines if whole else lines[1:], job_name)
-    if found is not None or whole:
-        return found
-    length = _cut_result_line(path, len(data), len(lines[0].encode()))
+    for size in dict.fromkeys((_TAIL_BYTES, max(_TAIL_BYTES, limit + len(RESULT_LINE_PREFIX) + 2))):
+        try:
+            data, whole = _read_tail(path, size)
+        except OSError:
+            return None
+        found = result_from_lines(_text_lines(data, whole), job_name)
+        if found is not None or whole:
+            return found
+    cut = data.find(b"\n")
+    length = _cut_result_line(path, len(data), cut if cut >= 0 else len(data))
     if length is None:
         return None
     where = f"the last {RESULT_LINE_PREFIX.strip()} line of {job_name}.{LOG}"

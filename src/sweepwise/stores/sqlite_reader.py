@@ -185,6 +185,11 @@ class SQLiteReader(LeanReader):
             return uri
         return uri + "&immutable=1"
 
+    def unreadable_here(self) -> bool:
+        """Whether a failed read may be this place's doing: a folder that cannot be written, and
+        the store in use (so not read as immutable), where SQLite may not reach its WAL index."""
+        return not os.access(self.path.parent, os.W_OK) and self.in_use()
+
     def in_use(self) -> bool:
         """Whether the store has a `-shm` file, or a `-wal` file with content, beside it."""
         shm, wal = (self.path.with_name(self.path.name + suffix) for suffix in ("-shm", "-wal"))
