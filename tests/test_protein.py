@@ -175,6 +175,22 @@ def test_stateless_a_new_optimizer_continues_identically() -> None:
     assert protein(seed=5).suggest(observations, 2) == protein(seed=5).suggest(observations, 2)
 
 
+def test_observations_read_back_in_another_order_get_the_same_suggestions() -> None:
+    """A restarted controller reads the runs back in the store's order, not the order they ended in."""
+    observations = observe(protein(seed=6), 12)
+    again = observations[3]  # a point measured twice, and one stopped early before its full run
+    observations += [
+        Observation(again.score - 0.5, 2.0, dict(again.suggestion)),
+        Observation(again.score - 3.0, 0.2, dict(observations[7].suggestion), step=1, stopped=True),
+    ]
+    pending = protein(seed=6).suggest(observations, 2)
+    expected = protein(seed=6).suggest(observations, 3, pending=pending)
+    for shuffle in range(4):
+        order = np.random.default_rng(shuffle).permutation(len(observations))
+        shuffled = [observations[i] for i in order]
+        assert protein(seed=6).suggest(shuffled, 3, pending=pending[::-1]) == expected
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 4])
 def test_finds_a_good_region_of_a_quadratic(batch: int) -> None:

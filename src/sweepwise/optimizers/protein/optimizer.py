@@ -2,10 +2,9 @@
 
 Stateless: each `suggest` rebuilds everything from the observations and pending
 suggestions it is given, with a generator seeded by (seed, #observations, #pending),
-so the same observations (in the same order) and pending suggestions give the same
-suggestions. A restarted controller reads the finished runs in the order they were created,
-where the one before it had them in the order they finished: its next suggestions may differ
-from those the old one would have made; the ones already made are stored, never made again.
+so the same observations and pending suggestions give the same suggestions, in whatever
+order they come: a restarted controller reads the finished runs in the order they were
+created, where the one before it had them in the order they finished.
 """
 
 from __future__ import annotations
@@ -151,13 +150,15 @@ class ProteinOptimizer:
     # -- pieces ----------------------------------------------------------------------------
 
     def _data(self, observations: list[Observation]) -> _Data:
-        latest: dict[tuple[float, ...], Observation] = {}
-        for i, obs in enumerate(observations):  # an observation at the same point replaces the older one
+        at: dict[tuple[float, ...], list[Observation]] = {}
+        for i, obs in enumerate(observations):
             key = Encoder.key(self.encoder.snap(self._encode(obs.suggestion, "observation", i)[None])[0])
-            latest.pop(key, None)
-            latest[key] = obs
-        ok = [o for o in latest.values() if not o.is_failure and math.isfinite(o.score)]
-        failed = [o for o in latest.values() if o.is_failure or not math.isfinite(o.score)]
+            at.setdefault(key, []).append(obs)
+        # One observation per point, in the points' order: a restarted controller reads the runs
+        # back in another order, and suggests what the first one would have (docs/optimizers.md).
+        ordered = [_one_per_point(at[key]) for key in sorted(at)]
+        ok = [o for o in ordered if not o.is_failure and math.isfinite(o.score)]
+        failed = [o for o in ordered if o.is_failure or not math.isfinite(o.score)]
         rows = [self.encoder.encode(o.suggestion) for o in [*ok, *failed]]
         x = np.array(rows) if rows else np.zeros((0, self.encoder.width))
         costs = np.array(
@@ -187,6 +188,35 @@ class ProteinOptimizer:
             x = next((row for row in rows if Encoder.key(row) not in taken), x)
         result: np.ndarray = x
         return result
+
+
+def _one_per_point(observations: list[Observation]) -> Observation:
+    """The observations of one point as one, whatever their order.
+
+    The longest-trained ones count (a run trained in full over one stopped early); of those,
+    the mean score and cost of the successes, or a failure when none succeeded.
+    """
+    if len(observations) == 1:
+        return observations[0]
+
+    def trained(o: Observation) -> tuple[bool, int]:
+        return (not o.stopped, (o.step or 0) if o.stopped else 0)
+
+    longest = max(map(trained, observations))
+    top = sorted(
+        (o for o in observations if trained(o) == longest),
+        key=lambda o: (o.is_failure, repr(sorted(o.suggestion.items()))),
+    )
+    ok = [o for o in top if not o.is_failure and math.isfinite(o.score)]
+    costs = [o.cost for o in top if math.isfinite(o.cost)]
+    return Observation(
+        float(np.mean([o.score for o in ok])) if ok else math.nan,
+        float(np.mean(costs)) if costs else math.nan,
+        top[0].suggestion,
+        is_failure=not ok,
+        step=top[0].step,
+        stopped=top[0].stopped,
+    )
 
 
 def _fidelity(observations: list[Observation]) -> np.ndarray | None:
