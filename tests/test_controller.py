@@ -200,7 +200,7 @@ def test_crash_during_hook_applies_its_effect_once(store: SQLStore) -> None:
 def test_second_controller_is_refused_while_the_first_holds_the_lease(store: SQLStore) -> None:
     dispatcher = SimulatedDispatcher(VirtualClock(), behaviour)
     first = controller(store, dispatcher)
-    first.lease.acquire(dispatcher.clock.now())
+    first.lease.acquire(dispatcher.clock)
     with pytest.raises(LeaseHeldError, match="already being run"):
         controller(store, dispatcher).run()
     first.lease.release()
@@ -262,7 +262,7 @@ def test_over_slot_requests_are_cut_to_the_free_slots(store: SQLStore) -> None:
         settings=ControllerSettings(max_parallel=2),
         clock=dispatcher.clock,
     )
-    ctl.lease.acquire(dispatcher.clock.now())
+    ctl.lease.acquire(dispatcher.clock)
     report = ctl.tick()
     assert [job.run_id for job in report.dispatched] == ["g0", "g1"]
 

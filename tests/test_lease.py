@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, markers, status_json
+from sweepwise.core.clock import VirtualClock
 from sweepwise.core.errors import LeaseHeldError
 from sweepwise.engine.lease import ExperimentLease
 from sweepwise.stores.sql import SQLStore
@@ -97,13 +98,92 @@ def test_a_controller_whose_process_is_gone_is_taken_over_at_once(
     assert sorted(Counter(markers(tmp_path, "train")).values()) == [1, 1]
 
 
-def test_an_owner_in_an_older_format_keeps_the_lease_until_it_expires(tmp_path: Path) -> None:
+def test_an_owner_in_an_older_format_keeps_the_lease_until_it_expires_and_stops_changing(
+    tmp_path: Path,
+) -> None:
     store = SQLStore(f"sqlite:///{tmp_path / 'sweepwise.db'}")
     gone = _pid_free_on_host()
     old_owner = f"{os.uname().nodename}:{gone}:0123abcd"  # host:pid:nonce, as older versions wrote it
     assert store.acquire_lease("exp", old_owner, 60.0, now=1000.0)
     lease = ExperimentLease(store, "exp", 60.0)
     with pytest.raises(LeaseHeldError, match=f"already being run by {old_owner}"):
-        lease.acquire(1030.0)
-    lease.acquire(1061.0)  # expired: taken over
-    assert store.lease_holder("exp") == (lease.owner, 1121.0)
+        lease.acquire(VirtualClock(1030.0))
+    clock = VirtualClock(1061.0)
+    lease.acquire(clock)  # expired, then watched for a TTL without a change: taken over
+    assert clock.now() >= 1061.0 + 60.0
+    assert store.lease_holder("exp")[0] == lease.owner  # type: ignore[index]
+    lease.renew(clock.now(), clock.elapsed())
+    assert store.lease_holder("exp") == (lease.owner, clock.now() + 60.0)
+
+
+class _AheadOfTheHolder(VirtualClock):
+    """This machine's clock, two hours ahead of the holder's, which renews its lease every 20 s."""
+
+    def __init__(self, store: SQLStore, holder: str) -> None:
+        super().__init__(10_000.0 + 7200.0)
+        self.store, self.holder, self.renewals = store, holder, 0
+
+    def sleep(self, seconds: float) -> None:
+        before = self.now()
+        super().sleep(seconds)
+        if int(self.now() // 20) > int(before // 20):
+            self.renewals += 1
+            assert self.store.renew_lease("exp", self.holder, 60.0, now=self.now() - 7200.0)
+
+
+def test_a_lease_renewed_on_a_clock_behind_this_one_is_not_taken_over(tmp_path: Path) -> None:
+    """A controller on another machine, whose clock is two hours behind, keeps renewing its lease."""
+    store = SQLStore(f"sqlite:///{tmp_path / 'sweepwise.db'}")
+    holder = "elsewhere:pid=4242:start=1:pidns=1:boot=other-boot:0123abcd"
+    assert store.acquire_lease("exp", holder, 60.0, now=10_000.0)
+    clock = _AheadOfTheHolder(store, holder)
+    with pytest.raises(LeaseHeldError, match="already being run by elsewhere"):
+        ExperimentLease(store, "exp", 60.0).acquire(clock)
+    assert clock.renewals >= 1 and store.lease_holder("exp")[0] == holder  # type: ignore[index]
+
+
+def test_a_wall_clock_set_back_does_not_hold_off_the_renewals(tmp_path: Path) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path / 'sweepwise.db'}")
+    lease = ExperimentLease(store, "exp", 60.0)
+    clock = VirtualClock(10_000.0)
+    lease.acquire(clock)
+    clock.sleep(30.0)  # the controller's own clock runs on; the wall clock was set back an hour
+    lease.renew(clock.now() - 3600.0, clock.elapsed())
+    assert store.lease_holder("exp") == (lease.owner, clock.now() - 3600.0 + 60.0)
+
+
+SHIFT_CLOCK = """
+import os, time
+_shift, _time = float(os.environ["TEST_SHIFT_CLOCK"]), time.time
+time.time = lambda: _time() + _shift
+"""
+
+
+@pytest.mark.slow
+def test_a_second_controller_whose_clock_is_hours_ahead_is_refused(
+    tmp_path: Path, make_sweep: Callable[..., Path]
+) -> None:
+    """Same machine, wall clock set two hours forward for the second controller only (a jump, or skew)."""
+    spec = make_sweep("ahead", scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2})
+    first = subprocess.Popen(
+        [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
+        cwd=tmp_path,
+        env={**os.environ, "TRAIN_SLEEP": "3"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _wait_for_training(tmp_path, first)
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(SHIFT_CLOCK)
+    path = os.pathsep.join(filter(None, [str(shim), os.environ.get("PYTHONPATH")]))
+    second = cli(
+        "run", str(spec), "--quiet", cwd=tmp_path, env={"PYTHONPATH": path, "TEST_SHIFT_CLOCK": "7200"}
+    )
+    assert second.returncode == 3, second.stderr
+    assert "'ahead' is already being run by" in second.stderr
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    rows = status_json(tmp_path, "ahead")["runs"]
+    assert [row["status"] for row in rows] == ["completed", "completed"]
+    assert sorted(Counter(markers(tmp_path, "train")).values()) == [1, 1]

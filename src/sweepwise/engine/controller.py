@@ -169,7 +169,7 @@ class AdaptiveController:
             StoreError: the store failed otherwise (a full disk, its file deleted); the lease is
                 released if the store still can.
         """
-        self.lease.acquire(self.clock.now())
+        self.lease.acquire(self.clock)
         try:
             if self.on_start is not None:
                 self.on_start()
@@ -211,7 +211,7 @@ class AdaptiveController:
         """One pass of the loop: poll, apply, hooks, schedule, dispatch, save state."""
         report = TickReport()
         now = self.clock.now()
-        self.lease.renew(now)
+        self.lease.renew(now, self._elapsed())
         events = self.dispatcher.poll()
         report.events = len(events)
         crash_point("after_poll")

@@ -5,9 +5,12 @@ waiting for the lease to expire, that it is gone (docs/design.md, "The crash-saf
 protocol"): `host:pid=P:start=T:pidns=N:boot=B:nonce`, with the pid's start time (clock
 ticks since boot), the inode of its PID namespace and the boot id. Only a holder on the
 same host, boot and PID namespace whose pid is gone, a zombie or another process is taken
-over at once; any other holder (a container, another boot, an owner written by an older
-version) keeps the lease until it expires. Without /proc (not Linux) host and pid are
-all there is, as before.
+over at once, and one there whose process is alive is never taken over, whatever the clock
+says. Any other holder (another host, a container, another boot, an owner written by an
+older version) keeps the lease until it has expired by this machine's clock *and* has been
+seen not to change for a whole TTL: a wall clock ahead of the holder's, by skew or a jump,
+must not hand over the lease of a controller that still renews it (docs/design.md, "The
+crash-safety protocol"). Without /proc (not Linux) host and pid are all there is, as before.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sweepwise.core.errors import LeaseHeldError
-from sweepwise.core.protocols import ExperimentStore
+from sweepwise.core.protocols import Clock, ExperimentStore
 from sweepwise.runtime.supervise import proc_start_time, process_alive
 
 logger = logging.getLogger(__name__)
@@ -92,42 +95,81 @@ class ExperimentLease:
         self.ttl = ttl
         self._me = _this_process()
         self.owner = _owner_id(self._me)
-        self._renewed_at = 0.0
+        self._renewed_at: float | None = None  # on the clock's `elapsed`, which the wall clock cannot move
 
-    def acquire(self, now: float) -> None:
-        """Take the lease, or the lease of a controller whose process is provably gone.
+    def acquire(self, clock: Clock) -> None:
+        """Take the lease if it is free, or its holder is provably gone, or has stopped renewing it.
+
+        A holder this process cannot look up, whose lease has expired by `clock`, is watched
+        for a TTL first: the lease is taken only if it did not change meanwhile.
 
         Raises:
             LeaseHeldError: another live controller holds it.
         """
-        if self.store.acquire_lease(self.experiment, self.owner, self.ttl, now):
-            self._renewed_at = now
-            return
+        elapsed = _elapsed(clock)
         holder = self.store.lease_holder(self.experiment)
-        if holder is not None and self._holder_is_dead(holder[0]):
-            self.store.release_lease(self.experiment, holder[0])
-            if self.store.acquire_lease(self.experiment, self.owner, self.ttl, now):
-                logger.info("took over the lease of %s, whose controller is gone", holder[0])
-                self._renewed_at = now
-                return
-            holder = self.store.lease_holder(self.experiment)
-        who = holder[0] if holder else "another controller"
-        raise LeaseHeldError(
-            f"experiment {self.experiment!r} is already being run by {who}; "
-            "wait for it to finish, or stop it with `sweepwise cancel` first"
-        )
+        if holder is not None and holder[0] != self.owner:
+            owner, expires_at = holder
+            if self._holder_is_dead(owner):
+                self.store.release_lease(self.experiment, owner)
+                logger.info("took over the lease of %s, whose controller is gone", owner)
+            elif self._holder_is_alive(owner) or expires_at >= clock.now():
+                raise self._held(owner)
+            elif not self._unchanged_for_a_ttl(holder, clock):
+                raise self._held(owner)
+            else:  # taken only as it was watched: a renewal after the last look keeps it its holder's
+                if self.store.acquire_lease(self.experiment, self.owner, self.ttl, expires_at + 1e-6):
+                    self._renewed_at = None  # renewed at the first tick, to this clock's now + ttl
+                    logger.info("took over the lease of %s, not renewed for %.0f s", owner, self.ttl)
+                    return
+                raise self._held(self._holder_name())
+        if not self.store.acquire_lease(self.experiment, self.owner, self.ttl, clock.now()):
+            raise self._held(self._holder_name())
+        self._renewed_at = elapsed
 
-    def renew(self, now: float) -> None:
-        """Extend the lease once a third of its TTL has passed since the last renewal.
+    def renew(self, now: float, elapsed: float | None = None) -> None:
+        """Extend the lease to `now` + TTL once a third of the TTL has passed since the last renewal.
+
+        Args:
+            now: wall-clock time, written into the lease.
+            elapsed: the controller's clock that the wall clock cannot move (`now` if not
+                given): a wall clock set back must not hold off the renewals.
 
         Raises:
             LeaseHeldError: another controller took it meanwhile.
         """
-        if now - self._renewed_at < self.ttl / 3:
+        since = now if elapsed is None else elapsed
+        if self._renewed_at is not None and since - self._renewed_at < self.ttl / 3:
             return
         if not self.store.renew_lease(self.experiment, self.owner, self.ttl, now):
             raise LeaseHeldError(f"lost the lease of experiment {self.experiment!r} to another controller")
-        self._renewed_at = now
+        self._renewed_at = since
+
+    def _unchanged_for_a_ttl(self, seen: tuple[str, float], clock: Clock) -> bool:
+        """Watch the lease `seen` for a TTL on `clock`; True if it stayed as it was."""
+        logger.warning(
+            "the lease of experiment %r, held by %s, expired by this machine's clock; watching it for "
+            "%.0f s before taking it over, in case its controller runs on a clock behind this one",
+            self.experiment,
+            seen[0],
+            self.ttl,
+        )
+        end = _elapsed(clock) + self.ttl
+        while (left := end - _elapsed(clock)) > 0:
+            clock.sleep(min(left, 1.0, self.ttl / 10))
+            if self.store.lease_holder(self.experiment) != seen:
+                return False
+        return True
+
+    def _holder_name(self) -> str:
+        holder = self.store.lease_holder(self.experiment)
+        return holder[0] if holder else "another controller"
+
+    def _held(self, who: str) -> LeaseHeldError:
+        return LeaseHeldError(
+            f"experiment {self.experiment!r} is already being run by {who}; "
+            "wait for it to finish, or stop it with `sweepwise cancel` first"
+        )
 
     def release(self, *, quiet: bool = False) -> None:
         """Give the lease up (no error if it was lost).
@@ -144,14 +186,29 @@ class ExperimentLease:
             logger.debug("could not release the lease of %r: %s", self.experiment, exc)
 
     def _holder_is_dead(self, owner: str) -> bool:
+        return self._holder_lives(owner) is False
+
+    def _holder_is_alive(self, owner: str) -> bool:
+        return self._holder_lives(owner) is True
+
+    def _holder_lives(self, owner: str) -> bool | None:
+        """Whether the holder's process is alive; None when this process cannot look it up."""
         holder, me = _parse_owner(owner), self._me
         if holder is None or holder.host != me.host:
-            return False
+            return None
         if (holder.boot, holder.pidns, me.boot, me.pidns) == (None, None, None, None):
-            return holder.pid != me.pid and not process_alive(holder.pid)  # no /proc: host and pid
+            # no /proc: host and pid, and a live pid may be another process by now
+            return False if holder.pid != me.pid and not process_alive(holder.pid) else None
         if holder.start is None or me.start is None or (holder.boot, holder.pidns) != (me.boot, me.pidns):
-            return False  # another boot or PID namespace, or pids we cannot look up: wait for the ttl
-        return holder.pid != me.pid and not process_alive(holder.pid, holder.start)
+            return None  # another boot or PID namespace, or pids we cannot look up: wait for the ttl
+        if holder.pid == me.pid:
+            return None
+        return process_alive(holder.pid, holder.start)
+
+
+def _elapsed(clock: Clock) -> float:
+    elapsed = getattr(clock, "elapsed", clock.now)
+    return float(elapsed())
 
 
 __all__ = ["ExperimentLease"]
