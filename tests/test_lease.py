@@ -50,6 +50,19 @@ def _wait_for_training(cwd: Path, proc: subprocess.Popen[bytes]) -> None:
     assert markers(cwd, "train"), "the first controller started no job"
 
 
+def _start_controller(cwd: Path, spec: Path, *, train_sleep: float) -> subprocess.Popen[bytes]:
+    """`sweepwise run SPEC` as a real process, returned once its first training job has started."""
+    controller = subprocess.Popen(
+        [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
+        cwd=cwd,
+        env={**os.environ, "TRAIN_SLEEP": str(train_sleep)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _wait_for_training(cwd, controller)
+    return controller
+
+
 @pytest.mark.slow
 def test_a_controller_in_another_pid_namespace_keeps_the_lease(
     tmp_path: Path, make_sweep: Callable[..., Path]
@@ -80,14 +93,7 @@ def test_a_controller_whose_process_is_gone_is_taken_over_at_once(
     tmp_path: Path, make_sweep: Callable[..., Path]
 ) -> None:
     spec = make_sweep("orphaned", scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2})
-    first = subprocess.Popen(
-        [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
-        cwd=tmp_path,
-        env={**os.environ, "TRAIN_SLEEP": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _wait_for_training(tmp_path, first)
+    first = _start_controller(tmp_path, spec, train_sleep=1)
     first.send_signal(signal.SIGKILL)
     first.wait()
 
@@ -165,14 +171,7 @@ def test_a_second_controller_whose_clock_is_hours_ahead_is_refused(
 ) -> None:
     """Same machine, wall clock set two hours forward for the second controller only (a jump, or skew)."""
     spec = make_sweep("ahead", scheduler={"type": "batched_synced", "max_trials": 2, "batch_size": 2})
-    first = subprocess.Popen(
-        [sys.executable, "-m", "sweepwise", "run", str(spec), "--quiet"],
-        cwd=tmp_path,
-        env={**os.environ, "TRAIN_SLEEP": "3"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _wait_for_training(tmp_path, first)
+    first = _start_controller(tmp_path, spec, train_sleep=3)
     shim = tmp_path / "shim"
     shim.mkdir()
     (shim / "sitecustomize.py").write_text(SHIFT_CLOCK)
