@@ -408,6 +408,62 @@ def test_cancel_a_running_job(
     assert status is not None and status["cancelled"] is True and status["state"] == "exited"
 
 
+# A job that writes its pid, then works until `<run_dir>/go` exists and writes "done" to $SIDE_LOG.
+GUARDED = textwrap.dedent(
+    """
+    import os, time
+    env = os.environ
+    with open(os.path.join(env["SWEEPWISE_RUN_DIR"], "job.pid"), "w") as f:
+        f.write(str(os.getpid()))
+    go = os.path.join(env["SWEEPWISE_RUN_DIR"], "go")
+    while not os.path.exists(go):
+        time.sleep(0.05)
+    with open(env["SIDE_LOG"], "a") as log:
+        log.write("done\\n")
+    """
+)
+
+
+def _batch_supervisors(launch_file: Path) -> list[int]:
+    """Pids of the `sweepwise.runtime.batch` processes supervising `launch_file`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                words = (entry / "cmdline").read_bytes().split(b"\0")
+                if b"sweepwise.runtime.batch" in words and os.fsencode(launch_file) in words:
+                    found.append(int(entry.name))
+    return found
+
+
+def test_a_job_whose_supervisor_is_killed_outright_stops_with_it(
+    make: Callable[..., SlurmDispatcher], tmp_path: Path, experiment: str, side_log: Path
+) -> None:
+    """The kernel's OOM killer picks the supervisor: the job must not run on unseen beside a retry."""
+    dispatcher = make()
+    dispatcher.dispatch(job("k1", GUARDED, env={"SIDE_LOG": str(side_log)}))
+    directory = run_dir(tmp_path, experiment, "k1")
+    pid_file = directory / "job.pid"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text(), "the job to start")
+    job_pid = int(pid_file.read_text())
+    (supervisor,) = wait_for(lambda: _batch_supervisors(directory / "train.launch.json"), "its supervisor")
+    os.kill(supervisor, signal.SIGKILL)
+    try:
+        wait_for(lambda: not _running(job_pid), "the job to stop with its supervisor", timeout=60)
+    finally:
+        (directory / "go").touch()  # a job still running would now finish its work, and end
+    drain(dispatcher, ended, "k1")
+    assert not side_log.exists() or "done" not in side_log.read_text()
+    assert "the job's supervisor died: stopping the job" in (directory / "train.log").read_text()
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_a_job_over_its_timeout_fails_with_reason_timeout(
     make: Callable[..., SlurmDispatcher], tmp_path: Path, experiment: str
 ) -> None:

@@ -88,6 +88,7 @@ def run(launch: dict[str, Any]) -> int:
         timeout=float(timeout) if timeout is not None else None,
         kill_grace=float(launch.get("kill_grace", 10.0)),
         status_extra=extra,
+        guard_group=True,  # this supervisor SIGKILLed (an OOM kill) must not leave the job running unseen
     )
     return exit_status(code)
 
