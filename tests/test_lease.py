@@ -17,7 +17,8 @@ import pytest
 from conftest import cli, markers, status_json
 from sweepwise.core.clock import VirtualClock
 from sweepwise.core.errors import LeaseHeldError
-from sweepwise.engine.lease import ExperimentLease
+from sweepwise.engine.lease import ExperimentLease, _owner_id, _this_process
+from sweepwise.runtime.supervise import proc_start_time
 from sweepwise.stores.sql import SQLStore
 
 # Started as PID 1 of a new PID namespace: it makes the next pid there `pid`, then runs the
@@ -120,6 +121,25 @@ def test_an_owner_in_an_older_format_keeps_the_lease_until_it_expires_and_stops_
     assert store.lease_holder("exp")[0] == lease.owner  # type: ignore[index]
     lease.renew(clock.now(), clock.elapsed())
     assert store.lease_holder("exp") == (lease.owner, clock.now() + 60.0)
+
+
+def test_a_controller_stopped_on_this_machine_keeps_its_lease_and_is_named(tmp_path: Path) -> None:
+    """Ctrl-Z'd past its lease's end: taking over would race it when it resumes mid-tick."""
+    store = SQLStore(f"sqlite:///{tmp_path / 'sweepwise.db'}")
+    stopped = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        stopped.send_signal(signal.SIGSTOP)
+        me = _this_process()
+        holder = _owner_id(me._replace(pid=stopped.pid, start=proc_start_time(stopped.pid)))
+        assert store.acquire_lease("exp", holder, 60.0, now=1000.0)
+        with pytest.raises(
+            LeaseHeldError, match=rf"process {stopped.pid} on this machine, stopped: resume it"
+        ):
+            ExperimentLease(store, "exp", 60.0).acquire(VirtualClock(5000.0))  # long expired
+        assert store.lease_holder("exp") == (holder, 1060.0)
+    finally:
+        stopped.kill()
+        stopped.wait()
 
 
 class _AheadOfTheHolder(VirtualClock):

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from sweepwise.core.errors import LeaseHeldError
 from sweepwise.core.protocols import Clock, ExperimentStore
-from sweepwise.runtime.supervise import proc_start_time, process_alive
+from sweepwise.runtime.supervise import proc_start_time, process_alive, process_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,9 @@ class ExperimentLease:
             if self._holder_is_dead(owner):
                 self.store.release_lease(self.experiment, owner)
                 logger.info("took over the lease of %s, whose controller is gone", owner)
-            elif self._holder_is_alive(owner) or expires_at >= clock.now():
+            elif self._holder_is_alive(owner):
+                raise self._held(owner, self._alive_here(owner, expires_at < clock.now()))
+            elif expires_at >= clock.now():
                 raise self._held(owner)
             elif not self._unchanged_for_a_ttl(holder, clock):
                 raise self._held(owner)
@@ -165,11 +167,22 @@ class ExperimentLease:
         holder = self.store.lease_holder(self.experiment)
         return holder[0] if holder else "another controller"
 
-    def _held(self, who: str) -> LeaseHeldError:
+    def _held(self, who: str, why: str = "") -> LeaseHeldError:
         return LeaseHeldError(
-            f"experiment {self.experiment!r} is already being run by {who}; "
+            f"experiment {self.experiment!r} is already being run by {who}{why}; "
             "wait for it to finish, or stop it with `sweepwise cancel` first"
         )
+
+    @staticmethod
+    def _alive_here(owner: str, expired: bool) -> str:
+        """What to tell of a holder alive on this machine whose lease may have run out."""
+        holder = _parse_owner(owner)
+        if holder is None or not expired:
+            return ""
+        pid = holder.pid
+        if process_stopped(pid):
+            return f" (process {pid} on this machine, stopped: resume it with `kill -CONT {pid}` or end it)"
+        return f" (process {pid} on this machine, alive though it has not renewed the lease: is it stuck?)"
 
     def release(self, *, quiet: bool = False) -> None:
         """Give the lease up (no error if it was lost).

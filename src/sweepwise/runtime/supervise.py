@@ -128,6 +128,12 @@ def proc_start_time(pid: int) -> int | None:
     return None if stat is None else stat[1]
 
 
+def process_stopped(pid: int) -> bool:
+    """True if process `pid` is stopped (Ctrl-Z, SIGSTOP, a debugger); False when unknown."""
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] in ("T", "t")
+
+
 def process_alive(pid: int | None, start_time: int | None = None) -> bool:
     """True if process `pid` exists, is not a zombie, and (if given) started at `start_time`.
 
@@ -714,6 +720,7 @@ __all__ = [
     "preallocate",
     "proc_start_time",
     "process_alive",
+    "process_stopped",
     "set_aside_stale_result",
     "signal_group",
     "supervise",
