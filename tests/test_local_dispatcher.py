@@ -441,6 +441,8 @@ def test_a_cancel_on_a_full_disk_still_stops_the_job(tmp_path: Path) -> None:
                 "the job's final status, once there is room for it",
             )
             assert status["exit_code"] == -signal.SIGTERM
+            # and the host, its input closed and its last status written, exits (it slept an hour)
+            wait_for(lambda: _gone(status["supervisor_pid"]), "the job host to exit")
         finally:
             dispatcher.close()
             kill_everything_under(tmp_path)

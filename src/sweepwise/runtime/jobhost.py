@@ -319,6 +319,8 @@ class JobHost:
         pending = b""
         while reading or self._jobs or self._unwritten:
             timeout = self._beat()
+            if not (reading or self._jobs or self._unwritten):
+                break  # the beat wrote the last final status a full disk held back: nothing is left
             for fd, _ in self._poller.poll(max(1, math.ceil(timeout * 1000))):
                 if fd == requests_fd:
                     chunk = os.read(requests_fd, 65536)
