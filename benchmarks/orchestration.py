@@ -290,7 +290,7 @@ def tick_with_live_runs(url: str, n: int) -> tuple[float, float]:
         settings=ControllerSettings(max_parallel=n, lease_ttl=1e9),
         clock=clock,
     )
-    controller.lease.acquire(clock.now())  # the benchmark drives ticks by hand
+    controller.lease.acquire(clock)  # the benchmark drives ticks by hand
     controller._refresh()
     for _ in range(3):
         controller.tick()  # dispatch n trainings, then see them start
