@@ -122,6 +122,12 @@ def test_an_owner_in_an_older_format_keeps_the_lease_until_it_expires_and_stops_
     lease.renew(clock.now(), clock.elapsed())
     assert store.lease_holder("exp") == (lease.owner, clock.now() + 60.0)
 
+    store.release_lease("exp", lease.owner)
+    assert store.acquire_lease("exp", old_owner, 60.0, now=1000.0)
+    clock = VirtualClock(1060.0 + 2 * 86400.0)
+    ExperimentLease(store, "exp", 60.0).acquire(clock)  # expired two days ago: taken without watching
+    assert clock.now() == 1060.0 + 2 * 86400.0
+
 
 def test_a_controller_stopped_on_this_machine_keeps_its_lease_and_is_named(tmp_path: Path) -> None:
     """Ctrl-Z'd past its lease's end: taking over would race it when it resumes mid-tick."""

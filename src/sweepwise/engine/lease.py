@@ -8,9 +8,10 @@ same host, boot and PID namespace whose pid is gone, a zombie or another process
 over at once, and one there whose process is alive is never taken over, whatever the clock
 says. Any other holder (another host, a container, another boot, an owner written by an
 older version) keeps the lease until it has expired by this machine's clock *and* has been
-seen not to change for a whole TTL: a wall clock ahead of the holder's, by skew or a jump,
-must not hand over the lease of a controller that still renews it (docs/design.md, "The
-crash-safety protocol"). Without /proc (not Linux) host and pid are all there is, as before.
+seen not to change for a whole TTL (unless it expired a day ago or more): a wall clock ahead of
+the holder's, by skew or a jump, must not hand over the lease of a controller that still renews
+it (docs/design.md, "The crash-safety protocol"). Without /proc (not Linux) host and pid are
+all there is, as before.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from sweepwise.runtime.supervise import proc_start_time, process_alive, process_
 logger = logging.getLogger(__name__)
 
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
+_LONG_EXPIRED = 24 * 3600.0
+"""A lease expired this long ago by this machine's clock is taken without watching it: clocks
+a day apart break much else first (TLS certificates, Kerberos and munge refuse minutes)."""
 _FIELDS = frozenset({"pid", "start", "pidns", "boot"})
 
 
@@ -100,8 +104,8 @@ class ExperimentLease:
     def acquire(self, clock: Clock) -> None:
         """Take the lease if it is free, or its holder is provably gone, or has stopped renewing it.
 
-        A holder this process cannot look up, whose lease has expired by `clock`, is watched
-        for a TTL first: the lease is taken only if it did not change meanwhile.
+        A holder this process cannot look up, whose lease has expired by `clock` less than a
+        day ago, is watched for a TTL first: the lease is taken only if it did not change meanwhile.
 
         Raises:
             LeaseHeldError: another live controller holds it.
@@ -117,7 +121,7 @@ class ExperimentLease:
                 raise self._held(owner, self._alive_here(owner, expires_at < clock.now()))
             elif expires_at >= clock.now():
                 raise self._held(owner)
-            elif not self._unchanged_for_a_ttl(holder, clock):
+            elif clock.now() - expires_at < _LONG_EXPIRED and not self._unchanged_for_a_ttl(holder, clock):
                 raise self._held(owner)
             else:  # taken only as it was watched: a renewal after the last look keeps it its holder's
                 if self.store.acquire_lease(self.experiment, self.owner, self.ttl, expires_at + 1e-6):
