@@ -32,6 +32,7 @@ from early_stopping_helpers import (
     check_asha_sweep,
     write_sweep,
 )
+from faults_helpers import alive
 from local_dispatcher_fixtures import wait_for
 from sweepwise.core.errors import ConfigError, DispatchError
 from sweepwise.core.models import EventKind, JobDefinition, JobEvent, JobTypes
@@ -449,19 +450,12 @@ def test_a_job_whose_supervisor_is_killed_outright_stops_with_it(
     (supervisor,) = wait_for(lambda: _batch_supervisors(directory / "train.launch.json"), "its supervisor")
     os.kill(supervisor, signal.SIGKILL)
     try:
-        wait_for(lambda: not _running(job_pid), "the job to stop with its supervisor", timeout=60)
+        wait_for(lambda: not alive(job_pid), "the job to stop with its supervisor", timeout=60)
     finally:
         (directory / "go").touch()  # a job still running would now finish its work, and end
     drain(dispatcher, ended, "k1")
     assert not side_log.exists() or "done" not in side_log.read_text()
     assert "the job's supervisor died: stopping the job" in (directory / "train.log").read_text()
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_a_job_over_its_timeout_fails_with_reason_timeout(

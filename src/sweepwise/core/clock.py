@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 
 class RealClock:
@@ -55,4 +57,10 @@ class VirtualClock:
         self._now = max(self._now, when)
 
 
-__all__ = ["RealClock", "VirtualClock"]
+def elapsed_of(clock: Any) -> Callable[[], float]:
+    """`clock`'s `elapsed` (a clock the wall clock cannot move), or its `now` when it has none."""
+    elapsed: Callable[[], float] = getattr(clock, "elapsed", clock.now)
+    return elapsed
+
+
+__all__ = ["RealClock", "VirtualClock", "elapsed_of"]

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sweepwise.core import keys
-from sweepwise.core.clock import RealClock
+from sweepwise.core.clock import RealClock, elapsed_of
 from sweepwise.core.errors import DispatchError, StoreUnavailableError
 from sweepwise.core.faults import crash_point
 from sweepwise.core.lifecycle import DEFAULT_RETRIES, RetryPolicy, no_eval_event, retry_due
@@ -142,7 +142,7 @@ class AdaptiveController:
         # Per running job: the last heartbeat this controller saw, and when it saw it change (on
         # `_elapsed`): silence is measured from there, never from before this controller could see it.
         self._last_sign: dict[tuple[str, JobTypes, int], tuple[Any, float]] = {}
-        self._elapsed: Callable[[], float] = getattr(self.clock, "elapsed", self.clock.now)
+        self._elapsed: Callable[[], float] = elapsed_of(self.clock)
         self._checked_elapsed = self._elapsed()
         self._env_warned: set[tuple[JobTypes, str]] = set()  # env names missing from the spec, said once
         self.halted: str | None = None

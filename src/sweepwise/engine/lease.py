@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple
 
+from sweepwise.core.clock import elapsed_of
 from sweepwise.core.errors import LeaseHeldError
 from sweepwise.core.protocols import Clock, ExperimentStore
 from sweepwise.runtime.supervise import proc_start_time, process_alive, process_stopped
@@ -110,18 +111,19 @@ class ExperimentLease:
         Raises:
             LeaseHeldError: another live controller holds it.
         """
-        elapsed = _elapsed(clock)
+        elapsed, now = elapsed_of(clock)(), clock.now()
         holder = self.store.lease_holder(self.experiment)
         if holder is not None and holder[0] != self.owner:
             owner, expires_at = holder
-            if self._holder_is_dead(owner):
+            lives = self._holder_lives(owner)
+            if lives is False:
                 self.store.release_lease(self.experiment, owner)
                 logger.info("took over the lease of %s, whose controller is gone", owner)
-            elif self._holder_is_alive(owner):
-                raise self._held(owner, self._alive_here(owner, expires_at < clock.now()))
-            elif expires_at >= clock.now():
+            elif lives is True:
+                raise self._held(owner, self._alive_here(owner, expires_at < now))
+            elif expires_at >= now:
                 raise self._held(owner)
-            elif clock.now() - expires_at < _LONG_EXPIRED and not self._unchanged_for_a_ttl(holder, clock):
+            elif now - expires_at < _LONG_EXPIRED and not self._unchanged_for_a_ttl(holder, clock):
                 raise self._held(owner)
             else:  # taken only as it was watched: a renewal after the last look keeps it its holder's
                 if self.store.acquire_lease(self.experiment, self.owner, self.ttl, expires_at + 1e-6):
@@ -129,27 +131,26 @@ class ExperimentLease:
                     logger.info("took over the lease of %s, not renewed for %.0f s", owner, self.ttl)
                     return
                 raise self._held(self._holder_name())
-        if not self.store.acquire_lease(self.experiment, self.owner, self.ttl, clock.now()):
+        if not self.store.acquire_lease(self.experiment, self.owner, self.ttl, now):
             raise self._held(self._holder_name())
         self._renewed_at = elapsed
 
-    def renew(self, now: float, elapsed: float | None = None) -> None:
+    def renew(self, now: float, elapsed: float) -> None:
         """Extend the lease to `now` + TTL once a third of the TTL has passed since the last renewal.
 
         Args:
             now: wall-clock time, written into the lease.
-            elapsed: the controller's clock that the wall clock cannot move (`now` if not
-                given): a wall clock set back must not hold off the renewals.
+            elapsed: the controller's clock that the wall clock cannot move (`elapsed_of`): a
+                wall clock set back must not hold off the renewals.
 
         Raises:
             LeaseHeldError: another controller took it meanwhile.
         """
-        since = now if elapsed is None else elapsed
-        if self._renewed_at is not None and since - self._renewed_at < self.ttl / 3:
+        if self._renewed_at is not None and elapsed - self._renewed_at < self.ttl / 3:
             return
         if not self.store.renew_lease(self.experiment, self.owner, self.ttl, now):
             raise LeaseHeldError(f"lost the lease of experiment {self.experiment!r} to another controller")
-        self._renewed_at = since
+        self._renewed_at = elapsed
 
     def _unchanged_for_a_ttl(self, seen: tuple[str, float], clock: Clock) -> bool:
         """Watch the lease `seen` for a TTL on `clock`; True if it stayed as it was."""
@@ -160,8 +161,9 @@ class ExperimentLease:
             seen[0],
             self.ttl,
         )
-        end = _elapsed(clock) + self.ttl
-        while (left := end - _elapsed(clock)) > 0:
+        elapsed = elapsed_of(clock)
+        end = elapsed() + self.ttl
+        while (left := end - elapsed()) > 0:
             clock.sleep(min(left, 1.0, self.ttl / 10))
             if self.store.lease_holder(self.experiment) != seen:
                 return False
@@ -202,12 +204,6 @@ class ExperimentLease:
                 raise
             logger.debug("could not release the lease of %r: %s", self.experiment, exc)
 
-    def _holder_is_dead(self, owner: str) -> bool:
-        return self._holder_lives(owner) is False
-
-    def _holder_is_alive(self, owner: str) -> bool:
-        return self._holder_lives(owner) is True
-
     def _holder_lives(self, owner: str) -> bool | None:
         """Whether the holder's process is alive; None when this process cannot look it up."""
         holder, me = _parse_owner(owner), self._me
@@ -221,11 +217,6 @@ class ExperimentLease:
         if holder.pid == me.pid:
             return None
         return process_alive(holder.pid, holder.start)
-
-
-def _elapsed(clock: Clock) -> float:
-    elapsed = getattr(clock, "elapsed", clock.now)
-    return float(elapsed())
 
 
 __all__ = ["ExperimentLease"]

@@ -317,10 +317,10 @@ class JobHost:
         self._poller.register(requests_fd, select.POLLIN)
         reading = True
         pending = b""
-        while reading or self._jobs or self._unwritten:
-            timeout = self._beat()
+        while True:
+            timeout = self._beat()  # may write the last final status a full disk held back
             if not (reading or self._jobs or self._unwritten):
-                break  # the beat wrote the last final status a full disk held back: nothing is left
+                return
             for fd, _ in self._poller.poll(max(1, math.ceil(timeout * 1000))):
                 if fd == requests_fd:
                     chunk = os.read(requests_fd, 65536)
