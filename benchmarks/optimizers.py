@@ -493,11 +493,13 @@ def summarise_real(results: Results) -> str:
     ]
     peers = [n for n in names if n in PEERS]
     costs: dict[tuple[str, str, str], float] = {}
+    targets_by_cell: dict[tuple[str, str], float] = {}
     for p, m in cells:
         targets = [medians[(n, p, m)] for n in peers if (n, p, m) in medians]
         if not targets:
             continue
         target, row = min(targets), []
+        targets_by_cell[(p, m)] = target
         for name in names:
             spent = cost_to_reach(results, (name, p, m), target)
             med = float(np.median(spent)) if spent else float("inf")
@@ -533,7 +535,38 @@ def summarise_real(results: Results) -> str:
         if missed:
             lines.append(f"  - regret above TPE or GP: {', '.join(missed)}")
     lines += ["", *seed_by_seed(results, cells, names)]
+    lines += ["", *by_table_seed(results, targets_by_cell, names)]
     return "\n".join(lines)
+
+
+def by_table_seed(results: Results, targets: dict[tuple[str, str], float], names: list[str]) -> list[str]:
+    """How many runs reach the cost table's target, split by the table seed they faced.
+
+    A table holds a few train/validation splits (its seeds); run seed s faces split
+    s mod that number, so ten runs face two or three functions, not ten. A cost cell needs
+    six runs of ten to reach its target: this shows on which split they were won or lost.
+    """
+    problems = load_problems()
+    lines = [
+        "## Runs reaching the best peer's median final regret, by table seed "
+        "(the split run seed s faces: s mod the table's seeds)",
+        "",
+        "| problem | mode | " + " | ".join(names) + " |",
+        "| --- " * (2 + len(names)) + "|",
+    ]
+    for (p, m), target in targets.items():
+        splits = problems[p].seeds
+        row = []
+        for name in names:
+            finals = _finals_by_seed(results, (name, p, m))
+            parts = []
+            for t in range(splits):
+                mine = [r for s, r in finals.items() if s % splits == t]
+                if mine:
+                    parts.append(f"{sum(r <= target + 1e-12 for r in mine)}/{len(mine)}")
+            row.append(" · ".join(parts) if parts else "—")
+        lines.append(f"| {p} | {m} | " + " | ".join(row) + " |")
+    return lines
 
 
 def seed_by_seed(results: Results, cells: list[tuple[str, str]], names: list[str]) -> list[str]:

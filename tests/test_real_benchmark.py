@@ -79,6 +79,18 @@ def test_real_suite_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     assert "## Median cost" in out
 
 
+def test_real_suite_counts_the_runs_reaching_the_target_on_each_table_seed() -> None:
+    # three table seeds: run seeds 0 and 3 face split 0, 1 and 4 split 1, 2 split 2
+    finals = {"random": [0.5, 0.0, 0.5, 0.0, 0.5], "optuna-tpe": [0.0, 0.5, 0.5, 0.5, 0.5]}
+    results = {
+        (name, "svc-breast-cancer", "seq", seed): {"regret": [1.0, final], "cost": [1.0, 2.0]}
+        for name, runs in finals.items()
+        for seed, final in enumerate(runs)
+    }
+    lines = optimizers.by_table_seed(results, {("svc-breast-cancer", "seq"): 0.0}, list(finals))
+    assert lines[-1] == "| svc-breast-cancer | seq | 1/2 · 1/2 · 0/1 | 1/2 · 0/2 · 0/1 |"
+
+
 def test_curves_suite_runs_sweepwise_with_and_without_its_stopper(capsys: pytest.CaptureFixture[str]) -> None:
     problems = curves.curve_problems()
     assert problems and all(len(p.steps) > 1 for p in problems.values())
@@ -104,6 +116,7 @@ def test_real_suite_with_every_optimizer(capsys: pytest.CaptureFixture[str]) -> 
     assert "| protein | random | optuna-tpe | optuna-gp | ax |" in out
     assert "## Protein against the issue's targets" in out
     assert "## Protein against each optimizer, seed by seed" in out
+    assert "## Runs reaching the best peer's median final regret, by table seed" in out
 
 
 def test_a_benchmark_saves_each_run_and_resumes_from_its_out_file(
