@@ -581,3 +581,23 @@ def test_scores_of_any_finite_size_get_suggestions(scale: float, stopped: bool) 
     ]
     picks = ProteinOptimizer(space, seed=1).suggest(history, 3)
     assert len({p["x"] for p in picks}) == 3 and all(0.0 <= p["x"] <= 1.0 for p in picks)
+
+
+def test_a_sweep_on_a_grid_tries_the_neighbours_of_its_best_point() -> None:
+    # a smooth hill whose top (3, 3) has one neighbour better still, in a trough the GP reads as bad
+    params = {
+        "a": {"distribution": "ordinal", "values": list(range(7))},
+        "b": {"distribution": "ordinal", "values": list(range(7))},
+    }
+
+    def fn(s: dict[str, int]) -> float:
+        if (s["a"], s["b"]) == (3, 4):
+            return 2.0
+        trough = -3.0 if s["b"] >= 4 else 0.0
+        return 1.0 - 0.1 * ((s["a"] - 3) ** 2 + (s["b"] - 3) ** 2) + trough
+
+    found = 0
+    for seed in range(4):
+        observations = observe(protein(params, seed=seed), 24, fn=fn)
+        found += max(o.score for o in observations) == 2.0
+    assert found == 4

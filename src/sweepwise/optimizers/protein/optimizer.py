@@ -31,6 +31,7 @@ _ZOOM_KEEP = 8
 _ZOOM_DRAWS = 64
 _COST_VARIES = math.log(1.2)  # log-cost spread below this is treated as constant cost
 _PORTFOLIO = ("ei", "naive", "ucb")  # `auto` on a space of continuous parameters only
+_NEIGHBOUR_LEVELS = 16  # a number with more values than this is left out of the neighbour check
 
 
 @dataclass
@@ -141,7 +142,11 @@ class ProteinOptimizer:
                     kind: str = self.settings.acquisition_fn
                     if kind == "auto":
                         kind = self._portfolio[index % len(self._portfolio)]
-                    x = model.best_candidate(chosen, taken, target, rng, kind)
+                    every = self.settings.neighbour_every
+                    near = None
+                    if every and index % every == every - 1:
+                        near = model.best_neighbour(chosen, taken, target, rng, kind)
+                    x = near if near is not None else model.best_candidate(chosen, taken, target, rng, kind)
             taken.add(Encoder.key(x))
             chosen.append(x)
             out.append(self.encoder.decode(x))
@@ -307,6 +312,7 @@ class _Model:
             else np.array([], int)
         )
         top = np.argsort(-np.where(full, y, -np.inf))[:3]
+        self.incumbent = data.x[top[0]] if full.any() else None  # the best run trained in full
         self.anchors = ok_x[np.unique(np.concatenate([top, self.front]))]
         self.fantasy_gp = self.score_gp
 
@@ -360,6 +366,43 @@ class _Model:
         parts.append(self.encoder.neighbours(self.anchors))
         return np.vstack(parts)
 
+    def _imagine(self, chosen: list[np.ndarray]) -> None:
+        """Condition the score GP on the suggestions chosen so far, at their predicted scores."""
+        if chosen:
+            fantasies = self._inputs(np.array(chosen))
+            self.fantasy_gp = self.score_gp.conditioned(fantasies, self.score_gp.predict(fantasies)[0])
+
+    def best_neighbour(
+        self,
+        chosen: list[np.ndarray],
+        taken: set[tuple[float, ...]],
+        target: float,
+        rng: np.random.Generator,
+        kind: str,
+    ) -> np.ndarray | None:
+        """The untried grid neighbour of the best full run with the best acquisition `kind`.
+
+        A neighbour is one level up or down of a discrete number with at most
+        `_NEIGHBOUR_LEVELS` values, or another choice of a categorical. None when every
+        neighbour was tried or is too costly (`max_suggestion_cost`), or no run was trained in
+        full (docs/optimizers.md, "How Protein searches").
+        """
+        if self.incumbent is None:
+            return None
+        near = self.encoder.snap(self.encoder.neighbours(self.incumbent[None], _NEIGHBOUR_LEVELS))
+        untried = [row for row in near if Encoder.key(row) not in taken]
+        if not untried:
+            return None
+        self._imagine(chosen)
+        xs = np.array(untried)
+        cap = self.settings.max_suggestion_cost
+        if cap is not None and self.cost_model is not None:  # no fallback to the cheapest here
+            xs = xs[self.cost_model.predict(self._inputs(xs, score=False)) <= math.log(cap)]
+            if not len(xs):
+                return None
+        best: np.ndarray = xs[int(np.argmax(self._acquire(xs, target, rng, kind)))]
+        return best
+
     def best_candidate(
         self,
         chosen: list[np.ndarray],
@@ -369,9 +412,7 @@ class _Model:
         kind: str,
     ) -> np.ndarray:
         """The best new candidate for this cost target by acquisition `kind`; then a fantasy."""
-        if chosen:
-            fantasies = self._inputs(np.array(chosen))
-            self.fantasy_gp = self.score_gp.conditioned(fantasies, self.score_gp.predict(fantasies)[0])
+        self._imagine(chosen)
         xs = self.encoder.snap(self._candidates(rng))
         values = self._acquire(xs, target, rng, kind)
         for _ in range(_ZOOM_ROUNDS):  # refine around the leaders with ever smaller steps

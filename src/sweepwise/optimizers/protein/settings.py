@@ -17,6 +17,10 @@ class ProteinSettings(BaseModel):
         random_suggestions: uniform candidates drawn over the whole box per suggestion.
         suggestions_per_pareto: candidates drawn around each Pareto-front point.
         resample_frequency: every Nth suggestion re-proposes a front point (0: never).
+        neighbour_every: every Nth suggestion after the design is the untried grid
+            neighbour of the best run (one level of a discrete number with at most 16
+            values, or another choice of a categorical) with the best acquisition, while
+            one is left (0: never): the GP can rule out the one step that ends a climb.
         num_random_samples: suggestions drawn from a space-filling design before the GP is
             used; None means `max(4, width + 1)`, width being the encoded vector's length
             (one column per number or ordinal, one per choice of a categorical).
@@ -46,6 +50,7 @@ class ProteinSettings(BaseModel):
     random_suggestions: int = Field(default=512, ge=0)
     suggestions_per_pareto: int = Field(default=128, ge=1)
     resample_frequency: int = Field(default=0, ge=0)
+    neighbour_every: int = Field(default=4, ge=0)
     num_random_samples: int | None = Field(default=None, ge=0)
     seed_with_search_center: bool = True
     expansion_rate: float = Field(default=0.25, ge=0)
