@@ -312,7 +312,8 @@ class _Model:
             else np.array([], int)
         )
         top = np.argsort(-np.where(full, y, -np.inf))[:3]
-        self.incumbent = data.x[top[0]] if full.any() else None  # the best run trained in full
+        # the best run trained in full; of equal ones the first in the points' order
+        self.incumbent = data.x[int(np.argmax(np.where(full, y, -np.inf)))] if full.any() else None
         self.anchors = ok_x[np.unique(np.concatenate([top, self.front]))]
         self.fantasy_gp = self.score_gp
 
