@@ -243,11 +243,15 @@ def test_failures_steer_the_search_away_from_a_crashing_region() -> None:
 
 
 @pytest.mark.slow
-def test_expensive_candidates_are_masked_by_max_suggestion_cost() -> None:
-    params = {
-        "x": {"distribution": "uniform", "min": 0.0, "max": 1.0},
-        "size": {"distribution": "uniform_pow2", "min": 1, "max": 64},
-    }
+@pytest.mark.parametrize(
+    "x",
+    [
+        {"distribution": "uniform", "min": 0.0, "max": 1.0},
+        {"distribution": "ordinal", "values": [i / 15 for i in range(16)]},  # all grid: neighbour checks
+    ],
+)
+def test_expensive_candidates_are_masked_by_max_suggestion_cost(x: dict[str, object]) -> None:
+    params = {"x": x, "size": {"distribution": "uniform_pow2", "min": 1, "max": 64}}
     opt = protein(params, seed=0, max_suggestion_cost=10.0)
     observations = observe(
         opt, 30, fn=lambda s: s["x"] + math.log2(s["size"]), cost=lambda s: float(s["size"])
@@ -601,3 +605,19 @@ def test_a_sweep_on_a_grid_tries_the_neighbours_of_its_best_point() -> None:
         observations = observe(protein(params, seed=seed), 24, fn=fn)
         found += max(o.score for o in observations) == 2.0
     assert found == 4
+
+
+def test_the_neighbour_check_never_suggests_a_neighbour_above_max_suggestion_cost() -> None:
+    params = {
+        "x": {"distribution": "ordinal", "values": [i / 15 for i in range(16)]},
+        "size": {"distribution": "uniform_pow2", "min": 1, "max": 64},
+    }
+    # the best run (size 32, x 7/15) has one untried neighbour, size 64, predicted to cost 64
+    points = [(1, 0), (2, 3), (4, 6), (8, 9), (16, 7), (32, 7), (32, 6), (32, 8), (8, 0), (2, 12), (1, 15)]
+    observations = [
+        Observation(-((x / 15 - 7 / 15) ** 2) + math.log2(size), float(size), {"x": x / 15, "size": size})
+        for size, x in points
+    ]
+    opt = protein(params, seed=0, max_suggestion_cost=10.0)
+    (suggestion,) = opt.suggest(observations, 1)  # the 12th suggestion: a neighbour-check turn
+    assert suggestion["size"] <= 8

@@ -171,16 +171,12 @@ class Encoder:
                 xs[~mask[:, i], block.start : block.start + block.width] = 0.0
         return xs
 
-    def neighbours(self, centers: np.ndarray, max_levels: int | None = None) -> np.ndarray:
+    def neighbours(self, centers: np.ndarray) -> np.ndarray:
         """Every one-step move of each (snapped) row on the grid: a discrete number one level up or
-        down, a categorical to each other choice. Continuous columns are left to `perturb`, and
-        with `max_levels` so are numbers with more values than that."""
+        down, a categorical to each other choice. Continuous columns are left to `perturb`."""
         moves = []
         for i, block in enumerate(self.blocks):
             if not block.discrete:
-                continue
-            levels = self.space.specs[block.name].levels or 0
-            if max_levels is not None and not block.categorical and levels > max_levels:
                 continue
             if block.categorical:
                 for choice in range(block.width):

@@ -31,7 +31,7 @@ _ZOOM_KEEP = 8
 _ZOOM_DRAWS = 64
 _COST_VARIES = math.log(1.2)  # log-cost spread below this is treated as constant cost
 _PORTFOLIO = ("ei", "naive", "ucb")  # `auto` on a space of continuous parameters only
-_NEIGHBOUR_LEVELS = 16  # a number with more values than this is left out of the neighbour check
+_SMALL_GRID = 16  # the neighbour check runs when every parameter is discrete with at most this many values
 
 
 @dataclass
@@ -87,6 +87,11 @@ class ProteinOptimizer:
         # (docs/optimizers.md, "How Protein searches")
         continuous = not any(block.discrete for block in self.encoder.blocks)
         self._portfolio = _PORTFOLIO if continuous else ("ei",)
+        # the neighbour check, on a space that is all one small grid (docs/optimizers.md)
+        self._check_neighbours = all(
+            block.categorical or (block.discrete and (space.specs[block.name].levels or 0) <= _SMALL_GRID)
+            for block in self.encoder.blocks
+        )
 
     @classmethod
     def from_config(cls, config: ProteinConfig, seed: int | None = None) -> ProteinOptimizer:
@@ -142,7 +147,7 @@ class ProteinOptimizer:
                     kind: str = self.settings.acquisition_fn
                     if kind == "auto":
                         kind = self._portfolio[index % len(self._portfolio)]
-                    every = self.settings.neighbour_every
+                    every = self.settings.neighbour_every if self._check_neighbours else 0
                     near = None
                     if every and index % every == every - 1:
                         near = model.best_neighbour(chosen, taken, target, rng, kind)
@@ -383,14 +388,14 @@ class _Model:
     ) -> np.ndarray | None:
         """The untried grid neighbour of the best full run with the best acquisition `kind`.
 
-        A neighbour is one level up or down of a discrete number with at most
-        `_NEIGHBOUR_LEVELS` values, or another choice of a categorical. None when every
-        neighbour was tried or is too costly (`max_suggestion_cost`), or no run was trained in
-        full (docs/optimizers.md, "How Protein searches").
+        A neighbour is one level up or down of a discrete number, or another choice of a
+        categorical. None when every neighbour was tried or is too costly
+        (`max_suggestion_cost`), or no run was trained in full (docs/optimizers.md, "How
+        Protein searches").
         """
         if self.incumbent is None:
             return None
-        near = self.encoder.snap(self.encoder.neighbours(self.incumbent[None], _NEIGHBOUR_LEVELS))
+        near = self.encoder.snap(self.encoder.neighbours(self.incumbent[None]))
         untried = [row for row in near if Encoder.key(row) not in taken]
         if not untried:
             return None

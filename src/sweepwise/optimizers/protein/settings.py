@@ -17,10 +17,11 @@ class ProteinSettings(BaseModel):
         random_suggestions: uniform candidates drawn over the whole box per suggestion.
         suggestions_per_pareto: candidates drawn around each Pareto-front point.
         resample_frequency: every Nth suggestion re-proposes a front point (0: never).
-        neighbour_every: every Nth suggestion after the design is the untried grid
-            neighbour of the best run (one level of a discrete number with at most 16
-            values, or another choice of a categorical) with the best acquisition, while
-            one is left (0: never): the GP can rule out the one step that ends a climb.
+        neighbour_every: on a space that is all one small grid (every parameter a
+            categorical or a discrete number with at most 16 values), every Nth suggestion
+            after the design is the untried grid neighbour of the best run (one level of a
+            number, or another choice of a categorical) with the best acquisition, while one
+            is left (0: never): the GP can rule out the one step that ends a climb.
         num_random_samples: suggestions drawn from a space-filling design before the GP is
             used; None means `max(4, width + 1)`, width being the encoded vector's length
             (one column per number or ordinal, one per choice of a categorical).
