@@ -535,18 +535,23 @@ def summarise_real(results: Results) -> str:
         if missed:
             lines.append(f"  - regret above TPE or GP: {', '.join(missed)}")
     lines += ["", *seed_by_seed(results, cells, names)]
-    lines += ["", *by_table_seed(results, targets_by_cell, names)]
+    splits = by_table_seed(results, targets_by_cell, names)
+    lines += ["", *splits] if splits else []
     return "\n".join(lines)
 
 
 def by_table_seed(results: Results, targets: dict[tuple[str, str], float], names: list[str]) -> list[str]:
     """How many runs reach the cost table's target, split by the table seed they faced.
 
-    A table holds a few train/validation splits (its seeds); run seed s faces split
-    s mod that number, so ten runs face two or three functions, not ten. A cost cell needs
-    six runs of ten to reach its target: this shows on which split they were won or lost.
+    A table holds ten train/validation splits (its seeds); run seed s faces split s mod 10,
+    so thirty runs face each function three times. A cost cell needs more than half its runs
+    to reach the target: this shows on which splits they were won or lost. Nothing when no
+    split was faced twice (then it says no more than the seeds themselves).
     """
     problems = load_problems()
+    seeds_run = {k[3] for k in results}
+    if all(len(seeds_run) <= problems[p].seeds for p, _ in targets):
+        return []
     lines = [
         "## Runs reaching the best peer's median final regret, by table seed "
         "(the split run seed s faces: s mod the table's seeds)",
