@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from conftest import cli, status_json
@@ -125,6 +126,33 @@ def check_asha_sweep(directory: Path, name: str, result: subprocess.CompletedPro
     started = Counter((directory / "markers" / "train.txt").read_text().split())
     assert sorted(started) == sorted(row["run_id"] for row in runs)
     assert set(started.values()) == {1}, started  # a stopped run is never started again
+
+
+def check_rung_scores_reach_the_optimizer(
+    directory: Path, name: str, *, judged_the_score: bool = True
+) -> None:
+    """Each run's observation carries its scores at the rungs it passed: its job's own values
+    there (x * step / STEPS), or none when the stopper judged another metric."""
+    from sweepwise.schedulers.base import collect_observations
+    from sweepwise.stores.sql import SQLStore
+
+    store = SQLStore(f"sqlite:///{directory / 'sweepwise.db'}")
+    try:
+        runs = store.fetch_runs({"group": name})
+    finally:
+        store.close()
+    observations = collect_observations(runs)
+    assert len(observations) == len(runs)
+    passed = 0
+    for obs in observations:
+        if not judged_the_score:
+            assert obs.rungs is None, obs
+            continue
+        x = float(obs.suggestion["x"])
+        assert obs.rungs, obs  # every run reached the first rung
+        assert obs.rungs == {rung: pytest.approx(x * rung / STEPS) for rung in obs.rungs}, obs
+        passed += any(rung < (obs.step or STEPS) for rung in obs.rungs)
+    assert passed or not judged_the_score  # some run went on past a rung: that is what is learnt
 
 
 def decided_stops(directory: Path, name: str) -> list[str]:

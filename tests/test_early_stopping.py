@@ -25,6 +25,7 @@ from early_stopping_helpers import (
     TRAIN,
     check_a_kill_between_the_decision_and_the_cancel,
     check_asha_sweep,
+    check_rung_scores_reach_the_optimizer,
     job_steps,
     write_sweep,
 )
@@ -328,6 +329,7 @@ def test_asha_stops_the_worst_runs_through_the_cancel_path_and_each_job_runs_onc
     result = cli("run", str(spec), "--quiet", cwd=tmp_path, env={"STEP_SLEEP": "0.1"}, timeout=600)
     check_asha_sweep(tmp_path, "es", result)
     assert "stopped at step" in result.stderr
+    check_rung_scores_reach_the_optimizer(tmp_path, "es")
 
 
 # A job whose score is x * step / 60 (a larger x is better at every step), where the worse half
@@ -398,6 +400,7 @@ def test_a_stopper_on_the_training_loss_stops_the_highest_losses_and_never_score
     assert set(started.values()) == {1}, started
     best = json.loads(cli("best", "es", "--json", cwd=tmp_path).stdout)
     assert best["run_id"] == lowest_loss, best
+    check_rung_scores_reach_the_optimizer(tmp_path, "es", judged_the_score=False)
 
 
 @pytest.mark.slow
@@ -631,7 +634,7 @@ def test_observations_say_how_far_a_run_trained_and_whether_it_was_stopped() -> 
         is_stopped=True,
     )
     done, early = observation_of(completed), observation_of(stopped)
-    assert done is not None and (done.step, done.stopped) == (27, False)
+    assert done is not None and (done.step, done.stopped, done.rungs) == (27, False, None)
     assert early is not None and (early.step, early.stopped, early.score) == (3, True, 0.5)
     unscored = RunInfo(  # stopped by a stopper judging another metric, with no score in its report
         "d",
@@ -652,3 +655,17 @@ def test_observations_say_how_far_a_run_trained_and_whether_it_was_stopped() -> 
     )
     failed = observation_of(diverged)  # the optimizer steers away from it, as from a failure
     assert failed is not None and failed.is_failure and failed.stopped and failed.step == 2
+    passed = RunInfo(  # the scores at the rungs it passed, as the controller wrote them; odd ones dropped
+        "e",
+        summary={
+            **base,
+            keys.TRAIN_STEP: 27,
+            keys.OBSERVATION_RUNGS: {"3": 0.1, "9": 0.3, "x": 0.2, "1": "NaN", "2": True, "4": "0.5"},
+        },
+        has_started_training=True,
+        has_completed_training=True,
+        has_started_eval=True,
+        has_been_evaluated=True,
+    )
+    learnt = observation_of(passed)
+    assert learnt is not None and learnt.rungs == {3: 0.1, 9: 0.3}

@@ -529,6 +529,102 @@ def test_steps_alone_change_nothing_when_no_run_was_stopped() -> None:
     assert optimizer.suggest(with_steps, 2) == optimizer.suggest(without, 2)
 
 
+def _with_rungs(stopped: bool) -> list[Observation]:
+    """A sweep with ASHA's rungs at steps 1 and 3 of 9: runs stopped at either, runs trained in
+    full, each carrying its scores at the rungs it passed (its early value is 0.5 worse)."""
+    rng = np.random.default_rng(4)
+    history = []
+    for i, x in enumerate(rng.uniform(0, 1, 12)):
+        last = (1, 3, 9)[i % 3]
+        rungs = {rung: _full_score(x) - 0.5 / rung for rung in (1, 3) if rung < last}
+        score = _full_score(x) - (0.5 / last if last < 9 else 0.0)
+        history.append(
+            Observation(score, float(last), {"x": x}, step=last, stopped=stopped and last < 9, rungs=rungs)
+        )
+    return history
+
+
+def _gp_sizes(monkeypatch: pytest.MonkeyPatch, history: list[Observation], seed: int = 0) -> list[int]:
+    """The number of points each score GP of one suggestion was fitted on."""
+    from sweepwise.optimizers.protein import optimizer as module
+
+    sizes: list[int] = []
+
+    class Spy(GaussianProcess):
+        def __init__(self, x: np.ndarray, *args: Any, **kwargs: Any) -> None:
+            sizes.append(len(x))
+            super().__init__(x, *args, **kwargs)
+
+    monkeypatch.setattr(module, "GaussianProcess", Spy)
+    ProteinOptimizer(
+        SearchSpace.from_dict({"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}}), seed=seed
+    ).suggest(history, 1)
+    return sizes
+
+
+def test_the_scores_at_the_rungs_a_run_passed_are_learnt_at_their_own_fidelity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    history = _with_rungs(stopped=True)
+    # 12 runs; those trained to step 3 or 9 add their score at rung 1, those trained in full at 3
+    assert _gp_sizes(monkeypatch, history)[0] == 12 + 8 + 4
+    bare = [Observation(o.score, o.cost, o.suggestion, step=o.step, stopped=o.stopped) for o in history]
+    assert _gp_sizes(monkeypatch, bare)[-1] == 12
+    optimizer = ProteinOptimizer(
+        SearchSpace.from_dict({"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}}), seed=1
+    )
+    assert optimizer.suggest(history, 2) != optimizer.suggest(bare, 2)
+    # the same runs read back in another order, their rungs in another order: the same suggestions
+    shuffled = [
+        Observation(
+            o.score,
+            o.cost,
+            o.suggestion,
+            step=o.step,
+            stopped=o.stopped,
+            rungs=dict(reversed((o.rungs or {}).items())),
+        )
+        for o in reversed(history)
+    ]
+    assert optimizer.suggest(shuffled, 2) == optimizer.suggest(history, 2)
+
+
+def test_rungs_change_nothing_without_a_stopped_run_and_hostile_ones_are_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    unstopped = _with_rungs(stopped=False)  # a median stopper that stopped nobody (yet)
+    assert _gp_sizes(monkeypatch, unstopped)[-1] == 12
+    history = _with_rungs(stopped=True)
+    odd = [
+        Observation(
+            o.score, o.cost, o.suggestion, step=o.step, stopped=o.stopped, rungs={**(o.rungs or {}), **extra}
+        )
+        for o, extra in zip(
+            history,
+            [{0: 1.0}, {-1: 1.0}, {2: 5.0}, {10**9: 1.0}, {1: math.nan}, {3: math.inf}] + [{}] * 6,
+            strict=True,
+        )
+    ]
+    # a rung at step 0, a negative one, one where nobody was stopped, one past the run's own
+    # step: none enters the model; nor do values that are not finite (in place of two good ones)
+    assert _gp_sizes(monkeypatch, odd)[0] == 24 - 2
+
+
+def test_the_model_grows_at_most_twofold_with_many_rungs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every run passed ten rungs, where other runs were stopped: no more extra points than runs
+    history = [
+        Observation(
+            _full_score(x),
+            1.0,
+            {"x": x},
+            step=2**10,
+            rungs={2**k: _full_score(x) - 1.0 / (k + 1) for k in range(10)},
+        )
+        for x in np.linspace(0, 1, 10)
+    ] + [Observation(-2.0, 0.1, {"x": 0.05 + 0.1 * k}, step=2**k, stopped=True) for k in range(10)]
+    assert _gp_sizes(monkeypatch, history)[0] == 2 * len(history)
+
+
 def test_auto_is_ei_on_a_grid_and_the_portfolio_on_continuous_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
     from sweepwise.optimizers.protein import optimizer as module
 

@@ -56,7 +56,8 @@ def run_sweepwise(method: str, problem: RealProblem, seed: int, budget: int) -> 
 
     The stopper is `sweepwise.engine.stopping.Stopper` itself, fed each trial's curve one
     report at a time as the controller feeds it the jobs' reports; a stopped trial is an
-    observation at the step it reached, as a STOPPED run is.
+    observation at the step it reached, as a STOPPED run is, and every observation carries
+    the values at the rungs it passed, as `observation/rungs` does.
     """
     from sweepwise.core import keys
     from sweepwise.core.models import Observation, RunInfo
@@ -89,13 +90,19 @@ def run_sweepwise(method: str, problem: RealProblem, seed: int, budget: int) -> 
                 rungs = decision.rungs
             if t + 1 == len(losses):
                 seconds += float(costs[t])
-                observations.append(Observation(float(loss), float(costs[t]), params, step=t + 1))
+                earlier = {int(k): float(v) for k, v in rungs.items() if int(k) < t + 1}
+                observations.append(
+                    Observation(float(loss), float(costs[t]), params, step=t + 1, rungs=earlier)
+                )
                 best, completed = min(best, float(loss)), completed + 1
             elif spent >= budget or (decision is not None and decision.stop):
                 seconds += float(costs[t])
                 stopped = decision is not None and decision.stop
+                earlier = {int(k): float(v) for k, v in rungs.items() if int(k) < t + 1}
                 observations.append(
-                    Observation(float(loss), float(costs[t]), params, step=t + 1, stopped=stopped)
+                    Observation(
+                        float(loss), float(costs[t]), params, step=t + 1, stopped=stopped, rungs=earlier
+                    )
                 )
                 break
     return _sweep_result(problem, seed, best, seconds, started, completed)

@@ -34,6 +34,9 @@ RUN_STOPPED = "adaptive/stopped"
 # committed before the job is cancelled.
 RUNGS = "adaptive/rungs"
 STOP = "adaptive/stop"
+# The same values when the stopper judges the experiment's metric: the run's scores at the
+# rungs it passed, which the optimizer learns as lower-fidelity observations.
+OBSERVATION_RUNGS = "observation/rungs"
 
 # In a training job's metadata: the optimizer's suggestion it runs (its overrides may add more).
 SUGGESTION_METADATA = "adaptive/suggestion"
@@ -67,6 +70,7 @@ __all__ = [
     "EVAL_STEP",
     "OBSERVATION_COST",
     "OBSERVATION_IS_FAILURE",
+    "OBSERVATION_RUNGS",
     "OBSERVATION_SCORE",
     "OBSERVATION_SUGGESTION",
     "POLICY_URI",

@@ -356,6 +356,7 @@ def observation_of(run: RunInfo) -> Observation | None:
             float(cost) if cost is not None else run.runtime,
             _kept(run),
             step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+            rungs=_rungs(run),
         )
     if status is JobStatus.STOPPED:
         score = run.summary.get(keys.OBSERVATION_SCORE)
@@ -372,10 +373,24 @@ def observation_of(run: RunInfo) -> Observation | None:
             is_failure=not math.isfinite(value),
             step=step if isinstance(step, int) and not isinstance(step, bool) else None,
             stopped=True,
+            rungs=_rungs(run),
         )
     if status.is_failure() and run.suggestion:
         return Observation(math.nan, run.runtime, _kept(run), is_failure=True)
     return None
+
+
+def _rungs(run: RunInfo) -> dict[int, float] | None:
+    """The run's scores at the rungs it passed ({step: score}), when its stopper judged the score's metric."""
+    recorded = run.summary.get(keys.OBSERVATION_RUNGS)
+    if not isinstance(recorded, dict):
+        return None
+    out = {}
+    for rung, value in recorded.items():
+        if str(rung).isdigit() and isinstance(value, int | float) and not isinstance(value, bool):
+            if math.isfinite(value):
+                out[int(rung)] = float(value)
+    return out or None
 
 
 def _kept(run: RunInfo) -> dict[str, Any]:

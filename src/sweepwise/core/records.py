@@ -49,6 +49,7 @@ class Observation:
     is_failure: bool = False
     step: int | None = None  # the last training step the run reported (None: it reported none)
     stopped: bool = False  # a STOPPED run: its score is at `step`, short of full training
+    rungs: dict[int, float] | None = None  # its scores at earlier steps (the stopper's rungs), if known
 
 
 @dataclass(slots=True)

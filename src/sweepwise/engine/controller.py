@@ -39,7 +39,7 @@ from sweepwise.engine import first_failures
 from sweepwise.engine.hook_runner import ControllerHooks, HookRunner
 from sweepwise.engine.hooks import ObservationHook
 from sweepwise.engine.lease import ExperimentLease
-from sweepwise.engine.stopping import Stopper
+from sweepwise.engine.stopping import Decision, Stopper
 from sweepwise.runtime.slices import short_slices
 
 logger = logging.getLogger(__name__)
@@ -436,12 +436,12 @@ class AdaptiveController:
                 if run.has_completed_training and run.run_id in reports:  # read after its end: its
                     done = self.stopper.decide(run, reports[run.run_id], finished=True)  # values count
                     if done is not None:  # for the runs judged after it
-                        updates[run.run_id] = {keys.RUNGS: done.rungs}
+                        updates[run.run_id] = self._rung_values(done)
                 continue
             decision = self.stopper.decide(run, reports.get(run.run_id))
             if decision is None:
                 continue
-            update: dict[str, Any] = {keys.RUNGS: decision.rungs}
+            update = self._rung_values(decision)
             if decision.stop:
                 update[keys.STOP] = {"step": decision.step, "value": decision.value, "at": now}
                 if decision.score is not None:  # else no observation: the report lacked the metric
@@ -468,6 +468,14 @@ class AdaptiveController:
         if stopped:
             crash_point("after_stop_cancel")
         self._refresh()
+
+    def _rung_values(self, decision: Decision) -> dict[str, Any]:
+        """A decision's summary update: the values at the rungs, and (when the stopper judges the
+        experiment's metric) the same values as the run's scores there, for the optimizer."""
+        update: dict[str, Any] = {keys.RUNGS: decision.rungs}
+        if self.stopper is not None and self.stopper.metric == self.stopper.score_metric:
+            update[keys.OBSERVATION_RUNGS] = decision.rungs
+        return update
 
     def _cancel_stopped(self, run_id: str, dispatch_id: str, wait: float = _CANCEL_RETRY_FIRST) -> None:
         """Cancel the job of a run whose stop is decided; a cancel that fails is tried again later.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.stats import norm, qmc, rankdata, yeojohnson
@@ -43,6 +43,15 @@ class _Data:
     log_cost: np.ndarray  # (n,)
     n_ok: int
     fidelity: np.ndarray | None = None  # (n,) in [-1, 1], 1 = trained in full; None: no run was stopped
+    early: _Early | None = None  # successes again, at earlier rungs (only with fidelity)
+
+
+class _Early(NamedTuple):
+    """Points observed again at rungs they passed: the score GP's lower-fidelity rows."""
+
+    x: np.ndarray  # (m, width)
+    fidelity: np.ndarray  # (m,)
+    y: np.ndarray  # (m,) internal scores
 
 
 class ProteinOptimizer:
@@ -175,7 +184,33 @@ class ProteinOptimizer:
             [max(float(o.cost), 1e-12) if math.isfinite(o.cost) else 1.0 for o in [*ok, *failed]]
         )
         y = self.sign * np.array([float(o.score) for o in ok])
-        return _Data(x, y, np.log(costs) if len(costs) else costs, len(ok), _fidelity([*ok, *failed]))
+        data = _Data(x, y, np.log(costs) if len(costs) else costs, len(ok), _fidelity([*ok, *failed]))
+        if data.fidelity is not None:
+            self._add_rungs(data, ok, _longest([*ok, *failed]))
+        return data
+
+    def _add_rungs(self, data: _Data, ok: list[Observation], longest: int) -> None:
+        """The successes' scores at earlier rungs, as more points of lower fidelity.
+
+        Only at the steps where some run was stopped (those link a stopped run's early value
+        to a full training's), lowest first, and no more of them than observations, so the
+        GP grows at most twofold (docs/optimizers.md, "Models and search").
+        """
+        stops = {o.step for o in ok if o.stopped and o.step}
+        early = sorted(
+            (rung, i, value)
+            for i, o in enumerate(ok)
+            for rung, value in (o.rungs or {}).items()
+            if 0 < rung < (o.step if o.stopped and o.step else longest)
+            and rung in stops
+            and math.isfinite(value)
+        )[: len(data.x)]
+        if early:
+            data.early = _Early(
+                data.x[[i for _, i, _ in early]],
+                np.array([2.0 * math.log(rung) / math.log(longest) - 1.0 for rung, _, _ in early]),
+                self.sign * np.array([value for _, _, value in early]),
+            )
 
     def _encode(self, suggestion: dict[str, Any], what: str, index: int) -> np.ndarray:
         try:
@@ -226,6 +261,7 @@ def _one_per_point(observations: list[Observation]) -> Observation:
         is_failure=not ok,
         step=top[0].step,
         stopped=top[0].stopped,
+        rungs=top[0].rungs,
     )
 
 
@@ -238,7 +274,7 @@ def _fidelity(observations: list[Observation]) -> np.ndarray | None:
     """
     if not any(o.stopped for o in observations):
         return None
-    longest = max((o.step for o in observations if o.step and o.step > 0), default=1)
+    longest = _longest(observations)
     if longest <= 1:
         return None
     out = np.ones(len(observations))
@@ -246,6 +282,11 @@ def _fidelity(observations: list[Observation]) -> np.ndarray | None:
         if o.stopped and o.step and o.step > 0:  # a stopped run with no (valid) step counts as full
             out[i] = 2.0 * math.log(min(o.step, longest)) / math.log(longest) - 1.0
     return out
+
+
+def _longest(observations: list[Observation]) -> int:
+    """The longest step any run reported (1 when none did)."""
+    return max((o.step for o in observations if o.step and o.step > 0), default=1)
 
 
 def _gaussianise(y: np.ndarray, *, stopped: bool) -> np.ndarray:
@@ -275,8 +316,11 @@ class _Model:
         self.data = data
         s = self.settings
         y = data.y
+        if data.early is not None:
+            y = np.concatenate([y, data.early.y])
         if len(y) > 2 and float(np.ptp(y)) > 0:
             y = _gaussianise(y, stopped=data.fidelity is not None)
+        early_y, y = y[data.n_ok :], y[: data.n_ok]
         self.best = float(y.max())
         n_fail = len(data.x) - data.n_ok
         imputed = np.full(n_fail, float(y.min()) - 0.25 * float(np.ptp(y) or 1.0))
@@ -286,9 +330,12 @@ class _Model:
         self.fidelity = data.fidelity
         if self.fidelity is not None:  # one more input, with its own length scale
             groups = np.append(groups, int(groups.max(initial=-1)) + 1)
+        inputs = self._inputs(data.x, self.fidelity)
+        if data.early is not None:
+            inputs = np.vstack([inputs, self._inputs(data.early.x, data.early.fidelity)])
         self.score_gp = GaussianProcess(
-            self._inputs(data.x, self.fidelity),
-            np.concatenate([y, imputed]),
+            inputs,
+            np.concatenate([y, imputed, early_y]),
             rng,
             nu=s.matern_nu,
             restarts=restarts,
