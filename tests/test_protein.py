@@ -605,13 +605,13 @@ def test_rungs_change_nothing_without_a_stopped_run_and_hostile_ones_are_ignored
             strict=True,
         )
     ]
-    # a rung at step 0, a negative one, one where nobody was stopped, one past the run's own
-    # step: none enters the model; nor do values that are not finite (in place of two good ones)
-    assert _gp_sizes(monkeypatch, odd)[0] == 24 - 2
+    # a rung at step 0, a negative one, one past the run's own step: none enters the model; nor
+    # do values that are not finite (in place of two good ones); a rung of its own (2) does
+    assert _gp_sizes(monkeypatch, odd)[0] == 24 - 2 + 1
 
 
 def test_the_model_grows_at_most_twofold_with_many_rungs(monkeypatch: pytest.MonkeyPatch) -> None:
-    # every run passed ten rungs, where other runs were stopped: no more extra points than runs
+    # every run passed ten rungs: no more extra points than runs
     history = [
         Observation(
             _full_score(x),

@@ -192,18 +192,14 @@ class ProteinOptimizer:
     def _add_rungs(self, data: _Data, ok: list[Observation], longest: int) -> None:
         """The successes' scores at earlier rungs, as more points of lower fidelity.
 
-        Only at the steps where some run was stopped (those link a stopped run's early value
-        to a full training's), lowest first, and no more of them than observations, so the
-        GP grows at most twofold (docs/optimizers.md, "Models and search").
+        The lowest rungs first, and no more of them than observations, so the GP grows at
+        most twofold (docs/optimizers.md, "Models and search").
         """
-        stops = {o.step for o in ok if o.stopped and o.step}
         early = sorted(
             (rung, i, value)
             for i, o in enumerate(ok)
             for rung, value in (o.rungs or {}).items()
-            if 0 < rung < (o.step if o.stopped and o.step else longest)
-            and rung in stops
-            and math.isfinite(value)
+            if 0 < rung < (o.step if o.stopped and o.step else longest) and math.isfinite(value)
         )[: len(data.x)]
         if early:
             data.early = _Early(
