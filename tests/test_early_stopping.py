@@ -613,6 +613,33 @@ def test_a_stopped_runs_cost_is_the_cost_its_reports_give(tmp_path: Path) -> Non
     assert costs == {"r1": 200.0, "r2": 3.0}  # a cost that is not a number: its runtime
 
 
+def test_scores_at_rungs_written_after_a_runs_observation_was_read_reach_the_optimizer() -> None:
+    # a training read after its end: its values at the rungs are committed after its score; the
+    # sweep's observations then hold them, as a restarted controller would read them
+    from sweepwise.core import keys
+    from sweepwise.core.records import RunInfo
+    from sweepwise.core.runs import RunList
+    from sweepwise.schedulers.base import ObservationLog
+
+    def completed(**more: object) -> RunInfo:
+        summary = {keys.OBSERVATION_SUGGESTION: {"x": 1}, keys.OBSERVATION_SCORE: 0.5, keys.TRAIN_STEP: 9}
+        return RunInfo(
+            "a",
+            summary={**summary, **more},
+            has_started_training=True,
+            has_completed_training=True,
+            has_started_eval=True,
+            has_been_evaluated=True,
+        )
+
+    runs, log = RunList(), ObservationLog()
+    runs.upsert(completed())
+    assert [o.rungs for o in log.collect(runs)] == [None]
+    runs.upsert(completed(**{keys.OBSERVATION_RUNGS: {"1": 0.1, "3": 0.3}}))
+    assert [o.rungs for o in log.collect(runs)] == [{1: 0.1, 3: 0.3}]
+    assert [o.rungs for o in log.collect(runs)] == [{1: 0.1, 3: 0.3}]  # read once
+
+
 def test_observations_say_how_far_a_run_trained_and_whether_it_was_stopped() -> None:
     from sweepwise.core import keys
     from sweepwise.core.lifecycle import observation_of

@@ -223,11 +223,14 @@ def collect_observations(runs: Sequence[RunInfo]) -> list[Observation]:
 
 
 class ObservationLog:
-    """`collect_observations`, incrementally: a finished run's observation is read once."""
+    """`collect_observations`, incrementally: a finished run's observation is read once, and
+    again only when scores at more rungs arrive for it (`observation/rungs`, written when its
+    reports are read after its end), so it holds what a restarted controller would read."""
 
     def __init__(self) -> None:
         self._done: set[str] = set()
         self._observations: list[Observation] = []
+        self._at: dict[str, int] = {}  # run id -> its observation's index
         self._seen = 0
 
     def collect(self, runs: Sequence[RunInfo]) -> list[Observation]:
@@ -235,14 +238,24 @@ class ObservationLog:
         changed, self._seen = changed_since(runs, self._seen)
         for run in changed:
             if run.run_id in self._done:
+                index = self._at.get(run.run_id)
+                if index is not None and _more_rungs(run, self._observations[index]):
+                    self._observations[index] = observation_of(run) or self._observations[index]
                 continue
             obs = observation_of(run)
             if obs is not None or run.status.is_finished():  # final: never look at it again
                 if obs is not None or run.status is not JobStatus.COMPLETED:
                     self._done.add(run.run_id)
                     if obs is not None:
+                        self._at[run.run_id] = len(self._observations)
                         self._observations.append(obs)
         return list(self._observations)
+
+
+def _more_rungs(run: RunInfo, observation: Observation) -> bool:
+    """Whether `run` has scores at more rungs than `observation` holds."""
+    recorded = run.summary.get(keys.OBSERVATION_RUNGS)
+    return isinstance(recorded, dict) and len(recorded) > len(observation.rungs or {})
 
 
 __all__ = [
