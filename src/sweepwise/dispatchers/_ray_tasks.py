@@ -15,7 +15,8 @@ sweep would start a new set of worker processes, seconds each on a small machine
 job under sweepwise's supervisor (`sweepwise.runtime.supervise`) in a thread, and returns
 the job's end as the fields of its FINISHED event, judged from the job's files as the local
 dispatcher judges them. A cancelled task (`ray.cancel`, which raises KeyboardInterrupt in
-it) stops its job's process group, SIGKILL after the grace period, and still returns.
+it, or the supervisor's `stopping` answer when that interrupt never comes) stops its job's
+process group, SIGKILL after the grace period, and still returns.
 
 `RayTasks` is the controller's side: the same calls as `RayJobs` (submit, info, stop,
 logs) plus `wait`, which returns as soon as any job changes.
@@ -46,6 +47,7 @@ _CALL_TIMEOUT = 60.0  # seconds to wait for the supervisor's answer before the c
 _METRICS_KEPT = 256  # metrics rows of a running job the supervisor keeps for the controller's next poll
 _BATCHES_AHEAD = 8  # metrics batches waiting for an earlier one before it counts as lost
 _KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL of a cancelled job
+_ASK_EVERY = 1.0  # seconds between a task's questions to its supervisor whether its job was stopped
 _REAP_TIMEOUT = 120.0  # seconds to wait for the job of a dead worker to be killed
 _KEEPER_TIMEOUT = 120.0  # seconds to wait for the Ray job that keeps the supervisor to make it
 
@@ -69,6 +71,7 @@ class TaskSupervisor:
         self._logs: dict[str, str] = {}
         self._refs: dict[str, Any] = {}
         self._where: dict[str, tuple[str, str]] = {}  # running job: (its node's id, its status file there)
+        self._stopping: set[str] = set()  # running jobs asked to stop (their tasks ask: `stopping`)
         self._batches: dict[str, dict[int, list[dict[str, Any]]]] = {}  # metrics batches ahead of their turn
         self._follows: set[asyncio.Task[None]] = set()
         self._version = 0
@@ -153,6 +156,7 @@ class TaskSupervisor:
             record.update(status="FAILED", message=message + await self._reap(sid))
         record["ended_at"] = time.time()
         self._refs.pop(sid, None)
+        self._stopping.discard(sid)
         self._where.pop(sid, None)
         self._batches.pop(sid, None)
         self._bump()
@@ -197,14 +201,23 @@ class TaskSupervisor:
         return self._version
 
     async def stop(self, sid: str) -> bool:
-        """Cancel the task of job `sid`; False when it has ended or is unknown."""
+        """Cancel the task of job `sid`; False when it has ended or is unknown.
+
+        `ray.cancel` is best effort: a task may never see its KeyboardInterrupt. So the job
+        is also marked, and its task, which asks every `_ASK_EVERY` s (`stopping`), stops it.
+        """
         ref = self._refs.get(sid)
         if ref is None:
             return False
         import ray
 
+        self._stopping.add(sid)
         ray.cancel(ref)
         return True
+
+    async def stopping(self, sid: str) -> bool:
+        """Whether job `sid` was asked to stop (its task asks)."""
+        return sid in self._stopping
 
     async def logs(self, sid: str) -> str | None:
         """The end of a finished job's log; None while it runs or when it is unknown."""
@@ -282,6 +295,8 @@ def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str,
     cancelled_at: float | None = None
     metrics_offset, batch = 0, 0
     pass_on = getattr(supervisor, "metrics", None)  # None: an older supervisor (see `SUPERVISOR`)
+    ask = getattr(supervisor, "stopping", None)  # likewise
+    asked_at, answer = time.monotonic(), None
     while not done.is_set():
         try:
             done.wait(0.5)
@@ -293,6 +308,13 @@ def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str,
                     except Exception:  # Ray raises many types; lost rows must not end the task
                         logger.warning("job %s: %d metrics rows could not be passed on", sid, len(rows))
                     batch += 1
+            if cancelled_at is None and ask is not None:
+                if answer is None and time.monotonic() - asked_at >= _ASK_EVERY:
+                    asked_at, answer = time.monotonic(), _ask(ask, sid)
+                stop, answer = _answer(answer)
+                if stop:  # the cancel's KeyboardInterrupt never came
+                    cancelled_at = time.monotonic()
+                    supervision.cancel(signal.SIGTERM)
             if cancelled_at is not None and time.monotonic() - cancelled_at > _KILL_GRACE:
                 supervision.cancel(signal.SIGKILL)
         except KeyboardInterrupt:  # ray.cancel: stop the job, then return its end
@@ -300,6 +322,30 @@ def run_task(payload: Mapping[str, str], sid: str, supervisor: Any) -> dict[str,
                 cancelled_at = time.monotonic()
                 supervision.cancel(signal.SIGTERM)
     return _outcome(job.run_id, job.type, job.attempt, plan, sid, codes[0] if codes else -1)
+
+
+def _ask(ask: Any, sid: str) -> Any:
+    """Ask the supervisor whether job `sid` was stopped; the answer to come (None: not asked)."""
+    try:
+        return ask.remote(sid)
+    except Exception:  # Ray raises many types: ask again next time
+        return None
+
+
+def _answer(answer: Any) -> tuple[bool, Any]:
+    """Whether the supervisor's `answer` has come and says stop, and the answer still to come.
+
+    Never waits: a task blocked in `ray.get` lends its CPU to another task meanwhile.
+    """
+    if answer is None:
+        return False, None
+    import ray
+
+    try:
+        ready, _ = ray.wait([answer], timeout=0)
+        return (bool(ray.get(ready[0])), None) if ready else (False, answer)
+    except Exception:  # Ray raises many types: ask again next time
+        return False, None
 
 
 def reap_job(status_path: str) -> str:
