@@ -244,6 +244,7 @@ def test_a_restarted_stopper_learns_the_rungs_from_the_runs() -> None:
     spec = StopperSpec(type="asha", grace_period=1, reduction_factor=2)
     stopper = Stopper(spec, "score", "maximize")
     stopper.learn([_run("a", 1, 0.9, rungs={"1": 0.9}), _run("b", 1, 0.8, rungs={"1": 0.8})])
+    stopper.learn([_run("d", 1, 0.5, rungs={"²": 0.5, "1": 10**400})])  # a tampered store: ignored
     assert stopper.decide(_run("c", 1, 0.1)).stop  # type: ignore[union-attr]
     assert Stopper(StopperSpec(), "score", "maximize").decide(_run("c", 1, 0.1)) is None  # none
 
@@ -687,7 +688,10 @@ def test_observations_say_how_far_a_run_trained_and_whether_it_was_stopped() -> 
         summary={
             **base,
             keys.TRAIN_STEP: 27,
-            keys.OBSERVATION_RUNGS: {"3": 0.1, "9": 0.3, "x": 0.2, "1": "NaN", "2": True, "4": "0.5"},
+            keys.OBSERVATION_RUNGS: {
+                **{"3": 0.1, "9": 0.3, "x": 0.2, "1": "NaN", "2": True, "4": "0.5"},
+                **{"²": 0.4, "5": 10**400, "6": math.inf},
+            },
         },
         has_started_training=True,
         has_completed_training=True,

@@ -387,9 +387,15 @@ def _rungs(run: RunInfo) -> dict[int, float] | None:
         return None
     out = {}
     for rung, value in recorded.items():
-        if str(rung).isdigit() and isinstance(value, int | float) and not isinstance(value, bool):
-            if math.isfinite(value):
-                out[int(rung)] = float(value)
+        if not (str(rung).isascii() and str(rung).isdigit()):  # "²" is a digit int() refuses
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an int too large for a float
+                continue
+            if math.isfinite(number):
+                out[int(rung)] = number
     return out or None
 
 

@@ -247,7 +247,7 @@ class Stopper:
             return
         for rung, value in rungs.items():
             number = _number(value)
-            if number is not None and str(rung).isdigit():
+            if number is not None and str(rung).isascii() and str(rung).isdigit():  # not "²"
                 self._recorded[int(rung)][run_id] = number
 
     def _below_cut(self, rung: int, run_id: str, value: float) -> bool:
