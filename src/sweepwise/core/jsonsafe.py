@@ -162,3 +162,14 @@ __all__ = [
     "json_safe",
     "loads_bounded",
 ]
+
+
+def finite_number(value: object) -> float | None:
+    """`value` as a float when it is a finite int or float (not a bool, not an int beyond a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None

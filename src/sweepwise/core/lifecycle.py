@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sweepwise.core import keys
+from sweepwise.core.jsonsafe import finite_number
 from sweepwise.core.models import EventKind, JobEvent, JobStatus, JobTypes, Observation, RunInfo
 from sweepwise.core.status import status_from, status_of
 
@@ -179,14 +180,8 @@ def _stopped(record: TrialRecord, event: JobEvent) -> None:
 
 def _reported_cost(row: object) -> float | None:
     """The `cost` a metrics row reports, when it is a finite number >= 0."""
-    cost = row.get("cost") if isinstance(row, dict) else None
-    if isinstance(cost, bool) or not isinstance(cost, int | float):
-        return None
-    try:
-        value = float(cost)
-    except OverflowError:
-        return None
-    return value if math.isfinite(value) and value >= 0 else None
+    value = finite_number(row.get("cost") if isinstance(row, dict) else None)
+    return value if value is not None and value >= 0 else None
 
 
 def _end_without_success(
@@ -387,15 +382,9 @@ def _rungs(run: RunInfo) -> dict[int, float] | None:
         return None
     out = {}
     for rung, value in recorded.items():
-        if not (str(rung).isascii() and str(rung).isdigit()):  # "²" is a digit int() refuses
-            continue
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            try:
-                number = float(value)
-            except OverflowError:  # an int too large for a float
-                continue
-            if math.isfinite(number):
-                out[int(rung)] = number
+        number = finite_number(value)
+        if number is not None and str(rung).isascii() and str(rung).isdigit():  # not "²"
+            out[int(rung)] = number
     return out or None
 
 

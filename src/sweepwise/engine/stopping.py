@@ -32,7 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from sweepwise.core import keys
 from sweepwise.core.container import CONFIG_ERROR
-from sweepwise.core.jsonsafe import NON_FINITE
+from sweepwise.core.jsonsafe import NON_FINITE, finite_number
 from sweepwise.core.records import RunInfo
 
 _QUICK_RUNS = 3
@@ -174,7 +174,7 @@ class Stopper:
         decision = None
         for row in rows:
             step, reported = _whole(row.get("step")), row.get(self.metric)
-            value = _number(reported)
+            value = finite_number(reported)
             diverged = value is None and _diverged(reported, self.maximize)
             if step is None or (value is None and not diverged):
                 continue
@@ -195,7 +195,7 @@ class Stopper:
             stop = not (at_end or finished) and any(
                 self._below_cut(int(rung), run.run_id, value) for rung in new
             )
-            score = value if self.metric == self.score_metric else _number(row.get(self.score_metric))
+            score = value if self.metric == self.score_metric else finite_number(row.get(self.score_metric))
             decision = Decision(dict(done), stop, step, value, score)
             if stop:
                 break
@@ -212,7 +212,7 @@ class Stopper:
         if not isinstance(row, Mapping):
             return None
         given = row.get("step")
-        reached = _number(given)
+        reached = finite_number(given)
         if reached is not None and reached < self.spec.grace_period:
             return None
         metric = self.metric
@@ -222,7 +222,7 @@ class Stopper:
         elif _whole(given) is None:
             why = f"its reports give the step as {_shown(given)}, not a whole number"
             fix = "count steps in whole numbers: sweepwise.report(step=<an int>, ...)"
-        elif _number(row.get(metric)) is not None:
+        elif finite_number(row.get(metric)) is not None:
             self._too_quick += 1  # one such run is chance; several before any judgement are not
             if self._too_quick < _QUICK_RUNS:
                 return None
@@ -246,7 +246,7 @@ class Stopper:
         if not isinstance(rungs, Mapping):
             return
         for rung, value in rungs.items():
-            number = _number(value)
+            number = finite_number(value)
             if number is not None and str(rung).isascii() and str(rung).isdigit():  # not "²"
                 self._recorded[int(rung)][run_id] = number
 
@@ -295,16 +295,6 @@ def _whole(step: Any) -> int | None:
     if isinstance(step, float) and not (math.isfinite(step) and step.is_integer()):
         return None
     return int(step)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # an int too large for a float
-        return None
-    return number if math.isfinite(number) else None
 
 
 __all__ = ["Decision", "Stopper", "StopperSpec"]
