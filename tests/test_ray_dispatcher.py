@@ -918,3 +918,45 @@ def test_tasks_of_a_supervisor_older_than_metrics_still_run_to_their_end(
         assert not [event for event in events if event.kind is EventKind.METRICS]
     finally:
         ray.kill(actor, no_restart=True)
+
+
+@pytest.mark.slow
+def test_a_task_whose_cancel_never_arrives_is_stopped_by_its_own_question(
+    ray_cluster: LocalRayCluster, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `ray.cancel` is best effort (a task may never see its KeyboardInterrupt): this supervisor
+    # loses every cancel, so only the task's own question (`stopping`) can stop the job.
+    import ray
+
+    from sweepwise.dispatchers import _ray_tasks
+    from sweepwise.dispatchers import ray as ray_module
+
+    async def stop(self: Any, sid: str) -> bool:  # marks the job, and the cancel is lost
+        if sid not in self._refs:
+            return False
+        self._stopping.add(sid)
+        return True
+
+    name = "sweepwise-supervisor-test-lost-cancel"
+    losing = type("TaskSupervisor", (_ray_tasks.TaskSupervisor,), {"stop": stop})
+    ray.init(address=ray_cluster.gcs_address, ignore_reinit_error=True)
+    actor = (
+        ray.remote(losing)
+        .options(name=name, namespace=_ray_tasks.NAMESPACE, lifetime="detached", num_cpus=0)
+        .remote()
+    )
+    try:
+        monkeypatch.setattr(ray_module, "SUPERVISOR", name)
+        dispatcher = _task_dispatcher(ray_cluster, work)
+        sid = dispatcher.dispatch(_job(work, "demo_trial_0302", overrides={"mode": "wait"}))
+        [[*_, pid]] = [words for words in _wait_for(lambda: _side_effects(work), "the job to start")]
+        dispatcher.cancel(sid)
+        finished = _until_finished(dispatcher, "demo_trial_0302")[-1]
+        assert finished.kind is EventKind.FINISHED and not finished.succeeded
+        assert (finished.error or "").startswith("cancelled; exit code -15"), finished.error
+        _wait_for(lambda: not alive(int(pid)), "the job's process to end", timeout=60)
+        (work / "go-demo_trial_0302").touch()  # a job still running would now write "done"
+        time.sleep(1)
+        assert [words[4] for words in _side_effects(work)] == ["start"]
+    finally:
+        ray.kill(actor, no_restart=True)
