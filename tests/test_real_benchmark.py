@@ -96,6 +96,32 @@ def test_real_suite_counts_the_runs_reaching_the_target_on_each_table_seed() -> 
     assert optimizers.by_table_seed(first_ten, targets, list(finals)) == []
 
 
+def _runs(protein: list[tuple[list[float], list[float]]], peer: tuple[list[float], list[float]]) -> dict:
+    """Results on 8 problems: Protein's (regret, cost) trace per seed, every peer's the same on each."""
+    out = {}
+    for problem in range(8):
+        for seed, (regret, cost) in enumerate(protein):
+            out[("protein", f"p{problem}", "seq", seed)] = {"regret": regret, "cost": cost}
+            for name in ("optuna-tpe", "optuna-gp"):
+                out[(name, f"p{problem}", "seq", seed)] = {"regret": peer[0], "cost": peer[1]}
+    return out
+
+
+def test_the_verdicts_odds_over_resampled_seeds_tell_a_clear_win_from_a_coin_toss() -> None:
+    names = ["protein", "optuna-tpe", "optuna-gp"]
+    cells = [(f"p{problem}", "seq") for problem in range(8)]
+    peer = ([1.0, 0.1], [1.0, 10.0])  # ends at 0.1, reached at cost 10
+    ahead = _runs([([0.05, 0.0], [1.0, 2.0])] * 10, peer)  # better, and there at cost 1
+    assert optimizers.verdict_odds(ahead, cells, names, rounds=50) == (1.0, 1.0)
+    level = _runs([peer] * 10, peer)  # a tie: regret at or below holds, cost 3/4 of theirs does not
+    assert optimizers.verdict_odds(level, cells, names, rounds=50) == (1.0, 0.0)
+    # half its seeds end at 0, half at 0.2: which half a draw holds decides the verdict
+    coin = _runs([([0.5, 0.0], [1.0, 2.0]), ([0.5, 0.2], [1.0, 2.0])] * 5, peer)
+    regret, cost = optimizers.verdict_odds(coin, cells, names, rounds=200)
+    assert 0.0 < regret < 1.0 and 0.0 < cost < 1.0
+    assert optimizers.verdict_odds(ahead, cells, ["protein", "optuna-tpe"]) is None  # GP not run
+
+
 def test_curves_suite_runs_sweepwise_with_and_without_its_stopper(capsys: pytest.CaptureFixture[str]) -> None:
     problems = curves.curve_problems()
     assert problems and all(len(p.steps) > 1 for p in problems.values())
