@@ -8,6 +8,7 @@ records its own starts in a side-effect file, which is how "started once" is jud
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -878,6 +879,29 @@ REPORTING_JOB = textwrap.dedent(
 )
 
 
+@contextlib.contextmanager
+def _supervisor_of_class(
+    cluster: LocalRayCluster, monkeypatch: pytest.MonkeyPatch, name: str, cls: type
+) -> Iterator[None]:
+    """Controllers made inside use a supervisor actor of class `cls`, named `name`, killed after."""
+    import ray
+
+    from sweepwise.dispatchers import _ray_tasks
+    from sweepwise.dispatchers import ray as ray_module
+
+    ray.init(address=cluster.gcs_address, ignore_reinit_error=True)
+    actor = (
+        ray.remote(cls)
+        .options(name=name, namespace=_ray_tasks.NAMESPACE, lifetime="detached", num_cpus=0)
+        .remote()
+    )
+    try:
+        monkeypatch.setattr(ray_module, "SUPERVISOR", name)
+        yield
+    finally:
+        ray.kill(actor, no_restart=True)
+
+
 @pytest.mark.slow
 def test_tasks_of_a_supervisor_older_than_metrics_still_run_to_their_end(
     ray_cluster: LocalRayCluster,
@@ -887,10 +911,7 @@ def test_tasks_of_a_supervisor_older_than_metrics_still_run_to_their_end(
 ) -> None:
     # A cluster whose supervisor actor was made by a sweepwise without `metrics`: its tasks must
     # run as before (no row passed on, no error), and the controller says why nothing is judged.
-    import ray
-
     from sweepwise.dispatchers import _ray_tasks
-    from sweepwise.dispatchers import ray as ray_module
 
     name = "sweepwise-supervisor-test-older"
     older = type(
@@ -898,14 +919,7 @@ def test_tasks_of_a_supervisor_older_than_metrics_still_run_to_their_end(
         (),
         {key: value for key, value in vars(_ray_tasks.TaskSupervisor).items() if key != "metrics"},
     )
-    ray.init(address=ray_cluster.gcs_address, ignore_reinit_error=True)
-    actor = (
-        ray.remote(older)
-        .options(name=name, namespace=_ray_tasks.NAMESPACE, lifetime="detached", num_cpus=0)
-        .remote()
-    )
-    try:
-        monkeypatch.setattr(ray_module, "SUPERVISOR", name)
+    with _supervisor_of_class(ray_cluster, monkeypatch, name, older):
         (work / "report.py").write_text(REPORTING_JOB)
         with caplog.at_level(logging.WARNING, logger="sweepwise.dispatchers._ray_tasks"):
             dispatcher = _task_dispatcher(ray_cluster, work)
@@ -916,8 +930,6 @@ def test_tasks_of_a_supervisor_older_than_metrics_still_run_to_their_end(
         events = _until_finished(dispatcher, "demo_trial_0301")
         assert events[-1].succeeded and events[-1].result == {"score": 1.0}, events[-1].error
         assert not [event for event in events if event.kind is EventKind.METRICS]
-    finally:
-        ray.kill(actor, no_restart=True)
 
 
 @pytest.mark.slow
@@ -926,10 +938,7 @@ def test_a_task_whose_cancel_never_arrives_is_stopped_by_its_own_question(
 ) -> None:
     # `ray.cancel` is best effort (a task may never see its KeyboardInterrupt): this supervisor
     # loses every cancel, so only the task's own question (`stopping`) can stop the job.
-    import ray
-
     from sweepwise.dispatchers import _ray_tasks
-    from sweepwise.dispatchers import ray as ray_module
 
     async def stop(self: Any, sid: str) -> bool:  # marks the job, and the cancel is lost
         if sid not in self._refs:
@@ -939,14 +948,7 @@ def test_a_task_whose_cancel_never_arrives_is_stopped_by_its_own_question(
 
     name = "sweepwise-supervisor-test-lost-cancel"
     losing = type("TaskSupervisor", (_ray_tasks.TaskSupervisor,), {"stop": stop})
-    ray.init(address=ray_cluster.gcs_address, ignore_reinit_error=True)
-    actor = (
-        ray.remote(losing)
-        .options(name=name, namespace=_ray_tasks.NAMESPACE, lifetime="detached", num_cpus=0)
-        .remote()
-    )
-    try:
-        monkeypatch.setattr(ray_module, "SUPERVISOR", name)
+    with _supervisor_of_class(ray_cluster, monkeypatch, name, losing):
         dispatcher = _task_dispatcher(ray_cluster, work)
         sid = dispatcher.dispatch(_job(work, "demo_trial_0302", overrides={"mode": "wait"}))
         [[*_, pid]] = [words for words in _wait_for(lambda: _side_effects(work), "the job to start")]
@@ -958,5 +960,3 @@ def test_a_task_whose_cancel_never_arrives_is_stopped_by_its_own_question(
         (work / "go-demo_trial_0302").touch()  # a job still running would now write "done"
         time.sleep(1)
         assert [words[4] for words in _side_effects(work)] == ["start"]
-    finally:
-        ray.kill(actor, no_restart=True)
