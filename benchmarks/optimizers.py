@@ -55,6 +55,8 @@ SWEEPWISE = {
 }
 PEERS = ["optuna-tpe", "optuna-gp", "ax"]
 REAL = ["protein", "random", *PEERS]  # the optimizers of --suite real
+TARGET_NAMES = ("protein", "optuna-tpe", "optuna-gp")  # the optimizers Protein's targets compare
+_RESAMPLES = 1000  # bootstrap draws of the seeds behind `verdict_odds`
 BATCH = 4
 AnyProblem = Problem | RealProblem
 Task = tuple[str, str, str, int]  # optimizer, problem, mode, seed
@@ -510,22 +512,18 @@ def summarise_real(results: Results) -> str:
     lines += ["", "## Protein against the issue's targets", ""]
     for m in modes:
         ps = [p for p in problems if ("protein", p, m) in medians]
-        if not ps or not {"optuna-tpe", "optuna-gp"} <= set(names):
+        if not ps or not set(TARGET_NAMES) <= set(names):
             continue
-        regret_ok = [
-            p
+        verdicts = {
+            p: _meets_targets(
+                {n: medians[(n, p, m)] for n in TARGET_NAMES},
+                {n: costs.get((n, p, m), np.inf) for n in TARGET_NAMES},
+            )
             for p in ps
-            if medians[("protein", p, m)]
-            <= min(medians[("optuna-tpe", p, m)], medians[("optuna-gp", p, m)]) + 1e-12
-        ]
-        cost_ok = [
-            p
-            for p in ps
-            if np.isfinite(costs.get(("protein", p, m), np.inf))
-            and costs[("protein", p, m)]
-            <= 0.75 * min(costs.get(("optuna-tpe", p, m), np.inf), costs.get(("optuna-gp", p, m), np.inf))
-        ]
-        need_regret, need_cost = math.ceil(7 / 8 * len(ps)), math.ceil(6 / 8 * len(ps))
+        }
+        regret_ok = [p for p in ps if verdicts[p][0]]
+        cost_ok = [p for p in ps if verdicts[p][1]]
+        need_regret, need_cost = _needed(len(ps))
         lines.append(
             f"- {m}: regret at or below TPE and GP on {len(regret_ok)} of {len(ps)} problems "
             f"(target {need_regret}: {'met' if len(regret_ok) >= need_regret else 'NOT met'}); "
@@ -548,7 +546,17 @@ def summarise_real(results: Results) -> str:
     return "\n".join(lines)
 
 
-_RESAMPLES = 1000  # bootstrap draws of the seeds behind `verdict_odds`
+def _meets_targets(median: dict[str, float], cost: dict[str, float]) -> tuple[bool, bool]:
+    """Protein's two targets on one cell: final regret at or below TPE's and GP's, and the cost
+    to reach the best peer's median at most 3/4 of the cheaper of theirs (by optimizer name)."""
+    regret = median["protein"] <= min(median["optuna-tpe"], median["optuna-gp"]) + 1e-12
+    cheaper = min(cost["optuna-tpe"], cost["optuna-gp"])
+    return regret, math.isfinite(cost["protein"]) and cost["protein"] <= 0.75 * cheaper
+
+
+def _needed(problems: int) -> tuple[int, int]:
+    """How many problems must meet the regret target (7 of 8) and the cost target (6 of 8)."""
+    return math.ceil(7 / 8 * problems), math.ceil(6 / 8 * problems)
 
 
 def verdict_odds(
@@ -562,7 +570,7 @@ def verdict_odds(
     which the regret target holds, and the cost target. A verdict met in half the rounds is
     one the seeds decide, not the optimizers. None without Protein, TPE and GP on the cells.
     """
-    if not {"protein", "optuna-tpe", "optuna-gp"} <= set(names):
+    if not set(TARGET_NAMES) <= set(names):
         return None
     peers = [n for n in names if n in PEERS]
     seeds = sorted(
@@ -583,7 +591,7 @@ def verdict_odds(
                 for r in runs
             ]
             curves[(n, p, m)] = (np.array([a for a, _ in pad]), np.array([b for _, b in pad]))
-    need_regret, need_cost = math.ceil(7 / 8 * len(cells)), math.ceil(6 / 8 * len(cells))
+    need_regret, need_cost = _needed(len(cells))
     rng = np.random.default_rng(0)
     met = np.zeros(2)
     for _ in range(rounds):
@@ -594,15 +602,14 @@ def verdict_odds(
             medians = {n: float(np.median(regret[n][:, -1])) for n in names}
             target = min(medians[n] for n in peers)
             spent = {}
-            for n in ("protein", "optuna-tpe", "optuna-gp"):
+            for n in TARGET_NAMES:
                 reached = regret[n] <= target
                 first = reached.argmax(axis=1)
                 cost = np.where(reached.any(axis=1), curves[(n, p, m)][1][draw, first], np.inf)
                 spent[n] = float(np.median(cost))
-            regret_ok += medians["protein"] <= min(medians["optuna-tpe"], medians["optuna-gp"]) + 1e-12
-            cost_ok += math.isfinite(spent["protein"]) and spent["protein"] <= 0.75 * min(
-                spent["optuna-tpe"], spent["optuna-gp"]
-            )
+            regret_met, cost_met = _meets_targets(medians, spent)
+            regret_ok += regret_met
+            cost_ok += cost_met
         met += (regret_ok >= need_regret, cost_ok >= need_cost)
     return float(met[0] / rounds), float(met[1] / rounds)
 
