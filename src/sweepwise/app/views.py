@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from sweepwise.core import keys
 from sweepwise.core.errors import SweepwiseError
+from sweepwise.core.jsonsafe import finite_number
 from sweepwise.core.records import JobStatus, RunInfo
 
 
@@ -62,17 +63,6 @@ def run_row(run: RunInfo) -> dict[str, Any]:
     }
 
 
-def _finite(value: Any) -> float | None:
-    """`value` as a finite float, or None (a bool, NaN, or an integer too large for a float)."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def status_counts(runs: Sequence[RunInfo]) -> dict[str, int]:
     """How many runs are in each status, by machine name (every status, zeros included, in order)."""
     return _keyed_counts(Counter(run.status.value for run in runs))
@@ -95,7 +85,7 @@ def best_run(runs: Sequence[RunInfo], goal: str) -> RunInfo | None:
     for run in runs:
         if run.status is not JobStatus.COMPLETED:
             continue
-        score = _finite(run.summary.get(keys.OBSERVATION_SCORE))
+        score = finite_number(run.summary.get(keys.OBSERVATION_SCORE))
         if score is None:
             continue
         if sign * score > best_score:

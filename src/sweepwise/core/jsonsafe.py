@@ -13,7 +13,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 # Deeper than this, a value a job wrote is refused: no metrics or result needs it, and a value
@@ -153,17 +153,6 @@ def loads_bounded(text: str | bytes) -> Any:
     return value
 
 
-__all__ = [
-    "MAX_DEPTH",
-    "TooDeepError",
-    "TooLongIntegerError",
-    "dumps_rows",
-    "dumps_strict",
-    "json_safe",
-    "loads_bounded",
-]
-
-
 def finite_number(value: object) -> float | None:
     """`value` as a float when it is a finite int or float (not a bool, not an int beyond a float)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -173,3 +162,29 @@ def finite_number(value: object) -> float | None:
     except OverflowError:
         return None
     return number if math.isfinite(number) else None
+
+
+def rung_scores(recorded: object) -> dict[int, float]:
+    """The {step: value} pairs of a stored rungs map whose step is ASCII digits (not "²") and
+    whose value is a finite number; the rest of a tampered map is ignored."""
+    if not isinstance(recorded, Mapping):
+        return {}
+    out = {}
+    for rung, value in recorded.items():
+        number = finite_number(value)
+        if number is not None and str(rung).isascii() and str(rung).isdigit():
+            out[int(rung)] = number
+    return out
+
+
+__all__ = [
+    "MAX_DEPTH",
+    "TooDeepError",
+    "TooLongIntegerError",
+    "dumps_rows",
+    "dumps_strict",
+    "finite_number",
+    "json_safe",
+    "loads_bounded",
+    "rung_scores",
+]

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sweepwise.core import keys
-from sweepwise.core.jsonsafe import finite_number
+from sweepwise.core.jsonsafe import finite_number, rung_scores
 from sweepwise.core.models import EventKind, JobEvent, JobStatus, JobTypes, Observation, RunInfo
 from sweepwise.core.status import status_from, status_of
 
@@ -377,15 +377,7 @@ def observation_of(run: RunInfo) -> Observation | None:
 
 def _rungs(run: RunInfo) -> dict[int, float] | None:
     """The run's scores at the rungs it passed ({step: score}), when its stopper judged the score's metric."""
-    recorded = run.summary.get(keys.OBSERVATION_RUNGS)
-    if not isinstance(recorded, dict):
-        return None
-    out = {}
-    for rung, value in recorded.items():
-        number = finite_number(value)
-        if number is not None and str(rung).isascii() and str(rung).isdigit():  # not "²"
-            out[int(rung)] = number
-    return out or None
+    return rung_scores(run.summary.get(keys.OBSERVATION_RUNGS)) or None
 
 
 def _kept(run: RunInfo) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from pydantic_core import PydanticCustomError
 
 from sweepwise.core import keys
 from sweepwise.core.container import CONFIG_ERROR
-from sweepwise.core.jsonsafe import NON_FINITE, finite_number
+from sweepwise.core.jsonsafe import NON_FINITE, finite_number, rung_scores
 from sweepwise.core.records import RunInfo
 
 _QUICK_RUNS = 3
@@ -243,12 +243,8 @@ class Stopper:
         return f"run {run.run_id} {how_far} without a report the stopper could judge: {why}; {fix}"
 
     def _remember(self, run_id: str, rungs: Any) -> None:
-        if not isinstance(rungs, Mapping):
-            return
-        for rung, value in rungs.items():
-            number = finite_number(value)
-            if number is not None and str(rung).isascii() and str(rung).isdigit():  # not "²"
-                self._recorded[int(rung)][run_id] = number
+        for rung, number in rung_scores(rungs).items():
+            self._recorded[rung][run_id] = number
 
     def _below_cut(self, rung: int, run_id: str, value: float) -> bool:
         values = sorted(self._recorded[rung].values(), reverse=self.maximize)  # best first
