@@ -713,6 +713,7 @@ def run_all(
 
     With `checkpoint`, the runs done so far are saved there after each one, and runs the
     file already holds are not run again: an interrupted benchmark resumes where it stopped.
+    Stopped by SIGTERM, it ends its workers before it exits (exit code 143).
     """
     import functools
 
@@ -734,10 +735,19 @@ def run_all(
 
     if workers > 1:
         import multiprocessing
+        import signal
 
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for done, (task, result) in enumerate(pool.imap_unordered(run, tasks), 1):
-                finished(done, task, result)
+        def stop(signum: int, frame: object) -> None:
+            raise SystemExit(128 + signum)  # so the pool's `with` ends its workers, mid-run or not
+
+        # `kill` (SIGTERM) would end this process alone, and the workers run their tasks on
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                for done, (task, result) in enumerate(pool.imap_unordered(run, tasks), 1):
+                    finished(done, task, result)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     else:
         for done, task in enumerate(tasks, 1):
             finished(done, task, run(task)[1])
@@ -772,7 +782,8 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="write every run's trace as JSON, after each run; runs the file already holds are "
-        "not run again (an interrupted benchmark resumes)",
+        "not run again (an interrupted benchmark resumes; stopped by Ctrl-C or SIGTERM, it ends "
+        "its workers first)",
     )
     parser.add_argument("--no-timing", action="store_true", help="skip the 100-observation timing")
     parser.add_argument("--timing-only", action="store_true", help="only the 100-observation timing")

@@ -185,3 +185,48 @@ def test_build_rebuilds_a_shipped_table_with_the_same_losses(tmp_path: Path) -> 
     assert rebuilt["seeds"] == shipped["seeds"] == 10  # ten splits: ten seeds face ten functions
     assert rebuilt["points"] == shipped["points"]
     assert rebuilt["loss"] == shipped["loss"]  # the fit seconds are measured again, the losses not
+
+
+def _pool_workers(group: int) -> list[int]:
+    """The running multiprocessing workers (spawned children) of process group `group`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # ended while we looked
+            continue
+        if int(fields[2]) == group and fields[0] != "Z" and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_a_benchmark_stopped_by_sigterm_ends_its_workers_and_keeps_a_whole_out_file(tmp_path: Path) -> None:
+    import json
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "runs.json"
+    argv = ["--suite", "real", "--problems", "mlp-diabetes", "--seeds", "40", "--workers", "2"]
+    argv += ["--optimizers", "protein", "--modes", "seq", "--no-timing", "--out", str(out)]
+    bench = subprocess.Popen(
+        [sys.executable, str(BENCHMARKS / "optimizers.py"), *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the benchmark and its pool's workers in a group of their own
+    )
+    deadline = time.monotonic() + 600  # a guard against a hang, not a timed assertion
+    while not (out.exists() and json.loads(out.read_text()).keys() - {"timing"}):
+        assert bench.poll() is None and time.monotonic() < deadline, bench.stderr and bench.stderr.read()
+        time.sleep(0.2)
+    bench.send_signal(signal.SIGTERM)  # as `kill`, or a session's end, stops it
+    assert bench.wait(timeout=120) == 128 + signal.SIGTERM  # a shell's code for "ended by SIGTERM"
+    # its workers went with it (before it exited): none is left running on the machine's cores
+    assert _pool_workers(bench.pid) == []
+    saved = optimizers.load_results(out)  # a whole file (it resumes from it), of the runs done before
+    assert 1 <= len(saved) < 40
