@@ -85,9 +85,9 @@ def main() -> int:
     args = parser.parse_args()
     tasks = [(name, seed) for name in OPTIMIZERS for seed in range(args.seeds)]
     if args.workers > 1:
-        import multiprocessing
+        from _pool import worker_pool
 
-        with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        with worker_pool(args.workers) as pool:
             results = dict(pool.map(run, tasks))
     else:
         results = dict(map(run, tasks))

@@ -734,20 +734,11 @@ def run_all(
         print(f"\r{done}/{len(tasks)} runs, {time.time() - start:.0f} s", end="", file=sys.stderr, flush=True)
 
     if workers > 1:
-        import multiprocessing
-        import signal
+        from _pool import worker_pool
 
-        def stop(signum: int, frame: object) -> None:
-            raise SystemExit(128 + signum)  # so the pool's `with` ends its workers, mid-run or not
-
-        # `kill` (SIGTERM) would end this process alone, and the workers run their tasks on
-        previous = signal.signal(signal.SIGTERM, stop)
-        try:
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                for done, (task, result) in enumerate(pool.imap_unordered(run, tasks), 1):
-                    finished(done, task, result)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        with worker_pool(workers) as pool:
+            for done, (task, result) in enumerate(pool.imap_unordered(run, tasks), 1):
+                finished(done, task, result)
     else:
         for done, task in enumerate(tasks, 1):
             finished(done, task, run(task)[1])

@@ -230,3 +230,18 @@ def test_a_benchmark_stopped_by_sigterm_ends_its_workers_and_keeps_a_whole_out_f
     assert _pool_workers(bench.pid) == []
     saved = optimizers.load_results(out)  # a whole file (it resumes from it), of the runs done before
     assert 1 <= len(saved) < 40
+
+
+def test_a_table_write_that_fails_leaves_the_table_before_it(tmp_path: Path) -> None:
+    import gzip
+    import json
+
+    from real import build
+
+    path = tmp_path / "svc-breast-cancer.json.gz"
+    build.write_table(path, {"loss": [[[0.5]]]})
+    with pytest.raises(TypeError):  # fails halfway through writing, as a full disk would
+        build.write_table(path, {"loss": [[[0.25]]], "cost": object()})
+    with gzip.open(path, "rt") as fh:
+        assert json.load(fh) == {"loss": [[[0.5]]]}
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no half-written file beside it

@@ -15,6 +15,7 @@ Tables go to benchmarks/real/tables/<problem>.json.gz. Losses are minimised: log
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import itertools
 import json
@@ -31,6 +32,9 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/, run as a script
+from _pool import worker_pool  # noqa: E402
 
 TABLES = Path(__file__).resolve().parent / "tables"
 
@@ -291,6 +295,18 @@ def table(spec: Spec, fitted: dict[tuple[int, int], tuple[list[float], list[floa
     }
 
 
+def write_table(path: Path, data: dict[str, Any]) -> None:
+    """Write a table whole or not at all: a build stopped mid-write leaves the table before it."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with gzip.open(tmp, "wt", encoding="utf-8") as fh:
+            json.dump(data, fh, separators=(",", ":"))
+    except BaseException:  # a full disk, an unwritable value, Ctrl-C: no half table is left
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
 def build(names: list[str], jobs: int, limit: int | None = None, out: Path = TABLES) -> dict[str, float]:
     """Fit every point of the named problems and write each table once its fits are in;
     the seconds of fitting per problem."""
@@ -302,31 +318,23 @@ def build(names: list[str], jobs: int, limit: int | None = None, out: Path = TAB
     ]
     fitted: dict[str, dict[tuple[int, int], tuple[list[float], list[float]]]] = {n: {} for n in names}
     start = time.time()
-    if jobs > 1:
-        import multiprocessing
-
-        pool = multiprocessing.get_context("spawn").Pool(jobs)
-        done_iter = pool.imap_unordered(fit_point, tasks, chunksize=4)
-    else:
-        pool, done_iter = None, map(fit_point, tasks)
     seconds: dict[str, float] = {}
     out.mkdir(parents=True, exist_ok=True)
-    for done, ((name, i, s), losses, costs) in enumerate(done_iter, 1):
-        fitted[name][(i, s)] = (losses, costs)
-        if len(fitted[name]) == sum(t[0] == name for t in tasks):
-            seconds[name] = sum(c[-1] for _, c in fitted[name].values())
-            if limit is None:  # a trial run (limit) is timed, not written
-                with gzip.open(out / f"{name}.json.gz", "wt", encoding="utf-8") as fh:
-                    json.dump(table(SPECS[name], fitted[name]), fh, separators=(",", ":"))
-        if done % 50 == 0 or done == len(tasks):
-            print(
-                f"\r{done}/{len(tasks)} fits, {time.time() - start:.0f} s",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
-    if pool is not None:
-        pool.close()
+    with contextlib.ExitStack() as stack:
+        if jobs > 1:
+            pool = stack.enter_context(worker_pool(jobs))
+            done_iter = pool.imap_unordered(fit_point, tasks, chunksize=4)
+        else:
+            done_iter = map(fit_point, tasks)
+        for done, ((name, i, s), losses, costs) in enumerate(done_iter, 1):
+            fitted[name][(i, s)] = (losses, costs)
+            if len(fitted[name]) == sum(t[0] == name for t in tasks):
+                seconds[name] = sum(c[-1] for _, c in fitted[name].values())
+                if limit is None:  # a trial run (limit) is timed, not written
+                    write_table(out / f"{name}.json.gz", table(SPECS[name], fitted[name]))
+            if done % 50 == 0 or done == len(tasks):
+                progress = f"\r{done}/{len(tasks)} fits, {time.time() - start:.0f} s"
+                print(progress, end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return seconds
 
