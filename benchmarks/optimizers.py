@@ -683,12 +683,11 @@ def seed_by_seed(results: Results, cells: list[tuple[str, str]], names: list[str
 
 def save_results(path: Path, results: Results, timing: dict[str, float] | None = None) -> None:
     """Write every run's trace as JSON (atomically: a killed run leaves the last whole file)."""
+    from sweepwise.app.transfer.export import write_atomically
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(
-        json.dumps({"|".join(map(str, k)): v for k, v in results.items()} | {"timing": timing or {}})
-    )
-    os.replace(tmp, path)
+    text = json.dumps({"|".join(map(str, k)): v for k, v in results.items()} | {"timing": timing or {}})
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def load_results(path: Path) -> Results:

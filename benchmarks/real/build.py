@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,14 +298,13 @@ def table(spec: Spec, fitted: dict[tuple[int, int], tuple[list[float], list[floa
 
 def write_table(path: Path, data: dict[str, Any]) -> None:
     """Write a table whole or not at all: a build stopped mid-write leaves the table before it."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    from sweepwise.app.transfer.export import write_atomically
+
+    def dump(tmp: Path) -> None:
         with gzip.open(tmp, "wt", encoding="utf-8") as fh:
             json.dump(data, fh, separators=(",", ":"))
-    except BaseException:  # a full disk, an unwritable value, Ctrl-C: no half table is left
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+
+    write_atomically(path, dump)
 
 
 def build(names: list[str], jobs: int, limit: int | None = None, out: Path = TABLES) -> dict[str, float]:
@@ -317,6 +317,7 @@ def build(names: list[str], jobs: int, limit: int | None = None, out: Path = TAB
         for s in range(SPECS[name].seeds)
     ]
     fitted: dict[str, dict[tuple[int, int], tuple[list[float], list[float]]]] = {n: {} for n in names}
+    fits_of = Counter(name for name, _, _ in tasks)
     start = time.time()
     seconds: dict[str, float] = {}
     out.mkdir(parents=True, exist_ok=True)
@@ -328,7 +329,7 @@ def build(names: list[str], jobs: int, limit: int | None = None, out: Path = TAB
             done_iter = map(fit_point, tasks)
         for done, ((name, i, s), losses, costs) in enumerate(done_iter, 1):
             fitted[name][(i, s)] = (losses, costs)
-            if len(fitted[name]) == sum(t[0] == name for t in tasks):
+            if len(fitted[name]) == fits_of[name]:
                 seconds[name] = sum(c[-1] for _, c in fitted[name].values())
                 if limit is None:  # a trial run (limit) is timed, not written
                     write_table(out / f"{name}.json.gz", table(SPECS[name], fitted[name]))
