@@ -773,11 +773,19 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="write every run's trace as JSON, after each run; runs the file already holds are "
         "not run again (an interrupted benchmark resumes; stopped by Ctrl-C or SIGTERM, it ends "
-        "its workers first)",
+        "its workers first); a second benchmark on the same file is refused while this one runs",
     )
     parser.add_argument("--no-timing", action="store_true", help="skip the 100-observation timing")
     parser.add_argument("--timing-only", action="store_true", help="only the 100-observation timing")
     args = parser.parse_args(argv)
+    from _out_lock import sole_writer
+
+    with sole_writer(args.out):  # a second copy on the same --out would overwrite this one's runs
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The benchmark `main` parsed: the timing, or a suite's runs and its tables."""
     if args.timing_only:
         print(summarise({}, time_at_100()))
         pending = time_10d_pending()

@@ -232,6 +232,46 @@ def test_a_benchmark_stopped_by_sigterm_ends_its_workers_and_keeps_a_whole_out_f
     assert 1 <= len(saved) < 40
 
 
+@pytest.mark.slow
+def test_a_second_benchmark_on_the_same_out_file_is_refused_and_the_first_keeps_its_runs(
+    tmp_path: Path,
+) -> None:
+    import json
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "runs.json"
+    script = [sys.executable, str(BENCHMARKS / "optimizers.py")]
+    argv = ["--suite", "real", "--problems", "mlp-diabetes", "--optimizers", "protein", "--modes", "seq"]
+    argv += ["--workers", "1", "--no-timing", "--out", str(out)]
+    first = subprocess.Popen(  # far more runs than it gets to do before it is stopped
+        [*script, *argv, "--seeds", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 600  # a guard against a hang, not a timed assertion
+    while not (out.exists() and json.loads(out.read_text()).keys() - {"timing"}):
+        assert first.poll() is None and time.monotonic() < deadline, first.stderr and first.stderr.read()
+        time.sleep(0.2)
+    seen = len(optimizers.load_results(out))
+    second = subprocess.run([*script, *argv, "--seeds", "1000"], capture_output=True, text=True, timeout=600)
+    assert second.returncode == 1
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--out {out}: another benchmark (pid {first.pid})" in lines[0]
+    assert first.poll() is None  # the first goes on, its runs still in the file and growing
+    while len(optimizers.load_results(out)) <= seen:
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=120) == -signal.SIGTERM  # one worker: no pool, SIGTERM's own way
+    kept = optimizers.load_results(out)
+    assert {seed for _, _, _, seed in kept} == set(range(len(kept)))  # one worker: seeds in order
+    # the lock went with the first: a third copy resumes from the first's runs and runs the rest
+    third = subprocess.run([*script, *argv, "--seeds", str(len(kept) + 1)], capture_output=True, text=True)
+    assert third.returncode == 0, third.stderr
+    assert f"{len(kept)} runs read back" in third.stderr
+    assert len(optimizers.load_results(out)) == len(kept) + 1
+
+
 def test_a_table_write_that_fails_leaves_the_table_before_it(tmp_path: Path) -> None:
     import gzip
     import json
