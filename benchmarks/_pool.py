@@ -11,13 +11,11 @@ from types import FrameType
 
 
 @contextlib.contextmanager
-def worker_pool(workers: int) -> Iterator[Pool]:
-    """A pool of `workers` spawned processes, ended when the block is left in any way.
+def sigterm_exits() -> Iterator[None]:
+    """SIGTERM (what `kill` and a session's end send) leaves the block as `SystemExit(143)`.
 
-    Finished, failed, Ctrl-C or SIGTERM: the pool's workers are ended before the benchmark
-    exits. SIGTERM (what `kill` and a session's end send) would otherwise end the benchmark
-    alone, and its workers would run their tasks on; here it leaves the block as
-    `SystemExit(143)`, a shell's code for "ended by SIGTERM".
+    143 is a shell's code for "ended by SIGTERM"; leaving by an exception runs every
+    `finally` on the way out, so a file being written is cleaned up and a pool is ended.
     """
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -25,7 +23,18 @@ def worker_pool(workers: int) -> Iterator[Pool]:
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            yield pool
+        yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int) -> Iterator[Pool]:
+    """A pool of `workers` spawned processes, ended when the block is left in any way.
+
+    Finished, failed, Ctrl-C or SIGTERM: the pool's workers are ended before the benchmark
+    exits. SIGTERM would otherwise end the benchmark alone, and its workers would run their
+    tasks on; here it leaves the block as `SystemExit(143)` (`sigterm_exits`).
+    """
+    with sigterm_exits(), multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield pool

@@ -712,7 +712,7 @@ def run_all(
 
     With `checkpoint`, the runs done so far are saved there after each one, and runs the
     file already holds are not run again: an interrupted benchmark resumes where it stopped.
-    Stopped by SIGTERM, it ends its workers before it exits (exit code 143).
+    Stopped by SIGTERM, it ends its workers before it exits (exit code 143, with or without them).
     """
     import functools
 
@@ -732,15 +732,16 @@ def run_all(
             save_results(checkpoint, results)
         print(f"\r{done}/{len(tasks)} runs, {time.time() - start:.0f} s", end="", file=sys.stderr, flush=True)
 
-    if workers > 1:
-        from _pool import worker_pool
+    from _pool import sigterm_exits, worker_pool
 
+    if workers > 1:
         with worker_pool(workers) as pool:
             for done, (task, result) in enumerate(pool.imap_unordered(run, tasks), 1):
                 finished(done, task, result)
     else:
-        for done, task in enumerate(tasks, 1):
-            finished(done, task, run(task)[1])
+        with sigterm_exits():  # as with a pool: exit code 143, and no half-written out file left
+            for done, task in enumerate(tasks, 1):
+                finished(done, task, run(task)[1])
     print(file=sys.stderr)
     return results
 

@@ -262,7 +262,8 @@ def test_a_second_benchmark_on_the_same_out_file_is_refused_and_the_first_keeps_
         assert first.poll() is None and time.monotonic() < deadline
         time.sleep(0.2)
     first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=120) == -signal.SIGTERM  # one worker: no pool, SIGTERM's own way
+    assert first.wait(timeout=120) == 128 + signal.SIGTERM  # as with a pool of workers
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".runs.json.lock", "runs.json"]  # no temp file
     kept = optimizers.load_results(out)
     assert {seed for _, _, _, seed in kept} == set(range(len(kept)))  # one worker: seeds in order
     # the lock went with the first: a third copy resumes from the first's runs and runs the rest
