@@ -682,12 +682,22 @@ def seed_by_seed(results: Results, cells: list[tuple[str, str]], names: list[str
 
 
 def save_results(path: Path, results: Results, timing: dict[str, float] | None = None) -> None:
-    """Write every run's trace as JSON (atomically: a killed run leaves the last whole file)."""
+    """Write every run's trace as JSON (atomically: a killed run leaves the last whole file).
+
+    A write that fails (a full disk, a folder not writable) exits with one line; the file
+    keeps the runs of the last write that succeeded, and a rerun resumes from them.
+    """
     from sweepwise.app.transfer.export import write_atomically
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"|".join(map(str, k)): v for k, v in results.items()} | {"timing": timing or {}})
-    write_atomically(path, lambda tmp: tmp.write_text(text))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda tmp: tmp.write_text(text))
+    except OSError as exc:
+        raise SystemExit(
+            f"--out {path}: cannot write it ({exc.strerror or exc}); it keeps the runs saved before, "
+            "and the same command resumes from them once there is room"
+        ) from None
 
 
 def load_results(path: Path) -> Results:

@@ -273,6 +273,45 @@ def test_a_second_benchmark_on_the_same_out_file_is_refused_and_the_first_keeps_
     assert len(optimizers.load_results(out)) == len(kept) + 1
 
 
+@pytest.mark.slow
+def test_a_full_disk_ends_the_benchmark_with_one_line_and_its_out_file_keeps_the_runs_before(
+    tmp_path: Path,
+) -> None:
+    import json
+    import subprocess
+
+    from tmpfs import fill_disk, small_tmpfs
+
+    with small_tmpfs(tmp_path / "disk") as disk:
+        out = disk / "runs.json"
+        script = [sys.executable, str(BENCHMARKS / "optimizers.py"), "--suite", "real"]
+        script += ["--problems", "svc-digits", "--optimizers", "protein", "--modes", "seq"]
+        script += ["--workers", "2", "--no-timing"]
+        first = subprocess.run([*script, "--out", str(out), "--seeds", "2"], capture_output=True, text=True)
+        assert first.returncode == 0, first.stderr
+        fill_disk(disk / "filler")
+        full = subprocess.run([*script, "--out", str(out), "--seeds", "4"], capture_output=True, text=True)
+        assert full.returncode == 1
+        assert "Traceback" not in full.stderr
+        last = full.stderr.replace("\r", "\n").strip().splitlines()[-1]
+        assert last.startswith(f"--out {out}: cannot write it (No space left on device)")
+        assert sorted(json.loads(out.read_text())) == [  # the runs before, whole, and no temp file
+            "protein|svc-digits|seq|0",
+            "protein|svc-digits|seq|1",
+            "timing",
+        ]
+        assert sorted(p.name for p in disk.iterdir()) == [".runs.json.lock", "filler", "runs.json"]
+        # a fresh out file on the full disk: its lock is taken (no pid written) and the first save refused
+        fresh = subprocess.run(
+            [*script, "--seeds", "1", "--out", str(disk / "other.json")], capture_output=True, text=True
+        )
+        assert fresh.returncode == 1 and "Traceback" not in fresh.stderr
+        assert (
+            fresh.stderr.strip().splitlines()[-1].startswith(f"--out {disk / 'other.json'}: cannot write it")
+        )
+        assert not (disk / "other.json").exists()
+
+
 def test_a_table_write_that_fails_leaves_the_table_before_it(tmp_path: Path) -> None:
     import gzip
     import json
