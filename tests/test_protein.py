@@ -717,3 +717,28 @@ def test_the_neighbour_check_never_suggests_a_neighbour_above_max_suggestion_cos
     opt = protein(params, seed=0, max_suggestion_cost=10.0)
     (suggestion,) = opt.suggest(observations, 1)  # the 12th suggestion: a neighbour-check turn
     assert suggestion["size"] <= 8
+
+
+def test_a_suggestion_runs_on_one_blas_thread_and_gives_the_caller_its_threads_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small matrices on a busy machine: more BLAS threads only wait (docs/optimizers.md, "Speed")."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen: list[int] = []
+    fit = GaussianProcess.__init__
+
+    def watched(self: GaussianProcess, *args: Any, **kwargs: Any) -> None:
+        seen.extend(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+        fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(GaussianProcess, "__init__", watched)
+    opt = protein(seed=1)
+    observations: list[Observation] = []
+    with threadpool_limits(3, user_api="blas"):
+        for _ in range(12):  # past the design of 9
+            s = opt.suggest(observations, 1)[0]
+            observations.append(Observation(quadratic(s), 1.0, s))
+        after = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert seen and set(seen) == {1}  # the GPs were fitted on one thread
+    assert after and set(after) == {3}  # the caller's setting is back

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.stats import norm, qmc, rankdata, yeojohnson
+from threadpoolctl import threadpool_limits
 
 from sweepwise.core.models import Observation
 from sweepwise.optimizers import resolve_seed
@@ -123,7 +124,14 @@ class ProteinOptimizer:
             n_suggestions: how many to return.
             pending: suggestions still running (treated as fantasies: predicted, not yet seen).
         """
-        pending = pending or []
+        # One BLAS thread: Protein's matrices are small, and on a machine whose cores run the
+        # sweep's jobs more threads only wait for them (docs/optimizers.md, "Speed").
+        with threadpool_limits(1, user_api="blas"):
+            return self._suggest(observations, n_suggestions, pending or [])
+
+    def _suggest(
+        self, observations: list[Observation], n_suggestions: int, pending: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         rng = np.random.default_rng([self.seed, len(observations), len(pending)])
         data = self._data(observations)
         taken = {Encoder.key(row) for row in self.encoder.snap(data.x)} if len(data.x) else set()
