@@ -742,3 +742,27 @@ def test_a_suggestion_runs_on_one_blas_thread_and_gives_the_caller_its_threads_b
         after = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     assert seen and set(seen) == {1}  # the GPs were fitted on one thread
     assert after and set(after) == {3}  # the caller's setting is back
+
+
+def test_overlapping_suggestions_and_a_failed_one_leave_the_callers_blas_threads_as_they_were() -> None:
+    """Two suggestions in two threads, ended in either order, or one that raises: threads back after."""
+    from contextlib import ExitStack
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from sweepwise.optimizers.protein.threads import one_blas_thread
+
+    def threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    with threadpool_limits(3, user_api="blas"):
+        first, second = ExitStack(), ExitStack()
+        first.enter_context(one_blas_thread())
+        second.enter_context(one_blas_thread())
+        first.close()  # the first to start ends first: the second still runs on one thread
+        assert threads() == {1}
+        second.close()
+        assert threads() == {3}
+        with pytest.raises(ValueError, match="observation 0"):
+            protein(seed=0).suggest([Observation(1.0, 1.0, {"lr": "fast"})], 1)
+        assert threads() == {3}

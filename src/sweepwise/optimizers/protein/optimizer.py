@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.stats import norm, qmc, rankdata, yeojohnson
-from threadpoolctl import threadpool_limits
 
 from sweepwise.core.models import Observation
 from sweepwise.optimizers import resolve_seed
@@ -25,6 +24,7 @@ from sweepwise.optimizers.protein.encoding import Encoder
 from sweepwise.optimizers.protein.gp import GaussianProcess
 from sweepwise.optimizers.protein.pareto import pareto_front
 from sweepwise.optimizers.protein.settings import ProteinConfig, ProteinSettings
+from sweepwise.optimizers.protein.threads import one_blas_thread
 from sweepwise.space import SearchSpace
 
 _ZOOM_ROUNDS = 2
@@ -126,7 +126,7 @@ class ProteinOptimizer:
         """
         # One BLAS thread: Protein's matrices are small, and on a machine whose cores run the
         # sweep's jobs more threads only wait for them (docs/optimizers.md, "Speed").
-        with threadpool_limits(1, user_api="blas"):
+        with one_blas_thread():
             return self._suggest(observations, n_suggestions, pending or [])
 
     def _suggest(
