@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from sweepwise.core.models import Observation
 from sweepwise.core.protocols import Optimizer
@@ -17,6 +19,7 @@ from sweepwise.optimizers.protein.acquisition import cost_weight, log_expected_i
 from sweepwise.optimizers.protein.encoding import Encoder
 from sweepwise.optimizers.protein.gp import GaussianProcess
 from sweepwise.optimizers.protein.pareto import pareto_front
+from sweepwise.optimizers.protein.threads import one_blas_thread
 from sweepwise.space import SearchSpace
 
 MIXED = {
@@ -719,17 +722,20 @@ def test_the_neighbour_check_never_suggests_a_neighbour_above_max_suggestion_cos
     assert suggestion["size"] <= 8
 
 
+def _blas_threads() -> list[int]:
+    """The thread count of each BLAS library loaded in this process."""
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
 def test_a_suggestion_runs_on_one_blas_thread_and_gives_the_caller_its_threads_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Small matrices on a busy machine: more BLAS threads only wait (docs/optimizers.md, "Speed")."""
-    from threadpoolctl import threadpool_info, threadpool_limits
-
     seen: list[int] = []
     fit = GaussianProcess.__init__
 
     def watched(self: GaussianProcess, *args: Any, **kwargs: Any) -> None:
-        seen.extend(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+        seen.extend(_blas_threads())
         fit(self, *args, **kwargs)
 
     monkeypatch.setattr(GaussianProcess, "__init__", watched)
@@ -739,30 +745,21 @@ def test_a_suggestion_runs_on_one_blas_thread_and_gives_the_caller_its_threads_b
         for _ in range(12):  # past the design of 9
             s = opt.suggest(observations, 1)[0]
             observations.append(Observation(quadratic(s), 1.0, s))
-        after = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        after = _blas_threads()
     assert seen and set(seen) == {1}  # the GPs were fitted on one thread
     assert after and set(after) == {3}  # the caller's setting is back
 
 
 def test_overlapping_suggestions_and_a_failed_one_leave_the_callers_blas_threads_as_they_were() -> None:
     """Two suggestions in two threads, ended in either order, or one that raises: threads back after."""
-    from contextlib import ExitStack
-
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    from sweepwise.optimizers.protein.threads import one_blas_thread
-
-    def threads() -> set[int]:
-        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
-
     with threadpool_limits(3, user_api="blas"):
         first, second = ExitStack(), ExitStack()
         first.enter_context(one_blas_thread())
         second.enter_context(one_blas_thread())
         first.close()  # the first to start ends first: the second still runs on one thread
-        assert threads() == {1}
+        assert set(_blas_threads()) == {1}
         second.close()
-        assert threads() == {3}
+        assert set(_blas_threads()) == {3}
         with pytest.raises(ValueError, match="observation 0"):
             protein(seed=0).suggest([Observation(1.0, 1.0, {"lr": "fast"})], 1)
-        assert threads() == {3}
+        assert set(_blas_threads()) == {3}
