@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+import services
+
 REPO = Path(__file__).resolve().parents[1]
 
 pytest_plugins = ["local_dispatcher_fixtures"]  # `runs_root` and `make`, for dispatcher tests
@@ -114,13 +116,20 @@ def markers(directory: Path, job: str) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[Any]:
+def slurm(pytestconfig: pytest.Config) -> None:
+    """A SLURM that answers, started by `.ci/start-slurm` when it does not (tests/services.py)."""
+    services.ensure("slurm", pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(pytestconfig: pytest.Config) -> Iterator[Any]:
     """A PostgreSQL server of the session's own (tests/postgres_server.py): `.url`, `.restart()`.
 
     A server that cannot start fails the tests that need it: they are never skipped.
     """
     from postgres_server import LocalPostgres
 
+    services.ensure("postgres", pytestconfig)
     try:
         server = LocalPostgres()
         server.start()

@@ -1,11 +1,10 @@
 """A throwaway PostgreSQL server for the tests: `initdb` + `pg_ctl` in a temp dir, on 127.0.0.1.
 
 The tests that need PostgreSQL start one server per session with this (Debian's
-`postgresql` package provides the binaries; `.ci/run` installs it). It listens on a free
+`postgresql` package provides the binaries; `.ci/install-postgres` installs it). It listens on a free
 port on 127.0.0.1 and on a Unix socket in its own directory, trusts local connections,
 and can be stopped and started again mid-test (a server restart under a running sweep).
 Run as root, the server runs as the `postgres` user (PostgreSQL refuses root).
-Set `SWEEPWISE_TEST_POSTGRES_URL` to use a server of your own instead.
 """
 
 from __future__ import annotations

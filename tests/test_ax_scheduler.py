@@ -313,7 +313,7 @@ DOC_BLOCK = re.compile(r"(?:<!-- file: (?P<file>\S+) -->\n)?```(?P<lang>\w*)\n(?
 
 
 @pytest.mark.slow
-def test_docs_examples_run(tmp_path: Path) -> None:
+def test_docs_examples_run(slurm: None, tmp_path: Path) -> None:
     """docs/ax.md: file blocks are written, python blocks run in order, console lines checked."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SWEEPWISE_")}
     env["HOME"] = str(tmp_path)  # job_output_dir defaults to ~/ax_scheduler_output

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import services
 from conftest import REPO, cli, status_json
 from dashboard_helpers import dashboard
 from faults_helpers import wait_for
@@ -30,10 +31,9 @@ WAIT_MS = 120_000  # the longest a page may take to show what is awaited (a dead
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser(pytestconfig: pytest.Config) -> Iterator[Any]:
     """Debian's Chromium, headless, through Playwright (no browser download)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run .ci/install-chromium (as root)")
+    services.ensure("chromium", pytestconfig)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -60,7 +60,7 @@ def test_a_runs_dir_that_cannot_be_made_fails_with_its_fix(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-def test_slurm_checks_pass_including_a_job_writing_in_the_runs_dir(tmp_path: Path) -> None:
+def test_slurm_checks_pass_including_a_job_writing_in_the_runs_dir(slurm: None, tmp_path: Path) -> None:
     result = cli("doctor", "--dispatcher", "slurm", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -76,7 +76,7 @@ def test_slurm_checks_pass_including_a_job_writing_in_the_runs_dir(tmp_path: Pat
     assert sorted(path.name for path in tmp_path.iterdir()) == []  # its probe directory is gone
 
 
-def test_a_partition_that_is_not_there_fails_before_any_job_is_submitted(tmp_path: Path) -> None:
+def test_a_partition_that_is_not_there_fails_before_any_job_is_submitted(slurm: None, tmp_path: Path) -> None:
     spec = _spec(tmp_path, dispatcher={"type": "slurm", "partition": "nosuch"})
     result = cli("doctor", spec, cwd=tmp_path)
     assert result.returncode == 1

@@ -65,17 +65,6 @@ LOGGED_WAIT = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="session")
-def slurm() -> None:
-    """A SLURM that answers; the tests fail (never skip) when there is none."""
-    try:
-        result = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.fail(f"SLURM does not answer ({exc}); run .ci/start-slurm (as root) first")
-    if result.returncode != 0 or not result.stdout.strip():
-        pytest.fail(f"SLURM does not answer ({result.stderr.strip()}); run .ci/start-slurm (as root) first")
-
-
 @pytest.fixture
 def experiment(slurm: None) -> Iterator[str]:
     """A fresh experiment name; its SLURM jobs still queued or running afterwards are cancelled."""

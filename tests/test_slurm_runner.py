@@ -1,7 +1,8 @@
 """`SlurmRunner` (seed 001's name) and function objectives on a dispatcher, against the real SLURM.
 
-The SLURM fixtures are those of tests/test_slurm_dispatcher.py: the tests fail (never skip) when
-`sinfo` does not answer, and each test's leftover SLURM jobs are cancelled afterwards.
+The SLURM fixtures are those of tests/conftest.py and tests/test_slurm_dispatcher.py: SLURM is
+started when `sinfo` does not answer (tests/services.py), and each test's leftover SLURM jobs are
+cancelled afterwards.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sweepwise.ax.run_function import PAYLOAD
 from sweepwise.ax.slurm_runner import setup_lines
 from sweepwise.core.errors import ConfigError
 from sweepwise.dispatchers.local import LocalDispatcher
-from test_slurm_dispatcher import experiment, slurm, slurm_jobs  # noqa: F401 (fixtures)
+from test_slurm_dispatcher import experiment, slurm_jobs  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow  # real SLURM jobs: in the full suite, not in -m "not slow"
 
