@@ -42,27 +42,27 @@ def chromium_installed() -> bool:
     return Path("/usr/bin/chromium").exists()
 
 
-# name -> (is it there?, the .ci script that brings it up, what it is)
+# name -> (is it there?, the .ci script that brings it up, what is wrong when it is not)
 SERVICES: dict[str, tuple[Callable[[], bool], str, str]] = {
-    "slurm": (slurm_answers, ".ci/start-slurm", "a single-node SLURM"),
-    "postgres": (postgres_installed, ".ci/install-postgres", "PostgreSQL's server binaries"),
-    "chromium": (chromium_installed, ".ci/install-chromium", "Debian's Chromium"),
+    "slurm": (slurm_answers, ".ci/start-slurm", "SLURM does not answer"),
+    "postgres": (postgres_installed, ".ci/install-postgres", "PostgreSQL's server binaries are missing"),
+    "chromium": (chromium_installed, ".ci/install-chromium", "Debian's Chromium is missing"),
 }
 
 
 def ensure(name: str, config: pytest.Config) -> None:
     """Bring service `name` up with its `.ci/` script when it is not there; fail the test if that fails."""
-    present, script, what = SERVICES[name]
+    present, script, wrong = SERVICES[name]
     if present():
         return
     if os.geteuid() != 0:
-        pytest.fail(f"{what} is not there; run `sudo {script}` first (the tests run it themselves as root)")
+        pytest.fail(f"{wrong}; run `sudo {script}` first (the tests run it themselves as root)")
     lock_path = Path(tempfile.gettempdir()) / f"sweepwise-tests-{name}.lock"
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be running the same script
         if present():
             return
-        _say(config, f"{what} is not there: running {script}")
+        _say(config, f"{wrong}: running {script}")
         try:
             done = subprocess.run(
                 [str(REPO / script)], capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, cwd=REPO
@@ -71,7 +71,7 @@ def ensure(name: str, config: pytest.Config) -> None:
             pytest.fail(f"{script} did not finish in {INSTALL_TIMEOUT_S} s; run it by hand to see why")
         if done.returncode != 0 or not present():
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-            pytest.fail(f"{script} could not bring up {what} (rc {done.returncode}): " + " | ".join(tail))
+            pytest.fail(f"{script} failed (rc {done.returncode}): " + " | ".join(tail))
 
 
 def _say(config: pytest.Config, line: str) -> None:

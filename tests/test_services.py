@@ -6,6 +6,7 @@ without touching the machine's SLURM, PostgreSQL or Chromium.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Pat
     marker, runs, script = tmp_path / "up", tmp_path / "runs.txt", tmp_path / "bring-up"
     script.write_text(f"#!/bin/sh\necho run >> {runs}\nsleep 0.5\ntouch {marker}\n")
     script.chmod(0o755)
-    monkeypatch.setitem(services.SERVICES, "fake", (marker.exists, str(script), "the fake service"))
+    monkeypatch.setitem(services.SERVICES, "fake", (marker.exists, str(script), "the fake service is down"))
     return marker, runs, script
 
 
@@ -28,7 +29,7 @@ def test_a_missing_service_is_brought_up_once_by_its_script_across_parallel_call
     stand_in: tuple[Path, Path, Path], pytestconfig: pytest.Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     marker, runs, _ = stand_in
-    monkeypatch.setattr(services.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     errors: list[BaseException] = []
 
     def call() -> None:
@@ -58,7 +59,7 @@ def test_a_service_already_there_runs_no_script(
 
 def _failure(uid: int, config: pytest.Config, monkeypatch: pytest.MonkeyPatch) -> str:
     """The message `ensure("fake")` fails the test with, run as user `uid`."""
-    monkeypatch.setattr(services.os, "geteuid", lambda: uid)
+    monkeypatch.setattr(os, "geteuid", lambda: uid)
     with pytest.raises(pytest.fail.Exception) as failed:
         services.ensure("fake", config)
     return str(failed.value)
@@ -71,7 +72,7 @@ def test_not_as_root_a_missing_service_fails_with_the_command_that_fixes_it(
     message = _failure(1000, pytestconfig, monkeypatch)
     assert (
         message
-        == f"the fake service is not there; run `sudo {script}` first (the tests run it themselves as root)"
+        == f"the fake service is down; run `sudo {script}` first (the tests run it themselves as root)"
     )
     assert not runs.exists()
 
@@ -82,7 +83,4 @@ def test_a_script_that_fails_fails_the_test_with_its_last_lines(
     _, _, script = stand_in
     script.write_text("#!/bin/sh\necho 'E: Unable to locate package slurm-wlm' >&2\nexit 100\n")
     message = _failure(0, pytestconfig, monkeypatch)
-    assert (
-        message
-        == f"{script} could not bring up the fake service (rc 100): E: Unable to locate package slurm-wlm"
-    )
+    assert message == f"{script} failed (rc 100): E: Unable to locate package slurm-wlm"
