@@ -69,9 +69,11 @@ def ensure(name: str, config: pytest.Config) -> None:
             )
         except subprocess.TimeoutExpired:
             pytest.fail(f"{script} did not finish in {INSTALL_TIMEOUT_S} s; run it by hand to see why")
-        if done.returncode != 0 or not present():
+        if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
             pytest.fail(f"{script} failed (rc {done.returncode}): " + " | ".join(tail))
+        if not present():
+            pytest.fail(f"{script} ran, but still: {wrong}")
 
 
 def _say(config: pytest.Config, line: str) -> None:

@@ -84,3 +84,12 @@ def test_a_script_that_fails_fails_the_test_with_its_last_lines(
     script.write_text("#!/bin/sh\necho 'E: Unable to locate package slurm-wlm' >&2\nexit 100\n")
     message = _failure(0, pytestconfig, monkeypatch)
     assert message == f"{script} failed (rc 100): E: Unable to locate package slurm-wlm"
+
+
+def test_a_script_that_succeeds_without_the_service_fails_the_test_saying_so(
+    stand_in: tuple[Path, Path, Path], pytestconfig: pytest.Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, runs, script = stand_in
+    script.write_text(f"#!/bin/sh\necho run >> {runs}\n")
+    assert _failure(0, pytestconfig, monkeypatch) == f"{script} ran, but still: the fake service is down"
+    assert runs.read_text().split() == ["run"]
