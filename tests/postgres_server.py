@@ -29,7 +29,7 @@ def _free_port() -> int:
         return port
 
 
-def _bin_dir() -> Path:
+def bin_dir() -> Path:
     """The directory of PostgreSQL's server binaries (`initdb`, `pg_ctl`), newest version first."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
     if found:
@@ -49,7 +49,7 @@ class LocalPostgres:
     """
 
     def __init__(self) -> None:
-        self._bin = _bin_dir()
+        self._bin = bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="swpg", dir="/tmp"))
         self.data = self.root / "data"
         self.port = _free_port()

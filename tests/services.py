@@ -9,9 +9,7 @@ keeps parallel test workers (`pytest -n`) from running one installer twice at on
 from __future__ import annotations
 
 import fcntl
-import glob
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -19,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from postgres_server import bin_dir
+
 REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"  # Debian's; the browser tests never download one
 INSTALL_TIMEOUT_S = 1800  # apt-get on a slow mirror; a deadline, not a measure
 
 
@@ -33,13 +34,17 @@ def slurm_answers() -> bool:
 
 
 def postgres_installed() -> bool:
-    """True when PostgreSQL's server binaries (`initdb`) are on this machine."""
-    return bool(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or shutil.which("initdb") is not None
+    """True when PostgreSQL's server binaries (`initdb`) are on this machine (tests/postgres_server.py)."""
+    try:
+        bin_dir()
+    except RuntimeError:
+        return False
+    return True
 
 
 def chromium_installed() -> bool:
-    """True when Debian's Chromium is at /usr/bin/chromium."""
-    return Path("/usr/bin/chromium").exists()
+    """True when Debian's Chromium is at `CHROMIUM`."""
+    return Path(CHROMIUM).exists()
 
 
 # name -> (is it there?, the .ci script that brings it up, what is wrong when it is not)

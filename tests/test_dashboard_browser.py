@@ -21,10 +21,10 @@ import services
 from conftest import REPO, cli, status_json
 from dashboard_helpers import dashboard
 from faults_helpers import wait_for
+from services import CHROMIUM
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = REPO / "docs" / "dashboard-experiment.png"
 PLOTS_DRAWN = "Number(document.body.dataset.plotsDrawn || 0) >= 1"
 WAIT_MS = 120_000  # the longest a page may take to show what is awaited (a deadline, not a measure)
