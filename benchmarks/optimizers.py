@@ -747,14 +747,19 @@ def run_all(
 
     With `checkpoint`, the runs done so far are saved there after each one, and runs the
     file already holds are not run again: an interrupted benchmark resumes where it stopped.
+    The file keeps the runs it holds outside `tasks` too (another selection of optimizers,
+    problems or seeds run on the same file); the runs returned are those of `tasks`.
     Stopped by SIGTERM, it ends its workers before it exits (exit code 143, with or without them).
     """
     import functools
 
     results: Results = {}
+    others: Results = {}
     if checkpoint is not None and checkpoint.exists():
         done_before = load_results(checkpoint)
+        wanted = set(tasks)
         results = {task: done_before[task] for task in tasks if task in done_before}
+        others = {task: run for task, run in done_before.items() if task not in wanted}
         tasks = [task for task in tasks if task not in done_before]
         if results:
             print(f"{len(results)} runs read back from {checkpoint}", file=sys.stderr)
@@ -764,7 +769,7 @@ def run_all(
     def finished(done: int, task: Task, result: dict[str, Any]) -> None:
         results[task] = result
         if checkpoint is not None:
-            save_results(checkpoint, results)
+            save_results(checkpoint, others | results)
         print(f"\r{done}/{len(tasks)} runs, {time.time() - start:.0f} s", end="", file=sys.stderr, flush=True)
 
     from _pool import sigterm_exits, worker_pool
@@ -809,7 +814,8 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="write every run's trace as JSON, after each run; runs the file already holds are "
         "not run again (an interrupted benchmark resumes; stopped by Ctrl-C or SIGTERM, it ends "
-        "its workers first); a second benchmark on the same file is refused while this one runs",
+        "its workers first), and it keeps those of other optimizers, problems or seeds; a second "
+        "benchmark on the same file is refused while this one runs",
     )
     parser.add_argument("--no-timing", action="store_true", help="skip the 100-observation timing")
     parser.add_argument("--timing-only", action="store_true", help="only the 100-observation timing")
@@ -857,8 +863,9 @@ def _run(args: argparse.Namespace) -> int:
     tasks.sort(key=lambda t: t[0] != "ax")  # the slowest first, so the pool ends together
     results = run_all(run_task, tasks, args.workers, args.out, budget_scale=args.budget_scale)
     timing = {} if args.no_timing or real else time_at_100()
-    if args.out:
-        save_results(args.out, results, timing)
+    if args.out:  # with the file's runs of other selections, which run_all kept
+        kept = load_results(args.out) if args.out.exists() else {}
+        save_results(args.out, kept | results, timing)
     print(summarise_real(results) if real else summarise(results, timing))
     return 0
 

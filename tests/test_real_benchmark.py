@@ -170,6 +170,29 @@ def test_a_benchmark_saves_each_run_and_resumes_from_its_out_file(
         assert (run["regret"], run["cost"]) == (first[key]["regret"], first[key]["cost"])
 
 
+def test_a_benchmark_of_another_selection_keeps_the_out_files_other_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs.json"
+    argv = ["--suite", "real", "--problems", "svc-breast-cancer", "--workers", "1", "--modes", "seq"]
+    argv += ["--optimizers", "random", "--budget-scale", "0.2", "--out", str(out)]
+    assert optimizers.main([*argv, "--seeds", "2"]) == 0
+    first = optimizers.load_results(out)
+    # more seeds of one optimizer, then another optimizer alone, on the same file
+    assert optimizers.main([*argv, "--seeds", "3"]) == 0
+    other = [a if a != "random" else "optuna-tpe" for a in argv]
+    assert optimizers.main([*other, "--seeds", "1"]) == 0
+    tables = capsys.readouterr().out.split("## Final regret")[-1]
+    assert "| optuna-tpe |" in tables and "random" not in tables  # the tables: this selection's runs
+    kept = optimizers.load_results(out)
+    assert sorted(kept) == sorted(
+        [("random", "svc-breast-cancer", "seq", s) for s in range(3)]
+        + [("optuna-tpe", "svc-breast-cancer", "seq", 0)]
+    )
+    for key, run in first.items():  # the first runs are kept as they were, not run again
+        assert (kept[key]["regret"], kept[key]["cost"]) == (run["regret"], run["cost"])
+
+
 @pytest.mark.slow
 def test_build_rebuilds_a_shipped_table_with_the_same_losses(tmp_path: Path) -> None:
     import gzip
