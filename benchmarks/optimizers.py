@@ -712,8 +712,8 @@ def seed_by_seed(results: Results, cells: list[tuple[str, str]], names: list[str
             if not seeds:
                 row.append("—")
                 continue
-            wins = sum(mine[s] < theirs[s] - 1e-12 for s in seeds)
-            losses = sum(mine[s] > theirs[s] + 1e-12 for s in seeds)
+            wins = sum(mine[s] < theirs[s] - _ROUNDING for s in seeds)
+            losses = sum(mine[s] > theirs[s] + _ROUNDING for s in seeds)
             row.append(f"{wins}/{losses}; {np.mean([theirs[s] for s in seeds]):.4f}")
         lines.append(f"| {p} | {m} | " + " | ".join(row) + " |")
     return lines
