@@ -51,6 +51,7 @@ SWEEPWISE = {
     "protein-ei": {"type": "protein", "acquisition_fn": "ei"},
     "protein-ucb": {"type": "protein", "acquisition_fn": "ucb"},
     "protein-naive": {"type": "protein", "acquisition_fn": "naive"},
+    "protein-per-cost": {"type": "protein", "cost_penalty": 2.0, "ei_margin": 0.3},
     "random": {"type": "random"},
     "sobol": {"type": "sobol"},
 }

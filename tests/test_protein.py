@@ -763,3 +763,50 @@ def test_overlapping_suggestions_and_a_failed_one_leave_the_callers_blas_threads
         with pytest.raises(ValueError, match="observation 0"):
             protein(seed=0).suggest([Observation(1.0, 1.0, {"lr": "fast"})], 1)
         assert set(_blas_threads()) == {3}
+
+
+def test_expected_improvement_per_cost_climbs_the_cheap_one_of_two_equal_peaks() -> None:
+    # docs/optimizers.md, "Models and search": with `cost_penalty`, of two peaks that score
+    # alike the cheap one is climbed first (the default cost targets send 5 of these 8 seeds
+    # to the dear one)
+    space = SearchSpace.from_dict(
+        {n: {"distribution": "ordinal", "values": list(range(8))} for n in ("x", "y")}
+    )
+
+    def score(x: int, y: int) -> float:
+        return -min((x - 1) ** 2 + (y - 1) ** 2, (x - 6) ** 2 + (y - 6) ** 2)
+
+    history = [
+        Observation(score(x, y), 1.0 if x < 4 else 50.0, {"x": x, "y": y})
+        for x in (0, 2, 3, 5, 7)
+        for y in (0, 2, 5, 7)
+    ]
+    settings = ProteinSettings(cost_penalty=2.0)
+    cheap = [
+        ProteinOptimizer(space, seed=seed, settings=settings).suggest(history, 1)[0]["x"] < 4
+        for seed in range(8)
+    ]
+    assert all(cheap), cheap
+
+
+def test_a_lowered_bar_steps_beside_the_best_run_rather_than_to_the_untried_end() -> None:
+    # docs/optimizers.md, "Models and search": `ei_margin` credits points predicted close to
+    # the best; without it the most uncertain point, the far untried end, has the most EI
+    space = SearchSpace.from_dict({"x": {"distribution": "ordinal", "values": list(range(16))}})
+    history = [Observation(-abs(x - 5) / 10, 1.0, {"x": x}) for x in (0, 2, 4, 5, 7, 9)]
+
+    def step(margin: float) -> set[int]:
+        settings = ProteinSettings(ei_margin=margin)
+        return {
+            ProteinOptimizer(space, seed=seed, settings=settings).suggest(history, 1)[0]["x"]
+            for seed in range(4)
+        }
+
+    assert step(0.0) == {15}
+    assert step(1.0) == {6}
+
+
+def test_cost_penalty_and_ei_margin_reject_negative_values() -> None:
+    for field in ("cost_penalty", "ei_margin"):
+        with pytest.raises(ValueError, match=field):
+            ProteinSettings.model_validate({field: -1.0})

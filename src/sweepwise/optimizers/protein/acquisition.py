@@ -41,6 +41,12 @@ def cost_weight(predicted: np.ndarray, target: float) -> np.ndarray:
     return np.maximum(0.0, 1.0 - np.abs(target - predicted))
 
 
+def per_cost_weight(predicted: np.ndarray, penalty: float) -> np.ndarray:
+    """exp(-penalty * predicted cost in [0, 1]): expected improvement per cost, on a log scale."""
+    result: np.ndarray = np.exp(-penalty * np.asarray(predicted))
+    return result
+
+
 def naive(mean: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Predicted score rescaled to [0, 1] over the candidates, times the cost weight."""
     span = float(mean.max() - mean.min())
@@ -49,4 +55,4 @@ def naive(mean: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return result
 
 
-__all__ = ["cost_weight", "log_expected_improvement", "naive", "upper_confidence_bound"]
+__all__ = ["cost_weight", "log_expected_improvement", "naive", "per_cost_weight", "upper_confidence_bound"]

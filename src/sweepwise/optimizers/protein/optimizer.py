@@ -389,14 +389,18 @@ class _Model:
         return np.hstack([xs, column[:, None]])
 
     def _acquire(self, xs: np.ndarray, target: float, rng: np.random.Generator, kind: str) -> np.ndarray:
+        """Each candidate's acquisition `kind` (higher is better); -inf where too costly."""
         s = self.settings
         mean, sd = self.fantasy_gp.predict(self._inputs(xs))
         weight = np.ones(len(xs))
         allowed = np.ones(len(xs), dtype=bool)
         if self.cost_model is not None:
             log_cost = self.cost_model.predict(self._inputs(xs, score=False))
-            if s.cost_aware or kind == "naive":
-                weight = acquisition.cost_weight((log_cost - self.cost_lo) / self.cost_span, target)
+            unit = (log_cost - self.cost_lo) / self.cost_span
+            if kind == "ei" and s.cost_penalty is not None:  # EI per cost (docs/optimizers.md)
+                weight = acquisition.per_cost_weight(unit, s.cost_penalty)
+            elif s.cost_aware or kind == "naive":
+                weight = acquisition.cost_weight(unit, target)
             if s.max_suggestion_cost is not None:
                 allowed = log_cost <= math.log(s.max_suggestion_cost)
                 if not allowed.any():  # nothing is cheap enough: the cheapest is the least bad
@@ -408,9 +412,8 @@ class _Model:
             value = acquisition.upper_confidence_bound(mean, sd, beta)
             value = (value - value.min()) * weight
         else:
-            value = acquisition.log_expected_improvement(mean, sd, self.best) + np.log(
-                np.maximum(weight, 1e-6)
-            )
+            bar = self.best - s.ei_margin  # a lowered bar: a greedier search (docs/optimizers.md)
+            value = acquisition.log_expected_improvement(mean, sd, bar) + np.log(np.maximum(weight, 1e-6))
         return np.where(allowed, value, -np.inf)
 
     def _candidates(self, rng: np.random.Generator) -> np.ndarray:
