@@ -78,6 +78,11 @@ CASES = [
     Case("monitoring_interval inf", "monitoring_interval", spec={"monitoring_interval": math.inf}),
     Case("stale_after inf", "stale_after", spec={"stale_after": math.inf}),
     Case("stale_after nan", "stale_after", spec={"stale_after": math.nan}),
+    Case(
+        "protein cost_penalty inf",
+        "optimizer.cost_penalty",
+        spec={"optimizer": {"type": "protein", "cost_penalty": math.inf}},
+    ),
     Case("300-character name", "name", spec={"name": "e" * 300}),
     Case("runs_dir not creatable", "runs_dir", spec={"runs_dir": "/proc/nope"}),
     Case("dispatcher option", "dispatcher.bogus", spec={"dispatcher": {"type": "local", "bogus": 1}}),

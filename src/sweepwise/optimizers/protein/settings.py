@@ -51,7 +51,7 @@ class ProteinSettings(BaseModel):
             observations (past that the fit starts once, from the prior's mode).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     max_suggestion_cost: float | None = Field(default=None, gt=0)
     global_search_scale: float = Field(default=1.0, gt=0)
@@ -83,7 +83,7 @@ class ProteinSettings(BaseModel):
 class ProteinConfig(BaseModel):
     """A Protein search as the seeds describe it: metric, goal, parameters, settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     metric: str = "score"
     goal: Literal["maximize", "minimize"] = "maximize"
