@@ -806,9 +806,12 @@ def test_a_lowered_bar_steps_beside_the_best_run_rather_than_to_the_untried_end(
     assert step(1.0) == {6}
 
 
-def test_cost_penalty_and_ei_margin_reject_negative_and_infinite_values() -> None:
+def test_settings_reject_negative_infinite_and_too_large_values() -> None:
     # an infinite penalty times a zero cost would make every candidate's acquisition NaN
     for field in ("cost_penalty", "ei_margin", "expansion_rate", "ucb_beta"):
         for value in (-1.0, math.inf):
             with pytest.raises(ValueError, match=field):
                 ProteinSettings.model_validate({field: value})
+    for field in ("cost_penalty", "ei_margin"):  # exp(10) and 10 standard deviations: far enough
+        with pytest.raises(ValueError, match=field):
+            ProteinSettings.model_validate({field: 10.5})

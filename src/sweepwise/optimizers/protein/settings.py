@@ -42,10 +42,10 @@ class ProteinSettings(BaseModel):
         cost_penalty: None (the default) or expected improvement per cost: when observed
             costs differ, EI is weighed by exp(-cost_penalty * z) in place of the cost
             targets, z being a candidate's predicted log cost scaled to [0, 1] over the
-            observed range.
+            observed range; at most 10.
         ei_margin: expected improvement is measured against the best run less this many
             standard deviations of the (Gaussianised) scores: a greedier search, which
-            credits points predicted close to the best. 0 by default.
+            credits points predicted close to the best. 0 by default, at most 10.
         matern_nu: smoothness of the GP's Matérn kernel (1.5 or 2.5).
         gp_restarts: extra starts of the GP's marginal-likelihood fit, up to 64
             observations (past that the fit starts once, from the prior's mode).
@@ -67,8 +67,8 @@ class ProteinSettings(BaseModel):
     randomize_acquisition: bool = False
     cost_aware: bool = True
     log_integers: bool = True
-    cost_penalty: float | None = Field(default=None, ge=0)
-    ei_margin: float = Field(default=0.0, ge=0)
+    cost_penalty: float | None = Field(default=None, ge=0, le=10)
+    ei_margin: float = Field(default=0.0, ge=0, le=10)
     matern_nu: float = 2.5
     gp_restarts: int = Field(default=2, ge=0)
 
