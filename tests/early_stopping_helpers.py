@@ -66,8 +66,10 @@ others = [n for n in os.listdir(markers) if n.endswith(".pid") and n != me + ".p
 beside = sum(_alive(int(open(os.path.join(markers, n)).read())) for n in others)
 with open(os.path.join(markers, me + ".beside"), "w") as f:
     f.write(str(beside))
-with open(os.path.join(markers, me + ".pid"), "w") as f:
+with open(os.path.join(markers, me + ".pid.tmp"), "w") as f:
     f.write(str(os.getpid()))
+# all at once: a job starting beside this one must never read a pid file not yet written
+os.replace(os.path.join(markers, me + ".pid.tmp"), os.path.join(markers, me + ".pid"))
 """
 
 
