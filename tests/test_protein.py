@@ -127,6 +127,26 @@ def test_cost_weight_and_naive_are_higher_is_better() -> None:
     assert naive(np.array([-10.0, -1.0]), np.array([1.0, 1.0])).argmax() == 1
 
 
+def test_an_encoder_keeps_vectors_but_not_mistakes_true_for_one_or_a_caller_s_edits() -> None:
+    encoder = Encoder(SearchSpace.from_dict({"x": {"distribution": "uniform", "min": 0.0, "max": 2.0}}))
+    first = encoder.encode({"x": 1})
+    first[0] = 0.75  # the caller's copy: the kept vector is not touched
+    assert encoder.encode({"x": 1})[0] == 0.0 and encoder.encode({"x": 1.0})[0] == 0.0
+    with pytest.raises(ValueError, match="must be a number \\(got True\\)"):
+        encoder.encode({"x": True})  # True == 1 and hash(True) == hash(1), but it is no number here
+    assert encoder.encode({"x": 2, "note": ["unhashable"]})[0] == 1.0  # encoded without being kept
+
+
+@pytest.mark.parametrize("d", [0, 1, 7, 8, 10, 17, 129])
+def test_the_gp_s_distances_are_bit_for_bit_numpy_s_reduction(d: int) -> None:
+    from sweepwise.optimizers.protein.gp import _scaled_sq_distances
+
+    rng = np.random.default_rng(d)
+    a, b, ls = rng.uniform(-1, 1, (40, d)), rng.uniform(-1, 1, (9, d)), np.exp(rng.normal(size=d))
+    diff = (a[:, None, :] - b[None, :, :]) / ls
+    assert np.array_equal(_scaled_sq_distances(a, b, ls), (diff * diff).sum(-1))
+
+
 def test_log_ei_is_finite_far_in_the_tail_and_increasing() -> None:
     mean = np.array([-50.0, -10.0, 0.0, 1.0])
     values = log_expected_improvement(mean, np.ones(4), best=0.0)

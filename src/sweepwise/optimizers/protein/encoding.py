@@ -21,6 +21,7 @@ import numpy as np
 from sweepwise.space import Distribution, SearchSpace
 
 _TOUCH = 1e-9  # a value whose share only touches the design box is in it
+_KEEP_ENCODED = 1 << 16  # suggestions whose vectors an encoder keeps (then it starts afresh)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +84,31 @@ class Encoder:
             for i, b in enumerate(blocks)
             if b.discrete and not b.categorical and not space.specs[b.name].evenly_spaced
         }
+        self._encoded: dict[tuple[Any, ...], np.ndarray] = {}
 
     def encode(self, suggestion: dict[str, Any]) -> np.ndarray:
         """The feature vector of a suggestion (values outside the range are clipped).
 
+        A sweep hands Protein its finished runs at every suggestion, so each suggestion's
+        vector is kept (by its names, values and their types: `True` is not 1) and encoded
+        once per optimizer, not once per call (docs/optimizers.md, "Speed").
+
         Raises:
             ValueError: an active parameter is missing, not a number, NaN, or not a choice.
         """
+        try:
+            key = tuple((name, type(value), value) for name, value in suggestion.items())
+            known = self._encoded.get(key)
+        except TypeError:  # an unhashable value: encoded every time
+            return self._encode(suggestion)
+        if known is None:
+            known = self._encode(suggestion)
+            if len(self._encoded) >= _KEEP_ENCODED:
+                self._encoded.clear()
+            self._encoded[key] = known
+        return known.copy()
+
+    def _encode(self, suggestion: dict[str, Any]) -> np.ndarray:
         out = np.zeros(self.width)
         active = self.space.active(suggestion) if self._conditions else None
         for block in self.blocks:
