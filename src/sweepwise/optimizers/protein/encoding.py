@@ -21,7 +21,7 @@ import numpy as np
 from sweepwise.space import Distribution, SearchSpace
 
 _TOUCH = 1e-9  # a value whose share only touches the design box is in it
-_KEEP_ENCODED = 1 << 16  # suggestions whose vectors an encoder keeps (then it starts afresh)
+_KEEP_ENCODED = 1 << 14  # suggestions whose vectors an encoder keeps (then it starts afresh): some MB
 
 
 @dataclass(frozen=True, slots=True)
