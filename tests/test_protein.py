@@ -137,6 +137,16 @@ def test_an_encoder_keeps_vectors_but_not_mistakes_true_for_one_or_a_caller_s_ed
     assert encoder.encode({"x": 2, "note": ["unhashable"]})[0] == 1.0  # encoded without being kept
 
 
+def test_an_encoder_keeps_a_bounded_number_of_vectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sweepwise.optimizers.protein import encoding
+
+    monkeypatch.setattr(encoding, "_KEEP_ENCODED", 3)
+    encoder = Encoder(SearchSpace.from_dict({"x": {"distribution": "uniform", "min": 0.0, "max": 8.0}}))
+    for x in range(9):
+        assert encoder.encode({"x": x})[0] == x / 4.0 - 1.0
+        assert len(encoder._encoded) <= 3
+
+
 @pytest.mark.parametrize("d", [0, 1, 7, 8, 10, 17, 129])
 def test_the_gp_s_distances_are_bit_for_bit_numpy_s_reduction(d: int) -> None:
     from sweepwise.optimizers.protein.gp import _scaled_sq_distances
