@@ -157,6 +157,20 @@ def test_the_gp_s_distances_are_bit_for_bit_numpy_s_reduction(d: int) -> None:
     assert np.array_equal(_scaled_sq_distances(a, b, ls), (diff * diff).sum(-1))
 
 
+@pytest.mark.parametrize("runs", [3, 57, 300])
+def test_a_thousand_candidates_get_bit_for_bit_the_kernel_of_one_whole_array(runs: int) -> None:
+    from sweepwise.optimizers.protein.gp import _matern
+
+    rng = np.random.default_rng(runs)
+    x = rng.uniform(-1, 1, (runs, 7))
+    gp = GaussianProcess(x, rng.normal(size=runs), rng)
+    candidates = rng.uniform(-1, 1, (1500, 7))  # worked out in blocks of rows
+    ls, sf2, _, lin = gp._unpack(gp.theta)
+    diff = (candidates[:, None, :] - x[None, :, :]) / ls
+    whole = sf2 * _matern(np.sqrt((diff * diff).sum(-1)), gp.nu)[0] + lin * (candidates @ x.T)
+    assert np.array_equal(gp._cross(candidates, x), whole)
+
+
 def test_log_ei_is_finite_far_in_the_tail_and_increasing() -> None:
     mean = np.array([-50.0, -10.0, 0.0, 1.0])
     values = log_expected_improvement(mean, np.ones(4), best=0.0)

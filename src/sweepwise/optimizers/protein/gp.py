@@ -19,6 +19,7 @@ from scipy.optimize import minimize
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _PAIRWISE_BLOCK = 128  # numpy's pairwise sum adds up to this many terms with eight running sums
+_BLOCK_ELEMENTS = 12_000  # floats in one of _cross's block arrays: under glibc's 128 KiB mmap threshold
 
 
 def _matern(r: np.ndarray, nu: float) -> tuple[np.ndarray, np.ndarray]:
@@ -127,9 +128,27 @@ class GaussianProcess:
         return ls, math.exp(theta[d]), math.exp(theta[d + 1]), math.exp(theta[d + 2])
 
     def _cross(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The kernel between the rows of `a` and of `b`.
+
+        A thousand candidates' distances and Matérn terms are worked out in blocks of rows
+        whose arrays stay under the size at which the C allocator maps fresh pages for each
+        array and returns them when it is freed: those page faults took a quarter of a
+        suggestion. Elementwise, a block's arithmetic is the whole array's, so the kernel is
+        bit for bit the same (docs/optimizers.md, "Speed"); the matrix product is taken whole,
+        as BLAS may add up a block's products in another order.
+        """
         ls, sf2, _, lin = self._unpack(self.theta)
-        r = np.sqrt(np.maximum(_scaled_sq_distances(a, b, ls), 0.0))
-        k: np.ndarray = sf2 * _matern(r, self.nu)[0] + lin * (a @ b.T)
+        linear = a @ b.T
+        rows = max(1, _BLOCK_ELEMENTS // max(len(b), 1))
+        if len(a) <= rows:
+            r = np.sqrt(np.maximum(_scaled_sq_distances(a, b, ls), 0.0))
+            k: np.ndarray = sf2 * _matern(r, self.nu)[0] + lin * linear
+            return k
+        k = np.empty((len(a), len(b)))
+        for start in range(0, len(a), rows):
+            block = slice(start, start + rows)
+            r = np.sqrt(np.maximum(_scaled_sq_distances(a[block], b, ls), 0.0))
+            k[block] = sf2 * _matern(r, self.nu)[0] + lin * linear[block]
         return k
 
     def _nll(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
