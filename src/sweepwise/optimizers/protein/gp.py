@@ -38,7 +38,7 @@ def _scaled_sq_distances(a: np.ndarray, b: np.ndarray, ls: np.ndarray) -> np.nda
     Summed column by column, in the order numpy's pairwise sum over the last axis adds
     them (eight running sums, then the rest), so the result is bit for bit that of
     `(((a[:, None] - b[None]) / ls) ** 2).sum(-1)` (and so are the suggestions), without its
-    (m, n, d) temporary, which cost a quarter of a suggestion (docs/optimizers.md, "Speed").
+    (m, n, d) temporary (docs/optimizers.md, "Speed").
     """
     d = a.shape[1]
     if d > _PAIRWISE_BLOCK:  # numpy splits longer sums in halves: the plain reduction
