@@ -51,9 +51,10 @@ def _scaled_sq_distances(a: np.ndarray, b: np.ndarray, ls: np.ndarray) -> np.nda
         step *= step
         return step
 
-    total = np.zeros((len(a), len(b)))
     whole = 0 if d < 8 else d - d % 8
-    if whole:
+    if not whole:
+        total = np.zeros((len(a), len(b)))
+    else:
         sums = [column(j) for j in range(8)]
         for start in range(8, whole, 8):
             for j in range(8):
@@ -140,10 +141,6 @@ class GaussianProcess:
         ls, sf2, _, lin = self._unpack(self.theta)
         linear = a @ b.T
         rows = max(1, _BLOCK_ELEMENTS // max(len(b), 1))
-        if len(a) <= rows:
-            r = np.sqrt(np.maximum(_scaled_sq_distances(a, b, ls), 0.0))
-            k: np.ndarray = sf2 * _matern(r, self.nu)[0] + lin * linear
-            return k
         k = np.empty((len(a), len(b)))
         for start in range(0, len(a), rows):
             block = slice(start, start + rows)

@@ -178,20 +178,15 @@ class ProteinOptimizer:
 
     def _data(self, observations: list[Observation]) -> _Data:
         at: dict[tuple[float, ...], list[Observation]] = {}
-        encoded: dict[int, np.ndarray] = {}  # each observation encoded once per call
-        for i, obs in enumerate(observations):
-            encoded[id(obs)] = self._encode(obs.suggestion, "observation", i)
-            key = Encoder.key(self.encoder.snap(encoded[id(obs)][None])[0])
+        for i, obs in enumerate(observations):  # the encoder keeps each vector: encoded once
+            key = Encoder.key(self.encoder.snap(self._encode(obs.suggestion, "observation", i)[None])[0])
             at.setdefault(key, []).append(obs)
         # One observation per point, in the points' order: a restarted controller reads the runs
         # back in another order, and suggests what the first one would have (docs/optimizers.md).
         ordered = [_one_per_point(at[key]) for key in sorted(at)]
         ok = [o for o in ordered if not o.is_failure and math.isfinite(o.score)]
         failed = [o for o in ordered if o.is_failure or not math.isfinite(o.score)]
-        # (an observation merged from several of one point is new: encoded here)
-        rows = [
-            encoded[id(o)] if id(o) in encoded else self.encoder.encode(o.suggestion) for o in [*ok, *failed]
-        ]
+        rows = [self.encoder.encode(o.suggestion) for o in [*ok, *failed]]
         x = np.array(rows) if rows else np.zeros((0, self.encoder.width))
         costs = np.array(
             [max(float(o.cost), 1e-12) if math.isfinite(o.cost) else 1.0 for o in [*ok, *failed]]
