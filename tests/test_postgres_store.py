@@ -133,6 +133,8 @@ def test_two_sweeps_a_reader_and_a_server_restart_lose_and_double_nothing(
 # Server-side cuts at chosen moments: a trigger on `runs` terminates the writing connection
 # from inside its transaction, every third write (in the body) and at every third commit (a
 # deferred trigger), 12 times each. A sequence counts: it is not rolled back with the cut.
+CUT_ROUNDS = 100  # rounds of the 50 ms cutter that terminated a connection, at most
+
 CUTS = """
 CREATE SEQUENCE cut_count;
 CREATE FUNCTION cut() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -153,7 +155,9 @@ def test_connections_cut_at_any_moment_lose_and_double_nothing(
 ) -> None:
     # Transactions are cut in their body and at their commit, and every connection to the
     # database is terminated every 50 ms besides: each controller waits for the store, reads
-    # it back as a restarted controller would, and goes on.
+    # it back as a restarted controller would, and goes on. The 50 ms cuts stop after 4 evals
+    # or 100 rounds that cut something: on a loaded machine a reconnect and its transaction
+    # can take longer than 50 ms, and endless cuts would then let no transaction finish.
     from sqlalchemy import create_engine, text
 
     from sweepwise.stores import SQLStore
@@ -173,7 +177,7 @@ def test_connections_cut_at_any_moment_lose_and_double_nothing(
             "WHERE datname = :name AND pid <> pg_backend_pid()"
         )
         with admin.connect() as connection:
-            while not stop.is_set():
+            while not stop.is_set() and sum(1 for cut in cuts if cut) < CUT_ROUNDS:
                 cuts.append(int(connection.execute(query, {"name": name}).scalar() or 0))
                 time.sleep(0.05)
 
@@ -182,7 +186,11 @@ def test_connections_cut_at_any_moment_lose_and_double_nothing(
     try:
         _wait_for(lambda: markers(spec.parent, "train"), "the first job")
         thread.start()
-        _wait_for(lambda: len(markers(spec.parent, "eval")) >= 4 or sweep.poll() is not None, "4 evals")
+
+        def enough() -> bool:
+            return len(markers(spec.parent, "eval")) >= 4 or sweep.poll() is not None or not thread.is_alive()
+
+        _wait_for(enough, "4 evals or the last cut")
         stop.set()
         thread.join(timeout=60)
         _, err = sweep.communicate(timeout=600)
