@@ -718,3 +718,51 @@ def test_the_status_names_the_jobs_start_time_from_its_first_heartbeat(
     assert status["state"] == "running" and status["pid_start"] == proc_start_time(status["pid"])
     (runs_root / "exp" / "p" / "go").touch()
     _drain(dispatcher, EventKind.FINISHED, "p")
+
+
+def test_a_job_handed_to_a_job_host_as_it_dies_goes_to_a_new_host(
+    runs_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The host is SIGKILLed after the dispatcher's checks that it runs and before the job's
+    # line reaches it, so the write meets a broken pipe (a soak run once failed a trial so).
+    # That interleaving is forced by letting the dead host's client say it runs until the
+    # write fails; the host, its pipe and the jobs are real.
+    from sweepwise.dispatchers._local_host import JobHostClient
+
+    marker = runs_root.parent / "ran"
+    dispatcher = LocalDispatcher(runs_root, "exp", start_method="host", heartbeat_interval=0.2)
+    try:
+        dispatcher.dispatch(JobDefinition(run_id="a", cmd=_py("pass")))
+        _drain(dispatcher, EventKind.FINISHED, "a")
+        host = dispatcher._host
+        assert host is not None
+        dead = host.pid
+        os.kill(dead, signal.SIGKILL)
+        stat = Path(f"/proc/{dead}/stat")
+        wait_for(
+            lambda: stat.read_text().rpartition(")")[2].split()[0] == "Z", "the host to be dead, not reaped"
+        )
+        broke: list[OSError] = []
+        alive, submit = JobHostClient.alive, JobHostClient.submit
+
+        def alive_until_the_write(self: JobHostClient) -> bool:
+            return True if self.pid == dead and not broke else alive(self)
+
+        def recording_submit(self: JobHostClient, request: dict[str, Any]) -> None:
+            try:
+                submit(self, request)
+            except OSError as exc:
+                broke.append(exc)
+                raise
+
+        monkeypatch.setattr(JobHostClient, "alive", alive_until_the_write)
+        monkeypatch.setattr(JobHostClient, "submit", recording_submit)
+        code = f"open({str(marker)!r}, 'a').write('b\\n')"
+        dispatcher.dispatch(JobDefinition(run_id="b", cmd=_py(code)))
+        assert broke and "the job host stopped" in str(broke[0])  # the race was met
+        finished = _drain(dispatcher, EventKind.FINISHED, "b")[-1]
+        assert finished.succeeded
+        assert marker.read_text() == "b\n"  # the job ran, once
+        assert dispatcher._host is not None and dispatcher._host.pid != dead
+    finally:
+        dispatcher.close()

@@ -41,6 +41,14 @@ class JobHostClient:
         assert self._proc is not None and self._proc.stdout is not None
         return self._proc.stdout.fileno()
 
+    def wait_for_exit(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the host to exit (a host whose stdin is closed is exiting)."""
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+
     def submit(self, request: dict[str, Any]) -> None:
         """Send one job to the host, starting the host first if needed.
 

@@ -60,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 FIRST_STATUS_READ = 0.25  # seconds after a hosted job's dispatch its status is first read
 _STARTING_READ_STEP = 0.05  # seconds between reads of a status that says the job is starting
+_HOST_EXIT_WAIT = 5.0  # seconds to let a job host whose pipe broke finish exiting
 
 
 class StartMethod(enum.StrEnum):
@@ -306,16 +307,30 @@ class LocalDispatcher:
         return True
 
     def _submit(self, request: dict[str, Any]) -> JobHostClient:
-        """Send a job to the job host (started on first use, restarted if it died)."""
-        if self._ensure_host():  # the host died since the token was written: the token names it
-            status = read_status(request["claim_token"]) or {}
+        """Send a job to the job host (started on first use, restarted if it died).
+
+        A host that dies after the check that it runs and before the job's line reaches it
+        (a broken pipe) cannot have read the line, so the job goes to a new host, once
+        (docs/design.md, "Faults").
+        """
+        for last in (False, True):
+            if self._ensure_host():  # the host died since the token was written: the token names it
+                status = read_status(request["claim_token"]) or {}
+                assert self._host is not None
+                status.update(supervisor_pid=self._host.pid, supervisor_start=self._host.pid_start)
+                write_json_atomic(request["claim_token"], status)
             assert self._host is not None
-            status.update(supervisor_pid=self._host.pid, supervisor_start=self._host.pid_start)
-            write_json_atomic(request["claim_token"], status)
-        assert self._host is not None
-        self._host.submit(request)
-        self._exits.watch_host(self._host.fileno(), self._on_host_ready)
-        return self._host
+            try:
+                self._host.submit(request)
+                break
+            except OSError:
+                if last:
+                    raise
+                self._host.wait_for_exit(_HOST_EXIT_WAIT)  # its end of the pipe is closed: it is exiting
+        host = self._host
+        assert host is not None
+        self._exits.watch_host(host.fileno(), self._on_host_ready)
+        return host
 
     def _on_host_ready(self) -> None:
         """The host reported ended jobs (or ended itself): read their statuses at the next poll."""
