@@ -852,10 +852,56 @@ def test_a_lowered_bar_steps_beside_the_best_run_rather_than_to_the_untried_end(
 
 def test_settings_reject_negative_infinite_and_too_large_values() -> None:
     # an infinite penalty times a zero cost would make every candidate's acquisition NaN
-    for field in ("cost_penalty", "ei_margin", "expansion_rate", "ucb_beta"):
+    for field in ("cost_penalty", "ei_margin", "expansion_rate", "ucb_beta", "hyper_draws"):
         for value in (-1.0, math.inf):
             with pytest.raises(ValueError, match=field):
                 ProteinSettings.model_validate({field: value})
     for field in ("cost_penalty", "ei_margin"):  # exp(10) and 10 standard deviations: far enough
         with pytest.raises(ValueError, match=field):
             ProteinSettings.model_validate({field: 10.5})
+
+
+def test_posterior_draws_move_within_the_bounds_and_keep_the_data() -> None:
+    # docs/optimizers.md, "Models and search": `hyper_draws` GPs share the fit's data and
+    # differ in their hyperparameters, each inside the fit's bounds
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (12, 3))
+    gp = GaussianProcess(x, np.sin(3 * x[:, 0]) + x[:, 1], rng)
+    draws = gp.posterior_draws(np.random.default_rng(1), 6)
+    again = gp.posterior_draws(np.random.default_rng(1), 6)
+    lo, hi = (np.array([b[i] for b in gp._bounds]) for i in (0, 1))
+    assert len(draws) == 6
+    assert len({tuple(d.theta) for d in draws}) > 1  # the chain moved
+    assert all(np.all(d.theta >= lo) and np.all(d.theta <= hi) for d in draws)
+    assert all(np.array_equal(d.theta, e.theta) for d, e in zip(draws, again, strict=True))
+    for d in draws:
+        assert d.x is gp.x and np.array_equal(d.y, gp.y)
+        mean, sd = d.predict(x[:3])
+        assert np.all(np.isfinite(mean)) and np.all(sd > 0)
+
+
+def test_hyper_draws_change_suggestions_only_on_a_discrete_space_that_is_not_a_small_grid() -> None:
+    # docs/optimizers.md, "Models and search": averaging over hyperparameters is for spaces
+    # with a discrete parameter that are not one small grid (the boosted trees' iterations
+    # and leaves), up to 64 observations; elsewhere `hyper_draws` changes nothing
+    wide = {
+        "lr": {"distribution": "ordinal", "values": [0.01, 0.03, 0.1, 0.3, 1.0], "log": True},
+        "iters": {"distribution": "int_uniform", "min": 10, "max": 100},
+        "leaves": {"distribution": "int_uniform", "min": 4, "max": 64},
+    }
+    small = {n: {"distribution": "ordinal", "values": list(range(8))} for n in ("a", "b")}
+    continuous = {n: {"distribution": "uniform", "min": 0.0, "max": 1.0} for n in ("u", "v")}
+
+    def score(s: dict[str, Any]) -> float:
+        return -sum((float(v) % 7.3) ** 0.5 for v in s.values())
+
+    def suggestions(params: dict[str, Any], n: int, draws: int) -> list[dict[str, Any]]:
+        history = observe(protein(params, seed=3), n, score, cost=lambda s: 1.0 + sum(map(float, s.values())))
+        return protein(params, seed=3, hyper_draws=draws).suggest(history, 4)
+
+    assert suggestions(wide, 12, 8) != suggestions(wide, 12, 0)
+    assert suggestions(wide, 65, 8) == suggestions(wide, 65, 0)  # past 64 observations: the fit alone
+    assert suggestions(small, 12, 8) == suggestions(small, 12, 0)
+    assert suggestions(continuous, 12, 8) == suggestions(continuous, 12, 0)
+    batch = suggestions(wide, 12, 8)
+    assert len({tuple(sorted(s.items())) for s in batch}) == 4

@@ -210,6 +210,38 @@ class GaussianProcess:
                     raise
         self._alpha = cho_solve((self._chol, True), self.y)
 
+    def posterior_draws(
+        self, rng: np.random.Generator, n: int, *, thin: int = 20, step: float = 0.3
+    ) -> list[GaussianProcess]:
+        """`n` GPs on the same data, at hyperparameters drawn from their posterior.
+
+        A random-walk Metropolis chain on the fit's objective (marginal likelihood times the
+        priors, within the bounds), started at the fitted hyperparameters; every `thin`-th
+        state is a draw. Proposals are Gaussian steps of `step` on the log scale.
+        """
+        lo = np.array([b[0] for b in self._bounds])
+        hi = np.array([b[1] for b in self._bounds])
+        theta = self.theta.copy()
+        log_p = -self._nll(theta)[0]
+        draws: list[GaussianProcess] = []
+        for i in range(n * thin):
+            proposal = theta + step * rng.standard_normal(len(theta))
+            if np.all(proposal >= lo) and np.all(proposal <= hi):
+                log_q = -self._nll(proposal)[0]
+                if math.log(rng.random() + 1e-300) < log_q - log_p:
+                    theta, log_p = proposal, log_q
+            if (i + 1) % thin == 0:
+                draws.append(self._sibling(self.x, self.y, theta.copy()))
+        return draws
+
+    def _sibling(self, x: np.ndarray, y: np.ndarray, theta: np.ndarray) -> GaussianProcess:
+        """A GP on `x` and standardised targets `y`, with this one's scaling and `theta`."""
+        other = GaussianProcess.__new__(GaussianProcess)
+        other.x, other.nu, other.theta, other.groups = x, self.nu, theta, self.groups
+        other.y_mean, other.y_std, other.y = self.y_mean, self.y_std, y
+        other._factor()
+        return other
+
     # -- prediction ----------------------------------------------------------------------------
 
     def predict(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -229,12 +261,7 @@ class GaussianProcess:
         """The same GP (same hyperparameters) with extra points, e.g. fantasies of pending runs."""
         x = np.vstack([self.x, np.atleast_2d(x_new)])
         y = np.concatenate([self.y * self.y_std + self.y_mean, np.atleast_1d(y_new)])
-        other = GaussianProcess.__new__(GaussianProcess)
-        other.x, other.nu, other.theta, other.groups = x, self.nu, self.theta, self.groups
-        other.y_mean, other.y_std = self.y_mean, self.y_std
-        other.y = (y - self.y_mean) / self.y_std
-        other._factor()
-        return other
+        return self._sibling(x, (y - self.y_mean) / self.y_std, self.theta)
 
 
 __all__ = ["GaussianProcess"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+from scipy.special import logsumexp
 from scipy.stats import norm, qmc, rankdata, yeojohnson
 
 from sweepwise.core.models import Observation
@@ -102,6 +103,9 @@ class ProteinOptimizer:
             block.categorical or (block.discrete and (space.specs[block.name].levels or 0) <= _SMALL_GRID)
             for block in self.encoder.blocks
         )
+        # hyperparameters averaged over (`hyper_draws`) on a space with a discrete parameter
+        # that is not one small grid (docs/optimizers.md, "Models and search")
+        self._average_hypers = not continuous and not self._check_neighbours
 
     @classmethod
     def from_config(cls, config: ProteinConfig, seed: int | None = None) -> ProteinOptimizer:
@@ -372,6 +376,11 @@ class _Model:
         self.incumbent = data.x[int(np.argmax(np.where(full, y, -np.inf)))] if full.any() else None
         self.anchors = ok_x[np.unique(np.concatenate([top, self.front]))]
         self.fantasy_gp = self.score_gp
+        # expected improvement averaged over GPs whose hyperparameters are posterior draws
+        self.ensemble: list[GaussianProcess] = []
+        if s.hyper_draws and owner._average_hypers and len(inputs) <= 64:
+            self.ensemble = self.score_gp.posterior_draws(rng, s.hyper_draws)
+        self.fantasy_ensemble = self.ensemble
 
     def _inputs(
         self, xs: np.ndarray, fidelity: np.ndarray | None = None, *, score: bool = True
@@ -413,7 +422,13 @@ class _Model:
             value = (value - value.min()) * weight
         else:
             bar = self.best - s.ei_margin  # a lowered bar: a greedier search (docs/optimizers.md)
-            value = acquisition.log_expected_improvement(mean, sd, bar) + np.log(np.maximum(weight, 1e-6))
+            if self.fantasy_ensemble:  # the mean of the draws' expected improvements
+                seen, draws = self._inputs(xs), self.fantasy_ensemble
+                each = np.vstack([acquisition.log_expected_improvement(*g.predict(seen), bar) for g in draws])
+                log_ei = logsumexp(each, axis=0) - math.log(len(draws))
+            else:
+                log_ei = acquisition.log_expected_improvement(mean, sd, bar)
+            value = log_ei + np.log(np.maximum(weight, 1e-6))
         return np.where(allowed, value, -np.inf)
 
     def _candidates(self, rng: np.random.Generator) -> np.ndarray:
@@ -431,6 +446,9 @@ class _Model:
         if chosen:
             fantasies = self._inputs(np.array(chosen))
             self.fantasy_gp = self.score_gp.conditioned(fantasies, self.score_gp.predict(fantasies)[0])
+            self.fantasy_ensemble = [
+                gp.conditioned(fantasies, gp.predict(fantasies)[0]) for gp in self.ensemble
+            ]
 
     def best_neighbour(
         self,

@@ -46,6 +46,10 @@ class ProteinSettings(BaseModel):
         ei_margin: expected improvement is measured against the best run less this many
             standard deviations of the (Gaussianised) scores: a greedier search, which
             credits points predicted close to the best. 0 by default, at most 10.
+        hyper_draws: on a space with a discrete parameter that is not one small grid, up to
+            64 observations, expected improvement is the mean over this many GPs whose
+            hyperparameters are drawn from their posterior (random-walk Metropolis from the
+            fit); 0 (the default) uses the fitted hyperparameters alone. At most 64.
         matern_nu: smoothness of the GP's Matérn kernel (1.5 or 2.5).
         gp_restarts: extra starts of the GP's marginal-likelihood fit, up to 64
             observations (past that the fit starts once, from the prior's mode).
@@ -69,6 +73,7 @@ class ProteinSettings(BaseModel):
     log_integers: bool = True
     cost_penalty: float | None = Field(default=None, ge=0, le=10)
     ei_margin: float = Field(default=0.0, ge=0, le=10)
+    hyper_draws: int = Field(default=0, ge=0, le=64)
     matern_nu: float = 2.5
     gp_restarts: int = Field(default=2, ge=0)
 
