@@ -905,3 +905,24 @@ def test_hyper_draws_change_suggestions_only_on_a_discrete_space_that_is_not_a_s
     assert suggestions(continuous, 12, 8) == suggestions(continuous, 12, 0)
     batch = suggestions(wide, 12, 8)
     assert len({tuple(sorted(s.items())) for s in batch}) == 4
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("hyper_draws", True),
+        ("gp_restarts", "3"),
+        ("neighbour_every", 4.0),
+        ("cost_aware", 1),
+        ("log_integers", "yes"),
+    ],
+)
+def test_a_setting_of_the_wrong_type_is_named_not_coerced(setting: str, value: object) -> None:
+    # a YAML `yes` is not a count of 1, nor a `1` a switch: one clear line naming the field
+    from sweepwise.core.errors import ConfigError
+
+    space = SearchSpace.from_dict(MIXED)
+    with pytest.raises(ConfigError, match=f"optimizer.{setting}"):
+        make_optimizer(OptimizerSpec(type="protein", **{setting: value}), space)
+    # an int where a float is asked is fine
+    assert make_optimizer(OptimizerSpec(type="protein", global_search_scale=2), space)

@@ -186,7 +186,7 @@ class AxSettings(BaseModel):
         initialization_budget: Sobol trials before BoTorch (None: Ax's default).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # `initialization_budget: yes` is not a count
 
     method: Literal["fast", "quality", "random_search"] = "fast"
     initialization_budget: int | None = Field(default=None, ge=1)

@@ -87,7 +87,7 @@ class GridOptimizer:
 class GridSettings(BaseModel):
     """Grid settings: how many values a continuous parameter gets."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # `points: yes` is not a number
 
     points: int = Field(default=5, ge=2)
 

@@ -55,7 +55,8 @@ class ProteinSettings(BaseModel):
             observations (past that the fit starts once, from the prior's mode).
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # strict: a YAML `yes` or "8" is not a count, nor 1 a switch (one clear error instead)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
     max_suggestion_cost: float | None = Field(default=None, gt=0)
     global_search_scale: float = Field(default=1.0, gt=0)
