@@ -33,6 +33,7 @@ _ZOOM_KEEP = 8
 _ZOOM_DRAWS = 64
 _COST_VARIES = math.log(1.2)  # log-cost spread below this is treated as constant cost
 _PORTFOLIO = ("ei", "naive", "ucb")  # `auto` on a space of continuous parameters only
+_FEW_ROWS = 64  # up to this many GP rows the fit is least settled: restarts, and `hyper_draws`
 _SMALL_GRID = 16  # the neighbour check runs when every parameter is discrete with at most this many values
 
 
@@ -333,7 +334,7 @@ class _Model:
         n_fail = len(data.x) - data.n_ok
         imputed = np.full(n_fail, float(y.min()) - 0.25 * float(np.ptp(y) or 1.0))
         # restarts cost O(n^3) each: use them while the data is small, where the fit is least settled
-        restarts = s.gp_restarts if len(data.x) <= 64 else 0
+        restarts = s.gp_restarts if len(data.x) <= _FEW_ROWS else 0
         groups = self.encoder.groups
         self.fidelity = data.fidelity
         if self.fidelity is not None:  # one more input, with its own length scale
@@ -378,7 +379,7 @@ class _Model:
         self.fantasy_gp = self.score_gp
         # expected improvement averaged over GPs whose hyperparameters are posterior draws
         self.ensemble: list[GaussianProcess] = []
-        if s.hyper_draws and owner._average_hypers and len(inputs) <= 64:
+        if s.hyper_draws and owner._average_hypers and len(inputs) <= _FEW_ROWS:
             self.ensemble = self.score_gp.posterior_draws(rng, s.hyper_draws)
         self.fantasy_ensemble = self.ensemble
 
@@ -400,7 +401,7 @@ class _Model:
     def _acquire(self, xs: np.ndarray, target: float, rng: np.random.Generator, kind: str) -> np.ndarray:
         """Each candidate's acquisition `kind` (higher is better); -inf where too costly."""
         s = self.settings
-        mean, sd = self.fantasy_gp.predict(self._inputs(xs))
+        seen = self._inputs(xs)
         weight = np.ones(len(xs))
         allowed = np.ones(len(xs), dtype=bool)
         if self.cost_model is not None:
@@ -415,19 +416,17 @@ class _Model:
                 if not allowed.any():  # nothing is cheap enough: the cheapest is the least bad
                     allowed = log_cost <= log_cost.min()
         if kind == "naive":
-            value = acquisition.naive(mean, weight)
+            value = acquisition.naive(self.fantasy_gp.predict(seen)[0], weight)
         elif kind == "ucb":
+            mean, sd = self.fantasy_gp.predict(seen)
             beta = rng.exponential(s.ucb_beta) if s.randomize_acquisition else s.ucb_beta
             value = acquisition.upper_confidence_bound(mean, sd, beta)
             value = (value - value.min()) * weight
         else:
             bar = self.best - s.ei_margin  # a lowered bar: a greedier search (docs/optimizers.md)
-            if self.fantasy_ensemble:  # the mean of the draws' expected improvements
-                seen, draws = self._inputs(xs), self.fantasy_ensemble
-                each = np.vstack([acquisition.log_expected_improvement(*g.predict(seen), bar) for g in draws])
-                log_ei = logsumexp(each, axis=0) - math.log(len(draws))
-            else:
-                log_ei = acquisition.log_expected_improvement(mean, sd, bar)
+            draws = self.fantasy_ensemble or [self.fantasy_gp]  # with `hyper_draws`, their mean EI
+            each = [acquisition.log_expected_improvement(*g.predict(seen), bar) for g in draws]
+            log_ei = each[0] if len(each) == 1 else logsumexp(np.vstack(each), axis=0) - math.log(len(each))
             value = log_ei + np.log(np.maximum(weight, 1e-6))
         return np.where(allowed, value, -np.inf)
 
