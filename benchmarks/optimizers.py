@@ -51,13 +51,20 @@ SWEEPWISE = {
     "protein-ei": {"type": "protein", "acquisition_fn": "ei"},
     "protein-ucb": {"type": "protein", "acquisition_fn": "ucb"},
     "protein-naive": {"type": "protein", "acquisition_fn": "naive"},
-    "protein-per-cost": {"type": "protein", "cost_penalty": 2.0, "ei_margin": 0.3},
-    "protein-hyper": {"type": "protein", "hyper_draws": 8},
+    # the same search on every kind of space: the `auto` settings at their continuous values
+    "protein-fixed": {
+        "type": "protein",
+        "cost_penalty": None,
+        "ei_margin": 0.0,
+        "hyper_draws": 0,
+        "random_suggestions": 512,
+        "suggestions_per_pareto": 128,
+    },
     "random": {"type": "random"},
     "sobol": {"type": "sobol"},
 }
-# opt-in settings measured on the real tables (benchmarks/results/real.md): run when named
-OPT_IN = ("protein-per-cost", "protein-hyper")
+# variants measured on the real tables (benchmarks/results/real.md): run when named
+OPT_IN = ("protein-fixed",)
 PEERS = ["optuna-tpe", "optuna-gp", "ax"]
 REAL = ["protein", "random", *PEERS]  # the optimizers of --suite real
 TARGET_NAMES = ("protein", "optuna-tpe", "optuna-gp")  # the optimizers Protein's targets compare

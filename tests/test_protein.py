@@ -98,7 +98,9 @@ def test_the_score_model_sees_wide_integers_on_a_log_scale_and_narrow_ones_as_th
 @pytest.mark.parametrize("log_integers", [True, False])
 def test_a_count_whose_best_value_is_small_is_found_on_its_log_scale(log_integers: bool) -> None:
     # the best number of leaves is 8 of 2..1024: on a linear scale 2..16 is the first 1.4% of
-    # the range, and the GP reads the boundary at 2 as best; on a log scale 8 is a third of the way
+    # the range, and the GP reads the boundary at 2 as best; on a log scale 8 is a third of the
+    # way, and 12 runs end on it or a leaf beside it (the default's averaged hyperparameters
+    # land on 7 or 9 on some seeds: docs/optimizers.md, "Models and search")
     parameters = {
         "leaves": {"distribution": "int_uniform", "min": 2, "max": 1024},
         "lr": {"distribution": "log_normal", "min": 1e-4, "max": 1e-1},
@@ -110,7 +112,7 @@ def test_a_count_whose_best_value_is_small_is_found_on_its_log_scale(log_integer
     for seed in (0, 1):
         observations = observe(protein(parameters, seed=seed, log_integers=log_integers), 12, fn=score)
         best = max(observations, key=lambda o: o.score).suggestion["leaves"]
-        assert (best == 8) is log_integers
+        assert (7 <= best <= 9) is log_integers
 
 
 def test_pareto_front_keeps_only_undominated_points_cheapest_first() -> None:
@@ -907,10 +909,81 @@ def test_hyper_draws_change_suggestions_only_on_a_discrete_space_that_is_not_a_s
     assert len({tuple(sorted(s.items())) for s in batch}) == 4
 
 
+FIXED = {  # the `auto` settings at their values on a continuous space
+    "cost_penalty": None,
+    "ei_margin": 0.0,
+    "hyper_draws": 0,
+    "random_suggestions": 512,
+    "suggestions_per_pareto": 128,
+}
+
+
+def test_auto_settings_follow_the_kind_of_space_and_give_way_once_a_run_was_stopped() -> None:
+    # docs/optimizers.md, "Settings": on a small grid EI per cost against a lowered bar, on
+    # another discrete space averaged hyperparameters among more candidates; on a continuous
+    # space, and on any space once a run was stopped, the search is the fixed settings' own
+    spaces = {
+        "small": {
+            "kernel": {"choices": ["rbf", "poly", "sigmoid"]},
+            "c": {"distribution": "ordinal", "values": [0.01, 0.1, 1.0, 10.0, 100.0], "log": True},
+            "width": {"distribution": "ordinal", "values": [8, 16, 32, 64, 128, 256]},
+        },
+        "wide": {
+            "lr": {"distribution": "ordinal", "values": [0.01, 0.03, 0.1, 0.3, 1.0], "log": True},
+            "iters": {"distribution": "int_uniform", "min": 10, "max": 100},
+        },
+        "continuous": {n: {"distribution": "uniform", "min": 0.0, "max": 1.0} for n in ("u", "v")},
+    }
+
+    def number(v: Any) -> float:
+        return float(len(v)) if isinstance(v, str) else float(v)
+
+    def score(s: dict[str, Any]) -> float:
+        return -sum((number(v) * 7.3) % 1.7 for v in s.values())
+
+    def cost(s: dict[str, Any]) -> float:
+        return 1.0 + sum(number(v) for v in s.values())
+
+    def batch(params: dict[str, Any], history: list[Observation], **settings: Any) -> list[dict[str, Any]]:
+        return protein(params, seed=5, **settings).suggest(history, 4)
+
+    for name, params in spaces.items():
+        history = observe(protein(params, seed=5), 12, score, cost=cost)
+        differs = batch(params, history) != batch(params, history, **FIXED)
+        assert differs is (name != "continuous"), name
+        # the runs trained 10 steps; one more, a point not yet run, was stopped at step 2
+        full = [Observation(o.score, o.cost, o.suggestion, step=10) for o in history]
+        new = batch(params, history, **FIXED)[0]
+        stopped = [*full, Observation(score(new) - 1.0, 0.5, new, step=2, stopped=True)]
+        assert batch(params, stopped) == batch(params, stopped, **FIXED), name
+        explicit = {"hyper_draws": 0, "cost_penalty": None}  # a value set is used as set
+        assert batch(
+            params, history, **explicit, ei_margin=0.0, random_suggestions=512, suggestions_per_pareto=128
+        ) == batch(params, history, **FIXED)
+
+
+def test_auto_settings_resolve_to_the_measured_numbers() -> None:
+    auto = ProteinSettings()
+    small = auto.resolve("small_grid", stopped=False)
+    assert (small.cost_penalty, small.ei_margins, small.hyper_draws) == (2.0, (0.6, 0.3), 0)
+    assert (small.random_suggestions, small.suggestions_per_pareto) == (512, 128)
+    wide = auto.resolve("discrete", stopped=False)
+    assert (wide.cost_penalty, wide.ei_margins, wide.hyper_draws) == (None, (0.0, 0.0), 8)
+    assert (wide.random_suggestions, wide.suggestions_per_pareto) == (4096, 1024)
+    plain = auto.resolve("continuous", stopped=False)
+    assert plain == auto.resolve("discrete", stopped=True) == auto.resolve("small_grid", stopped=True)
+    assert plain == (512, 128, None, (0.0, 0.0), 0)
+    assert ProteinSettings(cost_aware=False).resolve("small_grid", stopped=False).cost_penalty is None
+    mine = ProteinSettings(ei_margin=0.2, hyper_draws=4, cost_penalty=1.0).resolve("discrete", stopped=True)
+    assert (mine.ei_margins, mine.hyper_draws, mine.cost_penalty) == ((0.2, 0.2), 4, 1.0)
+
+
 @pytest.mark.parametrize(
     ("setting", "value"),
     [
         ("hyper_draws", True),
+        ("hyper_draws", "8"),
+        ("cost_penalty", "auto-ish"),
         ("gp_restarts", "3"),
         ("neighbour_every", 4.0),
         ("cost_aware", 1),

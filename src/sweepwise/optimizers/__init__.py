@@ -156,8 +156,17 @@ def parse_settings(spec: OptimizerSpec, model: type[_M], *, field: str = "optimi
     try:
         return model.model_validate(spec.settings)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = ".".join(str(part) for part in error["loc"])
+        errors = exc.errors()
+        error = errors[0]
+        parts = error["loc"]
+        # a setting that takes a number or a word (`auto`): each kind reports; name the
+        # setting once and join what each kind asks for
+        union = [e for e in errors if e["loc"][:1] == parts[:1] and len(e["loc"]) == 2]
+        if len(union) > 1 and any(str(e["loc"][1]).startswith("literal[") for e in union):
+            parts = parts[:1]
+            asks = [e["msg"].removeprefix("Input should be ") for e in union]
+            error = {**error, "msg": "Input should be " + ", or ".join(dict.fromkeys(asks))}
+        loc = ".".join(str(part) for part in parts)
         if error["type"] == "extra_forbidden":
             valid = ", ".join(["type", "seed", *sorted(model.model_fields)])
             message = f"unknown setting for optimizer '{spec.type}'; valid settings are: {valid}"

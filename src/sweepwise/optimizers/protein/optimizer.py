@@ -24,7 +24,7 @@ from sweepwise.optimizers.protein.cost import CostModel
 from sweepwise.optimizers.protein.encoding import Encoder
 from sweepwise.optimizers.protein.gp import GaussianProcess
 from sweepwise.optimizers.protein.pareto import pareto_front
-from sweepwise.optimizers.protein.settings import ProteinConfig, ProteinSettings
+from sweepwise.optimizers.protein.settings import ProteinConfig, ProteinSettings, SpaceKind
 from sweepwise.optimizers.protein.threads import one_blas_thread
 from sweepwise.space import SearchSpace
 
@@ -104,9 +104,10 @@ class ProteinOptimizer:
             block.categorical or (block.discrete and (space.specs[block.name].levels or 0) <= _SMALL_GRID)
             for block in self.encoder.blocks
         )
-        # hyperparameters averaged over (`hyper_draws`) on a space with a discrete parameter
-        # that is not one small grid (docs/optimizers.md, "Models and search")
-        self._average_hypers = not continuous and not self._check_neighbours
+        # the settings that depend on the kind of space (`auto`) resolve by it (docs/optimizers.md)
+        self._kind: SpaceKind = (
+            "continuous" if continuous else "small_grid" if self._check_neighbours else "discrete"
+        )
 
     @classmethod
     def from_config(cls, config: ProteinConfig, seed: int | None = None) -> ProteinOptimizer:
@@ -170,6 +171,7 @@ class ProteinOptimizer:
                     if kind == "auto":
                         kind = self._portfolio[index % len(self._portfolio)]
                     every = self.settings.neighbour_every if self._check_neighbours else 0
+                    model.margin = model.tactics.ei_margins[0 if i == 0 else 1]
                     near = None
                     if every and index % every == every - 1:
                         near = model.best_neighbour(chosen, taken, target, rng, kind)
@@ -337,6 +339,8 @@ class _Model:
         restarts = s.gp_restarts if len(data.x) <= _FEW_ROWS else 0
         groups = self.encoder.groups
         self.fidelity = data.fidelity
+        self.tactics = s.resolve(owner._kind, stopped=data.fidelity is not None)
+        self.margin = self.tactics.ei_margins[0]  # the suggestion's own: set per suggestion
         if self.fidelity is not None:  # one more input, with its own length scale
             groups = np.append(groups, int(groups.max(initial=-1)) + 1)
         inputs = self._inputs(data.x, self.fidelity)
@@ -379,8 +383,8 @@ class _Model:
         self.fantasy_gp = self.score_gp
         # expected improvement averaged over GPs whose hyperparameters are posterior draws
         self.ensemble: list[GaussianProcess] = []
-        if s.hyper_draws and owner._average_hypers and len(inputs) <= _FEW_ROWS:
-            self.ensemble = self.score_gp.posterior_draws(rng, s.hyper_draws)
+        if self.tactics.hyper_draws and len(inputs) <= _FEW_ROWS:
+            self.ensemble = self.score_gp.posterior_draws(rng, self.tactics.hyper_draws)
         self.fantasy_ensemble = self.ensemble
 
     def _inputs(
@@ -407,8 +411,9 @@ class _Model:
         if self.cost_model is not None:
             log_cost = self.cost_model.predict(self._inputs(xs, score=False))
             unit = (log_cost - self.cost_lo) / self.cost_span
-            if kind == "ei" and s.cost_penalty is not None:  # EI per cost (docs/optimizers.md)
-                weight = acquisition.per_cost_weight(unit, s.cost_penalty)
+            penalty = self.tactics.cost_penalty
+            if kind == "ei" and penalty is not None:  # EI per cost (docs/optimizers.md)
+                weight = acquisition.per_cost_weight(unit, penalty)
             elif s.cost_aware or kind == "naive":
                 weight = acquisition.cost_weight(unit, target)
             if s.max_suggestion_cost is not None:
@@ -423,7 +428,7 @@ class _Model:
             value = acquisition.upper_confidence_bound(mean, sd, beta)
             value = (value - value.min()) * weight
         else:
-            bar = self.best - s.ei_margin  # a lowered bar: a greedier search (docs/optimizers.md)
+            bar = self.best - self.margin  # a lowered bar: a greedier search (docs/optimizers.md)
             draws = self.fantasy_ensemble or [self.fantasy_gp]  # with `hyper_draws`, their mean EI
             each = [acquisition.log_expected_improvement(*g.predict(seen), bar) for g in draws]
             log_ei = each[0] if len(each) == 1 else logsumexp(np.vstack(each), axis=0) - math.log(len(each))
@@ -431,9 +436,8 @@ class _Model:
         return np.where(allowed, value, -np.inf)
 
     def _candidates(self, rng: np.random.Generator) -> np.ndarray:
-        s = self.settings
-        parts = [self.encoder.random(rng, s.random_suggestions)]
-        per = s.suggestions_per_pareto
+        parts = [self.encoder.random(rng, self.tactics.random_suggestions)]
+        per = self.tactics.suggestions_per_pareto
         centers = np.repeat(self.anchors, per, axis=0)
         sigma = np.exp(rng.uniform(math.log(0.005), math.log(0.5), len(centers)))
         parts.append(self.encoder.perturb(centers, sigma * self.owner.settings.global_search_scale, rng, 0.2))
