@@ -19,7 +19,7 @@ _GRID_EI_MARGINS = (0.6, 0.3)  # there: a call's first suggestion, its others
 _T = TypeVar("_T")
 
 
-def _auto(value: _T | Literal["auto"], auto: _T) -> _T:
+def _auto(value: _T | Auto, auto: _T) -> _T:
     """`auto` if the setting is `auto`, else the setting."""
     return auto if value == "auto" else value
 
