@@ -192,13 +192,11 @@ def _optuna_params(problem: AnyProblem, trial: Any) -> dict[str, Any]:
 
 
 def run_ax(name: str, problem: AnyProblem, batch: int, seed: int) -> dict[str, Any]:
-    import logging
-
     import torch
     from ax import Client, RangeParameterConfig
 
     torch.set_num_threads(1)
-    logging.getLogger("ax").setLevel(logging.ERROR)
+    _quiet_ax()
     client = Client(random_seed=seed)
     parameters = []
     if isinstance(problem, RealProblem):
@@ -223,6 +221,18 @@ def run_ax(name: str, problem: AnyProblem, batch: int, seed: int) -> dict[str, A
         for index, params in zip(trials, batch_params, strict=True):
             client.complete_trial(trial_index=index, raw_data={"value": run.record(params)[0]})
     return run.result()
+
+
+def _quiet_ax() -> None:
+    """Keep Ax's per-trial INFO lines off stderr, where they would bury the progress line.
+
+    Ax sets a level on each of its module loggers, so the parent's level does not reach them;
+    its stream handler's level does."""
+    import logging
+
+    from ax.utils.common.logger import set_stderr_log_level
+
+    set_stderr_log_level(logging.ERROR)
 
 
 def _from_ax(problem: AnyProblem, p: dict[str, Any]) -> dict[str, Any]:
@@ -331,7 +341,6 @@ def busy_cores() -> Iterator[None]:
 
 def time_at_100(repeats: int = 5) -> dict[str, float]:
     """Seconds for one suggestion given 100 observations of Hartmann-6 (median of `repeats`)."""
-    import logging
     import warnings
 
     from sweepwise.core.models import Observation
@@ -363,7 +372,7 @@ def time_at_100(repeats: int = 5) -> dict[str, float]:
     from ax import Client, RangeParameterConfig
 
     torch.set_num_threads(1)
-    logging.getLogger("ax").setLevel(logging.ERROR)
+    _quiet_ax()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         client = Client(random_seed=0)
